@@ -1,0 +1,49 @@
+// Protocol-neutral announce and scrape requests and replies: what proto produces from UDP and
+// HTTP bytes and what the peer store (swarm) consumes. No protocol framing lives here.
+#pragma once
+
+#include <cstdint>
+
+#include "tyto/core/types.hpp"
+
+namespace tyto {
+
+// Numbering of BEP 15; HTTP's event strings map onto it.
+enum class AnnounceEvent : std::uint8_t { none = 0, completed = 1, started = 2, stopped = 3 };
+
+struct AnnounceRequest {
+  InfoHash info_hash;
+  PeerId peer_id;
+  PeerEndpoint peer;  // where other peers reach this one (after proxy/`ip` rules)
+  std::uint64_t uploaded_bytes = 0;
+  std::uint64_t downloaded_bytes = 0;
+  std::uint64_t left_bytes = 0;  // 0 makes a seeder
+  AnnounceEvent event = AnnounceEvent::none;
+  std::int32_t numwant = -1;  // as sent; <= 0 means the tracker's default
+  std::uint32_t key = 0;
+};
+
+enum class AnnounceStatus : std::uint8_t {
+  ok,
+  swarm_limit,  // new swarm refused: the shard holds swarms_max swarms
+  peer_limit,   // new peer refused: the swarm holds peers_max peers
+};
+
+// Counts after the announce was applied. `peers_count` peers of the requester's family were
+// written, in wire format, to the caller's buffer.
+struct AnnounceReply {
+  AnnounceStatus status = AnnounceStatus::ok;
+  std::uint32_t seeders = 0;     // "complete"
+  std::uint32_t leechers = 0;    // "incomplete"
+  std::uint32_t downloaded = 0;  // completed downloads ever seen ("downloaded", BEP 48)
+  std::uint32_t peers_count = 0;
+};
+
+struct ScrapeEntry {
+  std::uint32_t seeders = 0;
+  std::uint32_t leechers = 0;
+  std::uint32_t downloaded = 0;
+  friend bool operator==(const ScrapeEntry&, const ScrapeEntry&) = default;
+};
+
+}  // namespace tyto

@@ -1,0 +1,117 @@
+// SpscQueue<T, capacity>: a bounded single-producer single-consumer ring of fixed-size messages
+// between two shards. Never allocates after construction; capacity is a power of two.
+//
+// Batching: the producer stages messages with try_push() and makes them visible with one
+// release store in publish() (once per loop turn); the consumer takes everything visible with
+// consume() and frees the slots with one release store at the end. The producer's and the
+// consumer's indices, and each side's cached copy of the other's, sit on separate cache lines so
+// the two cores never write the same line.
+//
+// Ownership: exactly one thread calls try_push/publish (the producer shard) and exactly one
+// calls consume (the consumer shard); debug builds check it.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <new>
+#include <thread>
+#include <type_traits>
+
+#include "tyto/core/assert.hpp"
+
+namespace tyto {
+
+inline constexpr std::size_t cache_line_size = 64;
+
+template <class T, std::size_t Capacity>
+class SpscQueue {
+  static_assert(std::is_trivially_copyable_v<T>, "messages are plain data");
+  static_assert(Capacity >= 2 && (Capacity & (Capacity - 1)) == 0, "capacity is a power of two");
+
+ public:
+  static constexpr std::size_t capacity = Capacity;
+
+  SpscQueue() = default;
+  SpscQueue(const SpscQueue&) = delete;
+  SpscQueue& operator=(const SpscQueue&) = delete;
+
+  // Producer: stage one message. False when the ring is full (caller counts the refusal).
+  bool try_push(const T& message) noexcept {
+    debug_check_thread(producer_.thread);
+    if (producer_.tail_staged - producer_.head_cached == Capacity) {
+      producer_.head_cached = head_.value.load(std::memory_order_acquire);
+      if (producer_.tail_staged - producer_.head_cached == Capacity) return false;
+    }
+    slots_[producer_.tail_staged & (Capacity - 1)] = message;
+    ++producer_.tail_staged;
+    return true;
+  }
+
+  // Producer: make every staged message visible. Returns how many became visible.
+  std::size_t publish() noexcept {
+    debug_check_thread(producer_.thread);
+    const std::size_t published = producer_.tail_staged - producer_.tail_published;
+    if (published != 0) {
+      tail_.value.store(producer_.tail_staged, std::memory_order_release);
+      producer_.tail_published = producer_.tail_staged;
+    }
+    return published;
+  }
+
+  // Consumer: call `handle(const T&)` for every visible message, then free their slots at once.
+  // At most `count_max` messages per call, so one busy producer cannot starve a loop turn.
+  template <class Handle>
+  std::size_t consume(Handle&& handle, std::size_t count_max = Capacity) noexcept {
+    debug_check_thread(consumer_.thread);
+    // One acquire load per call: consume() runs once per loop turn, not once per message.
+    const std::size_t tail = tail_.value.load(std::memory_order_acquire);
+    std::size_t count = tail - consumer_.head;
+    if (count > count_max) count = count_max;
+    for (std::size_t i = 0; i < count; ++i) {
+      handle(slots_[(consumer_.head + i) & (Capacity - 1)]);
+    }
+    if (count != 0) {
+      consumer_.head += count;
+      head_.value.store(consumer_.head, std::memory_order_release);
+    }
+    return count;
+  }
+
+  // Either side: approximate number of published, unconsumed messages (for metrics).
+  std::size_t depth_approx() const noexcept {
+    return tail_.value.load(std::memory_order_relaxed) -
+           head_.value.load(std::memory_order_relaxed);
+  }
+
+ private:
+  struct alignas(cache_line_size) AtomicIndex {
+    std::atomic<std::size_t> value{0};
+  };
+  struct alignas(cache_line_size) ProducerState {
+    std::size_t tail_staged = 0;
+    std::size_t tail_published = 0;
+    std::size_t head_cached = 0;
+    std::thread::id thread{};
+  };
+  struct alignas(cache_line_size) ConsumerState {
+    std::size_t head = 0;
+    std::thread::id thread{};
+  };
+
+  static void debug_check_thread([[maybe_unused]] std::thread::id& owner) noexcept {
+#ifndef NDEBUG
+    const auto self = std::this_thread::get_id();
+    if (owner == std::thread::id{}) owner = self;  // first user claims the side
+    TYTO_DEBUG_ASSERT(owner == self);
+#endif
+  }
+
+  AtomicIndex tail_;  // written by the producer only
+  AtomicIndex head_;  // written by the consumer only
+  ProducerState producer_;
+  ConsumerState consumer_;
+  alignas(cache_line_size) T slots_[Capacity];
+};
+
+}  // namespace tyto

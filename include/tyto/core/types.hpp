@@ -1,0 +1,74 @@
+// The vocabulary every area speaks: info hashes, peer ids and peer endpoints in wire format.
+#pragma once
+
+#include <array>
+#include <compare>
+#include <cstdint>
+#include <cstring>
+#include <span>
+
+#include "tyto/core/assert.hpp"
+#include "tyto/core/limits.hpp"
+
+namespace tyto {
+
+struct InfoHash {
+  std::array<std::uint8_t, limits::info_hash_size> bytes{};
+  friend bool operator==(const InfoHash&, const InfoHash&) = default;
+  friend auto operator<=>(const InfoHash&, const InfoHash&) = default;
+};
+static_assert(sizeof(InfoHash) == 20);
+
+struct PeerId {
+  std::array<std::uint8_t, limits::peer_id_size> bytes{};
+  friend bool operator==(const PeerId&, const PeerId&) = default;
+};
+static_assert(sizeof(PeerId) == 20);
+
+enum class AddressFamily : std::uint8_t { ipv4 = 4, ipv6 = 6 };
+
+inline constexpr std::size_t peer_wire_size(AddressFamily family) noexcept {
+  return family == AddressFamily::ipv4 ? limits::ipv4_peer_wire_size
+                                       : limits::ipv6_peer_wire_size;
+}
+
+// A peer's address as it appears on the wire in compact peer lists (BEP 23, BEP 7):
+// the IP address in network order, then the port, big-endian. 6 bytes for IPv4, 18 for IPv6.
+// A peer is identified by this address: only that address can update or remove it.
+struct PeerEndpoint {
+  AddressFamily family = AddressFamily::ipv4;
+  std::array<std::uint8_t, limits::ipv6_peer_wire_size> wire{};  // first wire_size() bytes used
+
+  std::size_t wire_size() const noexcept { return peer_wire_size(family); }
+  std::span<const std::uint8_t> wire_bytes() const noexcept { return {wire.data(), wire_size()}; }
+  std::span<const std::uint8_t> address_bytes() const noexcept {
+    return {wire.data(), wire_size() - 2};
+  }
+  std::uint16_t port() const noexcept {
+    const std::size_t at = wire_size() - 2;
+    return static_cast<std::uint16_t>((wire[at] << 8) | wire[at + 1]);
+  }
+
+  static PeerEndpoint ipv4(std::span<const std::uint8_t, 4> address, std::uint16_t port) noexcept {
+    PeerEndpoint endpoint;
+    endpoint.family = AddressFamily::ipv4;
+    std::memcpy(endpoint.wire.data(), address.data(), 4);
+    endpoint.wire[4] = static_cast<std::uint8_t>(port >> 8);
+    endpoint.wire[5] = static_cast<std::uint8_t>(port);
+    return endpoint;
+  }
+  static PeerEndpoint ipv6(std::span<const std::uint8_t, 16> address, std::uint16_t port) noexcept {
+    PeerEndpoint endpoint;
+    endpoint.family = AddressFamily::ipv6;
+    std::memcpy(endpoint.wire.data(), address.data(), 16);
+    endpoint.wire[16] = static_cast<std::uint8_t>(port >> 8);
+    endpoint.wire[17] = static_cast<std::uint8_t>(port);
+    return endpoint;
+  }
+
+  friend bool operator==(const PeerEndpoint& a, const PeerEndpoint& b) noexcept {
+    return a.family == b.family && std::memcmp(a.wire.data(), b.wire.data(), a.wire_size()) == 0;
+  }
+};
+
+}  // namespace tyto

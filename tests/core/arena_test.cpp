@@ -1,0 +1,81 @@
+#include "tyto/core/arena.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+namespace tyto {
+namespace {
+
+TEST(SlabArena, BlockSizesAreClassesAtLeastTheRequest) {
+  EXPECT_EQ(SlabArena::block_size(1), 16u);
+  EXPECT_EQ(SlabArena::block_size(16), 16u);
+  EXPECT_EQ(SlabArena::block_size(17), 32u);
+  EXPECT_EQ(SlabArena::block_size(256), 256u);
+  std::size_t previous = 0;
+  for (std::size_t size = 1; size <= SlabArena::block_size_max; ++size) {
+    const std::size_t block = SlabArena::block_size(size);
+    ASSERT_GE(block, size);
+    ASSERT_GE(block, previous);
+    ASSERT_EQ(block % 16, 0u);
+    // Waste stays bounded: at most 1/8 + 16 bytes above the request.
+    ASSERT_LE(block, size + size / 8 + 16) << size;
+    previous = block;
+  }
+}
+
+TEST(SlabArena, ReusesFreedBlocksWithoutNewSlabs) {
+  SlabArena arena;
+  std::vector<void*> blocks;
+  for (int i = 0; i < 1000; ++i) blocks.push_back(arena.allocate(48));
+  const auto slabs = arena.stats().slabs_allocated;
+  EXPECT_GT(slabs, 0u);
+  for (void* block : blocks) arena.deallocate(block, 48);
+  EXPECT_EQ(arena.stats().block_bytes_in_use, 0u);
+  for (int i = 0; i < 1000; ++i) blocks[i] = arena.allocate(40);  // same class as 48
+  EXPECT_EQ(arena.stats().slabs_allocated, slabs);
+  EXPECT_EQ(arena.stats().block_bytes_in_use, 1000u * 48);
+  for (void* block : blocks) arena.deallocate(block, 40);
+}
+
+TEST(SlabArena, BlocksDoNotOverlapUnderRandomChurn) {
+  SlabArena arena;
+  std::mt19937_64 random(12345);
+  struct Live {
+    std::uint8_t* block;
+    std::size_t size;
+    std::uint8_t fill;
+  };
+  std::vector<Live> live;
+  for (int step = 0; step < 20000; ++step) {
+    if (live.empty() || random() % 3 != 0) {
+      const std::size_t size = 1 + random() % (random() % 8 == 0 ? 40000 : 600);
+      auto* block = static_cast<std::uint8_t*>(arena.allocate(size));
+      ASSERT_EQ(reinterpret_cast<std::uintptr_t>(block) % SlabArena::alignment, 0u);
+      const auto fill = static_cast<std::uint8_t>(step);
+      std::memset(block, fill, size);
+      live.push_back({block, size, fill});
+    } else {
+      const std::size_t at = random() % live.size();
+      const Live victim = live[at];
+      for (std::size_t i = 0; i < victim.size; ++i) ASSERT_EQ(victim.block[i], victim.fill);
+      arena.deallocate(victim.block, victim.size);
+      live[at] = live.back();
+      live.pop_back();
+    }
+  }
+  std::uint64_t expected_in_use = 0;
+  for (const Live& entry : live) {
+    for (std::size_t i = 0; i < entry.size; ++i) ASSERT_EQ(entry.block[i], entry.fill);
+    expected_in_use += SlabArena::block_size(entry.size);
+  }
+  EXPECT_EQ(arena.stats().block_bytes_in_use, expected_in_use);
+  for (const Live& entry : live) arena.deallocate(entry.block, entry.size);
+  EXPECT_EQ(arena.stats().block_bytes_in_use, 0u);
+  EXPECT_EQ(arena.stats().large_bytes, 0u);
+}
+
+}  // namespace
+}  // namespace tyto
