@@ -1,6 +1,90 @@
-#include <cstdio>
+// tyto: wires options, the io_uring check, the shards and signals together.
+#include <signal.h>
 
-int main() {
-  std::puts("tyto: no runtime yet");
+#include <cinttypes>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "tyto/app/options.hpp"
+#include "tyto/net/ring.hpp"
+#include "tyto/shard/runtime.hpp"
+
+namespace {
+
+void print_counters(const tyto::shard::RuntimeTotals& totals) {
+  const auto& s = totals.shard;
+  const auto& u = totals.udp;
+  const auto& st = totals.store;
+  const struct {
+    const char* name;
+    std::uint64_t value;
+  } rows[] = {
+      {"udp_datagrams_received", u.datagrams_received}, {"udp_datagrams_sent", u.datagrams_sent},
+      {"udp_connects", s.udp_connects},                 {"udp_announces", s.udp_announces},
+      {"udp_scrapes", s.udp_scrapes},                   {"udp_error_replies", s.udp_error_replies},
+      {"udp_malformed", s.udp_malformed},               {"udp_bad_connection_id", s.udp_bad_connection_id},
+      {"udp_dropped_truncated", u.dropped_truncated},   {"udp_dropped_no_buffer", u.dropped_no_buffer},
+      {"udp_dropped_no_send_slot", u.dropped_no_send_slot}, {"udp_send_errors", u.send_errors},
+      {"announces_forwarded", s.announces_forwarded},   {"scrape_parts_forwarded", s.scrape_parts_forwarded},
+      {"mailbox_full_drops", s.mailbox_full_drops},     {"scrape_gather_timeouts", s.scrape_gather_timeouts},
+      {"wakeups_sent", s.wakeups_sent},                 {"swarms", st.swarms},
+      {"peers_ipv4", st.peers_ipv4},                    {"peers_ipv6", st.peers_ipv6},
+      {"peers_expired", st.peers_expired},              {"swarms_refused", st.swarms_refused},
+      {"peers_refused", st.peers_refused},
+  };
+  for (const auto& row : rows) std::fprintf(stderr, "tyto: counter %s=%" PRIu64 "\n", row.name, row.value);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> arguments(argv + 1, argv + argc);
+  auto parsed = tyto::app::parse_options(arguments);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "tyto: %s\n", parsed.error().c_str());
+    return 2;
+  }
+  const tyto::app::Options& options = parsed.value();
+  if (options.help) {
+    std::fputs(tyto::app::usage_text, stdout);
+    return 0;
+  }
+  if (options.version) {
+    std::puts("tyto 0.1.0");
+    return 0;
+  }
+  if (const std::string problem = tyto::net::io_uring_support_problem(); !problem.empty()) {
+    std::fprintf(stderr, "tyto: %s\n", problem.c_str());
+    return 1;
+  }
+  // Shard threads inherit this mask; only the main thread takes SIGINT/SIGTERM, with sigwait.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  tyto::shard::Runtime runtime(options.runtime);
+  if (const std::string error = runtime.start(); !error.empty()) {
+    std::fprintf(stderr, "tyto: %s\n", error.c_str());
+    return 1;
+  }
+  std::string listeners;
+  for (const auto& address : options.runtime.shard.udp_listeners) {
+    listeners += (listeners.empty() ? "" : ", ") + address.to_string();
+  }
+  std::string cores;
+  for (int cpu : options.runtime.cores) cores += (cores.empty() ? "" : ",") + std::to_string(cpu);
+  std::fprintf(stderr, "tyto: %u shards on CPUs %s; UDP on %s\n", runtime.shards_count(),
+               cores.c_str(), listeners.c_str());
+  std::fflush(stderr);
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  std::fprintf(stderr, "tyto: %s, stopping\n", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+  runtime.stop();
+  if (options.print_counters) print_counters(runtime.totals());
   return 0;
 }

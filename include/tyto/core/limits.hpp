@@ -21,7 +21,6 @@ inline constexpr std::size_t udp_announce_reply_header_size = 20;       // BEP 1
 inline constexpr std::size_t udp_scrape_request_header_size = 16;       // BEP 15
 inline constexpr std::size_t udp_scrape_reply_header_size = 8;          // BEP 15
 inline constexpr std::size_t udp_scrape_reply_entry_size = 12;          // BEP 15
-inline constexpr std::size_t udp_request_size_max = 2048;               // one provided buffer
 
 // numwant: a negative or zero request means "tracker default" (BEP 15: -1).
 inline constexpr std::uint32_t numwant_default = 50;

@@ -1,0 +1,32 @@
+// Socket addresses: parsing "ADDR:PORT" / "[V6ADDR]:PORT" listen specs, and conversion between
+// sockaddr and the wire-format PeerEndpoint. Start-up and per-packet helpers; no allocation.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "tyto/core/types.hpp"
+
+namespace tyto::net {
+
+// An IPv4 or IPv6 socket address, stored as sockaddr_in6-sized storage.
+struct SocketAddress {
+  sockaddr_storage storage{};
+  socklen_t size = 0;
+
+  int family() const noexcept { return storage.ss_family; }
+  const sockaddr* get() const noexcept { return reinterpret_cast<const sockaddr*>(&storage); }
+  std::string to_string() const;  // "1.2.3.4:6969" or "[::1]:6969"
+};
+
+// "0.0.0.0:6969", "127.0.0.1:7000", "[::]:6969", "[::1]:6969". nullopt when malformed.
+std::optional<SocketAddress> parse_socket_address(std::string_view text);
+
+// The wire endpoint (ip, port) of a socket address; IPv4-mapped IPv6 becomes IPv4.
+std::optional<PeerEndpoint> endpoint_of(const sockaddr* address, socklen_t size) noexcept;
+
+}  // namespace tyto::net

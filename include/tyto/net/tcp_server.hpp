@@ -1,0 +1,135 @@
+// TcpServer: one shard's TCP side for HTTP (DESIGN §4): a SO_REUSEPORT listening socket per
+// address with a multishot ACCEPT, a fixed table of connections, a multishot RECV per connection
+// drawing from the shard's TCP buffer ring, and at most one SEND in flight per connection.
+//
+// It knows nothing of HTTP: the shard reads a connection's input (bytes not yet consumed),
+// consumes what it parsed, appends response bytes, and asks for a flush or a close.
+//
+// Ownership: one shard; connections never move between shards. The shard names a connection by
+// (index, generation): closing bumps the generation, so a late cross-shard answer for a closed
+// connection is ignored. Completions carry only the index: a slot is reused only after its
+// receive and send completions have all arrived. Memory: input and output buffers are taken from the shard's
+// arena only while a connection has partial input or unsent output, so idle connections cost
+// only their table entry.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tyto/core/arena.hpp"
+#include "tyto/core/types.hpp"
+#include "tyto/net/address.hpp"
+#include "tyto/net/ring.hpp"
+
+namespace tyto::net {
+
+struct ConnectionRef {
+  std::uint32_t index = 0;
+  std::uint32_t generation = 0;
+  friend bool operator==(const ConnectionRef&, const ConnectionRef&) = default;
+};
+
+struct TcpCounters {
+  std::uint64_t accepted = 0;
+  std::uint64_t refused_full = 0;      // accepted then closed: connection table full
+  std::uint64_t closed = 0;
+  std::uint64_t closed_idle = 0;       // idle timeout (includes slow partial heads)
+  std::uint64_t closed_input_overflow = 0;
+  std::uint64_t bytes_received = 0;
+  std::uint64_t bytes_sent = 0;
+  std::uint64_t receive_no_buffer = 0;
+  std::uint64_t send_errors = 0;
+};
+
+class TcpServer {
+ public:
+  static constexpr std::uint32_t buffer_size = 4096;
+  static constexpr std::uint32_t buffers_count = 2048;  // per shard; power of two
+  static constexpr std::uint16_t buffer_group = 2;
+  // Both come from the arena's largest class, so steady state makes no heap calls.
+  static constexpr std::uint32_t input_size_max = SlabArena::block_size_max;   // partial + pipelined
+  static constexpr std::uint32_t output_size_max = SlabArena::block_size_max;  // unsent responses
+
+  TcpServer() = default;
+  ~TcpServer();
+  TcpServer(const TcpServer&) = delete;
+  TcpServer& operator=(const TcpServer&) = delete;
+
+  std::string open(Ring& ring, std::span<const SocketAddress> listen_addresses,
+                   std::uint32_t connections_max);
+  void arm_all(Ring& ring) noexcept;
+
+  // Op::tcp_accept completion: registers the connection and arms its receive.
+  void on_accept(Ring& ring, const io_uring_cqe& cqe, std::uint32_t now_s) noexcept;
+  // Op::tcp_recv completion: appends what arrived to the connection's input. Returns the
+  // connection when it has new input to look at; nullopt when the completion was stale, the peer
+  // closed, or input overflowed (the connection is then closed).
+  std::optional<ConnectionRef> on_receive(Ring& ring, const io_uring_cqe& cqe,
+                                          std::uint32_t now_s) noexcept;
+  // Op::tcp_send completion.
+  void on_send(Ring& ring, const io_uring_cqe& cqe) noexcept;
+
+  bool alive(ConnectionRef connection) const noexcept;
+  std::span<const std::uint8_t> input(ConnectionRef connection) const noexcept;
+  void consume_input(ConnectionRef connection, std::size_t size) noexcept;
+  // The peer's address (ip, port) as the TCP connection sees it.
+  const PeerEndpoint& peer(ConnectionRef connection) const noexcept;
+  // Room for `size` more response bytes, or an empty span when the output is full.
+  std::span<std::uint8_t> output_space(ConnectionRef connection, std::size_t size) noexcept;
+  void commit_output(ConnectionRef connection, std::size_t size) noexcept;
+  std::size_t output_pending(ConnectionRef connection) const noexcept;
+  // Sends pending output (if no send is in flight). close_after: close once it is all sent.
+  void flush(Ring& ring, ConnectionRef connection, bool close_after) noexcept;
+  void close(Ring& ring, ConnectionRef connection) noexcept;
+  // Closes connections idle for longer than idle_timeout_s. Call once per second.
+  void close_idle(Ring& ring, std::uint32_t now_s, std::uint32_t idle_timeout_s) noexcept;
+
+  const TcpCounters& counters() const noexcept { return counters_; }
+  std::uint32_t open_connections() const noexcept { return open_count_; }
+
+ private:
+  struct Connection {
+    int fd = -1;
+    std::uint32_t generation = 0;
+    std::uint32_t last_active_s = 0;
+    PeerEndpoint peer;
+    std::uint8_t* input = nullptr;  // arena block of input_size_max while non-empty
+    std::uint32_t input_size = 0;
+    std::uint8_t* output = nullptr;  // arena block of output_size_max while non-empty
+    std::uint32_t output_size = 0;
+    std::uint32_t output_sent = 0;   // bytes of output already handed to the kernel
+    bool send_in_flight = false;
+    bool receive_armed = false;
+    bool close_after_flush = false;
+    bool closing = false;  // closed for the shard; waiting for in-flight completions
+  };
+  struct Listener {
+    int fd = -1;
+  };
+
+  Connection* get(ConnectionRef connection) noexcept;
+  const Connection* get(ConnectionRef connection) const noexcept;
+  void arm_accept(Ring& ring, std::uint32_t listener) noexcept;
+  void arm_receive(Ring& ring, std::uint32_t index) noexcept;
+  void start_send(Ring& ring, std::uint32_t index) noexcept;
+  void release(Ring& ring, std::uint32_t index) noexcept;
+  std::uint8_t* buffer_address(std::uint32_t buffer_id) noexcept;
+  void recycle_buffer(std::uint32_t buffer_id) noexcept;
+
+  std::vector<Listener> listeners_;
+  std::vector<Connection> connections_;
+  std::vector<std::uint32_t> free_connections_;
+  io_uring_buf_ring* buffer_ring_ = nullptr;
+  std::size_t buffer_ring_size_ = 0;
+  std::uint8_t* buffers_ = nullptr;
+  SlabArena arena_;
+  std::uint32_t open_count_ = 0;
+  TcpCounters counters_;
+};
+
+}  // namespace tyto::net

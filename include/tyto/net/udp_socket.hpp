@@ -1,0 +1,120 @@
+// One shard's UDP side (DESIGN §4): a socket per listen address (SO_REUSEPORT, so every shard
+// binds the same addresses and the kernel spreads datagrams), one provided-buffer ring that all
+// of the shard's multishot RECVMSGs draw from, and a pool of send slots for replies.
+//
+// Ownership: everything here belongs to one shard and is touched only on its thread.
+// Lifetimes: a received buffer is parsed, what is kept is copied, and the buffer is recycled in
+// the same loop turn; a send slot is held from prepare_send() until its completion.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tyto/core/limits.hpp"
+#include "tyto/core/types.hpp"
+#include "tyto/net/address.hpp"
+#include "tyto/net/ring.hpp"
+
+namespace tyto::net {
+
+// Where a reply goes and which local address it leaves from. Plain data: it travels inside
+// cross-shard messages so the owning shard can answer from its own socket.
+struct UdpRoute {
+  sockaddr_in6 peer{};  // a sockaddr_in when peer_family == AF_INET
+  in6_addr local_address{};  // the datagram's destination (IPv4 in the first 4 bytes)
+  std::uint32_t local_ifindex = 0;
+  std::uint16_t listener = 0;     // index into the listen addresses
+  std::uint16_t peer_family = 0;  // AF_INET or AF_INET6
+  bool has_local_address = false;
+};
+
+struct Datagram {
+  std::span<const std::uint8_t> payload;
+  PeerEndpoint source;
+  UdpRoute route;
+};
+
+struct UdpCounters {
+  std::uint64_t datagrams_received = 0;
+  std::uint64_t bytes_received = 0;
+  std::uint64_t datagrams_sent = 0;
+  std::uint64_t bytes_sent = 0;
+  std::uint64_t dropped_truncated = 0;     // larger than a receive buffer
+  std::uint64_t dropped_no_buffer = 0;     // the buffer ring ran dry (-ENOBUFS)
+  std::uint64_t dropped_bad_source = 0;    // unusable source address
+  std::uint64_t dropped_no_send_slot = 0;  // every send slot in flight
+  std::uint64_t send_errors = 0;
+  std::uint64_t receive_rearms = 0;
+};
+
+class UdpSockets {
+ public:
+  static constexpr std::uint32_t buffer_size = 2048;
+  static constexpr std::uint32_t buffers_count = 4096;  // per shard; power of two
+  static constexpr std::uint32_t send_slots_count = 4096;
+  static constexpr std::uint16_t buffer_group = 1;
+
+  UdpSockets() = default;
+  ~UdpSockets();
+  UdpSockets(const UdpSockets&) = delete;
+  UdpSockets& operator=(const UdpSockets&) = delete;
+
+  // Binds one socket per listen address and registers the buffer ring. Error text or "".
+  std::string open(Ring& ring, std::span<const SocketAddress> listen_addresses);
+  // Arms a multishot RECVMSG on every socket.
+  void arm_all(Ring& ring) noexcept;
+
+  // Handles a completion of Op::udp_recv. Returns the datagram if there is one; its payload
+  // stays valid until recycle(cqe) is called. Re-arms the socket when the kernel ended the
+  // multishot.
+  std::optional<Datagram> receive(Ring& ring, const io_uring_cqe& cqe) noexcept;
+  void recycle(const io_uring_cqe& cqe) noexcept;
+
+  // A reply buffer of limits::udp_reply_size_max bytes, or nullopt when all are in flight
+  // (the caller drops the request and it is counted).
+  std::optional<std::uint32_t> acquire_send_slot() noexcept;
+  std::span<std::uint8_t> send_buffer(std::uint32_t slot) noexcept;
+  // Queues a SENDMSG of the slot's first `size` bytes to `route`, from the route's local address.
+  void send(Ring& ring, std::uint32_t slot, std::size_t size, const UdpRoute& route) noexcept;
+  // Handles a completion of Op::udp_send: frees the slot.
+  void sent(const io_uring_cqe& cqe) noexcept;
+  // Gives a slot back without sending (e.g. nothing to answer).
+  void release_send_slot(std::uint32_t slot) noexcept;
+
+  const UdpCounters& counters() const noexcept { return counters_; }
+  std::size_t sockets_count() const noexcept { return sockets_.size(); }
+
+ private:
+  struct Socket {
+    int fd = -1;
+    int family = 0;
+    msghdr receive_header{};  // template for multishot RECVMSG: name and control sizes
+  };
+  struct SendSlot {
+    msghdr header{};
+    iovec vector{};
+    sockaddr_in6 peer{};
+    alignas(cmsghdr) std::uint8_t control[CMSG_SPACE(sizeof(in6_pktinfo))]{};
+    std::uint8_t payload[limits::udp_reply_size_max];
+  };
+
+  void arm(Ring& ring, std::uint32_t socket_index) noexcept;
+  std::uint8_t* buffer_address(std::uint32_t buffer_id) noexcept;
+
+  std::vector<Socket> sockets_;
+  io_uring* registered_ring_ = nullptr;
+  io_uring_buf_ring* buffer_ring_ = nullptr;  // mmap'd ring of buffer descriptors
+  std::size_t buffer_ring_size_ = 0;
+  std::uint8_t* buffers_ = nullptr;           // buffers_count × buffer_size
+  std::vector<SendSlot> send_slots_;
+  std::vector<std::uint32_t> free_send_slots_;
+  UdpCounters counters_;
+};
+
+}  // namespace tyto::net

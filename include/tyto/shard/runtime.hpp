@@ -1,0 +1,58 @@
+// Runtime: starts one pinned thread per shard, wires their mailboxes, stops them on request.
+// Start-up order (each shard creates its ring on its own thread, SINGLE_ISSUER):
+//   1. every shard thread opens its ring and sockets; 2. all wait until every shard opened
+//   (so mailboxes and ring fds are ready); 3. loops run until stop().
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tyto/shard/shard.hpp"
+
+namespace tyto::shard {
+
+struct RuntimeConfig {
+  ShardConfig shard;
+  std::vector<int> cores;  // one shard per entry, pinned to that CPU
+};
+
+struct RuntimeTotals {
+  ShardCounters shard;
+  net::UdpCounters udp;
+  swarm::StoreCounters store;
+};
+
+class Runtime {
+ public:
+  static constexpr std::uint32_t shards_max = 64;
+
+  explicit Runtime(RuntimeConfig config);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  // Opens every shard; on failure stops what started and returns the reason.
+  std::string start();
+  // Asks every shard to stop and wakes it; then joins. Idempotent.
+  void stop();
+  // After stop(): every shard's counters added up.
+  RuntimeTotals totals() const;
+  std::uint32_t shards_count() const noexcept { return static_cast<std::uint32_t>(shards_.size()); }
+
+ private:
+  RuntimeConfig config_;
+  std::unique_ptr<ShardDirectory> directory_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::vector<std::thread> threads_;
+  bool stopped_ = false;
+};
+
+// Parses "0-3", "2", "0,2,4-5" into CPU numbers; empty on error.
+std::vector<int> parse_cpu_list(std::string_view text);
+// The CPUs this process may run on (sched_getaffinity).
+std::vector<int> allowed_cpus();
+
+}  // namespace tyto::shard

@@ -1,0 +1,134 @@
+// Shard: one core's loop (DESIGN §1). It owns its io_uring, its sockets, its swarms (those whose
+// shard_of(info_hash) is its index) and its counters; it shares nothing mutable with other shards
+// except the SPSC mailboxes and each shard's `sleeping` flag.
+//
+// Loop turn: read the clock once → drain inbound mailboxes → handle completions (parse, apply
+// locally or stage a forward) → publish outbound mailboxes, waking only sleeping owners →
+// once a second: incremental expiry → submit; sleep in the kernel only when the turn found nothing.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tyto/core/clock.hpp"
+#include "tyto/core/hash.hpp"
+#include "tyto/net/address.hpp"
+#include "tyto/net/ring.hpp"
+#include "tyto/net/udp_socket.hpp"
+#include "tyto/proto/connection_id.hpp"
+#include "tyto/proto/udp.hpp"
+#include "tyto/shard/messages.hpp"
+#include "tyto/swarm/swarm_store.hpp"
+
+namespace tyto::shard {
+
+struct ShardConfig {
+  std::vector<net::SocketAddress> udp_listeners;
+  std::uint32_t announce_interval_s = limits::announce_interval_s;
+  std::uint32_t numwant_default = limits::numwant_default;
+  std::uint32_t numwant_max = limits::numwant_max;
+  swarm::StoreLimits store_limits;
+  // Test-only: the shard clock runs this many times faster than real time, so end-to-end tests
+  // can see connection ids and peers expire in seconds. Always 1 in production.
+  std::uint32_t clock_speedup = 1;
+};
+
+struct ShardCounters {
+  std::uint64_t udp_connects = 0;
+  std::uint64_t udp_announces = 0;
+  std::uint64_t udp_scrapes = 0;
+  std::uint64_t udp_error_replies = 0;
+  std::uint64_t udp_malformed = 0;           // parse failures (answered or dropped)
+  std::uint64_t udp_bad_connection_id = 0;
+  std::uint64_t announces_forwarded = 0;
+  std::uint64_t scrape_parts_forwarded = 0;
+  std::uint64_t mailbox_full_drops = 0;      // forward refused: the owner's mailbox was full
+  std::uint64_t scrape_slots_full_drops = 0;
+  std::uint64_t scrape_gather_timeouts = 0;
+  std::uint64_t wakeups_sent = 0;
+  std::uint64_t loop_turns = 0;
+  std::uint64_t sleeps = 0;
+};
+
+// What every shard may see of every other: set once before the loops start, then only the
+// atomics change.
+struct ShardDirectory {
+  struct Entry {
+    alignas(cache_line_size) std::atomic<bool> sleeping{false};
+    std::atomic<int> ring_fd{-1};
+  };
+  explicit ShardDirectory(std::uint32_t shards_count);
+  Mailbox& mailbox(std::uint32_t from, std::uint32_t to) noexcept {
+    return *mailboxes[std::size_t{from} * shards_count + to];
+  }
+
+  std::uint32_t shards_count;
+  ShardKey shard_key;
+  std::unique_ptr<Entry[]> entries;
+  std::vector<std::unique_ptr<Mailbox>> mailboxes;  // [from * shards_count + to]
+  std::atomic<bool> stopping{false};
+};
+
+class Shard {
+ public:
+  Shard(std::uint32_t index, const ShardConfig& config, ShardDirectory& directory,
+        const proto::ConnectionIds& connection_ids, const HashSecret& secret);
+  ~Shard();
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+
+  // On the shard's own thread: create the ring and bind sockets. Error text or "".
+  std::string open();
+  // On the shard's own thread, after every shard opened: run until directory.stopping.
+  void run() noexcept;
+
+  const ShardCounters& counters() const noexcept { return counters_; }
+  const net::UdpCounters& udp_counters() const noexcept { return udp_.counters(); }
+  const swarm::StoreCounters& store_counters() const noexcept { return store_.counters(); }
+
+ private:
+  struct PendingScrape;
+
+  bool turn(bool may_sleep) noexcept;
+  std::uint32_t now_s() const noexcept { return now_s_; }
+  void refresh_clock() noexcept;
+
+  void on_completion(const io_uring_cqe& cqe) noexcept;
+  void on_datagram(const net::Datagram& datagram) noexcept;
+  void on_udp_announce(const proto::udp::AnnounceRequest& request, const net::UdpRoute& route) noexcept;
+  void on_udp_scrape(const proto::udp::ScrapeRequest& request, const net::UdpRoute& route) noexcept;
+  void apply_udp_announce(const AnnounceRequest& request, std::uint32_t transaction_id,
+                          const net::UdpRoute& route) noexcept;
+  void send_udp_error(std::uint32_t transaction_id, std::string_view message,
+                      const net::UdpRoute& route) noexcept;
+  void send_scrape_reply(PendingScrape& pending) noexcept;
+
+  std::size_t drain_mailboxes() noexcept;
+  void on_message(const Message& message) noexcept;
+  void on_scrape_part(const ScrapePart& part, std::uint32_t from) noexcept;
+  void on_scrape_answer(const ScrapeAnswer& answer) noexcept;
+  bool forward(std::uint32_t owner, const Message& message) noexcept;
+  void publish_mailboxes() noexcept;
+  void tick() noexcept;
+
+  std::uint32_t index_;
+  const ShardConfig& config_;
+  ShardDirectory& directory_;
+  proto::ConnectionIds connection_ids_;
+  net::UdpSockets udp_;  // declared before ring_: the ring is torn down first
+  net::Ring ring_;
+  swarm::SwarmStore store_;
+  ShardCounters counters_;
+  CoarseClock clock_;
+  std::uint32_t clock_origin_s_ = 0;
+  std::uint32_t now_s_ = 0;
+  std::uint32_t last_tick_s_ = 0;
+  std::vector<PendingScrape> pending_scrapes_;
+  std::vector<std::uint32_t> free_pending_scrapes_;
+};
+
+}  // namespace tyto::shard

@@ -1,0 +1,84 @@
+#include "tyto/app/options.hpp"
+
+#include <charconv>
+
+namespace tyto::app {
+
+const char* const usage_text =
+    "usage: tyto [--udp ADDR:PORT]... [--cores LIST]\n"
+    "\n"
+    "  --udp ADDR:PORT   UDP listen address, repeatable: 0.0.0.0:6969, [::]:6969, 127.0.0.1:7000.\n"
+    "                    Given flags replace the default (0.0.0.0:6969 and [::]:6969).\n"
+    "  --cores LIST      one shard per listed CPU, each pinned: 0-3, 2, 0,2,4-5.\n"
+    "                    Default: one shard per CPU this process may use.\n"
+    "  --quiet           do not print counters at exit\n"
+    "  --help, --version\n";
+
+namespace {
+
+Result<std::uint32_t, std::string> parse_u32(const std::string& flag, const std::string& text) {
+  std::uint32_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc{} || end != text.data() + text.size()) {
+    return Failure{flag + ": not a number: '" + text + "'"};
+  }
+  return value;
+}
+
+}  // namespace
+
+Result<Options, std::string> parse_options(const std::vector<std::string>& arguments) {
+  Options options;
+  bool udp_given = false;
+  bool cores_given = false;
+  for (std::size_t i = 0; i < arguments.size(); ++i) {
+    const std::string& flag = arguments[i];
+    auto value = [&]() -> const std::string* {
+      return i + 1 < arguments.size() ? &arguments[++i] : nullptr;
+    };
+    if (flag == "--help" || flag == "-h") {
+      options.help = true;
+    } else if (flag == "--version") {
+      options.version = true;
+    } else if (flag == "--quiet") {
+      options.print_counters = false;
+    } else if (flag == "--udp") {
+      const std::string* text = value();
+      if (text == nullptr) return Failure{std::string("--udp needs ADDR:PORT")};
+      const auto address = net::parse_socket_address(*text);
+      if (!address) return Failure{"--udp: not an address: '" + *text + "' (try 0.0.0.0:6969 or [::]:6969)"};
+      if (!udp_given) options.runtime.shard.udp_listeners.clear();
+      udp_given = true;
+      options.runtime.shard.udp_listeners.push_back(*address);
+    } else if (flag == "--cores") {
+      const std::string* text = value();
+      if (text == nullptr) return Failure{std::string("--cores needs a CPU list like 0-3")};
+      options.runtime.cores = shard::parse_cpu_list(*text);
+      if (options.runtime.cores.empty()) return Failure{"--cores: not a CPU list: '" + *text + "'"};
+      cores_given = true;
+    } else if (flag == "--test-clock-speedup") {
+      // Test-only: lets end-to-end tests watch connection ids and peers expire in seconds.
+      const std::string* text = value();
+      if (text == nullptr) return Failure{std::string("--test-clock-speedup needs a factor")};
+      auto factor = parse_u32(flag, *text);
+      if (!factor.ok()) return Failure{factor.error()};
+      if (factor.value() == 0 || factor.value() > 10000) {
+        return Failure{std::string("--test-clock-speedup: 1..10000")};
+      }
+      options.runtime.shard.clock_speedup = factor.value();
+    } else {
+      return Failure{"unknown option '" + flag + "' (see --help)"};
+    }
+  }
+  if (!udp_given) {
+    options.runtime.shard.udp_listeners = {*net::parse_socket_address("0.0.0.0:6969"),
+                                           *net::parse_socket_address("[::]:6969")};
+  }
+  if (!cores_given) options.runtime.cores = shard::allowed_cpus();
+  if (options.runtime.cores.size() > shard::Runtime::shards_max) {
+    return Failure{std::string("--cores: at most 64 shards")};
+  }
+  return options;
+}
+
+}  // namespace tyto::app

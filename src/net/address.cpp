@@ -1,0 +1,85 @@
+#include "tyto/net/address.hpp"
+
+#include <arpa/inet.h>
+
+#include <charconv>
+#include <cstring>
+
+namespace tyto::net {
+
+std::string SocketAddress::to_string() const {
+  char text[INET6_ADDRSTRLEN] = {};
+  if (family() == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&storage);
+    inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+    return std::string(text) + ":" + std::to_string(ntohs(in->sin_port));
+  }
+  const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&storage);
+  inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+  return "[" + std::string(text) + "]:" + std::to_string(ntohs(in6->sin6_port));
+}
+
+std::optional<SocketAddress> parse_socket_address(std::string_view text) {
+  std::string_view host;
+  std::string_view port_text;
+  bool ipv6 = false;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return std::nullopt;
+    }
+    host = text.substr(1, close - 1);
+    port_text = text.substr(close + 2);
+    ipv6 = true;
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+  }
+  unsigned port = 0;
+  const auto [end, error] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (error != std::errc{} || end != port_text.data() + port_text.size() || port > 65535 ||
+      host.size() >= INET6_ADDRSTRLEN) {
+    return std::nullopt;
+  }
+  char host_z[INET6_ADDRSTRLEN] = {};
+  std::memcpy(host_z, host.data(), host.size());
+  SocketAddress address;
+  if (ipv6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&address.storage);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(static_cast<std::uint16_t>(port));
+    if (inet_pton(AF_INET6, host_z, &in6->sin6_addr) != 1) return std::nullopt;
+    address.size = sizeof(sockaddr_in6);
+  } else {
+    auto* in = reinterpret_cast<sockaddr_in*>(&address.storage);
+    in->sin_family = AF_INET;
+    in->sin_port = htons(static_cast<std::uint16_t>(port));
+    if (inet_pton(AF_INET, host_z, &in->sin_addr) != 1) return std::nullopt;
+    address.size = sizeof(sockaddr_in);
+  }
+  return address;
+}
+
+std::optional<PeerEndpoint> endpoint_of(const sockaddr* address, socklen_t size) noexcept {
+  if (address == nullptr) return std::nullopt;
+  if (address->sa_family == AF_INET && size >= static_cast<socklen_t>(sizeof(sockaddr_in))) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(address);
+    return PeerEndpoint::ipv4(std::span<const std::uint8_t, 4>(
+                                  reinterpret_cast<const std::uint8_t*>(&in->sin_addr), 4),
+                              ntohs(in->sin_port));
+  }
+  if (address->sa_family == AF_INET6 && size >= static_cast<socklen_t>(sizeof(sockaddr_in6))) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(address);
+    const auto* bytes = reinterpret_cast<const std::uint8_t*>(&in6->sin6_addr);
+    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+      return PeerEndpoint::ipv4(std::span<const std::uint8_t, 4>(bytes + 12, 4),
+                                ntohs(in6->sin6_port));
+    }
+    return PeerEndpoint::ipv6(std::span<const std::uint8_t, 16>(bytes, 16), ntohs(in6->sin6_port));
+  }
+  return std::nullopt;
+}
+
+}  // namespace tyto::net

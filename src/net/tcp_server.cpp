@@ -1,0 +1,346 @@
+#include "tyto/net/tcp_server.hpp"
+
+#include <netinet/tcp.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "tyto/core/assert.hpp"
+
+namespace tyto::net {
+
+namespace {
+std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
+}  // namespace
+
+TcpServer::~TcpServer() {
+  for (Listener& listener : listeners_) {
+    if (listener.fd >= 0) ::close(listener.fd);
+  }
+  for (Connection& connection : connections_) {
+    if (connection.fd >= 0) ::close(connection.fd);
+    if (connection.input != nullptr) arena_.deallocate(connection.input, input_size_max);
+    if (connection.output != nullptr) arena_.deallocate(connection.output, output_size_max);
+  }
+  if (buffer_ring_ != nullptr) munmap(buffer_ring_, buffer_ring_size_);
+  if (buffers_ != nullptr) munmap(buffers_, std::size_t{buffers_count} * buffer_size);
+}
+
+std::string TcpServer::open(Ring& ring, std::span<const SocketAddress> listen_addresses,
+                            std::uint32_t connections_max) {
+  TYTO_ASSERT(connections_max > 0 && connections_max < (1u << 24));
+  for (const SocketAddress& address : listen_addresses) {
+    const int fd = ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return errno_text("socket");
+    listeners_.push_back({fd});
+    const int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+      return errno_text("SO_REUSEPORT");
+    }
+    if (address.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, address.get(), address.size) != 0) return errno_text("bind " + address.to_string());
+    if (listen(fd, 4096) != 0) return errno_text("listen " + address.to_string());
+  }
+  buffer_ring_size_ = std::size_t{buffers_count} * sizeof(io_uring_buf);
+  void* ring_memory = mmap(nullptr, buffer_ring_size_, PROT_READ | PROT_WRITE,
+                           MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  if (ring_memory == MAP_FAILED) return errno_text("mmap buffer ring");
+  buffer_ring_ = static_cast<io_uring_buf_ring*>(ring_memory);
+  void* buffer_memory = mmap(nullptr, std::size_t{buffers_count} * buffer_size,
+                             PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  if (buffer_memory == MAP_FAILED) return errno_text("mmap receive buffers");
+  buffers_ = static_cast<std::uint8_t*>(buffer_memory);
+  io_uring_buf_ring_init(buffer_ring_);
+  io_uring_buf_reg registration{};
+  registration.ring_addr = reinterpret_cast<std::uint64_t>(buffer_ring_);
+  registration.ring_entries = buffers_count;
+  registration.bgid = buffer_group;
+  if (const int result = io_uring_register_buf_ring(ring.raw(), &registration, 0); result != 0) {
+    return std::string("io_uring_register_buf_ring: ") + std::strerror(-result);
+  }
+  for (std::uint32_t id = 0; id < buffers_count; ++id) {
+    io_uring_buf_ring_add(buffer_ring_, buffer_address(id), buffer_size,
+                          static_cast<unsigned short>(id), io_uring_buf_ring_mask(buffers_count),
+                          static_cast<int>(id));
+  }
+  io_uring_buf_ring_advance(buffer_ring_, static_cast<int>(buffers_count));
+  connections_.resize(connections_max);
+  free_connections_.reserve(connections_max);
+  for (std::uint32_t i = connections_max; i-- > 0;) free_connections_.push_back(i);
+  return {};
+}
+
+std::uint8_t* TcpServer::buffer_address(std::uint32_t buffer_id) noexcept {
+  TYTO_ASSERT(buffer_id < buffers_count);
+  return buffers_ + std::size_t{buffer_id} * buffer_size;
+}
+
+void TcpServer::recycle_buffer(std::uint32_t buffer_id) noexcept {
+  io_uring_buf_ring_add(buffer_ring_, buffer_address(buffer_id), buffer_size,
+                        static_cast<unsigned short>(buffer_id),
+                        io_uring_buf_ring_mask(buffers_count), 0);
+  io_uring_buf_ring_advance(buffer_ring_, 1);
+}
+
+void TcpServer::arm_all(Ring& ring) noexcept {
+  for (std::uint32_t i = 0; i < listeners_.size(); ++i) arm_accept(ring, i);
+}
+
+void TcpServer::arm_accept(Ring& ring, std::uint32_t listener) noexcept {
+  io_uring_sqe* sqe = ring.sqe();
+  io_uring_prep_multishot_accept(sqe, listeners_[listener].fd, nullptr, nullptr,
+                                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(sqe, pack_user_data(Op::tcp_accept, listener));
+}
+
+void TcpServer::arm_receive(Ring& ring, std::uint32_t index) noexcept {
+  Connection& connection = connections_[index];
+  io_uring_sqe* sqe = ring.sqe();
+  io_uring_prep_recv_multishot(sqe, connection.fd, nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = buffer_group;
+  io_uring_sqe_set_data64(sqe, pack_user_data(Op::tcp_recv, index));
+  connection.receive_armed = true;
+}
+
+void TcpServer::on_accept(Ring& ring, const io_uring_cqe& cqe, std::uint32_t now_s) noexcept {
+  const auto listener = static_cast<std::uint32_t>(user_data_index(cqe.user_data));
+  TYTO_ASSERT(listener < listeners_.size());
+  if (!(cqe.flags & IORING_CQE_F_MORE)) arm_accept(ring, listener);
+  if (cqe.res < 0) return;
+  const int fd = cqe.res;
+  if (free_connections_.empty()) {
+    ++counters_.refused_full;
+    ::close(fd);
+    return;
+  }
+  sockaddr_storage address{};
+  socklen_t address_size = sizeof address;
+  std::optional<PeerEndpoint> peer;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&address), &address_size) == 0) {
+    peer = endpoint_of(reinterpret_cast<sockaddr*>(&address), address_size);
+  }
+  if (!peer) {
+    ::close(fd);
+    return;
+  }
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  const std::uint32_t index = free_connections_.back();
+  free_connections_.pop_back();
+  Connection& connection = connections_[index];
+  TYTO_ASSERT(connection.fd < 0 && !connection.receive_armed && !connection.send_in_flight);
+  connection.fd = fd;
+  connection.peer = *peer;
+  connection.last_active_s = now_s;
+  connection.closing = false;
+  connection.close_after_flush = false;
+  ++open_count_;
+  ++counters_.accepted;
+  arm_receive(ring, index);
+}
+
+std::optional<ConnectionRef> TcpServer::on_receive(Ring& ring, const io_uring_cqe& cqe,
+                                                   std::uint32_t now_s) noexcept {
+  const auto index = static_cast<std::uint32_t>(user_data_index(cqe.user_data));
+  TYTO_ASSERT(index < connections_.size());
+  Connection& connection = connections_[index];
+  const bool has_buffer = cqe.flags & IORING_CQE_F_BUFFER;
+  const std::uint32_t buffer_id = cqe.flags >> IORING_CQE_BUFFER_SHIFT;
+  const bool more = cqe.flags & IORING_CQE_F_MORE;
+  if (!more) connection.receive_armed = false;
+  const ConnectionRef ref{index, connection.generation};
+  std::optional<ConnectionRef> result;
+  if (connection.closing) {
+    // Already closed for the shard: only bookkeeping.
+  } else if (cqe.res > 0 && has_buffer) {
+    const auto size = static_cast<std::uint32_t>(cqe.res);
+    counters_.bytes_received += size;
+    connection.last_active_s = now_s;
+    if (size > input_size_max - connection.input_size) {
+      ++counters_.closed_input_overflow;
+      close(ring, ref);
+    } else {
+      if (connection.input == nullptr) {
+        connection.input = static_cast<std::uint8_t*>(arena_.allocate(input_size_max));
+      }
+      std::memcpy(connection.input + connection.input_size, buffer_address(buffer_id), size);
+      connection.input_size += size;
+      result = ref;
+    }
+  } else if (cqe.res == -ENOBUFS) {
+    ++counters_.receive_no_buffer;  // re-armed below; the data waits in the socket
+  } else if (!more) {
+    close(ring, ref);  // EOF or error
+  }
+  if (has_buffer) recycle_buffer(buffer_id);
+  if (connection.fd < 0) return result;  // close() already released the slot
+  if (connection.closing) {
+    release(ring, index);
+    return result;
+  }
+  if (!more && !connection.receive_armed) arm_receive(ring, index);
+  return result;
+}
+
+void TcpServer::on_send(Ring& ring, const io_uring_cqe& cqe) noexcept {
+  const auto index = static_cast<std::uint32_t>(user_data_index(cqe.user_data));
+  TYTO_ASSERT(index < connections_.size());
+  Connection& connection = connections_[index];
+  TYTO_ASSERT(connection.send_in_flight);
+  connection.send_in_flight = false;
+  if (connection.closing) {
+    release(ring, index);
+    return;
+  }
+  const ConnectionRef ref{index, connection.generation};
+  if (cqe.res < 0) {
+    ++counters_.send_errors;
+    close(ring, ref);
+    return;
+  }
+  counters_.bytes_sent += static_cast<std::uint64_t>(cqe.res);
+  connection.output_sent += static_cast<std::uint32_t>(cqe.res);
+  TYTO_ASSERT(connection.output_sent <= connection.output_size);
+  if (connection.output_sent < connection.output_size) {
+    start_send(ring, index);  // partial send, or more output appended meanwhile
+    return;
+  }
+  connection.output_size = 0;
+  connection.output_sent = 0;
+  arena_.deallocate(connection.output, output_size_max);
+  connection.output = nullptr;
+  if (connection.close_after_flush) close(ring, ref);
+}
+
+TcpServer::Connection* TcpServer::get(ConnectionRef ref) noexcept {
+  if (ref.index >= connections_.size()) return nullptr;
+  Connection& connection = connections_[ref.index];
+  if (connection.fd < 0 || connection.closing || connection.generation != ref.generation) {
+    return nullptr;
+  }
+  return &connection;
+}
+
+const TcpServer::Connection* TcpServer::get(ConnectionRef ref) const noexcept {
+  return const_cast<TcpServer*>(this)->get(ref);
+}
+
+bool TcpServer::alive(ConnectionRef ref) const noexcept { return get(ref) != nullptr; }
+
+std::span<const std::uint8_t> TcpServer::input(ConnectionRef ref) const noexcept {
+  const Connection* connection = get(ref);
+  if (connection == nullptr || connection->input == nullptr) return {};
+  return {connection->input, connection->input_size};
+}
+
+void TcpServer::consume_input(ConnectionRef ref, std::size_t size) noexcept {
+  Connection* connection = get(ref);
+  TYTO_ASSERT(connection != nullptr && size <= connection->input_size);
+  const std::size_t rest = connection->input_size - size;
+  if (rest == 0) {
+    arena_.deallocate(connection->input, input_size_max);
+    connection->input = nullptr;
+  } else {
+    std::memmove(connection->input, connection->input + size, rest);
+  }
+  connection->input_size = static_cast<std::uint32_t>(rest);
+}
+
+const PeerEndpoint& TcpServer::peer(ConnectionRef ref) const noexcept {
+  const Connection* connection = get(ref);
+  TYTO_ASSERT(connection != nullptr);
+  return connection->peer;
+}
+
+std::span<std::uint8_t> TcpServer::output_space(ConnectionRef ref, std::size_t size) noexcept {
+  Connection* connection = get(ref);
+  if (connection == nullptr || size > output_size_max - connection->output_size) return {};
+  if (connection->output == nullptr) {
+    connection->output = static_cast<std::uint8_t*>(arena_.allocate(output_size_max));
+  }
+  return {connection->output + connection->output_size, size};
+}
+
+void TcpServer::commit_output(ConnectionRef ref, std::size_t size) noexcept {
+  Connection* connection = get(ref);
+  TYTO_ASSERT(connection != nullptr && connection->output != nullptr);
+  TYTO_ASSERT(size <= output_size_max - connection->output_size);
+  connection->output_size += static_cast<std::uint32_t>(size);
+}
+
+std::size_t TcpServer::output_pending(ConnectionRef ref) const noexcept {
+  const Connection* connection = get(ref);
+  return connection == nullptr ? 0 : connection->output_size - connection->output_sent;
+}
+
+void TcpServer::start_send(Ring& ring, std::uint32_t index) noexcept {
+  Connection& connection = connections_[index];
+  TYTO_ASSERT(!connection.send_in_flight && connection.output_sent < connection.output_size);
+  io_uring_sqe* sqe = ring.sqe();
+  io_uring_prep_send(sqe, connection.fd, connection.output + connection.output_sent,
+                     connection.output_size - connection.output_sent, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, pack_user_data(Op::tcp_send, index));
+  connection.send_in_flight = true;
+}
+
+void TcpServer::flush(Ring& ring, ConnectionRef ref, bool close_after) noexcept {
+  Connection* connection = get(ref);
+  if (connection == nullptr) return;
+  connection->close_after_flush |= close_after;
+  if (connection->send_in_flight) return;  // on_send continues with what was appended
+  if (connection->output_sent < connection->output_size) {
+    start_send(ring, ref.index);
+  } else if (connection->close_after_flush) {
+    close(ring, ref);
+  }
+}
+
+void TcpServer::close(Ring& ring, ConnectionRef ref) noexcept {
+  Connection* connection = get(ref);
+  if (connection == nullptr) return;
+  connection->closing = true;
+  ++connection->generation;  // the shard's references to it go stale now
+  ++counters_.closed;
+  --open_count_;
+  // Ends the multishot receive (it completes with EOF); the fd is closed in release().
+  shutdown(connection->fd, SHUT_RDWR);
+  if (connection->receive_armed) {
+    io_uring_sqe* sqe = ring.sqe();
+    io_uring_prep_cancel64(sqe, pack_user_data(Op::tcp_recv, ref.index), 0);
+    io_uring_sqe_set_data64(sqe, pack_user_data(Op::tcp_cancel, ref.index));
+  }
+  release(ring, ref.index);
+}
+
+void TcpServer::release(Ring&, std::uint32_t index) noexcept {
+  Connection& connection = connections_[index];
+  TYTO_ASSERT(connection.closing);
+  if (connection.receive_armed || connection.send_in_flight) return;  // completions pending
+  ::close(connection.fd);
+  connection.fd = -1;
+  if (connection.input != nullptr) arena_.deallocate(connection.input, input_size_max);
+  if (connection.output != nullptr) arena_.deallocate(connection.output, output_size_max);
+  connection.input = nullptr;
+  connection.output = nullptr;
+  connection.input_size = connection.output_size = connection.output_sent = 0;
+  connection.closing = false;
+  free_connections_.push_back(index);
+}
+
+void TcpServer::close_idle(Ring& ring, std::uint32_t now_s, std::uint32_t idle_timeout_s) noexcept {
+  for (std::uint32_t index = 0; index < connections_.size(); ++index) {
+    Connection& connection = connections_[index];
+    if (connection.fd < 0 || connection.closing) continue;
+    if (now_s - connection.last_active_s > idle_timeout_s) {
+      ++counters_.closed_idle;
+      close(ring, {index, connection.generation});
+    }
+  }
+}
+
+}  // namespace tyto::net

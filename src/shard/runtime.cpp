@@ -1,0 +1,131 @@
+#include "tyto/shard/runtime.hpp"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <barrier>
+#include <charconv>
+#include <mutex>
+
+#include "tyto/core/assert.hpp"
+#include "tyto/net/ring.hpp"
+
+namespace tyto::shard {
+
+Runtime::Runtime(RuntimeConfig config) : config_(std::move(config)) {}
+
+Runtime::~Runtime() { stop(); }
+
+std::string Runtime::start() {
+  const auto count = static_cast<std::uint32_t>(config_.cores.size());
+  if (count == 0 || count > shards_max) return "between 1 and 64 shards are supported";
+  directory_ = std::make_unique<ShardDirectory>(count);
+  const auto connection_ids = proto::ConnectionIds::random();
+  const HashSecret secret = HashSecret::random();
+  for (std::uint32_t i = 0; i < count; ++i) {
+    shards_.push_back(
+        std::make_unique<Shard>(i, config_.shard, *directory_, connection_ids, secret));
+  }
+  std::mutex errors_mutex;  // start-up only
+  std::string first_error;
+  std::barrier opened(static_cast<std::ptrdiff_t>(count) + 1);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    threads_.emplace_back([this, i, &opened, &errors_mutex, &first_error] {
+      cpu_set_t cpus;
+      CPU_ZERO(&cpus);
+      CPU_SET(config_.cores[i], &cpus);
+      std::string error;
+      if (pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus) != 0) {
+        error = "cannot pin shard " + std::to_string(i) + " to CPU " + std::to_string(config_.cores[i]);
+      }
+      if (error.empty()) error = shards_[i]->open();
+      if (!error.empty()) {
+        std::lock_guard lock(errors_mutex);
+        if (first_error.empty()) first_error = "shard " + std::to_string(i) + ": " + error;
+        directory_->stopping.store(true);
+      }
+      opened.arrive_and_wait();  // every ring fd is published before any loop runs
+      opened.arrive_and_wait();  // the main thread has read first_error
+      if (!directory_->stopping.load()) shards_[i]->run();
+    });
+  }
+  opened.arrive_and_wait();
+  std::string error;
+  {
+    std::lock_guard lock(errors_mutex);
+    error = first_error;
+  }
+  opened.arrive_and_wait();
+  if (!error.empty()) stop();
+  return error;
+}
+
+void Runtime::stop() {
+  if (stopped_ || directory_ == nullptr) return;
+  stopped_ = true;
+  directory_->stopping.store(true, std::memory_order_seq_cst);
+  // Wake every shard that sleeps in the kernel, from a small ring of our own.
+  net::Ring waker;
+  if (waker.init(64, false).empty()) {
+    for (std::uint32_t i = 0; i < directory_->shards_count; ++i) {
+      const int fd = directory_->entries[i].ring_fd.load();
+      if (fd >= 0) waker.wake(fd);
+    }
+    waker.submit();
+  }
+  for (std::thread& thread : threads_) thread.join();
+  threads_.clear();
+}
+
+RuntimeTotals Runtime::totals() const {
+  TYTO_ASSERT(threads_.empty());  // only once the shards stopped
+  RuntimeTotals totals;
+  auto add = [](auto& sum, const auto& part) {
+    static_assert(sizeof(sum) % sizeof(std::uint64_t) == 0);
+    auto* out = reinterpret_cast<std::uint64_t*>(&sum);
+    const auto* in = reinterpret_cast<const std::uint64_t*>(&part);
+    for (std::size_t i = 0; i < sizeof(sum) / sizeof(std::uint64_t); ++i) out[i] += in[i];
+  };
+  for (const auto& shard : shards_) {
+    add(totals.shard, shard->counters());
+    add(totals.udp, shard->udp_counters());
+    add(totals.store, shard->store_counters());
+  }
+  return totals;
+}
+
+std::vector<int> parse_cpu_list(std::string_view text) {
+  std::vector<int> cpus;
+  while (!text.empty()) {
+    const auto comma = text.find(',');
+    const std::string_view item = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
+    const auto dash = item.find('-');
+    const std::string_view first_text = item.substr(0, dash);
+    const std::string_view last_text = dash == std::string_view::npos ? first_text : item.substr(dash + 1);
+    int first = -1;
+    int last = -1;
+    const auto a = std::from_chars(first_text.data(), first_text.data() + first_text.size(), first);
+    const auto b = std::from_chars(last_text.data(), last_text.data() + last_text.size(), last);
+    if (a.ec != std::errc{} || a.ptr != first_text.data() + first_text.size() ||
+        b.ec != std::errc{} || b.ptr != last_text.data() + last_text.size() || first < 0 ||
+        last < first || last >= CPU_SETSIZE) {
+      return {};
+    }
+    for (int cpu = first; cpu <= last; ++cpu) cpus.push_back(cpu);
+  }
+  return cpus;
+}
+
+std::vector<int> allowed_cpus() {
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  std::vector<int> result;
+  if (sched_getaffinity(0, sizeof cpus, &cpus) != 0) return {0};
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &cpus)) result.push_back(cpu);
+  }
+  return result;
+}
+
+}  // namespace tyto::shard

@@ -1,0 +1,49 @@
+#include "tyto/app/options.hpp"
+
+#include <gtest/gtest.h>
+
+namespace tyto::app {
+namespace {
+
+TEST(ParseOptions, DefaultsListenOnBothFamiliesAndEveryAllowedCpu) {
+  const auto options = parse_options({});
+  ASSERT_TRUE(options.ok());
+  const auto& listeners = options.value().runtime.shard.udp_listeners;
+  ASSERT_EQ(listeners.size(), 2u);
+  EXPECT_EQ(listeners[0].to_string(), "0.0.0.0:6969");
+  EXPECT_EQ(listeners[1].to_string(), "[::]:6969");
+  EXPECT_EQ(options.value().runtime.cores, shard::allowed_cpus());
+}
+
+TEST(ParseOptions, GivenUdpFlagsReplaceTheDefaults) {
+  const auto options = parse_options({"--udp", "127.0.0.1:7000", "--udp", "[::1]:7001", "--cores", "1"});
+  ASSERT_TRUE(options.ok());
+  const auto& listeners = options.value().runtime.shard.udp_listeners;
+  ASSERT_EQ(listeners.size(), 2u);
+  EXPECT_EQ(listeners[0].to_string(), "127.0.0.1:7000");
+  EXPECT_EQ(listeners[1].to_string(), "[::1]:7001");
+  EXPECT_EQ(options.value().runtime.cores, std::vector<int>{1});
+}
+
+TEST(ParseOptions, ErrorsSayWhatIsWrong) {
+  const auto bad_udp = parse_options({"--udp", "localhost"});
+  ASSERT_FALSE(bad_udp.ok());
+  EXPECT_NE(bad_udp.error().find("--udp"), std::string::npos);
+  EXPECT_FALSE(parse_options({"--udp"}).ok());
+  EXPECT_FALSE(parse_options({"--cores", "3-1"}).ok());
+  EXPECT_FALSE(parse_options({"--frobnicate"}).ok());
+  EXPECT_FALSE(parse_options({"--test-clock-speedup", "0"}).ok());
+}
+
+TEST(ParseCpuList, RangesAndLists) {
+  EXPECT_EQ(shard::parse_cpu_list("0-3"), (std::vector<int>{0, 1, 2, 3}));
+  EXPECT_EQ(shard::parse_cpu_list("2"), (std::vector<int>{2}));
+  EXPECT_EQ(shard::parse_cpu_list("0,2,4-5"), (std::vector<int>{0, 2, 4, 5}));
+  EXPECT_TRUE(shard::parse_cpu_list("").empty());
+  EXPECT_TRUE(shard::parse_cpu_list("a").empty());
+  EXPECT_TRUE(shard::parse_cpu_list("1-").empty());
+  EXPECT_TRUE(shard::parse_cpu_list("-1").empty());
+}
+
+}  // namespace
+}  // namespace tyto::app

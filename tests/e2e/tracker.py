@@ -1,0 +1,149 @@
+"""Shared helpers for end-to-end tests: start the real tyto binary on loopback and speak BEP 15."""
+import os
+import random
+import signal
+import socket
+import struct
+import subprocess
+import time
+
+PROTOCOL_ID = 0x41727101980
+CONNECT, ANNOUNCE, SCRAPE, ERROR = 0, 1, 2, 3
+NONE, COMPLETED, STARTED, STOPPED = 0, 1, 2, 3
+
+
+def free_port():
+    """A port free for UDP on 127.0.0.1 and ::1 (and TCP, for later listeners)."""
+    for _ in range(100):
+        port = random.randint(20000, 60000)
+        sockets = []
+        try:
+            for family, host, kind in ((socket.AF_INET, "127.0.0.1", socket.SOCK_DGRAM),
+                                       (socket.AF_INET6, "::1", socket.SOCK_DGRAM),
+                                       (socket.AF_INET, "127.0.0.1", socket.SOCK_STREAM),
+                                       (socket.AF_INET6, "::1", socket.SOCK_STREAM)):
+                s = socket.socket(family, kind)
+                sockets.append(s)
+                s.bind((host, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no free port")
+
+
+class Tracker:
+    """Runs `tyto` with the given flags; stop() sends SIGTERM and returns its counters."""
+
+    def __init__(self, binary, args, ready_addresses):
+        self.process = subprocess.Popen([binary] + args, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 20
+        for address in ready_addresses:
+            while True:
+                if self.process.poll() is not None:
+                    raise RuntimeError("tyto exited early: " + self.process.stderr.read())
+                try:
+                    client = Client(address, timeout=0.2)
+                    client.connect()
+                    client.close()
+                    break
+                except (socket.timeout, ConnectionRefusedError):
+                    if time.time() > deadline:
+                        self.process.kill()
+                        raise RuntimeError("tyto did not answer on %s" % (address,))
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = self.process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+        counters = {}
+        for line in stderr.splitlines():
+            if line.startswith("tyto: counter "):
+                name, value = line[len("tyto: counter "):].split("=")
+                counters[name] = int(value)
+        return self.process.returncode, counters, stderr
+
+
+class TrackerError(Exception):
+    pass
+
+
+class Client:
+    """A BEP 15 client bound to `source` (a loopback address), talking to `address`."""
+
+    def __init__(self, address, source=None, timeout=2.0):
+        self.address = address
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.settimeout(timeout)
+        if source is not None:
+            self.sock.bind((source, 0))
+        self.connection_id = None
+
+    def close(self):
+        self.sock.close()
+
+    @property
+    def port(self):
+        return self.sock.getsockname()[1]
+
+    def exchange(self, packet, transaction_id):
+        self.sock.sendto(packet, self.address)
+        while True:
+            reply, _ = self.sock.recvfrom(4096)
+            if len(reply) >= 8 and struct.unpack(">I", reply[4:8])[0] == transaction_id:
+                return reply
+
+    def raw(self, packet):
+        """Send bytes, return the reply or None after the timeout."""
+        self.sock.sendto(packet, self.address)
+        try:
+            return self.sock.recvfrom(4096)[0]
+        except socket.timeout:
+            return None
+
+    def connect(self):
+        tid = random.getrandbits(32)
+        reply = self.exchange(struct.pack(">QII", PROTOCOL_ID, CONNECT, tid), tid)
+        action, _, self.connection_id = struct.unpack(">IIQ", reply[:16])
+        assert action == CONNECT and len(reply) == 16, reply
+        return self.connection_id
+
+    def announce(self, info_hash, port, left=0, event=NONE, numwant=-1, peer_id=None,
+                 connection_id=None, options=b""):
+        tid = random.getrandbits(32)
+        cid = self.connection_id if connection_id is None else connection_id
+        peer_id = peer_id or os.urandom(20)
+        packet = struct.pack(">QII20s20sQQQIIIiH", cid, ANNOUNCE, tid, info_hash, peer_id, 0, 0,
+                             left, event, 0, 0, numwant, port) + options
+        reply = self.exchange(packet, tid)
+        action = struct.unpack(">I", reply[:4])[0]
+        if action == ERROR:
+            raise TrackerError(reply[8:].decode())
+        assert action == ANNOUNCE, reply
+        interval, leechers, seeders = struct.unpack(">III", reply[8:20])
+        entry = 18 if self.sock.family == socket.AF_INET6 else 6
+        body = reply[20:]
+        assert len(body) % entry == 0, len(body)
+        peers = []
+        for i in range(0, len(body), entry):
+            raw = body[i:i + entry]
+            host = socket.inet_ntop(self.sock.family, raw[:-2])
+            peers.append((host, struct.unpack(">H", raw[-2:])[0]))
+        return {"interval": interval, "leechers": leechers, "seeders": seeders, "peers": peers}
+
+    def scrape(self, info_hashes):
+        tid = random.getrandbits(32)
+        packet = struct.pack(">QII", self.connection_id, SCRAPE, tid) + b"".join(info_hashes)
+        reply = self.exchange(packet, tid)
+        action = struct.unpack(">I", reply[:4])[0]
+        if action == ERROR:
+            raise TrackerError(reply[8:].decode())
+        assert action == SCRAPE and len(reply) == 8 + 12 * len(info_hashes), reply
+        return [struct.unpack(">III", reply[8 + 12 * i:20 + 12 * i]) for i in range(len(info_hashes))]
