@@ -38,6 +38,9 @@ struct Shard::PendingScrape {
 
 ShardDirectory::ShardDirectory(std::uint32_t count)
     : shards_count(count), shard_key(ShardKey::random()), entries(new Entry[count]) {
+  CoarseClock clock;
+  clock.refresh();
+  clock_origin_s = clock.now_s();
   TYTO_ASSERT(count > 0);
   mailboxes.reserve(std::size_t{count} * count);
   for (std::size_t i = 0; i < std::size_t{count} * count; ++i) {
@@ -65,8 +68,6 @@ std::string Shard::open() {
   if (std::string error = udp_.open(ring_, config_.udp_listeners); !error.empty()) return error;
   udp_.arm_all(ring_);
   ring_.submit();
-  clock_.refresh();
-  clock_origin_s_ = clock_.now_s();
   refresh_clock();
   last_tick_s_ = now_s_;
   directory_.entries[index_].ring_fd.store(ring_.fd(), std::memory_order_release);
@@ -76,7 +77,7 @@ std::string Shard::open() {
 void Shard::refresh_clock() noexcept {
   clock_.refresh();
   // Starts at 1 so that 0 never means "now"; speedup is 1 outside tests.
-  now_s_ = 1 + (clock_.now_s() - clock_origin_s_) * config_.clock_speedup;
+  now_s_ = 1 + (clock_.now_s() - directory_.clock_origin_s) * config_.clock_speedup;
 }
 
 void Shard::run() noexcept {
@@ -143,6 +144,10 @@ void Shard::on_completion(const io_uring_cqe& cqe) noexcept {
     case net::Op::wake:
     case net::Op::wake_sent:
     case net::Op::none:
+    case net::Op::tcp_accept:  // HTTP is not wired into the shard yet
+    case net::Op::tcp_recv:
+    case net::Op::tcp_send:
+    case net::Op::tcp_cancel:
       break;
   }
 }

@@ -45,15 +45,16 @@ class Tracker:
             while True:
                 if self.process.poll() is not None:
                     raise RuntimeError("tyto exited early: " + self.process.stderr.read())
+                client = Client(address, timeout=0.2)
                 try:
-                    client = Client(address, timeout=0.2)
                     client.connect()
-                    client.close()
                     break
                 except (socket.timeout, ConnectionRefusedError):
                     if time.time() > deadline:
                         self.process.kill()
                         raise RuntimeError("tyto did not answer on %s" % (address,))
+                finally:
+                    client.close()
 
     def stop(self):
         self.process.send_signal(signal.SIGTERM)
@@ -120,8 +121,8 @@ class Client:
         tid = random.getrandbits(32)
         cid = self.connection_id if connection_id is None else connection_id
         peer_id = peer_id or os.urandom(20)
-        packet = struct.pack(">QII20s20sQQQIIIiH", cid, ANNOUNCE, tid, info_hash, peer_id, 0, 0,
-                             left, event, 0, 0, numwant, port) + options
+        packet = struct.pack(">QII20s20sQQQIIIiH", cid, ANNOUNCE, tid, info_hash, peer_id, 0, left,
+                             0, event, 0, 0, numwant, port) + options
         reply = self.exchange(packet, tid)
         action = struct.unpack(">I", reply[:4])[0]
         if action == ERROR:

@@ -182,6 +182,7 @@ class ExpiringConnectionIds(unittest.TestCase):
                                    "--test-clock-speedup", "200"], [address])
         try:
             client = Client(address, source="127.0.0.12")
+            self.addCleanup(client.close)
             info_hash = os.urandom(20)
             client.connect()
             client.announce(info_hash, port=1000, left=1)

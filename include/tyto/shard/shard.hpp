@@ -68,6 +68,9 @@ struct ShardDirectory {
 
   std::uint32_t shards_count;
   ShardKey shard_key;
+  // One time origin for every shard, so a connection id issued by one shard's clock is judged
+  // by the same clock on another.
+  std::uint32_t clock_origin_s;
   std::unique_ptr<Entry[]> entries;
   std::vector<std::unique_ptr<Mailbox>> mailboxes;  // [from * shards_count + to]
   std::atomic<bool> stopping{false};
@@ -124,7 +127,6 @@ class Shard {
   swarm::SwarmStore store_;
   ShardCounters counters_;
   CoarseClock clock_;
-  std::uint32_t clock_origin_s_ = 0;
   std::uint32_t now_s_ = 0;
   std::uint32_t last_tick_s_ = 0;
   std::vector<PendingScrape> pending_scrapes_;

@@ -1,0 +1,134 @@
+// PeerSet<W>: the peers of one address family in one swarm (DESIGN §5), W = wire size (6 or 18).
+//
+// One arena block holds, for `capacity` peers: the wire addresses (ip ‖ port, W bytes each,
+// dense: a reply is a copy of a window) followed by a 16-bit stamp per peer (last announce in
+// 4-second units, 15 bits, wrapping; top bit: this peer's completion was counted). Seeders sit
+// at [0, seeders), leechers at [seeders, count); removal swaps the last element into the hole.
+// From `index_capacity_min` peers on, the block also holds an open-addressing index from address
+// to position (u32, 2 × capacity slots, keyed hash); below it a peer is found by scanning.
+//
+// 16 bytes per set: it sits inline in the swarm record. Capacities come from a fixed geometric
+// table (about 1.25× apart) so the class byte says the block's layout.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <span>
+
+#include "tyto/core/arena.hpp"
+#include "tyto/core/assert.hpp"
+#include "tyto/core/hash.hpp"
+
+namespace tyto::swarm {
+
+inline constexpr std::uint32_t stamp_unit_s = 4;
+inline constexpr std::uint16_t stamp_completed_bit = 0x8000;
+inline constexpr std::uint16_t stamp_time_mask = 0x7fff;
+
+inline constexpr std::uint16_t stamp_of(std::uint32_t now_s) noexcept {
+  return static_cast<std::uint16_t>((now_s / stamp_unit_s) & stamp_time_mask);
+}
+// Seconds since the stamp, modulo the 15-bit wrap (36 hours: sweeps come far more often).
+inline constexpr std::uint32_t stamp_age_s(std::uint16_t stamp, std::uint32_t now_s) noexcept {
+  return ((stamp_of(now_s) - (stamp & stamp_time_mask)) & stamp_time_mask) * stamp_unit_s;
+}
+
+// Peer capacities by class, about 1.25× apart.
+std::uint32_t peer_capacity(std::uint8_t capacity_class) noexcept;
+std::uint8_t peer_capacity_classes() noexcept;
+inline constexpr std::uint32_t index_capacity_min = 64;  // sets this large carry an index
+
+template <std::size_t W>
+class PeerSet {
+ public:
+  static constexpr std::size_t wire_size = W;
+  static constexpr std::uint32_t not_found = 0xffffffffu;
+
+  std::uint32_t count() const noexcept { return count_; }
+  std::uint32_t seeders() const noexcept { return seeders_; }
+  std::uint32_t leechers() const noexcept { return count_ - seeders_; }
+  std::uint32_t capacity() const noexcept { return block_ == nullptr ? 0 : peer_capacity(class_); }
+  bool empty() const noexcept { return count_ == 0; }
+
+  std::uint32_t find(const std::uint8_t* wire, const HashSecret& secret) const noexcept;
+  // Adds a peer (must not be present); returns its position. `capacity_max` caps growth.
+  std::uint32_t insert(const std::uint8_t* wire, bool seeder, std::uint16_t stamp,
+                       SlabArena& arena, const HashSecret& secret) noexcept;
+  void remove(std::uint32_t position, SlabArena& arena, const HashSecret& secret) noexcept;
+  // Moves a peer between the seeder and leecher parts; returns its new position.
+  std::uint32_t set_seeder(std::uint32_t position, bool seeder, const HashSecret& secret) noexcept;
+
+  const std::uint8_t* wire(std::uint32_t position) const noexcept {
+    TYTO_DEBUG_ASSERT(position < count_);
+    return block_ + std::size_t{position} * W;
+  }
+  std::uint16_t& stamp(std::uint32_t position) noexcept {
+    TYTO_DEBUG_ASSERT(position < count_);
+    return stamps()[position];
+  }
+
+  // Copies at most `peers_max` peers from positions [begin, end) into out, starting at a random
+  // offset and wrapping, skipping `skip` (the requester). Returns how many were copied.
+  std::uint32_t copy_window(std::uint32_t begin, std::uint32_t end, std::uint32_t skip,
+                            std::uint32_t peers_max, std::uint64_t random,
+                            std::uint8_t* out) const noexcept;
+
+  // Removes peers older than timeout_s; calls on_removed(was_seeder) for each. Returns the count.
+  template <class OnRemoved>
+  std::uint32_t expire(std::uint32_t now_s, std::uint32_t timeout_s, SlabArena& arena,
+                       const HashSecret& secret, OnRemoved&& on_removed) noexcept {
+    std::uint32_t removed = 0;
+    for (std::uint32_t position = count_; position-- > 0;) {
+      if (stamp_age_s(stamps()[position], now_s) <= timeout_s) continue;
+      const bool was_seeder = position < seeders_;
+      remove(position, arena, secret);
+      on_removed(was_seeder);
+      ++removed;
+    }
+    return removed;
+  }
+
+  void release(SlabArena& arena) noexcept;
+
+  // The swarm table marks its free slots with a capacity class no set ever has (DESIGN §5:
+  // keys and records inline, no separate occupancy array).
+  static constexpr std::uint8_t vacant_class = 0xff;
+  bool vacant() const noexcept { return class_ == vacant_class; }
+  void make_vacant() noexcept {
+    *this = PeerSet{};
+    class_ = vacant_class;
+  }
+  void verify(const HashSecret& secret) const noexcept;  // O(n): tests and debug builds
+  std::size_t block_bytes() const noexcept;
+
+ private:
+  std::uint16_t* stamps() const noexcept {
+    return reinterpret_cast<std::uint16_t*>(block_ + std::size_t{capacity()} * W);
+  }
+  bool indexed() const noexcept { return block_ != nullptr && capacity() >= index_capacity_min; }
+  std::uint32_t index_slots() const noexcept { return 2 * capacity_pow2(); }
+  std::uint32_t capacity_pow2() const noexcept;
+  std::uint32_t* index() const noexcept;
+  static std::size_t bytes_for(std::uint8_t capacity_class) noexcept;
+
+  void reallocate(std::uint8_t capacity_class, SlabArena& arena, const HashSecret& secret) noexcept;
+  void move(std::uint32_t from, std::uint32_t to, const HashSecret& secret) noexcept;
+  void swap(std::uint32_t a, std::uint32_t b, const HashSecret& secret) noexcept;
+  void index_insert(std::uint32_t position, const HashSecret& secret) noexcept;
+  void index_erase(const std::uint8_t* wire, const HashSecret& secret) noexcept;
+  std::uint32_t* index_slot(const std::uint8_t* wire, const HashSecret& secret) const noexcept;
+  void index_rebuild(const HashSecret& secret) noexcept;
+
+  std::uint8_t* block_ = nullptr;
+  std::uint32_t count_ : 24 = 0;
+  std::uint32_t class_ : 8 = 0;
+  std::uint32_t seeders_ = 0;
+};
+
+using Ipv4Peers = PeerSet<6>;
+using Ipv6Peers = PeerSet<18>;
+static_assert(sizeof(Ipv4Peers) == 16);
+
+inline constexpr std::uint32_t peers_per_set_max = (1u << 24) - 1;
+
+}  // namespace tyto::swarm

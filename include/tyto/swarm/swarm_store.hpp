@@ -1,0 +1,125 @@
+// SwarmStore: one shard's in-memory peer store (DESIGN §5, §9) — the default implementation of
+// the PeerStore boundary. Callers see announce / scrape / expire_step on core's plain request and
+// reply types, never the table, the peer sets or the arena.
+//
+// Swarm table: open addressing with linear probing over 48-byte records that hold the 20-byte
+// info_hash inline (keyed XXH3, never unkeyed), backward-shift deletion (no tombstones), growth by
+// 1.5× that migrates a bounded number of slots per operation (lookups see both tables meanwhile;
+// a migration step always stops on an empty slot, so no probe run straddles the boundary).
+//
+// Ownership: one store per shard, used only on that shard's thread. Peer arrays live in the
+// store's SlabArena; in steady state an announce makes no heap call.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "tyto/core/arena.hpp"
+#include "tyto/core/hash.hpp"
+#include "tyto/core/limits.hpp"
+#include "tyto/core/request.hpp"
+#include "tyto/swarm/peer_set.hpp"
+
+namespace tyto::swarm {
+
+struct StoreLimits {
+  std::uint32_t swarms_max = limits::swarms_per_shard_max;
+  std::uint32_t peers_per_swarm_max = limits::peers_per_swarm_max;
+  std::uint32_t peer_timeout_s = limits::peer_timeout_s;
+};
+
+// Every field is a std::uint64_t (the runtime adds them up field by field).
+struct StoreCounters {
+  std::uint64_t swarms = 0;      // gauge
+  std::uint64_t peers_ipv4 = 0;  // gauge
+  std::uint64_t peers_ipv6 = 0;  // gauge
+  std::uint64_t seeders = 0;     // gauge, both families
+  std::uint64_t leechers = 0;    // gauge
+  std::uint64_t announces = 0;
+  std::uint64_t swarms_refused = 0;  // a new swarm over swarms_max
+  std::uint64_t peers_refused = 0;   // a new peer over peers_per_swarm_max
+  std::uint64_t peers_expired = 0;
+  std::uint64_t swarms_freed = 0;
+};
+
+struct Swarm {
+  InfoHash info_hash;
+  std::uint32_t downloaded = 0;
+  Ipv4Peers ipv4;             // its capacity class marks vacant table slots
+  Ipv6Peers* ipv6 = nullptr;  // arena-allocated on the first IPv6 peer
+};
+static_assert(sizeof(Swarm) == 48, "the record is the per-swarm memory cost");
+
+class SwarmStore {
+ public:
+  SwarmStore(const StoreLimits& limits, const HashSecret& secret, std::uint64_t random_seed);
+  ~SwarmStore();
+  SwarmStore(const SwarmStore&) = delete;
+  SwarmStore& operator=(const SwarmStore&) = delete;
+
+  // Applies one announce at now_s, then writes up to peers_out.size() / wire_size peers of the
+  // requester's family (never mixed, never the requester; seeders get leechers only) into
+  // peers_out. Counts are after the announce. event=stopped removes the peer, selects nothing.
+  AnnounceReply announce(const AnnounceRequest& request, std::uint32_t now_s,
+                         std::span<std::uint8_t> peers_out) noexcept;
+  ScrapeEntry scrape(const InfoHash& info_hash) const noexcept;
+  // Incremental expiry; call about once a second. Sweeps the table in slices so the whole of it
+  // is visited within peer_timeout_s / 4, removes peers silent for longer than peer_timeout_s
+  // and frees empty swarms.
+  void expire_step(std::uint32_t now_s) noexcept;
+
+  const StoreCounters& counters() const noexcept { return counters_; }
+  std::size_t memory_bytes() const noexcept;
+  std::size_t swarms_count() const noexcept { return current_.count + previous_.count; }
+
+  template <class Visit>  // visit(const InfoHash&, const ScrapeEntry&); not for the hot path
+  void for_each_swarm(Visit&& visit) const {
+    for (const Table* table : {&current_, &previous_}) {
+      for (std::uint32_t i = 0; i < table->capacity; ++i) {
+        const Swarm& swarm = table->slots[i];
+        if (!swarm.ipv4.vacant()) visit(swarm.info_hash, entry_of(swarm));
+      }
+    }
+  }
+
+  void verify() const noexcept;  // O(n) consistency check for tests
+
+ private:
+  struct Table {
+    Swarm* slots = nullptr;
+    std::uint32_t capacity = 0;
+    std::uint32_t count = 0;
+  };
+
+  static ScrapeEntry entry_of(const Swarm& swarm) noexcept;
+  std::uint32_t home(const Table& table, std::uint64_t hash) const noexcept;
+  Swarm* find(const InfoHash& info_hash, std::uint64_t hash) noexcept;
+  const Swarm* find(const InfoHash& info_hash, std::uint64_t hash) const noexcept;
+  Swarm* insert(const InfoHash& info_hash, std::uint64_t hash) noexcept;
+  void erase(Table& table, std::uint32_t position) noexcept;
+  void free_swarm(Swarm& swarm) noexcept;
+  bool owns(const Table& table, const Swarm* swarm) const noexcept;
+  void start_growth() noexcept;
+  void migrate(std::uint32_t slots_budget) noexcept;
+  bool sweep_swarm(Swarm& swarm, std::uint32_t now_s) noexcept;  // true when now empty
+  std::uint64_t next_random() noexcept;
+
+  template <class Peers>
+  AnnounceReply apply(Swarm& swarm, Peers& peers, const AnnounceRequest& request,
+                      std::uint32_t now_s, std::span<std::uint8_t> peers_out,
+                      std::uint64_t& family_gauge) noexcept;
+
+  StoreLimits limits_;
+  HashSecret secret_;
+  std::uint64_t random_state_;
+  SlabArena arena_;
+  Table current_;
+  Table previous_;                     // being migrated into current_ (empty when not growing)
+  std::uint32_t migrate_cursor_ = 0;   // next slot of previous_ to migrate
+  std::uint32_t migrate_stop_ = 0;     // the empty slot where migration started and ends
+  std::uint32_t sweep_cursor_ = 0;
+  std::uint32_t last_expire_s_ = 0;
+  StoreCounters counters_;
+};
+
+}  // namespace tyto::swarm

@@ -1,0 +1,340 @@
+#include "tyto/swarm/swarm_store.hpp"
+
+#include <algorithm>
+#include <new>
+#include <utility>
+
+namespace tyto::swarm {
+
+namespace {
+constexpr std::uint32_t initial_capacity = 1024;
+constexpr std::uint32_t migrate_slots_per_operation = 16;
+
+std::uint32_t next_slot(std::uint32_t slot, std::uint32_t capacity) noexcept {
+  return slot + 1 == capacity ? 0 : slot + 1;
+}
+
+void make_vacant(Swarm* slots, std::uint32_t capacity) noexcept {
+  for (std::uint32_t i = 0; i < capacity; ++i) slots[i].ipv4.make_vacant();
+}
+}  // namespace
+
+SwarmStore::SwarmStore(const StoreLimits& limits, const HashSecret& secret,
+                       std::uint64_t random_seed)
+    : limits_(limits), secret_(secret), random_state_(random_seed) {
+  TYTO_ASSERT(limits.peers_per_swarm_max > 0 && limits.peers_per_swarm_max <= peers_per_set_max);
+  current_.capacity = initial_capacity;
+  current_.slots = new Swarm[initial_capacity];
+  make_vacant(current_.slots, initial_capacity);
+}
+
+SwarmStore::~SwarmStore() {
+  for (Table* table : {&current_, &previous_}) {
+    for (std::uint32_t i = 0; i < table->capacity; ++i) {
+      Swarm& swarm = table->slots[i];
+      if (swarm.ipv4.vacant()) continue;
+      swarm.ipv4.release(arena_);
+      free_swarm(swarm);
+    }
+    delete[] table->slots;
+  }
+}
+
+std::uint64_t SwarmStore::next_random() noexcept {
+  // wyrand: one multiply per draw; seeded per store.
+  random_state_ += 0xa0761d6478bd642full;
+  const unsigned __int128 product =
+      static_cast<unsigned __int128>(random_state_) * (random_state_ ^ 0xe7037ed1a0b428dbull);
+  return static_cast<std::uint64_t>(product) ^ static_cast<std::uint64_t>(product >> 64);
+}
+
+std::uint32_t SwarmStore::home(const Table& table, std::uint64_t hash) const noexcept {
+  return static_cast<std::uint32_t>((static_cast<unsigned __int128>(hash) * table.capacity) >> 64);
+}
+
+ScrapeEntry SwarmStore::entry_of(const Swarm& swarm) noexcept {
+  ScrapeEntry entry;
+  entry.seeders = swarm.ipv4.seeders() + (swarm.ipv6 != nullptr ? swarm.ipv6->seeders() : 0);
+  entry.leechers = swarm.ipv4.leechers() + (swarm.ipv6 != nullptr ? swarm.ipv6->leechers() : 0);
+  entry.downloaded = swarm.downloaded;
+  return entry;
+}
+
+const Swarm* SwarmStore::find(const InfoHash& info_hash, std::uint64_t hash) const noexcept {
+  for (const Table* table : {&current_, &previous_}) {
+    if (table->count == 0) continue;
+    for (std::uint32_t i = home(*table, hash);; i = next_slot(i, table->capacity)) {
+      const Swarm& swarm = table->slots[i];
+      if (swarm.ipv4.vacant()) break;
+      if (swarm.info_hash == info_hash) return &swarm;
+    }
+  }
+  return nullptr;
+}
+
+Swarm* SwarmStore::find(const InfoHash& info_hash, std::uint64_t hash) noexcept {
+  return const_cast<Swarm*>(std::as_const(*this).find(info_hash, hash));
+}
+
+bool SwarmStore::owns(const Table& table, const Swarm* swarm) const noexcept {
+  return table.slots != nullptr && swarm >= table.slots && swarm < table.slots + table.capacity;
+}
+
+void SwarmStore::start_growth() noexcept {
+  TYTO_ASSERT(previous_.slots == nullptr);
+  previous_ = current_;
+  current_.capacity = previous_.capacity / 2 * 3;
+  current_.count = 0;
+  current_.slots = new Swarm[current_.capacity];
+  make_vacant(current_.slots, current_.capacity);
+  std::uint32_t empty = 0;
+  while (!previous_.slots[empty].ipv4.vacant()) ++empty;  // exists: load factor < 1
+  migrate_stop_ = empty;
+  migrate_cursor_ = next_slot(empty, previous_.capacity);
+  sweep_cursor_ = 0;
+}
+
+// Moves records from previous_ into current_, at least `slots_budget` slots' worth, and stops
+// only on an empty slot of previous_: every probe run left in previous_ lies wholly after it.
+void SwarmStore::migrate(std::uint32_t slots_budget) noexcept {
+  if (previous_.slots == nullptr) return;
+  for (;;) {
+    if (migrate_cursor_ == migrate_stop_) {
+      TYTO_ASSERT(previous_.count == 0);
+      delete[] previous_.slots;
+      previous_ = {};
+      return;
+    }
+    Swarm& swarm = previous_.slots[migrate_cursor_];
+    if (swarm.ipv4.vacant()) {
+      if (slots_budget == 0) return;
+    } else {
+      const std::uint64_t hash = hash_info_hash(swarm.info_hash, secret_);
+      std::uint32_t i = home(current_, hash);
+      while (!current_.slots[i].ipv4.vacant()) i = next_slot(i, current_.capacity);
+      current_.slots[i] = swarm;
+      ++current_.count;
+      swarm.ipv4.make_vacant();
+      --previous_.count;
+    }
+    if (slots_budget > 0) --slots_budget;
+    migrate_cursor_ = next_slot(migrate_cursor_, previous_.capacity);
+  }
+}
+
+Swarm* SwarmStore::insert(const InfoHash& info_hash, std::uint64_t hash) noexcept {
+  // Grow at 80 % load. A migration finishes long before the new table reaches that load:
+  // it starts at 53 % and every operation migrates at least 16 slots.
+  if ((std::uint64_t{swarms_count()} + 1) * 5 > std::uint64_t{current_.capacity} * 4) {
+    if (previous_.slots != nullptr) migrate(previous_.capacity);  // finish (never expected)
+    start_growth();
+    migrate(migrate_slots_per_operation);
+  }
+  std::uint32_t i = home(current_, hash);
+  while (!current_.slots[i].ipv4.vacant()) i = next_slot(i, current_.capacity);
+  Swarm& swarm = current_.slots[i];
+  swarm = Swarm{};
+  swarm.info_hash = info_hash;
+  ++current_.count;
+  ++counters_.swarms;
+  return &swarm;
+}
+
+void SwarmStore::erase(Table& table, std::uint32_t position) noexcept {
+  TYTO_ASSERT(position < table.capacity && !table.slots[position].ipv4.vacant());
+  std::uint32_t hole = position;
+  for (std::uint32_t j = next_slot(hole, table.capacity); !table.slots[j].ipv4.vacant();
+       j = next_slot(j, table.capacity)) {
+    const std::uint32_t h = home(table, hash_info_hash(table.slots[j].info_hash, secret_));
+    const std::uint32_t from_home = (j + table.capacity - h) % table.capacity;
+    const std::uint32_t from_hole = (j + table.capacity - hole) % table.capacity;
+    if (from_home >= from_hole) {
+      table.slots[hole] = table.slots[j];
+      hole = j;
+    }
+  }
+  table.slots[hole].ipv4.make_vacant();
+  --table.count;
+  --counters_.swarms;
+  ++counters_.swarms_freed;
+}
+
+void SwarmStore::free_swarm(Swarm& swarm) noexcept {
+  if (swarm.ipv6 != nullptr) {
+    swarm.ipv6->release(arena_);
+    arena_.deallocate(swarm.ipv6, sizeof(Ipv6Peers));
+    swarm.ipv6 = nullptr;
+  }
+}
+
+template <class Peers>
+AnnounceReply SwarmStore::apply(Swarm& swarm, Peers& peers, const AnnounceRequest& request,
+                                std::uint32_t now_s, std::span<std::uint8_t> peers_out,
+                                std::uint64_t& family_gauge) noexcept {
+  AnnounceReply reply;
+  const std::uint8_t* wire = request.peer.wire.data();
+  const bool seeder = request.left_bytes == 0;
+  std::uint32_t position = peers.find(wire, secret_);
+  if (request.event == AnnounceEvent::stopped) {  // BEP 3: the peer leaves the swarm
+    if (position != Peers::not_found) {
+      (position < peers.seeders() ? counters_.seeders : counters_.leechers) -= 1;
+      --family_gauge;
+      peers.remove(position, arena_, secret_);
+    }
+    return reply;
+  }
+  const bool completed = request.event == AnnounceEvent::completed;
+  if (position == Peers::not_found) {
+    const std::uint32_t total =
+        swarm.ipv4.count() + (swarm.ipv6 != nullptr ? swarm.ipv6->count() : 0);
+    if (total >= limits_.peers_per_swarm_max) {
+      ++counters_.peers_refused;
+      reply.status = AnnounceStatus::peer_limit;
+      return reply;
+    }
+    std::uint16_t stamp = stamp_of(now_s);
+    if (completed) {  // counted once per peer: the bit remembers it
+      stamp |= stamp_completed_bit;
+      ++swarm.downloaded;
+    }
+    position = peers.insert(wire, seeder, stamp, arena_, secret_);
+    ++(seeder ? counters_.seeders : counters_.leechers);
+    ++family_gauge;
+  } else {
+    std::uint16_t& stamp = peers.stamp(position);
+    bool counted = stamp & stamp_completed_bit;
+    if (completed && !counted) {
+      counted = true;
+      ++swarm.downloaded;
+    }
+    stamp = static_cast<std::uint16_t>(stamp_of(now_s) | (counted ? stamp_completed_bit : 0));
+    const bool was_seeder = position < peers.seeders();
+    if (was_seeder != seeder) {
+      position = peers.set_seeder(position, seeder, secret_);
+      --(was_seeder ? counters_.seeders : counters_.leechers);
+      ++(seeder ? counters_.seeders : counters_.leechers);
+    }
+  }
+  const auto peers_max = static_cast<std::uint32_t>(peers_out.size() / Peers::wire_size);
+  // Seeders get leechers only; leechers get a window over everyone. Never the requester.
+  reply.peers_count =
+      seeder ? peers.copy_window(peers.seeders(), peers.count(), Peers::not_found, peers_max,
+                                 next_random(), peers_out.data())
+             : peers.copy_window(0, peers.count(), position, peers_max, next_random(),
+                                 peers_out.data());
+  return reply;
+}
+
+AnnounceReply SwarmStore::announce(const AnnounceRequest& request, std::uint32_t now_s,
+                                   std::span<std::uint8_t> peers_out) noexcept {
+  ++counters_.announces;
+  migrate(migrate_slots_per_operation);
+  const std::uint64_t hash = hash_info_hash(request.info_hash, secret_);
+  Swarm* swarm = find(request.info_hash, hash);
+  if (swarm == nullptr) {
+    if (request.event == AnnounceEvent::stopped) return {};  // nothing to remove, nothing to make
+    if (swarms_count() >= limits_.swarms_max) {
+      ++counters_.swarms_refused;
+      AnnounceReply refused;
+      refused.status = AnnounceStatus::swarm_limit;
+      return refused;
+    }
+    swarm = insert(request.info_hash, hash);
+  }
+  AnnounceReply reply;
+  if (request.peer.family == AddressFamily::ipv4) {
+    reply = apply(*swarm, swarm->ipv4, request, now_s, peers_out, counters_.peers_ipv4);
+  } else if (swarm->ipv6 != nullptr || request.event != AnnounceEvent::stopped) {
+    if (swarm->ipv6 == nullptr) swarm->ipv6 = new (arena_.allocate(sizeof(Ipv6Peers))) Ipv6Peers();
+    reply = apply(*swarm, *swarm->ipv6, request, now_s, peers_out, counters_.peers_ipv6);
+    if (swarm->ipv6->empty()) free_swarm(*swarm);
+  }
+  const ScrapeEntry entry = entry_of(*swarm);
+  reply.seeders = entry.seeders;
+  reply.leechers = entry.leechers;
+  reply.downloaded = entry.downloaded;
+  if (entry.seeders + entry.leechers == 0) {  // stopped (or refused) into an empty swarm
+    Table& table = owns(current_, swarm) ? current_ : previous_;
+    erase(table, static_cast<std::uint32_t>(swarm - table.slots));
+  }
+  return reply;
+}
+
+ScrapeEntry SwarmStore::scrape(const InfoHash& info_hash) const noexcept {
+  const Swarm* swarm = find(info_hash, hash_info_hash(info_hash, secret_));
+  return swarm == nullptr ? ScrapeEntry{} : entry_of(*swarm);
+}
+
+bool SwarmStore::sweep_swarm(Swarm& swarm, std::uint32_t now_s) noexcept {
+  auto expire = [&](auto& peers, std::uint64_t& family_gauge) {
+    counters_.peers_expired +=
+        peers.expire(now_s, limits_.peer_timeout_s, arena_, secret_, [&](bool was_seeder) {
+          --(was_seeder ? counters_.seeders : counters_.leechers);
+          --family_gauge;
+        });
+  };
+  expire(swarm.ipv4, counters_.peers_ipv4);
+  if (swarm.ipv6 != nullptr) {
+    expire(*swarm.ipv6, counters_.peers_ipv6);
+    if (swarm.ipv6->empty()) free_swarm(swarm);
+  }
+  return swarm.ipv4.empty() && swarm.ipv6 == nullptr;
+}
+
+void SwarmStore::expire_step(std::uint32_t now_s) noexcept {
+  migrate(previous_.capacity / 8 + migrate_slots_per_operation);
+  const std::uint32_t elapsed_s = last_expire_s_ == 0 ? 1 : now_s - last_expire_s_;
+  last_expire_s_ = now_s;
+  const std::uint64_t sweep_period_s = std::max<std::uint32_t>(1, limits_.peer_timeout_s / 4);
+  const std::uint64_t budget = std::min<std::uint64_t>(
+      current_.capacity,
+      (std::uint64_t{current_.capacity} * elapsed_s + sweep_period_s - 1) / sweep_period_s);
+  for (std::uint64_t k = 0; k < budget; ++k) {
+    if (sweep_cursor_ >= current_.capacity) sweep_cursor_ = 0;
+    Swarm& swarm = current_.slots[sweep_cursor_];
+    if (!swarm.ipv4.vacant() && sweep_swarm(swarm, now_s)) {
+      erase(current_, sweep_cursor_);  // a later record may shift into this slot: look again
+    } else {
+      ++sweep_cursor_;
+    }
+  }
+}
+
+std::size_t SwarmStore::memory_bytes() const noexcept {
+  return (std::size_t{current_.capacity} + previous_.capacity) * sizeof(Swarm) +
+         arena_.stats().slab_bytes + arena_.stats().large_bytes;
+}
+
+void SwarmStore::verify() const noexcept {
+  std::uint64_t swarms = 0;
+  std::uint64_t peers4 = 0;
+  std::uint64_t peers6 = 0;
+  std::uint64_t seeders = 0;
+  for (const Table* table : {&current_, &previous_}) {
+    std::uint32_t count = 0;
+    for (std::uint32_t i = 0; i < table->capacity; ++i) {
+      const Swarm& swarm = table->slots[i];
+      if (swarm.ipv4.vacant()) continue;
+      ++count;
+      TYTO_ASSERT(find(swarm.info_hash, hash_info_hash(swarm.info_hash, secret_)) == &swarm);
+      swarm.ipv4.verify(secret_);
+      peers4 += swarm.ipv4.count();
+      seeders += swarm.ipv4.seeders();
+      if (swarm.ipv6 != nullptr) {
+        TYTO_ASSERT(!swarm.ipv6->empty());
+        swarm.ipv6->verify(secret_);
+        peers6 += swarm.ipv6->count();
+        seeders += swarm.ipv6->seeders();
+      }
+      TYTO_ASSERT(!swarm.ipv4.empty() || swarm.ipv6 != nullptr);
+    }
+    TYTO_ASSERT(count == table->count);
+    swarms += count;
+  }
+  TYTO_ASSERT(swarms == counters_.swarms);
+  TYTO_ASSERT(peers4 == counters_.peers_ipv4 && peers6 == counters_.peers_ipv6);
+  TYTO_ASSERT(seeders == counters_.seeders);
+  TYTO_ASSERT(peers4 + peers6 == counters_.seeders + counters_.leechers);
+}
+
+}  // namespace tyto::swarm
