@@ -282,20 +282,25 @@ bool SwarmStore::sweep_swarm(Swarm& swarm, std::uint32_t now_s) noexcept {
 }
 
 void SwarmStore::expire_step(std::uint32_t now_s) noexcept {
-  migrate(previous_.capacity / 8 + migrate_slots_per_operation);
   const std::uint32_t elapsed_s = last_expire_s_ == 0 ? 1 : now_s - last_expire_s_;
   last_expire_s_ = now_s;
+  // Each step covers the share of the table that elapsed time asks for, so a full sweep takes
+  // at most a quarter of the peer timeout. A growing table migrates at the same pace (at least).
   const std::uint64_t sweep_period_s = std::max<std::uint32_t>(1, limits_.peer_timeout_s / 4);
-  const std::uint64_t budget = std::min<std::uint64_t>(
-      current_.capacity,
-      (std::uint64_t{current_.capacity} * elapsed_s + sweep_period_s - 1) / sweep_period_s);
-  for (std::uint64_t k = 0; k < budget; ++k) {
+  auto share = [&](std::uint32_t capacity) {
+    return static_cast<std::uint32_t>(std::min<std::uint64_t>(
+        capacity, (std::uint64_t{capacity} * elapsed_s + sweep_period_s - 1) / sweep_period_s));
+  };
+  migrate(share(previous_.capacity) + migrate_slots_per_operation);
+  const std::uint32_t budget = share(current_.capacity);
+  for (std::uint32_t visited = 0; visited < budget;) {
     if (sweep_cursor_ >= current_.capacity) sweep_cursor_ = 0;
     Swarm& swarm = current_.slots[sweep_cursor_];
     if (!swarm.ipv4.vacant() && sweep_swarm(swarm, now_s)) {
       erase(current_, sweep_cursor_);  // a later record may shift into this slot: look again
     } else {
       ++sweep_cursor_;
+      ++visited;
     }
   }
 }

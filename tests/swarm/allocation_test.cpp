@@ -1,0 +1,60 @@
+// After warm-up, an announce with peer selection on an existing swarm makes no heap allocation:
+// global operator new is replaced to count, and the store's arena must take no new slab.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <vector>
+
+#include "tyto/swarm/swarm_store.hpp"
+
+namespace {
+std::atomic<std::uint64_t> allocations{0};
+}
+
+void* operator new(std::size_t size) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* block = std::malloc(size == 0 ? 1 : size)) return block;
+  throw std::bad_alloc();
+}
+void operator delete(void* block) noexcept { std::free(block); }
+void operator delete(void* block, std::size_t) noexcept { std::free(block); }
+
+namespace tyto::swarm {
+namespace {
+
+TEST(SwarmStoreAllocations, AnnounceOnAnExistingSwarmAllocatesNothing) {
+  SwarmStore store(StoreLimits{}, HashSecret::from_seed(4), 4);
+  std::vector<std::uint8_t> out(200 * 18);
+  AnnounceRequest request;
+  auto endpoint = [](std::uint32_t n) {
+    const std::uint8_t address[4] = {10, 0, static_cast<std::uint8_t>(n >> 8), static_cast<std::uint8_t>(n)};
+    return PeerEndpoint::ipv4(address, 6881);
+  };
+  // Warm-up: 100 swarms of 0..299 peers each (some indexed), churned once.
+  for (std::uint32_t swarm = 0; swarm < 100; ++swarm) {
+    request.info_hash.bytes[0] = static_cast<std::uint8_t>(swarm);
+    for (std::uint32_t peer = 0; peer < swarm * 3; ++peer) {
+      request.peer = endpoint(peer);
+      request.left_bytes = peer % 4 == 0 ? 0 : 1;
+      store.announce(request, 10, out);
+    }
+  }
+  const std::uint64_t allocations_before = allocations.load();
+  const std::uint64_t slabs_before = store.memory_bytes();
+  std::uint64_t peers_returned = 0;
+  for (std::uint32_t i = 0; i < 100'000; ++i) {
+    request.info_hash.bytes[0] = static_cast<std::uint8_t>(1 + i % 99);
+    request.peer = endpoint(i % (1 + i % 99 * 3));
+    request.left_bytes = i % 5 == 0 ? 0 : 1;  // seeders and leechers flip role
+    request.event = i % 7 == 0 ? AnnounceEvent::completed : AnnounceEvent::none;
+    peers_returned += store.announce(request, 20, std::span(out).first(50 * 6)).peers_count;
+  }
+  EXPECT_EQ(allocations.load() - allocations_before, 0u);
+  EXPECT_EQ(store.memory_bytes(), slabs_before);
+  EXPECT_GT(peers_returned, 100'000u);  // selections really happened
+}
+
+}  // namespace
+}  // namespace tyto::swarm

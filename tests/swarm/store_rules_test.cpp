@@ -1,0 +1,235 @@
+// One test per announce rule of the in-memory store (BEP 3/15, DESIGN §5), plus the peer set's
+// scan/index switch and the table's growth.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+#include <vector>
+
+#include "tyto/swarm/peer_store.hpp"
+#include "tyto/swarm/swarm_store.hpp"
+
+namespace tyto::swarm {
+namespace {
+
+InfoHash hash_of(std::uint32_t n) {
+  InfoHash hash;
+  for (std::size_t i = 0; i < 20; ++i) hash.bytes[i] = static_cast<std::uint8_t>(n * 31 + i * 7);
+  hash.bytes[0] = static_cast<std::uint8_t>(n);
+  hash.bytes[1] = static_cast<std::uint8_t>(n >> 8);
+  hash.bytes[2] = static_cast<std::uint8_t>(n >> 16);
+  return hash;
+}
+
+PeerEndpoint v4(std::uint32_t n, std::uint16_t port = 6881) {
+  const std::uint8_t address[4] = {192, static_cast<std::uint8_t>(n >> 16),
+                                   static_cast<std::uint8_t>(n >> 8), static_cast<std::uint8_t>(n)};
+  return PeerEndpoint::ipv4(address, port);
+}
+
+PeerEndpoint v6(std::uint32_t n) {
+  std::uint8_t address[16] = {0x20, 0x01, 0x0d, 0xb8};
+  address[14] = static_cast<std::uint8_t>(n >> 8);
+  address[15] = static_cast<std::uint8_t>(n);
+  return PeerEndpoint::ipv6(address, 6881);
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  AnnounceReply announce(std::uint32_t hash, const PeerEndpoint& peer, std::uint64_t left,
+                         AnnounceEvent event = AnnounceEvent::none, std::uint32_t wanted = 50) {
+    AnnounceRequest request;
+    request.info_hash = hash_of(hash);
+    request.peer = peer;
+    request.left_bytes = left;
+    request.event = event;
+    out_.assign(wanted * peer.wire_size(), 0);
+    const AnnounceReply reply = store_.announce(request, now_s_, out_);
+    if (verify_each_) store_.verify();
+    return reply;
+  }
+  std::set<std::vector<std::uint8_t>> returned(const AnnounceReply& reply, std::size_t size) const {
+    std::set<std::vector<std::uint8_t>> peers;
+    for (std::uint32_t i = 0; i < reply.peers_count; ++i) {
+      peers.insert(std::vector<std::uint8_t>(out_.begin() + i * size, out_.begin() + (i + 1) * size));
+    }
+    return peers;
+  }
+  static std::vector<std::uint8_t> wire(const PeerEndpoint& peer) {
+    return {peer.wire_bytes().begin(), peer.wire_bytes().end()};
+  }
+
+  StoreLimits limits_;
+  SwarmStore store_{limits_, HashSecret::from_seed(11), 1};
+  std::vector<std::uint8_t> out_;
+  std::uint32_t now_s_ = 100;
+  bool verify_each_ = true;  // O(n) per announce: off for the large tests
+};
+
+TEST_F(StoreTest, LeftZeroMakesASeederAndCountsIncludeTheRequester) {
+  auto reply = announce(1, v4(1), 0, AnnounceEvent::started);
+  EXPECT_EQ(reply.seeders, 1u);
+  EXPECT_EQ(reply.leechers, 0u);
+  EXPECT_EQ(reply.peers_count, 0u);
+  reply = announce(1, v4(2), 500, AnnounceEvent::started);
+  EXPECT_EQ(reply.seeders, 1u);
+  EXPECT_EQ(reply.leechers, 1u);
+  EXPECT_EQ(returned(reply, 6), (std::set{wire(v4(1))}));
+}
+
+TEST_F(StoreTest, ALeecherBecomesASeederAndBack) {
+  announce(1, v4(1), 10);
+  auto reply = announce(1, v4(1), 0);
+  EXPECT_EQ(reply.seeders, 1u);
+  EXPECT_EQ(reply.leechers, 0u);
+  reply = announce(1, v4(1), 5);
+  EXPECT_EQ(reply.seeders, 0u);
+  EXPECT_EQ(reply.leechers, 1u);
+}
+
+TEST_F(StoreTest, CompletedCountsOncePerPeer) {
+  announce(1, v4(1), 10, AnnounceEvent::started);
+  EXPECT_EQ(announce(1, v4(1), 0, AnnounceEvent::completed).downloaded, 1u);
+  EXPECT_EQ(announce(1, v4(1), 0, AnnounceEvent::completed).downloaded, 1u);
+  // A new peer arriving with event=completed counts too.
+  EXPECT_EQ(announce(1, v4(2), 0, AnnounceEvent::completed).downloaded, 2u);
+  EXPECT_EQ(store_.scrape(hash_of(1)).downloaded, 2u);
+}
+
+TEST_F(StoreTest, StoppedRemovesThePeerAndAnEmptySwarmIsFreed) {
+  announce(1, v4(1), 10);
+  announce(1, v4(2), 0);
+  auto reply = announce(1, v4(1), 10, AnnounceEvent::stopped);
+  EXPECT_EQ(reply.peers_count, 0u);
+  EXPECT_EQ(reply.leechers, 0u);
+  EXPECT_EQ(reply.seeders, 1u);
+  announce(1, v4(2), 0, AnnounceEvent::stopped);
+  EXPECT_EQ(store_.swarms_count(), 0u);
+  EXPECT_EQ(store_.scrape(hash_of(1)), ScrapeEntry{});
+  // A stop for an unknown swarm creates nothing.
+  announce(2, v4(3), 0, AnnounceEvent::stopped);
+  EXPECT_EQ(store_.swarms_count(), 0u);
+}
+
+TEST_F(StoreTest, OnlyTheSameAddressAndPortUpdateAPeer) {
+  announce(1, v4(1, 1000), 10);
+  announce(1, v4(1, 1001), 10);  // same IP, other port: another peer
+  EXPECT_EQ(store_.scrape(hash_of(1)).leechers, 2u);
+  announce(1, v4(1, 1001), 10, AnnounceEvent::stopped);
+  EXPECT_EQ(store_.scrape(hash_of(1)).leechers, 1u);
+}
+
+TEST_F(StoreTest, SeedersGetOnlyLeechersAndLeechersGetEveryone) {
+  for (std::uint32_t i = 0; i < 5; ++i) announce(1, v4(i), 0);        // seeders 0..4
+  for (std::uint32_t i = 10; i < 15; ++i) announce(1, v4(i), 100);    // leechers 10..14
+  auto reply = announce(1, v4(0), 0);
+  std::set<std::vector<std::uint8_t>> leechers;
+  for (std::uint32_t i = 10; i < 15; ++i) leechers.insert(wire(v4(i)));
+  EXPECT_EQ(returned(reply, 6), leechers);
+  reply = announce(1, v4(10), 100);
+  EXPECT_EQ(reply.peers_count, 9u);  // everyone but itself
+  EXPECT_FALSE(returned(reply, 6).count(wire(v4(10))));
+}
+
+TEST_F(StoreTest, NumwantLimitsAndWindowsVary) {
+  for (std::uint32_t i = 0; i < 100; ++i) announce(1, v4(i), 100);
+  std::set<std::vector<std::uint8_t>> seen;
+  for (int round = 0; round < 20; ++round) {
+    const auto reply = announce(1, v4(200), 100, AnnounceEvent::none, 10);
+    ASSERT_EQ(reply.peers_count, 10u);
+    for (const auto& peer : returned(reply, 6)) seen.insert(peer);
+  }
+  EXPECT_GT(seen.size(), 40u);  // random windows: not the same ten every time
+  EXPECT_EQ(announce(1, v4(200), 100, AnnounceEvent::none, 0).peers_count, 0u);
+}
+
+TEST_F(StoreTest, FamiliesAreNeverMixed) {
+  announce(1, v4(1), 10);
+  announce(1, v6(1), 10);
+  auto reply = announce(1, v6(2), 10);
+  EXPECT_EQ(reply.leechers, 3u);  // counts cover both families
+  EXPECT_EQ(returned(reply, 18), (std::set{wire(v6(1))}));
+  reply = announce(1, v4(2), 10);
+  EXPECT_EQ(returned(reply, 6), (std::set{wire(v4(1))}));
+  EXPECT_EQ(store_.counters().peers_ipv4, 2u);
+  EXPECT_EQ(store_.counters().peers_ipv6, 2u);
+}
+
+TEST_F(StoreTest, CrossingTheIndexThresholdBothWaysKeepsEveryPeerFindable) {
+  // Up past the index threshold and back down, with stops in the middle of the arrays.
+  for (std::uint32_t i = 0; i < 300; ++i) announce(1, v4(i), i % 3 == 0 ? 0 : 1);
+  EXPECT_EQ(store_.scrape(hash_of(1)).seeders + store_.scrape(hash_of(1)).leechers, 300u);
+  for (std::uint32_t i = 0; i < 300; i += 2) announce(1, v4(i), 0, AnnounceEvent::stopped);
+  for (std::uint32_t i = 1; i < 300; i += 2) {  // re-announces find the existing peer
+    const auto before = store_.scrape(hash_of(1));
+    announce(1, v4(i), i % 3 == 0 ? 0 : 1);
+    ASSERT_EQ(store_.scrape(hash_of(1)).seeders + store_.scrape(hash_of(1)).leechers,
+              before.seeders + before.leechers);
+  }
+  for (std::uint32_t i = 1; i < 290; i += 2) announce(1, v4(i), 0, AnnounceEvent::stopped);
+  const auto left = store_.scrape(hash_of(1));
+  EXPECT_EQ(left.seeders + left.leechers, 5u);
+}
+
+TEST_F(StoreTest, PeersExpireAndEmptySwarmsAreFreed) {
+  for (std::uint32_t i = 0; i < 50; ++i) announce(i, v4(i), 10);
+  now_s_ += limits_.peer_timeout_s / 2;
+  announce(7, v4(7), 10);  // this one stays fresh
+  now_s_ += limits_.peer_timeout_s / 2 + 8;
+  for (std::uint32_t s = 0; s < limits_.peer_timeout_s / 4 + 2; ++s) store_.expire_step(++now_s_);
+  store_.verify();
+  EXPECT_EQ(store_.swarms_count(), 1u);
+  EXPECT_EQ(store_.scrape(hash_of(7)).leechers, 1u);
+  EXPECT_EQ(store_.counters().peers_expired, 49u);
+}
+
+TEST_F(StoreTest, TheTableGrowsWhileServing) {
+  // Thousands of swarms force several growths; every swarm stays findable throughout.
+  verify_each_ = false;
+  for (std::uint32_t i = 0; i < 20000; ++i) {
+    announce(i, v4(i), 1);
+    if (i % 997 == 0) {
+      for (std::uint32_t j = 0; j <= i; j += 101) ASSERT_EQ(store_.scrape(hash_of(j)).leechers, 1u) << j;
+    }
+  }
+  EXPECT_EQ(store_.swarms_count(), 20000u);
+  store_.verify();
+  for (std::uint32_t i = 0; i < 20000; i += 2) announce(i, v4(i), 1, AnnounceEvent::stopped);
+  EXPECT_EQ(store_.swarms_count(), 10000u);
+  for (std::uint32_t i = 1; i < 20000; i += 2) ASSERT_EQ(store_.scrape(hash_of(i)).leechers, 1u);
+}
+
+TEST(StoreLimitsTest, CapsRefuseNewSwarmsAndPeersAndCountThem) {
+  StoreLimits limits;
+  limits.swarms_max = 2;
+  limits.peers_per_swarm_max = 3;
+  SwarmStore store(limits, HashSecret::from_seed(1), 1);
+  std::vector<std::uint8_t> out(600);
+  AnnounceRequest request;
+  request.left_bytes = 1;
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    request.info_hash = hash_of(i);
+    request.peer = v4(i);
+    const auto reply = store.announce(request, 10, out);
+    EXPECT_EQ(reply.status, i < 2 ? AnnounceStatus::ok : AnnounceStatus::swarm_limit);
+  }
+  EXPECT_EQ(store.counters().swarms_refused, 1u);
+  request.info_hash = hash_of(0);
+  for (std::uint32_t i = 10; i < 14; ++i) {
+    request.peer = v4(i);
+    const auto reply = store.announce(request, 10, out);
+    EXPECT_EQ(reply.status, i < 12 ? AnnounceStatus::ok : AnnounceStatus::peer_limit);
+  }
+  EXPECT_EQ(store.counters().peers_refused, 2u);
+  request.peer = v4(10);  // existing peers still update
+  EXPECT_EQ(store.announce(request, 10, out).status, AnnounceStatus::ok);
+  store.verify();
+}
+
+TEST(PeerStoreConcept, TheInMemoryStoreIsAPeerStore) {
+  static_assert(PeerStore<SwarmStore>);
+  SUCCEED();
+}
+
+}  // namespace
+}  // namespace tyto::swarm
