@@ -1,8 +1,10 @@
 #include "tyto/core/arena.hpp"
 
 #include <mimalloc.h>
+#include <sys/mman.h>
 
 #include <algorithm>
+#include <new>
 #include <cstdio>
 #include <cstdlib>
 
@@ -19,7 +21,19 @@
 
 namespace tyto {
 
+struct SlabArena::Slab {
+  Slab* next = nullptr;  // in its class's partial list, or in the free slab list
+  Slab* previous = nullptr;
+  FreeBlock* free_list = nullptr;
+  std::uint8_t* bump = nullptr;  // next never-used byte
+  std::uint32_t live = 0;
+  std::uint32_t class_index = 0;
+  bool in_partial = false;
+};
+
 namespace {
+
+constexpr std::size_t slab_header_size = 64;
 
 struct ClassTable {
   std::array<std::uint32_t, 64> sizes{};
@@ -41,7 +55,8 @@ constexpr ClassTable make_class_table() {
 constexpr ClassTable class_table = make_class_table();
 static_assert(class_table.count <= 64);
 static_assert(class_table.sizes[class_table.count - 1] == SlabArena::block_size_max);
-static_assert(SlabArena::slab_size % SlabArena::block_size_max == 0);
+static_assert(SlabArena::slab_size / SlabArena::block_size_max >= 7, "waste at most 1/8");
+static_assert(SlabArena::slab_size % 4096 == 0);
 
 [[noreturn]] void out_of_memory(std::size_t size) noexcept {
   std::fprintf(stderr, "tyto: out of memory allocating %zu bytes\n", size);
@@ -50,15 +65,19 @@ static_assert(SlabArena::slab_size % SlabArena::block_size_max == 0);
 
 }  // namespace
 
-SlabArena::SlabArena() noexcept = default;
+SlabArena::SlabArena() noexcept {
+  // Reserve address space only (NORESERVE): pages become resident when first touched.
+  void* mapped = mmap(nullptr, reservation_size + slab_size, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (mapped == MAP_FAILED) out_of_memory(reservation_size);
+  reservation_mapped_ = static_cast<std::uint8_t*>(mapped);
+  const auto address = reinterpret_cast<std::uintptr_t>(mapped);
+  reservation_ = reinterpret_cast<std::uint8_t*>((address + slab_size - 1) & ~(slab_size - 1));
+}
 
 SlabArena::~SlabArena() {
-  while (slabs_ != nullptr) {
-    Slab* next = slabs_->next;
-    TYTO_UNPOISON(slabs_, slab_size);
-    mi_free(slabs_);
-    slabs_ = next;
-  }
+  TYTO_UNPOISON(reservation_, slabs_carved_ * slab_size);
+  munmap(reservation_mapped_, reservation_size + slab_size);
 }
 
 std::size_t SlabArena::class_index(std::size_t size) noexcept {
@@ -80,6 +99,53 @@ std::size_t SlabArena::block_size(std::size_t size) noexcept {
   return class_size(class_index(size));
 }
 
+SlabArena::Slab* SlabArena::take_slab(std::size_t index) noexcept {
+  Slab* slab = classes_[index].spare;
+  if (slab != nullptr) {
+    classes_[index].spare = nullptr;
+  } else {
+    std::uint8_t* memory = nullptr;
+    if (free_slabs_ != nullptr) {
+      memory = reinterpret_cast<std::uint8_t*>(free_slabs_);
+      TYTO_UNPOISON(memory, slab_header_size);
+      free_slabs_ = free_slabs_->next;
+    } else {
+      if ((slabs_carved_ + 1) * slab_size > reservation_size) out_of_memory(slab_size);
+      memory = reservation_ + slabs_carved_++ * slab_size;
+    }
+    slab = new (memory) Slab();
+    slab->class_index = static_cast<std::uint32_t>(index);
+    stats_.slab_bytes += slab_size;
+    ++stats_.slabs_allocated;
+    TYTO_POISON(memory + slab_header_size, slab_size - slab_header_size);
+  }
+  slab->bump = reinterpret_cast<std::uint8_t*>(slab) + slab_header_size;
+  slab->free_list = nullptr;
+  slab->live = 0;
+  // Link at the head of the class's partial list.
+  slab->previous = nullptr;
+  slab->next = classes_[index].partial;
+  if (slab->next != nullptr) slab->next->previous = slab;
+  classes_[index].partial = slab;
+  slab->in_partial = true;
+  return slab;
+}
+
+void SlabArena::release_slab(Slab* slab) noexcept {
+  SizeClass& size_class = classes_[slab->class_index];
+  if (size_class.spare == nullptr) {
+    size_class.spare = slab;
+    return;
+  }
+  stats_.slab_bytes -= slab_size;
+  ++stats_.slabs_released;
+  madvise(slab, slab_size, MADV_DONTNEED);  // gives the pages back; the range stays reserved
+  slab->next = free_slabs_;
+  free_slabs_ = slab;
+  TYTO_POISON(reinterpret_cast<std::uint8_t*>(slab) + sizeof(Slab*),
+              slab_header_size - sizeof(Slab*));
+}
+
 void* SlabArena::allocate(std::size_t size) noexcept {
   if (size == 0) size = 1;
   if (size > block_size_max) {
@@ -93,29 +159,28 @@ void* SlabArena::allocate(std::size_t size) noexcept {
   }
   const std::size_t index = class_index(size);
   const std::size_t rounded = class_size(index);
-  SizeClass& size_class = classes_[index];
-  stats_.block_bytes_in_use += rounded;
-  if (FreeBlock* block = size_class.free_list; block != nullptr) {
+  Slab* slab = classes_[index].partial;
+  if (slab == nullptr) slab = take_slab(index);
+  void* block;
+  if (slab->free_list != nullptr) {
+    FreeBlock* free_block = slab->free_list;
+    TYTO_UNPOISON(free_block, rounded);
+    slab->free_list = free_block->next;
+    block = free_block;
+  } else {
+    block = slab->bump;
+    slab->bump += rounded;
     TYTO_UNPOISON(block, rounded);
-    size_class.free_list = block->next;
-    return block;
   }
-  if (size_class.bump == nullptr ||
-      static_cast<std::size_t>(size_class.bump_end - size_class.bump) < rounded) {
-    // New slab. The first 16 bytes link the slab list; the rest is carved for this class.
-    auto* slab = static_cast<std::uint8_t*>(mi_malloc_aligned(slab_size, alignment));
-    if (slab == nullptr) out_of_memory(slab_size);
-    reinterpret_cast<Slab*>(slab)->next = slabs_;
-    slabs_ = reinterpret_cast<Slab*>(slab);
-    stats_.slab_bytes += slab_size;
-    ++stats_.slabs_allocated;
-    size_class.bump = slab + alignment;
-    size_class.bump_end = slab + slab_size;
-    TYTO_POISON(size_class.bump, slab_size - alignment);
+  ++slab->live;
+  stats_.block_bytes_in_use += rounded;
+  const std::uint8_t* slab_end = reinterpret_cast<std::uint8_t*>(slab) + slab_size;
+  if (slab->free_list == nullptr && static_cast<std::size_t>(slab_end - slab->bump) < rounded) {
+    // Full: off the partial list until a block comes back.
+    classes_[index].partial = slab->next;
+    if (slab->next != nullptr) slab->next->previous = nullptr;
+    slab->in_partial = false;
   }
-  std::uint8_t* block = size_class.bump;
-  size_class.bump += rounded;
-  TYTO_UNPOISON(block, rounded);
   return block;
 }
 
@@ -132,13 +197,32 @@ void SlabArena::deallocate(void* block, std::size_t size) noexcept {
   }
   const std::size_t index = class_index(size);
   const std::size_t rounded = class_size(index);
+  auto* slab = reinterpret_cast<Slab*>(reinterpret_cast<std::uintptr_t>(block) & ~(slab_size - 1));
+  TYTO_ASSERT(reinterpret_cast<std::uint8_t*>(slab) >= reservation_ &&
+              reinterpret_cast<std::uint8_t*>(slab) < reservation_ + slabs_carved_ * slab_size);
+  TYTO_ASSERT(slab->class_index == index && slab->live > 0);  // sized free must match
   TYTO_ASSERT(stats_.block_bytes_in_use >= rounded);
   stats_.block_bytes_in_use -= rounded;
   auto* free_block = static_cast<FreeBlock*>(block);
-  free_block->next = classes_[index].free_list;
-  classes_[index].free_list = free_block;
+  free_block->next = slab->free_list;
+  slab->free_list = free_block;
   TYTO_POISON(reinterpret_cast<std::uint8_t*>(block) + sizeof(FreeBlock),
               rounded - sizeof(FreeBlock));
+  SizeClass& size_class = classes_[index];
+  if (!slab->in_partial) {
+    slab->previous = nullptr;
+    slab->next = size_class.partial;
+    if (slab->next != nullptr) slab->next->previous = slab;
+    size_class.partial = slab;
+    slab->in_partial = true;
+  }
+  if (--slab->live == 0) {
+    if (slab->previous != nullptr) slab->previous->next = slab->next;
+    else size_class.partial = slab->next;
+    if (slab->next != nullptr) slab->next->previous = slab->previous;
+    slab->in_partial = false;
+    release_slab(slab);
+  }
 }
 
 }  // namespace tyto

@@ -1,10 +1,13 @@
 // SlabArena: a shard-local allocator for variable-size blocks (peer arrays, indexes).
 //
-// Blocks are served from size classes: multiples of 16 bytes up to 256, then steps of 1/8
-// (about 12 % apart) up to block_size_max. Each class carves blocks out of 64 KiB slabs taken
-// from mimalloc and keeps freed blocks on an intrusive free list; blocks larger than
-// block_size_max go straight to mimalloc. Callers pass the size back on deallocate (sized free),
-// so no header is stored per block. Slabs are only returned when the arena is destroyed.
+// Blocks are served from size classes: multiples of 16 bytes up to 256, then steps of about 1/8
+// up to block_size_max. Each class carves blocks out of 128 KiB slabs; a slab belongs to one
+// class and counts its live blocks, and a slab whose last block is freed goes back to the
+// kernel (madvise) — one spare per class is kept so a class at a boundary does not thrash.
+// Without that, a swarm table that grows every swarm through the classes would keep every
+// class's slabs forever. Slabs are carved from one virtual reservation per arena (aligned, so a
+// block finds its slab by masking); blocks above block_size_max come from mimalloc.
+// Callers pass the size back on deallocate (sized free): no header per block.
 //
 // Ownership: one arena per shard; not thread-safe. Under AddressSanitizer free blocks are
 // poisoned, so a use after free inside a slab is still reported.
@@ -17,26 +20,28 @@
 namespace tyto {
 
 struct ArenaStats {
-  std::uint64_t slab_bytes = 0;        // memory held in slabs (resident upper bound)
-  std::uint64_t large_bytes = 0;       // memory in blocks above block_size_max
+  std::uint64_t slab_bytes = 0;          // slabs in use or spare (resident upper bound)
+  std::uint64_t large_bytes = 0;         // memory in blocks above block_size_max
   std::uint64_t block_bytes_in_use = 0;  // sum of class sizes of live blocks (incl. large)
-  std::uint64_t slabs_allocated = 0;   // slab allocations ever (0 growth = no heap calls)
-  std::uint64_t large_allocations = 0; // large allocations ever
+  std::uint64_t slabs_allocated = 0;     // slabs taken from the reservation, ever
+  std::uint64_t slabs_released = 0;      // slabs given back to the kernel, ever
+  std::uint64_t large_allocations = 0;   // large allocations ever
 };
 
 class SlabArena {
  public:
-  static constexpr std::size_t slab_size = 64 * 1024;
+  static constexpr std::size_t slab_size = 128 * 1024;
   static constexpr std::size_t block_size_max = 16 * 1024;
   static constexpr std::size_t alignment = 16;
+  // Virtual address space reserved per arena; only touched pages are resident.
+  static constexpr std::size_t reservation_size = std::size_t{64} << 30;
 
   SlabArena() noexcept;
   ~SlabArena();
   SlabArena(const SlabArena&) = delete;
   SlabArena& operator=(const SlabArena&) = delete;
 
-  // Usable size of the block that allocate(size) returns (>= size). Callers size their arrays
-  // to it so no byte of a class is wasted.
+  // Usable size of the block that allocate(size) returns (>= size).
   static std::size_t block_size(std::size_t size) noexcept;
 
   // Never returns nullptr: out of memory aborts (a tracker cannot run half a swarm).
@@ -52,20 +57,22 @@ class SlabArena {
   struct FreeBlock {
     FreeBlock* next;
   };
+  struct Slab;
   struct SizeClass {
-    FreeBlock* free_list = nullptr;
-    std::uint8_t* bump = nullptr;      // next unused byte of the current slab
-    std::uint8_t* bump_end = nullptr;
-  };
-  struct Slab {
-    Slab* next;
+    Slab* partial = nullptr;  // slabs with room, doubly linked
+    Slab* spare = nullptr;    // one empty slab kept back
   };
 
   static std::size_t class_index(std::size_t size) noexcept;
   static std::size_t class_size(std::size_t index) noexcept;
+  Slab* take_slab(std::size_t class_index) noexcept;
+  void release_slab(Slab* slab) noexcept;
 
   std::array<SizeClass, classes_max> classes_{};
-  Slab* slabs_ = nullptr;
+  std::uint8_t* reservation_ = nullptr;  // slab_size-aligned
+  std::uint8_t* reservation_mapped_ = nullptr;
+  std::size_t slabs_carved_ = 0;  // slabs handed out of the reservation so far
+  Slab* free_slabs_ = nullptr;    // released slabs, reusable
   ArenaStats stats_{};
 };
 

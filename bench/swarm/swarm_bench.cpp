@@ -1,0 +1,214 @@
+// Swarm store benchmarks (Google Benchmark). Run a release build pinned to one core, e.g.
+//   taskset -c 1 build-release/bench/swarm/swarm_bench --benchmark_counters_tabular=true
+//
+// - Lookup / insert: the store's table (through scrape / a first announce) against
+//   std::unordered_map and absl::flat_hash_map with the same keyed hash, on the same keys.
+// - Announce + select with aquatic's load model: 1 M swarms, 2 M peers, swarm popularity
+//   ∝ exp(-k·rank) (a long tail), numwant 30, 75 % of announces from seeders.
+// - Bytes per peer: 10 M IPv4 peers over 1 M swarms (opentracker measured ~20 B at 12 M / ~1 M).
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <unordered_map>
+#include <unistd.h>
+#include <vector>
+
+#include "tyto/swarm/swarm_store.hpp"
+
+#if __has_include(<absl/container/flat_hash_map.h>) && defined(TYTO_BENCH_ABSL)
+#include <absl/container/flat_hash_map.h>
+#define TYTO_HAVE_ABSL 1
+#endif
+
+namespace {
+
+using namespace tyto;
+
+InfoHash random_hash(std::mt19937_64& random) {
+  InfoHash hash;
+  for (std::size_t i = 0; i < 20; i += 8) {
+    const std::uint64_t word = random();
+    for (std::size_t j = 0; j < 8 && i + j < 20; ++j) hash.bytes[i + j] = static_cast<std::uint8_t>(word >> (8 * j));
+  }
+  return hash;
+}
+
+PeerEndpoint peer_number(std::uint32_t n) {
+  const std::uint8_t address[4] = {static_cast<std::uint8_t>(1 + (n >> 24)), static_cast<std::uint8_t>(n >> 16),
+                                   static_cast<std::uint8_t>(n >> 8), static_cast<std::uint8_t>(n)};
+  return PeerEndpoint::ipv4(address, static_cast<std::uint16_t>(1024 + n % 50000));
+}
+
+struct KeyedHasher {
+  const HashSecret* secret;
+  std::size_t operator()(const InfoHash& hash) const noexcept { return hash_info_hash(hash, *secret); }
+};
+
+const HashSecret& bench_secret() {
+  static const HashSecret secret = HashSecret::from_seed(1);
+  return secret;
+}
+
+std::vector<InfoHash> keys(std::size_t count) {
+  std::mt19937_64 random(7);
+  std::vector<InfoHash> result(count);
+  for (auto& key : result) key = random_hash(random);
+  return result;
+}
+
+std::size_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::size_t pages_total = 0, pages_resident = 0;
+  statm >> pages_total >> pages_resident;
+  return pages_resident * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+}
+
+// ---- lookups and inserts on the same keys ----
+
+void BM_StoreLookup(benchmark::State& state) {
+  const auto count = static_cast<std::size_t>(state.range(0));
+  const auto hashes = keys(count);
+  swarm::SwarmStore store(swarm::StoreLimits{}, bench_secret(), 1);
+  std::uint8_t out[6];
+  AnnounceRequest request;
+  request.peer = peer_number(1);
+  for (const auto& hash : hashes) {
+    request.info_hash = hash;
+    store.announce(request, 1, out);
+  }
+  std::size_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(store.scrape(hashes[i]));
+    i = i + 1 == count ? 0 : i + 1;
+  }
+}
+
+template <class Map>
+void BM_MapLookup(benchmark::State& state) {
+  const auto count = static_cast<std::size_t>(state.range(0));
+  const auto hashes = keys(count);
+  Map map(0, KeyedHasher{&bench_secret()});
+  for (const auto& hash : hashes) map.emplace(hash, ScrapeEntry{1, 0, 0});
+  std::size_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(map.find(hashes[i])->second);
+    i = i + 1 == count ? 0 : i + 1;
+  }
+}
+
+void BM_StoreInsert(benchmark::State& state) {
+  const auto count = static_cast<std::size_t>(state.range(0));
+  const auto hashes = keys(count);
+  std::uint8_t out[6];
+  for (auto _ : state) {
+    swarm::SwarmStore store(swarm::StoreLimits{}, bench_secret(), 1);
+    AnnounceRequest request;
+    request.peer = peer_number(1);
+    for (const auto& hash : hashes) {
+      request.info_hash = hash;
+      benchmark::DoNotOptimize(store.announce(request, 1, out));
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(count));
+}
+
+template <class Map>
+void BM_MapInsert(benchmark::State& state) {
+  const auto count = static_cast<std::size_t>(state.range(0));
+  const auto hashes = keys(count);
+  for (auto _ : state) {
+    Map map(0, KeyedHasher{&bench_secret()});
+    for (const auto& hash : hashes) map.emplace(hash, ScrapeEntry{1, 0, 0});
+    benchmark::DoNotOptimize(map.size());
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(count));
+}
+
+using StdMap = std::unordered_map<InfoHash, ScrapeEntry, KeyedHasher>;
+BENCHMARK(BM_StoreLookup)->Arg(1 << 10)->Arg(1 << 20);
+BENCHMARK_TEMPLATE(BM_MapLookup, StdMap)->Arg(1 << 10)->Arg(1 << 20);
+BENCHMARK(BM_StoreInsert)->Arg(1 << 20)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_MapInsert, StdMap)->Arg(1 << 20)->Unit(benchmark::kMillisecond);
+#ifdef TYTO_HAVE_ABSL
+using AbslMap = absl::flat_hash_map<InfoHash, ScrapeEntry, KeyedHasher>;
+BENCHMARK_TEMPLATE(BM_MapLookup, AbslMap)->Arg(1 << 10)->Arg(1 << 20);
+BENCHMARK_TEMPLATE(BM_MapInsert, AbslMap)->Arg(1 << 20)->Unit(benchmark::kMillisecond);
+#endif
+
+// ---- announce + select, aquatic's load model ----
+
+struct LoadModel {
+  static constexpr std::uint32_t torrents = 1'000'000;
+  static constexpr std::uint32_t peers = 2'000'000;
+  std::vector<InfoHash> hashes = keys(torrents);
+  std::exponential_distribution<double> rank{1.0};
+  // Torrent rank ∝ exp(-k·rank): most traffic on a few torrents, a long tail to all of them.
+  std::uint32_t pick_torrent(std::mt19937_64& random) {
+    const double x = rank(random) * (torrents / 8.0);  // k = 8 / torrents
+    return static_cast<std::uint32_t>(x) % torrents;
+  }
+};
+
+void BM_AnnounceSelect(benchmark::State& state) {
+  static LoadModel model;
+  static std::unique_ptr<swarm::SwarmStore> store;
+  std::mt19937_64 random(3);
+  std::uint8_t out[30 * 6];
+  AnnounceRequest request;
+  request.numwant = 30;
+  if (!store) {
+    store = std::make_unique<swarm::SwarmStore>(swarm::StoreLimits{}, bench_secret(), 1);
+    for (std::uint32_t p = 0; p < LoadModel::peers; ++p) {  // fill: every peer in one swarm
+      request.info_hash = model.hashes[model.pick_torrent(random)];
+      request.peer = peer_number(p);
+      request.left_bytes = random() % 4 == 0 ? 1 : 0;
+      store->announce(request, 1, out);
+    }
+  }
+  for (auto _ : state) {
+    request.info_hash = model.hashes[model.pick_torrent(random)];
+    request.peer = peer_number(static_cast<std::uint32_t>(random() % LoadModel::peers));
+    request.left_bytes = random() % 4 == 0 ? 1 : 0;  // 75 % seeders
+    benchmark::DoNotOptimize(store->announce(request, 2, out));
+  }
+  state.counters["swarms"] = static_cast<double>(store->swarms_count());
+  state.counters["peers"] = static_cast<double>(store->counters().peers_ipv4);
+}
+BENCHMARK(BM_AnnounceSelect);
+
+// ---- memory ----
+
+void BM_BytesPerPeer(benchmark::State& state) {
+  const auto peers = static_cast<std::uint32_t>(state.range(0));
+  const auto swarms = static_cast<std::uint32_t>(state.range(1));
+  const auto hashes = keys(swarms);
+  for (auto _ : state) {
+    const std::size_t resident_before = resident_bytes();
+    auto store = std::make_unique<swarm::SwarmStore>(swarm::StoreLimits{}, bench_secret(), 1);
+    std::uint8_t out[6];
+    AnnounceRequest request;
+    for (std::uint32_t p = 0; p < peers; ++p) {
+      request.info_hash = hashes[p % swarms];  // peers / swarms each
+      request.peer = peer_number(p);
+      request.left_bytes = p % 4 == 0 ? 1 : 0;
+      store->announce(request, 1, std::span(out, 0));
+    }
+    state.counters["bytes_per_peer"] = static_cast<double>(store->memory_bytes()) / peers;
+    state.counters["rss_bytes_per_peer"] =
+        static_cast<double>(resident_bytes() - resident_before) / peers;
+    state.counters["peers"] = store->counters().peers_ipv4;
+    state.counters["swarms"] = static_cast<double>(store->swarms_count());
+  }
+}
+BENCHMARK(BM_BytesPerPeer)
+    ->Args({10'000'000, 1'000'000})
+    ->Args({10'000'000, 100'000})
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
