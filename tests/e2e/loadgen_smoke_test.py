@@ -1,0 +1,64 @@
+"""Smoke test of the bench tools: tyto-load drives tyto and tyto-udp-echo for a second each; the
+result line must parse, show answers, and no errors or lost requests."""
+import re
+import subprocess
+import sys
+import unittest
+
+from tracker import Tracker, free_port
+
+TYTO = LOADGEN = ECHO = None
+
+
+def run_load(port, *extra):
+    output = subprocess.run([LOADGEN, "--target", "127.0.0.1:%d" % port, "--duration-s", "1",
+                             "--warmup-s", "0.2", "--torrents", "1000", "--peers", "5000"]
+                            + list(extra), capture_output=True, text=True, timeout=30)
+    assert output.returncode == 0, output.stderr + output.stdout
+    fields = dict(re.findall(r"(\w+)=([0-9.]+)", output.stdout))
+    return {key: float(value) for key, value in fields.items()}
+
+
+class LoadGeneratorSmoke(unittest.TestCase):
+    def test_against_tyto(self):
+        port = free_port()
+        tracker = Tracker(TYTO, ["--udp", "127.0.0.1:%d" % port, "--cores", "0"], [("127.0.0.1", port)])
+        try:
+            result = run_load(port)
+        finally:
+            code, counters, _ = tracker.stop()
+        self.assertEqual(code, 0)
+        self.assertGreater(result["announces_per_s"], 100)
+        self.assertGreater(result["scrapes_per_s"], 0)
+        self.assertEqual(result["errors"], 0)
+        self.assertEqual(result["lost"], 0)
+        self.assertGreater(counters["peers_ipv4"], 100)  # many distinct peers arrived
+
+    def test_fill_mode_announces_exactly_n_peers(self):
+        port = free_port()
+        tracker = Tracker(TYTO, ["--udp", "127.0.0.1:%d" % port, "--cores", "0-1"], [("127.0.0.1", port)])
+        try:
+            run_load(port, "--fill-peers", "3000")
+        finally:
+            _, counters, _ = tracker.stop()
+        self.assertEqual(counters["peers_ipv4"], 3000)
+
+    def test_against_the_echo_ceiling(self):
+        port = free_port()
+        echo = subprocess.Popen([ECHO, "--udp", "127.0.0.1:%d" % port, "--duration-s", "20"],
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            import time
+            time.sleep(0.5)
+            result = run_load(port)
+        finally:
+            echo.terminate()
+            echo.communicate(timeout=10)
+        self.assertGreater(result["responses_per_s"], 100)
+        self.assertEqual(result["errors"], 0)
+
+
+if __name__ == "__main__":
+    TYTO, LOADGEN, ECHO = sys.argv[1:4]
+    del sys.argv[1:4]
+    unittest.main(verbosity=2)
