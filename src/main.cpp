@@ -20,20 +20,32 @@ void print_counters(const tyto::shard::RuntimeTotals& totals) {
     const char* name;
     std::uint64_t value;
   } rows[] = {
-      {"udp_datagrams_received", u.datagrams_received}, {"udp_datagrams_sent", u.datagrams_sent},
-      {"udp_connects", s.udp_connects},                 {"udp_announces", s.udp_announces},
-      {"udp_scrapes", s.udp_scrapes},                   {"udp_error_replies", s.udp_error_replies},
-      {"udp_malformed", s.udp_malformed},               {"udp_bad_connection_id", s.udp_bad_connection_id},
-      {"udp_dropped_truncated", u.dropped_truncated},   {"udp_dropped_no_buffer", u.dropped_no_buffer},
-      {"udp_dropped_no_send_slot", u.dropped_no_send_slot}, {"udp_send_errors", u.send_errors},
-      {"announces_forwarded", s.announces_forwarded},   {"scrape_parts_forwarded", s.scrape_parts_forwarded},
-      {"mailbox_full_drops", s.mailbox_full_drops},     {"scrape_gather_timeouts", s.scrape_gather_timeouts},
-      {"wakeups_sent", s.wakeups_sent},                 {"swarms", st.swarms},
-      {"peers_ipv4", st.peers_ipv4},                    {"peers_ipv6", st.peers_ipv6},
-      {"peers_expired", st.peers_expired},              {"swarms_refused", st.swarms_refused},
+      {"udp_datagrams_received", u.datagrams_received},
+      {"udp_datagrams_sent", u.datagrams_sent},
+      {"udp_connects", s.udp_connects},
+      {"udp_announces", s.udp_announces},
+      {"udp_scrapes", s.udp_scrapes},
+      {"udp_error_replies", s.udp_error_replies},
+      {"udp_malformed", s.udp_malformed},
+      {"udp_bad_connection_id", s.udp_bad_connection_id},
+      {"udp_dropped_truncated", u.dropped_truncated},
+      {"udp_dropped_no_buffer", u.dropped_no_buffer},
+      {"udp_dropped_no_send_slot", u.dropped_no_send_slot},
+      {"udp_send_errors", u.send_errors},
+      {"announces_forwarded", s.announces_forwarded},
+      {"scrape_parts_forwarded", s.scrape_parts_forwarded},
+      {"mailbox_full_drops", s.mailbox_full_drops},
+      {"scrape_gather_timeouts", s.scrape_gather_timeouts},
+      {"wakeups_sent", s.wakeups_sent},
+      {"swarms", st.swarms},
+      {"peers_ipv4", st.peers_ipv4},
+      {"peers_ipv6", st.peers_ipv6},
+      {"peers_expired", st.peers_expired},
+      {"swarms_refused", st.swarms_refused},
       {"peers_refused", st.peers_refused},
   };
-  for (const auto& row : rows) std::fprintf(stderr, "tyto: counter %s=%" PRIu64 "\n", row.name, row.value);
+  for (const auto& row : rows)
+    std::fprintf(stderr, "tyto: counter %s=%" PRIu64 "\n", row.name, row.value);
 }
 
 }  // namespace

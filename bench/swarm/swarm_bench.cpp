@@ -8,12 +8,12 @@
 // - Bytes per peer: 10 M IPv4 peers over 1 M swarms (opentracker measured ~20 B at 12 M / ~1 M).
 #include <benchmark/benchmark.h>
 
+#include <unistd.h>
 #include <cmath>
 #include <fstream>
 #include <memory>
 #include <random>
 #include <unordered_map>
-#include <unistd.h>
 #include <vector>
 
 #include "tyto/swarm/swarm_store.hpp"
@@ -31,20 +31,24 @@ InfoHash random_hash(std::mt19937_64& random) {
   InfoHash hash;
   for (std::size_t i = 0; i < 20; i += 8) {
     const std::uint64_t word = random();
-    for (std::size_t j = 0; j < 8 && i + j < 20; ++j) hash.bytes[i + j] = static_cast<std::uint8_t>(word >> (8 * j));
+    for (std::size_t j = 0; j < 8 && i + j < 20; ++j)
+      hash.bytes[i + j] = static_cast<std::uint8_t>(word >> (8 * j));
   }
   return hash;
 }
 
 PeerEndpoint peer_number(std::uint32_t n) {
-  const std::uint8_t address[4] = {static_cast<std::uint8_t>(1 + (n >> 24)), static_cast<std::uint8_t>(n >> 16),
+  const std::uint8_t address[4] = {static_cast<std::uint8_t>(1 + (n >> 24)),
+                                   static_cast<std::uint8_t>(n >> 16),
                                    static_cast<std::uint8_t>(n >> 8), static_cast<std::uint8_t>(n)};
   return PeerEndpoint::ipv4(address, static_cast<std::uint16_t>(1024 + n % 50000));
 }
 
 struct KeyedHasher {
   const HashSecret* secret;
-  std::size_t operator()(const InfoHash& hash) const noexcept { return hash_info_hash(hash, *secret); }
+  std::size_t operator()(const InfoHash& hash) const noexcept {
+    return hash_info_hash(hash, *secret);
+  }
 };
 
 const HashSecret& bench_secret() {

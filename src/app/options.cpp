@@ -46,7 +46,8 @@ Result<Options, std::string> parse_options(const std::vector<std::string>& argum
       const std::string* text = value();
       if (text == nullptr) return Failure{std::string("--udp needs ADDR:PORT")};
       const auto address = net::parse_socket_address(*text);
-      if (!address) return Failure{"--udp: not an address: '" + *text + "' (try 0.0.0.0:6969 or [::]:6969)"};
+      if (!address)
+        return Failure{"--udp: not an address: '" + *text + "' (try 0.0.0.0:6969 or [::]:6969)"};
       if (!udp_given) options.runtime.shard.udp_listeners.clear();
       udp_given = true;
       options.runtime.shard.udp_listeners.push_back(*address);

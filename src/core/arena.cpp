@@ -4,9 +4,9 @@
 #include <sys/mman.h>
 
 #include <algorithm>
-#include <new>
 #include <cstdio>
 #include <cstdlib>
+#include <new>
 
 #include "tyto/core/assert.hpp"
 
@@ -217,8 +217,10 @@ void SlabArena::deallocate(void* block, std::size_t size) noexcept {
     slab->in_partial = true;
   }
   if (--slab->live == 0) {
-    if (slab->previous != nullptr) slab->previous->next = slab->next;
-    else size_class.partial = slab->next;
+    if (slab->previous != nullptr)
+      slab->previous->next = slab->next;
+    else
+      size_class.partial = slab->next;
     if (slab->next != nullptr) slab->next->previous = slab->previous;
     slab->in_partial = false;
     release_slab(slab);

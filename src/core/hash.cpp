@@ -42,7 +42,8 @@ HashSecret HashSecret::from_seed(std::uint64_t seed) {
   HashSecret secret;
   for (std::size_t i = 0; i < size; i += 8) {
     const std::uint64_t word = splitmix64(seed);
-    for (std::size_t j = 0; j < 8; ++j) secret.bytes_[i + j] = static_cast<std::uint8_t>(word >> (8 * j));
+    for (std::size_t j = 0; j < 8; ++j)
+      secret.bytes_[i + j] = static_cast<std::uint8_t>(word >> (8 * j));
   }
   return secret;
 }

@@ -38,7 +38,8 @@ std::optional<SocketAddress> parse_socket_address(std::string_view text) {
     port_text = text.substr(colon + 1);
   }
   unsigned port = 0;
-  const auto [end, error] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  const auto [end, error] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (error != std::errc{} || end != port_text.data() + port_text.size() || port > 65535 ||
       host.size() >= INET6_ADDRSTRLEN) {
     return std::nullopt;
@@ -66,9 +67,9 @@ std::optional<PeerEndpoint> endpoint_of(const sockaddr* address, socklen_t size)
   if (address == nullptr) return std::nullopt;
   if (address->sa_family == AF_INET && size >= static_cast<socklen_t>(sizeof(sockaddr_in))) {
     const auto* in = reinterpret_cast<const sockaddr_in*>(address);
-    return PeerEndpoint::ipv4(std::span<const std::uint8_t, 4>(
-                                  reinterpret_cast<const std::uint8_t*>(&in->sin_addr), 4),
-                              ntohs(in->sin_port));
+    return PeerEndpoint::ipv4(
+        std::span<const std::uint8_t, 4>(reinterpret_cast<const std::uint8_t*>(&in->sin_addr), 4),
+        ntohs(in->sin_port));
   }
   if (address->sa_family == AF_INET6 && size >= static_cast<socklen_t>(sizeof(sockaddr_in6))) {
     const auto* in6 = reinterpret_cast<const sockaddr_in6*>(address);

@@ -68,7 +68,9 @@ io_uring_sqe* Ring::sqe() noexcept {
   return entry;
 }
 
-void Ring::submit() noexcept { io_uring_submit_and_get_events(&ring_); }
+void Ring::submit() noexcept {
+  io_uring_submit_and_get_events(&ring_);
+}
 
 void Ring::submit_and_wait(unsigned timeout_ms) noexcept {
   __kernel_timespec timeout{};

@@ -13,7 +13,9 @@
 namespace tyto::net {
 
 namespace {
-std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
+std::string errno_text(const std::string& what) {
+  return what + ": " + std::strerror(errno);
+}
 }  // namespace
 
 TcpServer::~TcpServer() {
@@ -42,12 +44,13 @@ std::string TcpServer::open(Ring& ring, std::span<const SocketAddress> listen_ad
       return errno_text("SO_REUSEPORT");
     }
     if (address.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    if (bind(fd, address.get(), address.size) != 0) return errno_text("bind " + address.to_string());
+    if (bind(fd, address.get(), address.size) != 0)
+      return errno_text("bind " + address.to_string());
     if (listen(fd, 4096) != 0) return errno_text("listen " + address.to_string());
   }
   buffer_ring_size_ = std::size_t{buffers_count} * sizeof(io_uring_buf);
-  void* ring_memory = mmap(nullptr, buffer_ring_size_, PROT_READ | PROT_WRITE,
-                           MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  void* ring_memory =
+      mmap(nullptr, buffer_ring_size_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (ring_memory == MAP_FAILED) return errno_text("mmap buffer ring");
   buffer_ring_ = static_cast<io_uring_buf_ring*>(ring_memory);
   void* buffer_memory = mmap(nullptr, std::size_t{buffers_count} * buffer_size,
@@ -230,7 +233,9 @@ const TcpServer::Connection* TcpServer::get(ConnectionRef ref) const noexcept {
   return const_cast<TcpServer*>(this)->get(ref);
 }
 
-bool TcpServer::alive(ConnectionRef ref) const noexcept { return get(ref) != nullptr; }
+bool TcpServer::alive(ConnectionRef ref) const noexcept {
+  return get(ref) != nullptr;
+}
 
 std::span<const std::uint8_t> TcpServer::input(ConnectionRef ref) const noexcept {
   const Connection* connection = get(ref);

@@ -25,7 +25,9 @@ static_assert(sizeof(io_uring_recvmsg_out) + receive_name_size + receive_control
                   limits::info_hash_size * limits::udp_scrape_hashes_max <=
               UdpSockets::buffer_size);
 
-std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
+std::string errno_text(const char* what) {
+  return std::string(what) + ": " + std::strerror(errno);
+}
 
 int set_option(int fd, int level, int name, int value) {
   return setsockopt(fd, level, name, &value, sizeof value);
@@ -56,7 +58,8 @@ std::string UdpSockets::open(Ring& ring, std::span<const SocketAddress> listen_a
     if (socket.family == AF_INET6) {
       // [::] and 0.0.0.0 are separate listeners: no IPv4-mapped traffic on IPv6 sockets.
       if (set_option(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1) != 0) return errno_text("IPV6_V6ONLY");
-      if (set_option(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1) != 0) return errno_text("IPV6_RECVPKTINFO");
+      if (set_option(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1) != 0)
+        return errno_text("IPV6_RECVPKTINFO");
     } else {
       if (set_option(fd, IPPROTO_IP, IP_PKTINFO, 1) != 0) return errno_text("IP_PKTINFO");
     }
@@ -70,8 +73,8 @@ std::string UdpSockets::open(Ring& ring, std::span<const SocketAddress> listen_a
 
   // Provided buffer ring, mapped by hand: liburing 2.3 has no io_uring_setup_buf_ring.
   buffer_ring_size_ = std::size_t{buffers_count} * sizeof(io_uring_buf);
-  void* ring_memory = mmap(nullptr, buffer_ring_size_, PROT_READ | PROT_WRITE,
-                           MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  void* ring_memory =
+      mmap(nullptr, buffer_ring_size_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (ring_memory == MAP_FAILED) return errno_text("mmap buffer ring");
   buffer_ring_ = static_cast<io_uring_buf_ring*>(ring_memory);
   void* buffer_memory = mmap(nullptr, std::size_t{buffers_count} * buffer_size,
@@ -173,8 +176,8 @@ std::optional<Datagram> UdpSockets::receive(Ring& ring, const io_uring_cqe& cqe)
       datagram.route.has_local_address = true;
     }
   }
-  const auto* payload = static_cast<const std::uint8_t*>(
-      io_uring_recvmsg_payload(out, &socket.receive_header));
+  const auto* payload =
+      static_cast<const std::uint8_t*>(io_uring_recvmsg_payload(out, &socket.receive_header));
   const std::uint32_t payload_size =
       io_uring_recvmsg_payload_length(out, cqe.res, &socket.receive_header);
   counters_.bytes_received += payload_size;
@@ -224,7 +227,8 @@ void UdpSockets::send(Ring& ring, std::uint32_t slot, std::size_t size,
   entry.vector = {entry.payload, size};
   entry.header = {};
   entry.header.msg_name = &entry.peer;
-  entry.header.msg_namelen = route.peer_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+  entry.header.msg_namelen =
+      route.peer_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
   entry.header.msg_iov = &entry.vector;
   entry.header.msg_iovlen = 1;
   if (route.has_local_address) {

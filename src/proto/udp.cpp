@@ -194,8 +194,8 @@ std::uint32_t udp_peers_max(std::int32_t numwant, AddressFamily family,
                             std::uint32_t numwant_default, std::uint32_t numwant_max) noexcept {
   std::uint32_t peers = numwant <= 0 ? numwant_default : static_cast<std::uint32_t>(numwant);
   peers = std::min(peers, numwant_max);
-  const std::uint32_t fits = family == AddressFamily::ipv4 ? limits::udp_ipv4_peers_max
-                                                           : limits::udp_ipv6_peers_max;
+  const std::uint32_t fits =
+      family == AddressFamily::ipv4 ? limits::udp_ipv4_peers_max : limits::udp_ipv6_peers_max;
   return std::min(peers, fits);
 }
 

@@ -14,7 +14,9 @@ namespace tyto::shard {
 
 Runtime::Runtime(RuntimeConfig config) : config_(std::move(config)) {}
 
-Runtime::~Runtime() { stop(); }
+Runtime::~Runtime() {
+  stop();
+}
 
 std::string Runtime::start() {
   const auto count = static_cast<std::uint32_t>(config_.cores.size());
@@ -36,7 +38,8 @@ std::string Runtime::start() {
       CPU_SET(config_.cores[i], &cpus);
       std::string error;
       if (pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus) != 0) {
-        error = "cannot pin shard " + std::to_string(i) + " to CPU " + std::to_string(config_.cores[i]);
+        error =
+            "cannot pin shard " + std::to_string(i) + " to CPU " + std::to_string(config_.cores[i]);
       }
       if (error.empty()) error = shards_[i]->open();
       if (!error.empty()) {
@@ -102,7 +105,8 @@ std::vector<int> parse_cpu_list(std::string_view text) {
     text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
     const auto dash = item.find('-');
     const std::string_view first_text = item.substr(0, dash);
-    const std::string_view last_text = dash == std::string_view::npos ? first_text : item.substr(dash + 1);
+    const std::string_view last_text =
+        dash == std::string_view::npos ? first_text : item.substr(dash + 1);
     int first = -1;
     int last = -1;
     const auto a = std::from_chars(first_text.data(), first_text.data() + first_text.size(), first);

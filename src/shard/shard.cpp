@@ -158,7 +158,8 @@ void Shard::on_datagram(const net::Datagram& datagram) noexcept {
   if (!parsed.ok()) {
     ++counters_.udp_malformed;
     const udp::ParseFailure& failure = parsed.error();
-    if (failure.answerable) send_udp_error(failure.transaction_id, failure.message(), datagram.route);
+    if (failure.answerable)
+      send_udp_error(failure.transaction_id, failure.message(), datagram.route);
     return;
   }
   const udp::Request& request = parsed.value();

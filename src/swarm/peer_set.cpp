@@ -41,7 +41,9 @@ std::uint32_t peer_capacity(std::uint8_t capacity_class) noexcept {
   return capacity_table.capacities[capacity_class];
 }
 
-std::uint8_t peer_capacity_classes() noexcept { return capacity_table.count; }
+std::uint8_t peer_capacity_classes() noexcept {
+  return capacity_table.count;
+}
 
 template <std::size_t W>
 std::uint32_t PeerSet<W>::capacity_pow2() const noexcept {
@@ -230,8 +232,8 @@ std::uint32_t PeerSet<W>::copy_window(std::uint32_t begin, std::uint32_t end, st
   TYTO_ASSERT(begin <= end && end <= count_);
   const std::uint32_t size = end - begin;
   if (size == 0 || peers_max == 0) return 0;
-  std::uint32_t at = begin + static_cast<std::uint32_t>(
-                                 (static_cast<unsigned __int128>(random) * size) >> 64);
+  std::uint32_t at =
+      begin + static_cast<std::uint32_t>((static_cast<unsigned __int128>(random) * size) >> 64);
   std::uint32_t copied = 0;
   for (std::uint32_t k = 0; k < size; ++k, ++at) {
     if (at == end) at = begin;

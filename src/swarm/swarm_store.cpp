@@ -217,11 +217,10 @@ AnnounceReply SwarmStore::apply(Swarm& swarm, Peers& peers, const AnnounceReques
   }
   const auto peers_max = static_cast<std::uint32_t>(peers_out.size() / Peers::wire_size);
   // Seeders get leechers only; leechers get a window over everyone. Never the requester.
-  reply.peers_count =
-      seeder ? peers.copy_window(peers.seeders(), peers.count(), Peers::not_found, peers_max,
-                                 next_random(), peers_out.data())
-             : peers.copy_window(0, peers.count(), position, peers_max, next_random(),
-                                 peers_out.data());
+  reply.peers_count = seeder ? peers.copy_window(peers.seeders(), peers.count(), Peers::not_found,
+                                                 peers_max, next_random(), peers_out.data())
+                             : peers.copy_window(0, peers.count(), position, peers_max,
+                                                 next_random(), peers_out.data());
   return reply;
 }
 

@@ -16,7 +16,8 @@ TEST(ParseOptions, DefaultsListenOnBothFamiliesAndEveryAllowedCpu) {
 }
 
 TEST(ParseOptions, GivenUdpFlagsReplaceTheDefaults) {
-  const auto options = parse_options({"--udp", "127.0.0.1:7000", "--udp", "[::1]:7001", "--cores", "1"});
+  const auto options =
+      parse_options({"--udp", "127.0.0.1:7000", "--udp", "[::1]:7001", "--cores", "1"});
   ASSERT_TRUE(options.ok());
   const auto& listeners = options.value().runtime.shard.udp_listeners;
   ASSERT_EQ(listeners.size(), 2u);

@@ -63,7 +63,8 @@ TEST(ShardOf, UsesOnlyTheFirstEightBytesAndTheKey) {
   b.bytes[8] ^= 0x01;
   EXPECT_EQ(shard_of(a, key, 7), shard_of(b, key, 7));
   std::set<std::uint32_t> seen;
-  for (std::uint64_t seed = 0; seed < 64; ++seed) seen.insert(shard_of(a, ShardKey::from_seed(seed), 16));
+  for (std::uint64_t seed = 0; seed < 64; ++seed)
+    seen.insert(shard_of(a, ShardKey::from_seed(seed), 16));
   EXPECT_GT(seen.size(), 8u);  // the key moves the owner
 }
 

@@ -38,12 +38,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       check(announce->url_data_size <= url_data_size_max);
       check(announce->announce.peer.family == source.family);
       check(static_cast<std::uint8_t>(announce->announce.event) <= 3);
-      const std::uint32_t peers =
-          udp_peers_max(announce->announce.numwant, source.family, 50, 200);
+      const std::uint32_t peers = udp_peers_max(announce->announce.numwant, source.family, 50, 200);
       check(limits::udp_announce_reply_header_size + peers * source.wire_size() <= sizeof out);
       check(write_announce_reply_header(out, announce->transaction_id, 1800, 1, 2) == 20);
     } else if (const auto* scrape = std::get_if<udp::ScrapeRequest>(&request.body)) {
-      check(scrape->info_hashes_count >= 1 && scrape->info_hashes_count <= limits::udp_scrape_hashes_max);
+      check(scrape->info_hashes_count >= 1 &&
+            scrape->info_hashes_count <= limits::udp_scrape_hashes_max);
       check(size == 16 + 20 * scrape->info_hashes_count);
       ScrapeEntry entries[limits::udp_scrape_hashes_max] = {};
       check(write_scrape_reply(out, scrape->transaction_id,

@@ -25,9 +25,9 @@ TEST(SocketAddress, ParsesIpv4AndIpv6ListenSpecs) {
 }
 
 TEST(SocketAddress, RejectsMalformedSpecs) {
-  for (const char* text : {"", "6969", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "1.2.3:80",
-                           "[::1]", "[::1]6969", "::1:6969", "[1.2.3.4]:80", "host:80",
-                           "127.0.0.1:80x", "[::1]:-1"}) {
+  for (const char* text :
+       {"", "6969", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "1.2.3:80", "[::1]", "[::1]6969",
+        "::1:6969", "[1.2.3.4]:80", "host:80", "127.0.0.1:80x", "[::1]:-1"}) {
     EXPECT_FALSE(parse_socket_address(text)) << text;
   }
 }
@@ -84,8 +84,9 @@ TEST(UdpSockets, ReceivesAndRepliesOnLoopback) {
   sockaddr_in target = bound;
   inet_pton(AF_INET, "127.0.0.77", &target.sin_addr);  // not the wildcard: pktinfo must say .77
   const char hello[] = "hello tracker";
-  ASSERT_EQ(sendto(client, hello, sizeof hello, 0, reinterpret_cast<sockaddr*>(&target), sizeof target),
-            static_cast<ssize_t>(sizeof hello));
+  ASSERT_EQ(
+      sendto(client, hello, sizeof hello, 0, reinterpret_cast<sockaddr*>(&target), sizeof target),
+      static_cast<ssize_t>(sizeof hello));
 
   bool replied = false;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
@@ -116,7 +117,8 @@ TEST(UdpSockets, ReceivesAndRepliesOnLoopback) {
   socklen_t from_size = sizeof from;
   timeval timeout{5, 0};
   setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  const ssize_t got = recvfrom(client, reply, sizeof reply, 0, reinterpret_cast<sockaddr*>(&from), &from_size);
+  const ssize_t got =
+      recvfrom(client, reply, sizeof reply, 0, reinterpret_cast<sockaddr*>(&from), &from_size);
   ASSERT_EQ(got, 4) << std::strerror(errno);
   EXPECT_EQ(std::memcmp(reply, "pong", 4), 0);
   char from_text[INET_ADDRSTRLEN] = {};

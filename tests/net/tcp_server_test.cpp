@@ -74,7 +74,8 @@ class TcpServerTest : public ::testing::Test {
   void answer(ConnectionRef connection) {
     for (;;) {
       const auto input = server_.input(connection);
-      const auto* end = static_cast<const std::uint8_t*>(std::memchr(input.data(), '\n', input.size()));
+      const auto* end =
+          static_cast<const std::uint8_t*>(std::memchr(input.data(), '\n', input.size()));
       if (input.empty() || end == nullptr) break;
       const std::size_t line_size = static_cast<std::size_t>(end - input.data());
       const bool bye = line_size == 3 && std::memcmp(input.data(), "bye", 3) == 0;

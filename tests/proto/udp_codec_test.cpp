@@ -13,7 +13,8 @@ using Bytes = std::vector<std::uint8_t>;
 
 const PeerEndpoint source_v4 = PeerEndpoint::ipv4(std::array<std::uint8_t, 4>{10, 0, 0, 7}, 40000);
 const PeerEndpoint source_v6 = PeerEndpoint::ipv6(
-    std::array<std::uint8_t, 16>{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 40000);
+    std::array<std::uint8_t, 16>{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1},
+    40000);
 
 Bytes connect_packet() {
   return {0x00, 0x00, 0x04, 0x17, 0x27, 0x10, 0x19, 0x80,  // protocol id
@@ -27,14 +28,14 @@ Bytes announce_packet() {
                   0x11, 0x22, 0x33, 0x44};                         // transaction id
   for (int i = 0; i < 20; ++i) packet.push_back(static_cast<std::uint8_t>(0xa0 + i));  // info_hash
   for (int i = 0; i < 20; ++i) packet.push_back(static_cast<std::uint8_t>(0x30 + i));  // peer_id
-  const Bytes tail = {0, 0, 0, 0, 0, 0, 0x01, 0x00,        // downloaded 256
-                      0, 0, 0, 0, 0, 0, 0x02, 0x00,        // left 512
-                      0, 0, 0, 0, 0, 0, 0x03, 0x00,        // uploaded 768
-                      0, 0, 0, 2,                          // event: started
-                      0x7f, 0, 0, 1,                       // IP field (ignored)
-                      0xca, 0xfe, 0xba, 0xbe,              // key
-                      0xff, 0xff, 0xff, 0xff,              // numwant -1
-                      0x1a, 0xe1};                         // port 6881
+  const Bytes tail = {0,    0,    0,    0,    0, 0, 0x01, 0x00,  // downloaded 256
+                      0,    0,    0,    0,    0, 0, 0x02, 0x00,  // left 512
+                      0,    0,    0,    0,    0, 0, 0x03, 0x00,  // uploaded 768
+                      0,    0,    0,    2,                       // event: started
+                      0x7f, 0,    0,    1,                       // IP field (ignored)
+                      0xca, 0xfe, 0xba, 0xbe,                    // key
+                      0xff, 0xff, 0xff, 0xff,                    // numwant -1
+                      0x1a, 0xe1};                               // port 6881
   packet.insert(packet.end(), tail.begin(), tail.end());
   return packet;
 }
@@ -107,14 +108,15 @@ TEST(UdpParse, Bep41Options) {
   };
   const Case cases[] = {
       {{}, true, ""},
-      {{0x00}, true, ""},                                        // end
-      {{0x01, 0x01, 0x00}, true, ""},                            // nop, nop, end
-      {{0x02, 0x04, '/', 'a', 'b', 'c'}, true, "/abc"},          // one URL data option
+      {{0x00}, true, ""},                                // end
+      {{0x01, 0x01, 0x00}, true, ""},                    // nop, nop, end
+      {{0x02, 0x04, '/', 'a', 'b', 'c'}, true, "/abc"},  // one URL data option
       {{0x02, 0x02, '/', 'a', 0x01, 0x02, 0x03, '?', 'k', '=', 0x00, 0x02, 0x01, 'z'},
-       true, "/a?k="},                                           // concatenated; stops at end
-      {{0x02, 0x01, 'x', 0x07, 0x02, 0x01, 'y'}, true, "x"},     // unknown option 7: stop
-      {{0x02, 0x05, '/', 'a'}, false, ""},                       // length past the end
-      {{0x02}, false, ""},                                       // length byte missing
+       true,
+       "/a?k="},                                              // concatenated; stops at end
+      {{0x02, 0x01, 'x', 0x07, 0x02, 0x01, 'y'}, true, "x"},  // unknown option 7: stop
+      {{0x02, 0x05, '/', 'a'}, false, ""},                    // length past the end
+      {{0x02}, false, ""},                                    // length byte missing
   };
   for (const Case& test : cases) {
     Bytes packet = announce_packet();
@@ -153,7 +155,8 @@ TEST(UdpParse, ScrapeOfOneAndOfSeventyFourHashes) {
     const auto& scrape = std::get<ScrapeRequest>(parsed.value().body);
     EXPECT_EQ(scrape.info_hashes_count, static_cast<std::uint32_t>(hashes));
     EXPECT_EQ(scrape.transaction_id, 0x55667788u);
-    EXPECT_EQ(scrape.info_hashes[hashes - 1].bytes[0], static_cast<std::uint8_t>((hashes - 1) * 20));
+    EXPECT_EQ(scrape.info_hashes[hashes - 1].bytes[0],
+              static_cast<std::uint8_t>((hashes - 1) * 20));
   }
 }
 
@@ -208,8 +211,8 @@ TEST(UdpWrite, ConnectReplyBytes) {
 TEST(UdpWrite, AnnounceReplyHeaderBytes) {
   std::uint8_t out[20];
   ASSERT_EQ(write_announce_reply_header(out, 0x11223344, 1800, 3, 5), 20u);
-  const Bytes expected = {0, 0, 0, 1, 0x11, 0x22, 0x33, 0x44, 0, 0, 0x07, 0x08,
-                          0, 0, 0, 3, 0, 0, 0, 5};
+  const Bytes expected = {0,    0,    0, 1, 0x11, 0x22, 0x33, 0x44, 0, 0,
+                          0x07, 0x08, 0, 0, 0,    3,    0,    0,    0, 5};
   EXPECT_EQ(Bytes(out, out + 20), expected);
 }
 
@@ -217,9 +220,9 @@ TEST(UdpWrite, ScrapeReplyBytesInBep15Order) {
   std::uint8_t out[32] = {};
   const ScrapeEntry entries[2] = {{1, 2, 3}, {0x0100, 0, 7}};  // seeders, leechers, downloaded
   ASSERT_EQ(write_scrape_reply(out, 0x55667788, entries), 32u);
-  const Bytes expected = {0, 0, 0, 2, 0x55, 0x66, 0x77, 0x88,
-                          0, 0, 0, 1, 0, 0, 0, 3, 0, 0, 0, 2,     // seeders, completed, leechers
-                          0, 0, 1, 0, 0, 0, 0, 7, 0, 0, 0, 0};
+  const Bytes expected = {0, 0, 0, 2, 0x55, 0x66, 0x77, 0x88, 0, 0, 0, 1,
+                          0, 0, 0, 3, 0,    0,    0,    2,  // seeders, completed, leechers
+                          0, 0, 1, 0, 0,    0,    0,    7,    0, 0, 0, 0};
   EXPECT_EQ(Bytes(out, out + 32), expected);
   EXPECT_EQ(write_scrape_reply(std::span(out).first(31), 1, entries), 0u);
 }

@@ -18,8 +18,12 @@ void* operator new(std::size_t size) {
   if (void* block = std::malloc(size == 0 ? 1 : size)) return block;
   throw std::bad_alloc();
 }
-void operator delete(void* block) noexcept { std::free(block); }
-void operator delete(void* block, std::size_t) noexcept { std::free(block); }
+void operator delete(void* block) noexcept {
+  std::free(block);
+}
+void operator delete(void* block, std::size_t) noexcept {
+  std::free(block);
+}
 
 namespace tyto::swarm {
 namespace {
@@ -29,7 +33,8 @@ TEST(SwarmStoreAllocations, AnnounceOnAnExistingSwarmAllocatesNothing) {
   std::vector<std::uint8_t> out(200 * 18);
   AnnounceRequest request;
   auto endpoint = [](std::uint32_t n) {
-    const std::uint8_t address[4] = {10, 0, static_cast<std::uint8_t>(n >> 8), static_cast<std::uint8_t>(n)};
+    const std::uint8_t address[4] = {10, 0, static_cast<std::uint8_t>(n >> 8),
+                                     static_cast<std::uint8_t>(n)};
     return PeerEndpoint::ipv4(address, 6881);
   };
   // Warm-up: 100 swarms of 0..299 peers each (some indexed), churned once.

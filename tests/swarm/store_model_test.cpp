@@ -16,7 +16,9 @@ namespace {
 
 InfoHash hash_number(std::uint32_t n) {
   InfoHash hash;
-  for (std::size_t i = 0; i < 20; ++i) hash.bytes[i] = static_cast<std::uint8_t>((n * 2654435761u) >> (i % 4 * 8)) ^ static_cast<std::uint8_t>(i);
+  for (std::size_t i = 0; i < 20; ++i)
+    hash.bytes[i] =
+        static_cast<std::uint8_t>((n * 2654435761u) >> (i % 4 * 8)) ^ static_cast<std::uint8_t>(i);
   hash.bytes[0] = static_cast<std::uint8_t>(n);
   hash.bytes[1] = static_cast<std::uint8_t>(n >> 8);
   hash.bytes[2] = static_cast<std::uint8_t>(n >> 16);
@@ -27,7 +29,8 @@ PeerEndpoint endpoint_number(std::uint32_t n, bool ipv6) {
   const std::uint16_t port = static_cast<std::uint16_t>(1000 + n % 50);
   if (!ipv6) {
     const std::uint8_t address[4] = {10, static_cast<std::uint8_t>(n >> 16),
-                                     static_cast<std::uint8_t>(n >> 8), static_cast<std::uint8_t>(n)};
+                                     static_cast<std::uint8_t>(n >> 8),
+                                     static_cast<std::uint8_t>(n)};
     return PeerEndpoint::ipv4(address, port);
   }
   std::uint8_t address[16] = {0x20, 0x01, 0x0d, 0xb8};
@@ -59,7 +62,9 @@ struct ModelSwarm {
   std::uint32_t family_seeders[2] = {0, 0};
   std::uint32_t downloaded = 0;
   std::uint32_t seeders() const { return family_seeders[0] + family_seeders[1]; }
-  std::uint32_t total() const { return static_cast<std::uint32_t>(peers[0].size() + peers[1].size()); }
+  std::uint32_t total() const {
+    return static_cast<std::uint32_t>(peers[0].size() + peers[1].size());
+  }
   void erase(int family, std::map<Wire, ModelPeer>::iterator peer) {
     family_seeders[family] -= peer->second.seeder;
     completed[family].erase(peer->first);
@@ -135,8 +140,7 @@ class Model {
 // it: every returned peer is in the swarm, of the requester's family, not the requester, unique,
 // a leecher when the requester seeds, and as many as min(wanted, eligible).
 void check_selection(const ModelSwarm& swarm, const AnnounceRequest& request,
-                     std::span<const std::uint8_t> out, std::uint32_t count,
-                     std::uint32_t wanted) {
+                     std::span<const std::uint8_t> out, std::uint32_t count, std::uint32_t wanted) {
   const int family = request.peer.family == AddressFamily::ipv6;
   const std::size_t size = request.peer.wire_size();
   const Wire self(request.peer.wire_bytes().begin(), request.peer.wire_bytes().end());
@@ -186,14 +190,16 @@ TEST(SwarmStoreModel, MillionMixedOperationsMatchTheModel) {
       continue;
     }
     // Hot swarms get more traffic: a skewed hash choice.
-    const std::uint32_t hash_n = static_cast<std::uint32_t>(random() % (random() % 8 == 0 ? hashes : 40));
+    const std::uint32_t hash_n =
+        static_cast<std::uint32_t>(random() % (random() % 8 == 0 ? hashes : 40));
     const InfoHash hash = hash_number(hash_n);
     if (kind < 60) {
       ASSERT_EQ(store.scrape(hash), model.scrape(hash)) << "op " << op;
       continue;
     }
     const bool ipv6 = random() % 4 == 0;
-    const PeerEndpoint peer = endpoint_number(static_cast<std::uint32_t>(random() % endpoints), ipv6);
+    const PeerEndpoint peer =
+        endpoint_number(static_cast<std::uint32_t>(random() % endpoints), ipv6);
     const std::uint32_t event_draw = static_cast<std::uint32_t>(random() % 100);
     const AnnounceEvent event = event_draw < 10   ? AnnounceEvent::stopped
                                 : event_draw < 18 ? AnnounceEvent::completed
@@ -207,7 +213,8 @@ TEST(SwarmStoreModel, MillionMixedOperationsMatchTheModel) {
     const ScrapeEntry expected = model.announce(request, clock.now_s());
     ++announces;
     ASSERT_EQ(reply.status, AnnounceStatus::ok);
-    ASSERT_EQ((ScrapeEntry{reply.seeders, reply.leechers, reply.downloaded}), expected) << "op " << op;
+    ASSERT_EQ((ScrapeEntry{reply.seeders, reply.leechers, reply.downloaded}), expected)
+        << "op " << op;
     if (event == AnnounceEvent::stopped) {
       ASSERT_EQ(reply.peers_count, 0u);
     } else {
@@ -241,7 +248,8 @@ TEST(SwarmStoreModel, ExpiryMatchesAfterASweep) {
   for (int round = 0; round < 30; ++round) {
     for (int i = 0; i < 2000; ++i) {
       const InfoHash hash = hash_number(static_cast<std::uint32_t>(random() % 500));
-      const PeerEndpoint peer = endpoint_number(static_cast<std::uint32_t>(random() % 3000), random() % 3 == 0);
+      const PeerEndpoint peer =
+          endpoint_number(static_cast<std::uint32_t>(random() % 3000), random() % 3 == 0);
       const AnnounceRequest request = request_for(hash, peer, random() % 2, AnnounceEvent::none);
       store.announce(request, clock.now_s(), out);
       model.announce(request, clock.now_s());

@@ -51,7 +51,8 @@ class StoreTest : public ::testing::Test {
   std::set<std::vector<std::uint8_t>> returned(const AnnounceReply& reply, std::size_t size) const {
     std::set<std::vector<std::uint8_t>> peers;
     for (std::uint32_t i = 0; i < reply.peers_count; ++i) {
-      peers.insert(std::vector<std::uint8_t>(out_.begin() + i * size, out_.begin() + (i + 1) * size));
+      peers.insert(
+          std::vector<std::uint8_t>(out_.begin() + i * size, out_.begin() + (i + 1) * size));
     }
     return peers;
   }
@@ -120,8 +121,8 @@ TEST_F(StoreTest, OnlyTheSameAddressAndPortUpdateAPeer) {
 }
 
 TEST_F(StoreTest, SeedersGetOnlyLeechersAndLeechersGetEveryone) {
-  for (std::uint32_t i = 0; i < 5; ++i) announce(1, v4(i), 0);        // seeders 0..4
-  for (std::uint32_t i = 10; i < 15; ++i) announce(1, v4(i), 100);    // leechers 10..14
+  for (std::uint32_t i = 0; i < 5; ++i) announce(1, v4(i), 0);      // seeders 0..4
+  for (std::uint32_t i = 10; i < 15; ++i) announce(1, v4(i), 100);  // leechers 10..14
   auto reply = announce(1, v4(0), 0);
   std::set<std::vector<std::uint8_t>> leechers;
   for (std::uint32_t i = 10; i < 15; ++i) leechers.insert(wire(v4(i)));
@@ -189,7 +190,8 @@ TEST_F(StoreTest, TheTableGrowsWhileServing) {
   for (std::uint32_t i = 0; i < 20000; ++i) {
     announce(i, v4(i), 1);
     if (i % 997 == 0) {
-      for (std::uint32_t j = 0; j <= i; j += 101) ASSERT_EQ(store_.scrape(hash_of(j)).leechers, 1u) << j;
+      for (std::uint32_t j = 0; j <= i; j += 101)
+        ASSERT_EQ(store_.scrape(hash_of(j)).leechers, 1u) << j;
     }
   }
   EXPECT_EQ(store_.swarms_count(), 20000u);

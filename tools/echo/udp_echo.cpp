@@ -23,7 +23,9 @@
 namespace {
 
 volatile sig_atomic_t stop_requested = 0;
-void on_signal(int) { stop_requested = 1; }
+void on_signal(int) {
+  stop_requested = 1;
+}
 
 // Builds the reply into `out`; 0 means no reply (not BEP 15).
 std::size_t respond(std::span<const std::uint8_t> request, std::span<std::uint8_t> out) {
@@ -40,7 +42,8 @@ std::size_t respond(std::span<const std::uint8_t> request, std::span<std::uint8_
   } else if (action == 1 && request.size() >= tyto::limits::udp_announce_request_size) {
     tyto::ByteReader numwant_reader(request.subspan(92, 4));
     const std::int32_t numwant = numwant_reader.i32();
-    std::uint32_t peers = numwant <= 0 ? tyto::limits::numwant_default : static_cast<std::uint32_t>(numwant);
+    std::uint32_t peers =
+        numwant <= 0 ? tyto::limits::numwant_default : static_cast<std::uint32_t>(numwant);
     if (peers > tyto::limits::numwant_max) peers = tyto::limits::numwant_max;
     writer.u32(1);
     writer.u32(transaction_id);
@@ -67,9 +70,12 @@ int main(int argc, char** argv) {
   unsigned duration_s = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--udp") listen = argv[i + 1];
-    else if (flag == "--core") core = std::stoi(argv[i + 1]);
-    else if (flag == "--duration-s") duration_s = static_cast<unsigned>(std::stoul(argv[i + 1]));
+    if (flag == "--udp")
+      listen = argv[i + 1];
+    else if (flag == "--core")
+      core = std::stoi(argv[i + 1]);
+    else if (flag == "--duration-s")
+      duration_s = static_cast<unsigned>(std::stoul(argv[i + 1]));
     else {
       std::fprintf(stderr, "usage: tyto-udp-echo --udp ADDR:PORT [--core N] [--duration-s N]\n");
       return 2;
@@ -103,7 +109,10 @@ int main(int argc, char** argv) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(duration_s);
   bool busy = false;
   while (!stop_requested && (duration_s == 0 || std::chrono::steady_clock::now() < deadline)) {
-    if (busy) ring.submit(); else ring.submit_and_wait(200);
+    if (busy)
+      ring.submit();
+    else
+      ring.submit_and_wait(200);
     const unsigned handled = ring.drain([&](const io_uring_cqe& cqe) {
       const auto op = tyto::net::user_data_op(cqe.user_data);
       if (op == tyto::net::Op::udp_send) {
@@ -114,8 +123,10 @@ int main(int argc, char** argv) {
       if (const auto datagram = sockets.receive(ring, cqe)) {
         if (const auto slot = sockets.acquire_send_slot()) {
           const std::size_t size = respond(datagram->payload, sockets.send_buffer(*slot));
-          if (size != 0) sockets.send(ring, *slot, size, datagram->route);
-          else sockets.release_send_slot(*slot);
+          if (size != 0)
+            sockets.send(ring, *slot, size, datagram->route);
+          else
+            sockets.release_send_slot(*slot);
         }
       }
       sockets.recycle(cqe);

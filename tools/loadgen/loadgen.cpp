@@ -66,7 +66,8 @@ tyto::InfoHash torrent_hash(std::uint64_t seed, std::uint32_t torrent) {
   tyto::InfoHash hash;
   for (std::size_t i = 0; i < 20; i += 8) {
     const std::uint64_t word = splitmix64(state);
-    for (std::size_t j = 0; j < 8 && i + j < 20; ++j) hash.bytes[i + j] = static_cast<std::uint8_t>(word >> (8 * j));
+    for (std::size_t j = 0; j < 8 && i + j < 20; ++j)
+      hash.bytes[i + j] = static_cast<std::uint8_t>(word >> (8 * j));
   }
   return hash;
 }
@@ -74,13 +75,17 @@ tyto::InfoHash torrent_hash(std::uint64_t seed, std::uint32_t torrent) {
 // Log-scale latency histogram: 16 buckets per power of two of nanoseconds.
 class Histogram {
  public:
-  void add(std::uint64_t ns) { ++buckets_[bucket(ns)]; ++count_; }
+  void add(std::uint64_t ns) {
+    ++buckets_[bucket(ns)];
+    ++count_;
+  }
   std::uint64_t percentile_ns(double fraction) const {
     std::uint64_t seen = 0;
     const auto wanted = static_cast<std::uint64_t>(fraction * static_cast<double>(count_));
     for (std::size_t i = 0; i < buckets_.size(); ++i) {
       seen += buckets_[i];
-      if (seen > wanted) return static_cast<std::uint64_t>(std::exp2(static_cast<double>(i + 1) / 16));
+      if (seen > wanted)
+        return static_cast<std::uint64_t>(std::exp2(static_cast<double>(i + 1) / 16));
     }
     return 0;
   }
@@ -143,7 +148,8 @@ class Generator {
       sockets_.push_back(std::move(socket));
     }
     hashes_.reserve(config_.torrents);
-    for (std::uint32_t t = 0; t < config_.torrents; ++t) hashes_.push_back(torrent_hash(config_.seed, t));
+    for (std::uint32_t t = 0; t < config_.torrents; ++t)
+      hashes_.push_back(torrent_hash(config_.seed, t));
     return true;
   }
 
@@ -151,8 +157,9 @@ class Generator {
   // counted after the warm-up.
   Totals run(Histogram& latency, double& measured_s) {
     const auto start = Clock::now();
-    const auto measure_from = start + std::chrono::duration_cast<Clock::duration>(
-                                          std::chrono::duration<double>(config_.fill_peers ? 0 : config_.warmup_s));
+    const auto measure_from =
+        start + std::chrono::duration_cast<Clock::duration>(
+                    std::chrono::duration<double>(config_.fill_peers ? 0 : config_.warmup_s));
     const auto deadline = measure_from + std::chrono::duration_cast<Clock::duration>(
                                              std::chrono::duration<double>(config_.duration_s));
     Totals totals;
@@ -175,7 +182,9 @@ class Generator {
         send(socket, totals, now, packets, messages, vectors);
       }
     }
-    measured_s = std::chrono::duration<double>(Clock::now() - (config_.fill_peers ? start : measure_from)).count();
+    measured_s =
+        std::chrono::duration<double>(Clock::now() - (config_.fill_peers ? start : measure_from))
+            .count();
     Totals result = totals;
     result.connects -= at_warmup.connects;
     result.announces -= at_warmup.announces;
@@ -192,12 +201,13 @@ class Generator {
     return static_cast<std::uint32_t>(rank) % config_.torrents;
   }
 
-  std::size_t build(Socket& socket, std::uint32_t socket_index, Slot& slot, std::uint32_t slot_index,
-                    std::uint8_t* out, Clock::time_point now) {
+  std::size_t build(Socket& socket, std::uint32_t socket_index, Slot& slot,
+                    std::uint32_t slot_index, std::uint8_t* out, Clock::time_point now) {
     slot.transaction_id = (slot_index << 24) | (socket.sequence++ & 0xffffff);
     slot.sent = now;
     tyto::ByteWriter writer(std::span<std::uint8_t>(out, 2048));
-    const bool need_connect = socket.connection_id == 0 || now - socket.connected_at > std::chrono::seconds(60);
+    const bool need_connect =
+        socket.connection_id == 0 || now - socket.connected_at > std::chrono::seconds(60);
     if (need_connect && !socket.connecting) {
       socket.connecting = true;
       slot.kind = 1;
@@ -214,7 +224,8 @@ class Generator {
       writer.u64(socket.connection_id);
       writer.u32(2);
       writer.u32(slot.transaction_id);
-      for (std::uint32_t i = 0; i < config_.scrape_hashes; ++i) writer.bytes(hashes_[pick_torrent()].bytes);
+      for (std::uint32_t i = 0; i < config_.scrape_hashes; ++i)
+        writer.bytes(hashes_[pick_torrent()].bytes);
       return writer.size();
     }
     slot.kind = 2;
@@ -237,9 +248,9 @@ class Generator {
     std::uint8_t peer_id[20] = {'-', 'T', 'L', '0', '0', '0', '1', '-'};
     std::memcpy(peer_id + 8, &peer, sizeof peer);
     writer.bytes(peer_id);
-    writer.u64(0);                          // downloaded
-    writer.u64(seeder ? 0 : 1 << 20);       // left
-    writer.u64(0);                          // uploaded
+    writer.u64(0);                           // downloaded
+    writer.u64(seeder ? 0 : 1 << 20);        // left
+    writer.u64(0);                           // uploaded
     writer.u32(config_.fill_peers ? 2 : 0);  // event: started when filling, else none
     writer.u32(0);
     writer.u32(static_cast<std::uint32_t>(peer));
@@ -262,7 +273,8 @@ class Generator {
         slot.kind = 0;
         --inflight_;
       }
-      if (config_.fill_peers != 0 && fill_next_ >= config_.fill_peers && socket.connection_id != 0) break;
+      if (config_.fill_peers != 0 && fill_next_ >= config_.fill_peers && socket.connection_id != 0)
+        break;
       const std::size_t size = build(socket, socket_index, slot, i, packets[count], now);
       if (size == 0) {
         slot.kind = 0;
@@ -283,7 +295,8 @@ class Generator {
     // Anything the kernel refused stays "in flight" and is counted lost after the timeout.
   }
 
-  void receive(Socket& socket, Totals& totals, Histogram& latency, Clock::time_point now, bool warm) {
+  void receive(Socket& socket, Totals& totals, Histogram& latency, Clock::time_point now,
+               bool warm) {
     std::uint8_t buffers[32][1500];
     mmsghdr messages[32];
     iovec vectors[32];
@@ -303,7 +316,8 @@ class Generator {
       if (slot_index >= socket.slots.size()) continue;
       Slot& slot = socket.slots[slot_index];
       if (slot.kind == 0 || slot.transaction_id != transaction_id) continue;  // late or foreign
-      if (warm) latency.add(static_cast<std::uint64_t>(std::chrono::nanoseconds(now - slot.sent).count()));
+      if (warm)
+        latency.add(static_cast<std::uint64_t>(std::chrono::nanoseconds(now - slot.sent).count()));
       if (action == 3) {
         ++totals.errors;
         if (slot.kind != 1) socket.connection_id = 0;  // most likely an expired id: reconnect
@@ -339,22 +353,38 @@ bool parse(int argc, char** argv, Config& config) {
     const std::string flag = argv[i];
     if (i + 1 >= argc) return false;
     const std::string value = argv[++i];
-    if (flag == "--target") config.target = value;
-    else if (flag == "--core") config.core = std::stoi(value);
-    else if (flag == "--duration-s") config.duration_s = std::stod(value);
-    else if (flag == "--warmup-s") config.warmup_s = std::stod(value);
-    else if (flag == "--sockets") config.sockets = static_cast<std::uint32_t>(std::stoul(value));
-    else if (flag == "--inflight") config.inflight = static_cast<std::uint32_t>(std::stoul(value));
-    else if (flag == "--torrents") config.torrents = static_cast<std::uint32_t>(std::stoul(value));
-    else if (flag == "--peers") config.peers = static_cast<std::uint32_t>(std::stoul(value));
-    else if (flag == "--announces-per-scrape") config.announces_per_scrape = static_cast<std::uint32_t>(std::stoul(value));
-    else if (flag == "--numwant") config.numwant = std::stoi(value);
-    else if (flag == "--seeder-percent") config.seeder_percent = static_cast<std::uint32_t>(std::stoul(value));
-    else if (flag == "--seed") config.seed = std::stoull(value);
-    else if (flag == "--timeout-ms") config.timeout_ms = static_cast<std::uint32_t>(std::stoul(value));
-    else if (flag == "--fill-peers") config.fill_peers = std::stoull(value);
-    else if (flag == "--info-hash-file") config.info_hash_file = value;
-    else return false;
+    if (flag == "--target")
+      config.target = value;
+    else if (flag == "--core")
+      config.core = std::stoi(value);
+    else if (flag == "--duration-s")
+      config.duration_s = std::stod(value);
+    else if (flag == "--warmup-s")
+      config.warmup_s = std::stod(value);
+    else if (flag == "--sockets")
+      config.sockets = static_cast<std::uint32_t>(std::stoul(value));
+    else if (flag == "--inflight")
+      config.inflight = static_cast<std::uint32_t>(std::stoul(value));
+    else if (flag == "--torrents")
+      config.torrents = static_cast<std::uint32_t>(std::stoul(value));
+    else if (flag == "--peers")
+      config.peers = static_cast<std::uint32_t>(std::stoul(value));
+    else if (flag == "--announces-per-scrape")
+      config.announces_per_scrape = static_cast<std::uint32_t>(std::stoul(value));
+    else if (flag == "--numwant")
+      config.numwant = std::stoi(value);
+    else if (flag == "--seeder-percent")
+      config.seeder_percent = static_cast<std::uint32_t>(std::stoul(value));
+    else if (flag == "--seed")
+      config.seed = std::stoull(value);
+    else if (flag == "--timeout-ms")
+      config.timeout_ms = static_cast<std::uint32_t>(std::stoul(value));
+    else if (flag == "--fill-peers")
+      config.fill_peers = std::stoull(value);
+    else if (flag == "--info-hash-file")
+      config.info_hash_file = value;
+    else
+      return false;
   }
   return config.sockets > 0 && config.sockets <= 10000 && config.inflight > 0 &&
          config.inflight <= 255 && config.torrents > 0 && config.peers > 0 &&
@@ -366,11 +396,12 @@ bool parse(int argc, char** argv, Config& config) {
 int main(int argc, char** argv) {
   Config config;
   if (!parse(argc, argv, config)) {
-    std::fprintf(stderr,
-                 "usage: tyto-load [--target ADDR:PORT] [--core N] [--duration-s S] [--warmup-s S]\n"
-                 "  [--sockets N] [--inflight N] [--torrents N] [--peers N] [--numwant N]\n"
-                 "  [--announces-per-scrape N] [--seeder-percent P] [--seed N] [--timeout-ms MS]\n"
-                 "  [--fill-peers N] [--info-hash-file FILE]\n");
+    std::fprintf(
+        stderr,
+        "usage: tyto-load [--target ADDR:PORT] [--core N] [--duration-s S] [--warmup-s S]\n"
+        "  [--sockets N] [--inflight N] [--torrents N] [--peers N] [--numwant N]\n"
+        "  [--announces-per-scrape N] [--seeder-percent P] [--seed N] [--timeout-ms MS]\n"
+        "  [--fill-peers N] [--info-hash-file FILE]\n");
     return 2;
   }
   if (!config.info_hash_file.empty()) {
@@ -395,16 +426,15 @@ int main(int argc, char** argv) {
   double measured_s = 0;
   const Totals totals = generator.run(latency, measured_s);
   const double responses = static_cast<double>(totals.connects + totals.announces + totals.scrapes);
-  std::printf("tyto-load: responses_per_s=%.0f announces_per_s=%.0f scrapes_per_s=%.0f "
-              "connects=%llu errors=%llu lost=%llu sent=%llu seconds=%.2f "
-              "p50_us=%.1f p99_us=%.1f p999_us=%.1f\n",
-              responses / measured_s, static_cast<double>(totals.announces) / measured_s,
-              static_cast<double>(totals.scrapes) / measured_s,
-              static_cast<unsigned long long>(totals.connects),
-              static_cast<unsigned long long>(totals.errors),
-              static_cast<unsigned long long>(totals.lost),
-              static_cast<unsigned long long>(totals.sent), measured_s,
-              latency.percentile_ns(0.5) / 1e3, latency.percentile_ns(0.99) / 1e3,
-              latency.percentile_ns(0.999) / 1e3);
+  std::printf(
+      "tyto-load: responses_per_s=%.0f announces_per_s=%.0f scrapes_per_s=%.0f "
+      "connects=%llu errors=%llu lost=%llu sent=%llu seconds=%.2f "
+      "p50_us=%.1f p99_us=%.1f p999_us=%.1f\n",
+      responses / measured_s, static_cast<double>(totals.announces) / measured_s,
+      static_cast<double>(totals.scrapes) / measured_s,
+      static_cast<unsigned long long>(totals.connects),
+      static_cast<unsigned long long>(totals.errors), static_cast<unsigned long long>(totals.lost),
+      static_cast<unsigned long long>(totals.sent), measured_s, latency.percentile_ns(0.5) / 1e3,
+      latency.percentile_ns(0.99) / 1e3, latency.percentile_ns(0.999) / 1e3);
   return responses > 0 ? 0 : 1;
 }

@@ -7,10 +7,10 @@ namespace tyto::detail {
 [[noreturn]] void assert_failed(const char* expression, const char* file, int line) noexcept;
 }  // namespace tyto::detail
 
-#define TYTO_ASSERT(expression)                                          \
-  do {                                                                   \
-    if (!(expression)) [[unlikely]]                                      \
-      ::tyto::detail::assert_failed(#expression, __FILE__, __LINE__);    \
+#define TYTO_ASSERT(expression)                                       \
+  do {                                                                \
+    if (!(expression)) [[unlikely]]                                   \
+      ::tyto::detail::assert_failed(#expression, __FILE__, __LINE__); \
   } while (false)
 
 #ifdef NDEBUG

@@ -18,7 +18,7 @@ class HashSecret {
  public:
   static constexpr std::size_t size = 192;  // XXH3 needs >= 136 bytes
 
-  static HashSecret random();                     // from getrandom(2)
+  static HashSecret random();                       // from getrandom(2)
   static HashSecret from_seed(std::uint64_t seed);  // deterministic, for tests and benches
 
   const std::uint8_t* data() const noexcept { return bytes_.data(); }

@@ -16,11 +16,11 @@ static_assert(ipv4_peer_wire_size == 6 && ipv6_peer_wire_size == 18);
 
 // One reply datagram: 1500-byte Ethernet MTU less IPv6 (40) and UDP (8) headers = 1452.
 inline constexpr std::size_t udp_reply_size_max = 1452;
-inline constexpr std::size_t udp_announce_request_size = 98;            // BEP 15
-inline constexpr std::size_t udp_announce_reply_header_size = 20;       // BEP 15
-inline constexpr std::size_t udp_scrape_request_header_size = 16;       // BEP 15
-inline constexpr std::size_t udp_scrape_reply_header_size = 8;          // BEP 15
-inline constexpr std::size_t udp_scrape_reply_entry_size = 12;          // BEP 15
+inline constexpr std::size_t udp_announce_request_size = 98;       // BEP 15
+inline constexpr std::size_t udp_announce_reply_header_size = 20;  // BEP 15
+inline constexpr std::size_t udp_scrape_request_header_size = 16;  // BEP 15
+inline constexpr std::size_t udp_scrape_reply_header_size = 8;     // BEP 15
+inline constexpr std::size_t udp_scrape_reply_entry_size = 12;     // BEP 15
 
 // numwant: a negative or zero request means "tracker default" (BEP 15: -1).
 inline constexpr std::uint32_t numwant_default = 50;

@@ -28,8 +28,7 @@ static_assert(sizeof(PeerId) == 20);
 enum class AddressFamily : std::uint8_t { ipv4 = 4, ipv6 = 6 };
 
 inline constexpr std::size_t peer_wire_size(AddressFamily family) noexcept {
-  return family == AddressFamily::ipv4 ? limits::ipv4_peer_wire_size
-                                       : limits::ipv6_peer_wire_size;
+  return family == AddressFamily::ipv4 ? limits::ipv4_peer_wire_size : limits::ipv6_peer_wire_size;
 }
 
 // A peer's address as it appears on the wire in compact peer lists (BEP 23, BEP 7):

@@ -14,14 +14,14 @@ namespace tyto::net {
 
 enum class Op : std::uint8_t {
   none = 0,
-  udp_recv = 1,   // index: UDP listener
-  udp_send = 2,   // index: send slot
-  wake = 3,       // a MSG_RING from another shard or the main thread
-  wake_sent = 4,  // completion of our own MSG_RING to another ring
-  tcp_accept = 5, // index: TCP listener
-  tcp_recv = 6,   // index: connection slot
-  tcp_send = 7,   // index: connection slot
-  tcp_cancel = 8, // completion of a cancel request
+  udp_recv = 1,    // index: UDP listener
+  udp_send = 2,    // index: send slot
+  wake = 3,        // a MSG_RING from another shard or the main thread
+  wake_sent = 4,   // completion of our own MSG_RING to another ring
+  tcp_accept = 5,  // index: TCP listener
+  tcp_recv = 6,    // index: connection slot
+  tcp_send = 7,    // index: connection slot
+  tcp_cancel = 8,  // completion of a cancel request
 };
 
 inline constexpr std::uint64_t pack_user_data(Op op, std::uint64_t index) noexcept {

@@ -8,9 +8,9 @@
 // Ownership: one shard; connections never move between shards. The shard names a connection by
 // (index, generation): closing bumps the generation, so a late cross-shard answer for a closed
 // connection is ignored. Completions carry only the index: a slot is reused only after its
-// receive and send completions have all arrived. Memory: input and output buffers are taken from the shard's
-// arena only while a connection has partial input or unsent output, so idle connections cost
-// only their table entry.
+// receive and send completions have all arrived. Memory: input and output buffers are taken from
+// the shard's arena only while a connection has partial input or unsent output, so idle connections
+// cost only their table entry.
 #pragma once
 
 #include <netinet/in.h>
@@ -36,9 +36,9 @@ struct ConnectionRef {
 
 struct TcpCounters {
   std::uint64_t accepted = 0;
-  std::uint64_t refused_full = 0;      // accepted then closed: connection table full
+  std::uint64_t refused_full = 0;  // accepted then closed: connection table full
   std::uint64_t closed = 0;
-  std::uint64_t closed_idle = 0;       // idle timeout (includes slow partial heads)
+  std::uint64_t closed_idle = 0;  // idle timeout (includes slow partial heads)
   std::uint64_t closed_input_overflow = 0;
   std::uint64_t bytes_received = 0;
   std::uint64_t bytes_sent = 0;
@@ -52,7 +52,7 @@ class TcpServer {
   static constexpr std::uint32_t buffers_count = 2048;  // per shard; power of two
   static constexpr std::uint16_t buffer_group = 2;
   // Both come from the arena's largest class, so steady state makes no heap calls.
-  static constexpr std::uint32_t input_size_max = SlabArena::block_size_max;   // partial + pipelined
+  static constexpr std::uint32_t input_size_max = SlabArena::block_size_max;  // partial + pipelined
   static constexpr std::uint32_t output_size_max = SlabArena::block_size_max;  // unsent responses
 
   TcpServer() = default;
@@ -102,7 +102,7 @@ class TcpServer {
     std::uint32_t input_size = 0;
     std::uint8_t* output = nullptr;  // arena block of output_size_max while non-empty
     std::uint32_t output_size = 0;
-    std::uint32_t output_sent = 0;   // bytes of output already handed to the kernel
+    std::uint32_t output_sent = 0;  // bytes of output already handed to the kernel
     bool send_in_flight = false;
     bool receive_armed = false;
     bool close_after_flush = false;

@@ -26,7 +26,7 @@ namespace tyto::net {
 // Where a reply goes and which local address it leaves from. Plain data: it travels inside
 // cross-shard messages so the owning shard can answer from its own socket.
 struct UdpRoute {
-  sockaddr_in6 peer{};  // a sockaddr_in when peer_family == AF_INET
+  sockaddr_in6 peer{};       // a sockaddr_in when peer_family == AF_INET
   in6_addr local_address{};  // the datagram's destination (IPv4 in the first 4 bytes)
   std::uint32_t local_ifindex = 0;
   std::uint16_t listener = 0;     // index into the listen addresses
@@ -111,7 +111,7 @@ class UdpSockets {
   io_uring* registered_ring_ = nullptr;
   io_uring_buf_ring* buffer_ring_ = nullptr;  // mmap'd ring of buffer descriptors
   std::size_t buffer_ring_size_ = 0;
-  std::uint8_t* buffers_ = nullptr;           // buffers_count × buffer_size
+  std::uint8_t* buffers_ = nullptr;  // buffers_count × buffer_size
   std::vector<SendSlot> send_slots_;
   std::vector<std::uint32_t> free_send_slots_;
   UdpCounters counters_;

@@ -20,7 +20,8 @@ inline constexpr std::size_t connect_request_size = 16;
 inline constexpr std::size_t connect_reply_size = 16;
 inline constexpr std::size_t error_reply_header_size = 8;
 inline constexpr std::size_t url_data_size_max = 512;  // BEP 41 URL data kept per announce
-static_assert(limits::udp_announce_request_size == 8 + 4 + 4 + 20 + 20 + 8 + 8 + 8 + 4 + 4 + 4 + 4 + 2);
+static_assert(limits::udp_announce_request_size ==
+              8 + 4 + 4 + 20 + 20 + 8 + 8 + 8 + 4 + 4 + 4 + 4 + 2);
 
 enum class Action : std::uint32_t { connect = 0, announce = 1, scrape = 2, error = 3 };
 

@@ -42,11 +42,11 @@ struct ShardCounters {
   std::uint64_t udp_announces = 0;
   std::uint64_t udp_scrapes = 0;
   std::uint64_t udp_error_replies = 0;
-  std::uint64_t udp_malformed = 0;           // parse failures (answered or dropped)
+  std::uint64_t udp_malformed = 0;  // parse failures (answered or dropped)
   std::uint64_t udp_bad_connection_id = 0;
   std::uint64_t announces_forwarded = 0;
   std::uint64_t scrape_parts_forwarded = 0;
-  std::uint64_t mailbox_full_drops = 0;      // forward refused: the owner's mailbox was full
+  std::uint64_t mailbox_full_drops = 0;  // forward refused: the owner's mailbox was full
   std::uint64_t scrape_slots_full_drops = 0;
   std::uint64_t scrape_gather_timeouts = 0;
   std::uint64_t wakeups_sent = 0;
@@ -102,7 +102,8 @@ class Shard {
 
   void on_completion(const io_uring_cqe& cqe) noexcept;
   void on_datagram(const net::Datagram& datagram) noexcept;
-  void on_udp_announce(const proto::udp::AnnounceRequest& request, const net::UdpRoute& route) noexcept;
+  void on_udp_announce(const proto::udp::AnnounceRequest& request,
+                       const net::UdpRoute& route) noexcept;
   void on_udp_scrape(const proto::udp::ScrapeRequest& request, const net::UdpRoute& route) noexcept;
   void apply_udp_announce(const AnnounceRequest& request, std::uint32_t transaction_id,
                           const net::UdpRoute& route) noexcept;

@@ -52,8 +52,8 @@ class PeerSet {
 
   std::uint32_t find(const std::uint8_t* wire, const HashSecret& secret) const noexcept;
   // Adds a peer (must not be present); returns its position. `capacity_max` caps growth.
-  std::uint32_t insert(const std::uint8_t* wire, bool seeder, std::uint16_t stamp,
-                       SlabArena& arena, const HashSecret& secret) noexcept;
+  std::uint32_t insert(const std::uint8_t* wire, bool seeder, std::uint16_t stamp, SlabArena& arena,
+                       const HashSecret& secret) noexcept;
   void remove(std::uint32_t position, SlabArena& arena, const HashSecret& secret) noexcept;
   // Moves a peer between the seeder and leecher parts; returns its new position.
   std::uint32_t set_seeder(std::uint32_t position, bool seeder, const HashSecret& secret) noexcept;

@@ -16,10 +16,14 @@ template <class Store>
 concept PeerStore = requires(Store& store, const Store& view, const AnnounceRequest& request,
                              const InfoHash& info_hash, std::uint32_t now_s,
                              std::span<std::uint8_t> peers_out) {
-  { store.announce(request, now_s, peers_out) } noexcept -> std::same_as<AnnounceReply>;
-  { view.scrape(info_hash) } noexcept -> std::same_as<ScrapeEntry>;
-  { store.expire_step(now_s) } noexcept;
-  { view.counters() } noexcept -> std::convertible_to<const StoreCounters&>;
+  { store.announce(request, now_s, peers_out) }
+  noexcept->std::same_as<AnnounceReply>;
+  { view.scrape(info_hash) }
+  noexcept->std::same_as<ScrapeEntry>;
+  { store.expire_step(now_s) }
+  noexcept;
+  { view.counters() }
+  noexcept->std::convertible_to<const StoreCounters&>;
 };
 
 static_assert(PeerStore<SwarmStore>);

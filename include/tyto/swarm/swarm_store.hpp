@@ -114,9 +114,9 @@ class SwarmStore {
   std::uint64_t random_state_;
   SlabArena arena_;
   Table current_;
-  Table previous_;                     // being migrated into current_ (empty when not growing)
-  std::uint32_t migrate_cursor_ = 0;   // next slot of previous_ to migrate
-  std::uint32_t migrate_stop_ = 0;     // the empty slot where migration started and ends
+  Table previous_;                    // being migrated into current_ (empty when not growing)
+  std::uint32_t migrate_cursor_ = 0;  // next slot of previous_ to migrate
+  std::uint32_t migrate_stop_ = 0;    // the empty slot where migration started and ends
   std::uint32_t sweep_cursor_ = 0;
   std::uint32_t last_expire_s_ = 0;
   StoreCounters counters_;
