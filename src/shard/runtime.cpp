@@ -3,8 +3,8 @@
 #include <pthread.h>
 #include <sched.h>
 
-#include <barrier>
 #include <charconv>
+#include <condition_variable>
 #include <mutex>
 
 #include "tyto/core/assert.hpp"
@@ -28,11 +28,9 @@ std::string Runtime::start() {
     shards_.push_back(
         std::make_unique<Shard>(i, config_.shard, *directory_, connection_ids, secret));
   }
-  std::mutex errors_mutex;  // start-up only
-  std::string first_error;
-  std::barrier opened(static_cast<std::ptrdiff_t>(count) + 1);
+  threads_.reserve(count);
   for (std::uint32_t i = 0; i < count; ++i) {
-    threads_.emplace_back([this, i, &opened, &errors_mutex, &first_error] {
+    threads_.emplace_back([this, i] {
       cpu_set_t cpus;
       CPU_ZERO(&cpus);
       CPU_SET(config_.cores[i], &cpus);
@@ -42,23 +40,27 @@ std::string Runtime::start() {
             "cannot pin shard " + std::to_string(i) + " to CPU " + std::to_string(config_.cores[i]);
       }
       if (error.empty()) error = shards_[i]->open();
-      if (!error.empty()) {
-        std::lock_guard lock(errors_mutex);
-        if (first_error.empty()) first_error = "shard " + std::to_string(i) + ": " + error;
-        directory_->stopping.store(true);
-      }
-      opened.arrive_and_wait();  // every ring fd is published before any loop runs
-      opened.arrive_and_wait();  // the main thread has read first_error
-      if (!directory_->stopping.load()) shards_[i]->run();
+      // Every ring fd is published before any loop runs: wait for all shards, then go.
+      std::unique_lock lock(start_mutex_);
+      if (!error.empty() && start_error_.empty())
+        start_error_ = "shard " + std::to_string(i) + ": " + error;
+      ++shards_opened_;
+      start_changed_.notify_all();
+      start_changed_.wait(lock, [this] { return start_decided_; });
+      const bool run = start_error_.empty();
+      lock.unlock();
+      if (run) shards_[i]->run();
     });
   }
-  opened.arrive_and_wait();
   std::string error;
   {
-    std::lock_guard lock(errors_mutex);
-    error = first_error;
+    std::unique_lock lock(start_mutex_);
+    start_changed_.wait(lock, [this, count] { return shards_opened_ == count; });
+    error = start_error_;
+    if (!error.empty()) directory_->stopping.store(true);
+    start_decided_ = true;
   }
-  opened.arrive_and_wait();
+  start_changed_.notify_all();
   if (!error.empty()) stop();
   return error;
 }

@@ -104,7 +104,7 @@ bool Shard::turn(bool may_sleep) noexcept {
   self.sleeping.store(true, std::memory_order_seq_cst);
   bool mail_waiting = false;
   for (std::uint32_t from = 0; from < directory_.shards_count && !mail_waiting; ++from) {
-    mail_waiting = from != index_ && directory_.mailbox(from, index_).depth_approx() != 0;
+    mail_waiting = from != index_ && !directory_.mailbox(from, index_).empty_before_sleep();
   }
   if (!mail_waiting && !directory_.stopping.load(std::memory_order_seq_cst)) {
     ++counters_.sleeps;
@@ -328,8 +328,8 @@ void Shard::publish_mailboxes() noexcept {
   for (std::uint32_t to = 0; to < directory_.shards_count; ++to) {
     if (to == index_ || directory_.mailbox(index_, to).publish() == 0) continue;
     auto& target = directory_.entries[to];
-    // Wake the owner only if it is asleep in the kernel; seq_cst pairs with its sleep check.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // Wake the owner only if it is asleep in the kernel. publish() stored the tail seq_cst and
+    // this load is seq_cst: either we see its flag or it sees our messages before sleeping.
     if (target.sleeping.load(std::memory_order_seq_cst) &&
         target.sleeping.exchange(false, std::memory_order_seq_cst)) {
       ++counters_.wakeups_sent;

@@ -54,7 +54,9 @@ template <std::size_t W>
 std::size_t PeerSet<W>::bytes_for(std::uint8_t capacity_class) noexcept {
   const std::size_t capacity = peer_capacity(capacity_class);
   std::size_t bytes = (capacity * (W + 2) + 3) / 4 * 4;
-  if (capacity >= index_capacity_min) bytes += 2 * std::size_t{std::bit_ceil(capacity)} * 4;
+  if (capacity >= index_capacity_min) {
+    bytes += 2 * std::size_t{std::bit_ceil(capacity)} * (capacity <= narrow_capacity_max ? 2 : 4);
+  }
   return bytes;
 }
 
@@ -64,27 +66,48 @@ std::size_t PeerSet<W>::block_bytes() const noexcept {
 }
 
 template <std::size_t W>
-std::uint32_t* PeerSet<W>::index() const noexcept {
+std::uint8_t* PeerSet<W>::index() const noexcept {
   const std::size_t offset = (std::size_t{capacity()} * (W + 2) + 3) / 4 * 4;
-  return reinterpret_cast<std::uint32_t*>(block_ + offset);
+  return block_ + offset;
+}
+
+// Index entries are 16-bit positions while the set holds at most 65535 peers, 32-bit above.
+template <std::size_t W>
+std::uint32_t PeerSet<W>::index_get(std::uint32_t slot) const noexcept {
+  if (capacity() <= narrow_capacity_max) {
+    const std::uint16_t entry = reinterpret_cast<const std::uint16_t*>(index())[slot];
+    return entry == 0xffff ? not_found : entry;
+  }
+  return reinterpret_cast<const std::uint32_t*>(index())[slot];
 }
 
 template <std::size_t W>
-std::uint32_t* PeerSet<W>::index_slot(const std::uint8_t* wire,
-                                      const HashSecret& secret) const noexcept {
-  std::uint32_t* slots = index();
+void PeerSet<W>::index_set(std::uint32_t slot, std::uint32_t position) noexcept {
+  if (capacity() <= narrow_capacity_max) {
+    TYTO_DEBUG_ASSERT(position == not_found || position < 0xffff);
+    reinterpret_cast<std::uint16_t*>(index())[slot] = static_cast<std::uint16_t>(position);
+  } else {
+    reinterpret_cast<std::uint32_t*>(index())[slot] = position;
+  }
+}
+
+template <std::size_t W>
+std::uint32_t PeerSet<W>::index_slot(const std::uint8_t* wire,
+                                     const HashSecret& secret) const noexcept {
   const std::uint32_t mask = index_slots() - 1;
   std::uint32_t i = static_cast<std::uint32_t>(hash_bytes({wire, W}, secret)) & mask;
-  while (slots[i] != not_found && std::memcmp(block_ + std::size_t{slots[i]} * W, wire, W) != 0) {
+  for (std::uint32_t entry = index_get(i);
+       entry != not_found && std::memcmp(block_ + std::size_t{entry} * W, wire, W) != 0;
+       entry = index_get(i)) {
     i = (i + 1) & mask;
   }
-  return &slots[i];
+  return i;
 }
 
 template <std::size_t W>
 std::uint32_t PeerSet<W>::find(const std::uint8_t* wire, const HashSecret& secret) const noexcept {
   if (block_ == nullptr) return not_found;
-  if (indexed()) return *index_slot(wire, secret);
+  if (indexed()) return index_get(index_slot(wire, secret));
   for (std::uint32_t i = 0; i < count_; ++i) {
     if (std::memcmp(block_ + std::size_t{i} * W, wire, W) == 0) return i;
   }
@@ -93,34 +116,34 @@ std::uint32_t PeerSet<W>::find(const std::uint8_t* wire, const HashSecret& secre
 
 template <std::size_t W>
 void PeerSet<W>::index_insert(std::uint32_t position, const HashSecret& secret) noexcept {
-  std::uint32_t* slot = index_slot(block_ + std::size_t{position} * W, secret);
-  TYTO_DEBUG_ASSERT(*slot == not_found);
-  *slot = position;
+  const std::uint32_t slot = index_slot(block_ + std::size_t{position} * W, secret);
+  TYTO_DEBUG_ASSERT(index_get(slot) == not_found);
+  index_set(slot, position);
 }
 
 template <std::size_t W>
 void PeerSet<W>::index_erase(const std::uint8_t* wire, const HashSecret& secret) noexcept {
-  std::uint32_t* slots = index();
   const std::uint32_t mask = index_slots() - 1;
-  std::uint32_t hole = static_cast<std::uint32_t>(index_slot(wire, secret) - slots);
-  TYTO_ASSERT(slots[hole] != not_found);
+  std::uint32_t hole = index_slot(wire, secret);
+  TYTO_ASSERT(index_get(hole) != not_found);
   // Backward-shift deletion: pull later entries of the run into the hole when their home
   // is not between the hole and them.
-  for (std::uint32_t j = (hole + 1) & mask; slots[j] != not_found; j = (j + 1) & mask) {
+  for (std::uint32_t j = (hole + 1) & mask; index_get(j) != not_found; j = (j + 1) & mask) {
+    const std::uint32_t entry = index_get(j);
     const std::uint32_t home =
-        static_cast<std::uint32_t>(hash_bytes({block_ + std::size_t{slots[j]} * W, W}, secret)) &
-        mask;
+        static_cast<std::uint32_t>(hash_bytes({block_ + std::size_t{entry} * W, W}, secret)) & mask;
     if (((j - home) & mask) >= ((j - hole) & mask)) {
-      slots[hole] = slots[j];
+      index_set(hole, entry);
       hole = j;
     }
   }
-  slots[hole] = not_found;
+  index_set(hole, not_found);
 }
 
 template <std::size_t W>
 void PeerSet<W>::index_rebuild(const HashSecret& secret) noexcept {
-  std::memset(index(), 0xff, std::size_t{index_slots()} * 4);
+  const std::size_t entry_size = capacity() <= narrow_capacity_max ? 2 : 4;
+  std::memset(index(), 0xff, std::size_t{index_slots()} * entry_size);
   for (std::uint32_t i = 0; i < count_; ++i) index_insert(i, secret);
 }
 
@@ -143,25 +166,27 @@ void PeerSet<W>::reallocate(std::uint8_t capacity_class, SlabArena& arena,
 template <std::size_t W>
 void PeerSet<W>::move(std::uint32_t from, std::uint32_t to, const HashSecret& secret) noexcept {
   // Find the index entry while the peer is still at `from`, then point it at `to`.
-  std::uint32_t* entry = indexed() ? index_slot(block_ + std::size_t{from} * W, secret) : nullptr;
+  const bool has_index = indexed();
+  const std::uint32_t slot = has_index ? index_slot(block_ + std::size_t{from} * W, secret) : 0;
   std::memcpy(block_ + std::size_t{to} * W, block_ + std::size_t{from} * W, W);
   stamps()[to] = stamps()[from];
-  if (entry != nullptr) *entry = to;
+  if (has_index) index_set(slot, to);
 }
 
 template <std::size_t W>
 void PeerSet<W>::swap(std::uint32_t a, std::uint32_t b, const HashSecret& secret) noexcept {
   if (a == b) return;
-  std::uint32_t* entry_a = indexed() ? index_slot(block_ + std::size_t{a} * W, secret) : nullptr;
-  std::uint32_t* entry_b = indexed() ? index_slot(block_ + std::size_t{b} * W, secret) : nullptr;
+  const bool has_index = indexed();
+  const std::uint32_t slot_a = has_index ? index_slot(block_ + std::size_t{a} * W, secret) : 0;
+  const std::uint32_t slot_b = has_index ? index_slot(block_ + std::size_t{b} * W, secret) : 0;
   std::uint8_t wire[W];
   std::memcpy(wire, block_ + std::size_t{a} * W, W);
   std::memcpy(block_ + std::size_t{a} * W, block_ + std::size_t{b} * W, W);
   std::memcpy(block_ + std::size_t{b} * W, wire, W);
   std::swap(stamps()[a], stamps()[b]);
-  if (entry_a != nullptr) {
-    *entry_a = b;
-    *entry_b = a;
+  if (has_index) {
+    index_set(slot_a, b);
+    index_set(slot_b, a);
   }
 }
 
@@ -262,11 +287,11 @@ void PeerSet<W>::verify(const HashSecret& secret) const noexcept {
     for (std::uint32_t j = i + 1; j < count_; ++j) {
       TYTO_ASSERT(std::memcmp(block_ + std::size_t{i} * W, block_ + std::size_t{j} * W, W) != 0);
     }
-    if (indexed()) TYTO_ASSERT(*index_slot(block_ + std::size_t{i} * W, secret) == i);
+    if (indexed()) TYTO_ASSERT(index_get(index_slot(block_ + std::size_t{i} * W, secret)) == i);
   }
   if (indexed()) {
     std::uint32_t entries = 0;
-    for (std::uint32_t i = 0; i < index_slots(); ++i) entries += index()[i] != not_found;
+    for (std::uint32_t i = 0; i < index_slots(); ++i) entries += index_get(i) != not_found;
     TYTO_ASSERT(entries == count_);
   }
 }

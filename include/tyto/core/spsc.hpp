@@ -53,7 +53,9 @@ class SpscQueue {
     debug_check_thread(producer_.thread);
     const std::size_t published = producer_.tail_staged - producer_.tail_published;
     if (published != 0) {
-      tail_.value.store(producer_.tail_staged, std::memory_order_release);
+      // seq_cst, not just release: a producer that next checks whether the consumer sleeps
+      // (Dekker's pattern, see Shard) must not have that load pass this store.
+      tail_.value.store(producer_.tail_staged, std::memory_order_seq_cst);
       producer_.tail_published = producer_.tail_staged;
     }
     return published;
@@ -76,6 +78,12 @@ class SpscQueue {
       head_.value.store(consumer_.head, std::memory_order_release);
     }
     return count;
+  }
+
+  // Consumer, about to sleep: is anything published? seq_cst, paired with publish().
+  bool empty_before_sleep() const noexcept {
+    return tail_.value.load(std::memory_order_seq_cst) ==
+           head_.value.load(std::memory_order_relaxed);
   }
 
   // Either side: approximate number of published, unconsumed messages (for metrics).

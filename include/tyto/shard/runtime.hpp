@@ -4,8 +4,10 @@
 //   (so mailboxes and ring fds are ready); 3. loops run until stop().
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,6 +50,12 @@ class Runtime {
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::thread> threads_;
   bool stopped_ = false;
+  // Start-up handshake (start-up only, never on the hot path).
+  std::mutex start_mutex_;
+  std::condition_variable start_changed_;
+  std::uint32_t shards_opened_ = 0;
+  bool start_decided_ = false;
+  std::string start_error_;
 };
 
 // Parses "0-3", "2", "0,2,4-5" into CPU numbers; empty on error.

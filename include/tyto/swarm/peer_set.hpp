@@ -5,7 +5,8 @@
 // 4-second units, 15 bits, wrapping; top bit: this peer's completion was counted). Seeders sit
 // at [0, seeders), leechers at [seeders, count); removal swaps the last element into the hole.
 // From `index_capacity_min` peers on, the block also holds an open-addressing index from address
-// to position (u32, 2 × capacity slots, keyed hash); below it a peer is found by scanning.
+// to position (2 × capacity slots, keyed hash; 16-bit entries up to 65534 peers, 32-bit above);
+// below it a peer is found by scanning.
 //
 // 16 bytes per set: it sits inline in the swarm record. Capacities come from a fixed geometric
 // table (about 1.25× apart) so the class byte says the block's layout.
@@ -37,6 +38,7 @@ inline constexpr std::uint32_t stamp_age_s(std::uint16_t stamp, std::uint32_t no
 std::uint32_t peer_capacity(std::uint8_t capacity_class) noexcept;
 std::uint8_t peer_capacity_classes() noexcept;
 inline constexpr std::uint32_t index_capacity_min = 64;  // sets this large carry an index
+inline constexpr std::uint32_t narrow_capacity_max = 0xfffe;  // 16-bit index entries up to here
 
 template <std::size_t W>
 class PeerSet {
@@ -108,7 +110,9 @@ class PeerSet {
   bool indexed() const noexcept { return block_ != nullptr && capacity() >= index_capacity_min; }
   std::uint32_t index_slots() const noexcept { return 2 * capacity_pow2(); }
   std::uint32_t capacity_pow2() const noexcept;
-  std::uint32_t* index() const noexcept;
+  std::uint8_t* index() const noexcept;
+  std::uint32_t index_get(std::uint32_t slot) const noexcept;
+  void index_set(std::uint32_t slot, std::uint32_t position) noexcept;
   static std::size_t bytes_for(std::uint8_t capacity_class) noexcept;
 
   void reallocate(std::uint8_t capacity_class, SlabArena& arena, const HashSecret& secret) noexcept;
@@ -116,7 +120,8 @@ class PeerSet {
   void swap(std::uint32_t a, std::uint32_t b, const HashSecret& secret) noexcept;
   void index_insert(std::uint32_t position, const HashSecret& secret) noexcept;
   void index_erase(const std::uint8_t* wire, const HashSecret& secret) noexcept;
-  std::uint32_t* index_slot(const std::uint8_t* wire, const HashSecret& secret) const noexcept;
+  // The slot holding this address's position, or the empty slot where it would go.
+  std::uint32_t index_slot(const std::uint8_t* wire, const HashSecret& secret) const noexcept;
   void index_rebuild(const HashSecret& secret) noexcept;
 
   std::uint8_t* block_ = nullptr;
