@@ -5,12 +5,14 @@
 namespace tyto::app {
 
 const char* const usage_text =
-    "usage: tyto [--udp ADDR:PORT]... [--cores LIST]\n"
+    "usage: tyto [--udp ADDR:PORT]... [--cores LIST] [--udp-send MODE]\n"
     "\n"
     "  --udp ADDR:PORT   UDP listen address, repeatable: 0.0.0.0:6969, [::]:6969, 127.0.0.1:7000.\n"
     "                    Given flags replace the default (0.0.0.0:6969 and [::]:6969).\n"
     "  --cores LIST      one shard per listed CPU, each pinned: 0-3, 2, 0,2,4-5.\n"
     "                    Default: one shard per CPU this process may use.\n"
+    "  --udp-send MODE   sendmmsg (default: one call per socket per loop turn) or uring\n"
+    "                    (one SENDMSG SQE per reply)\n"
     "  --quiet           do not print counters at exit\n"
     "  --help, --version\n";
 
@@ -57,6 +59,15 @@ Result<Options, std::string> parse_options(const std::vector<std::string>& argum
       options.runtime.cores = shard::parse_cpu_list(*text);
       if (options.runtime.cores.empty()) return Failure{"--cores: not a CPU list: '" + *text + "'"};
       cores_given = true;
+    } else if (flag == "--udp-send") {
+      const std::string* text = value();
+      if (text != nullptr && *text == "uring") {
+        options.runtime.shard.udp_send_mode = net::UdpSendMode::uring;
+      } else if (text != nullptr && *text == "sendmmsg") {
+        options.runtime.shard.udp_send_mode = net::UdpSendMode::sendmmsg;
+      } else {
+        return Failure{std::string("--udp-send: uring or sendmmsg")};
+      }
     } else if (flag == "--test-clock-speedup") {
       // Test-only: lets end-to-end tests watch connection ids and peers expire in seconds.
       const std::string* text = value();

@@ -98,6 +98,7 @@ std::string UdpSockets::open(Ring& ring, std::span<const SocketAddress> listen_a
   io_uring_buf_ring_advance(buffer_ring_, static_cast<int>(buffers_count));
 
   send_slots_.resize(send_slots_count);
+  for (Socket& socket : sockets_) socket.staged.reserve(send_slots_count);
   free_send_slots_.reserve(send_slots_count);
   for (std::uint32_t slot = send_slots_count; slot-- > 0;) free_send_slots_.push_back(slot);
   return {};
@@ -215,14 +216,7 @@ void UdpSockets::release_send_slot(std::uint32_t slot) noexcept {
   free_send_slots_.push_back(slot);
 }
 
-void UdpSockets::send(Ring& ring, std::uint32_t slot, std::size_t size,
-                      const UdpRoute& route) noexcept {
-  TYTO_ASSERT(slot < send_slots_.size());
-  TYTO_ASSERT(size <= limits::udp_reply_size_max);
-  TYTO_ASSERT(route.listener < sockets_.size());
-  const Socket& socket = sockets_[route.listener];
-  TYTO_ASSERT(socket.family == route.peer_family);
-  SendSlot& entry = send_slots_[slot];
+void UdpSockets::prepare(SendSlot& entry, std::size_t size, const UdpRoute& route) noexcept {
   entry.peer = route.peer;
   entry.vector = {entry.payload, size};
   entry.header = {};
@@ -254,9 +248,48 @@ void UdpSockets::send(Ring& ring, std::uint32_t slot, std::size_t size,
       std::memcpy(CMSG_DATA(control), &info, sizeof info);
     }
   }
+}
+
+void UdpSockets::send(Ring& ring, std::uint32_t slot, std::size_t size,
+                      const UdpRoute& route) noexcept {
+  TYTO_ASSERT(slot < send_slots_.size());
+  TYTO_ASSERT(size <= limits::udp_reply_size_max);
+  TYTO_ASSERT(route.listener < sockets_.size());
+  Socket& socket = sockets_[route.listener];
+  TYTO_ASSERT(socket.family == route.peer_family);
+  prepare(send_slots_[slot], size, route);
+  if (send_mode_ == UdpSendMode::sendmmsg) {
+    socket.staged.push_back(slot);  // capacity reserved for every slot: no allocation
+    return;
+  }
   io_uring_sqe* sqe = ring.sqe();
-  io_uring_prep_sendmsg(sqe, socket.fd, &entry.header, 0);
+  io_uring_prep_sendmsg(sqe, socket.fd, &send_slots_[slot].header, 0);
   io_uring_sqe_set_data64(sqe, pack_user_data(Op::udp_send, slot));
+}
+
+void UdpSockets::flush() noexcept {
+  constexpr std::size_t batch_max = 64;
+  mmsghdr batch[batch_max];
+  for (Socket& socket : sockets_) {
+    for (std::size_t done = 0; done < socket.staged.size();) {
+      const std::size_t count = std::min(batch_max, socket.staged.size() - done);
+      for (std::size_t i = 0; i < count; ++i) {
+        batch[i].msg_hdr = send_slots_[socket.staged[done + i]].header;
+        batch[i].msg_len = 0;
+      }
+      const int sent = sendmmsg(socket.fd, batch, static_cast<unsigned>(count), MSG_DONTWAIT);
+      if (sent <= 0) {  // the batch was refused (full socket buffer): dropped, counted, never block
+        counters_.send_errors += count;
+        done += count;
+        continue;
+      }
+      for (int i = 0; i < sent; ++i) counters_.bytes_sent += batch[i].msg_len;
+      counters_.datagrams_sent += static_cast<std::uint64_t>(sent);
+      done += static_cast<std::size_t>(sent);  // a partial batch: the rest goes in the next call
+    }
+    for (std::uint32_t slot : socket.staged) release_send_slot(slot);
+    socket.staged.clear();
+  }
 }
 
 void UdpSockets::sent(const io_uring_cqe& cqe) noexcept {

@@ -66,6 +66,7 @@ Shard::~Shard() = default;
 std::string Shard::open() {
   if (std::string error = ring_.init(ring_entries, true); !error.empty()) return error;
   if (std::string error = udp_.open(ring_, config_.udp_listeners); !error.empty()) return error;
+  udp_.set_send_mode(config_.udp_send_mode);
   udp_.arm_all(ring_);
   ring_.submit();
   refresh_clock();
@@ -93,6 +94,7 @@ bool Shard::turn(bool may_sleep) noexcept {
   std::size_t work = drain_mailboxes();
   work += ring_.drain([this](const io_uring_cqe& cqe) { on_completion(cqe); });
   publish_mailboxes();
+  udp_.flush();
   if (now_s_ != last_tick_s_) tick();
   if (work != 0 || !may_sleep) {
     ring_.submit();

@@ -36,6 +36,13 @@ TEST(ParseOptions, ErrorsSayWhatIsWrong) {
   EXPECT_FALSE(parse_options({"--test-clock-speedup", "0"}).ok());
 }
 
+TEST(ParseOptions, UdpSendModeDefaultsToSendmmsg) {
+  EXPECT_EQ(parse_options({}).value().runtime.shard.udp_send_mode, net::UdpSendMode::sendmmsg);
+  EXPECT_EQ(parse_options({"--udp-send", "uring"}).value().runtime.shard.udp_send_mode,
+            net::UdpSendMode::uring);
+  EXPECT_FALSE(parse_options({"--udp-send", "carrier-pigeon"}).ok());
+}
+
 TEST(ParseCpuList, RangesAndLists) {
   EXPECT_EQ(shard::parse_cpu_list("0-3"), (std::vector<int>{0, 1, 2, 3}));
   EXPECT_EQ(shard::parse_cpu_list("2"), (std::vector<int>{2}));

@@ -178,8 +178,10 @@ class ExpiringConnectionIds(unittest.TestCase):
         port = free_port()
         address = ("127.0.0.1", port)
         # The shard clock runs 200× faster: 5 s of real time are 1000 s of tracker time.
+        # This tracker sends with one SENDMSG SQE per reply, the other send path.
         tracker = Tracker(BINARY, ["--udp", "127.0.0.1:%d" % port, "--cores", "0-1",
-                                   "--test-clock-speedup", "200"], [address])
+                                   "--test-clock-speedup", "200", "--udp-send", "uring"],
+                          [address])
         try:
             client = Client(address, source="127.0.0.12")
             self.addCleanup(client.close)

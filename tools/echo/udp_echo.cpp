@@ -104,6 +104,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tyto-udp-echo: %s\n", error.c_str());
     return 1;
   }
+  sockets.set_send_mode(tyto::net::UdpSendMode::sendmmsg);  // tyto's default send path
   sockets.arm_all(ring);
   std::fprintf(stderr, "tyto-udp-echo: serving %s\n", address->to_string().c_str());
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(duration_s);
@@ -131,6 +132,7 @@ int main(int argc, char** argv) {
       }
       sockets.recycle(cqe);
     });
+    sockets.flush();
     busy = handled != 0;
   }
   std::fprintf(stderr, "tyto-udp-echo: received=%llu sent=%llu\n",

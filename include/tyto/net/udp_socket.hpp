@@ -40,6 +40,10 @@ struct Datagram {
   UdpRoute route;
 };
 
+// How replies leave: one SENDMSG SQE each (submitted with the turn's single io_uring_enter), or
+// staged and sent with one sendmmsg(2) per socket at the end of the loop turn.
+enum class UdpSendMode : std::uint8_t { uring, sendmmsg };
+
 struct UdpCounters {
   std::uint64_t datagrams_received = 0;
   std::uint64_t bytes_received = 0;
@@ -80,8 +84,12 @@ class UdpSockets {
   // (the caller drops the request and it is counted).
   std::optional<std::uint32_t> acquire_send_slot() noexcept;
   std::span<std::uint8_t> send_buffer(std::uint32_t slot) noexcept;
-  // Queues a SENDMSG of the slot's first `size` bytes to `route`, from the route's local address.
+  // Sends the slot's first `size` bytes to `route`, from the route's local address: queues a
+  // SENDMSG SQE, or (sendmmsg mode) stages it for flush().
   void send(Ring& ring, std::uint32_t slot, std::size_t size, const UdpRoute& route) noexcept;
+  // sendmmsg mode: sends everything staged this turn, one sendmmsg per socket; frees the slots.
+  void flush() noexcept;
+  void set_send_mode(UdpSendMode mode) noexcept { send_mode_ = mode; }
   // Handles a completion of Op::udp_send: frees the slot.
   void sent(const io_uring_cqe& cqe) noexcept;
   // Gives a slot back without sending (e.g. nothing to answer).
@@ -94,7 +102,8 @@ class UdpSockets {
   struct Socket {
     int fd = -1;
     int family = 0;
-    msghdr receive_header{};  // template for multishot RECVMSG: name and control sizes
+    msghdr receive_header{};            // template for multishot RECVMSG: name and control sizes
+    std::vector<std::uint32_t> staged;  // sendmmsg mode: slots to send this turn
   };
   struct SendSlot {
     msghdr header{};
@@ -105,6 +114,7 @@ class UdpSockets {
   };
 
   void arm(Ring& ring, std::uint32_t socket_index) noexcept;
+  void prepare(SendSlot& entry, std::size_t size, const UdpRoute& route) noexcept;
   std::uint8_t* buffer_address(std::uint32_t buffer_id) noexcept;
 
   std::vector<Socket> sockets_;
@@ -115,6 +125,7 @@ class UdpSockets {
   std::vector<SendSlot> send_slots_;
   std::vector<std::uint32_t> free_send_slots_;
   UdpCounters counters_;
+  UdpSendMode send_mode_ = UdpSendMode::uring;
 };
 
 }  // namespace tyto::net
