@@ -89,6 +89,7 @@ void Shard::run() noexcept {
 }
 
 bool Shard::turn(bool may_sleep) noexcept {
+  owner_.check();
   ++counters_.loop_turns;
   refresh_clock();
   std::size_t work = drain_mailboxes();

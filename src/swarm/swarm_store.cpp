@@ -226,6 +226,7 @@ AnnounceReply SwarmStore::apply(Swarm& swarm, Peers& peers, const AnnounceReques
 
 AnnounceReply SwarmStore::announce(const AnnounceRequest& request, std::uint32_t now_s,
                                    std::span<std::uint8_t> peers_out) noexcept {
+  owner_.check();
   ++counters_.announces;
   migrate(migrate_slots_per_operation);
   const std::uint64_t hash = hash_info_hash(request.info_hash, secret_);
@@ -281,6 +282,7 @@ bool SwarmStore::sweep_swarm(Swarm& swarm, std::uint32_t now_s) noexcept {
 }
 
 void SwarmStore::expire_step(std::uint32_t now_s) noexcept {
+  owner_.check();
   const std::uint32_t elapsed_s = last_expire_s_ == 0 ? 1 : now_s - last_expire_s_;
   last_expire_s_ = now_s;
   // Each step covers the share of the table that elapsed time asks for, so a full sweep takes

@@ -15,10 +15,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <new>
-#include <thread>
 #include <type_traits>
 
 #include "tyto/core/assert.hpp"
+#include "tyto/core/owner.hpp"
 
 namespace tyto {
 
@@ -38,7 +38,7 @@ class SpscQueue {
 
   // Producer: stage one message. False when the ring is full (caller counts the refusal).
   bool try_push(const T& message) noexcept {
-    debug_check_thread(producer_.thread);
+    producer_.owner.check();
     if (producer_.tail_staged - producer_.head_cached == Capacity) {
       producer_.head_cached = head_.value.load(std::memory_order_acquire);
       if (producer_.tail_staged - producer_.head_cached == Capacity) return false;
@@ -50,7 +50,7 @@ class SpscQueue {
 
   // Producer: make every staged message visible. Returns how many became visible.
   std::size_t publish() noexcept {
-    debug_check_thread(producer_.thread);
+    producer_.owner.check();
     const std::size_t published = producer_.tail_staged - producer_.tail_published;
     if (published != 0) {
       // seq_cst, not just release: a producer that next checks whether the consumer sleeps
@@ -65,7 +65,7 @@ class SpscQueue {
   // At most `count_max` messages per call, so one busy producer cannot starve a loop turn.
   template <class Handle>
   std::size_t consume(Handle&& handle, std::size_t count_max = Capacity) noexcept {
-    debug_check_thread(consumer_.thread);
+    consumer_.owner.check();
     // One acquire load per call: consume() runs once per loop turn, not once per message.
     const std::size_t tail = tail_.value.load(std::memory_order_acquire);
     std::size_t count = tail - consumer_.head;
@@ -100,20 +100,12 @@ class SpscQueue {
     std::size_t tail_staged = 0;
     std::size_t tail_published = 0;
     std::size_t head_cached = 0;
-    std::thread::id thread{};
+    OwnerThread owner;
   };
   struct alignas(cache_line_size) ConsumerState {
     std::size_t head = 0;
-    std::thread::id thread{};
+    OwnerThread owner;
   };
-
-  static void debug_check_thread([[maybe_unused]] std::thread::id& owner) noexcept {
-#ifndef NDEBUG
-    const auto self = std::this_thread::get_id();
-    if (owner == std::thread::id{}) owner = self;  // first user claims the side
-    TYTO_DEBUG_ASSERT(owner == self);
-#endif
-  }
 
   AtomicIndex tail_;  // written by the producer only
   AtomicIndex head_;  // written by the consumer only

@@ -16,6 +16,7 @@
 
 #include "tyto/core/clock.hpp"
 #include "tyto/core/hash.hpp"
+#include "tyto/core/owner.hpp"
 #include "tyto/net/address.hpp"
 #include "tyto/net/ring.hpp"
 #include "tyto/net/udp_socket.hpp"
@@ -132,6 +133,7 @@ class Shard {
   CoarseClock clock_;
   std::uint32_t now_s_ = 0;
   std::uint32_t last_tick_s_ = 0;
+  OwnerThread owner_;  // debug builds: the loop only ever runs on the shard's own thread
   std::vector<PendingScrape> pending_scrapes_;
   std::vector<std::uint32_t> free_pending_scrapes_;
 };

@@ -17,6 +17,7 @@
 #include "tyto/core/arena.hpp"
 #include "tyto/core/hash.hpp"
 #include "tyto/core/limits.hpp"
+#include "tyto/core/owner.hpp"
 #include "tyto/core/request.hpp"
 #include "tyto/swarm/peer_set.hpp"
 
@@ -120,6 +121,7 @@ class SwarmStore {
   std::uint32_t sweep_cursor_ = 0;
   std::uint32_t last_expire_s_ = 0;
   StoreCounters counters_;
+  OwnerThread owner_;  // the shard's thread; debug builds check every operation
 };
 
 }  // namespace tyto::swarm
