@@ -16,6 +16,7 @@ void print_counters(const tyto::shard::RuntimeTotals& totals) {
   const auto& s = totals.shard;
   const auto& u = totals.udp;
   const auto& st = totals.store;
+  const auto& t = totals.tcp;
   const struct {
     const char* name;
     std::uint64_t value;
@@ -43,6 +44,14 @@ void print_counters(const tyto::shard::RuntimeTotals& totals) {
       {"peers_expired", st.peers_expired},
       {"swarms_refused", st.swarms_refused},
       {"peers_refused", st.peers_refused},
+      {"http_announces", s.http_announces},
+      {"http_scrapes", s.http_scrapes},
+      {"http_failures", s.http_failures},
+      {"http_busy", s.http_busy},
+      {"tcp_accepted", t.accepted},
+      {"tcp_refused_full", t.refused_full},
+      {"tcp_closed_idle", t.closed_idle},
+      {"tcp_closed_input_overflow", t.closed_input_overflow},
   };
   for (const auto& row : rows)
     std::fprintf(stderr, "tyto: counter %s=%" PRIu64 "\n", row.name, row.value);
@@ -89,8 +98,12 @@ int main(int argc, char** argv) {
   }
   std::string cores;
   for (int cpu : options.runtime.cores) cores += (cores.empty() ? "" : ",") + std::to_string(cpu);
-  std::fprintf(stderr, "tyto: %u shards on CPUs %s; UDP on %s\n", runtime.shards_count(),
-               cores.c_str(), listeners.c_str());
+  std::string http_listeners;
+  for (const auto& address : options.runtime.shard.http_listeners) {
+    http_listeners += (http_listeners.empty() ? "" : ", ") + address.to_string();
+  }
+  std::fprintf(stderr, "tyto: %u shards on CPUs %s; UDP on %s; HTTP on %s\n",
+               runtime.shards_count(), cores.c_str(), listeners.c_str(), http_listeners.c_str());
   std::fflush(stderr);
 
   int signal_number = 0;

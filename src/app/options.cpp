@@ -5,10 +5,13 @@
 namespace tyto::app {
 
 const char* const usage_text =
-    "usage: tyto [--udp ADDR:PORT]... [--cores LIST] [--udp-send MODE]\n"
+    "usage: tyto [--udp ADDR:PORT]... [--http ADDR:PORT]... [--cores LIST] [--udp-send MODE]\n"
     "\n"
     "  --udp ADDR:PORT   UDP listen address, repeatable: 0.0.0.0:6969, [::]:6969, 127.0.0.1:7000.\n"
     "                    Given flags replace the default (0.0.0.0:6969 and [::]:6969).\n"
+    "  --http ADDR:PORT  HTTP (TCP) listen address, repeatable; given flags replace the default\n"
+    "                    (0.0.0.0:6969 and [::]:6969)\n"
+    "  --http-idle-timeout-s N  close idle or stalled HTTP connections after N s (default 30)\n"
     "  --cores LIST      one shard per listed CPU, each pinned: 0-3, 2, 0,2,4-5.\n"
     "                    Default: one shard per CPU this process may use.\n"
     "  --udp-send MODE   sendmmsg (default: one call per socket per loop turn) or uring\n"
@@ -32,6 +35,7 @@ Result<std::uint32_t, std::string> parse_u32(const std::string& flag, const std:
 Result<Options, std::string> parse_options(const std::vector<std::string>& arguments) {
   Options options;
   bool udp_given = false;
+  bool http_given = false;
   bool cores_given = false;
   for (std::size_t i = 0; i < arguments.size(); ++i) {
     const std::string& flag = arguments[i];
@@ -53,6 +57,23 @@ Result<Options, std::string> parse_options(const std::vector<std::string>& argum
       if (!udp_given) options.runtime.shard.udp_listeners.clear();
       udp_given = true;
       options.runtime.shard.udp_listeners.push_back(*address);
+    } else if (flag == "--http") {
+      const std::string* text = value();
+      if (text == nullptr) return Failure{std::string("--http needs ADDR:PORT")};
+      const auto address = net::parse_socket_address(*text);
+      if (!address) {
+        return Failure{"--http: not an address: '" + *text + "' (try 0.0.0.0:6969 or [::]:6969)"};
+      }
+      if (!http_given) options.runtime.shard.http_listeners.clear();
+      http_given = true;
+      options.runtime.shard.http_listeners.push_back(*address);
+    } else if (flag == "--http-idle-timeout-s") {
+      const std::string* text = value();
+      if (text == nullptr) return Failure{std::string("--http-idle-timeout-s needs seconds")};
+      auto seconds = parse_u32(flag, *text);
+      if (!seconds.ok()) return Failure{seconds.error()};
+      if (seconds.value() == 0) return Failure{std::string("--http-idle-timeout-s: at least 1")};
+      options.runtime.shard.http_idle_timeout_s = seconds.value();
     } else if (flag == "--cores") {
       const std::string* text = value();
       if (text == nullptr) return Failure{std::string("--cores needs a CPU list like 0-3")};
@@ -85,6 +106,10 @@ Result<Options, std::string> parse_options(const std::vector<std::string>& argum
   if (!udp_given) {
     options.runtime.shard.udp_listeners = {*net::parse_socket_address("0.0.0.0:6969"),
                                            *net::parse_socket_address("[::]:6969")};
+  }
+  if (!http_given) {
+    options.runtime.shard.http_listeners = {*net::parse_socket_address("0.0.0.0:6969"),
+                                            *net::parse_socket_address("[::]:6969")};
   }
   if (!cores_given) options.runtime.cores = shard::allowed_cpus();
   if (options.runtime.cores.size() > shard::Runtime::shards_max) {

@@ -237,6 +237,11 @@ bool TcpServer::alive(ConnectionRef ref) const noexcept {
   return get(ref) != nullptr;
 }
 
+bool TcpServer::serving(ConnectionRef ref) const noexcept {
+  const Connection* connection = get(ref);
+  return connection != nullptr && !connection->close_after_flush;
+}
+
 std::span<const std::uint8_t> TcpServer::input(ConnectionRef ref) const noexcept {
   const Connection* connection = get(ref);
   if (connection == nullptr || connection->input == nullptr) return {};

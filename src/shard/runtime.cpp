@@ -94,6 +94,7 @@ RuntimeTotals Runtime::totals() const {
   for (const auto& shard : shards_) {
     add(totals.shard, shard->counters());
     add(totals.udp, shard->udp_counters());
+    add(totals.tcp, shard->tcp_counters());
     add(totals.store, shard->store_counters());
   }
   return totals;

@@ -11,6 +11,10 @@ constexpr unsigned ring_entries = 4096;
 constexpr std::uint32_t pending_scrapes_count = 256;
 constexpr std::uint32_t scrape_gather_timeout_s = 2;
 constexpr unsigned idle_wait_ms = 1000;  // a sleeping shard still ticks once a second
+constexpr std::uint32_t lent_buffers_count = 1024;
+constexpr std::size_t lent_buffer_size = limits::numwant_max * limits::ipv6_peer_wire_size;
+constexpr std::size_t answers_to_retry_max = 4096;
+constexpr std::size_t http_error_response_size_max = 512;
 
 const char* status_message(AnnounceStatus status) noexcept {
   switch (status) {
@@ -26,8 +30,13 @@ const char* status_message(AnnounceStatus status) noexcept {
 }  // namespace
 
 struct Shard::PendingScrape {
+  // Where the gathered reply goes: a UDP client, or an HTTP connection of this shard.
+  bool http = false;
+  bool keep_alive = true;
+  net::ConnectionRef connection;
   net::UdpRoute route;
   std::uint32_t transaction_id = 0;
+  InfoHash info_hashes[limits::udp_scrape_hashes_max];
   std::uint32_t generation = 0;
   std::uint32_t deadline_s = 0;
   std::uint8_t hashes_count = 0;
@@ -59,6 +68,8 @@ Shard::Shard(std::uint32_t index, const ShardConfig& config, ShardDirectory& dir
   TYTO_ASSERT(index < directory.shards_count);
   free_pending_scrapes_.reserve(pending_scrapes_count);
   for (std::uint32_t i = pending_scrapes_count; i-- > 0;) free_pending_scrapes_.push_back(i);
+  local_peers_.resize(lent_buffer_size);
+  answers_to_retry_.reserve(answers_to_retry_max);
 }
 
 Shard::~Shard() = default;
@@ -68,6 +79,17 @@ std::string Shard::open() {
   if (std::string error = udp_.open(ring_, config_.udp_listeners); !error.empty()) return error;
   udp_.set_send_mode(config_.udp_send_mode);
   udp_.arm_all(ring_);
+  if (!config_.http_listeners.empty()) {
+    if (std::string error = tcp_.open(ring_, config_.http_listeners, config_.http_connections_max);
+        !error.empty()) {
+      return error;
+    }
+    tcp_.arm_all(ring_);
+    http_waits_.resize(config_.http_connections_max);
+    lent_buffers_.resize(std::size_t{lent_buffers_count} * lent_buffer_size);
+    free_lent_buffers_.reserve(lent_buffers_count);
+    for (std::uint32_t i = lent_buffers_count; i-- > 0;) free_lent_buffers_.push_back(i);
+  }
   ring_.submit();
   refresh_clock();
   last_tick_s_ = now_s_;
@@ -94,6 +116,7 @@ bool Shard::turn(bool may_sleep) noexcept {
   refresh_clock();
   std::size_t work = drain_mailboxes();
   work += ring_.drain([this](const io_uring_cqe& cqe) { on_completion(cqe); });
+  retry_answers();
   publish_mailboxes();
   udp_.flush();
   if (now_s_ != last_tick_s_) tick();
@@ -130,7 +153,14 @@ void Shard::tick() noexcept {
       pending.in_use = false;
       ++pending.generation;
       free_pending_scrapes_.push_back(i);
+      if (pending.http && http_waiting(pending.connection)) {
+        http_waits_[pending.connection.index].waiting = false;
+        http_respond_status(pending.connection, 503, "scrape timed out, retry", false);
+      }
     }
+  }
+  if (!config_.http_listeners.empty()) {
+    tcp_.close_idle(ring_, now_s_, config_.http_idle_timeout_s);
   }
 }
 
@@ -147,11 +177,22 @@ void Shard::on_completion(const io_uring_cqe& cqe) noexcept {
     case net::Op::wake:
     case net::Op::wake_sent:
     case net::Op::none:
-    case net::Op::tcp_accept:  // HTTP is not wired into the shard yet
-    case net::Op::tcp_recv:
-    case net::Op::tcp_send:
     case net::Op::tcp_cancel:
       break;
+    case net::Op::tcp_accept:
+      tcp_.on_accept(ring_, cqe, now_s_);
+      break;
+    case net::Op::tcp_recv:
+      if (const auto connection = tcp_.on_receive(ring_, cqe, now_s_)) serve_http(*connection);
+      break;
+    case net::Op::tcp_send: {
+      tcp_.on_send(ring_, cqe);
+      // Output drained: requests held back by a full output buffer may go on.
+      const net::ConnectionRef connection = tcp_.ref(
+          static_cast<std::uint32_t>(net::user_data_index(cqe.user_data)));
+      if (tcp_.alive(connection)) serve_http(connection);
+      break;
+    }
   }
 }
 
@@ -254,30 +295,45 @@ void Shard::on_udp_scrape(const proto::udp::ScrapeRequest& request,
                           const net::UdpRoute& route) noexcept {
   TYTO_ASSERT(request.info_hashes_count > 0 &&
               request.info_hashes_count <= limits::udp_scrape_hashes_max);
+  PendingScrape* pending = start_scrape(
+      std::span<const InfoHash>(request.info_hashes.data(), request.info_hashes_count));
+  if (pending == nullptr) return;
+  pending->http = false;
+  pending->route = route;
+  pending->transaction_id = request.transaction_id;
+  gather_scrape(*pending);
+}
+
+Shard::PendingScrape* Shard::start_scrape(std::span<const InfoHash> info_hashes) noexcept {
+  TYTO_ASSERT(!info_hashes.empty() && info_hashes.size() <= limits::udp_scrape_hashes_max);
   if (free_pending_scrapes_.empty()) {
     ++counters_.scrape_slots_full_drops;
-    return;
+    return nullptr;
   }
-  const std::uint32_t pending_index = free_pending_scrapes_.back();
-  PendingScrape& pending = pending_scrapes_[pending_index];
-  pending.route = route;
-  pending.transaction_id = request.transaction_id;
-  pending.hashes_count = static_cast<std::uint8_t>(request.info_hashes_count);
+  PendingScrape& pending = pending_scrapes_[free_pending_scrapes_.back()];
+  pending.hashes_count = static_cast<std::uint8_t>(info_hashes.size());
+  std::copy(info_hashes.begin(), info_hashes.end(), pending.info_hashes);
+  return &pending;
+}
+
+// Answers the hashes this shard owns, sends the rest to their owners in parts, and replies at
+// once when nothing is missing; otherwise the slot waits for the answers (or its deadline).
+void Shard::gather_scrape(PendingScrape& pending) noexcept {
+  const auto pending_index = static_cast<std::uint32_t>(&pending - pending_scrapes_.data());
+  TYTO_ASSERT(!free_pending_scrapes_.empty() && free_pending_scrapes_.back() == pending_index);
   pending.answers_missing = 0;
   pending.deadline_s = now_s_ + scrape_gather_timeout_s;
-
   // One part under construction per owner; a full part is sent and a new one started.
-  ScrapePart parts[64];
+  ScrapePart parts[shards_max];
   const std::uint32_t owners = directory_.shards_count;
-  TYTO_ASSERT(owners <= 64);
   for (std::uint32_t owner = 0; owner < owners; ++owner) {
     parts[owner].pending_index = pending_index;
     parts[owner].generation = pending.generation;
     parts[owner].count = 0;
   }
   bool lost = false;
-  for (std::uint32_t position = 0; position < request.info_hashes_count; ++position) {
-    const InfoHash& info_hash = request.info_hashes[position];
+  for (std::uint32_t position = 0; position < pending.hashes_count; ++position) {
+    const InfoHash& info_hash = pending.info_hashes[position];
     const std::uint32_t owner = shard_of(info_hash, directory_.shard_key, owners);
     if (owner == index_) {
       pending.entries[position] = store_.scrape(info_hash);
@@ -297,23 +353,44 @@ void Shard::on_udp_scrape(const proto::udp::ScrapeRequest& request,
   }
   if (lost) {
     ++pending.generation;  // answers to parts that did go out are now stale
+    if (pending.http) {
+      ++counters_.http_busy;
+      http_waits_[pending.connection.index].waiting = false;
+      http_respond_status(pending.connection, 503, "busy, retry", false);
+    }
     return;
   }
   if (pending.answers_missing == 0) {
     ++pending.generation;
-    send_scrape_reply(pending);
+    send_scrape_reply(pending, false);  // the caller goes on with the connection's next request
     return;
   }
   pending.in_use = true;
   free_pending_scrapes_.pop_back();
 }
 
-void Shard::send_scrape_reply(PendingScrape& pending) noexcept {
+void Shard::send_scrape_reply(PendingScrape& pending, bool resume_http) noexcept {
+  const std::span<const ScrapeEntry> entries(pending.entries, pending.hashes_count);
+  if (pending.http) {
+    if (!http_waiting(pending.connection)) return;  // closed (and maybe reused) meanwhile
+    http_waits_[pending.connection.index].waiting = false;
+    const auto out = tcp_.output_space(pending.connection, proto::http::scrape_response_size_max);
+    if (out.empty()) return;  // the connection closed meanwhile
+    const std::size_t size = proto::http::write_scrape_response(
+        out, std::span<const InfoHash>(pending.info_hashes, pending.hashes_count), entries,
+        pending.keep_alive);
+    tcp_.commit_output(pending.connection, size);
+    if (!pending.keep_alive) {
+      tcp_.flush(ring_, pending.connection, true);
+    } else if (resume_http) {
+      serve_http(pending.connection);  // pipelined requests behind it
+    }
+    return;
+  }
   const auto slot = udp_.acquire_send_slot();
   if (!slot) return;
-  const std::size_t size = proto::udp::write_scrape_reply(
-      udp_.send_buffer(*slot), pending.transaction_id,
-      std::span<const ScrapeEntry>(pending.entries, pending.hashes_count));
+  const std::size_t size =
+      proto::udp::write_scrape_reply(udp_.send_buffer(*slot), pending.transaction_id, entries);
   udp_.send(ring_, *slot, size, pending.route);
 }
 
@@ -345,22 +422,23 @@ std::size_t Shard::drain_mailboxes() noexcept {
   std::size_t handled = 0;
   for (std::uint32_t from = 0; from < directory_.shards_count; ++from) {
     if (from == index_) continue;
-    handled += directory_.mailbox(from, index_).consume([this, from](const Message& message) {
-      if (const auto* part = std::get_if<ScrapePart>(&message)) {
-        on_scrape_part(*part, from);
-      } else {
-        on_message(message);
-      }
-    });
+    handled += directory_.mailbox(from, index_).consume(
+        [this, from](const Message& message) { on_message(message, from); });
   }
   return handled;
 }
 
-void Shard::on_message(const Message& message) noexcept {
+void Shard::on_message(const Message& message, std::uint32_t from) noexcept {
   if (const auto* announce = std::get_if<ForwardedUdpAnnounce>(&message)) {
     apply_udp_announce(announce->request, announce->transaction_id, announce->route);
+  } else if (const auto* part = std::get_if<ScrapePart>(&message)) {
+    on_scrape_part(*part, from);
   } else if (const auto* answer = std::get_if<ScrapeAnswer>(&message)) {
     on_scrape_answer(*answer);
+  } else if (const auto* http = std::get_if<ForwardedHttpAnnounce>(&message)) {
+    on_forwarded_http_announce(*http, from);
+  } else if (const auto* http_answer = std::get_if<HttpAnnounceAnswer>(&message)) {
+    on_http_announce_answer(*http_answer);
   }
 }
 
@@ -388,10 +466,237 @@ void Shard::on_scrape_answer(const ScrapeAnswer& answer) noexcept {
   }
   pending.answers_missing = static_cast<std::uint8_t>(pending.answers_missing - answer.count);
   if (pending.answers_missing != 0) return;
-  send_scrape_reply(pending);
+  send_scrape_reply(pending, true);
   pending.in_use = false;
   ++pending.generation;
   free_pending_scrapes_.push_back(answer.pending_index);
+}
+
+}  // namespace tyto::shard
+
+namespace tyto::shard {
+
+namespace http = proto::http;
+
+void Shard::serve_http(net::ConnectionRef connection) noexcept {
+  while (tcp_.serving(connection) && !http_waiting(connection)) {
+    if (!serve_http_request(connection)) break;
+  }
+  tcp_.flush(ring_, connection, false);
+}
+
+// One request from the front of the connection's input. False when there is nothing complete to
+// answer yet, the output is full (resumed when a send completes), or the connection is closing.
+bool Shard::serve_http_request(net::ConnectionRef connection) noexcept {
+  const auto input = tcp_.input(connection);
+  if (input.empty()) return false;
+  if (tcp_.output_pending(connection) + http::announce_response_size_max >
+      net::TcpServer::output_size_max) {
+    return false;
+  }
+  http::RequestHead head;
+  switch (http::parse_head(input, head)) {
+    case http::HeadStatus::incomplete:
+      return false;
+    case http::HeadStatus::too_large:
+      ++counters_.http_failures;
+      http_respond_status(connection, 431, "request head too large", false);
+      return false;
+    case http::HeadStatus::invalid:
+      ++counters_.http_failures;
+      http_respond_status(connection, 400, "malformed request", false);
+      return false;
+    case http::HeadStatus::complete:
+      break;
+  }
+  if (head.method != "GET") {
+    ++counters_.http_failures;
+    http_respond_status(connection, 405, "only GET is supported", false);
+    return false;
+  }
+  if (head.has_body) {
+    ++counters_.http_failures;
+    http_respond_status(connection, 400, "a tracker request has no body", false);
+    return false;
+  }
+  std::string_view query;
+  switch (http::route(head.target, query)) {
+    case http::Path::announce:
+      http_announce(connection, head, query);
+      break;
+    case http::Path::scrape:
+      http_scrape(connection, head, query);
+      break;
+    case http::Path::unknown:
+      ++counters_.http_failures;
+      http_respond_status(connection, 404, "unknown path: use /announce or /scrape",
+                          head.keep_alive);
+      break;
+  }
+  // The handlers copied what they keep out of the input; now it may move.
+  if (!tcp_.alive(connection)) return false;
+  tcp_.consume_input(connection, head.head_size);
+  if (http_waiting(connection)) return false;  // the answer finishes it (and closes if asked)
+  if (!head.keep_alive) {
+    tcp_.flush(ring_, connection, true);  // after everything before it, then close
+    return false;
+  }
+  return true;
+}
+
+void Shard::http_respond_status(net::ConnectionRef connection, int status,
+                                std::string_view reason, bool keep_alive) noexcept {
+  const auto out = tcp_.output_space(connection, http_error_response_size_max);
+  if (out.empty()) {
+    tcp_.close(ring_, connection);
+    return;
+  }
+  const std::size_t size = http::write_status(out, status, reason, keep_alive);
+  tcp_.commit_output(connection, size);
+  if (!keep_alive) tcp_.flush(ring_, connection, true);
+}
+
+void Shard::http_announce(net::ConnectionRef connection, const http::RequestHead& head,
+                          std::string_view query) noexcept {
+  ++counters_.http_announces;
+  const auto parsed = http::parse_announce_query(query);
+  if (!parsed.ok()) {
+    ++counters_.http_failures;
+    http_respond_status(connection, 200, parsed.error(), head.keep_alive);
+    return;
+  }
+  AnnounceRequest request = parsed.value().announce;
+  // The peer is the TCP peer's address with the announced port (`ip` and X-Forwarded-For are
+  // not honoured: trusted proxies are not configurable yet).
+  const PeerEndpoint& client = tcp_.peer(connection);
+  request.peer = client;
+  const std::size_t port_at = client.wire_size() - 2;
+  request.peer.wire[port_at] = static_cast<std::uint8_t>(parsed.value().port >> 8);
+  request.peer.wire[port_at + 1] = static_cast<std::uint8_t>(parsed.value().port);
+  const std::uint32_t peers_max =
+      request.numwant <= 0
+          ? config_.numwant_default
+          : std::min(static_cast<std::uint32_t>(request.numwant), config_.numwant_max);
+  const std::size_t wire_size = client.wire_size();
+  const bool compact = parsed.value().compact;
+  const std::uint32_t owner =
+      shard_of(request.info_hash, directory_.shard_key, directory_.shards_count);
+  if (owner == index_) {
+    const AnnounceReply reply = store_.announce(
+        request, now_s_, std::span(local_peers_).first(std::size_t{peers_max} * wire_size));
+    http_write_announce(connection, reply, client.family, local_peers_.data(), head.keep_alive,
+                        compact);
+    return;
+  }
+  if (free_lent_buffers_.empty()) {
+    ++counters_.http_busy;
+    http_respond_status(connection, 503, "busy, retry", false);
+    return;
+  }
+  ForwardedHttpAnnounce forwarded;
+  forwarded.connection = connection;
+  forwarded.request = request;
+  forwarded.peers_max = peers_max;
+  forwarded.lent_index = free_lent_buffers_.back();
+  forwarded.peers_out = lent_buffers_.data() + std::size_t{forwarded.lent_index} * lent_buffer_size;
+  if (!forward(owner, Message{forwarded})) {
+    ++counters_.http_busy;
+    http_respond_status(connection, 503, "busy, retry", false);
+    return;
+  }
+  free_lent_buffers_.pop_back();
+  ++counters_.announces_forwarded;
+  http_waits_[connection.index] = {connection.generation, true, head.keep_alive, compact,
+                                   client.family};
+}
+
+void Shard::http_write_announce(net::ConnectionRef connection, const AnnounceReply& reply,
+                                AddressFamily family, const std::uint8_t* peers, bool keep_alive,
+                                bool compact) noexcept {
+  if (reply.status != AnnounceStatus::ok) {
+    ++counters_.http_failures;
+    http_respond_status(connection, 200, status_message(reply.status), keep_alive);
+    return;
+  }
+  const auto out = tcp_.output_space(connection, http::announce_response_size_max);
+  if (out.empty()) {
+    tcp_.close(ring_, connection);
+    return;
+  }
+  const std::size_t size = http::write_announce_response(
+      out, reply, config_.announce_interval_s, config_.announce_interval_min_s, family,
+      {peers, reply.peers_count * peer_wire_size(family)}, compact, tcp_.peer(connection),
+      keep_alive);
+  TYTO_ASSERT(size != 0);
+  tcp_.commit_output(connection, size);
+}
+
+void Shard::http_scrape(net::ConnectionRef connection, const http::RequestHead& head,
+                        std::string_view query) noexcept {
+  ++counters_.http_scrapes;
+  InfoHash hashes[limits::http_scrape_hashes_max];
+  const auto parsed = http::parse_scrape_query(query, hashes);
+  if (!parsed.ok()) {
+    ++counters_.http_failures;
+    http_respond_status(connection, 200, parsed.error(), head.keep_alive);
+    return;
+  }
+  PendingScrape* pending = start_scrape(std::span<const InfoHash>(hashes, parsed.value()));
+  if (pending == nullptr) {
+    ++counters_.http_busy;
+    http_respond_status(connection, 503, "busy, retry", false);
+    return;
+  }
+  pending->http = true;
+  pending->connection = connection;
+  pending->keep_alive = head.keep_alive;
+  // Waiting first: the reply may be written at once (all hashes here) or after the owners answer.
+  http_waits_[connection.index] = {connection.generation, true, head.keep_alive, true,
+                                   AddressFamily::ipv4};
+  gather_scrape(*pending);
+}
+
+void Shard::on_forwarded_http_announce(const ForwardedHttpAnnounce& forwarded,
+                                       std::uint32_t from) noexcept {
+  TYTO_DEBUG_ASSERT(forwarded.peers_max <= limits::numwant_max);
+  HttpAnnounceAnswer answer;
+  answer.connection = forwarded.connection;
+  answer.lent_index = forwarded.lent_index;
+  answer.reply = store_.announce(
+      forwarded.request, now_s_,
+      {forwarded.peers_out, std::size_t{forwarded.peers_max} * forwarded.request.peer.wire_size()});
+  if (!answers_to_retry_.empty() || !directory_.mailbox(index_, from).try_push(Message{answer})) {
+    ++counters_.http_answers_retried;
+    answers_to_retry_.push_back({from, answer});  // keeps order behind earlier retries
+  }
+}
+
+void Shard::retry_answers() noexcept {
+  std::size_t kept = 0;
+  for (const PendingAnswer& pending : answers_to_retry_) {
+    // Once one answer for a shard is refused, later ones for it wait too (order per connection).
+    if (kept != 0 || !directory_.mailbox(index_, pending.to).try_push(Message{pending.answer})) {
+      answers_to_retry_[kept++] = pending;
+    }
+  }
+  answers_to_retry_.resize(kept);
+}
+
+void Shard::on_http_announce_answer(const HttpAnnounceAnswer& answer) noexcept {
+  TYTO_ASSERT(answer.lent_index < lent_buffers_count);
+  const std::uint8_t* peers = lent_buffers_.data() + std::size_t{answer.lent_index} * lent_buffer_size;
+  if (http_waiting(answer.connection)) {
+    HttpWait& wait = http_waits_[answer.connection.index];
+    wait.waiting = false;
+    http_write_announce(answer.connection, answer.reply, wait.family, peers, wait.keep_alive,
+                        wait.compact);
+    if (!wait.keep_alive) {
+      tcp_.flush(ring_, answer.connection, true);
+    } else {
+      serve_http(answer.connection);  // pipelined requests behind it
+    }
+  }
+  free_lent_buffers_.push_back(answer.lent_index);  // the owner is done with it
 }
 
 }  // namespace tyto::shard

@@ -76,7 +76,7 @@ def download(test, tracker_url):
 class LibtorrentOverUdp(unittest.TestCase):
     def test_download_completes_through_tyto_udp(self):
         port = free_port()
-        tracker = Tracker(BINARY, ["--udp", "127.0.0.1:%d" % port, "--cores", "0-1"],
+        tracker = Tracker(BINARY, ["--udp", "127.0.0.1:%d" % port, "--http", "127.0.0.1:%d" % port, "--cores", "0-1"],
                           [("127.0.0.1", port)])
         try:
             download(self, "udp://127.0.0.1:%d/announce" % port)

@@ -22,7 +22,7 @@ def run_load(port, *extra):
 class LoadGeneratorSmoke(unittest.TestCase):
     def test_against_tyto(self):
         port = free_port()
-        tracker = Tracker(TYTO, ["--udp", "127.0.0.1:%d" % port, "--cores", "0"], [("127.0.0.1", port)])
+        tracker = Tracker(TYTO, ["--udp", "127.0.0.1:%d" % port, "--http", "127.0.0.1:%d" % port, "--cores", "0"], [("127.0.0.1", port)])
         try:
             result = run_load(port)
         finally:
@@ -36,7 +36,7 @@ class LoadGeneratorSmoke(unittest.TestCase):
 
     def test_fill_mode_announces_exactly_n_peers(self):
         port = free_port()
-        tracker = Tracker(TYTO, ["--udp", "127.0.0.1:%d" % port, "--cores", "0-1"], [("127.0.0.1", port)])
+        tracker = Tracker(TYTO, ["--udp", "127.0.0.1:%d" % port, "--http", "127.0.0.1:%d" % port, "--cores", "0-1"], [("127.0.0.1", port)])
         try:
             run_load(port, "--fill-peers", "3000")
         finally:

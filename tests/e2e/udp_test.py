@@ -19,7 +19,7 @@ class UdpTracker(unittest.TestCase):
         cls.port = free_port()
         cls.v4 = ("127.0.0.1", cls.port)
         cls.v6 = ("::1", cls.port)
-        cls.tracker = Tracker(BINARY, ["--udp", "127.0.0.1:%d" % cls.port,
+        cls.tracker = Tracker(BINARY, ["--udp", "127.0.0.1:%d" % cls.port, "--http", "127.0.0.1:%d" % cls.port,
                                        "--udp", "[::1]:%d" % cls.port, "--cores", "0-1"],
                               [cls.v4, cls.v6])
 
@@ -179,7 +179,7 @@ class ExpiringConnectionIds(unittest.TestCase):
         address = ("127.0.0.1", port)
         # The shard clock runs 200× faster: 5 s of real time are 1000 s of tracker time.
         # This tracker sends with one SENDMSG SQE per reply, the other send path.
-        tracker = Tracker(BINARY, ["--udp", "127.0.0.1:%d" % port, "--cores", "0-1",
+        tracker = Tracker(BINARY, ["--udp", "127.0.0.1:%d" % port, "--http", "127.0.0.1:%d" % port, "--cores", "0-1",
                                    "--test-clock-speedup", "200", "--udp-send", "uring"],
                           [address])
         try:

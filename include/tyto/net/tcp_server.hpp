@@ -75,6 +75,12 @@ class TcpServer {
   void on_send(Ring& ring, const io_uring_cqe& cqe) noexcept;
 
   bool alive(ConnectionRef connection) const noexcept;
+  // Alive and not closing after its pending output: requests may still be answered.
+  bool serving(ConnectionRef connection) const noexcept;
+  // The current reference for a slot (for completions, which carry only the index).
+  ConnectionRef ref(std::uint32_t index) const noexcept {
+    return {index, index < connections_.size() ? connections_[index].generation : 0};
+  }
   std::span<const std::uint8_t> input(ConnectionRef connection) const noexcept;
   void consume_input(ConnectionRef connection, std::size_t size) noexcept;
   // The peer's address (ip, port) as the TCP connection sees it.

@@ -8,9 +8,12 @@
 
 #include "tyto/core/request.hpp"
 #include "tyto/core/spsc.hpp"
+#include "tyto/net/tcp_server.hpp"
 #include "tyto/net/udp_socket.hpp"
 
 namespace tyto::shard {
+
+inline constexpr std::uint32_t shards_max = 64;
 
 // A UDP announce received by one shard for a swarm another shard owns. The owner applies it and
 // sends the reply from its own socket for the same listen address (SO_REUSEPORT: every shard has
@@ -19,6 +22,24 @@ struct ForwardedUdpAnnounce {
   net::UdpRoute route;
   std::uint32_t transaction_id = 0;
   AnnounceRequest request;
+};
+
+// An HTTP announce received by one shard for a swarm another shard owns. The receiving shard owns
+// the TCP connection and answers it; it lends the owner `peers_out` (one of its lent buffers,
+// room for peers_max peers) and does not touch it until the HttpAnnounceAnswer comes back, so the
+// buffer has exactly one user at a time. Both messages travel on ordered SPSC rings.
+struct ForwardedHttpAnnounce {
+  net::ConnectionRef connection;
+  AnnounceRequest request;
+  std::uint32_t peers_max = 0;
+  std::uint32_t lent_index = 0;
+  std::uint8_t* peers_out = nullptr;
+};
+
+struct HttpAnnounceAnswer {
+  net::ConnectionRef connection;
+  AnnounceReply reply;
+  std::uint32_t lent_index = 0;
 };
 
 // A scrape's hashes are split by owner; each owner answers the parts it owns and the receiving
@@ -42,7 +63,8 @@ struct ScrapeAnswer {
   ScrapeEntry entries[scrape_part_hashes_max];
 };
 
-using Message = std::variant<ForwardedUdpAnnounce, ScrapePart, ScrapeAnswer>;
+using Message = std::variant<ForwardedUdpAnnounce, ScrapePart, ScrapeAnswer, ForwardedHttpAnnounce,
+                             HttpAnnounceAnswer>;
 static_assert(std::is_trivially_copyable_v<Message>);
 static_assert(sizeof(Message) <= 4 * cache_line_size, "keep mailbox slots small");
 

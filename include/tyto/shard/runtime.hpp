@@ -24,12 +24,13 @@ struct RuntimeConfig {
 struct RuntimeTotals {
   ShardCounters shard;
   net::UdpCounters udp;
+  net::TcpCounters tcp;
   swarm::StoreCounters store;
 };
 
 class Runtime {
  public:
-  static constexpr std::uint32_t shards_max = 64;
+  static constexpr std::uint32_t shards_max = shard::shards_max;
 
   explicit Runtime(RuntimeConfig config);
   ~Runtime();

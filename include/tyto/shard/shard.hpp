@@ -19,7 +19,9 @@
 #include "tyto/core/owner.hpp"
 #include "tyto/net/address.hpp"
 #include "tyto/net/ring.hpp"
+#include "tyto/net/tcp_server.hpp"
 #include "tyto/net/udp_socket.hpp"
+#include "tyto/proto/http.hpp"
 #include "tyto/proto/connection_id.hpp"
 #include "tyto/proto/udp.hpp"
 #include "tyto/shard/messages.hpp"
@@ -29,7 +31,11 @@ namespace tyto::shard {
 
 struct ShardConfig {
   std::vector<net::SocketAddress> udp_listeners;
+  std::vector<net::SocketAddress> http_listeners;
+  std::uint32_t http_connections_max = 16384;  // per shard
+  std::uint32_t http_idle_timeout_s = limits::http_idle_timeout_s;
   std::uint32_t announce_interval_s = limits::announce_interval_s;
+  std::uint32_t announce_interval_min_s = limits::announce_interval_min_s;
   std::uint32_t numwant_default = limits::numwant_default;
   std::uint32_t numwant_max = limits::numwant_max;
   swarm::StoreLimits store_limits;
@@ -53,6 +59,11 @@ struct ShardCounters {
   std::uint64_t scrape_slots_full_drops = 0;
   std::uint64_t scrape_gather_timeouts = 0;
   std::uint64_t wakeups_sent = 0;
+  std::uint64_t http_announces = 0;
+  std::uint64_t http_scrapes = 0;
+  std::uint64_t http_failures = 0;     // answered with a failure reason or an error status
+  std::uint64_t http_busy = 0;         // no lent buffer or mailbox room: 503
+  std::uint64_t http_answers_retried = 0;
   std::uint64_t loop_turns = 0;
   std::uint64_t sleeps = 0;
 };
@@ -94,6 +105,7 @@ class Shard {
 
   const ShardCounters& counters() const noexcept { return counters_; }
   const net::UdpCounters& udp_counters() const noexcept { return udp_.counters(); }
+  const net::TcpCounters& tcp_counters() const noexcept { return tcp_.counters(); }
   const swarm::StoreCounters& store_counters() const noexcept { return store_.counters(); }
 
  private:
@@ -112,11 +124,31 @@ class Shard {
                           const net::UdpRoute& route) noexcept;
   void send_udp_error(std::uint32_t transaction_id, std::string_view message,
                       const net::UdpRoute& route) noexcept;
-  void send_scrape_reply(PendingScrape& pending) noexcept;
+  void send_scrape_reply(PendingScrape& pending, bool resume_http) noexcept;
+  PendingScrape* start_scrape(std::span<const InfoHash> info_hashes) noexcept;
+  void gather_scrape(PendingScrape& pending) noexcept;
+
+  // HTTP: requests of one connection are answered strictly in order; a connection waiting for
+  // another shard (announce) or a gathered scrape reads nothing more until the answer is written.
+  void serve_http(net::ConnectionRef connection) noexcept;
+  bool serve_http_request(net::ConnectionRef connection) noexcept;  // false: stop for now
+  void http_announce(net::ConnectionRef connection, const proto::http::RequestHead& head,
+                     std::string_view query) noexcept;
+  void http_scrape(net::ConnectionRef connection, const proto::http::RequestHead& head,
+                   std::string_view query) noexcept;
+  void http_respond_status(net::ConnectionRef connection, int status, std::string_view reason,
+                           bool keep_alive) noexcept;
+  void http_write_announce(net::ConnectionRef connection, const AnnounceReply& reply,
+                           AddressFamily family, const std::uint8_t* peers, bool keep_alive,
+                           bool compact) noexcept;
+  void on_forwarded_http_announce(const ForwardedHttpAnnounce& forwarded,
+                                  std::uint32_t from) noexcept;
+  void on_http_announce_answer(const HttpAnnounceAnswer& answer) noexcept;
+  void retry_answers() noexcept;
 
   std::size_t drain_mailboxes() noexcept;
-  void on_message(const Message& message) noexcept;
   void on_scrape_part(const ScrapePart& part, std::uint32_t from) noexcept;
+  void on_message(const Message& message, std::uint32_t from) noexcept;
   void on_scrape_answer(const ScrapeAnswer& answer) noexcept;
   bool forward(std::uint32_t owner, const Message& message) noexcept;
   void publish_mailboxes() noexcept;
@@ -127,6 +159,7 @@ class Shard {
   ShardDirectory& directory_;
   proto::ConnectionIds connection_ids_;
   net::UdpSockets udp_;  // declared before ring_: the ring is torn down first
+  net::TcpServer tcp_;
   net::Ring ring_;
   swarm::SwarmStore store_;
   ShardCounters counters_;
@@ -135,6 +168,31 @@ class Shard {
   std::uint32_t last_tick_s_ = 0;
   OwnerThread owner_;  // debug builds: the loop only ever runs on the shard's own thread
   std::vector<PendingScrape> pending_scrapes_;
+  // Per HTTP connection slot: whether the connection (this generation of the slot) waits for an
+  // answer, and what the waiting request asked for.
+  struct HttpWait {
+    std::uint32_t generation = 0;
+    bool waiting = false;
+    bool keep_alive = true;
+    bool compact = true;
+    AddressFamily family = AddressFamily::ipv4;
+  };
+  std::vector<HttpWait> http_waits_;
+  bool http_waiting(net::ConnectionRef connection) const noexcept {
+    const HttpWait& wait = http_waits_[connection.index];
+    return wait.waiting && wait.generation == connection.generation;
+  }
+  std::vector<std::uint8_t> local_peers_;  // peers of announces answered on this shard
+  // Buffers lent to owners for the peers of forwarded HTTP announces (one per waiting request).
+  std::vector<std::uint8_t> lent_buffers_;
+  std::vector<std::uint32_t> free_lent_buffers_;
+  // HTTP answers the owner could not push (mailbox full): retried every turn, never dropped,
+  // because the requester holds a connection and a lent buffer for them.
+  struct PendingAnswer {
+    std::uint32_t to;
+    HttpAnnounceAnswer answer;
+  };
+  std::vector<PendingAnswer> answers_to_retry_;
   std::vector<std::uint32_t> free_pending_scrapes_;
 };
 

@@ -1,0 +1,265 @@
+"""End-to-end HTTP tracker: the real binary with 2 shards on 127.0.0.1 and ::1 (TCP and UDP on
+the same port), real sockets."""
+import os
+import socket
+import sys
+import time
+import unittest
+from urllib.parse import quote_from_bytes
+
+from tracker import Client, Tracker, free_port
+
+BINARY = None
+
+
+def bdecode(data, at=0):
+    """A small strict bencode decoder for checking replies: returns (value, next index)."""
+    kind = data[at:at + 1]
+    if kind == b"i":
+        end = data.index(b"e", at)
+        return int(data[at + 1:end]), end + 1
+    if kind == b"l":
+        at += 1
+        items = []
+        while data[at:at + 1] != b"e":
+            item, at = bdecode(data, at)
+            items.append(item)
+        return items, at + 1
+    if kind == b"d":
+        at += 1
+        result = {}
+        last = None
+        while data[at:at + 1] != b"e":
+            key, at = bdecode(data, at)
+            assert last is None or key > last, "dictionary keys not sorted"
+            last = key
+            result[key], at = bdecode(data, at)
+        return result, at + 1
+    colon = data.index(b":", at)
+    size = int(data[at:colon])
+    return data[colon + 1:colon + 1 + size], colon + 1 + size
+
+
+def announce_target(info_hash, port, left, event=None, numwant=None, compact=None, peer_id=None):
+    query = "info_hash=%s&peer_id=%s&port=%d&uploaded=0&downloaded=0&left=%d" % (
+        quote_from_bytes(info_hash, safe=""), quote_from_bytes(peer_id or os.urandom(20), safe=""),
+        port, left)
+    if event:
+        query += "&event=" + event
+    if numwant is not None:
+        query += "&numwant=%d" % numwant
+    if compact is not None:
+        query += "&compact=%d" % compact
+    return "/announce?" + query
+
+
+def request_bytes(target, version="1.1", headers=""):
+    return ("GET %s HTTP/%s\r\nHost: tracker\r\n%s\r\n" % (target, version, headers)).encode()
+
+
+def read_response(sock):
+    """Reads one HTTP response: (status, headers, body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed before a response: %r" % data)
+        data += chunk
+    head, rest = data.split(b"\r\n\r\n", 1)
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    length = int(headers["Content-Length"])
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed inside a body")
+        rest += chunk
+    sock.pending = rest[length:]
+    return status, headers, rest[:length]
+
+
+class Connection:
+    def __init__(self, address, source=None):
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.settimeout(5)
+        if source:
+            self.sock.bind((source, 0))
+        self.sock.connect(address)
+        self.buffered = b""
+
+    def close(self):
+        self.sock.close()
+
+    def get(self, target, version="1.1", headers=""):
+        self.sock.sendall(request_bytes(target, version, headers))
+        return self.response()
+
+    def response(self):
+        data = self.buffered
+        while b"\r\n\r\n" not in data:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed before a response")
+            data += chunk
+        head, rest = data.split(b"\r\n\r\n", 1)
+        lines = head.decode().split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines[1:])
+        length = int(headers["Content-Length"])
+        while len(rest) < length:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed inside a body")
+            rest += chunk
+        self.buffered = rest[length:]
+        return int(lines[0].split(" ")[1]), headers, bdecode(rest[:length])[0]
+
+    def closed_by_peer(self):
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:  # closed with our unread bytes in its buffer: a reset
+            return True
+        except socket.timeout:
+            return False
+
+
+class HttpTracker(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.port = free_port()
+        cls.v4 = ("127.0.0.1", cls.port)
+        cls.v6 = ("::1", cls.port)
+        cls.tracker = Tracker(BINARY, ["--udp", "127.0.0.1:%d" % cls.port,
+                                       "--http", "127.0.0.1:%d" % cls.port,
+                                       "--http", "[::1]:%d" % cls.port, "--cores", "0-1",
+                                       "--http-idle-timeout-s", "2"], [cls.v4])
+
+    @classmethod
+    def tearDownClass(cls):
+        code, counters, stderr = cls.tracker.stop()
+        assert code == 0, stderr
+        assert counters["http_announces"] > 0, counters
+        assert counters["tcp_closed_idle"] >= 1, counters
+        assert counters["announces_forwarded"] > 0, counters
+
+    def connection(self, address=None, source=None):
+        connection = Connection(address or self.v4, source)
+        self.addCleanup(connection.close)
+        return connection
+
+    def test_announce_and_scrape(self):
+        info_hash = os.urandom(20)
+        leecher = self.connection(source="127.0.0.2")
+        status, headers, body = leecher.get(announce_target(info_hash, 6881, 100, "started"))
+        self.assertEqual(status, 200)
+        self.assertEqual(body[b"interval"], 1800)
+        self.assertEqual(body[b"min interval"], 900)
+        self.assertEqual((body[b"complete"], body[b"incomplete"]), (0, 1))
+        self.assertEqual(body[b"peers"], b"")
+        self.assertEqual(body[b"external ip"], bytes([127, 0, 0, 2]))  # BEP 24
+        seeder = self.connection(source="127.0.0.3")
+        _, _, body = seeder.get(announce_target(info_hash, 6882, 0, "completed"))
+        self.assertEqual(body[b"peers"], bytes([127, 0, 0, 2, 0x1a, 0xe1]))
+        _, _, body = seeder.get("/scrape?info_hash=" + quote_from_bytes(info_hash, safe=""))
+        self.assertEqual(body[b"files"][info_hash],
+                         {b"complete": 1, b"downloaded": 1, b"incomplete": 1})
+        # compact=0: the dictionary model, without peer ids.
+        _, _, body = leecher.get(announce_target(info_hash, 6881, 100, compact=0))
+        self.assertEqual(body[b"peers"], [{b"ip": b"127.0.0.3", b"port": 6882}])
+
+    def test_failures_are_bencoded_and_unknown_paths_404(self):
+        connection = self.connection()
+        status, _, body = connection.get("/announce?peer_id=-TY0001-abcdefghijkl&port=1&left=0")
+        self.assertEqual(status, 200)
+        self.assertEqual(body[b"failure reason"], b"missing info_hash")
+        status, _, body = connection.get("/scrape")
+        self.assertEqual(body[b"failure reason"], b"full scrape is not allowed")
+        status, _, body = connection.get("/favicon.ico")
+        self.assertEqual(status, 404)
+        status, _, _ = connection.get(announce_target(os.urandom(20), 1, 0))  # still served
+        self.assertEqual(status, 200)
+
+    def test_ipv6_gets_peers6(self):
+        info_hash = os.urandom(20)
+        first = self.connection(self.v6)
+        first.get(announce_target(info_hash, 7001, 5))
+        second = self.connection(self.v6)
+        _, _, body = second.get(announce_target(info_hash, 7002, 5))
+        self.assertEqual(body[b"peers"], b"")
+        self.assertEqual(len(body[b"peers6"]), 18)
+        self.assertEqual(body[b"peers6"][:16], socket.inet_pton(socket.AF_INET6, "::1"))
+
+    def test_pipelined_requests_in_one_write_are_answered_in_order(self):
+        # Hashes owned by both shards, so some answers come back from the other shard.
+        hashes = [os.urandom(20) for _ in range(12)]
+        connection = self.connection()
+        batch = b"".join(request_bytes(announce_target(h, 8000 + i, 1, numwant=5))
+                         for i, h in enumerate(hashes))
+        batch += request_bytes("/scrape?" + "&".join(
+            "info_hash=" + quote_from_bytes(h, safe="") for h in hashes))
+        connection.sock.sendall(batch)
+        for _ in hashes:
+            status, _, body = connection.response()
+            self.assertEqual(status, 200)
+            self.assertEqual(body[b"incomplete"], 1)
+        _, _, body = connection.response()
+        self.assertEqual(sorted(body[b"files"].keys()), sorted(hashes))
+        for info_hash in hashes:
+            self.assertEqual(body[b"files"][info_hash][b"incomplete"], 1)
+
+    def test_a_request_split_across_many_writes(self):
+        info_hash = os.urandom(20)
+        connection = self.connection()
+        data = request_bytes(announce_target(info_hash, 9000, 0))
+        for i in range(0, len(data), 7):
+            connection.sock.sendall(data[i:i + 7])
+            time.sleep(0.002)
+        status, _, body = connection.response()
+        self.assertEqual(status, 200)
+        self.assertEqual(body[b"complete"], 1)
+
+    def test_http10_closes_unless_keep_alive(self):
+        connection = self.connection()
+        status, headers, _ = connection.get("/scrape?info_hash=" + "%00" * 20, version="1.0")
+        self.assertEqual(headers.get("Connection"), "close")
+        self.assertTrue(connection.closed_by_peer())
+        kept = self.connection()
+        kept.get("/scrape?info_hash=" + "%00" * 20, version="1.0", headers="Connection: keep-alive\r\n")
+        status, _, _ = kept.get("/scrape?info_hash=" + "%00" * 20, version="1.0",
+                                headers="Connection: keep-alive\r\n")
+        self.assertEqual(status, 200)
+
+    def test_oversized_head_gets_431_and_close(self):
+        connection = self.connection()
+        connection.sock.sendall(b"GET /announce?" + b"a" * 5000 + b" HTTP/1.1\r\n\r\n")
+        status, headers, _ = connection.response()
+        self.assertEqual(status, 431)
+        self.assertTrue(connection.closed_by_peer())
+
+    def test_slow_partial_heads_time_out_and_idle_clients_do_not_block_others(self):
+        slow = self.connection()
+        slow.sock.sendall(b"GET /announce?info_hash=")
+        idle = [self.connection() for _ in range(200)]
+        # Meanwhile a valid client is served.
+        status, _, _ = self.connection().get(announce_target(os.urandom(20), 1234, 0))
+        self.assertEqual(status, 200)
+        time.sleep(4)  # idle timeout is 2 s, swept once a second
+        self.assertTrue(slow.closed_by_peer())
+        self.assertTrue(idle[0].closed_by_peer())
+
+    def test_udp_and_http_share_swarms(self):
+        info_hash = os.urandom(20)
+        udp = Client(self.v4, source="127.0.0.4")
+        self.addCleanup(udp.close)
+        udp.connect()
+        udp.announce(info_hash, port=5000, left=0)
+        connection = self.connection(source="127.0.0.5")
+        _, _, body = connection.get(announce_target(info_hash, 5001, 10))
+        self.assertEqual(body[b"peers"], bytes([127, 0, 0, 4, 0x13, 0x88]))
+        self.assertEqual(udp.scrape([info_hash]), [(1, 0, 1)])
+
+
+if __name__ == "__main__":
+    BINARY = sys.argv.pop(1)
+    unittest.main(verbosity=2)
