@@ -1,5 +1,6 @@
 // tyto: wires options, the io_uring check, the shards and signals together.
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cinttypes>
 #include <cstdio>
@@ -78,6 +79,13 @@ int main(int argc, char** argv) {
   if (const std::string problem = tyto::net::io_uring_support_problem(); !problem.empty()) {
     std::fprintf(stderr, "tyto: %s\n", problem.c_str());
     return 1;
+  }
+  // Every HTTP connection is a descriptor: take all the hard limit allows (systemd's default
+  // soft limit of 1024 would refuse clients long before the connection tables fill).
+  rlimit open_files{};
+  if (getrlimit(RLIMIT_NOFILE, &open_files) == 0 && open_files.rlim_cur < open_files.rlim_max) {
+    open_files.rlim_cur = open_files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &open_files);
   }
   // Shard threads inherit this mask; only the main thread takes SIGINT/SIGTERM, with sigwait.
   sigset_t stop_signals;

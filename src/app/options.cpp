@@ -12,6 +12,9 @@ const char* const usage_text =
     "  --http ADDR:PORT  HTTP (TCP) listen address, repeatable; given flags replace the default\n"
     "                    (0.0.0.0:6969 and [::]:6969)\n"
     "  --http-idle-timeout-s N  close idle or stalled HTTP connections after N s (default 30)\n"
+    "  --trusted-proxy CIDR  repeatable: HTTP connections from these addresses (10.0.0.0/8,\n"
+    "                    ::1, 2001:db8::/32) may name the client: X-Forwarded-For, X-Real-IP\n"
+    "                    or the `ip` parameter. From anyone else these are ignored.\n"
     "  --cores LIST      one shard per listed CPU, each pinned: 0-3, 2, 0,2,4-5.\n"
     "                    Default: one shard per CPU this process may use.\n"
     "  --udp-send MODE   sendmmsg (default: one call per socket per loop turn) or uring\n"
@@ -74,6 +77,18 @@ Result<Options, std::string> parse_options(const std::vector<std::string>& argum
       if (!seconds.ok()) return Failure{seconds.error()};
       if (seconds.value() == 0) return Failure{std::string("--http-idle-timeout-s: at least 1")};
       options.runtime.shard.http_idle_timeout_s = seconds.value();
+    } else if (flag == "--trusted-proxy") {
+      const std::string* text = value();
+      if (text == nullptr) return Failure{std::string("--trusted-proxy needs CIDR")};
+      const auto prefix = net::parse_address_prefix(*text);
+      if (!prefix) {
+        return Failure{"--trusted-proxy: not an address prefix: '" + *text +
+                       "' (try 10.0.0.0/8 or ::1)"};
+      }
+      if (options.runtime.shard.trusted_proxies.size() == limits::trusted_proxies_max) {
+        return Failure{"--trusted-proxy: at most " + std::to_string(limits::trusted_proxies_max)};
+      }
+      options.runtime.shard.trusted_proxies.push_back(*prefix);
     } else if (flag == "--cores") {
       const std::string* text = value();
       if (text == nullptr) return Failure{std::string("--cores needs a CPU list like 0-3")};

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -81,6 +82,62 @@ std::optional<PeerEndpoint> endpoint_of(const sockaddr* address, socklen_t size)
     return PeerEndpoint::ipv6(std::span<const std::uint8_t, 16>(bytes, 16), ntohs(in6->sin6_port));
   }
   return std::nullopt;
+}
+
+std::optional<PeerEndpoint> parse_ip_address(std::string_view text) noexcept {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  if (text.empty() || text.size() >= INET6_ADDRSTRLEN) return std::nullopt;
+  char text_z[INET6_ADDRSTRLEN] = {};
+  std::memcpy(text_z, text.data(), text.size());
+  std::uint8_t bytes[16];
+  if (inet_pton(AF_INET, text_z, bytes) == 1) {
+    return PeerEndpoint::ipv4(std::span<const std::uint8_t, 4>(bytes, 4), 0);
+  }
+  if (inet_pton(AF_INET6, text_z, bytes) != 1) return std::nullopt;
+  static constexpr std::uint8_t v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::memcmp(bytes, v4_mapped_prefix, sizeof v4_mapped_prefix) == 0) {
+    return PeerEndpoint::ipv4(std::span<const std::uint8_t, 4>(bytes + 12, 4), 0);
+  }
+  return PeerEndpoint::ipv6(std::span<const std::uint8_t, 16>(bytes, 16), 0);
+}
+
+std::optional<AddressPrefix> parse_address_prefix(std::string_view text) noexcept {
+  const auto slash = text.find('/');
+  const auto address = parse_ip_address(text.substr(0, slash));
+  if (!address) return std::nullopt;
+  AddressPrefix prefix;
+  prefix.family = address->family;
+  const std::uint32_t width_bits = address->family == AddressFamily::ipv4 ? 32 : 128;
+  prefix.length_bits = width_bits;
+  if (slash != std::string_view::npos) {
+    const std::string_view length_text = text.substr(slash + 1);
+    const char* end = length_text.data() + length_text.size();
+    const auto [stop, error] = std::from_chars(length_text.data(), end, prefix.length_bits);
+    if (length_text.empty() || error != std::errc{} || stop != end ||
+        prefix.length_bits > width_bits) {
+      return std::nullopt;
+    }
+  }
+  const auto bytes = address->address_bytes();
+  for (std::uint32_t i = 0; i < bytes.size(); ++i) {
+    const std::uint32_t bits_here =
+        prefix.length_bits > i * 8 ? std::min<std::uint32_t>(8, prefix.length_bits - i * 8) : 0;
+    const auto mask = static_cast<std::uint8_t>(0xff00u >> bits_here);
+    prefix.address[i] = bytes[i] & mask;
+  }
+  return prefix;
+}
+
+bool AddressPrefix::contains(const PeerEndpoint& endpoint) const noexcept {
+  if (endpoint.family != family) return false;
+  const auto bytes = endpoint.address_bytes();
+  for (std::uint32_t i = 0; i < bytes.size() && i * 8 < length_bits; ++i) {
+    const std::uint32_t bits_here = std::min<std::uint32_t>(8, length_bits - i * 8);
+    const auto mask = static_cast<std::uint8_t>(0xff00u >> bits_here);
+    if ((bytes[i] & mask) != address[i]) return false;
+  }
+  return true;
 }
 
 }  // namespace tyto::net

@@ -420,4 +420,8 @@ std::size_t write_failure(std::span<std::uint8_t> out, std::string_view reason,
   return write_status(out, 200, reason, keep_alive);
 }
 
+bool percent_decode(std::string_view in, std::span<std::uint8_t> out, std::size_t& size) noexcept {
+  return decode(in, out, size);
+}
+
 }  // namespace tyto::proto::http

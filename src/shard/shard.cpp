@@ -188,8 +188,8 @@ void Shard::on_completion(const io_uring_cqe& cqe) noexcept {
     case net::Op::tcp_send: {
       tcp_.on_send(ring_, cqe);
       // Output drained: requests held back by a full output buffer may go on.
-      const net::ConnectionRef connection = tcp_.ref(
-          static_cast<std::uint32_t>(net::user_data_index(cqe.user_data)));
+      const net::ConnectionRef connection =
+          tcp_.ref(static_cast<std::uint32_t>(net::user_data_index(cqe.user_data)));
       if (tcp_.alive(connection)) serve_http(connection);
       break;
     }
@@ -422,8 +422,9 @@ std::size_t Shard::drain_mailboxes() noexcept {
   std::size_t handled = 0;
   for (std::uint32_t from = 0; from < directory_.shards_count; ++from) {
     if (from == index_) continue;
-    handled += directory_.mailbox(from, index_).consume(
-        [this, from](const Message& message) { on_message(message, from); });
+    handled += directory_.mailbox(from, index_).consume([this, from](const Message& message) {
+      on_message(message, from);
+    });
   }
   return handled;
 }
@@ -544,8 +545,8 @@ bool Shard::serve_http_request(net::ConnectionRef connection) noexcept {
   return true;
 }
 
-void Shard::http_respond_status(net::ConnectionRef connection, int status,
-                                std::string_view reason, bool keep_alive) noexcept {
+void Shard::http_respond_status(net::ConnectionRef connection, int status, std::string_view reason,
+                                bool keep_alive) noexcept {
   const auto out = tcp_.output_space(connection, http_error_response_size_max);
   if (out.empty()) {
     tcp_.close(ring_, connection);
@@ -566,9 +567,13 @@ void Shard::http_announce(net::ConnectionRef connection, const http::RequestHead
     return;
   }
   AnnounceRequest request = parsed.value().announce;
-  // The peer is the TCP peer's address with the announced port (`ip` and X-Forwarded-For are
-  // not honoured: trusted proxies are not configurable yet).
-  const PeerEndpoint& client = tcp_.peer(connection);
+  const auto client_address = http_client_address(connection, head, parsed.value().ip);
+  if (!client_address.ok()) {
+    ++counters_.http_failures;
+    http_respond_status(connection, 200, client_address.error(), head.keep_alive);
+    return;
+  }
+  const PeerEndpoint& client = client_address.value();
   request.peer = client;
   const std::size_t port_at = client.wire_size() - 2;
   request.peer.wire[port_at] = static_cast<std::uint8_t>(parsed.value().port >> 8);
@@ -584,8 +589,7 @@ void Shard::http_announce(net::ConnectionRef connection, const http::RequestHead
   if (owner == index_) {
     const AnnounceReply reply = store_.announce(
         request, now_s_, std::span(local_peers_).first(std::size_t{peers_max} * wire_size));
-    http_write_announce(connection, reply, client.family, local_peers_.data(), head.keep_alive,
-                        compact);
+    http_write_announce(connection, reply, client, local_peers_.data(), head.keep_alive, compact);
     return;
   }
   if (free_lent_buffers_.empty()) {
@@ -606,13 +610,59 @@ void Shard::http_announce(net::ConnectionRef connection, const http::RequestHead
   }
   free_lent_buffers_.pop_back();
   ++counters_.announces_forwarded;
-  http_waits_[connection.index] = {connection.generation, true, head.keep_alive, compact,
-                                   client.family};
+  http_waits_[connection.index] = {connection.generation, true, head.keep_alive, compact, client};
+}
+
+bool Shard::trusted_proxy(const PeerEndpoint& peer) const noexcept {
+  for (const net::AddressPrefix& prefix : config_.trusted_proxies) {
+    if (prefix.contains(peer)) return true;
+  }
+  return false;
+}
+
+Result<PeerEndpoint, const char*> Shard::http_client_address(
+    net::ConnectionRef connection, const http::RequestHead& head,
+    std::string_view ip_parameter) noexcept {
+  const PeerEndpoint& peer = tcp_.peer(connection);
+  if (config_.trusted_proxies.empty() || !trusted_proxy(peer)) return peer;
+  if (!head.x_forwarded_for.empty()) {
+    // "client, proxy1, proxy2": the nearest address that is not a trusted proxy is the client
+    // (entries further left could be forged by it); if every hop is trusted, the leftmost.
+    std::string_view rest = head.x_forwarded_for;
+    std::optional<PeerEndpoint> hop;
+    while (!rest.empty()) {
+      const auto comma = rest.rfind(',');
+      const std::string_view entry =
+          comma == std::string_view::npos ? rest : rest.substr(comma + 1);
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(0, comma);
+      hop = net::parse_ip_address(entry);
+      if (!hop) return Failure{"invalid X-Forwarded-For from a trusted proxy"};
+      if (!trusted_proxy(*hop)) break;
+    }
+    if (hop) return *hop;
+    return Failure{"invalid X-Forwarded-For from a trusted proxy"};
+  }
+  if (!head.x_real_ip.empty()) {
+    const auto named = net::parse_ip_address(head.x_real_ip);
+    if (!named) return Failure{"invalid X-Real-IP from a trusted proxy"};
+    return *named;
+  }
+  if (!ip_parameter.empty()) {
+    std::uint8_t text[64];
+    std::size_t size = 0;
+    const auto named = http::percent_decode(ip_parameter, text, size)
+                           ? net::parse_ip_address({reinterpret_cast<const char*>(text), size})
+                           : std::nullopt;
+    if (!named) return Failure{"invalid ip: must be an IPv4 or IPv6 address"};
+    return *named;
+  }
+  return peer;
 }
 
 void Shard::http_write_announce(net::ConnectionRef connection, const AnnounceReply& reply,
-                                AddressFamily family, const std::uint8_t* peers, bool keep_alive,
-                                bool compact) noexcept {
+                                const PeerEndpoint& client, const std::uint8_t* peers,
+                                bool keep_alive, bool compact) noexcept {
+  const AddressFamily family = client.family;
   if (reply.status != AnnounceStatus::ok) {
     ++counters_.http_failures;
     http_respond_status(connection, 200, status_message(reply.status), keep_alive);
@@ -625,8 +675,7 @@ void Shard::http_write_announce(net::ConnectionRef connection, const AnnounceRep
   }
   const std::size_t size = http::write_announce_response(
       out, reply, config_.announce_interval_s, config_.announce_interval_min_s, family,
-      {peers, reply.peers_count * peer_wire_size(family)}, compact, tcp_.peer(connection),
-      keep_alive);
+      {peers, reply.peers_count * peer_wire_size(family)}, compact, client, keep_alive);
   TYTO_ASSERT(size != 0);
   tcp_.commit_output(connection, size);
 }
@@ -651,8 +700,7 @@ void Shard::http_scrape(net::ConnectionRef connection, const http::RequestHead& 
   pending->connection = connection;
   pending->keep_alive = head.keep_alive;
   // Waiting first: the reply may be written at once (all hashes here) or after the owners answer.
-  http_waits_[connection.index] = {connection.generation, true, head.keep_alive, true,
-                                   AddressFamily::ipv4};
+  http_waits_[connection.index] = {connection.generation, true, head.keep_alive, true, {}};
   gather_scrape(*pending);
 }
 
@@ -684,11 +732,12 @@ void Shard::retry_answers() noexcept {
 
 void Shard::on_http_announce_answer(const HttpAnnounceAnswer& answer) noexcept {
   TYTO_ASSERT(answer.lent_index < lent_buffers_count);
-  const std::uint8_t* peers = lent_buffers_.data() + std::size_t{answer.lent_index} * lent_buffer_size;
+  const std::uint8_t* peers =
+      lent_buffers_.data() + std::size_t{answer.lent_index} * lent_buffer_size;
   if (http_waiting(answer.connection)) {
     HttpWait& wait = http_waits_[answer.connection.index];
     wait.waiting = false;
-    http_write_announce(answer.connection, answer.reply, wait.family, peers, wait.keep_alive,
+    http_write_announce(answer.connection, answer.reply, wait.client, peers, wait.keep_alive,
                         wait.compact);
     if (!wait.keep_alive) {
       tcp_.flush(ring_, answer.connection, true);

@@ -1,6 +1,7 @@
 """End-to-end HTTP tracker: the real binary with 2 shards on 127.0.0.1 and ::1 (TCP and UDP on
 the same port), real sockets."""
 import os
+import resource
 import socket
 import sys
 import time
@@ -10,6 +11,17 @@ from urllib.parse import quote_from_bytes
 from tracker import Client, Tracker, free_port
 
 BINARY = None
+IDLE_CONNECTIONS = 10000
+
+
+def raise_open_files_limit(needed):
+    """The test and the tracker (which inherits it) each hold IDLE_CONNECTIONS sockets."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        hard = needed  # root may raise the hard limit; anyone else gets a clear error here
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 def bdecode(data, at=0):
@@ -127,20 +139,23 @@ class Connection:
 class HttpTracker(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        raise_open_files_limit(IDLE_CONNECTIONS + 1000)
         cls.port = free_port()
         cls.v4 = ("127.0.0.1", cls.port)
         cls.v6 = ("::1", cls.port)
         cls.tracker = Tracker(BINARY, ["--udp", "127.0.0.1:%d" % cls.port,
                                        "--http", "127.0.0.1:%d" % cls.port,
                                        "--http", "[::1]:%d" % cls.port, "--cores", "0-1",
-                                       "--http-idle-timeout-s", "2"], [cls.v4])
+                                       "--http-idle-timeout-s", "2",
+                                       "--trusted-proxy", "127.0.0.9",
+                                       "--trusted-proxy", "10.0.0.0/8"], [cls.v4])
 
     @classmethod
     def tearDownClass(cls):
         code, counters, stderr = cls.tracker.stop()
         assert code == 0, stderr
         assert counters["http_announces"] > 0, counters
-        assert counters["tcp_closed_idle"] >= 1, counters
+        assert counters["tcp_closed_idle"] >= IDLE_CONNECTIONS, counters
         assert counters["announces_forwarded"] > 0, counters
 
     def connection(self, address=None, source=None):
@@ -240,13 +255,47 @@ class HttpTracker(unittest.TestCase):
     def test_slow_partial_heads_time_out_and_idle_clients_do_not_block_others(self):
         slow = self.connection()
         slow.sock.sendall(b"GET /announce?info_hash=")
-        idle = [self.connection() for _ in range(200)]
-        # Meanwhile a valid client is served.
-        status, _, _ = self.connection().get(announce_target(os.urandom(20), 1234, 0))
-        self.assertEqual(status, 200)
+        idle = []
+        for i in range(IDLE_CONNECTIONS):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.addCleanup(sock.close)
+            sock.bind(("127.0.1.%d" % (1 + i % 200), 0))  # spread over source addresses
+            sock.connect(self.v4)
+            idle.append(sock)
+        # Meanwhile valid clients are served, on both families.
+        for address in (self.v4, self.v6):
+            status, _, _ = self.connection(address).get(announce_target(os.urandom(20), 1234, 0))
+            self.assertEqual(status, 200)
         time.sleep(4)  # idle timeout is 2 s, swept once a second
         self.assertTrue(slow.closed_by_peer())
-        self.assertTrue(idle[0].closed_by_peer())
+        for sock in (idle[0], idle[len(idle) // 2], idle[-1]):
+            sock.settimeout(2)
+            self.assertEqual(sock.recv(1), b"")
+
+    def test_trusted_proxy_names_the_client_and_others_are_ignored(self):
+        info_hash = os.urandom(20)
+        proxy = self.connection(source="127.0.0.9")
+        # The nearest hop that is not a trusted proxy (10.0.0.0/8 is) is the client.
+        _, _, body = proxy.get(announce_target(info_hash, 6001, 5),
+                               headers="X-Forwarded-For: 198.51.100.1, 203.0.113.5, 10.1.1.1\r\n")
+        self.assertEqual(body[b"external ip"], bytes([203, 0, 113, 5]))
+        _, _, body = proxy.get(announce_target(info_hash, 6002, 5),
+                               headers="X-Real-IP: 192.0.2.44\r\n")
+        self.assertEqual(body[b"external ip"], bytes([192, 0, 2, 44]))
+        self.assertEqual(body[b"peers"], bytes([203, 0, 113, 5, 0x17, 0x71]))
+        _, _, body = proxy.get(announce_target(info_hash, 6003, 5) + "&ip=2001%3Adb8%3A%3A7")
+        self.assertEqual(body[b"external ip"], socket.inet_pton(socket.AF_INET6, "2001:db8::7"))
+        status, _, body = proxy.get(announce_target(info_hash, 6004, 5),
+                                    headers="X-Forwarded-For: not-an-address\r\n")
+        self.assertEqual(status, 200)
+        self.assertEqual(body[b"failure reason"], b"invalid X-Forwarded-For from a trusted proxy")
+        # Not a trusted proxy: the headers and `ip` are ignored.
+        direct = self.connection(source="127.0.0.8")
+        _, _, body = direct.get(announce_target(info_hash, 6005, 5) + "&ip=192.0.2.99",
+                                headers="X-Forwarded-For: 192.0.2.98\r\nX-Real-IP: 192.0.2.97\r\n")
+        self.assertEqual(body[b"external ip"], bytes([127, 0, 0, 8]))
+        _, _, body = direct.get("/scrape?info_hash=" + quote_from_bytes(info_hash, safe=""))
+        self.assertEqual(body[b"files"][info_hash][b"incomplete"], 4)  # 3 IPv4, 1 IPv6
 
     def test_udp_and_http_share_swarms(self):
         info_hash = os.urandom(20)

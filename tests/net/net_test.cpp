@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <string>
 
 #include "tyto/net/address.hpp"
 #include "tyto/net/ring.hpp"
@@ -47,6 +48,57 @@ TEST(EndpointOf, ConvertsToWireFormatAndUnmapsIpv4) {
   EXPECT_EQ(endpoint6->family, AddressFamily::ipv6);
   EXPECT_EQ(endpoint6->port(), 1);
   EXPECT_FALSE(endpoint_of(v4->get(), 4));  // truncated sockaddr
+}
+
+TEST(ParseIpAddress, AcceptsBothFamiliesAndUnmapsIpv4) {
+  const auto v4 = parse_ip_address(" 192.0.2.7 ");
+  ASSERT_TRUE(v4);
+  EXPECT_EQ(v4->family, AddressFamily::ipv4);
+  EXPECT_EQ(v4->wire[0], 192);
+  EXPECT_EQ(v4->wire[3], 7);
+  EXPECT_EQ(v4->port(), 0);
+  EXPECT_EQ(parse_ip_address("::ffff:192.0.2.7"), v4);
+  const auto v6 = parse_ip_address("2001:db8::1");
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(v6->family, AddressFamily::ipv6);
+  EXPECT_EQ(v6->wire[0], 0x20);
+  EXPECT_EQ(v6->wire[15], 1);
+  for (const char* text : {"", " ", "1.2.3", "1.2.3.4.5", "256.1.1.1", "host", "1.2.3.4:80",
+                           "[::1]", "2001:db8::1::2", "1.2.3.4/8"}) {
+    EXPECT_FALSE(parse_ip_address(text)) << text;
+  }
+  EXPECT_FALSE(parse_ip_address(std::string(200, '1')));
+}
+
+TEST(AddressPrefix, MatchesByPrefixLengthAndFamily) {
+  const auto ten = parse_address_prefix("10.0.0.0/8");
+  ASSERT_TRUE(ten);
+  EXPECT_TRUE(ten->contains(*parse_ip_address("10.255.1.2")));
+  EXPECT_FALSE(ten->contains(*parse_ip_address("11.0.0.1")));
+  EXPECT_FALSE(ten->contains(*parse_ip_address("::a00:1")));  // other family
+  // Host bits in the text are ignored; an odd length masks inside a byte.
+  const auto odd = parse_address_prefix("192.168.7.9/23");
+  ASSERT_TRUE(odd);
+  EXPECT_TRUE(odd->contains(*parse_ip_address("192.168.6.1")));
+  EXPECT_TRUE(odd->contains(*parse_ip_address("192.168.7.255")));
+  EXPECT_FALSE(odd->contains(*parse_ip_address("192.168.8.1")));
+  const auto host = parse_address_prefix("127.0.0.1");
+  ASSERT_TRUE(host);
+  EXPECT_EQ(host->length_bits, 32u);
+  EXPECT_TRUE(host->contains(*parse_ip_address("127.0.0.1")));
+  EXPECT_FALSE(host->contains(*parse_ip_address("127.0.0.2")));
+  const auto any = parse_address_prefix("0.0.0.0/0");
+  ASSERT_TRUE(any);
+  EXPECT_TRUE(any->contains(*parse_ip_address("203.0.113.9")));
+  const auto v6 = parse_address_prefix("2001:db8::/33");
+  ASSERT_TRUE(v6);
+  EXPECT_TRUE(v6->contains(*parse_ip_address("2001:db8:7fff::1")));
+  EXPECT_FALSE(v6->contains(*parse_ip_address("2001:db8:8000::1")));
+  EXPECT_TRUE(parse_address_prefix("::1/128")->contains(*parse_ip_address("::1")));
+  for (const char* text : {"10.0.0.0/33", "10.0.0.0/", "10.0.0.0/x", "::/129", "/8", "10/8",
+                           "10.0.0.0/8/8", "10.0.0.0/-1"}) {
+    EXPECT_FALSE(parse_address_prefix(text)) << text;
+  }
 }
 
 TEST(UserData, PacksOpAndIndex) {

@@ -42,6 +42,7 @@ static_assert(udp_scrape_reply_header_size + udp_scrape_reply_entry_size * udp_s
 // HTTP (DESIGN §7).
 inline constexpr std::size_t http_request_head_size_max = 4096;
 inline constexpr std::uint32_t http_idle_timeout_s = 30;
+inline constexpr std::size_t trusted_proxies_max = 64;  // --trusted-proxy prefixes
 
 // Announce timing (DESIGN §7). Peer timeout = 2 × interval + slack.
 inline constexpr std::uint32_t announce_interval_s = 1800;

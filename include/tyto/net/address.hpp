@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,5 +29,21 @@ std::optional<SocketAddress> parse_socket_address(std::string_view text);
 
 // The wire endpoint (ip, port) of a socket address; IPv4-mapped IPv6 becomes IPv4.
 std::optional<PeerEndpoint> endpoint_of(const sockaddr* address, socklen_t size) noexcept;
+
+// A textual IP address ("192.0.2.7", "2001:db8::1", "::ffff:192.0.2.7") as an endpoint with
+// port 0; IPv4-mapped IPv6 becomes IPv4. Surrounding spaces are allowed (header lists).
+// nullopt when malformed. No allocation: used per request for forwarded client addresses.
+std::optional<PeerEndpoint> parse_ip_address(std::string_view text) noexcept;
+
+// An address prefix ("10.0.0.0/8", "::1/128", or a bare address meaning all its bits), as in
+// --trusted-proxy. An IPv4 prefix matches only IPv4 endpoints (IPv4-mapped ones are IPv4 by then).
+struct AddressPrefix {
+  AddressFamily family = AddressFamily::ipv4;
+  std::array<std::uint8_t, 16> address{};  // first 4 or 16 bytes used, bits past the length zero
+  std::uint32_t length_bits = 0;
+
+  bool contains(const PeerEndpoint& endpoint) const noexcept;
+};
+std::optional<AddressPrefix> parse_address_prefix(std::string_view text) noexcept;
 
 }  // namespace tyto::net

@@ -53,6 +53,10 @@ Result<AnnounceQuery, const char*> parse_announce_query(std::string_view query) 
 Result<std::uint32_t, const char*> parse_scrape_query(std::string_view query,
                                                       std::span<InfoHash> out) noexcept;
 
+// Percent-decoding of one query value ('+' is a space) into `out`, for values the caller decodes
+// itself (`ip`). False when malformed or longer than out.
+bool percent_decode(std::string_view in, std::span<std::uint8_t> out, std::size_t& size) noexcept;
+
 // Response sizes: the largest 200 peers in either family, plus framing.
 inline constexpr std::size_t response_header_size_max = 128;
 inline constexpr std::size_t announce_response_size_max =

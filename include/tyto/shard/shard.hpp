@@ -21,8 +21,8 @@
 #include "tyto/net/ring.hpp"
 #include "tyto/net/tcp_server.hpp"
 #include "tyto/net/udp_socket.hpp"
-#include "tyto/proto/http.hpp"
 #include "tyto/proto/connection_id.hpp"
+#include "tyto/proto/http.hpp"
 #include "tyto/proto/udp.hpp"
 #include "tyto/shard/messages.hpp"
 #include "tyto/swarm/swarm_store.hpp"
@@ -34,6 +34,8 @@ struct ShardConfig {
   std::vector<net::SocketAddress> http_listeners;
   std::uint32_t http_connections_max = 16384;  // per shard
   std::uint32_t http_idle_timeout_s = limits::http_idle_timeout_s;
+  // HTTP peers allowed to name the client (X-Forwarded-For, X-Real-IP, `ip`); checked in order.
+  std::vector<net::AddressPrefix> trusted_proxies;
   std::uint32_t announce_interval_s = limits::announce_interval_s;
   std::uint32_t announce_interval_min_s = limits::announce_interval_min_s;
   std::uint32_t numwant_default = limits::numwant_default;
@@ -61,8 +63,8 @@ struct ShardCounters {
   std::uint64_t wakeups_sent = 0;
   std::uint64_t http_announces = 0;
   std::uint64_t http_scrapes = 0;
-  std::uint64_t http_failures = 0;     // answered with a failure reason or an error status
-  std::uint64_t http_busy = 0;         // no lent buffer or mailbox room: 503
+  std::uint64_t http_failures = 0;  // answered with a failure reason or an error status
+  std::uint64_t http_busy = 0;      // no lent buffer or mailbox room: 503
   std::uint64_t http_answers_retried = 0;
   std::uint64_t loop_turns = 0;
   std::uint64_t sleeps = 0;
@@ -139,8 +141,14 @@ class Shard {
   void http_respond_status(net::ConnectionRef connection, int status, std::string_view reason,
                            bool keep_alive) noexcept;
   void http_write_announce(net::ConnectionRef connection, const AnnounceReply& reply,
-                           AddressFamily family, const std::uint8_t* peers, bool keep_alive,
+                           const PeerEndpoint& client, const std::uint8_t* peers, bool keep_alive,
                            bool compact) noexcept;
+  // The client's address: the TCP peer's, unless the peer is a trusted proxy that names another
+  // (X-Forwarded-For, then X-Real-IP, then `ip`). A malformed name from a trusted proxy fails.
+  Result<PeerEndpoint, const char*> http_client_address(net::ConnectionRef connection,
+                                                        const proto::http::RequestHead& head,
+                                                        std::string_view ip_parameter) noexcept;
+  bool trusted_proxy(const PeerEndpoint& peer) const noexcept;
   void on_forwarded_http_announce(const ForwardedHttpAnnounce& forwarded,
                                   std::uint32_t from) noexcept;
   void on_http_announce_answer(const HttpAnnounceAnswer& answer) noexcept;
@@ -175,7 +183,7 @@ class Shard {
     bool waiting = false;
     bool keep_alive = true;
     bool compact = true;
-    AddressFamily family = AddressFamily::ipv4;
+    PeerEndpoint client;  // the announcing client (its family picks peers or peers6; BEP 24)
   };
   std::vector<HttpWait> http_waits_;
   bool http_waiting(net::ConnectionRef connection) const noexcept {
