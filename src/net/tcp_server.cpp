@@ -44,6 +44,8 @@ std::string TcpServer::open(Ring& ring, std::span<const SocketAddress> listen_ad
       return errno_text("SO_REUSEPORT");
     }
     if (address.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    // Accepted sockets inherit it: one syscall fewer per connection.
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (bind(fd, address.get(), address.size) != 0)
       return errno_text("bind " + address.to_string());
     if (listen(fd, 4096) != 0) return errno_text("listen " + address.to_string());
@@ -131,8 +133,6 @@ void TcpServer::on_accept(Ring& ring, const io_uring_cqe& cqe, std::uint32_t now
     ::close(fd);
     return;
   }
-  const int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   const std::uint32_t index = free_connections_.back();
   free_connections_.pop_back();
   Connection& connection = connections_[index];

@@ -1,5 +1,6 @@
-"""Smoke test of the bench tools: tyto-load drives tyto and tyto-udp-echo for a second each; the
-result line must parse, show answers, and no errors or lost requests."""
+"""Smoke test of the bench tools: tyto-load drives tyto (UDP, and HTTP with and without
+keep-alive) and tyto-udp-echo for a second each; the result line must parse, show answers, and no
+errors or lost requests."""
 import re
 import subprocess
 import sys
@@ -33,6 +34,26 @@ class LoadGeneratorSmoke(unittest.TestCase):
         self.assertEqual(result["errors"], 0)
         self.assertEqual(result["lost"], 0)
         self.assertGreater(counters["peers_ipv4"], 100)  # many distinct peers arrived
+
+    def test_http_against_tyto(self):
+        port = free_port()
+        tracker = Tracker(TYTO, ["--udp", "127.0.0.1:%d" % port, "--http", "127.0.0.1:%d" % port,
+                                 "--cores", "0-1"], [("127.0.0.1", port)])
+        try:
+            pipelined = run_load(port, "--protocol", "http", "--sockets", "8", "--inflight", "4")
+            one_per_connection = run_load(port, "--protocol", "http", "--sockets", "8",
+                                          "--keep-alive", "0")
+        finally:
+            code, counters, _ = tracker.stop()
+        self.assertEqual(code, 0)
+        for result in (pipelined, one_per_connection):
+            self.assertGreater(result["announces_per_s"], 100)
+            self.assertGreater(result["scrapes_per_s"], 0)
+            self.assertEqual(result["errors"], 0)
+            self.assertEqual(result["lost"], 0)
+        self.assertEqual(pipelined["connects"], 0)  # after the warm-up, the same 8 connections
+        self.assertGreater(one_per_connection["connects"], 100)
+        self.assertGreater(counters["http_announces"], 200)
 
     def test_fill_mode_announces_exactly_n_peers(self):
         port = free_port()

@@ -1,6 +1,12 @@
-// tyto-load: the project's load generator. UDP mode (BEP 15) with aquatic's load model
-// (DESIGN §8): T torrents, P peers reused across requests, torrent popularity ∝ exp(-k·rank),
-// 100 announces : 1 scrape, numwant 30, 75 % of announces from seeders.
+// tyto-load: the project's load generator, UDP (BEP 15, the default) or HTTP (--protocol http),
+// with aquatic's load model (DESIGN §8): T torrents, P peers reused across requests, torrent
+// popularity ∝ exp(-k·rank), 100 announces : 1 scrape, numwant 30, 75 % of announces from seeders.
+//
+// HTTP mode: --sockets TCP connections, each from its own source address. --keep-alive 1 (the
+// default) keeps them open with up to --inflight requests pipelined on each; --keep-alive 0 sends
+// one request per connection with "Connection: close" and reconnects (what trackers that close
+// after each response, like opentracker, get from clients). A response counts when it is a whole
+// HTTP 200 with a bencoded body of the right kind; a failure reason or another status is an error.
 //
 // One thread pinned to --core, busy-polling non-blocking sockets with sendmmsg/recvmmsg. Each
 // socket has its own source address in 127.0.0.0/8 (127.0.0.2, .3, ...), so tracker peers differ
@@ -9,21 +15,29 @@
 // Bounded by --duration-s; prints one machine-readable line at the end.
 //
 //   tyto-load --target 127.0.0.1:6969 --core 1 --duration-s 10
+//   tyto-load --protocol http --target 127.0.0.1:6969 --sockets 64 --inflight 8
 //   tyto-load --target 127.0.0.1:6969 --fill-peers 1000000     (announce N distinct peers, exit)
 //   tyto-load --info-hash-file hashes.txt --torrents 1000000    (write the hashes, exit)
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <strings.h>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tyto/core/bytes.hpp"
@@ -52,6 +66,8 @@ struct Config {
   std::uint32_t timeout_ms = 1000;
   std::uint64_t fill_peers = 0;
   std::string info_hash_file;
+  bool http = false;
+  bool keep_alive = true;  // HTTP only
 };
 
 std::uint64_t splitmix64(std::uint64_t& state) {
@@ -116,11 +132,78 @@ struct Socket {
 
 struct Totals {
   std::uint64_t connects = 0, announces = 0, scrapes = 0, errors = 0, lost = 0, sent = 0;
+
+  Totals since(const Totals& earlier) const {
+    return {connects - earlier.connects, announces - earlier.announces, scrapes - earlier.scrapes,
+            errors - earlier.errors,     lost - earlier.lost,           sent - earlier.sent};
+  }
 };
 
-class Generator {
+// The measurement window: a warm-up, then duration_s counted.
+struct Window {
+  Clock::time_point start, measure_from, deadline;
+
+  explicit Window(const Config& config) : start(Clock::now()) {
+    const double warmup_s = config.fill_peers ? 0 : config.warmup_s;
+    measure_from = start + std::chrono::duration_cast<Clock::duration>(
+                               std::chrono::duration<double>(warmup_s));
+    deadline = measure_from + std::chrono::duration_cast<Clock::duration>(
+                                  std::chrono::duration<double>(config.duration_s));
+  }
+};
+
+// What both protocols ask for: which torrent, which peer, seeder or leecher, scrape or announce.
+class Workload {
  public:
-  explicit Generator(const Config& config) : config_(config), random_(config.seed) {}
+  explicit Workload(const Config& config) : config_(config), random_(config.seed) {
+    hashes_.reserve(config_.torrents);
+    for (std::uint32_t t = 0; t < config_.torrents; ++t)
+      hashes_.push_back(torrent_hash(config_.seed, t));
+  }
+
+ protected:
+  std::uint32_t pick_torrent() {
+    const double rank = exponential_(random_) * config_.torrents / config_.popularity_k;
+    return static_cast<std::uint32_t>(rank) % config_.torrents;
+  }
+  bool pick_scrape() {
+    return config_.fill_peers == 0 && config_.announces_per_scrape != 0 &&
+           random_() % (config_.announces_per_scrape + 1) == 0;
+  }
+  bool pick_seeder() { return random_() % 100 < config_.seeder_percent; }
+  // A peer and its torrent: the next distinct one when filling, else a random reuse.
+  std::pair<std::uint64_t, std::uint32_t> pick_peer() {
+    if (config_.fill_peers != 0) {
+      const std::uint64_t peer = fill_next_++;
+      return {peer, static_cast<std::uint32_t>(peer % config_.torrents)};
+    }
+    const std::uint64_t peer = random_() % config_.peers;
+    return {peer, pick_torrent()};
+  }
+  std::uint16_t peer_port(std::uint64_t peer) const {
+    return static_cast<std::uint16_t>(1024 + (peer / config_.sockets) % 64000);
+  }
+  static void peer_id_of(std::uint64_t peer, std::uint8_t (&peer_id)[20]) {
+    static constexpr std::uint8_t prefix[8] = {'-', 'T', 'L', '0', '0', '0', '1', '-'};
+    std::memcpy(peer_id, prefix, 8);
+    std::memcpy(peer_id + 8, &peer, sizeof peer);
+    std::memset(peer_id + 16, 0, 4);
+  }
+  // 127.0.0.2, .3, ... .251, 127.0.1.2, ...: one source address per socket.
+  static std::uint32_t source_address(std::uint32_t socket_index) {
+    return 0x7f000002u + (socket_index / 250) * 256 + socket_index % 250;
+  }
+
+  const Config& config_;
+  std::vector<tyto::InfoHash> hashes_;
+  std::mt19937_64 random_;
+  std::exponential_distribution<double> exponential_{1.0};
+  std::uint64_t fill_next_ = 0;
+};
+
+class Generator : Workload {
+ public:
+  explicit Generator(const Config& config) : Workload(config) {}
 
   bool open() {
     const auto target = tyto::net::parse_socket_address(config_.target);
@@ -138,7 +221,7 @@ class Generator {
       if (target_.family() == AF_INET) {  // a source address of its own in 127.0.0.0/8
         sockaddr_in source{};
         source.sin_family = AF_INET;
-        source.sin_addr.s_addr = htonl(0x7f000002u + (i / 250) * 256 + i % 250);
+        source.sin_addr.s_addr = htonl(source_address(i));
         if (bind(socket.fd, reinterpret_cast<sockaddr*>(&source), sizeof source) != 0) {
           std::perror("tyto-load: bind source address");
           return false;
@@ -147,21 +230,14 @@ class Generator {
       socket.slots.resize(config_.inflight);
       sockets_.push_back(std::move(socket));
     }
-    hashes_.reserve(config_.torrents);
-    for (std::uint32_t t = 0; t < config_.torrents; ++t)
-      hashes_.push_back(torrent_hash(config_.seed, t));
     return true;
   }
 
   // Runs until the deadline (or until fill_peers announces were answered). Returns totals
   // counted after the warm-up.
   Totals run(Histogram& latency, double& measured_s) {
-    const auto start = Clock::now();
-    const auto measure_from =
-        start + std::chrono::duration_cast<Clock::duration>(
-                    std::chrono::duration<double>(config_.fill_peers ? 0 : config_.warmup_s));
-    const auto deadline = measure_from + std::chrono::duration_cast<Clock::duration>(
-                                             std::chrono::duration<double>(config_.duration_s));
+    const Window window(config_);
+    const auto [start, measure_from, deadline] = window;
     Totals totals;
     Totals at_warmup;
     bool warm = config_.fill_peers != 0 || config_.warmup_s <= 0;
@@ -185,22 +261,10 @@ class Generator {
     measured_s =
         std::chrono::duration<double>(Clock::now() - (config_.fill_peers ? start : measure_from))
             .count();
-    Totals result = totals;
-    result.connects -= at_warmup.connects;
-    result.announces -= at_warmup.announces;
-    result.scrapes -= at_warmup.scrapes;
-    result.errors -= at_warmup.errors;
-    result.lost -= at_warmup.lost;
-    result.sent -= at_warmup.sent;
-    return result;
+    return totals.since(at_warmup);
   }
 
  private:
-  std::uint32_t pick_torrent() {
-    const double rank = exponential_(random_) * config_.torrents / config_.popularity_k;
-    return static_cast<std::uint32_t>(rank) % config_.torrents;
-  }
-
   std::size_t build(Socket& socket, std::uint32_t socket_index, Slot& slot,
                     std::uint32_t slot_index, std::uint8_t* out, Clock::time_point now) {
     slot.transaction_id = (slot_index << 24) | (socket.sequence++ & 0xffffff);
@@ -217,9 +281,7 @@ class Generator {
       return writer.size();
     }
     if (socket.connection_id == 0) return 0;  // wait for the first connect
-    const bool scrape = config_.fill_peers == 0 && config_.announces_per_scrape != 0 &&
-                        random_() % (config_.announces_per_scrape + 1) == 0;
-    if (scrape) {
+    if (pick_scrape()) {
       slot.kind = 3;
       writer.u64(socket.connection_id);
       writer.u32(2);
@@ -229,24 +291,16 @@ class Generator {
       return writer.size();
     }
     slot.kind = 2;
-    // A peer is (source address, announced port): peer p lives on socket p % sockets.
-    std::uint64_t peer;
-    std::uint32_t torrent;
-    if (config_.fill_peers != 0) {
-      peer = fill_next_++;
-      torrent = static_cast<std::uint32_t>(peer % config_.torrents);
-    } else {
-      peer = random_() % config_.peers;
-      torrent = pick_torrent();
-    }
-    const auto port = static_cast<std::uint16_t>(1024 + (peer / config_.sockets) % 64000);
-    const bool seeder = random_() % 100 < config_.seeder_percent;
+    // A peer is (source address, announced port).
+    const auto [peer, torrent] = pick_peer();
+    const std::uint16_t port = peer_port(peer);
+    const bool seeder = pick_seeder();
     writer.u64(socket.connection_id);
     writer.u32(1);
     writer.u32(slot.transaction_id);
     writer.bytes(hashes_[torrent].bytes);
-    std::uint8_t peer_id[20] = {'-', 'T', 'L', '0', '0', '0', '1', '-'};
-    std::memcpy(peer_id + 8, &peer, sizeof peer);
+    std::uint8_t peer_id[20];
+    peer_id_of(peer, peer_id);
     writer.bytes(peer_id);
     writer.u64(0);                           // downloaded
     writer.u64(seeder ? 0 : 1 << 20);        // left
@@ -338,14 +392,315 @@ class Generator {
     }
   }
 
-  const Config& config_;
   tyto::net::SocketAddress target_;
   std::vector<Socket> sockets_;
-  std::vector<tyto::InfoHash> hashes_;
-  std::mt19937_64 random_;
-  std::exponential_distribution<double> exponential_{1.0};
-  std::uint64_t fill_next_ = 0;
   std::int64_t inflight_ = 0;
+};
+
+// HTTP mode. Connections are driven by epoll; each keeps a FIFO of what it asked (pipelined
+// responses come back in order) and reads responses by their Content-Length.
+class HttpGenerator : Workload {
+ public:
+  explicit HttpGenerator(const Config& config) : Workload(config) {}
+  ~HttpGenerator() {
+    for (Connection& connection : connections_)
+      if (connection.fd >= 0) ::close(connection.fd);
+    if (epoll_ >= 0) ::close(epoll_);
+  }
+
+  bool open() {
+    const auto target = tyto::net::parse_socket_address(config_.target);
+    if (!target) {
+      std::fprintf(stderr, "tyto-load: bad --target %s\n", config_.target.c_str());
+      return false;
+    }
+    target_ = *target;
+    epoll_ = epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_ < 0) return false;
+    connections_.resize(config_.sockets);
+    for (std::uint32_t i = 0; i < config_.sockets; ++i) {
+      connections_[i].requests.resize(config_.keep_alive ? config_.inflight : 1);
+      if (!connect(i, Clock::now())) return false;
+    }
+    return true;
+  }
+
+  Totals run(Histogram& latency, double& measured_s) {
+    const Window window(config_);
+    Totals totals;
+    Totals at_warmup;
+    bool warm = config_.warmup_s <= 0;
+    epoll_event events[256];
+    auto next_timeout_check = window.start;
+    for (;;) {
+      const auto now = Clock::now();
+      if (now >= window.deadline) break;
+      if (!warm && now >= window.measure_from) {
+        warm = true;
+        at_warmup = totals;
+        latency = Histogram();
+      }
+      if (now >= next_timeout_check) {
+        close_stalled(totals, now);
+        next_timeout_check = now + std::chrono::milliseconds(10);
+      }
+      const int ready = epoll_wait(epoll_, events, 256, 1);
+      for (int e = 0; e < ready; ++e) {
+        const std::uint32_t index = events[e].data.u32;
+        Connection& connection = connections_[index];
+        if (connection.connecting) {
+          int error = 0;
+          socklen_t size = sizeof error;
+          getsockopt(connection.fd, SOL_SOCKET, SO_ERROR, &error, &size);
+          if (error != 0) {
+            ++totals.errors;
+            reconnect(index, now);
+            continue;
+          }
+          connection.connecting = false;
+          ++totals.connects;
+          watch(index, EPOLLIN, EPOLL_CTL_MOD);
+          fill(index, totals, now);
+          continue;
+        }
+        if (events[e].events & EPOLLOUT) write_pending(index);
+        if (events[e].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+          read(index, totals, latency, now, warm);
+        }
+      }
+    }
+    measured_s = std::chrono::duration<double>(Clock::now() - window.measure_from).count();
+    return totals.since(at_warmup);
+  }
+
+ private:
+  enum Kind : std::uint8_t { announce = 2, scrape = 3 };
+  struct Request {
+    Kind kind = announce;
+    Clock::time_point sent;
+  };
+  struct Connection {
+    int fd = -1;
+    bool connecting = false;
+    bool closing = false;  // Connection: close sent and answered; waiting for the server's FIN
+    std::vector<Request> requests;  // FIFO ring of outstanding requests
+    std::uint32_t first = 0, outstanding = 0;
+    std::vector<char> input;
+    std::string output;  // what send() did not take yet
+  };
+
+  bool connect(std::uint32_t index, Clock::time_point now) {
+    Connection& connection = connections_[index];
+    connection.fd = ::socket(target_.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (connection.fd < 0) {
+      std::perror("tyto-load: socket");
+      return false;
+    }
+    const int one = 1;
+    setsockopt(connection.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (target_.family() == AF_INET) {
+      // Its own source address; the port is chosen at connect, per destination.
+      setsockopt(connection.fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+      sockaddr_in source{};
+      source.sin_family = AF_INET;
+      source.sin_addr.s_addr = htonl(source_address(index));
+      if (bind(connection.fd, reinterpret_cast<sockaddr*>(&source), sizeof source) != 0) {
+        std::perror("tyto-load: bind source address");
+        return false;
+      }
+    }
+    if (::connect(connection.fd, target_.get(), target_.size) != 0 && errno != EINPROGRESS) {
+      std::perror("tyto-load: connect");
+      return false;
+    }
+    connection.connecting = true;
+    connection.closing = false;
+    connection.first = connection.outstanding = 0;
+    connection.input.clear();
+    connection.output.clear();
+    connection.requests[0].sent = now;  // for the stall check while connecting
+    watch(index, EPOLLOUT, EPOLL_CTL_ADD);
+    return true;
+  }
+
+  void reconnect(std::uint32_t index, Clock::time_point now) {
+    Connection& connection = connections_[index];
+    ::close(connection.fd);  // also removes it from the epoll set
+    connection.fd = -1;
+    if (!connect(index, now)) std::exit(1);
+  }
+
+  void watch(std::uint32_t index, std::uint32_t events, int operation) {
+    epoll_event event{};
+    event.events = events;
+    event.data.u32 = index;
+    epoll_ctl(epoll_, operation, connections_[index].fd, &event);
+  }
+
+  // Requests up to the connection's depth (1 without keep-alive, and only once).
+  void fill(std::uint32_t index, Totals& totals, Clock::time_point now) {
+    Connection& connection = connections_[index];
+    if (connection.closing) return;
+    const auto depth = static_cast<std::uint32_t>(connection.requests.size());
+    std::string batch;
+    while (connection.outstanding < depth) {
+      Request& request = connection.requests[(connection.first + connection.outstanding) % depth];
+      request.sent = now;
+      request.kind = append_request(batch);
+      ++connection.outstanding;
+      ++totals.sent;
+      if (!config_.keep_alive) {
+        connection.closing = true;
+        break;
+      }
+    }
+    if (batch.empty()) return;
+    if (!connection.output.empty()) {
+      connection.output += batch;
+      return;
+    }
+    const ssize_t sent = ::send(connection.fd, batch.data(), batch.size(), MSG_NOSIGNAL);
+    const std::size_t taken = sent > 0 ? static_cast<std::size_t>(sent) : 0;
+    if (taken < batch.size()) {
+      connection.output = batch.substr(taken);
+      watch(index, EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD);
+    }
+  }
+
+  void write_pending(std::uint32_t index) {
+    Connection& connection = connections_[index];
+    if (connection.output.empty()) return;
+    const ssize_t sent =
+        ::send(connection.fd, connection.output.data(), connection.output.size(), MSG_NOSIGNAL);
+    if (sent > 0) connection.output.erase(0, static_cast<std::size_t>(sent));
+    if (connection.output.empty()) watch(index, EPOLLIN, EPOLL_CTL_MOD);
+  }
+
+  static void append_escaped(std::string& out, std::span<const std::uint8_t> bytes) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    for (const std::uint8_t byte : bytes) {
+      out += '%';
+      out += hex[byte >> 4];
+      out += hex[byte & 15];
+    }
+  }
+
+  Kind append_request(std::string& out) {
+    Kind kind;
+    if (pick_scrape()) {
+      kind = scrape;
+      out += "GET /scrape?";
+      for (std::uint32_t i = 0; i < config_.scrape_hashes; ++i) {
+        out += i == 0 ? "info_hash=" : "&info_hash=";
+        append_escaped(out, hashes_[pick_torrent()].bytes);
+      }
+    } else {
+      kind = announce;
+      const auto [peer, torrent] = pick_peer();
+      std::uint8_t peer_id[20];
+      peer_id_of(peer, peer_id);
+      out += "GET /announce?info_hash=";
+      append_escaped(out, hashes_[torrent].bytes);
+      out += "&peer_id=";
+      append_escaped(out, peer_id);
+      out += "&port=" + std::to_string(peer_port(peer));
+      out += "&uploaded=0&downloaded=0&left=";
+      out += pick_seeder() ? "0" : "1048576";
+      out += "&numwant=" + std::to_string(config_.numwant) + "&compact=1&key=";
+      out += std::to_string(static_cast<std::uint32_t>(peer));
+    }
+    out += config_.keep_alive ? " HTTP/1.1\r\nHost: tracker\r\n\r\n"
+                              : " HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\n\r\n";
+    return kind;
+  }
+
+  void read(std::uint32_t index, Totals& totals, Histogram& latency, Clock::time_point now,
+            bool warm) {
+    Connection& connection = connections_[index];
+    bool peer_closed = false;
+    for (;;) {
+      char buffer[65536];
+      const ssize_t got = ::recv(connection.fd, buffer, sizeof buffer, MSG_DONTWAIT);
+      if (got > 0) {
+        connection.input.insert(connection.input.end(), buffer, buffer + got);
+        continue;
+      }
+      if (got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        peer_closed = true;
+      }
+      break;
+    }
+    std::size_t consumed = 0;
+    while (connection.outstanding > 0) {
+      const std::size_t size = take_response(connection, consumed, totals);
+      if (size == 0) break;
+      consumed += size;
+      const auto depth = static_cast<std::uint32_t>(connection.requests.size());
+      const Request& request = connection.requests[connection.first];
+      if (warm) {
+        latency.add(
+            static_cast<std::uint64_t>(std::chrono::nanoseconds(now - request.sent).count()));
+      }
+      connection.first = (connection.first + 1) % depth;
+      --connection.outstanding;
+    }
+    connection.input.erase(connection.input.begin(),
+                           connection.input.begin() + static_cast<std::ptrdiff_t>(consumed));
+    if (peer_closed) {
+      totals.lost += connection.outstanding;  // asked but never answered
+      reconnect(index, now);
+      return;
+    }
+    fill(index, totals, now);
+  }
+
+  // One whole response at input[at...]: counts it and returns its size, or 0 if incomplete.
+  std::size_t take_response(Connection& connection, std::size_t at, Totals& totals) {
+    const std::string_view input(connection.input.data() + at, connection.input.size() - at);
+    const std::size_t head_end = input.find("\r\n\r\n");
+    if (head_end == std::string_view::npos) return 0;
+    const std::string_view head = input.substr(0, head_end);
+    std::size_t length = std::string_view::npos;
+    for (std::size_t line = head.find("\r\n"); line != std::string_view::npos;
+         line = head.find("\r\n", line + 2)) {
+      const std::string_view field = head.substr(line + 2, 16);
+      if (field.size() == 16 && strncasecmp(field.data(), "content-length: ", 16) == 0) {
+        length = std::strtoul(head.data() + line + 18, nullptr, 10);
+      }
+    }
+    if (length == std::string_view::npos) {
+      ++totals.errors;  // both trackers measured send it
+      return input.size();
+    }
+    if (input.size() < head_end + 4 + length) return 0;
+    const std::string_view body = input.substr(head_end + 4, length);
+    const Kind kind = connection.requests[connection.first].kind;
+    const bool ok = head.substr(0, 12) == "HTTP/1.1 200" || head.substr(0, 12) == "HTTP/1.0 200";
+    if (ok && kind == announce && body.find("8:intervali") != std::string_view::npos) {
+      ++totals.announces;
+    } else if (ok && kind == scrape && body.find("5:filesd") != std::string_view::npos) {
+      ++totals.scrapes;
+    } else {
+      ++totals.errors;
+    }
+    return head_end + 4 + length;
+  }
+
+  // A request unanswered after --timeout-ms: counted lost, and its connection starts over.
+  void close_stalled(Totals& totals, Clock::time_point now) {
+    const auto timeout = std::chrono::milliseconds(config_.timeout_ms);
+    for (std::uint32_t i = 0; i < connections_.size(); ++i) {
+      Connection& connection = connections_[i];
+      const bool waiting = connection.connecting || connection.outstanding > 0;
+      if (!waiting || now - connection.requests[connection.first].sent < timeout) continue;
+      totals.lost += connection.connecting ? 1 : connection.outstanding;
+      reconnect(i, now);
+    }
+  }
+
+  tyto::net::SocketAddress target_;
+  int epoll_ = -1;
+  std::vector<Connection> connections_;
 };
 
 bool parse(int argc, char** argv, Config& config) {
@@ -383,12 +738,17 @@ bool parse(int argc, char** argv, Config& config) {
       config.fill_peers = std::stoull(value);
     else if (flag == "--info-hash-file")
       config.info_hash_file = value;
+    else if (flag == "--protocol" && (value == "udp" || value == "http"))
+      config.http = value == "http";
+    else if (flag == "--keep-alive" && (value == "0" || value == "1"))
+      config.keep_alive = value == "1";
     else
       return false;
   }
   return config.sockets > 0 && config.sockets <= 10000 && config.inflight > 0 &&
          config.inflight <= 255 && config.torrents > 0 && config.peers > 0 &&
-         config.duration_s > 0 && config.duration_s <= 3600;
+         config.duration_s > 0 && config.duration_s <= 3600 &&
+         !(config.http && config.fill_peers != 0);
 }
 
 }  // namespace
@@ -401,7 +761,9 @@ int main(int argc, char** argv) {
         "usage: tyto-load [--target ADDR:PORT] [--core N] [--duration-s S] [--warmup-s S]\n"
         "  [--sockets N] [--inflight N] [--torrents N] [--peers N] [--numwant N]\n"
         "  [--announces-per-scrape N] [--seeder-percent P] [--seed N] [--timeout-ms MS]\n"
-        "  [--fill-peers N] [--info-hash-file FILE]\n");
+        "  [--fill-peers N] [--info-hash-file FILE] [--protocol udp|http] [--keep-alive 0|1]\n"
+        "  (--sockets is the number of TCP connections in HTTP mode; --inflight the pipeline "
+        "depth)\n");
     return 2;
   }
   if (!config.info_hash_file.empty()) {
@@ -420,12 +782,21 @@ int main(int argc, char** argv) {
     CPU_SET(config.core, &cpus);
     pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus);
   }
-  Generator generator(config);
-  if (!generator.open()) return 1;
   Histogram latency;
   double measured_s = 0;
-  const Totals totals = generator.run(latency, measured_s);
-  const double responses = static_cast<double>(totals.connects + totals.announces + totals.scrapes);
+  Totals totals;
+  if (config.http) {
+    HttpGenerator generator(config);
+    if (!generator.open()) return 1;
+    totals = generator.run(latency, measured_s);
+  } else {
+    Generator generator(config);
+    if (!generator.open()) return 1;
+    totals = generator.run(latency, measured_s);
+  }
+  // UDP connects are answered requests; HTTP connects are TCP handshakes, not responses.
+  const double responses = static_cast<double>((config.http ? 0 : totals.connects) +
+                                               totals.announces + totals.scrapes);
   std::printf(
       "tyto-load: responses_per_s=%.0f announces_per_s=%.0f scrapes_per_s=%.0f "
       "connects=%llu errors=%llu lost=%llu sent=%llu seconds=%.2f "
