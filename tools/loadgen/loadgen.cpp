@@ -795,8 +795,8 @@ int main(int argc, char** argv) {
     totals = generator.run(latency, measured_s);
   }
   // UDP connects are answered requests; HTTP connects are TCP handshakes, not responses.
-  const double responses = static_cast<double>((config.http ? 0 : totals.connects) +
-                                               totals.announces + totals.scrapes);
+  const double responses =
+      static_cast<double>((config.http ? 0 : totals.connects) + totals.announces + totals.scrapes);
   std::printf(
       "tyto-load: responses_per_s=%.0f announces_per_s=%.0f scrapes_per_s=%.0f "
       "connects=%llu errors=%llu lost=%llu sent=%llu seconds=%.2f "
