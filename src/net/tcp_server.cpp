@@ -142,6 +142,7 @@ void TcpServer::on_accept(Ring& ring, const io_uring_cqe& cqe, std::uint32_t now
   connection.last_active_s = now_s;
   connection.closing = false;
   connection.close_after_flush = false;
+  connection.draining = false;
   ++open_count_;
   ++counters_.accepted;
   arm_receive(ring, index);
@@ -160,6 +161,14 @@ std::optional<ConnectionRef> TcpServer::on_receive(Ring& ring, const io_uring_cq
   std::optional<ConnectionRef> result;
   if (connection.closing) {
     // Already closed for the shard: only bookkeeping.
+  } else if (connection.draining) {
+    // Answered and half-closed: what still arrives is discarded until the peer's FIN (or the
+    // idle timeout), so unread bytes do not turn the close into a reset that loses the answer.
+    if (cqe.res > 0) {
+      counters_.bytes_received += static_cast<std::uint32_t>(cqe.res);
+    } else if (!more) {
+      close(ring, ref);
+    }
   } else if (cqe.res > 0 && has_buffer) {
     const auto size = static_cast<std::uint32_t>(cqe.res);
     counters_.bytes_received += size;
@@ -217,7 +226,21 @@ void TcpServer::on_send(Ring& ring, const io_uring_cqe& cqe) noexcept {
   connection.output_sent = 0;
   arena_.deallocate(connection.output, output_size_max);
   connection.output = nullptr;
-  if (connection.close_after_flush) close(ring, ref);
+  if (connection.close_after_flush) finish(ring, ref);
+}
+
+void TcpServer::finish(Ring& ring, ConnectionRef ref) noexcept {
+  Connection* connection = get(ref);
+  if (connection == nullptr) return;
+  if (!connection->receive_armed || connection->draining) {
+    close(ring, ref);
+    return;
+  }
+  shutdown(connection->fd, SHUT_WR);  // our FIN goes after the answer
+  connection->draining = true;
+  if (connection->input != nullptr) arena_.deallocate(connection->input, input_size_max);
+  connection->input = nullptr;
+  connection->input_size = 0;
 }
 
 TcpServer::Connection* TcpServer::get(ConnectionRef ref) noexcept {
@@ -300,13 +323,13 @@ void TcpServer::start_send(Ring& ring, std::uint32_t index) noexcept {
 
 void TcpServer::flush(Ring& ring, ConnectionRef ref, bool close_after) noexcept {
   Connection* connection = get(ref);
-  if (connection == nullptr) return;
+  if (connection == nullptr || connection->draining) return;
   connection->close_after_flush |= close_after;
   if (connection->send_in_flight) return;  // on_send continues with what was appended
   if (connection->output_sent < connection->output_size) {
     start_send(ring, ref.index);
   } else if (connection->close_after_flush) {
-    close(ring, ref);
+    finish(ring, ref);
   }
 }
 
@@ -339,6 +362,7 @@ void TcpServer::release(Ring&, std::uint32_t index) noexcept {
   connection.output = nullptr;
   connection.input_size = connection.output_size = connection.output_sent = 0;
   connection.closing = false;
+  connection.draining = false;
   free_connections_.push_back(index);
 }
 

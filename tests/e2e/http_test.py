@@ -245,6 +245,23 @@ class HttpTracker(unittest.TestCase):
                                 headers="Connection: keep-alive\r\n")
         self.assertEqual(status, 200)
 
+    def test_close_after_an_answer_is_a_half_close_that_drains(self):
+        # HTTP/1.0 without keep-alive, two more requests behind the first: the first is answered,
+        # then the tracker half-closes (FIN after the answer) and discards what still arrives
+        # until the client closes. A full close would answer late bytes with a reset, which on a
+        # real network can destroy the answer before the client has read it.
+        connection = self.connection()
+        target = "/scrape?info_hash=" + "%01" * 20
+        connection.sock.sendall(request_bytes(target, "1.0") * 3 + b"x" * 3000)
+        status, headers, body = connection.response()
+        self.assertEqual(status, 200)
+        self.assertEqual(headers.get("Connection"), "close")
+        self.assertIn(b"\x01" * 20, body[b"files"])
+        self.assertEqual(connection.sock.recv(65536), b"")  # the FIN
+        for _ in range(3):  # a closed socket would reset the first; the next send would fail
+            connection.sock.sendall(b"y" * 1000)
+            time.sleep(0.1)
+
     def test_oversized_head_gets_431_and_close(self):
         connection = self.connection()
         connection.sock.sendall(b"GET /announce?" + b"a" * 5000 + b" HTTP/1.1\r\n\r\n")

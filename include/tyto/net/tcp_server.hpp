@@ -112,7 +112,8 @@ class TcpServer {
     bool send_in_flight = false;
     bool receive_armed = false;
     bool close_after_flush = false;
-    bool closing = false;  // closed for the shard; waiting for in-flight completions
+    bool draining = false;  // answered and half-closed: input discarded until the peer's FIN
+    bool closing = false;   // closed for the shard; waiting for in-flight completions
   };
   struct Listener {
     int fd = -1;
@@ -123,6 +124,8 @@ class TcpServer {
   void arm_accept(Ring& ring, std::uint32_t listener) noexcept;
   void arm_receive(Ring& ring, std::uint32_t index) noexcept;
   void start_send(Ring& ring, std::uint32_t index) noexcept;
+  // After the last answer of a closing connection: half-close and drain, or close at once.
+  void finish(Ring& ring, ConnectionRef connection) noexcept;
   void release(Ring& ring, std::uint32_t index) noexcept;
   std::uint8_t* buffer_address(std::uint32_t buffer_id) noexcept;
   void recycle_buffer(std::uint32_t buffer_id) noexcept;
