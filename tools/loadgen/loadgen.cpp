@@ -12,10 +12,12 @@
 // socket has its own source address in 127.0.0.0/8 (127.0.0.2, .3, ...), so tracker peers differ
 // by address as on the internet; up to --inflight requests are outstanding per socket, matched
 // by transaction id; a request unanswered after --timeout-ms is counted lost and replaced.
-// Bounded by --duration-s; prints one machine-readable line at the end.
+// --rate caps the send rate (UDP; for latency at a fixed load). Bounded by --duration-s; prints
+// one machine-readable line at the end (--latency-file also writes the latency CDF).
 //
 //   tyto-load --target 127.0.0.1:6969 --core 1 --duration-s 10
 //   tyto-load --protocol http --target 127.0.0.1:6969 --sockets 64 --inflight 8
+//   tyto-load --target 127.0.0.1:6969 --rate 100000 --latency-file cdf.txt
 //   tyto-load --target 127.0.0.1:6969 --fill-peers 1000000     (announce N distinct peers, exit)
 //   tyto-load --info-hash-file hashes.txt --torrents 1000000    (write the hashes, exit)
 #include <arpa/inet.h>
@@ -65,6 +67,8 @@ struct Config {
   std::uint64_t seed = 1;
   std::uint32_t timeout_ms = 1000;
   std::uint64_t fill_peers = 0;
+  double rate_per_s = 0;  // UDP: requests sent per second at most (0: as fast as answered)
+  std::string latency_file;
   std::string info_hash_file;
   bool http = false;
   bool keep_alive = true;  // HTTP only
@@ -104,6 +108,19 @@ class Histogram {
         return static_cast<std::uint64_t>(std::exp2(static_cast<double>(i + 1) / 16));
     }
     return 0;
+  }
+  // "upper_bound_us cumulative_fraction" per non-empty bucket: a latency CDF to plot.
+  bool write_cdf(const std::string& path) const {
+    std::FILE* out = std::fopen(path.c_str(), "w");
+    if (out == nullptr) return false;
+    std::uint64_t seen = 0;
+    for (std::size_t i = 0; i < buckets_.size(); ++i) {
+      if (buckets_[i] == 0) continue;
+      seen += buckets_[i];
+      std::fprintf(out, "%.3f %.6f\n", std::exp2(static_cast<double>(i + 1) / 16) / 1e3,
+                   static_cast<double>(seen) / static_cast<double>(count_));
+    }
+    return std::fclose(out) == 0;
   }
 
  private:
@@ -155,7 +172,8 @@ struct Window {
 // What both protocols ask for: which torrent, which peer, seeder or leecher, scrape or announce.
 class Workload {
  public:
-  explicit Workload(const Config& config) : config_(config), random_(config.seed) {
+  explicit Workload(const Config& config)
+      : config_(config), random_(config.seed), fill_next_(config.sockets, 0) {
     hashes_.reserve(config_.torrents);
     for (std::uint32_t t = 0; t < config_.torrents; ++t)
       hashes_.push_back(torrent_hash(config_.seed, t));
@@ -171,10 +189,21 @@ class Workload {
            random_() % (config_.announces_per_scrape + 1) == 0;
   }
   bool pick_seeder() { return random_() % 100 < config_.seeder_percent; }
-  // A peer and its torrent: the next distinct one when filling, else a random reuse.
-  std::pair<std::uint64_t, std::uint32_t> pick_peer() {
+  // Fill mode: socket s announces peers s, s + sockets, s + 2·sockets, ... below fill_peers, so
+  // peer p is (source address p % sockets, port 1024 + p / sockets): all distinct endpoints while
+  // fill_peers <= sockets × 64000 (the limit main() checks).
+  bool fill_done(std::uint32_t socket_index) const {
+    return socket_index + config_.sockets * fill_next_[socket_index] >= config_.fill_peers;
+  }
+  bool fill_done() const {
+    for (std::uint32_t s = 0; s < config_.sockets; ++s)
+      if (!fill_done(s)) return false;
+    return true;
+  }
+  // A peer and its torrent: the socket's next distinct one when filling, else a random reuse.
+  std::pair<std::uint64_t, std::uint32_t> pick_peer(std::uint32_t socket_index) {
     if (config_.fill_peers != 0) {
-      const std::uint64_t peer = fill_next_++;
+      const std::uint64_t peer = socket_index + config_.sockets * fill_next_[socket_index]++;
       return {peer, static_cast<std::uint32_t>(peer % config_.torrents)};
     }
     const std::uint64_t peer = random_() % config_.peers;
@@ -198,7 +227,7 @@ class Workload {
   std::vector<tyto::InfoHash> hashes_;
   std::mt19937_64 random_;
   std::exponential_distribution<double> exponential_{1.0};
-  std::uint64_t fill_next_ = 0;
+  std::vector<std::uint64_t> fill_next_;  // per socket, in fill mode
 };
 
 class Generator : Workload {
@@ -252,7 +281,12 @@ class Generator : Workload {
         at_warmup = totals;
         latency = Histogram();
       }
-      if (config_.fill_peers != 0 && fill_next_ >= config_.fill_peers && inflight_ == 0) break;
+      if (config_.fill_peers != 0 && inflight_ == 0 && fill_done()) break;
+      if (config_.rate_per_s > 0) {
+        const double elapsed_s = std::chrono::duration<double>(now - start).count();
+        send_budget_ = static_cast<std::int64_t>(config_.rate_per_s * elapsed_s) -
+                       static_cast<std::int64_t>(totals.sent + unsent_);
+      }
       for (Socket& socket : sockets_) {
         receive(socket, totals, latency, now, warm);
         send(socket, totals, now, packets, messages, vectors);
@@ -292,7 +326,7 @@ class Generator : Workload {
     }
     slot.kind = 2;
     // A peer is (source address, announced port).
-    const auto [peer, torrent] = pick_peer();
+    const auto [peer, torrent] = pick_peer(socket_index);
     const std::uint16_t port = peer_port(peer);
     const bool seeder = pick_seeder();
     writer.u64(socket.connection_id);
@@ -310,7 +344,6 @@ class Generator : Workload {
     writer.u32(static_cast<std::uint32_t>(peer));
     writer.i32(config_.numwant);
     writer.u16(port);
-    (void)socket_index;
     return writer.size();
   }
 
@@ -327,8 +360,9 @@ class Generator : Workload {
         slot.kind = 0;
         --inflight_;
       }
-      if (config_.fill_peers != 0 && fill_next_ >= config_.fill_peers && socket.connection_id != 0)
-        break;
+      // Nothing more to send: go on only to reclaim timed-out slots further on.
+      if (config_.fill_peers != 0 && fill_done(socket_index) && socket.connection_id != 0) continue;
+      if (config_.rate_per_s > 0 && send_budget_ <= 0) continue;
       const std::size_t size = build(socket, socket_index, slot, i, packets[count], now);
       if (size == 0) {
         slot.kind = 0;
@@ -342,10 +376,12 @@ class Generator : Workload {
       messages[count].msg_hdr.msg_iovlen = 1;
       ++count;
       ++inflight_;
+      --send_budget_;
     }
     if (count == 0) return;
     const int sent = sendmmsg(socket.fd, messages, count, 0);
     totals.sent += sent > 0 ? static_cast<std::uint64_t>(sent) : 0;
+    unsent_ += count - static_cast<std::uint32_t>(sent > 0 ? sent : 0);
     // Anything the kernel refused stays "in flight" and is counted lost after the timeout.
   }
 
@@ -395,6 +431,8 @@ class Generator : Workload {
   tyto::net::SocketAddress target_;
   std::vector<Socket> sockets_;
   std::int64_t inflight_ = 0;
+  std::int64_t send_budget_ = 0;  // with --rate: requests that may go out this turn
+  std::uint64_t unsent_ = 0;      // built but refused by the kernel (count against the rate)
 };
 
 // HTTP mode. Connections are driven by epoll; each keeps a FIFO of what it asked (pipelined
@@ -596,7 +634,7 @@ class HttpGenerator : Workload {
       }
     } else {
       kind = announce;
-      const auto [peer, torrent] = pick_peer();
+      const auto [peer, torrent] = pick_peer(0);  // no fill mode over HTTP
       std::uint8_t peer_id[20];
       peer_id_of(peer, peer_id);
       out += "GET /announce?info_hash=";
@@ -738,6 +776,10 @@ bool parse(int argc, char** argv, Config& config) {
       config.fill_peers = std::stoull(value);
     else if (flag == "--info-hash-file")
       config.info_hash_file = value;
+    else if (flag == "--rate")
+      config.rate_per_s = std::stod(value);
+    else if (flag == "--latency-file")
+      config.latency_file = value;
     else if (flag == "--protocol" && (value == "udp" || value == "http"))
       config.http = value == "http";
     else if (flag == "--keep-alive" && (value == "0" || value == "1"))
@@ -748,7 +790,8 @@ bool parse(int argc, char** argv, Config& config) {
   return config.sockets > 0 && config.sockets <= 10000 && config.inflight > 0 &&
          config.inflight <= 255 && config.torrents > 0 && config.peers > 0 &&
          config.duration_s > 0 && config.duration_s <= 3600 &&
-         !(config.http && config.fill_peers != 0);
+         !(config.http && (config.fill_peers != 0 || config.rate_per_s > 0)) &&
+         config.fill_peers <= std::uint64_t{config.sockets} * 64000 && config.rate_per_s >= 0;
 }
 
 }  // namespace
@@ -762,6 +805,8 @@ int main(int argc, char** argv) {
         "  [--sockets N] [--inflight N] [--torrents N] [--peers N] [--numwant N]\n"
         "  [--announces-per-scrape N] [--seeder-percent P] [--seed N] [--timeout-ms MS]\n"
         "  [--fill-peers N] [--info-hash-file FILE] [--protocol udp|http] [--keep-alive 0|1]\n"
+        "  [--rate REQUESTS_PER_S (UDP)] [--latency-file FILE (CDF: us fraction)]\n"
+        "  (--fill-peers needs N <= sockets x 64000: one source address per socket)\n"
         "  (--sockets is the number of TCP connections in HTTP mode; --inflight the pipeline "
         "depth)\n");
     return 2;
@@ -807,5 +852,9 @@ int main(int argc, char** argv) {
       static_cast<unsigned long long>(totals.errors), static_cast<unsigned long long>(totals.lost),
       static_cast<unsigned long long>(totals.sent), measured_s, latency.percentile_ns(0.5) / 1e3,
       latency.percentile_ns(0.99) / 1e3, latency.percentile_ns(0.999) / 1e3);
+  if (!config.latency_file.empty() && !latency.write_cdf(config.latency_file)) {
+    std::perror("tyto-load: --latency-file");
+    return 1;
+  }
   return responses > 0 ? 0 : 1;
 }
