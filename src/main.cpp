@@ -105,7 +105,10 @@ int main(int argc, char** argv) {
     listeners += (listeners.empty() ? "" : ", ") + address.to_string();
   }
   std::string cores;
-  for (int cpu : options.runtime.cores) cores += (cores.empty() ? "" : ",") + std::to_string(cpu);
+  for (int cpu : options.runtime.cores) {
+    if (!cores.empty()) cores += ',';
+    cores += std::to_string(cpu);
+  }
   std::string http_listeners;
   for (const auto& address : options.runtime.shard.http_listeners) {
     http_listeners += (http_listeners.empty() ? "" : ", ") + address.to_string();

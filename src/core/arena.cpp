@@ -67,9 +67,14 @@ static_assert(SlabArena::slab_size % 4096 == 0);
 
 SlabArena::SlabArena() noexcept {
   // Reserve address space only (NORESERVE): pages become resident when first touched.
-  void* mapped = mmap(nullptr, reservation_size + slab_size, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (mapped == MAP_FAILED) out_of_memory(reservation_size);
+  void* mapped = MAP_FAILED;
+  for (reservation_size_ = reservation_size_max; reservation_size_ >= reservation_size_min;
+       reservation_size_ /= 2) {
+    mapped = mmap(nullptr, reservation_size_ + slab_size, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (mapped != MAP_FAILED) break;
+  }
+  if (mapped == MAP_FAILED) out_of_memory(reservation_size_min);
   reservation_mapped_ = static_cast<std::uint8_t*>(mapped);
   const auto address = reinterpret_cast<std::uintptr_t>(mapped);
   reservation_ = reinterpret_cast<std::uint8_t*>((address + slab_size - 1) & ~(slab_size - 1));
@@ -77,7 +82,7 @@ SlabArena::SlabArena() noexcept {
 
 SlabArena::~SlabArena() {
   TYTO_UNPOISON(reservation_, slabs_carved_ * slab_size);
-  munmap(reservation_mapped_, reservation_size + slab_size);
+  munmap(reservation_mapped_, reservation_size_ + slab_size);
 }
 
 std::size_t SlabArena::class_index(std::size_t size) noexcept {
@@ -110,7 +115,7 @@ SlabArena::Slab* SlabArena::take_slab(std::size_t index) noexcept {
       TYTO_UNPOISON(memory, slab_header_size);
       free_slabs_ = free_slabs_->next;
     } else {
-      if ((slabs_carved_ + 1) * slab_size > reservation_size) out_of_memory(slab_size);
+      if ((slabs_carved_ + 1) * slab_size > reservation_size_) out_of_memory(slab_size);
       memory = reservation_ + slabs_carved_++ * slab_size;
     }
     slab = new (memory) Slab();

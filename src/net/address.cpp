@@ -17,7 +17,12 @@ std::string SocketAddress::to_string() const {
   }
   const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&storage);
   inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
-  return "[" + std::string(text) + "]:" + std::to_string(ntohs(in6->sin6_port));
+  // Appended piece by piece: `"[" + std::string` trips GCC 12's -Wrestrict false positive.
+  std::string result = "[";
+  result += text;
+  result += "]:";
+  result += std::to_string(ntohs(in6->sin6_port));
+  return result;
 }
 
 std::optional<SocketAddress> parse_socket_address(std::string_view text) {

@@ -89,7 +89,7 @@ Result<Request, ParseFailure> parse_scrape(ByteReader& reader, std::uint64_t con
   scrape.connection_id = connection_id;
   scrape.transaction_id = transaction_id;
   scrape.info_hashes_count = static_cast<std::uint32_t>(count);
-  for (std::size_t i = 0; i < count; ++i) reader.copy_to(scrape.info_hashes[i].bytes);
+  scrape.info_hashes_wire = reader.bytes(hashes_size);
   TYTO_ASSERT(reader.ok() && reader.remaining() == 0);
   return request;
 }

@@ -1,6 +1,11 @@
 #include "tyto/core/arena.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include <cstring>
 #include <random>
@@ -75,6 +80,42 @@ TEST(SlabArena, BlocksDoNotOverlapUnderRandomChurn) {
   for (const Live& entry : live) arena.deallocate(entry.block, entry.size);
   EXPECT_EQ(arena.stats().block_bytes_in_use, 0u);
   EXPECT_EQ(arena.stats().large_bytes, 0u);
+}
+
+}  // namespace
+}  // namespace tyto
+
+namespace tyto {
+namespace {
+
+// Where address space is limited (ulimit -v, valgrind), the reservation halves until it fits. In
+// a child process: allow the current address space plus 40 GiB, so 64 GiB cannot be reserved
+// but 32 GiB can, and the arena still serves blocks.
+TEST(SlabArena, ReservationShrinksToFitLimitedAddressSpace) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    std::size_t mapped_kib = 0;
+    if (std::FILE* status = std::fopen("/proc/self/status", "r")) {
+      char line[256];
+      while (std::fgets(line, sizeof line, status) != nullptr) {
+        if (std::sscanf(line, "VmSize: %zu kB", &mapped_kib) == 1) break;
+      }
+      std::fclose(status);
+    }
+    const rlim_t limit = mapped_kib * 1024 + (rlim_t{40} << 30);
+    const rlimit address_space{limit, limit};
+    if (mapped_kib == 0 || setrlimit(RLIMIT_AS, &address_space) != 0) _exit(10);
+    SlabArena arena;
+    void* block = arena.allocate(64);
+    if (block == nullptr) _exit(11);
+    arena.deallocate(block, 64);
+    _exit(arena.reservation_size() == (std::size_t{32} << 30) ? 0 : 12);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "10: no limit set, 11: no block, 12: other size";
 }
 
 }  // namespace

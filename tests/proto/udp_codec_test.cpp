@@ -150,13 +150,13 @@ TEST(UdpParse, UrlDataBeyondTheInlineBufferIsTruncatedAndFlagged) {
 
 TEST(UdpParse, ScrapeOfOneAndOfSeventyFourHashes) {
   for (int hashes : {1, 74}) {
-    const auto parsed = parse_request(scrape_packet(hashes), source_v4);
+    const auto packet = scrape_packet(hashes);  // the request's hashes are a view into it
+    const auto parsed = parse_request(packet, source_v4);
     ASSERT_TRUE(parsed.ok());
     const auto& scrape = std::get<ScrapeRequest>(parsed.value().body);
     EXPECT_EQ(scrape.info_hashes_count, static_cast<std::uint32_t>(hashes));
     EXPECT_EQ(scrape.transaction_id, 0x55667788u);
-    EXPECT_EQ(scrape.info_hashes[hashes - 1].bytes[0],
-              static_cast<std::uint8_t>((hashes - 1) * 20));
+    EXPECT_EQ(scrape.info_hash(hashes - 1).bytes[0], static_cast<std::uint8_t>((hashes - 1) * 20));
   }
 }
 

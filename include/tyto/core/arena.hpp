@@ -33,8 +33,11 @@ class SlabArena {
   static constexpr std::size_t slab_size = 128 * 1024;
   static constexpr std::size_t block_size_max = 16 * 1024;
   static constexpr std::size_t alignment = 16;
-  // Virtual address space reserved per arena; only touched pages are resident.
-  static constexpr std::size_t reservation_size = std::size_t{64} << 30;
+  // Virtual address space reserved per arena; only touched pages are resident. Where the address
+  // space is limited (ulimit -v, valgrind) the reservation halves until it fits, down to 1 GiB.
+  static constexpr std::size_t reservation_size_max = std::size_t{64} << 30;
+  static constexpr std::size_t reservation_size_min = std::size_t{1} << 30;
+  std::size_t reservation_size() const noexcept { return reservation_size_; }
 
   SlabArena() noexcept;
   ~SlabArena();
@@ -71,6 +74,7 @@ class SlabArena {
   std::array<SizeClass, classes_max> classes_{};
   std::uint8_t* reservation_ = nullptr;  // slab_size-aligned
   std::uint8_t* reservation_mapped_ = nullptr;
+  std::size_t reservation_size_ = 0;
   std::size_t slabs_carved_ = 0;  // slabs handed out of the reservation so far
   Slab* free_slabs_ = nullptr;    // released slabs, reusable
   ArenaStats stats_{};

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string_view>
 #include <variant>
@@ -35,6 +36,7 @@ struct AnnounceRequest {
   tyto::AnnounceRequest announce;
   // BEP 41: the URL data options, concatenated in order (path and query, e.g. "/announce?key=…").
   // Kept inline so the request stays copyable and never points into a recycled buffer.
+  // Only the first url_data_size bytes are meaningful.
   std::array<std::uint8_t, url_data_size_max> url_data{};
   std::uint16_t url_data_size = 0;
   bool url_data_truncated = false;  // more URL data than url_data_size_max: the rest was dropped
@@ -46,7 +48,17 @@ struct ScrapeRequest {
   std::uint64_t connection_id = 0;
   std::uint32_t transaction_id = 0;
   std::uint32_t info_hashes_count = 0;  // 1 .. limits::udp_scrape_hashes_max
-  std::array<InfoHash, limits::udp_scrape_hashes_max> info_hashes{};
+  // info_hashes_count × 20 bytes: a view into the packet, valid while the packet is. Parsing
+  // copies nothing, and a Request passed by value stays small (it held 74 hashes inline before:
+  // ~1.5 KB copied on every announce too, being the variant's largest alternative).
+  std::span<const std::uint8_t> info_hashes_wire;
+
+  InfoHash info_hash(std::size_t index) const noexcept {
+    InfoHash hash;
+    std::memcpy(hash.bytes.data(), info_hashes_wire.data() + index * sizeof hash.bytes,
+                sizeof hash.bytes);
+    return hash;
+  }
 };
 
 struct Request {

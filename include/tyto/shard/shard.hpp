@@ -127,7 +127,8 @@ class Shard {
   void send_udp_error(std::uint32_t transaction_id, std::string_view message,
                       const net::UdpRoute& route) noexcept;
   void send_scrape_reply(PendingScrape& pending, bool resume_http) noexcept;
-  PendingScrape* start_scrape(std::span<const InfoHash> info_hashes) noexcept;
+  // A free slot with hashes_count set (the caller writes the hashes), or null when all are busy.
+  PendingScrape* start_scrape(std::uint32_t hashes_count) noexcept;
   void gather_scrape(PendingScrape& pending) noexcept;
 
   // HTTP: requests of one connection are answered strictly in order; a connection waiting for
@@ -186,6 +187,7 @@ class Shard {
     PeerEndpoint client;  // the announcing client (its family picks peers or peers6; BEP 24)
   };
   std::vector<HttpWait> http_waits_;
+  std::vector<ScrapePart> scrape_parts_;  // gather_scrape's scratch: one part per shard
   bool http_waiting(net::ConnectionRef connection) const noexcept {
     const HttpWait& wait = http_waits_[connection.index];
     return wait.waiting && wait.generation == connection.generation;
