@@ -222,12 +222,33 @@ class Workload {
   static std::uint32_t source_address(std::uint32_t socket_index) {
     return 0x7f000002u + (socket_index / 250) * 256 + socket_index % 250;
   }
+  // Binds an IPv4 socket to its own source address (port left to the kernel); IPv6 targets
+  // (::1 only) use the default source.
+  bool bind_source(int fd, std::uint32_t socket_index) const {
+    if (target_.family() != AF_INET) return true;
+    sockaddr_in source{};
+    source.sin_family = AF_INET;
+    source.sin_addr.s_addr = htonl(source_address(socket_index));
+    if (bind(fd, reinterpret_cast<sockaddr*>(&source), sizeof source) == 0) return true;
+    std::perror("tyto-load: bind source address");
+    return false;
+  }
+  bool parse_target() {
+    const auto target = tyto::net::parse_socket_address(config_.target);
+    if (!target) {
+      std::fprintf(stderr, "tyto-load: bad --target %s\n", config_.target.c_str());
+      return false;
+    }
+    target_ = *target;
+    return true;
+  }
 
   const Config& config_;
   std::vector<tyto::InfoHash> hashes_;
   std::mt19937_64 random_;
   std::exponential_distribution<double> exponential_{1.0};
   std::vector<std::uint64_t> fill_next_;  // per socket, in fill mode
+  tyto::net::SocketAddress target_;
 };
 
 class Generator : Workload {
@@ -235,27 +256,14 @@ class Generator : Workload {
   explicit Generator(const Config& config) : Workload(config) {}
 
   bool open() {
-    const auto target = tyto::net::parse_socket_address(config_.target);
-    if (!target) {
-      std::fprintf(stderr, "tyto-load: bad --target %s\n", config_.target.c_str());
-      return false;
-    }
-    target_ = *target;
+    if (!parse_target()) return false;
     for (std::uint32_t i = 0; i < config_.sockets; ++i) {
       Socket socket;
       socket.fd = ::socket(target_.family(), SOCK_DGRAM | SOCK_NONBLOCK, 0);
       if (socket.fd < 0) return false;
       const int buffer = 4 << 20;
       setsockopt(socket.fd, SOL_SOCKET, SO_RCVBUF, &buffer, sizeof buffer);
-      if (target_.family() == AF_INET) {  // a source address of its own in 127.0.0.0/8
-        sockaddr_in source{};
-        source.sin_family = AF_INET;
-        source.sin_addr.s_addr = htonl(source_address(i));
-        if (bind(socket.fd, reinterpret_cast<sockaddr*>(&source), sizeof source) != 0) {
-          std::perror("tyto-load: bind source address");
-          return false;
-        }
-      }
+      if (!bind_source(socket.fd, i)) return false;
       socket.slots.resize(config_.inflight);
       sockets_.push_back(std::move(socket));
     }
@@ -428,7 +436,6 @@ class Generator : Workload {
     }
   }
 
-  tyto::net::SocketAddress target_;
   std::vector<Socket> sockets_;
   std::int64_t inflight_ = 0;
   std::int64_t send_budget_ = 0;  // with --rate: requests that may go out this turn
@@ -447,12 +454,7 @@ class HttpGenerator : Workload {
   }
 
   bool open() {
-    const auto target = tyto::net::parse_socket_address(config_.target);
-    if (!target) {
-      std::fprintf(stderr, "tyto-load: bad --target %s\n", config_.target.c_str());
-      return false;
-    }
-    target_ = *target;
+    if (!parse_target()) return false;
     epoll_ = epoll_create1(EPOLL_CLOEXEC);
     if (epoll_ < 0) return false;
     connections_.resize(config_.sockets);
@@ -536,17 +538,9 @@ class HttpGenerator : Workload {
     }
     const int one = 1;
     setsockopt(connection.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (target_.family() == AF_INET) {
-      // Its own source address; the port is chosen at connect, per destination.
-      setsockopt(connection.fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-      sockaddr_in source{};
-      source.sin_family = AF_INET;
-      source.sin_addr.s_addr = htonl(source_address(index));
-      if (bind(connection.fd, reinterpret_cast<sockaddr*>(&source), sizeof source) != 0) {
-        std::perror("tyto-load: bind source address");
-        return false;
-      }
-    }
+    // The port is chosen at connect, per destination (ports last longer that way).
+    setsockopt(connection.fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    if (!bind_source(connection.fd, index)) return false;
     if (::connect(connection.fd, target_.get(), target_.size) != 0 && errno != EINPROGRESS) {
       std::perror("tyto-load: connect");
       return false;
@@ -736,7 +730,6 @@ class HttpGenerator : Workload {
     }
   }
 
-  tyto::net::SocketAddress target_;
   int epoll_ = -1;
   std::vector<Connection> connections_;
 };
