@@ -12,6 +12,8 @@ const char* const usage_text =
     "  --http ADDR:PORT  HTTP (TCP) listen address, repeatable; given flags replace the default\n"
     "                    (0.0.0.0:6969 and [::]:6969)\n"
     "  --http-idle-timeout-s N  close idle or stalled HTTP connections after N s (default 30)\n"
+    "  --http-connections-max N  open HTTP connections per shard; more are accepted and closed\n"
+    "                    at once (default 16384)\n"
     "  --trusted-proxy CIDR  repeatable: HTTP connections from these addresses (10.0.0.0/8,\n"
     "                    ::1, 2001:db8::/32) may name the client: X-Forwarded-For, X-Real-IP\n"
     "                    or the `ip` parameter. From anyone else these are ignored.\n"
@@ -77,6 +79,16 @@ Result<Options, std::string> parse_options(const std::vector<std::string>& argum
       if (!seconds.ok()) return Failure{seconds.error()};
       if (seconds.value() == 0) return Failure{std::string("--http-idle-timeout-s: at least 1")};
       options.runtime.shard.http_idle_timeout_s = seconds.value();
+    } else if (flag == "--http-connections-max") {
+      const std::string* text = value();
+      if (text == nullptr) return Failure{std::string("--http-connections-max needs a count")};
+      auto count = parse_u32(flag, *text);
+      if (!count.ok()) return Failure{count.error()};
+      if (count.value() == 0 || count.value() > limits::http_connections_per_shard_max) {
+        return Failure{"--http-connections-max: 1.." +
+                       std::to_string(limits::http_connections_per_shard_max)};
+      }
+      options.runtime.shard.http_connections_max = count.value();
     } else if (flag == "--trusted-proxy") {
       const std::string* text = value();
       if (text == nullptr) return Failure{std::string("--trusted-proxy needs CIDR")};

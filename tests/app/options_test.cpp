@@ -43,6 +43,28 @@ TEST(ParseOptions, UdpSendModeDefaultsToSendmmsg) {
   EXPECT_FALSE(parse_options({"--udp-send", "carrier-pigeon"}).ok());
 }
 
+TEST(ParseOptions, HttpListenersLimitsAndTrustedProxies) {
+  const auto defaults = parse_options({});
+  ASSERT_TRUE(defaults.ok());
+  const auto& shard = defaults.value().runtime.shard;
+  ASSERT_EQ(shard.http_listeners.size(), 2u);
+  EXPECT_EQ(shard.http_listeners[1].to_string(), "[::]:6969");
+  EXPECT_EQ(shard.http_connections_max, 16384u);
+  EXPECT_TRUE(shard.trusted_proxies.empty());
+  const auto given = parse_options({"--http", "127.0.0.1:8080", "--http-connections-max", "100",
+                                    "--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "::1"});
+  ASSERT_TRUE(given.ok());
+  const auto& configured = given.value().runtime.shard;
+  ASSERT_EQ(configured.http_listeners.size(), 1u);
+  EXPECT_EQ(configured.http_connections_max, 100u);
+  ASSERT_EQ(configured.trusted_proxies.size(), 2u);
+  EXPECT_EQ(configured.trusted_proxies[0].length_bits, 8u);
+  EXPECT_FALSE(parse_options({"--http-connections-max", "0"}).ok());
+  EXPECT_FALSE(parse_options({"--http-connections-max", "99999999"}).ok());
+  EXPECT_FALSE(parse_options({"--trusted-proxy", "10.0.0.0/40"}).ok());
+  EXPECT_FALSE(parse_options({"--http", "nowhere"}).ok());
+}
+
 TEST(ParseCpuList, RangesAndLists) {
   EXPECT_EQ(shard::parse_cpu_list("0-3"), (std::vector<int>{0, 1, 2, 3}));
   EXPECT_EQ(shard::parse_cpu_list("2"), (std::vector<int>{2}));

@@ -326,6 +326,35 @@ class HttpTracker(unittest.TestCase):
         self.assertEqual(udp.scrape([info_hash]), [(1, 0, 1)])
 
 
+class HttpConnectionCap(unittest.TestCase):
+    def test_connections_over_the_cap_are_closed_and_the_rest_served(self):
+        port = free_port()
+        tracker = Tracker(BINARY, ["--udp", "127.0.0.1:%d" % port, "--http", "127.0.0.1:%d" % port,
+                                   "--cores", "0", "--http-connections-max", "4"],
+                          [("127.0.0.1", port)])
+        connections = []
+        try:
+            for _ in range(10):
+                connections.append(Connection(("127.0.0.1", port)))
+            time.sleep(0.5)
+            served = refused = 0
+            for connection in connections:
+                try:
+                    status, _, _ = connection.get("/scrape?info_hash=" + "%02" * 20)
+                    self.assertEqual(status, 200)
+                    served += 1
+                except (ConnectionError, OSError):
+                    refused += 1
+            self.assertEqual(served, 4)
+            self.assertEqual(refused, 6)
+        finally:
+            for connection in connections:
+                connection.close()
+            code, counters, stderr = tracker.stop()
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual(counters["tcp_refused_full"], 6)
+
+
 if __name__ == "__main__":
     BINARY = sys.argv.pop(1)
     unittest.main(verbosity=2)

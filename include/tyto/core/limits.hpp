@@ -43,6 +43,7 @@ static_assert(udp_scrape_reply_header_size + udp_scrape_reply_entry_size * udp_s
 inline constexpr std::size_t http_request_head_size_max = 4096;
 inline constexpr std::uint32_t http_idle_timeout_s = 30;
 inline constexpr std::size_t trusted_proxies_max = 64;  // --trusted-proxy prefixes
+inline constexpr std::uint32_t http_connections_per_shard_max = 1u << 20;  // TcpServer: < 2^24
 
 // Announce timing (DESIGN §7). Peer timeout = 2 × interval + slack.
 inline constexpr std::uint32_t announce_interval_s = 1800;
