@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -370,7 +371,11 @@ void TcpServer::close_idle(Ring& ring, std::uint32_t now_s, std::uint32_t idle_t
   for (std::uint32_t index = 0; index < connections_.size(); ++index) {
     Connection& connection = connections_[index];
     if (connection.fd < 0 || connection.closing) continue;
-    if (now_s - connection.last_active_s > idle_timeout_s) {
+    // A half-closed connection only waits for the client's FIN: it gets a shorter grace, so
+    // clients that never close cannot hold the connection table for the idle timeout.
+    const std::uint32_t timeout_s =
+        connection.draining ? std::min(idle_timeout_s, drain_timeout_s) : idle_timeout_s;
+    if (now_s - connection.last_active_s > timeout_s) {
       ++counters_.closed_idle;
       close(ring, {index, connection.generation});
     }

@@ -326,6 +326,32 @@ class HttpTracker(unittest.TestCase):
         self.assertEqual(udp.scrape([info_hash]), [(1, 0, 1)])
 
 
+class HttpDrainTimeout(unittest.TestCase):
+    def test_a_half_closed_connection_the_client_never_closes_is_closed_after_the_grace(self):
+        # Idle timeout 60 s, but a connection that was answered and half-closed is only kept
+        # 5 s for the client's FIN: after that the tracker closes it, and more bytes from the
+        # client are answered with a reset.
+        port = free_port()
+        tracker = Tracker(BINARY, ["--udp", "127.0.0.1:%d" % port, "--http", "127.0.0.1:%d" % port,
+                                   "--cores", "0", "--http-idle-timeout-s", "60"],
+                          [("127.0.0.1", port)])
+        connection = Connection(("127.0.0.1", port))
+        try:
+            status, _, _ = connection.get("/scrape?info_hash=" + "%03" * 20, version="1.0")
+            self.assertEqual(status, 200)
+            self.assertEqual(connection.sock.recv(1), b"")  # the FIN after the answer
+            time.sleep(8)  # grace 5 s, swept once a second
+            with self.assertRaises(OSError):  # reset by the closed socket, then a broken pipe
+                for _ in range(3):
+                    connection.sock.sendall(b"z" * 100)
+                    time.sleep(0.2)
+        finally:
+            connection.close()
+            code, counters, stderr = tracker.stop()
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual(counters["tcp_closed_idle"], 1)
+
+
 class HttpConnectionCap(unittest.TestCase):
     def test_connections_over_the_cap_are_closed_and_the_rest_served(self):
         port = free_port()

@@ -51,6 +51,9 @@ class TcpServer {
   static constexpr std::uint32_t buffer_size = 4096;
   static constexpr std::uint32_t buffers_count = 2048;  // per shard; power of two
   static constexpr std::uint16_t buffer_group = 2;
+  // Grace after a half-close (answered, FIN sent) for the client's FIN, counted from its last
+  // bytes.
+  static constexpr std::uint32_t drain_timeout_s = 5;
   // Both come from the arena's largest class, so steady state makes no heap calls.
   static constexpr std::uint32_t input_size_max = SlabArena::block_size_max;  // partial + pipelined
   static constexpr std::uint32_t output_size_max = SlabArena::block_size_max;  // unsent responses
@@ -92,7 +95,8 @@ class TcpServer {
   // Sends pending output (if no send is in flight). close_after: close once it is all sent.
   void flush(Ring& ring, ConnectionRef connection, bool close_after) noexcept;
   void close(Ring& ring, ConnectionRef connection) noexcept;
-  // Closes connections idle for longer than idle_timeout_s. Call once per second.
+  // Closes connections idle for longer than idle_timeout_s (half-closed ones after
+  // drain_timeout_s). Call once per second.
   void close_idle(Ring& ring, std::uint32_t now_s, std::uint32_t idle_timeout_s) noexcept;
 
   const TcpCounters& counters() const noexcept { return counters_; }
