@@ -163,8 +163,8 @@ std::optional<ConnectionRef> TcpServer::on_receive(Ring& ring, const io_uring_cq
   if (connection.closing) {
     // Already closed for the shard: only bookkeeping.
   } else if (connection.draining) {
-    // Answered and half-closed: what still arrives is discarded until the peer's FIN (or the
-    // idle timeout), so unread bytes do not turn the close into a reset that loses the answer.
+    // Answered and half-closed: what still arrives is discarded until the peer's FIN (or
+    // drain_timeout_s), so unread bytes do not turn the close into a reset that loses the answer.
     if (cqe.res > 0) {
       counters_.bytes_received += static_cast<std::uint32_t>(cqe.res);
     } else if (!more) {

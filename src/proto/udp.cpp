@@ -192,8 +192,7 @@ std::size_t write_error_reply(std::span<std::uint8_t> out, std::uint32_t transac
 
 std::uint32_t udp_peers_max(std::int32_t numwant, AddressFamily family,
                             std::uint32_t numwant_default, std::uint32_t numwant_max) noexcept {
-  std::uint32_t peers = numwant <= 0 ? numwant_default : static_cast<std::uint32_t>(numwant);
-  peers = std::min(peers, numwant_max);
+  const std::uint32_t peers = peers_wanted(numwant, numwant_default, numwant_max);
   const std::uint32_t fits =
       family == AddressFamily::ipv4 ? limits::udp_ipv4_peers_max : limits::udp_ipv6_peers_max;
   return std::min(peers, fits);

@@ -13,7 +13,6 @@ constexpr std::uint32_t scrape_gather_timeout_s = 2;
 constexpr unsigned idle_wait_ms = 1000;  // a sleeping shard still ticks once a second
 constexpr std::uint32_t lent_buffers_count = 1024;
 constexpr std::size_t lent_buffer_size = limits::numwant_max * limits::ipv6_peer_wire_size;
-constexpr std::size_t answers_to_retry_max = 4096;
 constexpr std::size_t http_error_response_size_max = 512;
 
 const char* status_message(AnnounceStatus status) noexcept {
@@ -30,9 +29,9 @@ const char* status_message(AnnounceStatus status) noexcept {
 }  // namespace
 
 struct Shard::PendingScrape {
-  // Where the gathered reply goes: a UDP client, or an HTTP connection of this shard.
+  // Where the gathered reply goes: a UDP client, or an HTTP connection of this shard (whose
+  // HttpWait says how to finish it).
   bool http = false;
-  bool keep_alive = true;
   net::ConnectionRef connection;
   net::UdpRoute route;
   std::uint32_t transaction_id = 0;
@@ -69,7 +68,9 @@ Shard::Shard(std::uint32_t index, const ShardConfig& config, ShardDirectory& dir
   free_pending_scrapes_.reserve(pending_scrapes_count);
   for (std::uint32_t i = pending_scrapes_count; i-- > 0;) free_pending_scrapes_.push_back(i);
   local_peers_.resize(lent_buffer_size);
-  answers_to_retry_.reserve(answers_to_retry_max);
+  // Every answer held back answers a request holding one of another shard's lent buffers, so
+  // this many never reallocates.
+  answers_to_retry_.reserve(std::size_t{lent_buffers_count} * (directory.shards_count - 1));
   scrape_parts_.resize(directory.shards_count);
 }
 
@@ -377,18 +378,15 @@ void Shard::send_scrape_reply(PendingScrape& pending, bool resume_http) noexcept
   const std::span<const ScrapeEntry> entries(pending.entries, pending.hashes_count);
   if (pending.http) {
     if (!http_waiting(pending.connection)) return;  // closed (and maybe reused) meanwhile
-    http_waits_[pending.connection.index].waiting = false;
+    HttpWait& wait = http_waits_[pending.connection.index];
+    wait.waiting = false;
     const auto out = tcp_.output_space(pending.connection, proto::http::scrape_response_size_max);
     if (out.empty()) return;  // the connection closed meanwhile
     const std::size_t size = proto::http::write_scrape_response(
         out, std::span<const InfoHash>(pending.info_hashes, pending.hashes_count), entries,
-        pending.keep_alive);
+        wait.keep_alive);
     tcp_.commit_output(pending.connection, size);
-    if (!pending.keep_alive) {
-      tcp_.flush(ring_, pending.connection, true);
-    } else if (resume_http) {
-      serve_http(pending.connection);  // pipelined requests behind it
-    }
+    http_answer_written(pending.connection, wait.keep_alive, resume_http);
     return;
   }
   const auto slot = udp_.acquire_send_slot();
@@ -477,10 +475,6 @@ void Shard::on_scrape_answer(const ScrapeAnswer& answer) noexcept {
   free_pending_scrapes_.push_back(answer.pending_index);
 }
 
-}  // namespace tyto::shard
-
-namespace tyto::shard {
-
 namespace http = proto::http;
 
 void Shard::serve_http(net::ConnectionRef connection) noexcept {
@@ -549,6 +543,17 @@ bool Shard::serve_http_request(net::ConnectionRef connection) noexcept {
   return true;
 }
 
+// The answer a connection waited for is written: close after it, or (resume) go on with the
+// requests pipelined behind it. Without resume the caller is the request loop, which goes on.
+void Shard::http_answer_written(net::ConnectionRef connection, bool keep_alive,
+                                bool resume) noexcept {
+  if (!keep_alive) {
+    tcp_.flush(ring_, connection, true);
+  } else if (resume) {
+    serve_http(connection);
+  }
+}
+
 void Shard::http_respond_status(net::ConnectionRef connection, int status, std::string_view reason,
                                 bool keep_alive) noexcept {
   const auto out = tcp_.output_space(connection, http_error_response_size_max);
@@ -583,9 +588,7 @@ void Shard::http_announce(net::ConnectionRef connection, const http::RequestHead
   request.peer.wire[port_at] = static_cast<std::uint8_t>(parsed.value().port >> 8);
   request.peer.wire[port_at + 1] = static_cast<std::uint8_t>(parsed.value().port);
   const std::uint32_t peers_max =
-      request.numwant <= 0
-          ? config_.numwant_default
-          : std::min(static_cast<std::uint32_t>(request.numwant), config_.numwant_max);
+      peers_wanted(request.numwant, config_.numwant_default, config_.numwant_max);
   const std::size_t wire_size = client.wire_size();
   const bool compact = parsed.value().compact;
   const std::uint32_t owner =
@@ -628,7 +631,7 @@ Result<PeerEndpoint, const char*> Shard::http_client_address(
     net::ConnectionRef connection, const http::RequestHead& head,
     std::string_view ip_parameter) noexcept {
   const PeerEndpoint& peer = tcp_.peer(connection);
-  if (config_.trusted_proxies.empty() || !trusted_proxy(peer)) return peer;
+  if (!trusted_proxy(peer)) return peer;
   if (!head.x_forwarded_for.empty()) {
     // "client, proxy1, proxy2": the nearest address that is not a trusted proxy is the client
     // (entries further left could be forged by it); if every hop is trusted, the leftmost.
@@ -694,6 +697,8 @@ void Shard::http_scrape(net::ConnectionRef connection, const http::RequestHead& 
     http_respond_status(connection, 200, parsed.error(), head.keep_alive);
     return;
   }
+  static_assert(limits::http_scrape_hashes_max <= limits::udp_scrape_hashes_max,
+                "a pending scrape holds either kind");
   PendingScrape* pending = start_scrape(parsed.value());
   if (pending == nullptr) {
     ++counters_.http_busy;
@@ -703,7 +708,6 @@ void Shard::http_scrape(net::ConnectionRef connection, const http::RequestHead& 
   std::copy(hashes, hashes + parsed.value(), pending->info_hashes);
   pending->http = true;
   pending->connection = connection;
-  pending->keep_alive = head.keep_alive;
   // Waiting first: the reply may be written at once (all hashes here) or after the owners answer.
   http_waits_[connection.index] = {connection.generation, true, head.keep_alive, true, {}};
   gather_scrape(*pending);
@@ -744,11 +748,7 @@ void Shard::on_http_announce_answer(const HttpAnnounceAnswer& answer) noexcept {
     wait.waiting = false;
     http_write_announce(answer.connection, answer.reply, wait.client, peers, wait.keep_alive,
                         wait.compact);
-    if (!wait.keep_alive) {
-      tcp_.flush(ring_, answer.connection, true);
-    } else {
-      serve_http(answer.connection);  // pipelined requests behind it
-    }
+    http_answer_written(answer.connection, wait.keep_alive, true);
   }
   free_lent_buffers_.push_back(answer.lent_index);  // the owner is done with it
 }

@@ -23,6 +23,14 @@ struct AnnounceRequest {
   std::uint32_t key = 0;
 };
 
+// How many peers an announce gets: numwant <= 0 (BEP 15 sends -1) is the tracker's default, and
+// no request gets more than the maximum. Both protocols apply this; UDP then fits the datagram.
+inline std::uint32_t peers_wanted(std::int32_t numwant, std::uint32_t numwant_default,
+                                  std::uint32_t numwant_max) noexcept {
+  const std::uint32_t wanted = numwant <= 0 ? numwant_default : static_cast<std::uint32_t>(numwant);
+  return wanted < numwant_max ? wanted : numwant_max;
+}
+
 enum class AnnounceStatus : std::uint8_t {
   ok,
   swarm_limit,  // new swarm refused: the shard holds swarms_max swarms

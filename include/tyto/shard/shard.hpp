@@ -141,6 +141,7 @@ class Shard {
                    std::string_view query) noexcept;
   void http_respond_status(net::ConnectionRef connection, int status, std::string_view reason,
                            bool keep_alive) noexcept;
+  void http_answer_written(net::ConnectionRef connection, bool keep_alive, bool resume) noexcept;
   void http_write_announce(net::ConnectionRef connection, const AnnounceReply& reply,
                            const PeerEndpoint& client, const std::uint8_t* peers, bool keep_alive,
                            bool compact) noexcept;
