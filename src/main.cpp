@@ -69,7 +69,15 @@ int main(int argc, char** argv) {
   }
   const tyto::app::Options& options = parsed.value();
   if (options.help) {
-    std::fputs(tyto::app::usage_text, stdout);
+    std::fputs(tyto::app::usage_text().c_str(), stdout);
+    return 0;
+  }
+  if (options.print_config) {
+    std::fputs(tyto::app::to_toml(options).c_str(), stdout);
+    return 0;
+  }
+  if (options.check_config) {
+    std::fprintf(stderr, "tyto: configuration is valid\n");
     return 0;
   }
   if (options.version) {

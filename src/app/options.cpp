@@ -1,148 +1,552 @@
 #include "tyto/app/options.hpp"
 
+#include <CLI/CLI.hpp>
+#include <toml++/toml.h>
+
+#include <algorithm>
 #include <charconv>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 
 namespace tyto::app {
-
-const char* const usage_text =
-    "usage: tyto [--udp ADDR:PORT]... [--http ADDR:PORT]... [--cores LIST] [--udp-send MODE]\n"
-    "\n"
-    "  --udp ADDR:PORT   UDP listen address, repeatable: 0.0.0.0:6969, [::]:6969, 127.0.0.1:7000.\n"
-    "                    Given flags replace the default (0.0.0.0:6969 and [::]:6969).\n"
-    "  --http ADDR:PORT  HTTP (TCP) listen address, repeatable; given flags replace the default\n"
-    "                    (0.0.0.0:6969 and [::]:6969)\n"
-    "  --http-idle-timeout-s N  close idle or stalled HTTP connections after N s (default 30)\n"
-    "  --http-connections-max N  open HTTP connections per shard; more are accepted and closed\n"
-    "                    at once (default 16384)\n"
-    "  --trusted-proxy CIDR  repeatable: HTTP connections from these addresses (10.0.0.0/8,\n"
-    "                    ::1, 2001:db8::/32) may name the client: X-Forwarded-For, X-Real-IP\n"
-    "                    or the `ip` parameter. From anyone else these are ignored.\n"
-    "  --cores LIST      one shard per listed CPU, each pinned: 0-3, 2, 0,2,4-5.\n"
-    "                    Default: one shard per CPU this process may use.\n"
-    "  --udp-send MODE   sendmmsg (default: one call per socket per loop turn) or uring\n"
-    "                    (one SENDMSG SQE per reply)\n"
-    "  --quiet           do not print counters at exit\n"
-    "  --help, --version\n";
-
 namespace {
 
-Result<std::uint32_t, std::string> parse_u32(const std::string& flag, const std::string& text) {
-  std::uint32_t value = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc{} || end != text.data() + text.size()) {
-    return Failure{flag + ": not a number: '" + text + "'"};
+// One setting: its TOML key, its flag, and how a value is checked, applied and printed.
+enum class Kind { text, text_list, integer, boolean };
+
+struct Value {
+  std::string text;
+  std::vector<std::string> list;
+  std::uint64_t integer = 0;
+  bool boolean = false;
+};
+
+struct Setting {
+  const char* key;         // TOML "section.name"
+  const char* flag;        // command line
+  const char* value_name;  // in the usage text
+  Kind kind;
+  std::uint64_t min;  // integers only, inclusive
+  std::uint64_t max;
+  const char* help;
+  std::string (*apply)(Options&, const Value&);  // "" or the reason the value is wrong
+  Value (*print)(const Options&);
+};
+
+template <class Item, class Parse>
+std::string parse_list(const Value& value, std::vector<Item>& out, Parse parse, const char* hint) {
+  std::vector<Item> parsed;
+  for (const std::string& text : value.list) {
+    const auto item = parse(text);
+    if (!item) return "not " + std::string(hint) + ": '" + text + "'";
+    parsed.push_back(*item);
   }
+  out = std::move(parsed);
+  return {};
+}
+
+template <class Item>
+Value print_list(const std::vector<Item>& items) {
+  Value value;
+  for (const Item& item : items) value.list.push_back(item.to_string());
   return value;
+}
+
+Value text_value(std::string text) {
+  Value value;
+  value.text = std::move(text);
+  return value;
+}
+
+Value integer_value(std::uint64_t integer) {
+  Value value;
+  value.integer = integer;
+  return value;
+}
+
+const char* const address_hint = "an address (try 0.0.0.0:6969 or [::]:6969)";
+const char* const prefix_hint = "an address prefix (try 10.0.0.0/8 or ::1)";
+
+constexpr const char* log_level_names[] = {"error", "warning", "info", "debug"};
+constexpr const char* access_mode_names[] = {"off", "whitelist", "blacklist"};
+
+template <class Enum, std::size_t N>
+std::string parse_name(const Value& value, const char* const (&names)[N], Enum& out) {
+  for (std::size_t i = 0; i < N; ++i) {
+    if (value.text == names[i]) {
+      out = static_cast<Enum>(i);
+      return {};
+    }
+  }
+  std::string choices;
+  for (const char* name : names) choices += (choices.empty() ? "" : ", ") + std::string(name);
+  return "'" + value.text + "' is not one of " + choices;
+}
+
+const Setting settings[] = {
+    {"udp.listen", "--udp", "ADDR:PORT", Kind::text_list, 0, 0,
+     "UDP listen addresses, repeatable (default 0.0.0.0:6969 and [::]:6969)",
+     [](Options& o, const Value& v) {
+       return parse_list(v, o.runtime.shard.udp_listeners, net::parse_socket_address,
+                         address_hint);
+     },
+     [](const Options& o) { return print_list(o.runtime.shard.udp_listeners); }},
+    {"http.listen", "--http", "ADDR:PORT", Kind::text_list, 0, 0,
+     "HTTP (TCP) listen addresses, repeatable (default 0.0.0.0:6969 and [::]:6969)",
+     [](Options& o, const Value& v) {
+       return parse_list(v, o.runtime.shard.http_listeners, net::parse_socket_address,
+                         address_hint);
+     },
+     [](const Options& o) { return print_list(o.runtime.shard.http_listeners); }},
+    {"http.idle_timeout_s", "--http-idle-timeout-s", "S", Kind::integer, 1, 86400,
+     "close idle or stalled HTTP connections after S seconds (default 30)",
+     [](Options& o, const Value& v) {
+       o.runtime.shard.http_idle_timeout_s = static_cast<std::uint32_t>(v.integer);
+       return std::string();
+     },
+     [](const Options& o) { return integer_value(o.runtime.shard.http_idle_timeout_s); }},
+    {"http.connections_max", "--http-connections-max", "N", Kind::integer, 1,
+     limits::http_connections_per_shard_max,
+     "open HTTP connections per shard; more are accepted and closed at once (default 16384)",
+     [](Options& o, const Value& v) {
+       o.runtime.shard.http_connections_max = static_cast<std::uint32_t>(v.integer);
+       return std::string();
+     },
+     [](const Options& o) { return integer_value(o.runtime.shard.http_connections_max); }},
+    {"http.trusted_proxies", "--trusted-proxy", "CIDR", Kind::text_list, 0, 0,
+     "repeatable: HTTP peers (10.0.0.0/8, ::1) that may name the client with X-Forwarded-For, "
+     "X-Real-IP or `ip`; from anyone else these are ignored",
+     [](Options& o, const Value& v) {
+       if (v.list.size() > limits::trusted_proxies_max) {
+         return "at most " + std::to_string(limits::trusted_proxies_max) + " prefixes";
+       }
+       return parse_list(v, o.runtime.shard.trusted_proxies, net::parse_address_prefix,
+                         prefix_hint);
+     },
+     [](const Options& o) { return print_list(o.runtime.shard.trusted_proxies); }},
+    {"announce.interval_s", "--interval", "S", Kind::integer, 60, 86400,
+     "announce interval told to clients (default 1800); peers expire after 2 x S + 300 s",
+     [](Options& o, const Value& v) {
+       o.runtime.shard.announce_interval_s = static_cast<std::uint32_t>(v.integer);
+       return std::string();
+     },
+     [](const Options& o) { return integer_value(o.runtime.shard.announce_interval_s); }},
+    {"announce.interval_min_s", "--interval-min", "S", Kind::integer, 1, 86400,
+     "minimum announce interval (default 900), at most the interval",
+     [](Options& o, const Value& v) {
+       o.runtime.shard.announce_interval_min_s = static_cast<std::uint32_t>(v.integer);
+       return std::string();
+     },
+     [](const Options& o) { return integer_value(o.runtime.shard.announce_interval_min_s); }},
+    {"announce.numwant_default", "--numwant-default", "N", Kind::integer, 1, limits::numwant_max,
+     "peers given when the client does not say (default 50)",
+     [](Options& o, const Value& v) {
+       o.runtime.shard.numwant_default = static_cast<std::uint32_t>(v.integer);
+       return std::string();
+     },
+     [](const Options& o) { return integer_value(o.runtime.shard.numwant_default); }},
+    {"announce.numwant_max", "--numwant-max", "N", Kind::integer, 1, limits::numwant_max,
+     "most peers one announce gets (default 200)",
+     [](Options& o, const Value& v) {
+       o.runtime.shard.numwant_max = static_cast<std::uint32_t>(v.integer);
+       return std::string();
+     },
+     [](const Options& o) { return integer_value(o.runtime.shard.numwant_max); }},
+    {"limits.swarms_per_shard_max", "--swarms-per-shard-max", "N", Kind::integer, 1, 1u << 28,
+     "swarms one shard holds; announces for more are refused and counted (default 8388608)",
+     [](Options& o, const Value& v) {
+       o.runtime.shard.store_limits.swarms_max = static_cast<std::uint32_t>(v.integer);
+       return std::string();
+     },
+     [](const Options& o) { return integer_value(o.runtime.shard.store_limits.swarms_max); }},
+    {"limits.peers_per_swarm_max", "--peers-per-swarm-max", "N", Kind::integer, 1,
+     limits::peers_per_swarm_max,
+     "peers one swarm holds; new peers beyond are refused and counted (default 1048576)",
+     [](Options& o, const Value& v) {
+       o.runtime.shard.store_limits.peers_per_swarm_max = static_cast<std::uint32_t>(v.integer);
+       return std::string();
+     },
+     [](const Options& o) {
+       return integer_value(o.runtime.shard.store_limits.peers_per_swarm_max);
+     }},
+    {"runtime.cores", "--cores", "LIST", Kind::text, 0, 0,
+     "one shard per listed CPU, each pinned: 0-3, 2, 0,2,4-5 (default: every CPU allowed)",
+     [](Options& o, const Value& v) {
+       if (v.text.empty()) {
+         o.runtime.cores.clear();  // every allowed CPU, decided once all values are in
+         return std::string();
+       }
+       o.runtime.cores = shard::parse_cpu_list(v.text);
+       if (o.runtime.cores.empty()) return "not a CPU list: '" + v.text + "' (try 0-3)";
+       if (o.runtime.cores.size() > shard::Runtime::shards_max) return std::string("at most 64");
+       return std::string();
+     },
+     [](const Options& o) {
+       std::string text;
+       for (int cpu : o.runtime.cores) text += (text.empty() ? "" : ",") + std::to_string(cpu);
+       return text_value(text);
+     }},
+    {"runtime.udp_send", "--udp-send", "MODE", Kind::text, 0, 0,
+     "sendmmsg (one call per socket per loop turn, default) or uring (one SENDMSG SQE per reply)",
+     [](Options& o, const Value& v) {
+       if (v.text == "sendmmsg") {
+         o.runtime.shard.udp_send_mode = net::UdpSendMode::sendmmsg;
+       } else if (v.text == "uring") {
+         o.runtime.shard.udp_send_mode = net::UdpSendMode::uring;
+       } else {
+         return "'" + v.text + "' is not one of sendmmsg, uring";
+       }
+       return std::string();
+     },
+     [](const Options& o) {
+       return text_value(o.runtime.shard.udp_send_mode == net::UdpSendMode::uring ? "uring"
+                                                                                   : "sendmmsg");
+     }},
+    {"process.user", "--user", "NAME", Kind::text, 0, 0,
+     "after binding, drop to this user and its groups",
+     [](Options& o, const Value& v) {
+       o.user = v.text;
+       return std::string();
+     },
+     [](const Options& o) { return text_value(o.user); }},
+    {"process.chroot", "--chroot", "DIR", Kind::text, 0, 0,
+     "after binding, chroot to this absolute directory (needs --user)",
+     [](Options& o, const Value& v) {
+       if (!v.text.empty() && v.text.front() != '/') return std::string("not an absolute path");
+       o.chroot_dir = v.text;
+       return std::string();
+     },
+     [](const Options& o) { return text_value(o.chroot_dir); }},
+    {"process.allow_root", "--allow-root", "", Kind::boolean, 0, 0,
+     "keep running as root when no user is given (refused otherwise)",
+     [](Options& o, const Value& v) {
+       o.allow_root = v.boolean;
+       return std::string();
+     },
+     [](const Options& o) {
+       Value value;
+       value.boolean = o.allow_root;
+       return value;
+     }},
+    {"process.log_level", "--log-level", "LEVEL", Kind::text, 0, 0,
+     "error, warning, info (default) or debug",
+     [](Options& o, const Value& v) { return parse_name(v, log_level_names, o.log_level); },
+     [](const Options& o) {
+       return text_value(log_level_names[static_cast<std::size_t>(o.log_level)]);
+     }},
+    {"snapshot.path", "--snapshot-path", "FILE", Kind::text, 0, 0,
+     "on SIGTERM write every swarm here; on start load it (default: none)",
+     [](Options& o, const Value& v) {
+       o.snapshot_path = v.text;
+       return std::string();
+     },
+     [](const Options& o) { return text_value(o.snapshot_path); }},
+    {"metrics.listen", "--metrics", "ADDR:PORT", Kind::text_list, 0, 0,
+     "/metrics and /stats listen addresses, repeatable; 'off' for none (default 127.0.0.1:6970)",
+     [](Options& o, const Value& v) {
+       if (v.list.size() == 1 && v.list[0] == "off") {
+         o.metrics_listeners.clear();
+         return std::string();
+       }
+       return parse_list(v, o.metrics_listeners, net::parse_socket_address, address_hint);
+     },
+     [](const Options& o) { return print_list(o.metrics_listeners); }},
+    {"metrics.allow", "--metrics-allow", "CIDR", Kind::text_list, 0, 0,
+     "repeatable: who may read /metrics and /stats (default 127.0.0.0/8 and ::1)",
+     [](Options& o, const Value& v) {
+       return parse_list(v, o.metrics_allow, net::parse_address_prefix, prefix_hint);
+     },
+     [](const Options& o) { return print_list(o.metrics_allow); }},
+    {"access.mode", "--access-mode", "MODE", Kind::text, 0, 0,
+     "off (default), whitelist (only listed info_hashes) or blacklist (all but listed)",
+     [](Options& o, const Value& v) { return parse_name(v, access_mode_names, o.access_mode); },
+     [](const Options& o) {
+       return text_value(access_mode_names[static_cast<std::size_t>(o.access_mode)]);
+     }},
+    {"access.file", "--access-list", "FILE", Kind::text, 0, 0,
+     "info_hashes, 40 hex digits per line, # comments; reloaded on SIGHUP and when it changes",
+     [](Options& o, const Value& v) {
+       o.access_list_path = v.text;
+       return std::string();
+     },
+     [](const Options& o) { return text_value(o.access_list_path); }},
+};
+
+const Setting* find_setting_by_key(std::string_view key) {
+  for (const Setting& setting : settings) {
+    if (key == setting.key) return &setting;
+  }
+  return nullptr;
+}
+
+bool is_section(std::string_view name) {
+  for (const Setting& setting : settings) {
+    const std::string_view key = setting.key;
+    if (key.size() > name.size() && key.substr(0, name.size()) == name && key[name.size()] == '.')
+      return true;
+  }
+  return false;
+}
+
+std::string check_range(const Setting& setting, std::uint64_t integer) {
+  if (integer < setting.min || integer > setting.max) {
+    return "must be between " + std::to_string(setting.min) + " and " + std::to_string(setting.max);
+  }
+  return {};
+}
+
+Options defaults() {
+  Options options;
+  auto& shard = options.runtime.shard;
+  shard.udp_listeners = {*net::parse_socket_address("0.0.0.0:6969"),
+                         *net::parse_socket_address("[::]:6969")};
+  shard.http_listeners = shard.udp_listeners;
+  options.metrics_listeners = {*net::parse_socket_address("127.0.0.1:6970")};
+  options.metrics_allow = {*net::parse_address_prefix("127.0.0.0/8"),
+                           *net::parse_address_prefix("::1")};
+  return options;
+}
+
+// Rules between settings, once every value is in.
+std::string finish(Options& options) {
+  auto& shard = options.runtime.shard;
+  if (options.runtime.cores.empty()) options.runtime.cores = shard::allowed_cpus();
+  if (options.runtime.cores.size() > shard::Runtime::shards_max) {
+    return "runtime.cores: at most 64 shards";
+  }
+  if (shard.announce_interval_min_s > shard.announce_interval_s) {
+    return "announce.interval_min_s (" + std::to_string(shard.announce_interval_min_s) +
+           ") is above announce.interval_s (" + std::to_string(shard.announce_interval_s) + ")";
+  }
+  if (shard.numwant_default > shard.numwant_max) {
+    return "announce.numwant_default (" + std::to_string(shard.numwant_default) +
+           ") is above announce.numwant_max (" + std::to_string(shard.numwant_max) + ")";
+  }
+  shard.store_limits.peer_timeout_s = 2 * shard.announce_interval_s + limits::peer_timeout_slack_s;
+  if (options.access_mode != AccessMode::off && options.access_list_path.empty()) {
+    return "access.mode is " + std::string(access_mode_names[int(options.access_mode)]) +
+           " but access.file is not set";
+  }
+  if (options.access_mode == AccessMode::off && !options.access_list_path.empty()) {
+    return "access.file is set but access.mode is off (whitelist or blacklist?)";
+  }
+  if (!options.chroot_dir.empty() && options.user.empty()) {
+    return "process.chroot needs process.user (root could leave the chroot)";
+  }
+  if (shard.udp_listeners.empty() && shard.http_listeners.empty()) {
+    return "no UDP and no HTTP listener";
+  }
+  return {};
+}
+
+// Reads one TOML value of the setting's kind; "" or what is wrong with it.
+std::string read_toml_value(const Setting& setting, const toml::node& node, Value& value) {
+  switch (setting.kind) {
+    case Kind::text:
+      if (!node.is_string()) return "expected a string";
+      value.text = **node.as_string();
+      return {};
+    case Kind::text_list: {
+      const toml::array* array = node.as_array();
+      if (array == nullptr) return "expected a list of strings, like [\"a\", \"b\"]";
+      for (const toml::node& item : *array) {
+        if (!item.is_string()) return "expected a list of strings, like [\"a\", \"b\"]";
+        value.list.push_back(**item.as_string());
+      }
+      return {};
+    }
+    case Kind::integer: {
+      if (!node.is_integer()) return "expected an integer";
+      const std::int64_t integer = **node.as_integer();
+      if (integer < 0) return check_range(setting, 0) + " (got " + std::to_string(integer) + ")";
+      value.integer = static_cast<std::uint64_t>(integer);
+      return check_range(setting, value.integer);
+    }
+    case Kind::boolean:
+      if (!node.is_boolean()) return "expected true or false";
+      value.boolean = **node.as_boolean();
+      return {};
+  }
+  return "unsupported";
+}
+
+std::string apply_table(Options& options, const toml::table& table, const std::string& prefix,
+                        std::string_view file_name) {
+  for (const auto& [name, node] : table) {
+    const std::string key = prefix.empty() ? std::string(name.str())
+                                           : prefix + "." + std::string(name.str());
+    const std::string where =
+        std::string(file_name) + ":" + std::to_string(node.source().begin.line) + ": ";
+    if (const toml::table* section = node.as_table()) {
+      if (!is_section(key)) return where + "unknown section [" + key + "]";
+      if (auto problem = apply_table(options, *section, key, file_name); !problem.empty())
+        return problem;
+      continue;
+    }
+    const Setting* setting = find_setting_by_key(key);
+    if (setting == nullptr) return where + "unknown key '" + key + "'";
+    Value value;
+    std::string problem = read_toml_value(*setting, node, value);
+    if (problem.empty()) problem = setting->apply(options, value);
+    if (!problem.empty()) return where + key + ": " + problem;
+  }
+  return {};
+}
+
+std::string apply_toml(Options& options, std::string_view text, std::string_view file_name) {
+  try {
+    const toml::table root = toml::parse(text, file_name);
+    return apply_table(options, root, "", file_name);
+  } catch (const toml::parse_error& error) {
+    return std::string(file_name) + ":" + std::to_string(error.source().begin.line) + ": " +
+           std::string(error.description());
+  }
 }
 
 }  // namespace
 
+Result<Options, std::string> parse_config_text(std::string_view text, std::string_view file_name) {
+  Options options = defaults();
+  if (std::string problem = apply_toml(options, text, file_name); !problem.empty())
+    return Failure{problem};
+  if (std::string problem = finish(options); !problem.empty())
+    return Failure{std::string(file_name) + ": " + problem};
+  return options;
+}
+
 Result<Options, std::string> parse_options(const std::vector<std::string>& arguments) {
-  Options options;
-  bool udp_given = false;
-  bool http_given = false;
-  bool cores_given = false;
-  for (std::size_t i = 0; i < arguments.size(); ++i) {
-    const std::string& flag = arguments[i];
-    auto value = [&]() -> const std::string* {
-      return i + 1 < arguments.size() ? &arguments[++i] : nullptr;
-    };
-    if (flag == "--help" || flag == "-h") {
-      options.help = true;
-    } else if (flag == "--version") {
-      options.version = true;
-    } else if (flag == "--quiet") {
-      options.print_counters = false;
-    } else if (flag == "--udp") {
-      const std::string* text = value();
-      if (text == nullptr) return Failure{std::string("--udp needs ADDR:PORT")};
-      const auto address = net::parse_socket_address(*text);
-      if (!address)
-        return Failure{"--udp: not an address: '" + *text + "' (try 0.0.0.0:6969 or [::]:6969)"};
-      if (!udp_given) options.runtime.shard.udp_listeners.clear();
-      udp_given = true;
-      options.runtime.shard.udp_listeners.push_back(*address);
-    } else if (flag == "--http") {
-      const std::string* text = value();
-      if (text == nullptr) return Failure{std::string("--http needs ADDR:PORT")};
-      const auto address = net::parse_socket_address(*text);
-      if (!address) {
-        return Failure{"--http: not an address: '" + *text + "' (try 0.0.0.0:6969 or [::]:6969)"};
-      }
-      if (!http_given) options.runtime.shard.http_listeners.clear();
-      http_given = true;
-      options.runtime.shard.http_listeners.push_back(*address);
-    } else if (flag == "--http-idle-timeout-s") {
-      const std::string* text = value();
-      if (text == nullptr) return Failure{std::string("--http-idle-timeout-s needs seconds")};
-      auto seconds = parse_u32(flag, *text);
-      if (!seconds.ok()) return Failure{seconds.error()};
-      if (seconds.value() == 0) return Failure{std::string("--http-idle-timeout-s: at least 1")};
-      options.runtime.shard.http_idle_timeout_s = seconds.value();
-    } else if (flag == "--http-connections-max") {
-      const std::string* text = value();
-      if (text == nullptr) return Failure{std::string("--http-connections-max needs a count")};
-      auto count = parse_u32(flag, *text);
-      if (!count.ok()) return Failure{count.error()};
-      if (count.value() == 0 || count.value() > limits::http_connections_per_shard_max) {
-        return Failure{"--http-connections-max: 1.." +
-                       std::to_string(limits::http_connections_per_shard_max)};
-      }
-      options.runtime.shard.http_connections_max = count.value();
-    } else if (flag == "--trusted-proxy") {
-      const std::string* text = value();
-      if (text == nullptr) return Failure{std::string("--trusted-proxy needs CIDR")};
-      const auto prefix = net::parse_address_prefix(*text);
-      if (!prefix) {
-        return Failure{"--trusted-proxy: not an address prefix: '" + *text +
-                       "' (try 10.0.0.0/8 or ::1)"};
-      }
-      if (options.runtime.shard.trusted_proxies.size() == limits::trusted_proxies_max) {
-        return Failure{"--trusted-proxy: at most " + std::to_string(limits::trusted_proxies_max)};
-      }
-      options.runtime.shard.trusted_proxies.push_back(*prefix);
-    } else if (flag == "--cores") {
-      const std::string* text = value();
-      if (text == nullptr) return Failure{std::string("--cores needs a CPU list like 0-3")};
-      options.runtime.cores = shard::parse_cpu_list(*text);
-      if (options.runtime.cores.empty()) return Failure{"--cores: not a CPU list: '" + *text + "'"};
-      cores_given = true;
-    } else if (flag == "--udp-send") {
-      const std::string* text = value();
-      if (text != nullptr && *text == "uring") {
-        options.runtime.shard.udp_send_mode = net::UdpSendMode::uring;
-      } else if (text != nullptr && *text == "sendmmsg") {
-        options.runtime.shard.udp_send_mode = net::UdpSendMode::sendmmsg;
-      } else {
-        return Failure{std::string("--udp-send: uring or sendmmsg")};
-      }
-    } else if (flag == "--test-clock-speedup") {
-      // Test-only: lets end-to-end tests watch connection ids and peers expire in seconds.
-      const std::string* text = value();
-      if (text == nullptr) return Failure{std::string("--test-clock-speedup needs a factor")};
-      auto factor = parse_u32(flag, *text);
-      if (!factor.ok()) return Failure{factor.error()};
-      if (factor.value() == 0 || factor.value() > 10000) {
-        return Failure{std::string("--test-clock-speedup: 1..10000")};
-      }
-      options.runtime.shard.clock_speedup = factor.value();
-    } else {
-      return Failure{"unknown option '" + flag + "' (see --help)"};
+  CLI::App app("tyto");
+  app.set_help_flag();  // our usage text, our exit
+  constexpr std::size_t count = std::size(settings);
+  std::vector<std::string> texts(count);
+  std::vector<std::vector<std::string>> lists(count);
+  std::vector<std::uint64_t> integers(count);
+  std::vector<char> booleans(count);
+  std::vector<CLI::Option*> flags(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    const Setting& setting = settings[i];
+    switch (setting.kind) {
+      case Kind::text:
+      case Kind::integer:  // checked below, so the range message is the file's
+        flags[i] = app.add_option(setting.flag, texts[i])
+                       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+        break;
+      case Kind::text_list:
+        flags[i] = app.add_option(setting.flag, lists[i]);
+        break;
+      case Kind::boolean:
+        flags[i] = app.add_flag(setting.flag);
+        break;
     }
   }
-  if (!udp_given) {
-    options.runtime.shard.udp_listeners = {*net::parse_socket_address("0.0.0.0:6969"),
-                                           *net::parse_socket_address("[::]:6969")};
+  Options meta;
+  std::uint32_t clock_speedup = 1;
+  app.add_option("--config", meta.config_path);
+  app.add_flag("--help,-h", meta.help);
+  app.add_flag("--version", meta.version);
+  app.add_flag("--print-config", meta.print_config);
+  app.add_flag("--check-config", meta.check_config);
+  bool quiet = false;
+  app.add_flag("--quiet", quiet);
+  // Test-only: the shard clock runs this many times faster, so end-to-end tests can watch
+  // connection ids and peers expire in seconds.
+  app.add_option("--test-clock-speedup", clock_speedup)->check(CLI::Range(1, 10000))->group("");
+  try {
+    std::vector<std::string> reversed(arguments.rbegin(), arguments.rend());
+    app.parse(reversed);
+  } catch (const CLI::ParseError& error) {
+    return Failure{std::string(error.what()) + " (see --help)"};
   }
-  if (!http_given) {
-    options.runtime.shard.http_listeners = {*net::parse_socket_address("0.0.0.0:6969"),
-                                            *net::parse_socket_address("[::]:6969")};
+
+  Options options = defaults();
+  if (!meta.config_path.empty()) {
+    std::ifstream file(meta.config_path);
+    if (!file) {
+      return Failure{"cannot read config file " + meta.config_path + ": " + std::strerror(errno)};
+    }
+    std::ostringstream text;
+    text << file.rdbuf();
+    if (std::string problem = apply_toml(options, text.str(), meta.config_path); !problem.empty())
+      return Failure{problem};
   }
-  if (!cores_given) options.runtime.cores = shard::allowed_cpus();
-  if (options.runtime.cores.size() > shard::Runtime::shards_max) {
-    return Failure{std::string("--cores: at most 64 shards")};
+  for (std::size_t i = 0; i < count; ++i) {
+    const Setting& setting = settings[i];
+    if (flags[i]->count() == 0) continue;
+    Value value;
+    value.text = texts[i];
+    value.list = lists[i];
+    value.boolean = true;
+    std::string problem;
+    if (setting.kind == Kind::integer) {
+      const char* end = texts[i].data() + texts[i].size();
+      const auto [stop, error] = std::from_chars(texts[i].data(), end, value.integer);
+      problem = error != std::errc{} || stop != end ? "not a number: '" + texts[i] + "'"
+                                                    : check_range(setting, value.integer);
+    }
+    if (problem.empty()) problem = setting.apply(options, value);
+    if (!problem.empty()) return Failure{std::string(setting.flag) + ": " + problem};
   }
+  if (std::string problem = finish(options); !problem.empty()) return Failure{problem};
+  options.runtime.shard.clock_speedup = clock_speedup;
+  options.config_path = meta.config_path;
+  options.help = meta.help;
+  options.version = meta.version;
+  options.print_config = meta.print_config;
+  options.check_config = meta.check_config;
+  options.print_counters = !quiet;
   return options;
+}
+
+std::string to_toml(const Options& options) {
+  toml::table root;
+  for (const Setting& setting : settings) {
+    const std::string_view key = setting.key;
+    const auto dot = key.find('.');
+    const std::string section(key.substr(0, dot));
+    const std::string name(key.substr(dot + 1));
+    if (!root.contains(section)) root.insert(section, toml::table{});
+    toml::table& table = *root[section].as_table();
+    const Value value = setting.print(options);
+    switch (setting.kind) {
+      case Kind::text:
+        table.insert(name, value.text);
+        break;
+      case Kind::text_list: {
+        toml::array array;
+        for (const std::string& item : value.list) array.push_back(item);
+        table.insert(name, std::move(array));
+        break;
+      }
+      case Kind::integer:
+        table.insert(name, static_cast<std::int64_t>(value.integer));
+        break;
+      case Kind::boolean:
+        table.insert(name, value.boolean);
+        break;
+    }
+  }
+  std::ostringstream out;
+  out << root << '\n';
+  return out.str();
+}
+
+std::string usage_text() {
+  std::string text =
+      "usage: tyto [--config FILE] [flags]\n"
+      "\n"
+      "Flags override the config file's values; a list flag given replaces the file's list.\n"
+      "  --config FILE        TOML configuration (see tools/tyto.example.toml)\n"
+      "  --print-config       print the effective configuration as TOML and exit\n"
+      "  --check-config       validate the configuration and exit (0 when valid)\n"
+      "  --quiet              do not print counters at exit\n"
+      "  --help, --version\n";
+  for (const Setting& setting : settings) {
+    text += std::string("  ") + setting.flag;
+    if (setting.kind != Kind::boolean) text += std::string(" ") + setting.value_name;
+    text += std::string("    [") + setting.key + "]\n      " + setting.help + "\n";
+  }
+  return text;
 }
 
 }  // namespace tyto::app

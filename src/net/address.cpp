@@ -145,4 +145,13 @@ bool AddressPrefix::contains(const PeerEndpoint& endpoint) const noexcept {
   return true;
 }
 
+std::string AddressPrefix::to_string() const {
+  char text[INET6_ADDRSTRLEN] = {};
+  inet_ntop(family == AddressFamily::ipv4 ? AF_INET : AF_INET6, address.data(), text, sizeof text);
+  std::string result = text;
+  result += '/';
+  result += std::to_string(length_bits);
+  return result;
+}
+
 }  // namespace tyto::net

@@ -1,6 +1,11 @@
 #include "tyto/app/options.hpp"
 
 #include <gtest/gtest.h>
+#include <toml++/toml.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
 
 namespace tyto::app {
 namespace {
@@ -63,6 +68,112 @@ TEST(ParseOptions, HttpListenersLimitsAndTrustedProxies) {
   EXPECT_FALSE(parse_options({"--http-connections-max", "99999999"}).ok());
   EXPECT_FALSE(parse_options({"--trusted-proxy", "10.0.0.0/40"}).ok());
   EXPECT_FALSE(parse_options({"--http", "nowhere"}).ok());
+}
+
+TEST(ConfigFile, ValuesApplyAndFlagsOverrideThem) {
+  const char* path = "options_test_config.toml";
+  {
+    std::ofstream file(path);
+    file << "[udp]\nlisten = [\"127.0.0.1:7000\", \"[::1]:7000\"]\n"
+            "[announce]\ninterval_s = 600\ninterval_min_s = 60\nnumwant_max = 80\n"
+            "[process]\nlog_level = \"debug\"\n";
+  }
+  const auto from_file = parse_options({"--config", path});
+  ASSERT_TRUE(from_file.ok()) << from_file.error();
+  const auto& shard = from_file.value().runtime.shard;
+  ASSERT_EQ(shard.udp_listeners.size(), 2u);
+  EXPECT_EQ(shard.udp_listeners[1].to_string(), "[::1]:7000");
+  EXPECT_EQ(shard.announce_interval_s, 600u);
+  EXPECT_EQ(shard.store_limits.peer_timeout_s, 2 * 600u + limits::peer_timeout_slack_s);
+  EXPECT_EQ(shard.numwant_max, 80u);
+  EXPECT_EQ(from_file.value().log_level, LogLevel::debug);
+  EXPECT_EQ(shard.http_listeners.size(), 2u);  // untouched keys keep their defaults
+
+  const auto overridden =
+      parse_options({"--config", path, "--udp", "127.0.0.2:7001", "--interval", "900"});
+  ASSERT_TRUE(overridden.ok()) << overridden.error();
+  const auto& over = overridden.value().runtime.shard;
+  ASSERT_EQ(over.udp_listeners.size(), 1u);  // the flag's list replaces the file's
+  EXPECT_EQ(over.udp_listeners[0].to_string(), "127.0.0.2:7001");
+  EXPECT_EQ(over.announce_interval_s, 900u);
+  EXPECT_EQ(over.numwant_max, 80u);  // the file's value where no flag is given
+
+  const auto missing = parse_options({"--config", "/nonexistent/tyto.toml"});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().find("/nonexistent/tyto.toml"), std::string::npos);
+  std::remove(path);
+}
+
+std::string config_error(const char* text) {
+  const auto result = parse_config_text(text, "t.toml");
+  return result.ok() ? std::string("accepted") : result.error();
+}
+
+TEST(ConfigFile, ErrorsNameTheFileLineAndKey) {
+  EXPECT_EQ(config_error("[udp]\nlisten = [\"127.0.0.1:1\"]\nport = 5\n"),
+            "t.toml:3: unknown key 'udp.port'");
+  EXPECT_EQ(config_error("\n[udpp]\nlisten = []\n"), "t.toml:2: unknown section [udpp]");
+  EXPECT_EQ(config_error("[http]\nidle_timeout_s = \"30\"\n"),
+            "t.toml:2: http.idle_timeout_s: expected an integer");
+  EXPECT_EQ(config_error("[http]\nidle_timeout_s = 0\n"),
+            "t.toml:2: http.idle_timeout_s: must be between 1 and 86400");
+  EXPECT_EQ(config_error("[announce]\nnumwant_max = -1\n"),
+            "t.toml:2: announce.numwant_max: must be between 1 and 200 (got -1)");
+  EXPECT_EQ(config_error("[http]\nlisten = [\"localhost\"]\n"),
+            "t.toml:2: http.listen: not an address (try 0.0.0.0:6969 or [::]:6969): 'localhost'");
+  EXPECT_EQ(config_error("[http]\nlisten = \"0.0.0.0:1\"\n"),
+            "t.toml:2: http.listen: expected a list of strings, like [\"a\", \"b\"]");
+  EXPECT_EQ(config_error("[access]\nmode = \"greylist\"\n"),
+            "t.toml:2: access.mode: 'greylist' is not one of off, whitelist, blacklist");
+  EXPECT_EQ(config_error("[announce]\ninterval_s = 600\ninterval_min_s = 700\n"),
+            "t.toml: announce.interval_min_s (700) is above announce.interval_s (600)");
+  EXPECT_EQ(config_error("[access]\nmode = \"whitelist\"\n"),
+            "t.toml: access.mode is whitelist but access.file is not set");
+  EXPECT_EQ(config_error("[process]\nchroot = \"/var/empty\"\n"),
+            "t.toml: process.chroot needs process.user (root could leave the chroot)");
+  const std::string syntax = config_error("[udp]\nlisten = [\n\n");
+  EXPECT_EQ(syntax.rfind("t.toml:", 0), 0u) << syntax;
+  EXPECT_FALSE(parse_options({"--interval", "59"}).ok());
+  EXPECT_EQ(parse_options({"--interval", "sixty"}).error(), "--interval: not a number: 'sixty'");
+}
+
+TEST(ConfigFile, PrintedConfigurationReadsBackTheSame) {
+  const auto options = parse_options({"--udp", "127.0.0.1:7000", "--trusted-proxy", "10.1.0.0/16",
+                                      "--metrics", "off", "--access-mode", "blacklist",
+                                      "--access-list", "/etc/tyto/deny", "--allow-root",
+                                      "--cores", "0", "--user", "tracker"});
+  ASSERT_TRUE(options.ok()) << options.error();
+  EXPECT_TRUE(options.value().metrics_listeners.empty());
+  EXPECT_TRUE(options.value().allow_root);
+  const std::string printed = to_toml(options.value());
+  const auto again = parse_config_text(printed, "printed");
+  ASSERT_TRUE(again.ok()) << again.error() << "\n" << printed;
+  EXPECT_EQ(to_toml(again.value()), printed);
+  EXPECT_EQ(again.value().access_mode, AccessMode::blacklist);
+  EXPECT_EQ(again.value().runtime.shard.trusted_proxies.at(0).to_string(), "10.1.0.0/16");
+}
+
+// The example in tools/ documents every key with its default value.
+TEST(ConfigFile, ExampleDocumentsEveryKeyWithItsDefault) {
+  std::ifstream file(TYTO_SOURCE_DIR "/tools/tyto.example.toml");
+  ASSERT_TRUE(file) << "tools/tyto.example.toml";
+  std::ostringstream text;
+  text << file.rdbuf();
+  const auto example = parse_config_text(text.str(), "tyto.example.toml");
+  ASSERT_TRUE(example.ok()) << example.error();
+  const auto defaults = parse_options({});
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(to_toml(example.value()), to_toml(defaults.value()));
+  auto keys = [](const toml::table& root) {
+    std::set<std::string> names;
+    for (const auto& [section, table] : root) {
+      for (const auto& [key, value] : *table.as_table()) {
+        names.insert(std::string(section.str()) + "." + std::string(key.str()));
+      }
+    }
+    return names;
+  };
+  EXPECT_EQ(keys(toml::parse(text.str())), keys(toml::parse(to_toml(defaults.value()))));
 }
 
 TEST(ParseCpuList, RangesAndLists) {

@@ -1,25 +1,56 @@
-// Command-line options (the operations issue moves these onto a TOML config + CLI11; the flag
-// names stay). Parsing is pure: it returns the options or the reason they are wrong.
+// Configuration: a TOML file (--config FILE) and command-line flags that override it. Every
+// setting is declared once (its TOML key, its flag, its range) and both sources go through the
+// same checks, so a value the file accepts the flag accepts too. Parsing is pure: it returns the
+// options or the reason they are wrong ("FILE:LINE: key: reason" for the file, "--flag: reason"
+// for flags); nothing starts half-configured.
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "tyto/core/result.hpp"
+#include "tyto/net/address.hpp"
 #include "tyto/shard/runtime.hpp"
 
 namespace tyto::app {
 
+enum class AccessMode { off, whitelist, blacklist };
+enum class LogLevel { error, warning, info, debug };
+
 struct Options {
   shard::RuntimeConfig runtime;
+  // Process hygiene.
+  std::string user;        // drop to this user after binding ("" = stay)
+  std::string chroot_dir;  // chroot there after binding ("" = none)
+  bool allow_root = false;
+  LogLevel log_level = LogLevel::info;
+  std::string snapshot_path;  // "" = no snapshot on stop, none loaded at start
+  // Operations endpoints (/metrics, /stats...), answered only to metrics_allow.
+  std::vector<net::SocketAddress> metrics_listeners;
+  std::vector<net::AddressPrefix> metrics_allow;
+  // Info-hash access list.
+  AccessMode access_mode = AccessMode::off;
+  std::string access_list_path;
+
+  // What this invocation does rather than configures (command line only).
+  std::string config_path;
   bool help = false;
   bool version = false;
+  bool print_config = false;  // print the effective configuration as TOML and exit
+  bool check_config = false;  // validate and exit
   bool print_counters = true;  // counters on stderr at exit
 };
 
-// argv without the program name.
+// argv without the program name. Reads the --config file if one is given.
 Result<Options, std::string> parse_options(const std::vector<std::string>& arguments);
 
-extern const char* const usage_text;
+// The configuration file's text alone (tests, and --config): defaults, then the file's values.
+// `file_name` only labels errors.
+Result<Options, std::string> parse_config_text(std::string_view text, std::string_view file_name);
+
+// The effective configuration as TOML that parse_config_text accepts back.
+std::string to_toml(const Options& options);
+
+std::string usage_text();
 
 }  // namespace tyto::app

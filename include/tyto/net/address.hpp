@@ -43,6 +43,7 @@ struct AddressPrefix {
   std::uint32_t length_bits = 0;
 
   bool contains(const PeerEndpoint& endpoint) const noexcept;
+  std::string to_string() const;  // "10.0.0.0/8", "::1/128"
 };
 std::optional<AddressPrefix> parse_address_prefix(std::string_view text) noexcept;
 
