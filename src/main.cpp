@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "tyto/app/options.hpp"
+#include "tyto/app/process.hpp"
+#include "tyto/core/log.hpp"
 #include "tyto/net/ring.hpp"
 #include "tyto/shard/runtime.hpp"
 
@@ -58,13 +60,20 @@ void print_counters(const tyto::shard::RuntimeTotals& totals) {
     std::fprintf(stderr, "tyto: counter %s=%" PRIu64 "\n", row.name, row.value);
 }
 
+std::string join(const std::vector<tyto::net::SocketAddress>& addresses) {
+  std::string text;
+  for (const auto& address : addresses) text += (text.empty() ? "" : ", ") + address.to_string();
+  return text.empty() ? "nothing" : text;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  using tyto::log::Level;
   std::vector<std::string> arguments(argv + 1, argv + argc);
   auto parsed = tyto::app::parse_options(arguments);
   if (!parsed.ok()) {
-    std::fprintf(stderr, "tyto: %s\n", parsed.error().c_str());
+    tyto::log::write(Level::error, parsed.error());
     return 2;
   }
   const tyto::app::Options& options = parsed.value();
@@ -72,20 +81,28 @@ int main(int argc, char** argv) {
     std::fputs(tyto::app::usage_text().c_str(), stdout);
     return 0;
   }
-  if (options.print_config) {
-    std::fputs(tyto::app::to_toml(options).c_str(), stdout);
-    return 0;
-  }
-  if (options.check_config) {
-    std::fprintf(stderr, "tyto: configuration is valid\n");
-    return 0;
-  }
   if (options.version) {
     std::puts("tyto 0.1.0");
     return 0;
   }
+  if (options.print_config) {
+    std::fputs(tyto::app::to_toml(options).c_str(), stdout);
+    return 0;
+  }
+  tyto::log::set_level(options.log_level);
+  for (const std::string& problem :
+       {tyto::app::check_environment(options), tyto::app::root_refusal(options)}) {
+    if (!problem.empty()) {
+      tyto::log::write(Level::error, problem);
+      return 2;
+    }
+  }
+  if (options.check_config) {
+    TYTO_LOG(Level::info, "configuration is valid");
+    return 0;
+  }
   if (const std::string problem = tyto::net::io_uring_support_problem(); !problem.empty()) {
-    std::fprintf(stderr, "tyto: %s\n", problem.c_str());
+    tyto::log::write(Level::error, problem);
     return 1;
   }
   // Every HTTP connection is a descriptor: take all the hard limit allows (systemd's default
@@ -105,29 +122,25 @@ int main(int argc, char** argv) {
 
   tyto::shard::Runtime runtime(options.runtime);
   if (const std::string error = runtime.start(); !error.empty()) {
-    std::fprintf(stderr, "tyto: %s\n", error.c_str());
+    tyto::log::write(Level::error, error);
     return 1;
   }
-  std::string listeners;
-  for (const auto& address : options.runtime.shard.udp_listeners) {
-    listeners += (listeners.empty() ? "" : ", ") + address.to_string();
+  // Every socket is bound: now give up root.
+  if (const std::string error = tyto::app::drop_privileges(options); !error.empty()) {
+    tyto::log::write(Level::error, "dropping privileges: " + error);
+    runtime.stop();
+    return 1;
   }
   std::string cores;
-  for (int cpu : options.runtime.cores) {
-    if (!cores.empty()) cores += ',';
-    cores += std::to_string(cpu);
-  }
-  std::string http_listeners;
-  for (const auto& address : options.runtime.shard.http_listeners) {
-    http_listeners += (http_listeners.empty() ? "" : ", ") + address.to_string();
-  }
-  std::fprintf(stderr, "tyto: %u shards on CPUs %s; UDP on %s; HTTP on %s\n",
-               runtime.shards_count(), cores.c_str(), listeners.c_str(), http_listeners.c_str());
-  std::fflush(stderr);
+  for (int cpu : options.runtime.cores) cores += (cores.empty() ? "" : ",") + std::to_string(cpu);
+  TYTO_LOG(Level::info, "{} shards on CPUs {}; UDP on {}; HTTP on {}{}", runtime.shards_count(),
+           cores, join(options.runtime.shard.udp_listeners),
+           join(options.runtime.shard.http_listeners),
+           options.user.empty() ? std::string() : "; running as " + options.user);
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
-  std::fprintf(stderr, "tyto: %s, stopping\n", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+  TYTO_LOG(Level::info, "{}, stopping", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
   runtime.stop();
   if (options.print_counters) print_counters(runtime.totals());
   return 0;

@@ -132,8 +132,8 @@ const Setting settings[] = {
        return std::string();
      },
      [](const Options& o) { return integer_value(o.runtime.shard.announce_interval_s); }},
-    {"announce.interval_min_s", "--interval-min", "S", Kind::integer, 1, 86400,
-     "minimum announce interval (default 900), at most the interval",
+    {"announce.interval_min_s", "--interval-min", "S", Kind::integer, 0, 86400,
+     "minimum announce interval, at most the interval; 0 (default) = half the interval",
      [](Options& o, const Value& v) {
        o.runtime.shard.announce_interval_min_s = static_cast<std::uint32_t>(v.integer);
        return std::string();
@@ -302,6 +302,7 @@ Options defaults() {
   shard.udp_listeners = {*net::parse_socket_address("0.0.0.0:6969"),
                          *net::parse_socket_address("[::]:6969")};
   shard.http_listeners = shard.udp_listeners;
+  shard.announce_interval_min_s = 0;  // half the interval unless set
   options.metrics_listeners = {*net::parse_socket_address("127.0.0.1:6970")};
   options.metrics_allow = {*net::parse_address_prefix("127.0.0.0/8"),
                            *net::parse_address_prefix("::1")};
@@ -315,6 +316,7 @@ std::string finish(Options& options) {
   if (options.runtime.cores.size() > shard::Runtime::shards_max) {
     return "runtime.cores: at most 64 shards";
   }
+  if (shard.announce_interval_min_s == 0) shard.announce_interval_min_s = shard.announce_interval_s / 2;
   if (shard.announce_interval_min_s > shard.announce_interval_s) {
     return "announce.interval_min_s (" + std::to_string(shard.announce_interval_min_s) +
            ") is above announce.interval_s (" + std::to_string(shard.announce_interval_s) + ")";

@@ -86,7 +86,7 @@ TEST(ConfigFile, ValuesApplyAndFlagsOverrideThem) {
   EXPECT_EQ(shard.announce_interval_s, 600u);
   EXPECT_EQ(shard.store_limits.peer_timeout_s, 2 * 600u + limits::peer_timeout_slack_s);
   EXPECT_EQ(shard.numwant_max, 80u);
-  EXPECT_EQ(from_file.value().log_level, LogLevel::debug);
+  EXPECT_EQ(from_file.value().log_level, log::Level::debug);
   EXPECT_EQ(shard.http_listeners.size(), 2u);  // untouched keys keep their defaults
 
   const auto overridden =
@@ -97,6 +97,10 @@ TEST(ConfigFile, ValuesApplyAndFlagsOverrideThem) {
   EXPECT_EQ(over.udp_listeners[0].to_string(), "127.0.0.2:7001");
   EXPECT_EQ(over.announce_interval_s, 900u);
   EXPECT_EQ(over.numwant_max, 80u);  // the file's value where no flag is given
+  EXPECT_EQ(over.announce_interval_min_s, 60u);
+  // Unset, the minimum interval is half the interval.
+  EXPECT_EQ(parse_options({"--interval", "600"}).value().runtime.shard.announce_interval_min_s,
+            300u);
 
   const auto missing = parse_options({"--config", "/nonexistent/tyto.toml"});
   ASSERT_FALSE(missing.ok());

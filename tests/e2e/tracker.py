@@ -37,9 +37,14 @@ def free_port():
 class Tracker:
     """Runs `tyto` with the given flags; stop() sends SIGTERM and returns its counters."""
 
-    def __init__(self, binary, args, ready_addresses):
+    def __init__(self, binary, args, ready_addresses, env=None):
+        args = list(args)
+        if os.geteuid() == 0 and "--user" not in args and "--allow-root" not in args:
+            args.append("--allow-root")  # tests run as root in CI; tyto refuses root otherwise
+        if "--metrics" not in args:
+            args += ["--metrics", "off"]  # tests run in parallel: no shared default port
         self.process = subprocess.Popen([binary] + args, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True)
+                                        stderr=subprocess.PIPE, text=True, env=env)
         deadline = time.time() + 20
         for address in ready_addresses:
             while True:

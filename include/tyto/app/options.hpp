@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "tyto/core/log.hpp"
 #include "tyto/core/result.hpp"
 #include "tyto/net/address.hpp"
 #include "tyto/shard/runtime.hpp"
@@ -15,7 +16,6 @@
 namespace tyto::app {
 
 enum class AccessMode { off, whitelist, blacklist };
-enum class LogLevel { error, warning, info, debug };
 
 struct Options {
   shard::RuntimeConfig runtime;
@@ -23,7 +23,7 @@ struct Options {
   std::string user;        // drop to this user after binding ("" = stay)
   std::string chroot_dir;  // chroot there after binding ("" = none)
   bool allow_root = false;
-  LogLevel log_level = LogLevel::info;
+  log::Level log_level = log::Level::info;
   std::string snapshot_path;  // "" = no snapshot on stop, none loaded at start
   // Operations endpoints (/metrics, /stats...), answered only to metrics_allow.
   std::vector<net::SocketAddress> metrics_listeners;
