@@ -326,6 +326,7 @@ std::string finish(Options& options) {
            ") is above announce.numwant_max (" + std::to_string(shard.numwant_max) + ")";
   }
   shard.store_limits.peer_timeout_s = 2 * shard.announce_interval_s + limits::peer_timeout_slack_s;
+  shard.store_limits.statistics_window_s = shard.announce_interval_s;
   if (options.access_mode != AccessMode::off && options.access_list_path.empty()) {
     return "access.mode is " + std::string(access_mode_names[int(options.access_mode)]) +
            " but access.file is not set";

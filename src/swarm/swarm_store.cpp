@@ -1,6 +1,7 @@
 #include "tyto/swarm/swarm_store.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <new>
 #include <utility>
 
@@ -17,7 +18,55 @@ std::uint32_t next_slot(std::uint32_t slot, std::uint32_t capacity) noexcept {
 void make_vacant(Swarm* slots, std::uint32_t capacity) noexcept {
   for (std::uint32_t i = 0; i < capacity; ++i) slots[i].ipv4.make_vacant();
 }
+
+void bump(std::uint16_t& counter) noexcept {
+  if (counter != 0xffff) ++counter;
+}
+
+// Boyer-Moore majority vote over the peers' address prefixes, then a count of the candidate:
+// the number of peers in the prefix that holds more than half of them, or 0 when none does.
+template <class Peers>
+std::uint32_t majority_prefix_count(const Peers& peers, std::size_t prefix_bytes) noexcept {
+  const std::uint32_t count = peers.count();
+  const std::uint8_t* candidate = nullptr;
+  std::uint32_t votes = 0;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::uint8_t* wire = peers.wire(i);
+    if (votes == 0) {
+      candidate = wire;
+      votes = 1;
+    } else {
+      votes += std::memcmp(wire, candidate, prefix_bytes) == 0 ? 1 : -1;
+    }
+  }
+  std::uint32_t in_candidate = 0;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    in_candidate += std::memcmp(peers.wire(i), candidate, prefix_bytes) == 0;
+  }
+  return 2 * in_candidate > count ? in_candidate : 0;
+}
+
+constexpr std::uint32_t concentration_peers_min = 16;
 }  // namespace
+
+std::uint64_t top_key(const SwarmStatistics& statistics, TopOrder order) noexcept {
+  switch (order) {
+    case TopOrder::peers:
+      return std::uint64_t{statistics.seeders} + statistics.leechers;
+    case TopOrder::seeders:
+      return statistics.seeders;
+    case TopOrder::leechers:
+      return statistics.leechers;
+    case TopOrder::completed:
+      return statistics.completed;
+    case TopOrder::announces:
+      return std::uint64_t{statistics.announces_last_window} + statistics.announces_this_window;
+    case TopOrder::churn:
+      return std::uint64_t{statistics.joins_last_window} + statistics.leaves_last_window +
+             statistics.joins_this_window + statistics.leaves_this_window;
+  }
+  return 0;
+}
 
 SwarmStore::SwarmStore(const StoreLimits& limits, const HashSecret& secret,
                        std::uint64_t random_seed)
@@ -180,6 +229,7 @@ AnnounceReply SwarmStore::apply(Swarm& swarm, Peers& peers, const AnnounceReques
       (position < peers.seeders() ? counters_.seeders : counters_.leechers) -= 1;
       --family_gauge;
       peers.remove(position, arena_, secret_);
+      bump(swarm.activity.leaves);
     }
     return reply;
   }
@@ -196,8 +246,10 @@ AnnounceReply SwarmStore::apply(Swarm& swarm, Peers& peers, const AnnounceReques
     if (completed) {  // counted once per peer: the bit remembers it
       stamp |= stamp_completed_bit;
       ++swarm.downloaded;
+      bump(swarm.activity.unmatched_completions);  // never a leecher here
     }
     position = peers.insert(wire, seeder, stamp, arena_, secret_);
+    bump(swarm.activity.joins);
     ++(seeder ? counters_.seeders : counters_.leechers);
     ++family_gauge;
   } else {
@@ -206,6 +258,7 @@ AnnounceReply SwarmStore::apply(Swarm& swarm, Peers& peers, const AnnounceReques
     if (completed && !counted) {
       counted = true;
       ++swarm.downloaded;
+      if (position < peers.seeders()) bump(swarm.activity.unmatched_completions);
     }
     stamp = static_cast<std::uint16_t>(stamp_of(now_s) | (counted ? stamp_completed_bit : 0));
     const bool was_seeder = position < peers.seeders();
@@ -240,7 +293,11 @@ AnnounceReply SwarmStore::announce(const AnnounceRequest& request, std::uint32_t
       return refused;
     }
     swarm = insert(request.info_hash, hash);
+    swarm->activity.created_s = now_s;
+    swarm->activity.window = window_of(now_s);
   }
+  close_window(*swarm, now_s);
+  bump(swarm->activity.announces);
   AnnounceReply reply;
   if (request.peer.family == AddressFamily::ipv4) {
     reply = apply(*swarm, swarm->ipv4, request, now_s, peers_out, counters_.peers_ipv4);
@@ -266,11 +323,13 @@ ScrapeEntry SwarmStore::scrape(const InfoHash& info_hash) const noexcept {
 }
 
 bool SwarmStore::sweep_swarm(Swarm& swarm, std::uint32_t now_s) noexcept {
+  close_window(swarm, now_s);
   auto expire = [&](auto& peers, std::uint64_t& family_gauge) {
     counters_.peers_expired +=
         peers.expire(now_s, limits_.peer_timeout_s, arena_, secret_, [&](bool was_seeder) {
           --(was_seeder ? counters_.seeders : counters_.leechers);
           --family_gauge;
+          bump(swarm.activity.leaves);
         });
   };
   expire(swarm.ipv4, counters_.peers_ipv4);
@@ -278,7 +337,120 @@ bool SwarmStore::sweep_swarm(Swarm& swarm, std::uint32_t now_s) noexcept {
     expire(*swarm.ipv6, counters_.peers_ipv6);
     if (swarm.ipv6->empty()) free_swarm(swarm);
   }
+  // Address concentration: the sweep visits every swarm's peers anyway.
+  std::uint32_t share = 0;  // in 1/255 of the family's peers
+  auto concentration = [&](const auto& peers, std::size_t prefix_bytes) {
+    if (peers.count() < concentration_peers_min) return;
+    const std::uint32_t in_prefix = majority_prefix_count(peers, prefix_bytes);
+    share = std::max(share, in_prefix * 255 / peers.count());
+  };
+  concentration(swarm.ipv4, 3);                            // /24
+  if (swarm.ipv6 != nullptr) concentration(*swarm.ipv6, 6);  // /48
+  swarm.activity.prefix_share = static_cast<std::uint8_t>(share);
+  swarm.activity.flags = static_cast<std::uint8_t>(
+      (swarm.activity.flags & ~address_concentration) | (share != 0 ? address_concentration : 0));
   return swarm.ipv4.empty() && swarm.ipv6 == nullptr;
+}
+
+std::uint16_t SwarmStore::window_of(std::uint32_t now_s) const noexcept {
+  return static_cast<std::uint16_t>(now_s / std::max<std::uint32_t>(1, limits_.statistics_window_s));
+}
+
+void SwarmStore::close_window(Swarm& swarm, std::uint32_t now_s) noexcept {
+  SwarmActivity& activity = swarm.activity;
+  const std::uint16_t current = window_of(now_s);
+  if (activity.window == current) return;
+  const auto elapsed = static_cast<std::uint16_t>(current - activity.window);
+  const ScrapeEntry entry = entry_of(swarm);
+  const std::uint32_t peers = entry.seeders + entry.leechers;
+  const std::uint32_t average = activity.leechers_average;
+  // Flags describe the window that just ended; after quiet windows there is nothing to judge.
+  std::uint8_t flags = activity.flags & address_concentration;
+  if (elapsed == 1) {
+    if (activity.joins >= 32 && entry.leechers > 4 * std::max<std::uint32_t>(8, average)) {
+      flags |= leecher_surge;
+    }
+    if (activity.unmatched_completions >= 8 && activity.unmatched_completions > average) {
+      flags |= completions_without_leechers;
+    }
+    if (activity.announces >= 64 && activity.announces > 4 * (peers + activity.leaves)) {
+      flags |= announce_flood;
+    }
+  }
+  activity.flags = flags;
+  activity.last_announces = elapsed == 1 ? activity.announces : 0;
+  activity.last_joins = elapsed == 1 ? activity.joins : 0;
+  activity.last_leaves = elapsed == 1 ? activity.leaves : 0;
+  // The average moves a quarter of the way to the current leechers once per closed window.
+  std::int64_t moved = average;
+  for (std::uint32_t i = 0; i < std::min<std::uint32_t>(elapsed, 16); ++i) {
+    moved += (static_cast<std::int64_t>(entry.leechers) - moved) / 4;
+  }
+  activity.leechers_average = static_cast<std::uint16_t>(std::clamp<std::int64_t>(moved, 0, 0xffff));
+  activity.announces = activity.joins = activity.leaves = activity.unmatched_completions = 0;
+  activity.window = current;
+}
+
+SwarmStatistics SwarmStore::statistics_of(const Swarm& swarm, std::uint32_t now_s) const noexcept {
+  const SwarmActivity& activity = swarm.activity;
+  const ScrapeEntry entry = entry_of(swarm);
+  SwarmStatistics out;
+  out.info_hash = swarm.info_hash;
+  out.seeders = entry.seeders;
+  out.leechers = entry.leechers;
+  out.completed = entry.downloaded;
+  out.age_s = now_s - activity.created_s;
+  out.window_s = limits_.statistics_window_s;
+  out.announces_last_window = activity.last_announces;
+  out.joins_last_window = activity.last_joins;
+  out.leaves_last_window = activity.last_leaves;
+  out.announces_this_window = activity.announces;
+  out.joins_this_window = activity.joins;
+  out.leaves_this_window = activity.leaves;
+  out.unmatched_completions_this_window = activity.unmatched_completions;
+  out.leechers_average = activity.leechers_average;
+  out.prefix_share_permille = activity.prefix_share * 1000u / 255u;
+  out.flags = activity.flags;
+  return out;
+}
+
+bool SwarmStore::statistics(const InfoHash& info_hash, std::uint32_t now_s,
+                            SwarmStatistics& out) noexcept {
+  owner_.check();
+  Swarm* swarm = find(info_hash, hash_info_hash(info_hash, secret_));
+  if (swarm == nullptr) return false;
+  close_window(*swarm, now_s);
+  out = statistics_of(*swarm, now_s);
+  return true;
+}
+
+std::uint32_t SwarmStore::top(TopOrder order, std::uint32_t now_s,
+                              std::span<SwarmStatistics> out) noexcept {
+  owner_.check();
+  if (out.empty()) return 0;
+  // A min-heap of the best out.size() so far: its root is the one to beat.
+  auto better = [order](const SwarmStatistics& a, const SwarmStatistics& b) {
+    return top_key(a, order) > top_key(b, order);
+  };
+  std::size_t size = 0;
+  for (Table* table : {&current_, &previous_}) {
+    for (std::uint32_t i = 0; i < table->capacity; ++i) {
+      Swarm& swarm = table->slots[i];
+      if (swarm.ipv4.vacant()) continue;
+      close_window(swarm, now_s);
+      const SwarmStatistics candidate = statistics_of(swarm, now_s);
+      if (size < out.size()) {
+        out[size++] = candidate;
+        std::push_heap(out.begin(), out.begin() + size, better);
+      } else if (better(candidate, out[0])) {
+        std::pop_heap(out.begin(), out.begin() + size, better);
+        out[size - 1] = candidate;
+        std::push_heap(out.begin(), out.begin() + size, better);
+      }
+    }
+  }
+  std::sort_heap(out.begin(), out.begin() + size, better);
+  return static_cast<std::uint32_t>(size);
 }
 
 void SwarmStore::expire_step(std::uint32_t now_s) noexcept {

@@ -201,6 +201,116 @@ TEST_F(StoreTest, TheTableGrowsWhileServing) {
   for (std::uint32_t i = 1; i < 20000; i += 2) ASSERT_EQ(store_.scrape(hash_of(i)).leechers, 1u);
 }
 
+SwarmStatistics statistics_of(SwarmStore& store, std::uint32_t hash, std::uint32_t now_s) {
+  SwarmStatistics statistics;
+  EXPECT_TRUE(store.statistics(hash_of(hash), now_s, statistics));
+  return statistics;
+}
+
+TEST_F(StoreTest, StatisticsCountAnnouncesJoinsAndLeavesPerWindow) {
+  const std::uint32_t window_s = limits_.statistics_window_s;
+  now_s_ = window_s * 10 + 5;  // early in a window
+  for (std::uint32_t i = 0; i < 10; ++i) announce(1, v4(i), 10);
+  for (std::uint32_t i = 0; i < 3; ++i) announce(1, v4(i), 10, AnnounceEvent::stopped);
+  announce(1, v4(5), 0, AnnounceEvent::completed);  // a leecher finishes: matched
+  now_s_ += 7;
+  SwarmStatistics now = statistics_of(store_, 1, now_s_);
+  EXPECT_EQ(now.leechers, 6u);
+  EXPECT_EQ(now.seeders, 1u);
+  EXPECT_EQ(now.completed, 1u);
+  EXPECT_EQ(now.age_s, 7u);
+  EXPECT_EQ(now.announces_this_window, 14u);
+  EXPECT_EQ(now.joins_this_window, 10u);
+  EXPECT_EQ(now.leaves_this_window, 3u);
+  EXPECT_EQ(now.unmatched_completions_this_window, 0u);
+  EXPECT_EQ(now.announces_last_window, 0u);
+  EXPECT_FALSE(store_.statistics(hash_of(2), now_s_, now));
+
+  now_s_ += window_s;  // the next window: the counts become "last window"
+  const SwarmStatistics next = statistics_of(store_, 1, now_s_);
+  EXPECT_EQ(next.announces_last_window, 14u);
+  EXPECT_EQ(next.joins_last_window, 10u);
+  EXPECT_EQ(next.leaves_last_window, 3u);
+  EXPECT_EQ(next.announces_this_window, 0u);
+  EXPECT_EQ(next.leechers_average, 6u / 4);  // a quarter of the way from 0 to 6 leechers
+  EXPECT_EQ(next.flags, 0);
+
+  now_s_ += 2 * window_s;  // a quiet window in between: nothing was "last window"
+  EXPECT_EQ(statistics_of(store_, 1, now_s_).announces_last_window, 0u);
+}
+
+TEST_F(StoreTest, LeecherSurgeIsFlaggedAgainstTheSwarmsOwnAverage) {
+  const std::uint32_t window_s = limits_.statistics_window_s;
+  now_s_ = window_s * 10;
+  // Swarm 1: 40 leechers every window (the same peers): its average catches up, no surge.
+  // Swarm 2: 4 leechers, then 40 new ones in one window: a surge.
+  for (std::uint32_t w = 0; w < 12; ++w) {
+    for (std::uint32_t i = 0; i < 40; ++i) announce(1, v4(i), 10);
+    for (std::uint32_t i = 0; i < 4; ++i) announce(2, v4(i), 10);
+    now_s_ += window_s;
+  }
+  EXPECT_EQ(statistics_of(store_, 1, now_s_).flags & leecher_surge, 0);
+  EXPECT_EQ(statistics_of(store_, 2, now_s_).flags & leecher_surge, 0);
+  for (std::uint32_t i = 0; i < 40; ++i) announce(2, v4(100 + i), 10);
+  EXPECT_EQ(statistics_of(store_, 2, now_s_).flags & leecher_surge, 0);  // window still open
+  now_s_ += window_s;
+  EXPECT_NE(statistics_of(store_, 2, now_s_).flags & leecher_surge, 0);
+  now_s_ += window_s;  // a window without joins clears it
+  EXPECT_EQ(statistics_of(store_, 2, now_s_).flags & leecher_surge, 0);
+}
+
+TEST_F(StoreTest, AnnounceFloodAndUnmatchedCompletionsAreFlagged) {
+  const std::uint32_t window_s = limits_.statistics_window_s;
+  now_s_ = window_s * 10;
+  for (std::uint32_t i = 0; i < 100; ++i) announce(1, v4(1), 10);  // one peer, 100 announces
+  for (std::uint32_t i = 0; i < 10; ++i) announce(2, v4(i), 10);   // 10 peers, once each
+  // Swarm 3: 10 new peers arrive claiming a completed download; swarm 4: leechers finish.
+  for (std::uint32_t i = 0; i < 10; ++i) announce(3, v4(i), 0, AnnounceEvent::completed);
+  for (std::uint32_t i = 0; i < 10; ++i) announce(4, v4(i), 10);
+  for (std::uint32_t i = 0; i < 10; ++i) announce(4, v4(i), 0, AnnounceEvent::completed);
+  EXPECT_EQ(statistics_of(store_, 3, now_s_).unmatched_completions_this_window, 10u);
+  EXPECT_EQ(statistics_of(store_, 4, now_s_).unmatched_completions_this_window, 0u);
+  now_s_ += window_s;
+  EXPECT_EQ(statistics_of(store_, 1, now_s_).flags, announce_flood);
+  EXPECT_EQ(statistics_of(store_, 2, now_s_).flags, 0);
+  EXPECT_EQ(statistics_of(store_, 3, now_s_).flags, completions_without_leechers);
+  EXPECT_EQ(statistics_of(store_, 4, now_s_).flags, 0);
+}
+
+TEST_F(StoreTest, TheSweepFlagsAPrefixHoldingMostOfASwarm) {
+  // Swarm 1: 20 peers in 10.1.2.0/24 and 4 elsewhere. Swarm 2: 24 peers in 24 different /24s.
+  for (std::uint32_t i = 0; i < 20; ++i) {
+    const std::uint8_t address[4] = {10, 1, 2, static_cast<std::uint8_t>(i)};
+    announce(1, PeerEndpoint::ipv4(address, 6881), 10);
+  }
+  for (std::uint32_t i = 0; i < 4; ++i) announce(1, v4(i << 8), 10);
+  for (std::uint32_t i = 0; i < 24; ++i) announce(2, v4(i << 8), 10);
+  EXPECT_EQ(statistics_of(store_, 1, now_s_).flags, 0);  // not swept yet
+  for (std::uint32_t s = 0; s < limits_.peer_timeout_s / 4 + 2; ++s) store_.expire_step(++now_s_);
+  const SwarmStatistics concentrated = statistics_of(store_, 1, now_s_);
+  EXPECT_NE(concentrated.flags & address_concentration, 0);
+  EXPECT_NEAR(concentrated.prefix_share_permille, 20 * 1000 / 24, 5);
+  EXPECT_EQ(statistics_of(store_, 2, now_s_).flags & address_concentration, 0);
+  EXPECT_EQ(statistics_of(store_, 2, now_s_).prefix_share_permille, 0u);
+}
+
+TEST_F(StoreTest, TopListsTheBestSwarmsFirst) {
+  for (std::uint32_t hash = 1; hash <= 6; ++hash) {
+    for (std::uint32_t i = 0; i < hash; ++i) announce(hash, v4(i), 10);
+  }
+  announce(2, v4(99), 0);  // one seeder
+  SwarmStatistics top[3];
+  ASSERT_EQ(store_.top(TopOrder::leechers, now_s_, top), 3u);
+  EXPECT_EQ(top[0].leechers, 6u);
+  EXPECT_EQ(top[1].leechers, 5u);
+  EXPECT_EQ(top[2].leechers, 4u);
+  EXPECT_EQ(top[0].info_hash, hash_of(6));
+  ASSERT_EQ(store_.top(TopOrder::seeders, now_s_, std::span(top, 1)), 1u);
+  EXPECT_EQ(top[0].info_hash, hash_of(2));
+  SwarmStatistics all[10];
+  EXPECT_EQ(store_.top(TopOrder::peers, now_s_, all), 6u);
+}
+
 TEST(StoreLimitsTest, CapsRefuseNewSwarmsAndPeersAndCountThem) {
   StoreLimits limits;
   limits.swarms_max = 2;

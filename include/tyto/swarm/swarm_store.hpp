@@ -27,7 +27,74 @@ struct StoreLimits {
   std::uint32_t swarms_max = limits::swarms_per_shard_max;
   std::uint32_t peers_per_swarm_max = limits::peers_per_swarm_max;
   std::uint32_t peer_timeout_s = limits::peer_timeout_s;
+  // Per-swarm statistics count in windows of this length (the announce interval: "per interval").
+  std::uint32_t statistics_window_s = limits::announce_interval_s;
 };
+
+// Per-swarm activity, kept inline in the swarm's record (24 bytes). Counters are per statistics
+// window and saturate at 65535; a window is closed lazily, when the swarm is next touched (an
+// announce, the expiry sweep or a statistics query), and closing it computes the anomaly flags.
+struct SwarmActivity {
+  std::uint32_t created_s = 0;
+  std::uint16_t window = 0;  // number (mod 2^16) of the window the current counters belong to
+  std::uint16_t announces = 0;
+  std::uint16_t joins = 0;   // new peers
+  std::uint16_t leaves = 0;  // stopped or expired peers
+  std::uint16_t unmatched_completions = 0;  // by peers not leeching here before (see below)
+  std::uint16_t last_announces = 0;  // the previous window's counters
+  std::uint16_t last_joins = 0;
+  std::uint16_t last_leaves = 0;
+  std::uint16_t leechers_average = 0;  // moving average of leechers at window ends (weight 1/4)
+  std::uint8_t flags = 0;              // SwarmFlag bits
+  std::uint8_t prefix_share = 0;       // majority /24 (/48) share of peers in 1/255, 0 = none
+};
+static_assert(sizeof(SwarmActivity) == 24);
+
+// Anomaly flags (README "Swarm statistics" documents each method and threshold). All but
+// address_concentration are decided when a window closes, from that window's counters;
+// address_concentration by the expiry sweep, which visits every swarm's peers anyway.
+enum SwarmFlag : std::uint8_t {
+  // The window's joins >= 32 and leechers now > 4 x max(8, moving average of leechers).
+  leecher_surge = 1 << 0,
+  // One IPv4 /24 or IPv6 /48 holds more than half of a family's peers (>= 16 of them).
+  address_concentration = 1 << 1,
+  // The window's unmatched completions (event=completed from a peer that was not a leecher of
+  // the swarm: a new peer, or a seeder already) >= 8 and above the average leechers.
+  completions_without_leechers = 1 << 2,
+  // The window's announces >= 64 and > 4 x (peers + leaves): peers announcing far more often
+  // than once per interval.
+  announce_flood = 1 << 3,
+};
+inline constexpr const char* swarm_flag_names[] = {"leecher_surge", "address_concentration",
+                                                   "completions_without_leechers",
+                                                   "announce_flood"};
+
+// One swarm's statistics as a statistics query sees them.
+struct SwarmStatistics {
+  InfoHash info_hash;
+  std::uint32_t seeders = 0;
+  std::uint32_t leechers = 0;
+  std::uint32_t completed = 0;  // downloads ever ("downloaded")
+  std::uint32_t age_s = 0;
+  std::uint32_t window_s = 0;
+  // The last complete window (rates are these per window_s) and the current, partial one.
+  std::uint32_t announces_last_window = 0;
+  std::uint32_t joins_last_window = 0;
+  std::uint32_t leaves_last_window = 0;
+  std::uint32_t announces_this_window = 0;
+  std::uint32_t joins_this_window = 0;
+  std::uint32_t leaves_this_window = 0;
+  std::uint32_t unmatched_completions_this_window = 0;
+  std::uint32_t leechers_average = 0;
+  std::uint32_t prefix_share_permille = 0;  // majority /24 (/48) share, 0 when none
+  std::uint8_t flags = 0;
+};
+
+enum class TopOrder : std::uint8_t { peers, seeders, leechers, completed, announces, churn };
+inline constexpr const char* top_order_names[] = {"peers",     "seeders",   "leechers",
+                                                  "completed", "announces", "churn"};
+// The value a top list sorts by (descending).
+std::uint64_t top_key(const SwarmStatistics& statistics, TopOrder order) noexcept;
 
 // Every field is a std::uint64_t (the runtime adds them up field by field).
 struct StoreCounters {
@@ -48,8 +115,9 @@ struct Swarm {
   std::uint32_t downloaded = 0;
   Ipv4Peers ipv4;             // its capacity class marks vacant table slots
   Ipv6Peers* ipv6 = nullptr;  // arena-allocated on the first IPv6 peer
+  SwarmActivity activity;
 };
-static_assert(sizeof(Swarm) == 48, "the record is the per-swarm memory cost");
+static_assert(sizeof(Swarm) == 72, "the record is the per-swarm memory cost");
 
 class SwarmStore {
  public:
@@ -83,6 +151,12 @@ class SwarmStore {
     }
   }
 
+  // Statistics of one swarm (closing its window first, so flags are current); false if absent.
+  bool statistics(const InfoHash& info_hash, std::uint32_t now_s, SwarmStatistics& out) noexcept;
+  // This store's best out.size() swarms by `order`, best first; returns how many were written.
+  // O(swarms): an operator's query, not for the hot path.
+  std::uint32_t top(TopOrder order, std::uint32_t now_s, std::span<SwarmStatistics> out) noexcept;
+
   void verify() const noexcept;  // O(n) consistency check for tests
 
  private:
@@ -103,6 +177,9 @@ class SwarmStore {
   void start_growth() noexcept;
   void migrate(std::uint32_t slots_budget) noexcept;
   bool sweep_swarm(Swarm& swarm, std::uint32_t now_s) noexcept;  // true when now empty
+  std::uint16_t window_of(std::uint32_t now_s) const noexcept;
+  void close_window(Swarm& swarm, std::uint32_t now_s) noexcept;  // when now_s is past it
+  SwarmStatistics statistics_of(const Swarm& swarm, std::uint32_t now_s) const noexcept;
   std::uint64_t next_random() noexcept;
 
   template <class Peers>
