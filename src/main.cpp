@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "tyto/app/ops_server.hpp"
 #include "tyto/app/options.hpp"
 #include "tyto/app/process.hpp"
 #include "tyto/core/log.hpp"
@@ -15,48 +16,8 @@
 
 namespace {
 
-void print_counters(const tyto::shard::RuntimeTotals& totals) {
-  const auto& s = totals.shard;
-  const auto& u = totals.udp;
-  const auto& st = totals.store;
-  const auto& t = totals.tcp;
-  const struct {
-    const char* name;
-    std::uint64_t value;
-  } rows[] = {
-      {"udp_datagrams_received", u.datagrams_received},
-      {"udp_datagrams_sent", u.datagrams_sent},
-      {"udp_connects", s.udp_connects},
-      {"udp_announces", s.udp_announces},
-      {"udp_scrapes", s.udp_scrapes},
-      {"udp_error_replies", s.udp_error_replies},
-      {"udp_malformed", s.udp_malformed},
-      {"udp_bad_connection_id", s.udp_bad_connection_id},
-      {"udp_dropped_truncated", u.dropped_truncated},
-      {"udp_dropped_no_buffer", u.dropped_no_buffer},
-      {"udp_dropped_no_send_slot", u.dropped_no_send_slot},
-      {"udp_send_errors", u.send_errors},
-      {"announces_forwarded", s.announces_forwarded},
-      {"scrape_parts_forwarded", s.scrape_parts_forwarded},
-      {"mailbox_full_drops", s.mailbox_full_drops},
-      {"scrape_gather_timeouts", s.scrape_gather_timeouts},
-      {"wakeups_sent", s.wakeups_sent},
-      {"swarms", st.swarms},
-      {"peers_ipv4", st.peers_ipv4},
-      {"peers_ipv6", st.peers_ipv6},
-      {"peers_expired", st.peers_expired},
-      {"swarms_refused", st.swarms_refused},
-      {"peers_refused", st.peers_refused},
-      {"http_announces", s.http_announces},
-      {"http_scrapes", s.http_scrapes},
-      {"http_failures", s.http_failures},
-      {"http_busy", s.http_busy},
-      {"tcp_accepted", t.accepted},
-      {"tcp_refused_full", t.refused_full},
-      {"tcp_closed_idle", t.closed_idle},
-      {"tcp_closed_input_overflow", t.closed_input_overflow},
-  };
-  for (const auto& row : rows)
+void print_counters(const tyto::shard::ShardTotals& totals) {
+  for (const auto& row : tyto::shard::counter_rows(totals))
     std::fprintf(stderr, "tyto: counter %s=%" PRIu64 "\n", row.name, row.value);
 }
 
@@ -125,22 +86,30 @@ int main(int argc, char** argv) {
     tyto::log::write(Level::error, error);
     return 1;
   }
+  tyto::app::OpsServer ops(options, runtime);
+  if (const std::string error = ops.start(); !error.empty()) {
+    tyto::log::write(Level::error, error);
+    runtime.stop();
+    return 1;
+  }
   // Every socket is bound: now give up root.
   if (const std::string error = tyto::app::drop_privileges(options); !error.empty()) {
     tyto::log::write(Level::error, "dropping privileges: " + error);
+    ops.stop();
     runtime.stop();
     return 1;
   }
   std::string cores;
   for (int cpu : options.runtime.cores) cores += (cores.empty() ? "" : ",") + std::to_string(cpu);
-  TYTO_LOG(Level::info, "{} shards on CPUs {}; UDP on {}; HTTP on {}{}", runtime.shards_count(),
-           cores, join(options.runtime.shard.udp_listeners),
-           join(options.runtime.shard.http_listeners),
+  TYTO_LOG(Level::info, "{} shards on CPUs {}; UDP on {}; HTTP on {}; metrics on {}{}",
+           runtime.shards_count(), cores, join(options.runtime.shard.udp_listeners),
+           join(options.runtime.shard.http_listeners), join(options.metrics_listeners),
            options.user.empty() ? std::string() : "; running as " + options.user);
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
   TYTO_LOG(Level::info, "{}, stopping", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+  ops.stop();
   runtime.stop();
   if (options.print_counters) print_counters(runtime.totals());
   return 0;

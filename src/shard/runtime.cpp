@@ -3,7 +3,9 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 
@@ -82,22 +84,53 @@ void Runtime::stop() {
   threads_.clear();
 }
 
-RuntimeTotals Runtime::totals() const {
+ShardTotals Runtime::totals() const {
   TYTO_ASSERT(threads_.empty());  // only once the shards stopped
-  RuntimeTotals totals;
-  auto add = [](auto& sum, const auto& part) {
-    static_assert(sizeof(sum) % sizeof(std::uint64_t) == 0);
-    auto* out = reinterpret_cast<std::uint64_t*>(&sum);
-    const auto* in = reinterpret_cast<const std::uint64_t*>(&part);
-    for (std::size_t i = 0; i < sizeof(sum) / sizeof(std::uint64_t); ++i) out[i] += in[i];
-  };
-  for (const auto& shard : shards_) {
-    add(totals.shard, shard->counters());
-    add(totals.udp, shard->udp_counters());
-    add(totals.tcp, shard->tcp_counters());
-    add(totals.store, shard->store_counters());
-  }
+  ShardTotals totals;
+  for (const auto& shard : shards_) totals.add(shard->totals());
   return totals;
+}
+
+std::uint32_t Runtime::owner_of(const InfoHash& info_hash) const noexcept {
+  return shard_of(info_hash, directory_->shard_key, directory_->shards_count);
+}
+
+void Runtime::ask(std::span<const std::uint32_t> shards, ControlRequest request,
+                  std::span<ControlAnswer> answers, std::span<bool> answered,
+                  unsigned timeout_ms) {
+  TYTO_ASSERT(answers.size() == shards.size() && answered.size() == shards.size());
+  request.serial = ++control_serial_;
+  if (control_waker_ == nullptr) {
+    control_waker_ = std::make_unique<net::Ring>();
+    if (!control_waker_->init(64, false).empty()) control_waker_.reset();  // shards tick anyway
+  }
+  // A shard whose request queue is full has not answered earlier questions: do not wait for it.
+  std::vector<bool> asked(shards.size());
+  for (std::size_t i = 0; i < shards.size(); ++i) {
+    answered[i] = false;
+    ControlRequests& requests = *directory_->control_requests[shards[i]];
+    asked[i] = requests.try_push(request);
+    requests.publish();
+    if (control_waker_ != nullptr) control_waker_->wake(directory_->entries[shards[i]].ring_fd);
+  }
+  if (control_waker_ != nullptr) {
+    control_waker_->submit();
+    control_waker_->drain([](const io_uring_cqe&) {});
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::size_t waiting = static_cast<std::size_t>(std::count(asked.begin(), asked.end(), true));
+  while (waiting > 0 && std::chrono::steady_clock::now() < deadline) {
+    for (std::size_t i = 0; i < shards.size(); ++i) {
+      if (answered[i] || !asked[i]) continue;
+      directory_->control_answers[shards[i]]->consume([&](const ControlAnswer& answer) {
+        if (answer.serial != request.serial) return;  // a late answer to an earlier question
+        answers[i] = answer;
+        answered[i] = true;
+        --waiting;
+      });
+    }
+    if (waiting > 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
 }
 
 std::vector<int> parse_cpu_list(std::string_view text) {

@@ -54,6 +54,10 @@ ShardDirectory::ShardDirectory(std::uint32_t count)
   for (std::size_t i = 0; i < std::size_t{count} * count; ++i) {
     mailboxes.push_back(std::make_unique<Mailbox>());
   }
+  for (std::uint32_t i = 0; i < count; ++i) {
+    control_requests.push_back(std::make_unique<ControlRequests>());
+    control_answers.push_back(std::make_unique<ControlAnswers>());
+  }
 }
 
 Shard::Shard(std::uint32_t index, const ShardConfig& config, ShardDirectory& directory,
@@ -72,6 +76,7 @@ Shard::Shard(std::uint32_t index, const ShardConfig& config, ShardDirectory& dir
   // this many never reallocates.
   answers_to_retry_.reserve(std::size_t{lent_buffers_count} * (directory.shards_count - 1));
   scrape_parts_.resize(directory.shards_count);
+  control_answer_ = std::make_unique<ControlAnswer>();
 }
 
 Shard::~Shard() = default;
@@ -117,6 +122,7 @@ bool Shard::turn(bool may_sleep) noexcept {
   ++counters_.loop_turns;
   refresh_clock();
   std::size_t work = drain_mailboxes();
+  work += drain_control();
   work += ring_.drain([this](const io_uring_cqe& cqe) { on_completion(cqe); });
   retry_answers();
   publish_mailboxes();
@@ -429,6 +435,43 @@ std::size_t Shard::drain_mailboxes() noexcept {
     });
   }
   return handled;
+}
+
+std::size_t Shard::drain_control() noexcept {
+  return directory_.control_requests[index_]->consume([this](const ControlRequest& request) {
+    ControlAnswer& answer = *control_answer_;
+    answer.serial = request.serial;
+    answer.found = false;
+    answer.top_count = 0;
+    switch (request.kind) {
+      case ControlKind::counters:
+        answer.totals = totals();
+        break;
+      case ControlKind::swarm:
+        answer.found = store_.statistics(request.info_hash, now_s_, answer.swarm);
+        break;
+      case ControlKind::top:
+        answer.top_count = store_.top(request.order, now_s_,
+                                      std::span(answer.top, std::min(request.count, top_count_max)));
+        break;
+    }
+    ControlAnswers& answers = *directory_.control_answers[index_];
+    if (answers.try_push(answer)) answers.publish();  // one question at a time: never full
+  });
+}
+
+ShardTotals Shard::totals() const noexcept {
+  ShardTotals totals;
+  totals.shard = counters_;
+  totals.udp = udp_.counters();
+  totals.tcp = tcp_.counters();
+  totals.store = store_.counters();
+  totals.gauges.store_memory_bytes = store_.memory_bytes();
+  totals.gauges.http_connections = tcp_.open_connections();
+  for (std::uint32_t from = 0; from < directory_.shards_count; ++from) {
+    if (from != index_) totals.gauges.mailbox_depth += directory_.mailbox(from, index_).depth_approx();
+  }
+  return totals;
 }
 
 void Shard::on_message(const Message& message, std::uint32_t from) noexcept {

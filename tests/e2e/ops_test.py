@@ -1,10 +1,16 @@
 """End-to-end: operating tyto — configuration checks, privilege drop (as root), and later the
 access list, metrics and snapshots."""
+import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
+import urllib.error
+import urllib.parse
+import urllib.request
 
 from tracker import Client, Tracker, free_port
 
@@ -65,9 +71,15 @@ class PrivilegeDrop(unittest.TestCase):
                               [("127.0.0.1", port)], env=env)
             try:
                 pid = tracker.process.pid
-                with open("/proc/%d/status" % pid) as status:
-                    ids = {line.split(":")[0]: line.split()[1:] for line in status
-                           if line.startswith(("Uid:", "Gid:", "Groups:"))}
+                # Shards answer as soon as they are bound; the drop follows within moments.
+                deadline = time.time() + 10
+                while True:
+                    with open("/proc/%d/status" % pid) as status:
+                        ids = {line.split(":")[0]: line.split()[1:] for line in status
+                               if line.startswith(("Uid:", "Gid:", "Groups:"))}
+                    if ids["Uid"] != ["0"] * 4 or time.time() > deadline:
+                        break
+                    time.sleep(0.05)
                 self.assertEqual(ids["Uid"], ["65534"] * 4)
                 self.assertEqual(ids["Gid"], ["65534"] * 4)
                 self.assertNotIn("0", ids["Groups"])
@@ -82,6 +94,132 @@ class PrivilegeDrop(unittest.TestCase):
                 code, _, stderr = tracker.stop()
             self.assertEqual(code, 0, stderr)
             self.assertIn("running as nobody", stderr)
+
+
+def http_get(port, target, source="127.0.0.1"):
+    """(status, body) of GET target on the metrics port, from `source`."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0)) as s:
+        s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target).encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode()
+
+
+def prometheus(text):
+    """{(name, shard): value} of a Prometheus text page."""
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line:
+            continue
+        name, value = line.rsplit(" ", 1)
+        shard = None
+        if "{" in name:
+            name, label = name[:-1].split("{")
+            shard = label.split('"')[1]
+        values[(name, shard)] = float(value)
+    return values
+
+
+class MetricsAndStatistics(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.port = free_port()
+        cls.metrics_port = free_port()
+        # Statistics windows are the announce interval: 60 s, one second at speedup 60 (peers
+        # then expire after 7 s).
+        cls.tracker = Tracker(BINARY, ["--udp", "127.0.0.1:%d" % cls.port,
+                                       "--http", "127.0.0.1:%d" % cls.port, "--cores", "0-1",
+                                       "--metrics", "127.0.0.1:%d" % cls.metrics_port,
+                                       "--metrics-allow", "127.0.0.1/32", "--interval", "60",
+                                       "--test-clock-speedup", "60"],
+                              [("127.0.0.1", cls.port)])
+
+    @classmethod
+    def tearDownClass(cls):
+        code, _, stderr = cls.tracker.stop()
+        assert code == 0, stderr
+
+    def announce(self, info_hash, count, first_port=10000, left=1):
+        client = Client(("127.0.0.1", self.port))
+        try:
+            for i in range(count):
+                client.connect()
+                client.announce(info_hash, first_port + i, left=left)
+        finally:
+            client.close()
+
+    def test_metrics_count_requests_per_shard(self):
+        status, before = http_get(self.metrics_port, "/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn("# TYPE tyto_udp_announces_total counter", before)
+        self.assertIn("# TYPE tyto_swarms gauge", before)
+        values = prometheus(before)
+        self.assertEqual(values[("tyto_shards", None)], 2)
+        self.assertEqual(values[("tyto_shards_unanswered", None)], 0)
+        self.assertIn(("tyto_udp_announces_total", "1"), values)
+        announces = sum(v for (n, _), v in values.items() if n == "tyto_udp_announces_total")
+        self.announce(os.urandom(20), 7)
+        after = prometheus(http_get(self.metrics_port, "/metrics")[1])
+        self.assertEqual(sum(v for (n, _), v in after.items() if n == "tyto_udp_announces_total"),
+                         announces + 7)
+        stats = json.loads(http_get(self.metrics_port, "/stats")[1])
+        self.assertEqual(stats["shards"], 2)
+        self.assertEqual(len(stats["per_shard"]), 2)
+        self.assertGreaterEqual(stats["totals"]["udp_announces"], announces + 7)
+        self.assertEqual(stats["totals"]["udp_announces"],
+                         sum(s["counters"]["udp_announces"] for s in stats["per_shard"]))
+
+    def test_clients_outside_the_allowlist_get_403(self):
+        status, body = http_get(self.metrics_port, "/metrics", source="127.0.0.2")
+        self.assertEqual(status, 403)
+        self.assertNotIn("tyto_", body)
+        self.assertEqual(http_get(self.metrics_port, "/nothing")[0], 404)
+
+    def test_swarm_statistics_by_hex_or_percent_encoded_hash(self):
+        info_hash = os.urandom(20)
+        self.announce(info_hash, 5)
+        self.announce(info_hash, 2, first_port=20000, left=0)
+        for form in (info_hash.hex(), info_hash.hex().upper(), urllib.parse.quote(info_hash)):
+            status, body = http_get(self.metrics_port, "/stats/swarm?info_hash=" + form)
+            self.assertEqual(status, 200, body)
+            swarm = json.loads(body)
+            self.assertEqual(swarm["info_hash"], info_hash.hex())
+            self.assertEqual((swarm["seeders"], swarm["leechers"], swarm["completed"]), (2, 5, 0))
+            self.assertAlmostEqual(swarm["seeder_ratio"], 2 / 7, places=3)
+            self.assertEqual(swarm["flags"], [])
+        self.assertEqual(http_get(self.metrics_port, "/stats/swarm?info_hash=" + "00" * 20)[0], 404)
+        self.assertEqual(http_get(self.metrics_port, "/stats/swarm?info_hash=xyz")[0], 400)
+        self.assertEqual(http_get(self.metrics_port, "/stats/swarm")[0], 400)
+
+    def test_top_swarms_across_shards(self):
+        hashes = [os.urandom(20) for _ in range(4)]
+        for i, info_hash in enumerate(hashes):
+            self.announce(info_hash, 50 + i, first_port=30000)  # above the other tests
+        status, body = http_get(self.metrics_port, "/stats/top?by=leechers&n=3")
+        self.assertEqual(status, 200, body)
+        top = json.loads(body)["swarms"]
+        self.assertEqual([s["info_hash"] for s in top], [h.hex() for h in reversed(hashes)][:3])
+        self.assertEqual([s["leechers"] for s in top], [53, 52, 51])
+        self.assertEqual(http_get(self.metrics_port, "/stats/top?by=nonsense")[0], 400)
+        self.assertEqual(http_get(self.metrics_port, "/stats/top?n=0")[0], 400)
+
+    def test_a_leecher_surge_is_flagged_after_its_window(self):
+        info_hash = os.urandom(20)
+        self.announce(info_hash, 40, first_port=40000)
+        deadline = time.time() + 10
+        while True:  # windows close lazily: the query closes the one that ended
+            swarm = json.loads(http_get(self.metrics_port,
+                                        "/stats/swarm?info_hash=" + info_hash.hex())[1])
+            if "leecher_surge" in swarm["flags"] or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertIn("leecher_surge", swarm["flags"])
+        self.assertEqual(swarm["joins_last_window"], 40)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,10 @@
 #include <compare>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <span>
+#include <string>
+#include <string_view>
 
 #include "tyto/core/assert.hpp"
 #include "tyto/core/limits.hpp"
@@ -18,6 +21,35 @@ struct InfoHash {
   friend auto operator<=>(const InfoHash&, const InfoHash&) = default;
 };
 static_assert(sizeof(InfoHash) == 20);
+
+// 40 hex digits, either case (access lists, /stats/swarm); nullopt for anything else.
+inline std::optional<InfoHash> parse_info_hash_hex(std::string_view text) noexcept {
+  if (text.size() != 2 * sizeof(InfoHash)) return std::nullopt;
+  auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  InfoHash hash;
+  for (std::size_t i = 0; i < hash.bytes.size(); ++i) {
+    const int high = digit(text[2 * i]);
+    const int low = digit(text[2 * i + 1]);
+    if (high < 0 || low < 0) return std::nullopt;
+    hash.bytes[i] = static_cast<std::uint8_t>(high * 16 + low);
+  }
+  return hash;
+}
+
+inline std::string to_hex(const InfoHash& hash) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string text(2 * hash.bytes.size(), '0');
+  for (std::size_t i = 0; i < hash.bytes.size(); ++i) {
+    text[2 * i] = digits[hash.bytes[i] >> 4];
+    text[2 * i + 1] = digits[hash.bytes[i] & 15];
+  }
+  return text;
+}
 
 struct PeerId {
   std::array<std::uint8_t, limits::peer_id_size> bytes{};

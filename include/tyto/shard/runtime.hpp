@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,12 +22,6 @@ struct RuntimeConfig {
   std::vector<int> cores;  // one shard per entry, pinned to that CPU
 };
 
-struct RuntimeTotals {
-  ShardCounters shard;
-  net::UdpCounters udp;
-  net::TcpCounters tcp;
-  swarm::StoreCounters store;
-};
 
 class Runtime {
  public:
@@ -42,8 +37,16 @@ class Runtime {
   // Asks every shard to stop and wakes it; then joins. Idempotent.
   void stop();
   // After stop(): every shard's counters added up.
-  RuntimeTotals totals() const;
+  ShardTotals totals() const;
   std::uint32_t shards_count() const noexcept { return static_cast<std::uint32_t>(shards_.size()); }
+  // The shard that owns a swarm.
+  std::uint32_t owner_of(const InfoHash& info_hash) const noexcept;
+
+  // The control channel (control.hpp), while the shards run. From ONE thread only (the ops
+  // thread): asks each shard in `shards` the same question and waits up to timeout_ms for all
+  // answers. answers[i] belongs to shards[i]; answered[i] says whether it came in time.
+  void ask(std::span<const std::uint32_t> shards, ControlRequest request,
+           std::span<ControlAnswer> answers, std::span<bool> answered, unsigned timeout_ms);
 
  private:
   RuntimeConfig config_;
@@ -51,6 +54,9 @@ class Runtime {
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::thread> threads_;
   bool stopped_ = false;
+  // The asking thread's: serials and a ring to wake sleeping shards (made on first use).
+  std::uint64_t control_serial_ = 0;
+  std::unique_ptr<net::Ring> control_waker_;
   // Start-up handshake (start-up only, never on the hot path).
   std::mutex start_mutex_;
   std::condition_variable start_changed_;

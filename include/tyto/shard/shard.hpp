@@ -24,6 +24,8 @@
 #include "tyto/proto/connection_id.hpp"
 #include "tyto/proto/http.hpp"
 #include "tyto/proto/udp.hpp"
+#include "tyto/shard/control.hpp"
+#include "tyto/shard/counters.hpp"
 #include "tyto/shard/messages.hpp"
 #include "tyto/swarm/swarm_store.hpp"
 
@@ -48,27 +50,6 @@ struct ShardConfig {
   std::uint32_t clock_speedup = 1;
 };
 
-struct ShardCounters {
-  std::uint64_t udp_connects = 0;
-  std::uint64_t udp_announces = 0;
-  std::uint64_t udp_scrapes = 0;
-  std::uint64_t udp_error_replies = 0;
-  std::uint64_t udp_malformed = 0;  // parse failures (answered or dropped)
-  std::uint64_t udp_bad_connection_id = 0;
-  std::uint64_t announces_forwarded = 0;
-  std::uint64_t scrape_parts_forwarded = 0;
-  std::uint64_t mailbox_full_drops = 0;  // forward refused: the owner's mailbox was full
-  std::uint64_t scrape_slots_full_drops = 0;
-  std::uint64_t scrape_gather_timeouts = 0;
-  std::uint64_t wakeups_sent = 0;
-  std::uint64_t http_announces = 0;
-  std::uint64_t http_scrapes = 0;
-  std::uint64_t http_failures = 0;  // answered with a failure reason or an error status
-  std::uint64_t http_busy = 0;      // no lent buffer or mailbox room: 503
-  std::uint64_t http_answers_retried = 0;
-  std::uint64_t loop_turns = 0;
-  std::uint64_t sleeps = 0;
-};
 
 // What every shard may see of every other: set once before the loops start, then only the
 // atomics change.
@@ -89,6 +70,9 @@ struct ShardDirectory {
   std::uint32_t clock_origin_s;
   std::unique_ptr<Entry[]> entries;
   std::vector<std::unique_ptr<Mailbox>> mailboxes;  // [from * shards_count + to]
+  // The control channel (control.hpp), one pair per shard.
+  std::vector<std::unique_ptr<ControlRequests>> control_requests;
+  std::vector<std::unique_ptr<ControlAnswers>> control_answers;
   std::atomic<bool> stopping{false};
 };
 
@@ -105,10 +89,8 @@ class Shard {
   // On the shard's own thread, after every shard opened: run until directory.stopping.
   void run() noexcept;
 
-  const ShardCounters& counters() const noexcept { return counters_; }
-  const net::UdpCounters& udp_counters() const noexcept { return udp_.counters(); }
-  const net::TcpCounters& tcp_counters() const noexcept { return tcp_.counters(); }
-  const swarm::StoreCounters& store_counters() const noexcept { return store_.counters(); }
+  // On the shard's thread, or from any thread once the loop stopped.
+  ShardTotals totals() const noexcept;
 
  private:
   struct PendingScrape;
@@ -157,6 +139,7 @@ class Shard {
   void retry_answers() noexcept;
 
   std::size_t drain_mailboxes() noexcept;
+  std::size_t drain_control() noexcept;
   void on_scrape_part(const ScrapePart& part, std::uint32_t from) noexcept;
   void on_message(const Message& message, std::uint32_t from) noexcept;
   void on_scrape_answer(const ScrapeAnswer& answer) noexcept;
@@ -205,6 +188,7 @@ class Shard {
   };
   std::vector<PendingAnswer> answers_to_retry_;
   std::vector<std::uint32_t> free_pending_scrapes_;
+  std::unique_ptr<ControlAnswer> control_answer_;  // built here (8 KiB), then copied to the queue
 };
 
 }  // namespace tyto::shard
