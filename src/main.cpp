@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "tyto/app/access_file.hpp"
 #include "tyto/app/ops_server.hpp"
 #include "tyto/app/options.hpp"
 #include "tyto/app/process.hpp"
@@ -58,6 +59,17 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // The access list must load at start; later a bad file only keeps the previous list.
+  std::unique_ptr<const tyto::shard::AccessList> access_list;
+  if (options.access_mode != tyto::app::AccessMode::off) {
+    auto loaded = tyto::app::load_access_list(
+        tyto::app::path_before_chroot(options, options.access_list_path), options.access_mode);
+    if (!loaded.ok()) {
+      tyto::log::write(Level::error, loaded.error());
+      return 2;
+    }
+    access_list = std::move(loaded.value());
+  }
   if (options.check_config) {
     TYTO_LOG(Level::info, "configuration is valid");
     return 0;
@@ -73,15 +85,21 @@ int main(int argc, char** argv) {
     open_files.rlim_cur = open_files.rlim_max;
     setrlimit(RLIMIT_NOFILE, &open_files);
   }
-  // Shard threads inherit this mask; only the main thread takes SIGINT/SIGTERM, with sigwait.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Shard threads inherit this mask; only the main thread takes SIGINT/SIGTERM/SIGHUP.
+  sigset_t handled_signals;
+  sigemptyset(&handled_signals);
+  sigaddset(&handled_signals, SIGINT);
+  sigaddset(&handled_signals, SIGTERM);
+  sigaddset(&handled_signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &handled_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
   tyto::shard::Runtime runtime(options.runtime);
+  if (access_list != nullptr) {
+    TYTO_LOG(Level::info, "access list: {} info_hashes ({}) from {}", access_list->size(),
+             access_list->whitelist() ? "whitelist" : "blacklist", options.access_list_path);
+  }
+  runtime.set_access_list(std::move(access_list));
   if (const std::string error = runtime.start(); !error.empty()) {
     tyto::log::write(Level::error, error);
     return 1;
@@ -106,8 +124,31 @@ int main(int argc, char** argv) {
            join(options.runtime.shard.http_listeners), join(options.metrics_listeners),
            options.user.empty() ? std::string() : "; running as " + options.user);
 
+  // The main thread's loop: signals, and a look at the access list file once a second.
+  tyto::app::FileWatch access_file(options.access_list_path);
+  if (options.access_mode != tyto::app::AccessMode::off) access_file.changed();  // records
+  auto reload_access_list = [&](const char* why) {
+    auto loaded = tyto::app::load_access_list(options.access_list_path, options.access_mode);
+    if (!loaded.ok()) {
+      TYTO_LOG(Level::warning, "{}: keeping the previous access list: {}", why, loaded.error());
+      return;
+    }
+    TYTO_LOG(Level::info, "{}: access list reloaded: {} info_hashes", why, loaded.value()->size());
+    runtime.set_access_list(std::move(loaded.value()));
+  };
   int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  for (;;) {
+    const timespec one_second{1, 0};
+    signal_number = sigtimedwait(&handled_signals, nullptr, &one_second);
+    if (signal_number == SIGINT || signal_number == SIGTERM) break;
+    if (options.access_mode == tyto::app::AccessMode::off) continue;
+    if (signal_number == SIGHUP) {
+      access_file.changed();  // a reload now covers any change seen so far
+      reload_access_list("SIGHUP");
+    } else if (access_file.changed()) {
+      reload_access_list("access list file changed");
+    }
+  }
   TYTO_LOG(Level::info, "{}, stopping", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
   ops.stop();
   runtime.stop();

@@ -24,6 +24,7 @@ std::string Runtime::start() {
   const auto count = static_cast<std::uint32_t>(config_.cores.size());
   if (count == 0 || count > shards_max) return "between 1 and 64 shards are supported";
   directory_ = std::make_unique<ShardDirectory>(count);
+  directory_->access_list.store(access_list_.get());
   const auto connection_ids = proto::ConnectionIds::random();
   const HashSecret secret = HashSecret::random();
   for (std::uint32_t i = 0; i < count; ++i) {
@@ -89,6 +90,38 @@ ShardTotals Runtime::totals() const {
   ShardTotals totals;
   for (const auto& shard : shards_) totals.add(shard->totals());
   return totals;
+}
+
+void Runtime::set_access_list(std::unique_ptr<const AccessList> list) {
+  std::unique_ptr<const AccessList> old = std::move(access_list_);
+  access_list_ = std::move(list);
+  if (directory_ == nullptr || stopped_) return;  // nobody reads it
+  directory_->access_list.store(access_list_.get(), std::memory_order_seq_cst);
+  const std::uint64_t epoch = directory_->access_epoch.load(std::memory_order_relaxed) + 1;
+  directory_->access_epoch.store(epoch, std::memory_order_seq_cst);
+  if (old == nullptr) return;
+  net::Ring waker;
+  const bool can_wake = waker.init(64, false).empty();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (;;) {
+    bool all_moved = true;
+    for (std::uint32_t i = 0; i < directory_->shards_count; ++i) {
+      if (directory_->entries[i].access_epoch_seen.load(std::memory_order_seq_cst) < epoch) {
+        all_moved = false;
+        if (can_wake) waker.wake(directory_->entries[i].ring_fd);
+      }
+    }
+    if (all_moved) return;  // `old` is freed here: no shard can still hold it
+    if (std::chrono::steady_clock::now() > deadline) {
+      retired_access_lists_.push_back(std::move(old));
+      return;
+    }
+    if (can_wake) {
+      waker.submit();
+      waker.drain([](const io_uring_cqe&) {});
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 std::uint32_t Runtime::owner_of(const InfoHash& info_hash) const noexcept {

@@ -10,7 +10,8 @@ namespace {
 constexpr unsigned ring_entries = 4096;
 constexpr std::uint32_t pending_scrapes_count = 256;
 constexpr std::uint32_t scrape_gather_timeout_s = 2;
-constexpr unsigned idle_wait_ms = 1000;  // a sleeping shard still ticks once a second
+constexpr unsigned idle_wait_ms = 1000;
+constexpr const char* not_allowed_reason = "info_hash not allowed on this tracker";  // a sleeping shard still ticks once a second
 constexpr std::uint32_t lent_buffers_count = 1024;
 constexpr std::size_t lent_buffer_size = limits::numwant_max * limits::ipv6_peer_wire_size;
 constexpr std::size_t http_error_response_size_max = 512;
@@ -121,6 +122,7 @@ bool Shard::turn(bool may_sleep) noexcept {
   owner_.check();
   ++counters_.loop_turns;
   refresh_clock();
+  refresh_access_list();
   std::size_t work = drain_mailboxes();
   work += drain_control();
   work += ring_.drain([this](const io_uring_cqe& cqe) { on_completion(cqe); });
@@ -248,6 +250,11 @@ void Shard::on_datagram(const net::Datagram& datagram) noexcept {
 
 void Shard::on_udp_announce(const proto::udp::AnnounceRequest& request,
                             const net::UdpRoute& route) noexcept {
+  if (denied(request.announce.info_hash)) {
+    ++counters_.announces_denied;
+    send_udp_error(request.transaction_id, not_allowed_reason, route);
+    return;
+  }
   const std::uint32_t owner =
       shard_of(request.announce.info_hash, directory_.shard_key, directory_.shards_count);
   if (owner == index_) {
@@ -437,6 +444,15 @@ std::size_t Shard::drain_mailboxes() noexcept {
   return handled;
 }
 
+void Shard::refresh_access_list() noexcept {
+  // Epoch first, then the pointer: the pointer is at least as new as the epoch says, and the
+  // previous turn's pointer is no longer in use once the epoch is recorded.
+  const std::uint64_t epoch = directory_.access_epoch.load(std::memory_order_seq_cst);
+  access_list_ = directory_.access_list.load(std::memory_order_seq_cst);
+  auto& seen = directory_.entries[index_].access_epoch_seen;
+  if (seen.load(std::memory_order_relaxed) != epoch) seen.store(epoch, std::memory_order_seq_cst);
+}
+
 std::size_t Shard::drain_control() noexcept {
   return directory_.control_requests[index_]->consume([this](const ControlRequest& request) {
     ControlAnswer& answer = *control_answer_;
@@ -619,6 +635,12 @@ void Shard::http_announce(net::ConnectionRef connection, const http::RequestHead
     return;
   }
   AnnounceRequest request = parsed.value().announce;
+  if (denied(request.info_hash)) {
+    ++counters_.announces_denied;
+    ++counters_.http_failures;
+    http_respond_status(connection, 200, not_allowed_reason, head.keep_alive);
+    return;
+  }
   const auto client_address = http_client_address(connection, head, parsed.value().ip);
   if (!client_address.ok()) {
     ++counters_.http_failures;

@@ -2,17 +2,19 @@
 access list, metrics and snapshots."""
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.error
 import urllib.parse
 import urllib.request
 
-from tracker import Client, Tracker, free_port
+from tracker import Client, Tracker, TrackerError, free_port
 
 BINARY = None
 SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -220,6 +222,118 @@ class MetricsAndStatistics(unittest.TestCase):
             time.sleep(0.05)
         self.assertIn("leecher_surge", swarm["flags"])
         self.assertEqual(swarm["joins_last_window"], 40)
+
+
+def write_list(path, hashes, comment="# test list"):
+    """Replaces the file the way an operator's script should: write aside, then rename."""
+    with open(path + ".tmp", "w") as file:
+        file.write(comment + "\n" + "".join(h.hex() + "\n" for h in hashes))
+    os.rename(path + ".tmp", path)
+
+
+class AccessLists(unittest.TestCase):
+    def test_whitelist_reloads_on_change_and_sighup_without_losing_packets_or_peers(self):
+        port = free_port()
+        a, b = os.urandom(20), os.urandom(20)
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "allowed.txt")
+            write_list(path, [a])
+            tracker = Tracker(BINARY, ["--udp", "127.0.0.1:%d" % port, "--http",
+                                       "127.0.0.1:%d" % port, "--cores", "0-1",
+                                       "--access-mode", "whitelist", "--access-list", path],
+                              [("127.0.0.1", port)])
+            answered, lost, stop = [0], [0], threading.Event()
+
+            def load():  # one peer of `a` re-announcing as fast as it is answered
+                client = Client(("127.0.0.1", port), timeout=2)
+                client.connect()
+                deadline = time.time() + 60
+                while not stop.is_set() and time.time() < deadline:
+                    try:
+                        client.announce(a, 7000, left=0)
+                        answered[0] += 1
+                    except TrackerError:  # once `a` leaves the list: still an answer
+                        answered[0] += 1
+                    except socket.timeout:
+                        lost[0] += 1
+                client.close()
+
+            def allowed(info_hash, peer_port):
+                client = Client(("127.0.0.1", port))
+                try:
+                    client.connect()
+                    client.announce(info_hash, peer_port, left=1)
+                    return True
+                except TrackerError as error:
+                    self.assertIn("not allowed", str(error))
+                    return False
+                finally:
+                    client.close()
+
+            def wait_until(condition, seconds=5):
+                deadline = time.time() + seconds
+                while not condition() and time.time() < deadline:
+                    time.sleep(0.1)
+                return condition()
+
+            thread = threading.Thread(target=load)
+            thread.start()
+            try:
+                self.assertTrue(allowed(a, 8001))
+                self.assertFalse(allowed(b, 8001))
+                with socket.create_connection(("127.0.0.1", port)) as http:
+                    http.sendall(("GET /announce?info_hash=%s&peer_id=%s&port=1&left=1 HTTP/1.0\r\n\r\n" %
+                                  (urllib.parse.quote(b), "P" * 20)).encode())
+                    self.assertIn(b"info_hash not allowed", http.recv(4096))
+                # The file changes: b is allowed within the once-a-second look.
+                write_list(path, [a, b])
+                self.assertTrue(wait_until(lambda: allowed(b, 8002)))
+                # A broken file keeps the previous list.
+                with open(path + ".tmp", "w") as file:
+                    file.write("not a hash\n")
+                os.rename(path + ".tmp", path)
+                time.sleep(2.5)
+                self.assertTrue(allowed(b, 8003))
+                # SIGHUP: a change the file watch cannot see (same inode, size and times).
+                write_list(path, [a, b])
+                time.sleep(2.5)
+                before = os.stat(path)
+                with open(path, "r+") as file:
+                    file.write("# test list\n" + b.hex() + "\n" + a.hex() + "\n")
+                os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+                self.assertTrue(allowed(b, 8004))
+                with open(path, "r+") as file:  # now only b, same size: "a" becomes a comment
+                    file.write("# test list\n" + b.hex() + "\n#" + a.hex()[1:] + "\n")
+                os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+                time.sleep(1.5)
+                self.assertTrue(allowed(a, 8005))  # not noticed without the signal
+                tracker.process.send_signal(signal.SIGHUP)
+                self.assertTrue(wait_until(lambda: not allowed(a, 8006)))
+                # Peers of a swarm now refused stay (nothing is dropped on a reload).
+                client = Client(("127.0.0.1", port))
+                client.connect()
+                seeders, _, leechers = client.scrape([a])[0]
+                client.close()
+                self.assertGreaterEqual(seeders + leechers, 2)
+            finally:
+                stop.set()
+                thread.join()
+                code, counters, stderr = tracker.stop()
+            self.assertEqual(code, 0, stderr)
+            self.assertGreater(answered[0], 100)
+            self.assertEqual(lost[0], 0)
+            self.assertIn("keeping the previous access list", stderr)
+            self.assertIn("SIGHUP: access list reloaded", stderr)
+            self.assertGreaterEqual(counters["announces_denied"], 3)
+
+    def test_a_bad_list_at_start_is_refused(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".txt") as file:
+            file.write("00" * 20 + "\nzz\n")
+            file.flush()
+            result = run("--access-mode", "blacklist", "--access-list", file.name,
+                         "--check-config", "--allow-root")
+            self.assertEqual(result.returncode, 2)
+            self.assertIn("%s:2: not an info_hash" % file.name, result.stderr)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,12 @@ class Runtime {
   // After stop(): every shard's counters added up.
   ShardTotals totals() const;
   std::uint32_t shards_count() const noexcept { return static_cast<std::uint32_t>(shards_.size()); }
+  // Replaces the info-hash access list (null: none). Before start(): kept for it. While running
+  // (from one thread, the main one): shards use the new list from their next loop turn; the old
+  // one is freed once every shard has moved past it (sleeping shards are woken; a list that
+  // could still be in use after 5 s is kept, never freed under a reader).
+  void set_access_list(std::unique_ptr<const AccessList> list);
+
   // The shard that owns a swarm.
   std::uint32_t owner_of(const InfoHash& info_hash) const noexcept;
 
@@ -54,6 +60,8 @@ class Runtime {
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::thread> threads_;
   bool stopped_ = false;
+  std::unique_ptr<const AccessList> access_list_;
+  std::vector<std::unique_ptr<const AccessList>> retired_access_lists_;  // see set_access_list
   // The asking thread's: serials and a ring to wake sleeping shards (made on first use).
   std::uint64_t control_serial_ = 0;
   std::unique_ptr<net::Ring> control_waker_;

@@ -24,6 +24,7 @@
 #include "tyto/proto/connection_id.hpp"
 #include "tyto/proto/http.hpp"
 #include "tyto/proto/udp.hpp"
+#include "tyto/shard/access_list.hpp"
 #include "tyto/shard/control.hpp"
 #include "tyto/shard/counters.hpp"
 #include "tyto/shard/messages.hpp"
@@ -57,6 +58,7 @@ struct ShardDirectory {
   struct Entry {
     alignas(cache_line_size) std::atomic<bool> sleeping{false};
     std::atomic<int> ring_fd{-1};
+    std::atomic<std::uint64_t> access_epoch_seen{0};  // access_list.hpp: read-copy-update
   };
   explicit ShardDirectory(std::uint32_t shards_count);
   Mailbox& mailbox(std::uint32_t from, std::uint32_t to) noexcept {
@@ -74,6 +76,9 @@ struct ShardDirectory {
   std::vector<std::unique_ptr<ControlRequests>> control_requests;
   std::vector<std::unique_ptr<ControlAnswers>> control_answers;
   std::atomic<bool> stopping{false};
+  // The info-hash access list (null: none) and its epoch; see access_list.hpp.
+  std::atomic<const AccessList*> access_list{nullptr};
+  std::atomic<std::uint64_t> access_epoch{0};
 };
 
 class Shard {
@@ -98,6 +103,10 @@ class Shard {
   bool turn(bool may_sleep) noexcept;
   std::uint32_t now_s() const noexcept { return now_s_; }
   void refresh_clock() noexcept;
+  void refresh_access_list() noexcept;
+  bool denied(const InfoHash& info_hash) const noexcept {
+    return access_list_ != nullptr && !access_list_->allows(info_hash);
+  }
 
   void on_completion(const io_uring_cqe& cqe) noexcept;
   void on_datagram(const net::Datagram& datagram) noexcept;
@@ -188,7 +197,8 @@ class Shard {
   };
   std::vector<PendingAnswer> answers_to_retry_;
   std::vector<std::uint32_t> free_pending_scrapes_;
-  std::unique_ptr<ControlAnswer> control_answer_;  // built here (8 KiB), then copied to the queue
+  std::unique_ptr<ControlAnswer> control_answer_;
+  const AccessList* access_list_ = nullptr;  // this loop turn's (access_list.hpp)  // built here (8 KiB), then copied to the queue
 };
 
 }  // namespace tyto::shard
