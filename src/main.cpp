@@ -11,6 +11,8 @@
 #include "tyto/app/ops_server.hpp"
 #include "tyto/app/options.hpp"
 #include "tyto/app/process.hpp"
+#include "tyto/app/snapshot.hpp"
+#include "tyto/core/clock.hpp"
 #include "tyto/core/log.hpp"
 #include "tyto/net/ring.hpp"
 #include "tyto/shard/runtime.hpp"
@@ -100,6 +102,22 @@ int main(int argc, char** argv) {
              access_list->whitelist() ? "whitelist" : "blacklist", options.access_list_path);
   }
   runtime.set_access_list(std::move(access_list));
+  if (!options.snapshot_path.empty()) {
+    const std::string path = tyto::app::path_before_chroot(options, options.snapshot_path);
+    bool missing = false;
+    auto snapshot = tyto::app::read_snapshot_file(path, missing);
+    if (snapshot.ok()) {
+      const std::uint64_t now_s = tyto::unix_time_s();
+      const std::uint64_t written_s = snapshot.value().written_unix_s;
+      const auto down_s = static_cast<std::uint32_t>(
+          now_s > written_s ? std::min<std::uint64_t>(now_s - written_s, UINT32_MAX / 2) : 0);
+      runtime.set_snapshot(std::move(snapshot.value().records), down_s);
+    } else if (missing) {
+      TYTO_LOG(Level::info, "no snapshot at {} yet; starting empty", path);
+    } else {
+      TYTO_LOG(Level::warning, "snapshot {} refused: {}; starting empty", path, snapshot.error());
+    }
+  }
   if (const std::string error = runtime.start(); !error.empty()) {
     tyto::log::write(Level::error, error);
     return 1;
@@ -109,6 +127,10 @@ int main(int argc, char** argv) {
     tyto::log::write(Level::error, error);
     runtime.stop();
     return 1;
+  }
+  if (const auto restored = runtime.restored(); restored.swarms > 0) {
+    TYTO_LOG(Level::info, "snapshot: restored {} swarms with {} peers", restored.swarms,
+             restored.peers);
   }
   // Every socket is bound: now give up root.
   if (const std::string error = tyto::app::drop_privileges(options); !error.empty()) {
@@ -151,7 +173,19 @@ int main(int argc, char** argv) {
   }
   TYTO_LOG(Level::info, "{}, stopping", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
   ops.stop();
-  runtime.stop();
+  runtime.stop();  // drains what is in flight
+  if (!options.snapshot_path.empty()) {
+    tyto::app::SnapshotFile snapshot;
+    snapshot.written_unix_s = tyto::unix_time_s();
+    snapshot.records = runtime.snapshot_records(snapshot.swarms);
+    if (const std::string error = tyto::app::write_snapshot_file(options.snapshot_path, snapshot);
+        !error.empty()) {
+      TYTO_LOG(Level::error, "snapshot not written: {}", error);
+    } else {
+      TYTO_LOG(Level::info, "snapshot: {} swarms written to {}", snapshot.swarms,
+               options.snapshot_path);
+    }
+  }
   if (options.print_counters) print_counters(runtime.totals());
   return 0;
 }

@@ -382,4 +382,14 @@ void TcpServer::close_idle(Ring& ring, std::uint32_t now_s, std::uint32_t idle_t
   }
 }
 
+bool TcpServer::sends_idle() const noexcept {
+  for (const Connection& connection : connections_) {
+    if (connection.fd >= 0 && !connection.closing &&
+        (connection.send_in_flight || connection.output_sent < connection.output_size)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace tyto::net

@@ -78,6 +78,7 @@ std::vector<CounterRow> counter_rows(const ShardTotals& t) {
       {"peers_refused", "new peers refused: swarm full", false, st.peers_refused},
       {"peers_expired", "peers expired", false, st.peers_expired},
       {"swarms_freed", "empty swarms freed", false, st.swarms_freed},
+      {"dropped_stopping", "UDP requests dropped while stopping", false, s.dropped_stopping},
       {"loop_turns", "event loop turns", false, s.loop_turns},
       {"sleeps", "event loop sleeps in the kernel", false, s.sleeps},
       {"swarms", "swarms held", true, st.swarms},

@@ -25,6 +25,8 @@ std::string Runtime::start() {
   if (count == 0 || count > shards_max) return "between 1 and 64 shards are supported";
   directory_ = std::make_unique<ShardDirectory>(count);
   directory_->access_list.store(access_list_.get());
+  directory_->snapshot_records = snapshot_records_;
+  directory_->snapshot_extra_age_s = snapshot_extra_age_s_;
   const auto connection_ids = proto::ConnectionIds::random();
   const HashSecret secret = HashSecret::random();
   for (std::uint32_t i = 0; i < count; ++i) {
@@ -64,8 +66,30 @@ std::string Runtime::start() {
     start_decided_ = true;
   }
   start_changed_.notify_all();
+  // Every shard has restored its part (open() precedes the go-ahead): the records can go.
+  directory_->snapshot_records = {};
+  std::vector<std::uint8_t>().swap(snapshot_records_);
   if (!error.empty()) stop();
   return error;
+}
+
+void Runtime::set_snapshot(std::vector<std::uint8_t> records, std::uint32_t extra_age_s) {
+  TYTO_ASSERT(directory_ == nullptr);  // before start()
+  snapshot_records_ = std::move(records);
+  snapshot_extra_age_s_ = extra_age_s;
+}
+
+Runtime::Restored Runtime::restored() const noexcept {
+  if (directory_ == nullptr) return {};
+  return {directory_->restored_swarms.load(), directory_->restored_peers.load()};
+}
+
+std::vector<std::uint8_t> Runtime::snapshot_records(std::uint64_t& swarms) const {
+  TYTO_ASSERT(threads_.empty());  // only once the shards stopped
+  std::vector<std::uint8_t> records;
+  swarms = 0;
+  for (const auto& shard : shards_) swarms += shard->append_snapshot(records);
+  return records;
 }
 
 void Runtime::stop() {

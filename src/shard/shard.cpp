@@ -1,6 +1,8 @@
 #include "tyto/shard/shard.hpp"
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "tyto/core/assert.hpp"
 
@@ -11,6 +13,7 @@ constexpr unsigned ring_entries = 4096;
 constexpr std::uint32_t pending_scrapes_count = 256;
 constexpr std::uint32_t scrape_gather_timeout_s = 2;
 constexpr unsigned idle_wait_ms = 1000;
+constexpr unsigned stop_drain_ms = 2000;
 constexpr const char* not_allowed_reason = "info_hash not allowed on this tracker";  // a sleeping shard still ticks once a second
 constexpr std::uint32_t lent_buffers_count = 1024;
 constexpr std::size_t lent_buffer_size = limits::numwant_max * limits::ipv6_peer_wire_size;
@@ -98,6 +101,17 @@ std::string Shard::open() {
     free_lent_buffers_.reserve(lent_buffers_count);
     for (std::uint32_t i = lent_buffers_count; i-- > 0;) free_lent_buffers_.push_back(i);
   }
+  if (!directory_.snapshot_records.empty()) {
+    refresh_clock();
+    const auto restored = store_.restore_snapshot(
+        directory_.snapshot_records, now_s_, directory_.snapshot_extra_age_s,
+        [this](const InfoHash& info_hash) {
+          return shard_of(info_hash, directory_.shard_key, directory_.shards_count) == index_;
+        });
+    if (!restored.ok()) return "snapshot: " + restored.error();
+    directory_.restored_swarms += restored.value().swarms;
+    directory_.restored_peers += restored.value().peers;
+  }
   ring_.submit();
   refresh_clock();
   last_tick_s_ = now_s_;
@@ -114,8 +128,44 @@ void Shard::refresh_clock() noexcept {
 void Shard::run() noexcept {
   bool busy = true;
   while (!directory_.stopping.load(std::memory_order_relaxed)) busy = turn(!busy);
-  // Drain: send what is queued, let in-flight sends complete.
+  drain();
+}
+
+// Stopping (SIGTERM): new UDP requests are dropped (counted) and HTTP connections take no new
+// request, but what is in flight is finished: answers owed to other shards or to waiting HTTP
+// connections, gathered scrapes, replies the kernel has not sent yet. A shard leaves only when
+// every shard is quiet and its own mailboxes are empty — a shard publishes its forwards before
+// it says it is quiet (both seq_cst), so a forward is never stranded in a mailbox of a shard
+// that left. At most stop_drain_ms in all.
+void Shard::drain() noexcept {
+  draining_ = true;
+  auto& self = directory_.entries[index_];
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(stop_drain_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    turn(false);
+    const bool quiet_now = quiet();
+    self.quiet.store(quiet_now, std::memory_order_seq_cst);
+    if (!quiet_now) continue;
+    bool everyone_quiet = true;
+    for (std::uint32_t i = 0; i < directory_.shards_count && everyone_quiet; ++i) {
+      everyone_quiet = directory_.entries[i].quiet.load(std::memory_order_seq_cst);
+    }
+    bool mail_waiting = false;
+    for (std::uint32_t from = 0; from < directory_.shards_count && !mail_waiting; ++from) {
+      mail_waiting = from != index_ && !directory_.mailbox(from, index_).empty_before_sleep();
+    }
+    if (everyone_quiet && !mail_waiting) break;
+    std::this_thread::yield();
+  }
   ring_.submit();
+}
+
+bool Shard::quiet() const noexcept {
+  const bool lent_buffers_home = free_lent_buffers_.size() * lent_buffer_size == lent_buffers_.size();
+  return answers_to_retry_.empty() && lent_buffers_home &&
+         free_pending_scrapes_.size() == pending_scrapes_count && udp_.sends_idle() &&
+         tcp_.sends_idle();
 }
 
 bool Shard::turn(bool may_sleep) noexcept {
@@ -208,6 +258,10 @@ void Shard::on_completion(const io_uring_cqe& cqe) noexcept {
 
 void Shard::on_datagram(const net::Datagram& datagram) noexcept {
   namespace udp = proto::udp;
+  if (draining_) {
+    ++counters_.dropped_stopping;
+    return;
+  }
   const auto parsed = udp::parse_request(datagram.payload, datagram.source);
   if (!parsed.ok()) {
     ++counters_.udp_malformed;
@@ -537,7 +591,7 @@ void Shard::on_scrape_answer(const ScrapeAnswer& answer) noexcept {
 namespace http = proto::http;
 
 void Shard::serve_http(net::ConnectionRef connection) noexcept {
-  while (tcp_.serving(connection) && !http_waiting(connection)) {
+  while (!draining_ && tcp_.serving(connection) && !http_waiting(connection)) {
     if (!serve_http_request(connection)) break;
   }
   tcp_.flush(ring_, connection, false);

@@ -336,6 +336,84 @@ class AccessLists(unittest.TestCase):
             self.assertIn("%s:2: not an info_hash" % file.name, result.stderr)
 
 
+class Snapshots(unittest.TestCase):
+    def start(self, port, path):
+        return Tracker(BINARY, ["--udp", "127.0.0.1:%d" % port, "--udp", "[::1]:%d" % port,
+                                "--http", "127.0.0.1:%d" % port, "--cores", "0-1",
+                                "--snapshot-path", path],
+                       [("127.0.0.1", port)])
+
+    def scrape(self, port, hashes):
+        client = Client(("127.0.0.1", port))
+        try:
+            client.connect()
+            return client.scrape(hashes)
+        finally:
+            client.close()
+
+    def fill(self, port, hashes):
+        for n, info_hash in enumerate(hashes):
+            for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+                client = Client((host, port))
+                client.connect()
+                for i in range(n + 2):
+                    client.announce(info_hash, 9000 + i, left=1)
+                client.announce(info_hash, 9500, left=0, event=1)  # a completed download
+                client.close()
+
+    def test_swarms_survive_a_restart(self):
+        port = free_port()
+        hashes = [os.urandom(20) for _ in range(5)]
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "tyto.snapshot")
+            tracker = self.start(port, path)
+            try:
+                self.fill(port, hashes)
+                before = self.scrape(port, hashes)
+            finally:
+                code, _, stderr = tracker.stop()
+            self.assertEqual(code, 0, stderr)
+            self.assertIn("snapshot: %d swarms written" % len(hashes), stderr)
+            self.assertTrue(os.path.exists(path))
+            self.assertFalse(os.path.exists(path + ".tmp"))
+            self.assertEqual(before[0], (2, 2, 4))  # (seeders, completed, leechers), both families
+            tracker = self.start(port, path)
+            try:
+                after = self.scrape(port, hashes)
+            finally:
+                code, _, stderr = tracker.stop()
+            self.assertEqual(code, 0, stderr)
+            self.assertIn("snapshot: restored %d swarms with %d peers" %
+                          (len(hashes), sum(2 * (n + 3) for n in range(len(hashes)))), stderr)
+            self.assertEqual(after, before)
+
+    def test_a_corrupt_or_foreign_snapshot_is_refused_and_the_tracker_starts_empty(self):
+        port = free_port()
+        info_hash = os.urandom(20)
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "tyto.snapshot")
+            tracker = self.start(port, path)
+            try:
+                self.fill(port, [info_hash])
+            finally:
+                tracker.stop()
+            with open(path, "r+b") as file:
+                file.seek(60)
+                byte = file.read(1)
+                file.seek(60)
+                file.write(bytes([byte[0] ^ 0x40]))
+            for expected in ("snapshot checksum mismatch", "not a tyto snapshot"):
+                tracker = self.start(port, path)
+                try:
+                    self.assertEqual(self.scrape(port, [info_hash]), [(0, 0, 0)])
+                finally:
+                    code, _, stderr = tracker.stop()
+                self.assertEqual(code, 0, stderr)
+                self.assertIn("refused: " + expected, stderr)
+                with open(path, "wb") as file:
+                    file.write(b"# not a snapshot at all\n" * 4)
+
+
 if __name__ == "__main__":
     BINARY = sys.argv.pop(1)
     unittest.main(verbosity=2)

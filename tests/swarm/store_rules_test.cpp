@@ -311,6 +311,76 @@ TEST_F(StoreTest, TopListsTheBestSwarmsFirst) {
   EXPECT_EQ(store_.top(TopOrder::peers, now_s_, all), 6u);
 }
 
+TEST_F(StoreTest, ASnapshotRestoresSwarmsPeersAndCounts) {
+  for (std::uint32_t hash = 1; hash <= 20; ++hash) {
+    for (std::uint32_t i = 0; i < hash; ++i) announce(hash, v4(i), i % 3 == 0 ? 0 : 10);
+    announce(hash, v6(hash), 10);
+  }
+  announce(5, v4(1), 0, AnnounceEvent::completed);
+  now_s_ += 40;
+  std::vector<std::uint8_t> records;
+  EXPECT_EQ(store_.append_snapshot(now_s_, records), 20u);
+
+  SwarmStore restored{limits_, HashSecret::from_seed(12), 2};
+  const std::uint32_t later_s = 5000;
+  const auto result = restored.restore_snapshot(records, later_s, 60, [](const InfoHash&) {
+    return true;
+  });
+  ASSERT_TRUE(result.ok()) << result.error();
+  EXPECT_EQ(result.value().swarms, 20u);
+  EXPECT_EQ(result.value().peers, 20u * 21 / 2 + 20);
+  restored.verify();
+  for (std::uint32_t hash = 1; hash <= 20; ++hash) {
+    EXPECT_EQ(restored.scrape(hash_of(hash)), store_.scrape(hash_of(hash))) << hash;
+  }
+  EXPECT_EQ(restored.counters().peers_ipv6, 20u);
+  SwarmStatistics statistics;
+  ASSERT_TRUE(restored.statistics(hash_of(5), later_s, statistics));
+  EXPECT_EQ(statistics.age_s, 40u + 60u);  // its age then, plus the time the tracker was down
+  // A completion counted before the restart is not counted again.
+  AnnounceRequest again;
+  again.info_hash = hash_of(5);
+  again.peer = v4(1);
+  again.event = AnnounceEvent::completed;
+  std::vector<std::uint8_t> out(50 * 6);
+  EXPECT_EQ(restored.announce(again, later_s, out).downloaded, 1u);
+  // Peers keep their age (100 s at the restart, with the downtime): 50 s before the timeout
+  // of the one that announced since, a full sweep finds every other peer expired.
+  restored.expire_step(later_s);
+  restored.expire_step(later_s + limits_.peer_timeout_s - 50);  // elapsed > a sweep period
+  EXPECT_EQ(restored.swarms_count(), 1u);  // only swarm 5 announced after the restart
+  EXPECT_EQ(restored.scrape(hash_of(5)).seeders, 1u);
+}
+
+TEST_F(StoreTest, ASnapshotKeepsWhatItIsToldAndRefusesTruncation) {
+  for (std::uint32_t hash = 1; hash <= 10; ++hash) announce(hash, v4(hash), 10);
+  std::vector<std::uint8_t> records;
+  store_.append_snapshot(now_s_, records);
+  SwarmStore odd{limits_, HashSecret::from_seed(13), 3};
+  const auto kept = odd.restore_snapshot(records, now_s_, 0, [](const InfoHash& hash) {
+    return hash.bytes[0] % 2 == 1;
+  });
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(kept.value().swarms, 5u);
+  EXPECT_EQ(odd.scrape(hash_of(3)).leechers, 1u);
+  EXPECT_EQ(odd.scrape(hash_of(4)).leechers, 0u);
+  // Downtime beyond the peer timeout: nothing is restored.
+  SwarmStore stale{limits_, HashSecret::from_seed(14), 4};
+  const auto none = stale.restore_snapshot(records, now_s_, limits_.peer_timeout_s + 1,
+                                           [](const InfoHash&) { return true; });
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none.value().swarms, 0u);
+  EXPECT_EQ(stale.swarms_count(), 0u);
+  for (std::size_t cut : {std::size_t{1}, std::size_t{10}, records.size() - 1}) {
+    SwarmStore partial{limits_, HashSecret::from_seed(15), 5};
+    const auto truncated =
+        partial.restore_snapshot(std::span(records).first(records.size() - cut), now_s_, 0,
+                                 [](const InfoHash&) { return true; });
+    EXPECT_FALSE(truncated.ok()) << cut;
+    partial.verify();
+  }
+}
+
 TEST(StoreLimitsTest, CapsRefuseNewSwarmsAndPeersAndCountThem) {
   StoreLimits limits;
   limits.swarms_max = 2;

@@ -101,6 +101,8 @@ class TcpServer {
 
   const TcpCounters& counters() const noexcept { return counters_; }
   std::uint32_t open_connections() const noexcept { return open_count_; }
+  // No connection has output waiting or a send in flight. O(connections): for stopping only.
+  bool sends_idle() const noexcept;
 
  private:
   struct Connection {

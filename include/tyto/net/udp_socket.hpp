@@ -97,6 +97,8 @@ class UdpSockets {
 
   const UdpCounters& counters() const noexcept { return counters_; }
   std::size_t sockets_count() const noexcept { return sockets_.size(); }
+  // No reply staged or in the kernel's hands (every send slot is free).
+  bool sends_idle() const noexcept { return free_send_slots_.size() == send_slots_.size(); }
 
  private:
   struct Socket {

@@ -32,6 +32,7 @@ struct ShardCounters {
   std::uint64_t http_failures = 0;  // answered with a failure reason or an error status
   std::uint64_t http_busy = 0;      // no lent buffer or mailbox room: 503
   std::uint64_t http_answers_retried = 0;
+  std::uint64_t dropped_stopping = 0;  // UDP requests received while stopping
   std::uint64_t loop_turns = 0;
   std::uint64_t sleeps = 0;
 };

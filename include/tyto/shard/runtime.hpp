@@ -45,6 +45,17 @@ class Runtime {
   // could still be in use after 5 s is kept, never freed under a reader).
   void set_access_list(std::unique_ptr<const AccessList> list);
 
+  // Before start(): snapshot records (app/snapshot.hpp) for the shards to restore, each its own
+  // swarms, with every peer aged by extra_age_s. The records are released once started.
+  void set_snapshot(std::vector<std::uint8_t> records, std::uint32_t extra_age_s);
+  struct Restored {
+    std::uint64_t swarms = 0;
+    std::uint64_t peers = 0;
+  };
+  Restored restored() const noexcept;
+  // After stop(): every shard's swarms as snapshot records; `swarms` is set to their number.
+  std::vector<std::uint8_t> snapshot_records(std::uint64_t& swarms) const;
+
   // The shard that owns a swarm.
   std::uint32_t owner_of(const InfoHash& info_hash) const noexcept;
 
@@ -60,6 +71,8 @@ class Runtime {
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::thread> threads_;
   bool stopped_ = false;
+  std::vector<std::uint8_t> snapshot_records_;
+  std::uint32_t snapshot_extra_age_s_ = 0;
   std::unique_ptr<const AccessList> access_list_;
   std::vector<std::unique_ptr<const AccessList>> retired_access_lists_;  // see set_access_list
   // The asking thread's: serials and a ring to wake sleeping shards (made on first use).

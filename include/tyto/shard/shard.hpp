@@ -59,6 +59,7 @@ struct ShardDirectory {
     alignas(cache_line_size) std::atomic<bool> sleeping{false};
     std::atomic<int> ring_fd{-1};
     std::atomic<std::uint64_t> access_epoch_seen{0};  // access_list.hpp: read-copy-update
+    std::atomic<bool> quiet{false};  // stopping: nothing of this shard's is in flight
   };
   explicit ShardDirectory(std::uint32_t shards_count);
   Mailbox& mailbox(std::uint32_t from, std::uint32_t to) noexcept {
@@ -76,6 +77,12 @@ struct ShardDirectory {
   std::vector<std::unique_ptr<ControlRequests>> control_requests;
   std::vector<std::unique_ptr<ControlAnswers>> control_answers;
   std::atomic<bool> stopping{false};
+  // Start-up only: snapshot records each shard restores its own swarms from in open(), aged by
+  // the time the tracker was down; what they restored.
+  std::span<const std::uint8_t> snapshot_records;
+  std::uint32_t snapshot_extra_age_s = 0;
+  std::atomic<std::uint64_t> restored_swarms{0};
+  std::atomic<std::uint64_t> restored_peers{0};
   // The info-hash access list (null: none) and its epoch; see access_list.hpp.
   std::atomic<const AccessList*> access_list{nullptr};
   std::atomic<std::uint64_t> access_epoch{0};
@@ -96,11 +103,18 @@ class Shard {
 
   // On the shard's thread, or from any thread once the loop stopped.
   ShardTotals totals() const noexcept;
+  // Once the loop stopped: this shard's swarms as snapshot records; returns how many.
+  std::uint64_t append_snapshot(std::vector<std::uint8_t>& out) const {
+    return store_.append_snapshot(now_s_, out);
+  }
 
  private:
   struct PendingScrape;
 
   bool turn(bool may_sleep) noexcept;
+  // Stopping: no new requests; finish what is in flight (see run()).
+  void drain() noexcept;
+  bool quiet() const noexcept;
   std::uint32_t now_s() const noexcept { return now_s_; }
   void refresh_clock() noexcept;
   void refresh_access_list() noexcept;
@@ -198,7 +212,8 @@ class Shard {
   std::vector<PendingAnswer> answers_to_retry_;
   std::vector<std::uint32_t> free_pending_scrapes_;
   std::unique_ptr<ControlAnswer> control_answer_;
-  const AccessList* access_list_ = nullptr;  // this loop turn's (access_list.hpp)  // built here (8 KiB), then copied to the queue
+  const AccessList* access_list_ = nullptr;  // this loop turn's (access_list.hpp)
+  bool draining_ = false;  // built here (8 KiB), then copied to the queue
 };
 
 }  // namespace tyto::shard

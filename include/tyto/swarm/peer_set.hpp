@@ -68,6 +68,10 @@ class PeerSet {
     TYTO_DEBUG_ASSERT(position < count_);
     return stamps()[position];
   }
+  std::uint16_t stamp(std::uint32_t position) const noexcept {
+    TYTO_DEBUG_ASSERT(position < count_);
+    return stamps()[position];
+  }
 
   // Copies at most `peers_max` peers from positions [begin, end) into out, starting at a random
   // offset and wrapping, skipping `skip` (the requester). Returns how many were copied.

@@ -12,13 +12,17 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
+#include <string>
+#include <vector>
 
 #include "tyto/core/arena.hpp"
 #include "tyto/core/hash.hpp"
 #include "tyto/core/limits.hpp"
 #include "tyto/core/owner.hpp"
 #include "tyto/core/request.hpp"
+#include "tyto/core/result.hpp"
 #include "tyto/swarm/peer_set.hpp"
 
 namespace tyto::swarm {
@@ -156,6 +160,22 @@ class SwarmStore {
   // This store's best out.size() swarms by `order`, best first; returns how many were written.
   // O(swarms): an operator's query, not for the hot path.
   std::uint32_t top(TopOrder order, std::uint32_t now_s, std::span<SwarmStatistics> out) noexcept;
+
+  // Snapshots (src/swarm/snapshot.cpp; app/snapshot frames and checksums them). Every swarm
+  // with its peers as records appended to `out`; returns the number of swarms. Reads only: any
+  // thread may call it once the owning shard has stopped.
+  std::uint64_t append_snapshot(std::uint32_t now_s, std::vector<std::uint8_t>& out) const;
+  struct Restored {
+    std::uint64_t swarms = 0;
+    std::uint64_t peers = 0;
+  };
+  // Reads records back, restoring the swarms `keep` accepts (each shard keeps its own) and
+  // aging every peer by `extra_age_s` (the time the tracker was down); peers past the timeout
+  // and swarms or peers over the limits are skipped. Structure errors leave the store with what
+  // was restored before them. On the owner's thread (or a fresh store).
+  Result<Restored, std::string> restore_snapshot(std::span<const std::uint8_t> records,
+                                                 std::uint32_t now_s, std::uint32_t extra_age_s,
+                                                 const std::function<bool(const InfoHash&)>& keep);
 
   void verify() const noexcept;  // O(n) consistency check for tests
 

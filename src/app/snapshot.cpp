@@ -1,0 +1,126 @@
+#include "tyto/app/snapshot.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include "tyto/core/bytes.hpp"
+
+namespace tyto::app {
+namespace {
+
+constexpr char magic[8] = {'T', 'Y', 'T', 'O', 'S', 'N', 'A', 'P'};
+constexpr std::size_t header_size = 8 + 4 + 4 + 8 + 8 + 8;
+constexpr std::size_t checksum_size = 8;
+
+void put(std::vector<std::uint8_t>& out, std::uint64_t value, std::size_t size) {
+  for (std::size_t i = size; i-- > 0;) out.push_back(static_cast<std::uint8_t>(value >> (8 * i)));
+}
+
+std::string errno_text(const std::string& what) {
+  return what + ": " + std::strerror(errno);
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> encode_snapshot(const SnapshotFile& snapshot) {
+  std::vector<std::uint8_t> bytes(magic, magic + sizeof magic);
+  bytes.reserve(header_size + snapshot.records.size() + checksum_size);
+  put(bytes, snapshot_version, 4);
+  put(bytes, 0, 4);
+  put(bytes, snapshot.written_unix_s, 8);
+  put(bytes, snapshot.swarms, 8);
+  put(bytes, snapshot.records.size(), 8);
+  bytes.insert(bytes.end(), snapshot.records.begin(), snapshot.records.end());
+  put(bytes, XXH3_64bits(bytes.data(), bytes.size()), 8);
+  return bytes;
+}
+
+Result<SnapshotFile, std::string> decode_snapshot(const std::vector<std::uint8_t>& bytes) {
+  if (bytes.size() < header_size + checksum_size ||
+      std::memcmp(bytes.data(), magic, sizeof magic) != 0) {
+    return Failure{std::string("not a tyto snapshot (no TYTOSNAP header)")};
+  }
+  ByteReader in(bytes);
+  in.bytes(sizeof magic);
+  const std::uint32_t version = in.u32();
+  if (version != snapshot_version) {
+    return Failure{"snapshot version " + std::to_string(version) + ", this tyto reads version " +
+                   std::to_string(snapshot_version)};
+  }
+  in.u32();
+  SnapshotFile snapshot;
+  snapshot.written_unix_s = in.u64();
+  snapshot.swarms = in.u64();
+  const std::uint64_t records_size = in.u64();
+  if (records_size != bytes.size() - header_size - checksum_size) {
+    return Failure{"snapshot size mismatch: header says " + std::to_string(records_size) +
+                   " bytes of records, the file holds " +
+                   std::to_string(bytes.size() - header_size - checksum_size) + " (truncated?)"};
+  }
+  const std::size_t checked = bytes.size() - checksum_size;
+  ByteReader trailer(std::span<const std::uint8_t>(bytes).subspan(checked));
+  if (trailer.u64() != XXH3_64bits(bytes.data(), checked)) {
+    return Failure{std::string("snapshot checksum mismatch (corrupt file)")};
+  }
+  snapshot.records.assign(bytes.begin() + header_size, bytes.begin() + checked);
+  return snapshot;
+}
+
+std::string write_snapshot_file(const std::string& path, const SnapshotFile& snapshot) {
+  const std::vector<std::uint8_t> bytes = encode_snapshot(snapshot);
+  const std::string temporary = path + ".tmp";
+  const int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return errno_text("cannot create " + temporary);
+  for (std::size_t written = 0; written < bytes.size();) {
+    const ssize_t wrote = write(fd, bytes.data() + written, bytes.size() - written);
+    if (wrote < 0 && errno == EINTR) continue;
+    if (wrote <= 0) {
+      const std::string error = errno_text("cannot write " + temporary);
+      close(fd);
+      unlink(temporary.c_str());
+      return error;
+    }
+    written += static_cast<std::size_t>(wrote);
+  }
+  if (fsync(fd) != 0) {
+    const std::string error = errno_text("fsync " + temporary);
+    close(fd);
+    unlink(temporary.c_str());
+    return error;
+  }
+  close(fd);
+  if (rename(temporary.c_str(), path.c_str()) != 0) {
+    const std::string error = errno_text("cannot rename " + temporary + " to " + path);
+    unlink(temporary.c_str());
+    return error;
+  }
+  const auto slash = path.rfind('/');
+  const std::string directory =
+      slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  const int directory_fd = open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (directory_fd >= 0) {
+    fsync(directory_fd);  // the rename itself survives a crash
+    close(directory_fd);
+  }
+  return {};
+}
+
+Result<SnapshotFile, std::string> read_snapshot_file(const std::string& path, bool& missing) {
+  missing = false;
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    missing = errno == ENOENT;
+    return Failure{errno_text("cannot read " + path)};
+  }
+  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(file)),
+                                  std::istreambuf_iterator<char>());
+  return decode_snapshot(bytes);
+}
+
+}  // namespace tyto::app

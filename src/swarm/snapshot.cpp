@@ -1,0 +1,128 @@
+// Snapshot records of the in-memory store (big-endian):
+//   swarm: info_hash[20] downloaded u32 age_s u32 ipv4_count u32 ipv6_count u32, then the peers
+//   peer:  wire[6 or 18] flags u8 (bit 0 seeder, bit 1 completion counted) age_s u16
+#include <algorithm>
+
+#include "tyto/core/bytes.hpp"
+#include "tyto/swarm/swarm_store.hpp"
+
+namespace tyto::swarm {
+namespace {
+
+constexpr std::uint8_t peer_seeder = 1;
+constexpr std::uint8_t peer_completed = 2;
+constexpr std::size_t swarm_header_size = 20 + 4 * 4;
+
+void put(std::vector<std::uint8_t>& out, std::uint64_t value, std::size_t size) {
+  for (std::size_t i = size; i-- > 0;) out.push_back(static_cast<std::uint8_t>(value >> (8 * i)));
+}
+
+template <class Peers>
+void append_peers(const Peers& peers, std::uint32_t now_s, std::vector<std::uint8_t>& out) {
+  for (std::uint32_t i = 0; i < peers.count(); ++i) {
+    const std::uint8_t* wire = peers.wire(i);
+    out.insert(out.end(), wire, wire + Peers::wire_size);
+    const std::uint16_t stamp = peers.stamp(i);
+    const bool completed = stamp & stamp_completed_bit;
+    put(out, (i < peers.seeders() ? peer_seeder : 0) | (completed ? peer_completed : 0), 1);
+    put(out, std::min<std::uint32_t>(stamp_age_s(stamp, now_s), 0xffff), 2);
+  }
+}
+
+}  // namespace
+
+std::uint64_t SwarmStore::append_snapshot(std::uint32_t now_s,
+                                          std::vector<std::uint8_t>& out) const {
+  std::uint64_t swarms = 0;
+  for (const Table* table : {&current_, &previous_}) {
+    for (std::uint32_t i = 0; i < table->capacity; ++i) {
+      const Swarm& swarm = table->slots[i];
+      if (swarm.ipv4.vacant()) continue;
+      out.insert(out.end(), swarm.info_hash.bytes.begin(), swarm.info_hash.bytes.end());
+      put(out, swarm.downloaded, 4);
+      put(out, now_s - swarm.activity.created_s, 4);
+      put(out, swarm.ipv4.count(), 4);
+      put(out, swarm.ipv6 != nullptr ? swarm.ipv6->count() : 0, 4);
+      append_peers(swarm.ipv4, now_s, out);
+      if (swarm.ipv6 != nullptr) append_peers(*swarm.ipv6, now_s, out);
+      ++swarms;
+    }
+  }
+  return swarms;
+}
+
+Result<SwarmStore::Restored, std::string> SwarmStore::restore_snapshot(
+    std::span<const std::uint8_t> records, std::uint32_t now_s, std::uint32_t extra_age_s,
+    const std::function<bool(const InfoHash&)>& keep) {
+  owner_.check();
+  Restored restored;
+  ByteReader in(records);
+  while (in.remaining() > 0) {
+    if (in.remaining() < swarm_header_size) return Failure{std::string("truncated swarm record")};
+    InfoHash info_hash;
+    in.copy_to(std::span(info_hash.bytes));
+    const std::uint32_t downloaded = in.u32();
+    const std::uint32_t age_s = in.u32();
+    const std::uint64_t ipv4_count = in.u32();
+    const std::uint64_t ipv6_count = in.u32();
+    const std::uint64_t peers_size =
+        ipv4_count * (Ipv4Peers::wire_size + 3) + ipv6_count * (Ipv6Peers::wire_size + 3);
+    if (peers_size > in.remaining()) return Failure{std::string("truncated peer list")};
+    const std::span<const std::uint8_t> peer_bytes = in.bytes(peers_size);
+    if (!keep(info_hash)) continue;
+    const std::uint64_t hash = hash_info_hash(info_hash, secret_);
+    Swarm* swarm = find(info_hash, hash);
+    if (swarm == nullptr) {
+      if (swarms_count() >= limits_.swarms_max) {
+        ++counters_.swarms_refused;
+        continue;
+      }
+      swarm = insert(info_hash, hash);
+      swarm->activity.created_s = now_s >= age_s + extra_age_s ? now_s - age_s - extra_age_s : 0;
+      swarm->activity.window = window_of(now_s);
+    }
+    swarm->downloaded = std::max(swarm->downloaded, downloaded);
+    ByteReader peers_in(peer_bytes);
+    auto restore_peers = [&](auto& peers, std::uint64_t count, std::uint64_t& family_gauge) {
+      using Peers = std::remove_reference_t<decltype(peers)>;
+      for (std::uint64_t i = 0; i < count; ++i) {
+        const std::uint8_t* wire = peers_in.bytes(Peers::wire_size).data();
+        const std::uint8_t flags = peers_in.u8();
+        const std::uint32_t peer_age_s = std::uint32_t{peers_in.u16()} + extra_age_s;
+        if (peer_age_s > limits_.peer_timeout_s) continue;
+        const std::uint32_t total =
+            swarm->ipv4.count() + (swarm->ipv6 != nullptr ? swarm->ipv6->count() : 0);
+        if (total >= limits_.peers_per_swarm_max) {
+          ++counters_.peers_refused;
+          continue;
+        }
+        if (peers.find(wire, secret_) != Peers::not_found) continue;  // listed twice
+        const bool seeder = flags & peer_seeder;
+        const auto stamp = static_cast<std::uint16_t>(
+            ((stamp_of(now_s) - peer_age_s / stamp_unit_s) & stamp_time_mask) |
+            (flags & peer_completed ? stamp_completed_bit : 0));
+        peers.insert(wire, seeder, stamp, arena_, secret_);
+        ++(seeder ? counters_.seeders : counters_.leechers);
+        ++family_gauge;
+        ++restored.peers;
+      }
+    };
+    restore_peers(swarm->ipv4, ipv4_count, counters_.peers_ipv4);
+    if (ipv6_count > 0) {
+      if (swarm->ipv6 == nullptr) {
+        swarm->ipv6 = new (arena_.allocate(sizeof(Ipv6Peers))) Ipv6Peers();
+      }
+      restore_peers(*swarm->ipv6, ipv6_count, counters_.peers_ipv6);
+      if (swarm->ipv6->empty()) free_swarm(*swarm);
+    }
+    if (swarm->ipv4.empty() && swarm->ipv6 == nullptr) {  // every peer had expired
+      Table& table = owns(current_, swarm) ? current_ : previous_;
+      erase(table, static_cast<std::uint32_t>(swarm - table.slots));
+      continue;
+    }
+    ++restored.swarms;
+  }
+  return restored;
+}
+
+}  // namespace tyto::swarm
