@@ -33,8 +33,7 @@ void write(Level level, std::string_view message) noexcept {
   }
 }
 
-bool RateLimit::allow(std::uint64_t& suppressed) noexcept {
-  const std::uint64_t now_s = unix_time_s();
+bool RateLimit::allow(std::uint64_t now_s, std::uint64_t& suppressed) noexcept {
   if (now_s != window_s_) {
     window_s_ = now_s;
     in_window_ = 0;
@@ -52,7 +51,7 @@ bool RateLimit::allow(std::uint64_t& suppressed) noexcept {
 namespace detail {
 void write_limited(Level level, RateLimit& limit, std::string_view message) noexcept {
   std::uint64_t suppressed = 0;
-  if (!limit.allow(suppressed)) return;
+  if (!limit.allow(unix_time_s(), suppressed)) return;
   if (suppressed == 0) {
     write(level, message);
     return;

@@ -145,6 +145,17 @@ bool AddressPrefix::contains(const PeerEndpoint& endpoint) const noexcept {
   return true;
 }
 
+std::string to_string(const PeerEndpoint& endpoint) {
+  char text[INET6_ADDRSTRLEN] = {};
+  const bool ipv4 = endpoint.family == AddressFamily::ipv4;
+  inet_ntop(ipv4 ? AF_INET : AF_INET6, endpoint.address_bytes().data(), text, sizeof text);
+  std::string result = ipv4 ? "" : "[";
+  result += text;
+  result += ipv4 ? ":" : "]:";
+  result += std::to_string(endpoint.port());
+  return result;
+}
+
 std::string AddressPrefix::to_string() const {
   char text[INET6_ADDRSTRLEN] = {};
   inet_ntop(family == AddressFamily::ipv4 ? AF_INET : AF_INET6, address.data(), text, sizeof text);

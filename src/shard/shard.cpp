@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "tyto/core/assert.hpp"
+#include "tyto/core/log.hpp"
 
 namespace tyto::shard {
 
@@ -266,6 +267,8 @@ void Shard::on_datagram(const net::Datagram& datagram) noexcept {
   if (!parsed.ok()) {
     ++counters_.udp_malformed;
     const udp::ParseFailure& failure = parsed.error();
+    TYTO_LOG_LIMITED(log::Level::debug, "udp: malformed request from {}: {}",
+                     net::to_string(datagram.source), failure.message());
     if (failure.answerable)
       send_udp_error(failure.transaction_id, failure.message(), datagram.route);
     return;
@@ -306,6 +309,8 @@ void Shard::on_udp_announce(const proto::udp::AnnounceRequest& request,
                             const net::UdpRoute& route) noexcept {
   if (denied(request.announce.info_hash)) {
     ++counters_.announces_denied;
+    TYTO_LOG_LIMITED(log::Level::debug, "udp: announce for {} denied by the access list",
+                     to_hex(request.announce.info_hash));
     send_udp_error(request.transaction_id, not_allowed_reason, route);
     return;
   }
@@ -467,6 +472,8 @@ bool Shard::forward(std::uint32_t owner, const Message& message) noexcept {
   TYTO_ASSERT(owner != index_ && owner < directory_.shards_count);
   if (!directory_.mailbox(index_, owner).try_push(message)) {
     ++counters_.mailbox_full_drops;  // UDP: drop, the client retries (DESIGN §3)
+    TYTO_LOG_LIMITED(log::Level::warning, "shard {}: mailbox to shard {} full, request dropped",
+                     index_, owner);
     return false;
   }
   if (std::holds_alternative<ScrapePart>(message)) ++counters_.scrape_parts_forwarded;

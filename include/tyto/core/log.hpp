@@ -26,8 +26,9 @@ void write(Level level, std::string_view message) noexcept;
 class RateLimit {
  public:
   static constexpr std::uint32_t per_second = 10;
-  // True when this message may be written; `suppressed` is set to the count dropped before it.
-  bool allow(std::uint64_t& suppressed) noexcept;
+  // True when a message at now_s may be written; `suppressed` is then set to the count dropped
+  // since the last one written.
+  bool allow(std::uint64_t now_s, std::uint64_t& suppressed) noexcept;
 
  private:
   std::uint64_t window_s_ = 0;

@@ -35,6 +35,9 @@ std::optional<PeerEndpoint> endpoint_of(const sockaddr* address, socklen_t size)
 // nullopt when malformed. No allocation: used per request for forwarded client addresses.
 std::optional<PeerEndpoint> parse_ip_address(std::string_view text) noexcept;
 
+// "192.0.2.7:6881" or "[2001:db8::1]:6881" (logs).
+std::string to_string(const PeerEndpoint& endpoint);
+
 // An address prefix ("10.0.0.0/8", "::1/128", or a bare address meaning all its bits), as in
 // --trusted-proxy. An IPv4 prefix matches only IPv4 endpoints (IPv4-mapped ones are IPv4 by then).
 struct AddressPrefix {
