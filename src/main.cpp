@@ -1,4 +1,5 @@
 // tyto: wires options, the io_uring check, the shards and signals together.
+#include <fmt/ranges.h>
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -139,12 +140,11 @@ int main(int argc, char** argv) {
     runtime.stop();
     return 1;
   }
-  std::string cores;
-  for (int cpu : options.runtime.cores) cores += (cores.empty() ? "" : ",") + std::to_string(cpu);
-  TYTO_LOG(Level::info, "{} shards on CPUs {}; UDP on {}; HTTP on {}; metrics on {}{}",
-           runtime.shards_count(), cores, join(options.runtime.shard.udp_listeners),
-           join(options.runtime.shard.http_listeners), join(options.metrics_listeners),
-           options.user.empty() ? std::string() : "; running as " + options.user);
+  TYTO_LOG(Level::info, "{} shards on CPUs {}; UDP on {}; HTTP on {}; metrics on {}{}{}",
+           runtime.shards_count(), fmt::join(options.runtime.cores, ","),
+           join(options.runtime.shard.udp_listeners), join(options.runtime.shard.http_listeners),
+           join(options.metrics_listeners), options.user.empty() ? "" : "; running as ",
+           options.user);
 
   // The main thread's loop: signals, and a look at the access list file once a second.
   tyto::app::FileWatch access_file(options.access_list_path);

@@ -1,6 +1,7 @@
 #include "tyto/app/options.hpp"
 
 #include <CLI/CLI.hpp>
+#include <fmt/ranges.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -183,9 +184,7 @@ const Setting settings[] = {
        return std::string();
      },
      [](const Options& o) {
-       std::string text;
-       for (int cpu : o.runtime.cores) text += (text.empty() ? "" : ",") + std::to_string(cpu);
-       return text_value(text);
+       return text_value(fmt::format("{}", fmt::join(o.runtime.cores, ",")));
      }},
     {"runtime.udp_send", "--udp-send", "MODE", Kind::text, 0, 0,
      "sendmmsg (one call per socket per loop turn, default) or uring (one SENDMSG SQE per reply)",
