@@ -15,11 +15,11 @@ Result<std::unique_ptr<const shard::AccessList>, std::string> load_access_list(
   if (!file) return Failure{"cannot read access list " + path + ": " + std::strerror(errno)};
   std::ostringstream text;
   text << file.rdbuf();
-  auto parsed = shard::AccessList::parse(
-      text.str(),
-      mode == AccessMode::whitelist ? shard::AccessList::Mode::whitelist
-                                    : shard::AccessList::Mode::blacklist,
-      path);
+  auto parsed =
+      shard::AccessList::parse(text.str(),
+                               mode == AccessMode::whitelist ? shard::AccessList::Mode::whitelist
+                                                             : shard::AccessList::Mode::blacklist,
+                               path);
   if (!parsed.ok()) return Failure{parsed.error()};
   return std::unique_ptr<const shard::AccessList>(std::move(parsed.value()));
 }

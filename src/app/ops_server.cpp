@@ -29,7 +29,8 @@ std::string response(int status, std::string_view reason, std::string_view conte
 }
 
 std::string json_error(int status, std::string_view reason, std::string_view message) {
-  return response(status, reason, "application/json", fmt::format("{{\"error\":\"{}\"}}\n", message));
+  return response(status, reason, "application/json",
+                  fmt::format("{{\"error\":\"{}\"}}\n", message));
 }
 
 // The raw value of `name` in a query string ("" and false when absent).
@@ -57,8 +58,7 @@ std::optional<InfoHash> parse_info_hash_parameter(std::string_view value) {
     std::memcpy(hash.bytes.data(), decoded, sizeof hash);
     return hash;
   }
-  return parse_info_hash_hex(
-      std::string_view(reinterpret_cast<const char*>(decoded), size));
+  return parse_info_hash_hex(std::string_view(reinterpret_cast<const char*>(decoded), size));
 }
 
 std::string flags_json(std::uint8_t flags) {
@@ -86,12 +86,11 @@ std::string swarm_json(const swarm::SwarmStatistics& s) {
       "\"announces_this_window\":{},\"joins_this_window\":{},\"leaves_this_window\":{},"
       "\"unmatched_completions_this_window\":{},\"leechers_average\":{},"
       "\"prefix_share\":{:.3f},\"flags\":{}}}",
-      to_hex(s.info_hash), s.seeders, s.leechers, s.completed, peers, seeder_ratio, health,
-      s.age_s, s.window_s, s.announces_last_window, s.announces_last_window / window_s,
-      s.joins_last_window, s.leaves_last_window, s.joins_last_window + s.leaves_last_window,
-      s.announces_this_window, s.joins_this_window, s.leaves_this_window,
-      s.unmatched_completions_this_window, s.leechers_average, s.prefix_share_permille / 1000.0,
-      flags_json(s.flags));
+      to_hex(s.info_hash), s.seeders, s.leechers, s.completed, peers, seeder_ratio, health, s.age_s,
+      s.window_s, s.announces_last_window, s.announces_last_window / window_s, s.joins_last_window,
+      s.leaves_last_window, s.joins_last_window + s.leaves_last_window, s.announces_this_window,
+      s.joins_this_window, s.leaves_this_window, s.unmatched_completions_this_window,
+      s.leechers_average, s.prefix_share_permille / 1000.0, flags_json(s.flags));
 }
 
 }  // namespace
@@ -169,10 +168,9 @@ void OpsServer::serve(int connection) noexcept {
             ? net::endpoint_of(reinterpret_cast<const sockaddr*>(&peer), peer_size)
             : std::nullopt;
     const bool allowed =
-        endpoint && std::any_of(options_.metrics_allow.begin(), options_.metrics_allow.end(),
-                                [&](const net::AddressPrefix& prefix) {
-                                  return prefix.contains(*endpoint);
-                                });
+        endpoint &&
+        std::any_of(options_.metrics_allow.begin(), options_.metrics_allow.end(),
+                    [&](const net::AddressPrefix& prefix) { return prefix.contains(*endpoint); });
     // Everyone's request head is read (a reply over unread bytes would end in a reset), but
     // a client outside the allowlist gets a fifth of a second for it.
     const timeval timeout = allowed ? timeval{request_timeout_s, 0} : timeval{0, 200'000};
@@ -206,7 +204,8 @@ void OpsServer::serve(int connection) noexcept {
       }
     }
     for (std::size_t sent = 0; sent < reply.size();) {
-      const ssize_t wrote = send(connection, reply.data() + sent, reply.size() - sent, MSG_NOSIGNAL);
+      const ssize_t wrote =
+          send(connection, reply.data() + sent, reply.size() - sent, MSG_NOSIGNAL);
       if (wrote <= 0) return;
       sent += static_cast<std::size_t>(wrote);
     }
@@ -233,20 +232,25 @@ std::string OpsServer::respond(std::string_view method, std::string_view target)
   return json_error(404, "Not Found", "try /metrics, /stats, /stats/swarm, /stats/top");
 }
 
-std::vector<shard::ControlAnswer> OpsServer::ask_all(const shard::ControlRequest& request,
-                                                     std::uint32_t& missing) {
-  const std::uint32_t count = runtime_.shards_count();
-  std::vector<std::uint32_t> shards(count);
-  for (std::uint32_t i = 0; i < count; ++i) shards[i] = i;
-  std::vector<shard::ControlAnswer> answers(count);
-  std::unique_ptr<bool[]> answered(new bool[count]);
-  runtime_.ask(shards, request, answers, std::span(answered.get(), count), answer_timeout_ms);
-  std::vector<shard::ControlAnswer> kept;
+std::vector<OpsServer::ShardAnswer> OpsServer::ask_all(shard::ControlKind kind,
+                                                       std::uint32_t& missing,
+                                                       swarm::TopOrder order, std::uint32_t count) {
+  shard::ControlRequest request;
+  request.kind = kind;
+  request.order = order;
+  request.count = count;
+  const std::uint32_t shards_count = runtime_.shards_count();
+  std::vector<std::uint32_t> shards(shards_count);
+  for (std::uint32_t i = 0; i < shards_count; ++i) shards[i] = i;
+  std::vector<shard::ControlAnswer> answers(shards_count);
+  std::unique_ptr<bool[]> answered(new bool[shards_count]);
+  runtime_.ask(shards, request, answers, std::span(answered.get(), shards_count),
+               answer_timeout_ms);
+  std::vector<ShardAnswer> kept;
   missing = 0;
-  for (std::uint32_t i = 0; i < count; ++i) {
+  for (std::uint32_t i = 0; i < shards_count; ++i) {
     if (answered[i]) {
-      kept.push_back(answers[i]);
-      kept.back().serial = i;  // which shard answered (the serial is no longer needed)
+      kept.push_back({i, answers[i]});
     } else {
       ++missing;
     }
@@ -255,42 +259,35 @@ std::vector<shard::ControlAnswer> OpsServer::ask_all(const shard::ControlRequest
 }
 
 std::string OpsServer::metrics() {
-  shard::ControlRequest request;
-  request.kind = shard::ControlKind::counters;
   std::uint32_t missing = 0;
-  const auto answers = ask_all(request, missing);
+  const auto answers = ask_all(shard::ControlKind::counters, missing);
   std::string body;
-  body += "# HELP tyto_shards Shards running.\n# TYPE tyto_shards gauge\n";
-  body += fmt::format("tyto_shards {}\n", runtime_.shards_count());
-  body += "# HELP tyto_shards_unanswered Shards that did not answer this scrape within 1 s.\n"
-          "# TYPE tyto_shards_unanswered gauge\n";
-  body += fmt::format("tyto_shards_unanswered {}\n", missing);
-  body += "# HELP tyto_start_time_seconds Start time since the Unix epoch.\n"
-          "# TYPE tyto_start_time_seconds gauge\n";
-  body += fmt::format("tyto_start_time_seconds {}\n", started_unix_s_);
+  auto gauge = [&body](std::string_view name, std::string_view help, std::uint64_t value) {
+    body += fmt::format("# HELP {0} {1}.\n# TYPE {0} gauge\n{0} {2}\n", name, help, value);
+  };
+  gauge("tyto_shards", "Shards running", runtime_.shards_count());
+  gauge("tyto_shards_unanswered", "Shards that did not answer this scrape within 1 s", missing);
+  gauge("tyto_start_time_seconds", "Start time since the Unix epoch", started_unix_s_);
   std::vector<std::vector<shard::CounterRow>> rows;
-  for (const auto& answer : answers) rows.push_back(shard::counter_rows(answer.totals));
+  for (const auto& answer : answers) rows.push_back(shard::counter_rows(answer.answer.totals));
   const std::size_t metrics_count = shard::counter_rows(shard::ShardTotals{}).size();
   for (std::size_t m = 0; m < metrics_count && !rows.empty(); ++m) {
     const shard::CounterRow& first = rows[0][m];
-    const std::string name =
-        fmt::format("tyto_{}{}", first.name, first.gauge ? "" : "_total");
+    const std::string name = fmt::format("tyto_{}{}", first.name, first.gauge ? "" : "_total");
     body += fmt::format("# HELP {} {}.\n# TYPE {} {}\n", name, first.help, name,
                         first.gauge ? "gauge" : "counter");
     for (std::size_t a = 0; a < answers.size(); ++a) {
-      body += fmt::format("{}{{shard=\"{}\"}} {}\n", name, answers[a].serial, rows[a][m].value);
+      body += fmt::format("{}{{shard=\"{}\"}} {}\n", name, answers[a].shard, rows[a][m].value);
     }
   }
   return response(200, "OK", "text/plain; version=0.0.4; charset=utf-8", body);
 }
 
 std::string OpsServer::stats() {
-  shard::ControlRequest request;
-  request.kind = shard::ControlKind::counters;
   std::uint32_t missing = 0;
-  const auto answers = ask_all(request, missing);
+  const auto answers = ask_all(shard::ControlKind::counters, missing);
   shard::ShardTotals totals;
-  for (const auto& answer : answers) totals.add(answer.totals);
+  for (const auto& answer : answers) totals.add(answer.answer.totals);
   auto object = [](const shard::ShardTotals& t) {
     std::string text = "{";
     for (const auto& row : shard::counter_rows(t)) {
@@ -302,7 +299,8 @@ std::string OpsServer::stats() {
   std::string per_shard = "[";
   for (const auto& answer : answers) {
     if (per_shard.size() > 1) per_shard += ',';
-    per_shard += fmt::format("{{\"shard\":{},\"counters\":{}}}", answer.serial, object(answer.totals));
+    per_shard +=
+        fmt::format("{{\"shard\":{},\"counters\":{}}}", answer.shard, object(answer.answer.totals));
   }
   per_shard += "]";
   const std::uint64_t now_s = unix_time_s();
@@ -356,14 +354,12 @@ std::string OpsServer::top_stats(std::string_view query) {
       return json_error(400, "Bad Request", fmt::format("n: 1..{}", shard::top_count_max));
     }
   }
-  shard::ControlRequest request;
-  request.kind = shard::ControlKind::top;
-  request.order = order;
-  request.count = count;
   std::uint32_t missing = 0;
-  const auto answers = ask_all(request, missing);
+  const auto answers = ask_all(shard::ControlKind::top, missing, order, count);
   std::vector<swarm::SwarmStatistics> merged;
-  for (const auto& answer : answers) merged.insert(merged.end(), answer.top, answer.top + answer.top_count);
+  for (const auto& [shard_index, answer] : answers) {
+    merged.insert(merged.end(), answer.top, answer.top + answer.top_count);
+  }
   std::stable_sort(merged.begin(), merged.end(), [order](const auto& a, const auto& b) {
     return swarm::top_key(a, order) > swarm::top_key(b, order);
   });

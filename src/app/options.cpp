@@ -1,8 +1,8 @@
 #include "tyto/app/options.hpp"
 
-#include <CLI/CLI.hpp>
 #include <fmt/ranges.h>
 #include <toml++/toml.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -89,8 +89,7 @@ const Setting settings[] = {
     {"udp.listen", "--udp", "ADDR:PORT", Kind::text_list, 0, 0,
      "UDP listen addresses, repeatable (default 0.0.0.0:6969 and [::]:6969)",
      [](Options& o, const Value& v) {
-       return parse_list(v, o.runtime.shard.udp_listeners, net::parse_socket_address,
-                         address_hint);
+       return parse_list(v, o.runtime.shard.udp_listeners, net::parse_socket_address, address_hint);
      },
      [](const Options& o) { return print_list(o.runtime.shard.udp_listeners); }},
     {"http.listen", "--http", "ADDR:PORT", Kind::text_list, 0, 0,
@@ -200,7 +199,7 @@ const Setting settings[] = {
      },
      [](const Options& o) {
        return text_value(o.runtime.shard.udp_send_mode == net::UdpSendMode::uring ? "uring"
-                                                                                   : "sendmmsg");
+                                                                                  : "sendmmsg");
      }},
     {"process.user", "--user", "NAME", Kind::text, 0, 0,
      "after binding, drop to this user and its groups",
@@ -315,7 +314,8 @@ std::string finish(Options& options) {
   if (options.runtime.cores.size() > shard::Runtime::shards_max) {
     return "runtime.cores: at most 64 shards";
   }
-  if (shard.announce_interval_min_s == 0) shard.announce_interval_min_s = shard.announce_interval_s / 2;
+  if (shard.announce_interval_min_s == 0)
+    shard.announce_interval_min_s = shard.announce_interval_s / 2;
   if (shard.announce_interval_min_s > shard.announce_interval_s) {
     return "announce.interval_min_s (" + std::to_string(shard.announce_interval_min_s) +
            ") is above announce.interval_s (" + std::to_string(shard.announce_interval_s) + ")";
@@ -376,8 +376,8 @@ std::string read_toml_value(const Setting& setting, const toml::node& node, Valu
 std::string apply_table(Options& options, const toml::table& table, const std::string& prefix,
                         std::string_view file_name) {
   for (const auto& [name, node] : table) {
-    const std::string key = prefix.empty() ? std::string(name.str())
-                                           : prefix + "." + std::string(name.str());
+    const std::string key =
+        prefix.empty() ? std::string(name.str()) : prefix + "." + std::string(name.str());
     const std::string where =
         std::string(file_name) + ":" + std::to_string(node.source().begin.line) + ": ";
     if (const toml::table* section = node.as_table()) {

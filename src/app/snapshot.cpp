@@ -101,8 +101,9 @@ std::string write_snapshot_file(const std::string& path, const SnapshotFile& sna
     return error;
   }
   const auto slash = path.rfind('/');
-  const std::string directory =
-      slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  const std::string directory = slash == std::string::npos ? "."
+                                : slash == 0               ? "/"
+                                                           : path.substr(0, slash);
   const int directory_fd = open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (directory_fd >= 0) {
     fsync(directory_fd);  // the rename itself survives a crash

@@ -30,9 +30,8 @@ bool AccessList::contains(const InfoHash& info_hash) const noexcept {
   }
 }
 
-Result<std::unique_ptr<AccessList>, std::string> AccessList::parse(std::string_view text,
-                                                                    Mode mode,
-                                                                    std::string_view file_name) {
+Result<std::unique_ptr<AccessList>, std::string> AccessList::parse(std::string_view text, Mode mode,
+                                                                   std::string_view file_name) {
   std::vector<InfoHash> hashes;
   std::size_t line_number = 0;
   while (!text.empty()) {
@@ -50,8 +49,8 @@ Result<std::unique_ptr<AccessList>, std::string> AccessList::parse(std::string_v
     const auto hash = parse_info_hash_hex(line);
     if (!hash) {
       return Failure{std::string(file_name) + ":" + std::to_string(line_number) +
-                     ": not an info_hash (40 hex digits): '" +
-                     std::string(line.substr(0, 60)) + "'"};
+                     ": not an info_hash (40 hex digits): '" + std::string(line.substr(0, 60)) +
+                     "'"};
     }
     if (hashes.size() == entries_max) {
       return Failure{std::string(file_name) + ": more than " + std::to_string(entries_max) +

@@ -86,8 +86,7 @@ std::vector<CounterRow> counter_rows(const ShardTotals& t) {
       {"peers_ipv6", "IPv6 peers held", true, st.peers_ipv6},
       {"seeders", "seeders held", true, st.seeders},
       {"leechers", "leechers held", true, st.leechers},
-      {"mailbox_depth", "messages waiting in inbound cross-shard mailboxes", true,
-       g.mailbox_depth},
+      {"mailbox_depth", "messages waiting in inbound cross-shard mailboxes", true, g.mailbox_depth},
       {"store_memory_bytes", "bytes held by the swarm store", true, g.store_memory_bytes},
       {"http_connections", "open HTTP connections", true, g.http_connections},
   };

@@ -153,8 +153,7 @@ std::uint32_t Runtime::owner_of(const InfoHash& info_hash) const noexcept {
 }
 
 void Runtime::ask(std::span<const std::uint32_t> shards, ControlRequest request,
-                  std::span<ControlAnswer> answers, std::span<bool> answered,
-                  unsigned timeout_ms) {
+                  std::span<ControlAnswer> answers, std::span<bool> answered, unsigned timeout_ms) {
   TYTO_ASSERT(answers.size() == shards.size() && answered.size() == shards.size());
   request.serial = ++control_serial_;
   if (control_waker_ == nullptr) {

@@ -15,7 +15,8 @@ constexpr std::uint32_t pending_scrapes_count = 256;
 constexpr std::uint32_t scrape_gather_timeout_s = 2;
 constexpr unsigned idle_wait_ms = 1000;
 constexpr unsigned stop_drain_ms = 2000;
-constexpr const char* not_allowed_reason = "info_hash not allowed on this tracker";  // a sleeping shard still ticks once a second
+constexpr const char* not_allowed_reason =
+    "info_hash not allowed on this tracker";  // a sleeping shard still ticks once a second
 constexpr std::uint32_t lent_buffers_count = 1024;
 constexpr std::size_t lent_buffer_size = limits::numwant_max * limits::ipv6_peer_wire_size;
 constexpr std::size_t http_error_response_size_max = 512;
@@ -141,8 +142,7 @@ void Shard::run() noexcept {
 void Shard::drain() noexcept {
   draining_ = true;
   auto& self = directory_.entries[index_];
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(stop_drain_ms);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(stop_drain_ms);
   while (std::chrono::steady_clock::now() < deadline) {
     turn(false);
     const bool quiet_now = quiet();
@@ -163,7 +163,8 @@ void Shard::drain() noexcept {
 }
 
 bool Shard::quiet() const noexcept {
-  const bool lent_buffers_home = free_lent_buffers_.size() * lent_buffer_size == lent_buffers_.size();
+  const bool lent_buffers_home =
+      free_lent_buffers_.size() * lent_buffer_size == lent_buffers_.size();
   return answers_to_retry_.empty() && lent_buffers_home &&
          free_pending_scrapes_.size() == pending_scrapes_count && udp_.sends_idle() &&
          tcp_.sends_idle();
@@ -528,8 +529,8 @@ std::size_t Shard::drain_control() noexcept {
         answer.found = store_.statistics(request.info_hash, now_s_, answer.swarm);
         break;
       case ControlKind::top:
-        answer.top_count = store_.top(request.order, now_s_,
-                                      std::span(answer.top, std::min(request.count, top_count_max)));
+        answer.top_count = store_.top(
+            request.order, now_s_, std::span(answer.top, std::min(request.count, top_count_max)));
         break;
     }
     ControlAnswers& answers = *directory_.control_answers[index_];
@@ -546,7 +547,8 @@ ShardTotals Shard::totals() const noexcept {
   totals.gauges.store_memory_bytes = store_.memory_bytes();
   totals.gauges.http_connections = tcp_.open_connections();
   for (std::uint32_t from = 0; from < directory_.shards_count; ++from) {
-    if (from != index_) totals.gauges.mailbox_depth += directory_.mailbox(from, index_).depth_approx();
+    if (from != index_)
+      totals.gauges.mailbox_depth += directory_.mailbox(from, index_).depth_approx();
   }
   return totals;
 }

@@ -344,16 +344,17 @@ bool SwarmStore::sweep_swarm(Swarm& swarm, std::uint32_t now_s) noexcept {
     const std::uint32_t in_prefix = majority_prefix_count(peers, prefix_bytes);
     share = std::max(share, in_prefix * 255 / peers.count());
   };
-  concentration(swarm.ipv4, 3);                            // /24
+  concentration(swarm.ipv4, 3);                              // /24
   if (swarm.ipv6 != nullptr) concentration(*swarm.ipv6, 6);  // /48
   swarm.activity.prefix_share = static_cast<std::uint8_t>(share);
-  swarm.activity.flags = static_cast<std::uint8_t>(
-      (swarm.activity.flags & ~address_concentration) | (share != 0 ? address_concentration : 0));
+  swarm.activity.flags = static_cast<std::uint8_t>((swarm.activity.flags & ~address_concentration) |
+                                                   (share != 0 ? address_concentration : 0));
   return swarm.ipv4.empty() && swarm.ipv6 == nullptr;
 }
 
 std::uint16_t SwarmStore::window_of(std::uint32_t now_s) const noexcept {
-  return static_cast<std::uint16_t>(now_s / std::max<std::uint32_t>(1, limits_.statistics_window_s));
+  return static_cast<std::uint16_t>(now_s /
+                                    std::max<std::uint32_t>(1, limits_.statistics_window_s));
 }
 
 void SwarmStore::close_window(Swarm& swarm, std::uint32_t now_s) noexcept {
@@ -386,7 +387,8 @@ void SwarmStore::close_window(Swarm& swarm, std::uint32_t now_s) noexcept {
   for (std::uint32_t i = 0; i < std::min<std::uint32_t>(elapsed, 16); ++i) {
     moved += (static_cast<std::int64_t>(entry.leechers) - moved) / 4;
   }
-  activity.leechers_average = static_cast<std::uint16_t>(std::clamp<std::int64_t>(moved, 0, 0xffff));
+  activity.leechers_average =
+      static_cast<std::uint16_t>(std::clamp<std::int64_t>(moved, 0, 0xffff));
   activity.announces = activity.joins = activity.leaves = activity.unmatched_completions = 0;
   activity.window = current;
 }

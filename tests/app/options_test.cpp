@@ -142,10 +142,10 @@ TEST(ConfigFile, ErrorsNameTheFileLineAndKey) {
 }
 
 TEST(ConfigFile, PrintedConfigurationReadsBackTheSame) {
-  const auto options = parse_options({"--udp", "127.0.0.1:7000", "--trusted-proxy", "10.1.0.0/16",
-                                      "--metrics", "off", "--access-mode", "blacklist",
-                                      "--access-list", "/etc/tyto/deny", "--allow-root",
-                                      "--cores", "0", "--user", "tracker"});
+  const auto options =
+      parse_options({"--udp", "127.0.0.1:7000", "--trusted-proxy", "10.1.0.0/16", "--metrics",
+                     "off", "--access-mode", "blacklist", "--access-list", "/etc/tyto/deny",
+                     "--allow-root", "--cores", "0", "--user", "tracker"});
   ASSERT_TRUE(options.ok()) << options.error();
   EXPECT_TRUE(options.value().metrics_listeners.empty());
   EXPECT_TRUE(options.value().allow_root);

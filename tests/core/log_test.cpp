@@ -14,7 +14,7 @@ TEST(RateLimit, TenPerSecondThenCountsWhatItDropped) {
   }
   for (int i = 0; i < 25; ++i) EXPECT_FALSE(limit.allow(1000, suppressed));
   ASSERT_TRUE(limit.allow(1001, suppressed));  // a new second
-  EXPECT_EQ(suppressed, 25u);                   // says what was dropped
+  EXPECT_EQ(suppressed, 25u);                  // says what was dropped
   ASSERT_TRUE(limit.allow(1001, suppressed));
   EXPECT_EQ(suppressed, 0u);
 }

@@ -323,9 +323,8 @@ TEST_F(StoreTest, ASnapshotRestoresSwarmsPeersAndCounts) {
 
   SwarmStore restored{limits_, HashSecret::from_seed(12), 2};
   const std::uint32_t later_s = 5000;
-  const auto result = restored.restore_snapshot(records, later_s, 60, [](const InfoHash&) {
-    return true;
-  });
+  const auto result =
+      restored.restore_snapshot(records, later_s, 60, [](const InfoHash&) { return true; });
   ASSERT_TRUE(result.ok()) << result.error();
   EXPECT_EQ(result.value().swarms, 20u);
   EXPECT_EQ(result.value().peers, 20u * 21 / 2 + 20);
@@ -357,9 +356,8 @@ TEST_F(StoreTest, ASnapshotKeepsWhatItIsToldAndRefusesTruncation) {
   std::vector<std::uint8_t> records;
   store_.append_snapshot(now_s_, records);
   SwarmStore odd{limits_, HashSecret::from_seed(13), 3};
-  const auto kept = odd.restore_snapshot(records, now_s_, 0, [](const InfoHash& hash) {
-    return hash.bytes[0] % 2 == 1;
-  });
+  const auto kept = odd.restore_snapshot(
+      records, now_s_, 0, [](const InfoHash& hash) { return hash.bytes[0] % 2 == 1; });
   ASSERT_TRUE(kept.ok());
   EXPECT_EQ(kept.value().swarms, 5u);
   EXPECT_EQ(odd.scrape(hash_of(3)).leechers, 1u);

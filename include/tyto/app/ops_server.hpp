@@ -42,9 +42,13 @@ class OpsServer {
   std::string stats();
   std::string swarm_stats(std::string_view query);
   std::string top_stats(std::string_view query);
+  struct ShardAnswer {
+    std::uint32_t shard;
+    shard::ControlAnswer answer;
+  };
   // Every shard's answer to `request` (missing shards are left out and counted in `missing`).
-  std::vector<shard::ControlAnswer> ask_all(const shard::ControlRequest& request,
-                                            std::uint32_t& missing);
+  std::vector<ShardAnswer> ask_all(shard::ControlKind kind, std::uint32_t& missing,
+                                   swarm::TopOrder order = {}, std::uint32_t count = 0);
 
   const Options& options_;
   shard::Runtime& runtime_;

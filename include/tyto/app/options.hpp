@@ -36,8 +36,8 @@ struct Options {
   std::string config_path;
   bool help = false;
   bool version = false;
-  bool print_config = false;  // print the effective configuration as TOML and exit
-  bool check_config = false;  // validate and exit
+  bool print_config = false;   // print the effective configuration as TOML and exit
+  bool check_config = false;   // validate and exit
   bool print_counters = true;  // counters on stderr at exit
 };
 

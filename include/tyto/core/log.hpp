@@ -47,18 +47,17 @@ inline bool enabled(Level level) noexcept {
 
 }  // namespace tyto::log
 
-#define TYTO_LOG(level, ...)                                                  \
-  do {                                                                        \
-    if (::tyto::log::enabled(level)) {                                        \
-      ::tyto::log::write(level, ::fmt::format(__VA_ARGS__));                  \
-    }                                                                         \
+#define TYTO_LOG(level, ...)                                 \
+  do {                                                       \
+    if (::tyto::log::enabled(level)) {                       \
+      ::tyto::log::write(level, ::fmt::format(__VA_ARGS__)); \
+    }                                                        \
   } while (false)
 
-#define TYTO_LOG_LIMITED(level, ...)                                          \
-  do {                                                                        \
-    if (::tyto::log::enabled(level)) {                                        \
-      static thread_local ::tyto::log::RateLimit tyto_log_limit_;             \
-      ::tyto::log::detail::write_limited(level, tyto_log_limit_,              \
-                                         ::fmt::format(__VA_ARGS__));         \
-    }                                                                         \
+#define TYTO_LOG_LIMITED(level, ...)                                                          \
+  do {                                                                                        \
+    if (::tyto::log::enabled(level)) {                                                        \
+      static thread_local ::tyto::log::RateLimit tyto_log_limit_;                             \
+      ::tyto::log::detail::write_limited(level, tyto_log_limit_, ::fmt::format(__VA_ARGS__)); \
+    }                                                                                         \
   } while (false)

@@ -30,7 +30,9 @@ class AccessList {
   static Result<std::unique_ptr<AccessList>, std::string> parse(std::string_view text, Mode mode,
                                                                 std::string_view file_name);
 
-  bool allows(const InfoHash& info_hash) const noexcept { return contains(info_hash) == whitelist(); }
+  bool allows(const InfoHash& info_hash) const noexcept {
+    return contains(info_hash) == whitelist();
+  }
   bool contains(const InfoHash& info_hash) const noexcept;
   bool whitelist() const noexcept { return mode_ == Mode::whitelist; }
   std::size_t size() const noexcept { return size_; }

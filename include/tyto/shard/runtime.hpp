@@ -22,7 +22,6 @@ struct RuntimeConfig {
   std::vector<int> cores;  // one shard per entry, pinned to that CPU
 };
 
-
 class Runtime {
  public:
   static constexpr std::uint32_t shards_max = shard::shards_max;

@@ -51,7 +51,6 @@ struct ShardConfig {
   std::uint32_t clock_speedup = 1;
 };
 
-
 // What every shard may see of every other: set once before the loops start, then only the
 // atomics change.
 struct ShardDirectory {
@@ -213,7 +212,7 @@ class Shard {
   std::vector<std::uint32_t> free_pending_scrapes_;
   std::unique_ptr<ControlAnswer> control_answer_;
   const AccessList* access_list_ = nullptr;  // this loop turn's (access_list.hpp)
-  bool draining_ = false;  // built here (8 KiB), then copied to the queue
+  bool draining_ = false;                    // built here (8 KiB), then copied to the queue
 };
 
 }  // namespace tyto::shard

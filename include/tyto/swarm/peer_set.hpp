@@ -37,7 +37,7 @@ inline constexpr std::uint32_t stamp_age_s(std::uint16_t stamp, std::uint32_t no
 // Peer capacities by class, about 1.25× apart.
 std::uint32_t peer_capacity(std::uint8_t capacity_class) noexcept;
 std::uint8_t peer_capacity_classes() noexcept;
-inline constexpr std::uint32_t index_capacity_min = 64;  // sets this large carry an index
+inline constexpr std::uint32_t index_capacity_min = 64;       // sets this large carry an index
 inline constexpr std::uint32_t narrow_capacity_max = 0xfffe;  // 16-bit index entries up to here
 
 template <std::size_t W>

@@ -42,10 +42,10 @@ struct SwarmActivity {
   std::uint32_t created_s = 0;
   std::uint16_t window = 0;  // number (mod 2^16) of the window the current counters belong to
   std::uint16_t announces = 0;
-  std::uint16_t joins = 0;   // new peers
-  std::uint16_t leaves = 0;  // stopped or expired peers
+  std::uint16_t joins = 0;                  // new peers
+  std::uint16_t leaves = 0;                 // stopped or expired peers
   std::uint16_t unmatched_completions = 0;  // by peers not leeching here before (see below)
-  std::uint16_t last_announces = 0;  // the previous window's counters
+  std::uint16_t last_announces = 0;         // the previous window's counters
   std::uint16_t last_joins = 0;
   std::uint16_t last_leaves = 0;
   std::uint16_t leechers_average = 0;  // moving average of leechers at window ends (weight 1/4)
@@ -69,9 +69,8 @@ enum SwarmFlag : std::uint8_t {
   // than once per interval.
   announce_flood = 1 << 3,
 };
-inline constexpr const char* swarm_flag_names[] = {"leecher_surge", "address_concentration",
-                                                   "completions_without_leechers",
-                                                   "announce_flood"};
+inline constexpr const char* swarm_flag_names[] = {
+    "leecher_surge", "address_concentration", "completions_without_leechers", "announce_flood"};
 
 // One swarm's statistics as a statistics query sees them.
 struct SwarmStatistics {
