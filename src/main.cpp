@@ -155,8 +155,9 @@ int main(int argc, char** argv) {
       TYTO_LOG(Level::warning, "{}: keeping the previous access list: {}", why, loaded.error());
       return;
     }
-    TYTO_LOG(Level::info, "{}: access list reloaded: {} info_hashes", why, loaded.value()->size());
-    runtime.set_access_list(std::move(loaded.value()));
+    const std::size_t size = loaded.value()->size();
+    runtime.set_access_list(std::move(loaded.value()));  // returns once every shard uses it, 5 s at most
+    TYTO_LOG(Level::info, "{}: access list reloaded: {} info_hashes", why, size);
   };
   int signal_number = 0;
   for (;;) {

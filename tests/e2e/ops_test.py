@@ -270,12 +270,6 @@ class AccessLists(unittest.TestCase):
                 finally:
                     client.close()
 
-            def wait_until(condition, seconds=5):
-                deadline = time.time() + seconds
-                while not condition() and time.time() < deadline:
-                    time.sleep(0.1)
-                return condition()
-
             thread = threading.Thread(target=load)
             thread.start()
             try:
@@ -286,29 +280,29 @@ class AccessLists(unittest.TestCase):
                                   (urllib.parse.quote(b), "P" * 20)).encode())
                     self.assertIn(b"info_hash not allowed", http.recv(4096))
                 # The file changes: b is allowed within the once-a-second look.
+                changed = "access list file changed: access list reloaded"
                 write_list(path, [a, b])
-                self.assertTrue(wait_until(lambda: allowed(b, 8002)))
+                self.assertTrue(tracker.wait_for_log(changed, 1))
+                self.assertTrue(allowed(b, 8002))
                 # A broken file keeps the previous list.
                 with open(path + ".tmp", "w") as file:
                     file.write("not a hash\n")
                 os.rename(path + ".tmp", path)
-                time.sleep(2.5)
+                self.assertTrue(tracker.wait_for_log("keeping the previous access list"))
                 self.assertTrue(allowed(b, 8003))
                 # SIGHUP: a change the file watch cannot see (same inode, size and times).
                 write_list(path, [a, b])
-                time.sleep(2.5)
+                self.assertTrue(tracker.wait_for_log(changed, 2))  # the watch has this inode now
                 before = os.stat(path)
-                with open(path, "r+") as file:
-                    file.write("# test list\n" + b.hex() + "\n" + a.hex() + "\n")
-                os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
-                self.assertTrue(allowed(b, 8004))
                 with open(path, "r+") as file:  # now only b, same size: "a" becomes a comment
                     file.write("# test list\n" + b.hex() + "\n#" + a.hex()[1:] + "\n")
                 os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
-                time.sleep(1.5)
+                time.sleep(1.5)  # more than one look at the file
                 self.assertTrue(allowed(a, 8005))  # not noticed without the signal
+                self.assertEqual(tracker.log_count(changed), 2)
                 tracker.process.send_signal(signal.SIGHUP)
-                self.assertTrue(wait_until(lambda: not allowed(a, 8006)))
+                self.assertTrue(tracker.wait_for_log("SIGHUP: access list reloaded"))
+                self.assertFalse(allowed(a, 8006))
                 # Peers of a swarm now refused stay (nothing is dropped on a reload).
                 client = Client(("127.0.0.1", port))
                 client.connect()

@@ -5,6 +5,7 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 
 PROTOCOL_ID = 0x41727101980
@@ -43,13 +44,18 @@ class Tracker:
             args.append("--allow-root")  # tests run as root in CI; tyto refuses root otherwise
         if "--metrics" not in args:
             args += ["--metrics", "off"]  # tests run in parallel: no shared default port
-        self.process = subprocess.Popen([binary] + args, stdout=subprocess.PIPE,
+        self.process = subprocess.Popen([binary] + args, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE, text=True, env=env)
+        # stderr is read as it comes, so a test can wait for a log line and the pipe never fills.
+        self._stderr_lines, self._stderr_changed = [], threading.Condition()
+        self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._stderr_reader.start()
         deadline = time.time() + 20
         for address in ready_addresses:
             while True:
                 if self.process.poll() is not None:
-                    raise RuntimeError("tyto exited early: " + self.process.stderr.read())
+                    self._stderr_reader.join()
+                    raise RuntimeError("tyto exited early: " + self.stderr())
                 client = Client(address, timeout=0.2)
                 try:
                     client.connect()
@@ -61,13 +67,42 @@ class Tracker:
                 finally:
                     client.close()
 
+    def _read_stderr(self):
+        for line in self.process.stderr:
+            with self._stderr_changed:
+                self._stderr_lines.append(line)
+                self._stderr_changed.notify_all()
+
+    def stderr(self):
+        with self._stderr_changed:
+            return "".join(self._stderr_lines)
+
+    def log_count(self, text):
+        """How many stderr lines so far contain `text`."""
+        with self._stderr_changed:
+            return sum(text in line for line in self._stderr_lines)
+
+    def wait_for_log(self, text, count=1, seconds=20):
+        """Waits until `count` stderr lines contain `text`; False when `seconds` pass first."""
+        deadline = time.time() + seconds
+        with self._stderr_changed:
+            while sum(text in line for line in self._stderr_lines) < count:
+                left = deadline - time.time()
+                if left <= 0:
+                    return False
+                self._stderr_changed.wait(left)
+            return True
+
     def stop(self):
         self.process.send_signal(signal.SIGTERM)
         try:
-            _, stderr = self.process.communicate(timeout=20)
+            self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.process.kill()
             raise
+        self._stderr_reader.join()
+        self.process.stderr.close()
+        stderr = self.stderr()
         counters = {}
         for line in stderr.splitlines():
             if line.startswith("tyto: counter "):
