@@ -71,6 +71,7 @@ const char* const prefix_hint = "an address prefix (try 10.0.0.0/8 or ::1)";
 
 constexpr const char* log_level_names[] = {"error", "warning", "info", "debug"};
 constexpr const char* access_mode_names[] = {"off", "whitelist", "blacklist"};
+constexpr const char* udp_steering_names[] = {"hash", "info_hash"};  // net::UdpSteering
 
 template <class Enum, std::size_t N>
 std::string parse_name(const Value& value, const char* const (&names)[N], Enum& out) {
@@ -92,6 +93,15 @@ const Setting settings[] = {
        return parse_list(v, o.runtime.shard.udp_listeners, net::parse_socket_address, address_hint);
      },
      [](const Options& o) { return print_list(o.runtime.shard.udp_listeners); }},
+    {"udp.steering", "--udp-steering", "MODE", Kind::text, 0, 0,
+     "with several shards, which shard a datagram reaches: hash (the kernel's 4-tuple hash) or "
+     "info_hash (a BPF program sends each announce to the shard owning its swarm)",
+     [](Options& o, const Value& v) {
+       return parse_name(v, udp_steering_names, o.runtime.shard.udp_steering);
+     },
+     [](const Options& o) {
+       return text_value(udp_steering_names[static_cast<int>(o.runtime.shard.udp_steering)]);
+     }},
     {"http.listen", "--http", "ADDR:PORT", Kind::text_list, 0, 0,
      "HTTP (TCP) listen addresses, repeatable (default 0.0.0.0:6969 and [::]:6969)",
      [](Options& o, const Value& v) {

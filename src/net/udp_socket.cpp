@@ -43,7 +43,7 @@ UdpSockets::~UdpSockets() {
   if (buffers_ != nullptr) munmap(buffers_, std::size_t{buffers_count} * buffer_size);
 }
 
-std::string UdpSockets::open(Ring& ring, std::span<const SocketAddress> listen_addresses) {
+std::string UdpSockets::bind(std::span<const SocketAddress> listen_addresses) {
   for (const SocketAddress& address : listen_addresses) {
     Socket socket;
     socket.family = address.family();
@@ -63,14 +63,17 @@ std::string UdpSockets::open(Ring& ring, std::span<const SocketAddress> listen_a
     } else {
       if (set_option(fd, IPPROTO_IP, IP_PKTINFO, 1) != 0) return errno_text("IP_PKTINFO");
     }
-    if (bind(fd, address.get(), address.size) != 0) {
+    if (::bind(fd, address.get(), address.size) != 0) {
       return errno_text(("bind " + address.to_string()).c_str());
     }
     Socket& stored = sockets_.back();
     stored.receive_header.msg_namelen = receive_name_size;
     stored.receive_header.msg_controllen = receive_control_size;
   }
+  return {};
+}
 
+std::string UdpSockets::open(Ring& ring) {
   // Provided buffer ring, mapped by hand: liburing 2.3 has no io_uring_setup_buf_ring.
   buffer_ring_size_ = std::size_t{buffers_count} * sizeof(io_uring_buf);
   void* ring_memory =

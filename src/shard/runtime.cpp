@@ -11,6 +11,7 @@
 
 #include "tyto/core/assert.hpp"
 #include "tyto/net/ring.hpp"
+#include "tyto/net/steering.hpp"
 
 namespace tyto::shard {
 
@@ -32,6 +33,23 @@ std::string Runtime::start() {
   for (std::uint32_t i = 0; i < count; ++i) {
     shards_.push_back(
         std::make_unique<Shard>(i, config_.shard, *directory_, connection_ids, secret));
+  }
+  // Shard by shard, so that each UDP socket's index in its reuseport group is its shard's index
+  // (the steering program returns shard indexes), before any thread starts.
+  for (std::uint32_t i = 0; i < count; ++i) {
+    if (std::string error = shards_[i]->bind_udp(); !error.empty()) {
+      return "shard " + std::to_string(i) + ": " + error;
+    }
+  }
+  if (count > 1 && config_.shard.udp_steering == net::UdpSteering::info_hash) {
+    for (std::uint32_t listener = 0; listener < config_.shard.udp_listeners.size(); ++listener) {
+      if (std::string error = net::attach_announce_steering(shards_[0]->udp_fd(listener),
+                                                            directory_->shard_key, count);
+          !error.empty()) {
+        return "UDP steering on " + config_.shard.udp_listeners[listener].to_string() + ": " +
+               error;
+      }
+    }
   }
   threads_.reserve(count);
   for (std::uint32_t i = 0; i < count; ++i) {

@@ -89,7 +89,7 @@ Shard::~Shard() = default;
 
 std::string Shard::open() {
   if (std::string error = ring_.init(ring_entries, true); !error.empty()) return error;
-  if (std::string error = udp_.open(ring_, config_.udp_listeners); !error.empty()) return error;
+  if (std::string error = udp_.open(ring_); !error.empty()) return error;
   udp_.set_send_mode(config_.udp_send_mode);
   udp_.arm_all(ring_);
   if (!config_.http_listeners.empty()) {

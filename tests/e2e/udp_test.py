@@ -173,6 +173,33 @@ class UdpTracker(unittest.TestCase):
         self.assertEqual(fresh.announce(info_hash, port=4321, left=1)["seeders"], 1)
 
 
+class AnnounceSteering(unittest.TestCase):
+    def test_info_hash_steering_takes_announces_to_their_shard_without_a_hop(self):
+        for steering in ("hash", "info_hash"):
+            port = free_port()
+            address = ("127.0.0.1", port)
+            tracker = Tracker(BINARY, ["--udp", "127.0.0.1:%d" % port, "--http", "127.0.0.1:%d" % port,
+                                       "--cores", "0-1", "--udp-steering", steering], [address])
+            try:
+                client = Client(address)  # one source port: the kernel hash picks one shard for all
+                self.addCleanup(client.close)
+                client.connect()
+                hashes = [os.urandom(20) for _ in range(64)]
+                for info_hash in hashes:
+                    self.assertEqual(client.announce(info_hash, port=2000, left=0)["seeders"], 1)
+                for info_hash in hashes:  # the second peer sees the first: same owning shard
+                    reply = client.announce(info_hash, port=2001, left=1)
+                    self.assertEqual((reply["seeders"], reply["leechers"]), (1, 1))
+            finally:
+                code, counters, stderr = tracker.stop()
+            self.assertEqual(code, 0, stderr)
+            self.assertEqual(counters["udp_announces"], 128)
+            if steering == "info_hash":
+                self.assertEqual(counters["announces_forwarded"], 0)
+            else:  # about half the swarms live on the other shard
+                self.assertGreater(counters["announces_forwarded"], 20)
+
+
 class ExpiringConnectionIds(unittest.TestCase):
     def test_expired_connection_id_is_refused_and_peers_expire(self):
         port = free_port()

@@ -124,7 +124,8 @@ TEST(UdpSockets, ReceivesAndRepliesOnLoopback) {
   getsockname(probe, reinterpret_cast<sockaddr*>(&bound), &size);
   close(probe);  // free the port for the sockets under test
   const auto listen = parse_socket_address("0.0.0.0:" + std::to_string(ntohs(bound.sin_port)));
-  ASSERT_EQ(sockets.open(ring, std::span(&*listen, 1)), "");
+  ASSERT_EQ(sockets.bind(std::span(&*listen, 1)), "");
+  ASSERT_EQ(sockets.open(ring), "");
   sockets.arm_all(ring);
   ring.submit();
 

@@ -100,7 +100,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tyto-udp-echo: %s\n", error.c_str());
     return 1;
   }
-  if (std::string error = sockets.open(ring, std::span(&*address, 1)); !error.empty()) {
+  std::string error = sockets.bind(std::span(&*address, 1));
+  if (error.empty()) error = sockets.open(ring);
+  if (!error.empty()) {
     std::fprintf(stderr, "tyto-udp-echo: %s\n", error.c_str());
     return 1;
   }

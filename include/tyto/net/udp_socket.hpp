@@ -69,8 +69,13 @@ class UdpSockets {
   UdpSockets(const UdpSockets&) = delete;
   UdpSockets& operator=(const UdpSockets&) = delete;
 
-  // Binds one socket per listen address and registers the buffer ring. Error text or "".
-  std::string open(Ring& ring, std::span<const SocketAddress> listen_addresses);
+  // Binds one socket per listen address (SO_REUSEPORT). Any thread may call it, before open();
+  // the runtime binds shard by shard so each socket's index in its reuseport group is its
+  // shard's index (net/steering.hpp). Error text or "".
+  std::string bind(std::span<const SocketAddress> listen_addresses);
+  // Registers the buffer ring with the shard's ring (after bind, on the shard's thread).
+  std::string open(Ring& ring);
+  int fd(std::uint32_t socket_index) const noexcept { return sockets_[socket_index].fd; }
   // Arms a multishot RECVMSG on every socket.
   void arm_all(Ring& ring) noexcept;
 

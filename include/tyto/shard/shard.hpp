@@ -19,6 +19,7 @@
 #include "tyto/core/owner.hpp"
 #include "tyto/net/address.hpp"
 #include "tyto/net/ring.hpp"
+#include "tyto/net/steering.hpp"
 #include "tyto/net/tcp_server.hpp"
 #include "tyto/net/udp_socket.hpp"
 #include "tyto/proto/connection_id.hpp"
@@ -46,6 +47,8 @@ struct ShardConfig {
   swarm::StoreLimits store_limits;
   // sendmmsg measured faster than a SENDMSG SQE per reply (see the UDP issue note).
   net::UdpSendMode udp_send_mode = net::UdpSendMode::sendmmsg;
+  // With more than one shard: announces steered to their owner by a BPF program, or not.
+  net::UdpSteering udp_steering = net::UdpSteering::hash;
   // Test-only: the shard clock runs this many times faster than real time, so end-to-end tests
   // can see connection ids and peers expire in seconds. Always 1 in production.
   std::uint32_t clock_speedup = 1;
@@ -95,7 +98,11 @@ class Shard {
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
 
-  // On the shard's own thread: create the ring and bind sockets. Error text or "".
+  // Binds the UDP sockets (any thread, before open(); the runtime goes shard by shard).
+  std::string bind_udp() { return udp_.bind(config_.udp_listeners); }
+  int udp_fd(std::uint32_t listener) const noexcept { return udp_.fd(listener); }
+  // On the shard's own thread, after bind_udp(): create the ring, register the UDP buffers, bind
+  // the HTTP listeners, restore this shard's part of a snapshot. Error text or "".
   std::string open();
   // On the shard's own thread, after every shard opened: run until directory.stopping.
   void run() noexcept;
