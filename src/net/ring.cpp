@@ -1,5 +1,7 @@
 #include "tyto/net/ring.hpp"
 
+#include <sys/mman.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -84,6 +86,44 @@ void Ring::wake(int target_ring_fd) noexcept {
   io_uring_sqe* entry = sqe();
   io_uring_prep_msg_ring(entry, target_ring_fd, 0, pack_user_data(Op::wake, 0), 0);
   io_uring_sqe_set_data64(entry, pack_user_data(Op::wake_sent, 0));
+}
+
+ProvidedBuffers::ProvidedBuffers(std::uint32_t count, std::uint32_t size,
+                                 std::uint16_t group) noexcept
+    : count_(count), size_(size), group_(group) {
+  TYTO_ASSERT(count > 0 && count < (1u << 15) && (count & (count - 1)) == 0);
+}
+
+ProvidedBuffers::~ProvidedBuffers() {
+  if (ring_ != nullptr) munmap(ring_, std::size_t{count_} * sizeof(io_uring_buf));
+  if (buffers_ != nullptr) munmap(buffers_, std::size_t{count_} * size_);
+}
+
+std::string ProvidedBuffers::register_with(Ring& ring) {
+  TYTO_ASSERT(ring_ == nullptr);
+  auto map = [](std::size_t bytes) {
+    void* memory = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    return memory == MAP_FAILED ? nullptr : memory;
+  };
+  ring_ = static_cast<io_uring_buf_ring*>(map(std::size_t{count_} * sizeof(io_uring_buf)));
+  if (ring_ == nullptr) return std::string("mmap buffer ring: ") + std::strerror(errno);
+  buffers_ = static_cast<std::uint8_t*>(map(std::size_t{count_} * size_));
+  if (buffers_ == nullptr) return std::string("mmap receive buffers: ") + std::strerror(errno);
+  io_uring_buf_ring_init(ring_);
+  io_uring_buf_reg registration{};
+  registration.ring_addr = reinterpret_cast<std::uint64_t>(ring_);
+  registration.ring_entries = count_;
+  registration.bgid = group_;
+  if (const int result = io_uring_register_buf_ring(ring.raw(), &registration, 0); result != 0) {
+    return std::string("io_uring_register_buf_ring: ") + std::strerror(-result);
+  }
+  const int mask = io_uring_buf_ring_mask(count_);
+  for (std::uint32_t id = 0; id < count_; ++id) {
+    io_uring_buf_ring_add(ring_, address(id), size_, static_cast<unsigned short>(id), mask,
+                          static_cast<int>(id));
+  }
+  io_uring_buf_ring_advance(ring_, static_cast<int>(count_));
+  return {};
 }
 
 }  // namespace tyto::net

@@ -1,7 +1,6 @@
 #include "tyto/net/tcp_server.hpp"
 
 #include <netinet/tcp.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -28,8 +27,6 @@ TcpServer::~TcpServer() {
     if (connection.input != nullptr) arena_.deallocate(connection.input, input_size_max);
     if (connection.output != nullptr) arena_.deallocate(connection.output, output_size_max);
   }
-  if (buffer_ring_ != nullptr) munmap(buffer_ring_, buffer_ring_size_);
-  if (buffers_ != nullptr) munmap(buffers_, std::size_t{buffers_count} * buffer_size);
 }
 
 std::string TcpServer::open(Ring& ring, std::span<const SocketAddress> listen_addresses,
@@ -51,45 +48,11 @@ std::string TcpServer::open(Ring& ring, std::span<const SocketAddress> listen_ad
       return errno_text("bind " + address.to_string());
     if (listen(fd, 4096) != 0) return errno_text("listen " + address.to_string());
   }
-  buffer_ring_size_ = std::size_t{buffers_count} * sizeof(io_uring_buf);
-  void* ring_memory =
-      mmap(nullptr, buffer_ring_size_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-  if (ring_memory == MAP_FAILED) return errno_text("mmap buffer ring");
-  buffer_ring_ = static_cast<io_uring_buf_ring*>(ring_memory);
-  void* buffer_memory = mmap(nullptr, std::size_t{buffers_count} * buffer_size,
-                             PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-  if (buffer_memory == MAP_FAILED) return errno_text("mmap receive buffers");
-  buffers_ = static_cast<std::uint8_t*>(buffer_memory);
-  io_uring_buf_ring_init(buffer_ring_);
-  io_uring_buf_reg registration{};
-  registration.ring_addr = reinterpret_cast<std::uint64_t>(buffer_ring_);
-  registration.ring_entries = buffers_count;
-  registration.bgid = buffer_group;
-  if (const int result = io_uring_register_buf_ring(ring.raw(), &registration, 0); result != 0) {
-    return std::string("io_uring_register_buf_ring: ") + std::strerror(-result);
-  }
-  for (std::uint32_t id = 0; id < buffers_count; ++id) {
-    io_uring_buf_ring_add(buffer_ring_, buffer_address(id), buffer_size,
-                          static_cast<unsigned short>(id), io_uring_buf_ring_mask(buffers_count),
-                          static_cast<int>(id));
-  }
-  io_uring_buf_ring_advance(buffer_ring_, static_cast<int>(buffers_count));
+  if (std::string error = buffers_.register_with(ring); !error.empty()) return error;
   connections_.resize(connections_max);
   free_connections_.reserve(connections_max);
   for (std::uint32_t i = connections_max; i-- > 0;) free_connections_.push_back(i);
   return {};
-}
-
-std::uint8_t* TcpServer::buffer_address(std::uint32_t buffer_id) noexcept {
-  TYTO_ASSERT(buffer_id < buffers_count);
-  return buffers_ + std::size_t{buffer_id} * buffer_size;
-}
-
-void TcpServer::recycle_buffer(std::uint32_t buffer_id) noexcept {
-  io_uring_buf_ring_add(buffer_ring_, buffer_address(buffer_id), buffer_size,
-                        static_cast<unsigned short>(buffer_id),
-                        io_uring_buf_ring_mask(buffers_count), 0);
-  io_uring_buf_ring_advance(buffer_ring_, 1);
 }
 
 void TcpServer::arm_all(Ring& ring) noexcept {
@@ -181,7 +144,7 @@ std::optional<ConnectionRef> TcpServer::on_receive(Ring& ring, const io_uring_cq
       if (connection.input == nullptr) {
         connection.input = static_cast<std::uint8_t*>(arena_.allocate(input_size_max));
       }
-      std::memcpy(connection.input + connection.input_size, buffer_address(buffer_id), size);
+      std::memcpy(connection.input + connection.input_size, buffers_.address(buffer_id), size);
       connection.input_size += size;
       result = ref;
     }
@@ -190,7 +153,7 @@ std::optional<ConnectionRef> TcpServer::on_receive(Ring& ring, const io_uring_cq
   } else if (!more) {
     close(ring, ref);  // EOF or error
   }
-  if (has_buffer) recycle_buffer(buffer_id);
+  if (has_buffer) buffers_.give_back(buffer_id);
   if (connection.fd < 0) return result;  // close() already released the slot
   if (connection.closing) {
     release(ring, index);

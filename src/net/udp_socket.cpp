@@ -1,6 +1,5 @@
 #include "tyto/net/udp_socket.hpp"
 
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -39,8 +38,6 @@ UdpSockets::~UdpSockets() {
   for (Socket& socket : sockets_) {
     if (socket.fd >= 0) close(socket.fd);
   }
-  if (buffer_ring_ != nullptr) munmap(buffer_ring_, buffer_ring_size_);
-  if (buffers_ != nullptr) munmap(buffers_, std::size_t{buffers_count} * buffer_size);
 }
 
 std::string UdpSockets::bind(std::span<const SocketAddress> listen_addresses) {
@@ -74,42 +71,13 @@ std::string UdpSockets::bind(std::span<const SocketAddress> listen_addresses) {
 }
 
 std::string UdpSockets::open(Ring& ring) {
-  // Provided buffer ring, mapped by hand: liburing 2.3 has no io_uring_setup_buf_ring.
-  buffer_ring_size_ = std::size_t{buffers_count} * sizeof(io_uring_buf);
-  void* ring_memory =
-      mmap(nullptr, buffer_ring_size_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-  if (ring_memory == MAP_FAILED) return errno_text("mmap buffer ring");
-  buffer_ring_ = static_cast<io_uring_buf_ring*>(ring_memory);
-  void* buffer_memory = mmap(nullptr, std::size_t{buffers_count} * buffer_size,
-                             PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-  if (buffer_memory == MAP_FAILED) return errno_text("mmap receive buffers");
-  buffers_ = static_cast<std::uint8_t*>(buffer_memory);
-  io_uring_buf_ring_init(buffer_ring_);
-  io_uring_buf_reg registration{};
-  registration.ring_addr = reinterpret_cast<std::uint64_t>(buffer_ring_);
-  registration.ring_entries = buffers_count;
-  registration.bgid = buffer_group;
-  if (const int result = io_uring_register_buf_ring(ring.raw(), &registration, 0); result != 0) {
-    return std::string("io_uring_register_buf_ring: ") + std::strerror(-result);
-  }
-  registered_ring_ = ring.raw();
-  const int mask = io_uring_buf_ring_mask(buffers_count);
-  for (std::uint32_t id = 0; id < buffers_count; ++id) {
-    io_uring_buf_ring_add(buffer_ring_, buffer_address(id), buffer_size,
-                          static_cast<unsigned short>(id), mask, static_cast<int>(id));
-  }
-  io_uring_buf_ring_advance(buffer_ring_, static_cast<int>(buffers_count));
+  if (std::string error = buffers_.register_with(ring); !error.empty()) return error;
 
   send_slots_.resize(send_slots_count);
   for (Socket& socket : sockets_) socket.staged.reserve(send_slots_count);
   free_send_slots_.reserve(send_slots_count);
   for (std::uint32_t slot = send_slots_count; slot-- > 0;) free_send_slots_.push_back(slot);
   return {};
-}
-
-std::uint8_t* UdpSockets::buffer_address(std::uint32_t buffer_id) noexcept {
-  TYTO_ASSERT(buffer_id < buffers_count);
-  return buffers_ + std::size_t{buffer_id} * buffer_size;
 }
 
 void UdpSockets::arm(Ring& ring, std::uint32_t socket_index) noexcept {
@@ -140,7 +108,8 @@ std::optional<Datagram> UdpSockets::receive(Ring& ring, const io_uring_cqe& cqe)
   if (!(cqe.flags & IORING_CQE_F_BUFFER)) return std::nullopt;
   Socket& socket = sockets_[socket_index];
   const std::uint32_t buffer_id = cqe.flags >> IORING_CQE_BUFFER_SHIFT;
-  auto* out = io_uring_recvmsg_validate(buffer_address(buffer_id), cqe.res, &socket.receive_header);
+  auto* out =
+      io_uring_recvmsg_validate(buffers_.address(buffer_id), cqe.res, &socket.receive_header);
   if (out == nullptr) {
     ++counters_.dropped_truncated;
     return std::nullopt;
@@ -192,10 +161,7 @@ std::optional<Datagram> UdpSockets::receive(Ring& ring, const io_uring_cqe& cqe)
 void UdpSockets::recycle(const io_uring_cqe& cqe) noexcept {
   if (!(cqe.flags & IORING_CQE_F_BUFFER)) return;
   const std::uint32_t buffer_id = cqe.flags >> IORING_CQE_BUFFER_SHIFT;
-  io_uring_buf_ring_add(buffer_ring_, buffer_address(buffer_id), buffer_size,
-                        static_cast<unsigned short>(buffer_id),
-                        io_uring_buf_ring_mask(buffers_count), 0);
-  io_uring_buf_ring_advance(buffer_ring_, 1);
+  buffers_.give_back(buffer_id);
 }
 
 std::optional<std::uint32_t> UdpSockets::acquire_send_slot() noexcept {

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <string>
 
+#include "tyto/core/assert.hpp"
+
 namespace tyto::net {
 
 enum class Op : std::uint8_t {
@@ -79,6 +81,41 @@ class Ring {
  private:
   io_uring ring_{};
   bool initialized_ = false;
+};
+
+// ProvidedBuffers: a ring of `count` receive buffers of `size` bytes each that the kernel picks
+// from (io_uring provided buffers, buffer group `group`), for multishot receives. Mapped by hand:
+// liburing 2.3 has no io_uring_setup_buf_ring. Owned by one shard, used on its thread; the
+// registration ends with the ring, the mappings with this object (destroy the ring first).
+class ProvidedBuffers {
+ public:
+  // count: a power of two below 2^15.
+  ProvidedBuffers(std::uint32_t count, std::uint32_t size, std::uint16_t group) noexcept;
+  ~ProvidedBuffers();
+  ProvidedBuffers(const ProvidedBuffers&) = delete;
+  ProvidedBuffers& operator=(const ProvidedBuffers&) = delete;
+
+  // Maps the buffers, registers them with `ring` and hands every one to the kernel.
+  std::string register_with(Ring& ring);
+
+  std::uint16_t group() const noexcept { return group_; }
+  std::uint8_t* address(std::uint32_t id) const noexcept {
+    TYTO_ASSERT(id < count_);
+    return buffers_ + std::size_t{id} * size_;
+  }
+  // Hands buffer `id` back to the kernel once its data has been used. `id` comes from a CQE.
+  void give_back(std::uint32_t id) noexcept {
+    io_uring_buf_ring_add(ring_, address(id), size_, static_cast<unsigned short>(id),
+                          io_uring_buf_ring_mask(count_), 0);
+    io_uring_buf_ring_advance(ring_, 1);
+  }
+
+ private:
+  std::uint32_t count_;
+  std::uint32_t size_;
+  std::uint16_t group_;
+  io_uring_buf_ring* ring_ = nullptr;  // count_ buffer descriptors
+  std::uint8_t* buffers_ = nullptr;    // count_ × size_ bytes
 };
 
 }  // namespace tyto::net

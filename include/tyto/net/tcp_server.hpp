@@ -133,15 +133,11 @@ class TcpServer {
   // After the last answer of a closing connection: half-close and drain, or close at once.
   void finish(Ring& ring, ConnectionRef connection) noexcept;
   void release(Ring& ring, std::uint32_t index) noexcept;
-  std::uint8_t* buffer_address(std::uint32_t buffer_id) noexcept;
-  void recycle_buffer(std::uint32_t buffer_id) noexcept;
 
   std::vector<Listener> listeners_;
   std::vector<Connection> connections_;
   std::vector<std::uint32_t> free_connections_;
-  io_uring_buf_ring* buffer_ring_ = nullptr;
-  std::size_t buffer_ring_size_ = 0;
-  std::uint8_t* buffers_ = nullptr;
+  ProvidedBuffers buffers_{buffers_count, buffer_size, buffer_group};
   SlabArena arena_;
   std::uint32_t open_count_ = 0;
   TcpCounters counters_;

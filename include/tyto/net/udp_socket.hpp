@@ -122,13 +122,9 @@ class UdpSockets {
 
   void arm(Ring& ring, std::uint32_t socket_index) noexcept;
   void prepare(SendSlot& entry, std::size_t size, const UdpRoute& route) noexcept;
-  std::uint8_t* buffer_address(std::uint32_t buffer_id) noexcept;
 
   std::vector<Socket> sockets_;
-  io_uring* registered_ring_ = nullptr;
-  io_uring_buf_ring* buffer_ring_ = nullptr;  // mmap'd ring of buffer descriptors
-  std::size_t buffer_ring_size_ = 0;
-  std::uint8_t* buffers_ = nullptr;  // buffers_count × buffer_size
+  ProvidedBuffers buffers_{buffers_count, buffer_size, buffer_group};
   std::vector<SendSlot> send_slots_;
   std::vector<std::uint32_t> free_send_slots_;
   UdpCounters counters_;
