@@ -1,8 +1,11 @@
 #include "tyto/swarm/swarm_store.hpp"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstring>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 namespace tyto::swarm {
@@ -15,8 +18,22 @@ std::uint32_t next_slot(std::uint32_t slot, std::uint32_t capacity) noexcept {
   return slot + 1 == capacity ? 0 : slot + 1;
 }
 
-void make_vacant(Swarm* slots, std::uint32_t capacity) noexcept {
+// Tables are mapped, not taken from the heap: the one a growth leaves behind goes straight back
+// to the kernel, where the heap would keep its pages resident for reuse that never comes.
+static_assert(std::is_trivially_destructible_v<Swarm>);
+
+Swarm* map_table(std::uint32_t capacity) noexcept {
+  void* memory = mmap(nullptr, std::size_t{capacity} * sizeof(Swarm), PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  TYTO_ASSERT(memory != MAP_FAILED);  // out of memory: a tracker cannot run half a table
+  auto* slots = static_cast<Swarm*>(memory);
+  for (std::uint32_t i = 0; i < capacity; ++i) new (&slots[i]) Swarm{};
   for (std::uint32_t i = 0; i < capacity; ++i) slots[i].ipv4.make_vacant();
+  return slots;
+}
+
+void unmap_table(Swarm* slots, std::uint32_t capacity) noexcept {
+  if (slots != nullptr) munmap(slots, std::size_t{capacity} * sizeof(Swarm));
 }
 
 void bump(std::uint16_t& counter) noexcept {
@@ -73,8 +90,7 @@ SwarmStore::SwarmStore(const StoreLimits& limits, const HashSecret& secret,
     : limits_(limits), secret_(secret), random_state_(random_seed) {
   TYTO_ASSERT(limits.peers_per_swarm_max > 0 && limits.peers_per_swarm_max <= peers_per_set_max);
   current_.capacity = initial_capacity;
-  current_.slots = new Swarm[initial_capacity];
-  make_vacant(current_.slots, initial_capacity);
+  current_.slots = map_table(initial_capacity);
 }
 
 SwarmStore::~SwarmStore() {
@@ -85,7 +101,7 @@ SwarmStore::~SwarmStore() {
       swarm.ipv4.release(arena_);
       free_swarm(swarm);
     }
-    delete[] table->slots;
+    unmap_table(table->slots, table->capacity);
   }
 }
 
@@ -134,8 +150,7 @@ void SwarmStore::start_growth() noexcept {
   previous_ = current_;
   current_.capacity = previous_.capacity / 2 * 3;
   current_.count = 0;
-  current_.slots = new Swarm[current_.capacity];
-  make_vacant(current_.slots, current_.capacity);
+  current_.slots = map_table(current_.capacity);
   std::uint32_t empty = 0;
   while (!previous_.slots[empty].ipv4.vacant()) ++empty;  // exists: load factor < 1
   migrate_stop_ = empty;
@@ -150,7 +165,7 @@ void SwarmStore::migrate(std::uint32_t slots_budget) noexcept {
   for (;;) {
     if (migrate_cursor_ == migrate_stop_) {
       TYTO_ASSERT(previous_.count == 0);
-      delete[] previous_.slots;
+      unmap_table(previous_.slots, previous_.capacity);
       previous_ = {};
       return;
     }
