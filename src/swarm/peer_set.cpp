@@ -1,7 +1,6 @@
 #include "tyto/swarm/peer_set.hpp"
 
 #include <array>
-#include <bit>
 
 namespace tyto::swarm {
 
@@ -46,8 +45,15 @@ std::uint8_t peer_capacity_classes() noexcept {
 }
 
 template <std::size_t W>
-std::uint32_t PeerSet<W>::capacity_pow2() const noexcept {
-  return std::bit_ceil(capacity());
+std::uint32_t PeerSet<W>::index_slots_for(std::uint32_t capacity) noexcept {
+  return capacity + capacity / 4;
+}
+
+template <std::size_t W>
+std::uint32_t PeerSet<W>::index_home(const std::uint8_t* wire,
+                                     const HashSecret& secret) const noexcept {
+  const std::uint64_t hash = hash_bytes({wire, W}, secret);
+  return static_cast<std::uint32_t>((static_cast<unsigned __int128>(hash) * index_slots()) >> 64);
 }
 
 template <std::size_t W>
@@ -55,7 +61,8 @@ std::size_t PeerSet<W>::bytes_for(std::uint8_t capacity_class) noexcept {
   const std::size_t capacity = peer_capacity(capacity_class);
   std::size_t bytes = (capacity * (W + 2) + 3) / 4 * 4;
   if (capacity >= index_capacity_min) {
-    bytes += 2 * std::size_t{std::bit_ceil(capacity)} * (capacity <= narrow_capacity_max ? 2 : 4);
+    bytes += std::size_t{index_slots_for(static_cast<std::uint32_t>(capacity))} *
+             (capacity <= narrow_capacity_max ? 2 : 4);
   }
   return bytes;
 }
@@ -94,12 +101,12 @@ void PeerSet<W>::index_set(std::uint32_t slot, std::uint32_t position) noexcept 
 template <std::size_t W>
 std::uint32_t PeerSet<W>::index_slot(const std::uint8_t* wire,
                                      const HashSecret& secret) const noexcept {
-  const std::uint32_t mask = index_slots() - 1;
-  std::uint32_t i = static_cast<std::uint32_t>(hash_bytes({wire, W}, secret)) & mask;
+  const std::uint32_t slots = index_slots();
+  std::uint32_t i = index_home(wire, secret);
   for (std::uint32_t entry = index_get(i);
        entry != not_found && std::memcmp(block_ + std::size_t{entry} * W, wire, W) != 0;
        entry = index_get(i)) {
-    i = (i + 1) & mask;
+    i = i + 1 == slots ? 0 : i + 1;
   }
   return i;
 }
@@ -123,16 +130,19 @@ void PeerSet<W>::index_insert(std::uint32_t position, const HashSecret& secret) 
 
 template <std::size_t W>
 void PeerSet<W>::index_erase(const std::uint8_t* wire, const HashSecret& secret) noexcept {
-  const std::uint32_t mask = index_slots() - 1;
+  const std::uint32_t slots = index_slots();
+  const auto next = [slots](std::uint32_t i) { return i + 1 == slots ? 0 : i + 1; };
+  const auto distance = [slots](std::uint32_t from, std::uint32_t to) {
+    return to >= from ? to - from : to + slots - from;  // going forward, wrapping
+  };
   std::uint32_t hole = index_slot(wire, secret);
   TYTO_ASSERT(index_get(hole) != not_found);
   // Backward-shift deletion: pull later entries of the run into the hole when their home
   // is not between the hole and them.
-  for (std::uint32_t j = (hole + 1) & mask; index_get(j) != not_found; j = (j + 1) & mask) {
+  for (std::uint32_t j = next(hole); index_get(j) != not_found; j = next(j)) {
     const std::uint32_t entry = index_get(j);
-    const std::uint32_t home =
-        static_cast<std::uint32_t>(hash_bytes({block_ + std::size_t{entry} * W, W}, secret)) & mask;
-    if (((j - home) & mask) >= ((j - hole) & mask)) {
+    const std::uint32_t home = index_home(block_ + std::size_t{entry} * W, secret);
+    if (distance(home, j) >= distance(hole, j)) {
       index_set(hole, entry);
       hole = j;
     }

@@ -5,7 +5,8 @@
 // 4-second units, 15 bits, wrapping; top bit: this peer's completion was counted). Seeders sit
 // at [0, seeders), leechers at [seeders, count); removal swaps the last element into the hole.
 // From `index_capacity_min` peers on, the block also holds an open-addressing index from address
-// to position (2 × capacity slots, keyed hash; 16-bit entries up to 65534 peers, 32-bit above);
+// to position (1.25 × capacity slots, so at most 80 % full; keyed hash, linear probing,
+// backward-shift deletion; 16-bit entries up to 65534 peers, 32-bit above);
 // below it a peer is found by scanning.
 //
 // 16 bytes per set: it sits inline in the swarm record. Capacities come from a fixed geometric
@@ -112,8 +113,9 @@ class PeerSet {
     return reinterpret_cast<std::uint16_t*>(block_ + std::size_t{capacity()} * W);
   }
   bool indexed() const noexcept { return block_ != nullptr && capacity() >= index_capacity_min; }
-  std::uint32_t index_slots() const noexcept { return 2 * capacity_pow2(); }
-  std::uint32_t capacity_pow2() const noexcept;
+  static std::uint32_t index_slots_for(std::uint32_t capacity) noexcept;
+  std::uint32_t index_slots() const noexcept { return index_slots_for(capacity()); }
+  std::uint32_t index_home(const std::uint8_t* wire, const HashSecret& secret) const noexcept;
   std::uint8_t* index() const noexcept;
   std::uint32_t index_get(std::uint32_t slot) const noexcept;
   void index_set(std::uint32_t slot, std::uint32_t position) noexcept;
