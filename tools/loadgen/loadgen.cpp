@@ -18,7 +18,8 @@
 //   tyto-load --target 127.0.0.1:6969 --core 1 --duration-s 10
 //   tyto-load --protocol http --target 127.0.0.1:6969 --sockets 64 --inflight 8
 //   tyto-load --target 127.0.0.1:6969 --rate 100000 --latency-file cdf.txt
-//   tyto-load --target 127.0.0.1:6969 --fill-peers 1000000     (announce N distinct peers, exit)
+//   tyto-load --target 127.0.0.1:6969 --fill-peers 1000000     (announce N distinct peers, exit;
+//             evenly over the torrents, or --fill-spread popularity: by the model's popularity)
 //   tyto-load --info-hash-file hashes.txt --torrents 1000000    (write the hashes, exit)
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -67,6 +68,7 @@ struct Config {
   std::uint64_t seed = 1;
   std::uint32_t timeout_ms = 1000;
   std::uint64_t fill_peers = 0;
+  bool fill_by_popularity = false;  // fill: torrents drawn by the model's popularity, not p % torrents
   double rate_per_s = 0;  // UDP: requests sent per second at most (0: as fast as answered)
   std::string latency_file;
   std::string info_hash_file;
@@ -204,7 +206,8 @@ class Workload {
   std::pair<std::uint64_t, std::uint32_t> pick_peer(std::uint32_t socket_index) {
     if (config_.fill_peers != 0) {
       const std::uint64_t peer = socket_index + config_.sockets * fill_next_[socket_index]++;
-      return {peer, static_cast<std::uint32_t>(peer % config_.torrents)};
+      return {peer, config_.fill_by_popularity ? pick_torrent()
+                                               : static_cast<std::uint32_t>(peer % config_.torrents)};
     }
     const std::uint64_t peer = random_() % config_.peers;
     return {peer, pick_torrent()};
@@ -767,6 +770,8 @@ bool parse(int argc, char** argv, Config& config) {
       config.timeout_ms = static_cast<std::uint32_t>(std::stoul(value));
     else if (flag == "--fill-peers")
       config.fill_peers = std::stoull(value);
+    else if (flag == "--fill-spread" && (value == "even" || value == "popularity"))
+      config.fill_by_popularity = value == "popularity";
     else if (flag == "--info-hash-file")
       config.info_hash_file = value;
     else if (flag == "--rate")
@@ -797,7 +802,7 @@ int main(int argc, char** argv) {
         "usage: tyto-load [--target ADDR:PORT] [--core N] [--duration-s S] [--warmup-s S]\n"
         "  [--sockets N] [--inflight N] [--torrents N] [--peers N] [--numwant N]\n"
         "  [--announces-per-scrape N] [--seeder-percent P] [--seed N] [--timeout-ms MS]\n"
-        "  [--fill-peers N] [--info-hash-file FILE] [--protocol udp|http] [--keep-alive 0|1]\n"
+        "  [--fill-peers N] [--fill-spread even|popularity] [--info-hash-file FILE] [--protocol udp|http] [--keep-alive 0|1]\n"
         "  [--rate REQUESTS_PER_S (UDP)] [--latency-file FILE (CDF: us fraction)]\n"
         "  (--fill-peers needs N <= sockets x 64000: one source address per socket)\n"
         "  (--sockets is the number of TCP connections in HTTP mode; --inflight the pipeline "
