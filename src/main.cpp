@@ -156,7 +156,8 @@ int main(int argc, char** argv) {
       return;
     }
     const std::size_t size = loaded.value()->size();
-    runtime.set_access_list(std::move(loaded.value()));  // returns once every shard uses it, 5 s at most
+    // Returns once every shard uses the new list (5 s at most), so the log line below is true.
+    runtime.set_access_list(std::move(loaded.value()));
     TYTO_LOG(Level::info, "{}: access list reloaded: {} info_hashes", why, size);
   };
   int signal_number = 0;

@@ -71,7 +71,7 @@ void TcpServer::arm_receive(Ring& ring, std::uint32_t index) noexcept {
   io_uring_sqe* sqe = ring.sqe();
   io_uring_prep_recv_multishot(sqe, connection.fd, nullptr, 0, 0);
   sqe->flags |= IOSQE_BUFFER_SELECT;
-  sqe->buf_group = buffer_group;
+  sqe->buf_group = buffers_.group();
   io_uring_sqe_set_data64(sqe, pack_user_data(Op::tcp_recv, index));
   connection.receive_armed = true;
 }

@@ -86,7 +86,7 @@ void UdpSockets::arm(Ring& ring, std::uint32_t socket_index) noexcept {
   io_uring_sqe* entry = ring.sqe();
   io_uring_prep_recvmsg_multishot(entry, socket.fd, &socket.receive_header, 0);
   entry->flags |= IOSQE_BUFFER_SELECT;
-  entry->buf_group = buffer_group;
+  entry->buf_group = buffers_.group();
   io_uring_sqe_set_data64(entry, pack_user_data(Op::udp_recv, socket_index));
 }
 

@@ -27,8 +27,10 @@ Swarm* map_table(std::uint32_t capacity) noexcept {
                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   TYTO_ASSERT(memory != MAP_FAILED);  // out of memory: a tracker cannot run half a table
   auto* slots = static_cast<Swarm*>(memory);
-  for (std::uint32_t i = 0; i < capacity; ++i) new (&slots[i]) Swarm{};
-  for (std::uint32_t i = 0; i < capacity; ++i) slots[i].ipv4.make_vacant();
+  for (std::uint32_t i = 0; i < capacity; ++i) {
+    new (&slots[i]) Swarm{};
+    slots[i].ipv4.make_vacant();
+  }
   return slots;
 }
 
