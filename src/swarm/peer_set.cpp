@@ -25,7 +25,6 @@ constexpr CapacityTable make_capacity_table() {
 }
 
 constexpr CapacityTable capacity_table = make_capacity_table();
-static_assert(capacity_table.count < PeerSet<6>::vacant_class);
 
 std::uint8_t class_for(std::uint32_t peers) noexcept {
   std::uint8_t c = 0;

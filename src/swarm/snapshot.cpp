@@ -34,19 +34,15 @@ void append_peers(const Peers& peers, std::uint32_t now_s, std::vector<std::uint
 std::uint64_t SwarmStore::append_snapshot(std::uint32_t now_s,
                                           std::vector<std::uint8_t>& out) const {
   std::uint64_t swarms = 0;
-  for (const Table* table : {&current_, &previous_}) {
-    for (std::uint32_t i = 0; i < table->capacity; ++i) {
-      const Swarm& swarm = table->slots[i];
-      if (swarm.ipv4.vacant()) continue;
-      out.insert(out.end(), swarm.info_hash.bytes.begin(), swarm.info_hash.bytes.end());
-      put(out, swarm.downloaded, 4);
-      put(out, now_s - swarm.activity.created_s, 4);
-      put(out, swarm.ipv4.count(), 4);
-      put(out, swarm.ipv6 != nullptr ? swarm.ipv6->count() : 0, 4);
-      append_peers(swarm.ipv4, now_s, out);
-      if (swarm.ipv6 != nullptr) append_peers(*swarm.ipv6, now_s, out);
-      ++swarms;
-    }
+  for (const Swarm& swarm : records()) {
+    out.insert(out.end(), swarm.info_hash.bytes.begin(), swarm.info_hash.bytes.end());
+    put(out, swarm.downloaded, 4);
+    put(out, now_s - swarm.activity.created_s, 4);
+    put(out, swarm.ipv4.count(), 4);
+    put(out, swarm.ipv6 != nullptr ? swarm.ipv6->count() : 0, 4);
+    append_peers(swarm.ipv4, now_s, out);
+    if (swarm.ipv6 != nullptr) append_peers(*swarm.ipv6, now_s, out);
+    ++swarms;
   }
   return swarms;
 }
@@ -116,8 +112,7 @@ Result<SwarmStore::Restored, std::string> SwarmStore::restore_snapshot(
       if (swarm->ipv6->empty()) free_swarm(*swarm);
     }
     if (swarm->ipv4.empty() && swarm->ipv6 == nullptr) {  // every peer had expired
-      Table& table = owns(current_, swarm) ? current_ : previous_;
-      erase(table, static_cast<std::uint32_t>(swarm - table.slots));
+      erase(static_cast<std::uint32_t>(swarm - records_));
       continue;
     }
     ++restored.swarms;

@@ -11,31 +11,47 @@
 namespace tyto::swarm {
 
 namespace {
-constexpr std::uint32_t initial_capacity = 1024;
-constexpr std::uint32_t migrate_slots_per_operation = 16;
+constexpr std::uint32_t initial_capacity = 1024;  // index entries
+constexpr std::uint32_t migrate_entries_per_operation = 16;
+// Record pages are given back once the array uses less than half of what it touched, and at
+// least this much would go.
+constexpr std::size_t record_release_bytes_min = std::size_t{1} << 20;
+constexpr std::uint32_t record_reservation_min = 1u << 16;
 
-std::uint32_t next_slot(std::uint32_t slot, std::uint32_t capacity) noexcept {
-  return slot + 1 == capacity ? 0 : slot + 1;
+std::uint32_t next_entry(std::uint32_t entry, std::uint32_t capacity) noexcept {
+  return entry + 1 == capacity ? 0 : entry + 1;
 }
 
-// Tables are mapped, not taken from the heap: the one a growth leaves behind goes straight back
-// to the kernel, where the heap would keep its pages resident for reuse that never comes.
+std::uint32_t tag_of(std::uint64_t hash) noexcept {
+  return static_cast<std::uint32_t>(hash >> 32);
+}
+
+std::size_t page_round_up(std::size_t bytes) noexcept {
+  const std::size_t page = 4096;
+  return (bytes + page - 1) / page * page;
+}
+
+// Records and indexes are mapped, not taken from the heap: an index a growth leaves behind goes
+// straight back to the kernel, and fresh pages are zero (an empty index needs no pass).
 static_assert(std::is_trivially_destructible_v<Swarm>);
+static_assert(std::is_trivially_copyable_v<Swarm>);
 
-Swarm* map_table(std::uint32_t capacity) noexcept {
-  void* memory = mmap(nullptr, std::size_t{capacity} * sizeof(Swarm), PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  TYTO_ASSERT(memory != MAP_FAILED);  // out of memory: a tracker cannot run half a table
-  auto* slots = static_cast<Swarm*>(memory);
-  for (std::uint32_t i = 0; i < capacity; ++i) {
-    new (&slots[i]) Swarm{};
-    slots[i].ipv4.make_vacant();
-  }
-  return slots;
+void* map_zeroed(std::size_t bytes, bool reserve_only) noexcept {
+  void* memory = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | (reserve_only ? MAP_NORESERVE : 0), -1, 0);
+  return memory == MAP_FAILED ? nullptr : memory;
 }
 
-void unmap_table(Swarm* slots, std::uint32_t capacity) noexcept {
-  if (slots != nullptr) munmap(slots, std::size_t{capacity} * sizeof(Swarm));
+template <class T>
+T* map_array(std::uint32_t count) noexcept {
+  void* memory = map_zeroed(std::size_t{count} * sizeof(T), false);
+  TYTO_ASSERT(memory != nullptr);  // out of memory: a tracker cannot run half a table
+  return static_cast<T*>(memory);
+}
+
+template <class T>
+void unmap_array(T* array, std::uint32_t count) noexcept {
+  if (array != nullptr) munmap(array, std::size_t{count} * sizeof(T));
 }
 
 void bump(std::uint16_t& counter) noexcept {
@@ -91,20 +107,30 @@ SwarmStore::SwarmStore(const StoreLimits& limits, const HashSecret& secret,
                        std::uint64_t random_seed)
     : limits_(limits), secret_(secret), random_state_(random_seed) {
   TYTO_ASSERT(limits.peers_per_swarm_max > 0 && limits.peers_per_swarm_max <= peers_per_set_max);
+  TYTO_ASSERT(limits.swarms_max > 0);
+  // Address space for every record the limit allows; where it is short (ulimit -v, valgrind)
+  // the reservation halves, and the swarm limit with it.
+  records_capacity_ = limits.swarms_max;
+  for (;;) {
+    records_ = static_cast<Swarm*>(
+        map_zeroed(std::size_t{records_capacity_} * sizeof(Swarm), /*reserve_only=*/true));
+    if (records_ != nullptr) break;
+    TYTO_ASSERT(records_capacity_ > record_reservation_min);
+    records_capacity_ /= 2;
+  }
+  limits_.swarms_max = records_capacity_;
   current_.capacity = initial_capacity;
-  current_.slots = map_table(initial_capacity);
+  current_.entries = map_array<IndexEntry>(initial_capacity);
 }
 
 SwarmStore::~SwarmStore() {
-  for (Table* table : {&current_, &previous_}) {
-    for (std::uint32_t i = 0; i < table->capacity; ++i) {
-      Swarm& swarm = table->slots[i];
-      if (swarm.ipv4.vacant()) continue;
-      swarm.ipv4.release(arena_);
-      free_swarm(swarm);
-    }
-    unmap_table(table->slots, table->capacity);
+  for (Swarm& swarm : records()) {
+    swarm.ipv4.release(arena_);
+    free_swarm(swarm);
   }
+  munmap(records_, std::size_t{records_capacity_} * sizeof(Swarm));
+  unmap_array(current_.entries, current_.capacity);
+  unmap_array(previous_.entries, previous_.capacity);
 }
 
 std::uint64_t SwarmStore::next_random() noexcept {
@@ -115,8 +141,8 @@ std::uint64_t SwarmStore::next_random() noexcept {
   return static_cast<std::uint64_t>(product) ^ static_cast<std::uint64_t>(product >> 64);
 }
 
-std::uint32_t SwarmStore::home(const Table& table, std::uint64_t hash) const noexcept {
-  return static_cast<std::uint32_t>((static_cast<unsigned __int128>(hash) * table.capacity) >> 64);
+std::uint32_t SwarmStore::home(const Index& index, std::uint32_t tag) noexcept {
+  return static_cast<std::uint32_t>((std::uint64_t{tag} * index.capacity) >> 32);
 }
 
 ScrapeEntry SwarmStore::entry_of(const Swarm& swarm) noexcept {
@@ -128,11 +154,14 @@ ScrapeEntry SwarmStore::entry_of(const Swarm& swarm) noexcept {
 }
 
 const Swarm* SwarmStore::find(const InfoHash& info_hash, std::uint64_t hash) const noexcept {
-  for (const Table* table : {&current_, &previous_}) {
-    if (table->count == 0) continue;
-    for (std::uint32_t i = home(*table, hash);; i = next_slot(i, table->capacity)) {
-      const Swarm& swarm = table->slots[i];
-      if (swarm.ipv4.vacant()) break;
+  const std::uint32_t tag = tag_of(hash);
+  for (const Index* index : {&current_, &previous_}) {
+    if (index->count == 0) continue;
+    for (std::uint32_t i = home(*index, tag);; i = next_entry(i, index->capacity)) {
+      const IndexEntry entry = index->entries[i];
+      if (entry.record == 0) break;
+      if (entry.tag != tag) continue;
+      const Swarm& swarm = records_[entry.record - 1];
       if (swarm.info_hash == info_hash) return &swarm;
     }
   }
@@ -143,86 +172,129 @@ Swarm* SwarmStore::find(const InfoHash& info_hash, std::uint64_t hash) noexcept 
   return const_cast<Swarm*>(std::as_const(*this).find(info_hash, hash));
 }
 
-bool SwarmStore::owns(const Table& table, const Swarm* swarm) const noexcept {
-  return table.slots != nullptr && swarm >= table.slots && swarm < table.slots + table.capacity;
+std::pair<SwarmStore::Index*, std::uint32_t> SwarmStore::entry_of_record(
+    std::uint32_t position) noexcept {
+  TYTO_ASSERT(position < records_count_);
+  const std::uint32_t tag = tag_of(hash_info_hash(records_[position].info_hash, secret_));
+  for (Index* index : {&current_, &previous_}) {
+    if (index->count == 0) continue;
+    for (std::uint32_t i = home(*index, tag);; i = next_entry(i, index->capacity)) {
+      const IndexEntry entry = index->entries[i];
+      if (entry.record == 0) break;
+      if (entry.record == position + 1) return {index, i};
+    }
+  }
+  TYTO_ASSERT(false && "every record has an index entry");
+  return {nullptr, 0};
 }
 
 void SwarmStore::start_growth() noexcept {
-  TYTO_ASSERT(previous_.slots == nullptr);
+  TYTO_ASSERT(previous_.entries == nullptr);
   previous_ = current_;
   current_.capacity = previous_.capacity / 2 * 3;
   current_.count = 0;
-  current_.slots = map_table(current_.capacity);
+  current_.entries = map_array<IndexEntry>(current_.capacity);
   std::uint32_t empty = 0;
-  while (!previous_.slots[empty].ipv4.vacant()) ++empty;  // exists: load factor < 1
+  while (previous_.entries[empty].record != 0) ++empty;  // exists: load factor < 1
   migrate_stop_ = empty;
-  migrate_cursor_ = next_slot(empty, previous_.capacity);
-  sweep_cursor_ = 0;
+  migrate_cursor_ = next_entry(empty, previous_.capacity);
 }
 
-// Moves records from previous_ into current_, at least `slots_budget` slots' worth, and stops
-// only on an empty slot of previous_: every probe run left in previous_ lies wholly after it.
-void SwarmStore::migrate(std::uint32_t slots_budget) noexcept {
-  if (previous_.slots == nullptr) return;
+// Moves entries from previous_ into current_, at least `entries_budget` entries' worth, and
+// stops only on an empty entry of previous_: every probe run left in previous_ lies wholly after
+// it. Only the index moves: an entry's home comes from its tag.
+void SwarmStore::migrate(std::uint32_t entries_budget) noexcept {
+  if (previous_.entries == nullptr) return;
   for (;;) {
     if (migrate_cursor_ == migrate_stop_) {
       TYTO_ASSERT(previous_.count == 0);
-      unmap_table(previous_.slots, previous_.capacity);
+      unmap_array(previous_.entries, previous_.capacity);
       previous_ = {};
       return;
     }
-    Swarm& swarm = previous_.slots[migrate_cursor_];
-    if (swarm.ipv4.vacant()) {
-      if (slots_budget == 0) return;
+    IndexEntry& entry = previous_.entries[migrate_cursor_];
+    if (entry.record == 0) {
+      if (entries_budget == 0) return;
     } else {
-      const std::uint64_t hash = hash_info_hash(swarm.info_hash, secret_);
-      std::uint32_t i = home(current_, hash);
-      while (!current_.slots[i].ipv4.vacant()) i = next_slot(i, current_.capacity);
-      current_.slots[i] = swarm;
+      std::uint32_t i = home(current_, entry.tag);
+      while (current_.entries[i].record != 0) i = next_entry(i, current_.capacity);
+      current_.entries[i] = entry;
       ++current_.count;
-      swarm.ipv4.make_vacant();
+      entry = IndexEntry{};
       --previous_.count;
     }
-    if (slots_budget > 0) --slots_budget;
-    migrate_cursor_ = next_slot(migrate_cursor_, previous_.capacity);
+    if (entries_budget > 0) --entries_budget;
+    migrate_cursor_ = next_entry(migrate_cursor_, previous_.capacity);
   }
 }
 
 Swarm* SwarmStore::insert(const InfoHash& info_hash, std::uint64_t hash) noexcept {
-  // Grow at 80 % load. A migration finishes long before the new table reaches that load:
-  // it starts at 53 % and every operation migrates at least 16 slots.
-  if ((std::uint64_t{swarms_count()} + 1) * 5 > std::uint64_t{current_.capacity} * 4) {
-    if (previous_.slots != nullptr) migrate(previous_.capacity);  // finish (never expected)
+  TYTO_ASSERT(records_count_ < records_capacity_);
+  // Grow at 80 % load. A migration finishes long before the new index reaches that load:
+  // it starts at 53 % and every operation migrates at least 16 entries.
+  if ((std::uint64_t{records_count_} + 1) * 5 > std::uint64_t{current_.capacity} * 4) {
+    if (previous_.entries != nullptr) migrate(previous_.capacity);  // finish (never expected)
     start_growth();
-    migrate(migrate_slots_per_operation);
+    migrate(migrate_entries_per_operation);
   }
-  std::uint32_t i = home(current_, hash);
-  while (!current_.slots[i].ipv4.vacant()) i = next_slot(i, current_.capacity);
-  Swarm& swarm = current_.slots[i];
+  const std::uint32_t tag = tag_of(hash);
+  std::uint32_t i = home(current_, tag);
+  while (current_.entries[i].record != 0) i = next_entry(i, current_.capacity);
+  const std::uint32_t position = records_count_++;
+  current_.entries[i] = IndexEntry{tag, position + 1};
+  ++current_.count;
+  records_resident_bytes_ =
+      std::max(records_resident_bytes_, page_round_up(std::size_t{records_count_} * sizeof(Swarm)));
+  Swarm& swarm = records_[position];
   swarm = Swarm{};
   swarm.info_hash = info_hash;
-  ++current_.count;
   ++counters_.swarms;
   return &swarm;
 }
 
-void SwarmStore::erase(Table& table, std::uint32_t position) noexcept {
-  TYTO_ASSERT(position < table.capacity && !table.slots[position].ipv4.vacant());
-  std::uint32_t hole = position;
-  for (std::uint32_t j = next_slot(hole, table.capacity); !table.slots[j].ipv4.vacant();
-       j = next_slot(j, table.capacity)) {
-    const std::uint32_t h = home(table, hash_info_hash(table.slots[j].info_hash, secret_));
-    const std::uint32_t from_home = (j + table.capacity - h) % table.capacity;
-    const std::uint32_t from_hole = (j + table.capacity - hole) % table.capacity;
+void SwarmStore::erase_entry(Index& index, std::uint32_t entry) noexcept {
+  TYTO_ASSERT(entry < index.capacity && index.entries[entry].record != 0);
+  std::uint32_t hole = entry;
+  for (std::uint32_t j = next_entry(hole, index.capacity); index.entries[j].record != 0;
+       j = next_entry(j, index.capacity)) {
+    const std::uint32_t h = home(index, index.entries[j].tag);
+    const std::uint32_t from_home = (j + index.capacity - h) % index.capacity;
+    const std::uint32_t from_hole = (j + index.capacity - hole) % index.capacity;
     if (from_home >= from_hole) {
-      table.slots[hole] = table.slots[j];
+      index.entries[hole] = index.entries[j];
       hole = j;
     }
   }
-  table.slots[hole].ipv4.make_vacant();
-  --table.count;
+  index.entries[hole] = IndexEntry{};
+  --index.count;
+}
+
+void SwarmStore::erase(std::uint32_t position) noexcept {
+  const auto [index, entry] = entry_of_record(position);
+  erase_entry(*index, entry);
+  const std::uint32_t last = records_count_ - 1;
+  if (position != last) {  // the last record fills the hole; its entry follows it
+    const auto [last_index, last_entry] = entry_of_record(last);
+    last_index->entries[last_entry].record = position + 1;
+    records_[position] = records_[last];
+  }
+  --records_count_;
   --counters_.swarms;
   ++counters_.swarms_freed;
+  release_record_pages();
+}
+
+// After many swarms went, the tail of the record array goes back to the kernel (its pages read
+// as zero when reused). Halving hysteresis: at most one madvise per halving of the array.
+void SwarmStore::release_record_pages() noexcept {
+  const std::size_t used_bytes = page_round_up(std::size_t{records_count_} * sizeof(Swarm));
+  if (used_bytes * 2 > records_resident_bytes_ ||
+      records_resident_bytes_ - used_bytes < record_release_bytes_min) {
+    return;
+  }
+  auto* base = reinterpret_cast<std::uint8_t*>(records_);
+  madvise(base + used_bytes, records_resident_bytes_ - used_bytes, MADV_DONTNEED);
+  records_resident_bytes_ = used_bytes;
 }
 
 void SwarmStore::free_swarm(Swarm& swarm) noexcept {
@@ -298,7 +370,7 @@ AnnounceReply SwarmStore::announce(const AnnounceRequest& request, std::uint32_t
                                    std::span<std::uint8_t> peers_out) noexcept {
   owner_.check();
   ++counters_.announces;
-  migrate(migrate_slots_per_operation);
+  migrate(migrate_entries_per_operation);
   const std::uint64_t hash = hash_info_hash(request.info_hash, secret_);
   Swarm* swarm = find(request.info_hash, hash);
   if (swarm == nullptr) {
@@ -328,8 +400,7 @@ AnnounceReply SwarmStore::announce(const AnnounceRequest& request, std::uint32_t
   reply.leechers = entry.leechers;
   reply.downloaded = entry.downloaded;
   if (entry.seeders + entry.leechers == 0) {  // stopped (or refused) into an empty swarm
-    Table& table = owns(current_, swarm) ? current_ : previous_;
-    erase(table, static_cast<std::uint32_t>(swarm - table.slots));
+    erase(static_cast<std::uint32_t>(swarm - records_));
   }
   return reply;
 }
@@ -452,20 +523,16 @@ std::uint32_t SwarmStore::top(TopOrder order, std::uint32_t now_s,
     return top_key(a, order) > top_key(b, order);
   };
   std::size_t size = 0;
-  for (Table* table : {&current_, &previous_}) {
-    for (std::uint32_t i = 0; i < table->capacity; ++i) {
-      Swarm& swarm = table->slots[i];
-      if (swarm.ipv4.vacant()) continue;
-      close_window(swarm, now_s);
-      const SwarmStatistics candidate = statistics_of(swarm, now_s);
-      if (size < out.size()) {
-        out[size++] = candidate;
-        std::push_heap(out.begin(), out.begin() + size, better);
-      } else if (better(candidate, out[0])) {
-        std::pop_heap(out.begin(), out.begin() + size, better);
-        out[size - 1] = candidate;
-        std::push_heap(out.begin(), out.begin() + size, better);
-      }
+  for (Swarm& swarm : records()) {
+    close_window(swarm, now_s);
+    const SwarmStatistics candidate = statistics_of(swarm, now_s);
+    if (size < out.size()) {
+      out[size++] = candidate;
+      std::push_heap(out.begin(), out.begin() + size, better);
+    } else if (better(candidate, out[0])) {
+      std::pop_heap(out.begin(), out.begin() + size, better);
+      out[size - 1] = candidate;
+      std::push_heap(out.begin(), out.begin() + size, better);
     }
   }
   std::sort_heap(out.begin(), out.begin() + size, better);
@@ -483,13 +550,14 @@ void SwarmStore::expire_step(std::uint32_t now_s) noexcept {
     return static_cast<std::uint32_t>(std::min<std::uint64_t>(
         capacity, (std::uint64_t{capacity} * elapsed_s + sweep_period_s - 1) / sweep_period_s));
   };
-  migrate(share(previous_.capacity) + migrate_slots_per_operation);
-  const std::uint32_t budget = share(current_.capacity);
-  for (std::uint32_t visited = 0; visited < budget;) {
-    if (sweep_cursor_ >= current_.capacity) sweep_cursor_ = 0;
-    Swarm& swarm = current_.slots[sweep_cursor_];
-    if (!swarm.ipv4.vacant() && sweep_swarm(swarm, now_s)) {
-      erase(current_, sweep_cursor_);  // a later record may shift into this slot: look again
+  migrate(share(previous_.capacity) + migrate_entries_per_operation);
+  const std::uint32_t budget = share(records_count_);
+  for (std::uint32_t visited = 0; visited < budget && records_count_ > 0;) {
+    if (sweep_cursor_ >= records_count_) sweep_cursor_ = 0;
+    if (sweep_swarm(records_[sweep_cursor_], now_s)) {
+      // The last record moves into this position: look again. It may be one this step saw
+      // already, but then the erased one no longer needs its visit: the budget still covers all.
+      erase(sweep_cursor_);
     } else {
       ++sweep_cursor_;
       ++visited;
@@ -498,37 +566,44 @@ void SwarmStore::expire_step(std::uint32_t now_s) noexcept {
 }
 
 std::size_t SwarmStore::memory_bytes() const noexcept {
-  return (std::size_t{current_.capacity} + previous_.capacity) * sizeof(Swarm) +
+  return records_resident_bytes_ +
+         (std::size_t{current_.capacity} + previous_.capacity) * sizeof(IndexEntry) +
          arena_.stats().slab_bytes + arena_.stats().large_bytes;
 }
 
 void SwarmStore::verify() const noexcept {
-  std::uint64_t swarms = 0;
   std::uint64_t peers4 = 0;
   std::uint64_t peers6 = 0;
   std::uint64_t seeders = 0;
-  for (const Table* table : {&current_, &previous_}) {
-    std::uint32_t count = 0;
-    for (std::uint32_t i = 0; i < table->capacity; ++i) {
-      const Swarm& swarm = table->slots[i];
-      if (swarm.ipv4.vacant()) continue;
-      ++count;
-      TYTO_ASSERT(find(swarm.info_hash, hash_info_hash(swarm.info_hash, secret_)) == &swarm);
-      swarm.ipv4.verify(secret_);
-      peers4 += swarm.ipv4.count();
-      seeders += swarm.ipv4.seeders();
-      if (swarm.ipv6 != nullptr) {
-        TYTO_ASSERT(!swarm.ipv6->empty());
-        swarm.ipv6->verify(secret_);
-        peers6 += swarm.ipv6->count();
-        seeders += swarm.ipv6->seeders();
-      }
-      TYTO_ASSERT(!swarm.ipv4.empty() || swarm.ipv6 != nullptr);
+  for (const Swarm& swarm : records()) {
+    TYTO_ASSERT(find(swarm.info_hash, hash_info_hash(swarm.info_hash, secret_)) == &swarm);
+    swarm.ipv4.verify(secret_);
+    peers4 += swarm.ipv4.count();
+    seeders += swarm.ipv4.seeders();
+    if (swarm.ipv6 != nullptr) {
+      TYTO_ASSERT(!swarm.ipv6->empty());
+      swarm.ipv6->verify(secret_);
+      peers6 += swarm.ipv6->count();
+      seeders += swarm.ipv6->seeders();
     }
-    TYTO_ASSERT(count == table->count);
-    swarms += count;
+    TYTO_ASSERT(!swarm.ipv4.empty() || swarm.ipv6 != nullptr);
   }
-  TYTO_ASSERT(swarms == counters_.swarms);
+  std::uint64_t entries = 0;
+  for (const Index* index : {&current_, &previous_}) {
+    std::uint32_t count = 0;
+    for (std::uint32_t i = 0; i < index->capacity; ++i) {
+      const IndexEntry entry = index->entries[i];
+      if (entry.record == 0) continue;
+      ++count;
+      TYTO_ASSERT(entry.record <= records_count_);
+      const InfoHash& info_hash = records_[entry.record - 1].info_hash;
+      TYTO_ASSERT(entry.tag == tag_of(hash_info_hash(info_hash, secret_)));
+    }
+    TYTO_ASSERT(count == index->count);
+    entries += count;
+  }
+  TYTO_ASSERT(entries == records_count_);  // with find() above: one entry per record
+  TYTO_ASSERT(records_count_ == counters_.swarms);
   TYTO_ASSERT(peers4 == counters_.peers_ipv4 && peers6 == counters_.peers_ipv6);
   TYTO_ASSERT(seeders == counters_.seeders);
   TYTO_ASSERT(peers4 + peers6 == counters_.seeders + counters_.leechers);

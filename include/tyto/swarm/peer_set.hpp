@@ -97,14 +97,6 @@ class PeerSet {
 
   void release(SlabArena& arena) noexcept;
 
-  // The swarm table marks its free slots with a capacity class no set ever has (DESIGN §5:
-  // keys and records inline, no separate occupancy array).
-  static constexpr std::uint8_t vacant_class = 0xff;
-  bool vacant() const noexcept { return class_ == vacant_class; }
-  void make_vacant() noexcept {
-    *this = PeerSet{};
-    class_ = vacant_class;
-  }
   void verify(const HashSecret& secret) const noexcept;  // O(n): tests and debug builds
   std::size_t block_bytes() const noexcept;
 

@@ -2,10 +2,18 @@
 // the PeerStore boundary. Callers see announce / scrape / expire_step on core's plain request and
 // reply types, never the table, the peer sets or the arena.
 //
-// Swarm table: open addressing with linear probing over 48-byte records that hold the 20-byte
-// info_hash inline (keyed XXH3, never unkeyed), backward-shift deletion (no tombstones), growth by
-// 1.5× that migrates a bounded number of slots per operation (lookups see both tables meanwhile;
-// a migration step always stops on an empty slot, so no probe run straddles the boundary).
+// Swarm table: the 72-byte swarm records sit in one dense array, found through an
+// open-addressing index of 8-byte entries {tag, record} (after ankerl::unordered_dense):
+//  - records: mapped once for swarms_max of them (address space only; pages become resident as
+//    the array grows, so a growth never copies or re-touches a record). Erasing a swarm moves the
+//    last record into its place. Dense records cost no slack per empty slot and make the sweep,
+//    snapshots and top lists a walk over [0, count).
+//  - index: tag = the high 32 bits of the keyed XXH3 hash (never unkeyed), record = position + 1
+//    (0 = empty, so freshly mapped pages need no initialisation pass). Linear probing from
+//    home = (tag × capacity) >> 32, backward-shift deletion (no tombstones). Home and probe
+//    order come from the tag alone, so moving an entry never reads its record. Growth by 1.5×
+//    at 80 % load migrates a bounded number of entries per operation (lookups see both indexes
+//    meanwhile; a migration step always stops on an empty entry, so no probe run straddles it).
 //
 // Ownership: one store per shard, used only on that shard's thread. Peer arrays live in the
 // store's SlabArena; in steady state an announce makes no heap call.
@@ -15,6 +23,7 @@
 #include <functional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tyto/core/arena.hpp"
@@ -116,7 +125,7 @@ struct StoreCounters {
 struct Swarm {
   InfoHash info_hash;
   std::uint32_t downloaded = 0;
-  Ipv4Peers ipv4;             // its capacity class marks vacant table slots
+  Ipv4Peers ipv4;
   Ipv6Peers* ipv6 = nullptr;  // arena-allocated on the first IPv6 peer
   SwarmActivity activity;
 };
@@ -142,16 +151,11 @@ class SwarmStore {
 
   const StoreCounters& counters() const noexcept { return counters_; }
   std::size_t memory_bytes() const noexcept;
-  std::size_t swarms_count() const noexcept { return current_.count + previous_.count; }
+  std::size_t swarms_count() const noexcept { return records_count_; }
 
   template <class Visit>  // visit(const InfoHash&, const ScrapeEntry&); not for the hot path
   void for_each_swarm(Visit&& visit) const {
-    for (const Table* table : {&current_, &previous_}) {
-      for (std::uint32_t i = 0; i < table->capacity; ++i) {
-        const Swarm& swarm = table->slots[i];
-        if (!swarm.ipv4.vacant()) visit(swarm.info_hash, entry_of(swarm));
-      }
-    }
+    for (const Swarm& swarm : records()) visit(swarm.info_hash, entry_of(swarm));
   }
 
   // Statistics of one swarm (closing its window first, so flags are current); false if absent.
@@ -179,22 +183,33 @@ class SwarmStore {
   void verify() const noexcept;  // O(n) consistency check for tests
 
  private:
-  struct Table {
-    Swarm* slots = nullptr;
+  struct IndexEntry {
+    std::uint32_t tag = 0;     // high 32 bits of the record's keyed hash
+    std::uint32_t record = 0;  // its position in records_ + 1; 0 = empty entry
+  };
+  static_assert(sizeof(IndexEntry) == 8);
+  struct Index {
+    IndexEntry* entries = nullptr;  // mapped: zero pages are empty entries
     std::uint32_t capacity = 0;
     std::uint32_t count = 0;
   };
+  static constexpr std::uint32_t not_found = 0xffffffffu;
 
+  std::span<Swarm> records() noexcept { return {records_, records_count_}; }
+  std::span<const Swarm> records() const noexcept { return {records_, records_count_}; }
   static ScrapeEntry entry_of(const Swarm& swarm) noexcept;
-  std::uint32_t home(const Table& table, std::uint64_t hash) const noexcept;
+  static std::uint32_t home(const Index& index, std::uint32_t tag) noexcept;
   Swarm* find(const InfoHash& info_hash, std::uint64_t hash) noexcept;
   const Swarm* find(const InfoHash& info_hash, std::uint64_t hash) const noexcept;
+  // The index and entry position that point at record `position` (which must exist).
+  std::pair<Index*, std::uint32_t> entry_of_record(std::uint32_t position) noexcept;
   Swarm* insert(const InfoHash& info_hash, std::uint64_t hash) noexcept;
-  void erase(Table& table, std::uint32_t position) noexcept;
+  void erase(std::uint32_t position) noexcept;  // the last record moves into `position`
+  void erase_entry(Index& index, std::uint32_t entry) noexcept;
+  void release_record_pages() noexcept;
   void free_swarm(Swarm& swarm) noexcept;
-  bool owns(const Table& table, const Swarm* swarm) const noexcept;
   void start_growth() noexcept;
-  void migrate(std::uint32_t slots_budget) noexcept;
+  void migrate(std::uint32_t entries_budget) noexcept;
   bool sweep_swarm(Swarm& swarm, std::uint32_t now_s) noexcept;  // true when now empty
   std::uint16_t window_of(std::uint32_t now_s) const noexcept;
   void close_window(Swarm& swarm, std::uint32_t now_s) noexcept;  // when now_s is past it
@@ -210,11 +225,15 @@ class SwarmStore {
   HashSecret secret_;
   std::uint64_t random_state_;
   SlabArena arena_;
-  Table current_;
-  Table previous_;                    // being migrated into current_ (empty when not growing)
-  std::uint32_t migrate_cursor_ = 0;  // next slot of previous_ to migrate
-  std::uint32_t migrate_stop_ = 0;    // the empty slot where migration started and ends
-  std::uint32_t sweep_cursor_ = 0;
+  Swarm* records_ = nullptr;  // mapped for records_capacity_ swarms
+  std::uint32_t records_capacity_ = 0;
+  std::uint32_t records_count_ = 0;
+  std::size_t records_resident_bytes_ = 0;  // high-water of the array since pages were released
+  Index current_;
+  Index previous_;                    // being migrated into current_ (empty when not growing)
+  std::uint32_t migrate_cursor_ = 0;  // next entry of previous_ to migrate
+  std::uint32_t migrate_stop_ = 0;    // the empty entry where migration started and ends
+  std::uint32_t sweep_cursor_ = 0;    // next record the expiry sweep visits
   std::uint32_t last_expire_s_ = 0;
   StoreCounters counters_;
   OwnerThread owner_;  // the shard's thread; debug builds check every operation
