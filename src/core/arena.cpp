@@ -36,24 +36,24 @@ namespace {
 constexpr std::size_t slab_header_size = 64;
 
 struct ClassTable {
-  std::array<std::uint32_t, 64> sizes{};
+  std::array<std::uint32_t, SlabArena::classes_max> sizes{};
   std::size_t count = 0;
 };
 
-// 16, 32, ..., 256, then about 1/8 apart (rounded up to 16) up to block_size_max.
+// 8, 16, ..., 256, then about 1/8 apart (rounded up to 8) up to block_size_max.
 constexpr ClassTable make_class_table() {
   ClassTable table;
-  for (std::uint32_t size = 16; size <= 256; size += 16) table.sizes[table.count++] = size;
+  for (std::uint32_t size = 8; size <= 256; size += 8) table.sizes[table.count++] = size;
   std::uint32_t size = 256;
   while (size < SlabArena::block_size_max) {
-    size = std::min<std::uint32_t>((size + size / 8 + 15) / 16 * 16, SlabArena::block_size_max);
+    size = std::min<std::uint32_t>((size + size / 8 + 7) / 8 * 8, SlabArena::block_size_max);
     table.sizes[table.count++] = size;
   }
   return table;
 }
 
 constexpr ClassTable class_table = make_class_table();
-static_assert(class_table.count <= 64);
+static_assert(class_table.count <= SlabArena::classes_max);
 static_assert(class_table.sizes[class_table.count - 1] == SlabArena::block_size_max);
 static_assert(SlabArena::slab_size / SlabArena::block_size_max >= 7, "waste at most 1/8");
 static_assert(SlabArena::slab_size % 4096 == 0);
@@ -87,7 +87,7 @@ SlabArena::~SlabArena() {
 
 std::size_t SlabArena::class_index(std::size_t size) noexcept {
   TYTO_ASSERT(size > 0 && size <= block_size_max);
-  if (size <= 256) return (size - 1) / 16;
+  if (size <= 256) return (size - 1) / 8;
   const auto* begin = class_table.sizes.data() + small_classes;
   const auto* end = class_table.sizes.data() + class_table.count;
   return static_cast<std::size_t>(std::lower_bound(begin, end, size) - class_table.sizes.data());

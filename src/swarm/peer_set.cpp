@@ -58,7 +58,7 @@ std::uint32_t PeerSet<W>::index_home(const std::uint8_t* wire,
 template <std::size_t W>
 std::size_t PeerSet<W>::bytes_for(std::uint8_t capacity_class) noexcept {
   const std::size_t capacity = peer_capacity(capacity_class);
-  std::size_t bytes = (capacity * (W + 2) + 3) / 4 * 4;
+  std::size_t bytes = (capacity * (W + 1) + 3) / 4 * 4;
   if (capacity >= index_capacity_min) {
     bytes += std::size_t{index_slots_for(static_cast<std::uint32_t>(capacity))} *
              (capacity <= narrow_capacity_max ? 2 : 4);
@@ -73,7 +73,7 @@ std::size_t PeerSet<W>::block_bytes() const noexcept {
 
 template <std::size_t W>
 std::uint8_t* PeerSet<W>::index() const noexcept {
-  const std::size_t offset = (std::size_t{capacity()} * (W + 2) + 3) / 4 * 4;
+  const std::size_t offset = (std::size_t{capacity()} * (W + 1) + 3) / 4 * 4;
   return block_ + offset;
 }
 
@@ -164,7 +164,7 @@ void PeerSet<W>::reallocate(std::uint8_t capacity_class, SlabArena& arena,
   auto* block_new = static_cast<std::uint8_t*>(arena.allocate(bytes_for(capacity_class)));
   if (block_ != nullptr) {
     std::memcpy(block_new, block_, std::size_t{count_} * W);
-    std::memcpy(block_new + std::size_t{capacity_new} * W, stamps(), std::size_t{count_} * 2);
+    std::memcpy(block_new + std::size_t{capacity_new} * W, stamps(), count_);
     arena.deallocate(block_, bytes_for(class_));
   }
   block_ = block_new;
@@ -200,7 +200,7 @@ void PeerSet<W>::swap(std::uint32_t a, std::uint32_t b, const HashSecret& secret
 }
 
 template <std::size_t W>
-std::uint32_t PeerSet<W>::insert(const std::uint8_t* wire, bool seeder, std::uint16_t stamp,
+std::uint32_t PeerSet<W>::insert(const std::uint8_t* wire, bool seeder, std::uint8_t stamp,
                                  SlabArena& arena, const HashSecret& secret) noexcept {
   TYTO_ASSERT(count_ < peers_per_set_max);
   if (block_ == nullptr) {

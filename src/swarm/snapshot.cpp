@@ -18,14 +18,15 @@ void put(std::vector<std::uint8_t>& out, std::uint64_t value, std::size_t size) 
 }
 
 template <class Peers>
-void append_peers(const Peers& peers, std::uint32_t now_s, std::vector<std::uint8_t>& out) {
+void append_peers(const Peers& peers, const StampClock& stamps, std::uint32_t now_s,
+                  std::vector<std::uint8_t>& out) {
   for (std::uint32_t i = 0; i < peers.count(); ++i) {
     const std::uint8_t* wire = peers.wire(i);
     out.insert(out.end(), wire, wire + Peers::wire_size);
-    const std::uint16_t stamp = peers.stamp(i);
+    const std::uint8_t stamp = peers.stamp(i);
     const bool completed = stamp & stamp_completed_bit;
     put(out, (i < peers.seeders() ? peer_seeder : 0) | (completed ? peer_completed : 0), 1);
-    put(out, std::min<std::uint32_t>(stamp_age_s(stamp, now_s), 0xffff), 2);
+    put(out, std::min<std::uint32_t>(stamps.age_s(stamp, now_s), 0xffff), 2);
   }
 }
 
@@ -40,8 +41,8 @@ std::uint64_t SwarmStore::append_snapshot(std::uint32_t now_s,
     put(out, now_s - swarm.activity.created_s, 4);
     put(out, swarm.ipv4.count(), 4);
     put(out, swarm.ipv6 != nullptr ? swarm.ipv6->count() : 0, 4);
-    append_peers(swarm.ipv4, now_s, out);
-    if (swarm.ipv6 != nullptr) append_peers(*swarm.ipv6, now_s, out);
+    append_peers(swarm.ipv4, stamps_, now_s, out);
+    if (swarm.ipv6 != nullptr) append_peers(*swarm.ipv6, stamps_, now_s, out);
     ++swarms;
   }
   return swarms;
@@ -94,9 +95,9 @@ Result<SwarmStore::Restored, std::string> SwarmStore::restore_snapshot(
         }
         if (peers.find(wire, secret_) != Peers::not_found) continue;  // listed twice
         const bool seeder = flags & peer_seeder;
-        const auto stamp = static_cast<std::uint16_t>(
-            ((stamp_of(now_s) - peer_age_s / stamp_unit_s) & stamp_time_mask) |
-            (flags & peer_completed ? stamp_completed_bit : 0));
+        const auto stamp =
+            static_cast<std::uint8_t>(stamps_.stamp_aged(now_s, peer_age_s) |
+                                      (flags & peer_completed ? stamp_completed_bit : 0));
         peers.insert(wire, seeder, stamp, arena_, secret_);
         ++(seeder ? counters_.seeders : counters_.leechers);
         ++family_gauge;

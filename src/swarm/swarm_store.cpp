@@ -105,7 +105,7 @@ std::uint64_t top_key(const SwarmStatistics& statistics, TopOrder order) noexcep
 
 SwarmStore::SwarmStore(const StoreLimits& limits, const HashSecret& secret,
                        std::uint64_t random_seed)
-    : limits_(limits), secret_(secret), random_state_(random_seed) {
+    : limits_(limits), stamps_(limits.peer_timeout_s), secret_(secret), random_state_(random_seed) {
   TYTO_ASSERT(limits.peers_per_swarm_max > 0 && limits.peers_per_swarm_max <= peers_per_set_max);
   TYTO_ASSERT(limits.swarms_max > 0);
   // Address space for every record the limit allows; where it is short (ulimit -v, valgrind)
@@ -331,7 +331,7 @@ AnnounceReply SwarmStore::apply(Swarm& swarm, Peers& peers, const AnnounceReques
       reply.status = AnnounceStatus::peer_limit;
       return reply;
     }
-    std::uint16_t stamp = stamp_of(now_s);
+    std::uint8_t stamp = stamps_.stamp_of(now_s);
     if (completed) {  // counted once per peer: the bit remembers it
       stamp |= stamp_completed_bit;
       ++swarm.downloaded;
@@ -342,14 +342,15 @@ AnnounceReply SwarmStore::apply(Swarm& swarm, Peers& peers, const AnnounceReques
     ++(seeder ? counters_.seeders : counters_.leechers);
     ++family_gauge;
   } else {
-    std::uint16_t& stamp = peers.stamp(position);
+    std::uint8_t& stamp = peers.stamp(position);
     bool counted = stamp & stamp_completed_bit;
     if (completed && !counted) {
       counted = true;
       ++swarm.downloaded;
       if (position < peers.seeders()) bump(swarm.activity.unmatched_completions);
     }
-    stamp = static_cast<std::uint16_t>(stamp_of(now_s) | (counted ? stamp_completed_bit : 0));
+    stamp =
+        static_cast<std::uint8_t>(stamps_.stamp_of(now_s) | (counted ? stamp_completed_bit : 0));
     const bool was_seeder = position < peers.seeders();
     if (was_seeder != seeder) {
       position = peers.set_seeder(position, seeder, secret_);
@@ -414,7 +415,7 @@ bool SwarmStore::sweep_swarm(Swarm& swarm, std::uint32_t now_s) noexcept {
   close_window(swarm, now_s);
   auto expire = [&](auto& peers, std::uint64_t& family_gauge) {
     counters_.peers_expired +=
-        peers.expire(now_s, limits_.peer_timeout_s, arena_, secret_, [&](bool was_seeder) {
+        peers.expire(now_s, limits_.peer_timeout_s, stamps_, arena_, secret_, [&](bool was_seeder) {
           --(was_seeder ? counters_.seeders : counters_.leechers);
           --family_gauge;
           bump(swarm.activity.leaves);

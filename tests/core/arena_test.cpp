@@ -15,18 +15,19 @@ namespace tyto {
 namespace {
 
 TEST(SlabArena, BlockSizesAreClassesAtLeastTheRequest) {
-  EXPECT_EQ(SlabArena::block_size(1), 16u);
-  EXPECT_EQ(SlabArena::block_size(16), 16u);
-  EXPECT_EQ(SlabArena::block_size(17), 32u);
+  EXPECT_EQ(SlabArena::block_size(1), 8u);
+  EXPECT_EQ(SlabArena::block_size(8), 8u);
+  EXPECT_EQ(SlabArena::block_size(9), 16u);
+  EXPECT_EQ(SlabArena::block_size(72), 72u);
   EXPECT_EQ(SlabArena::block_size(256), 256u);
   std::size_t previous = 0;
   for (std::size_t size = 1; size <= SlabArena::block_size_max; ++size) {
     const std::size_t block = SlabArena::block_size(size);
     ASSERT_GE(block, size);
     ASSERT_GE(block, previous);
-    ASSERT_EQ(block % 16, 0u);
-    // Waste stays bounded: at most 1/8 + 16 bytes above the request.
-    ASSERT_LE(block, size + size / 8 + 16) << size;
+    ASSERT_EQ(block % SlabArena::alignment, 0u);
+    // Waste stays bounded: at most 1/8 + 8 bytes above the request.
+    ASSERT_LE(block, size + size / 8 + 8) << size;
     previous = block;
   }
 }
@@ -39,10 +40,10 @@ TEST(SlabArena, ReusesFreedBlocksWithoutNewSlabs) {
   EXPECT_GT(slabs, 0u);
   for (void* block : blocks) arena.deallocate(block, 48);
   EXPECT_EQ(arena.stats().block_bytes_in_use, 0u);
-  for (int i = 0; i < 1000; ++i) blocks[i] = arena.allocate(40);  // same class as 48
+  for (int i = 0; i < 1000; ++i) blocks[i] = arena.allocate(44);  // same class as 48
   EXPECT_EQ(arena.stats().slabs_allocated, slabs);
   EXPECT_EQ(arena.stats().block_bytes_in_use, 1000u * 48);
-  for (void* block : blocks) arena.deallocate(block, 40);
+  for (void* block : blocks) arena.deallocate(block, 44);
 }
 
 TEST(SlabArena, BlocksDoNotOverlapUnderRandomChurn) {

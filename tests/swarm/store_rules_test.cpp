@@ -379,10 +379,13 @@ TEST_F(StoreTest, ASnapshotRestoresSwarmsPeersAndCounts) {
   again.event = AnnounceEvent::completed;
   std::vector<std::uint8_t> out(50 * 6);
   EXPECT_EQ(restored.announce(again, later_s, out).downloaded, 1u);
-  // Peers keep their age (100 s at the restart, with the downtime): 50 s before the timeout
-  // of the one that announced since, a full sweep finds every other peer expired.
+  // Peers keep their age (100 s at the restart, with the downtime): 50 s and one stamp unit
+  // (ages are whole units) before the timeout of the one that announced since, a full sweep
+  // finds every other peer expired.
+  const std::uint32_t unit_s = StampClock(limits_.peer_timeout_s).unit_s();
+  ASSERT_LT(unit_s + 50 + 100, limits_.peer_timeout_s);
   restored.expire_step(later_s);
-  restored.expire_step(later_s + limits_.peer_timeout_s - 50);  // elapsed > a sweep period
+  restored.expire_step(later_s + limits_.peer_timeout_s - 50 - unit_s);  // > a sweep period
   EXPECT_EQ(restored.swarms_count(), 1u);  // only swarm 5 announced after the restart
   EXPECT_EQ(restored.scrape(hash_of(5)).seeders, 1u);
 }
@@ -413,6 +416,24 @@ TEST_F(StoreTest, ASnapshotKeepsWhatItIsToldAndRefusesTruncation) {
     EXPECT_FALSE(truncated.ok()) << cut;
     partial.verify();
   }
+}
+
+TEST(StampClockTest, AgesAreWholeUnitsOfOne64thOfTheTimeout) {
+  EXPECT_EQ(StampClock(limits::peer_timeout_s).unit_s(), 61u);  // 3900 s / 64, rounded up
+  EXPECT_EQ(StampClock(600).unit_s(), 10u);
+  EXPECT_EQ(StampClock(64).unit_s(), 1u);
+  EXPECT_EQ(StampClock(0).unit_s(), 1u);
+  const StampClock clock(3900);
+  const std::uint32_t then_s = 10'000;  // 163 units and 57 s
+  const std::uint8_t stamp = clock.stamp_of(then_s);
+  EXPECT_EQ(clock.age_s(stamp, then_s), 0u);
+  EXPECT_EQ(clock.age_s(stamp, then_s + 3), 0u);
+  EXPECT_EQ(clock.age_s(stamp, then_s + 4), 61u);  // the next unit began
+  EXPECT_EQ(clock.age_s(stamp | stamp_completed_bit, then_s + 4), 61u);
+  EXPECT_EQ(clock.age_s(stamp, then_s + 61 * 127), 61u * 127);
+  EXPECT_EQ(clock.age_s(stamp, then_s + 61 * 128), 0u);  // the wrap the sweep never lets come
+  EXPECT_EQ(clock.age_s(clock.stamp_aged(20'000, 610), 20'000), 610u);
+  EXPECT_EQ(clock.stamp_aged(20'000, 610) & stamp_completed_bit, 0);
 }
 
 TEST(StoreLimitsTest, CapsRefuseNewSwarmsAndPeersAndCountThem) {

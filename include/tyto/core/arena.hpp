@@ -1,6 +1,6 @@
 // SlabArena: a shard-local allocator for variable-size blocks (peer arrays, indexes).
 //
-// Blocks are served from size classes: multiples of 16 bytes up to 256, then steps of about 1/8
+// Blocks are served from size classes: multiples of 8 bytes up to 256, then steps of about 1/8
 // up to block_size_max. Each class carves blocks out of 128 KiB slabs; a slab belongs to one
 // class and counts its live blocks, and a slab whose last block is freed goes back to the
 // kernel (madvise) — one spare per class is kept so a class at a boundary does not thrash.
@@ -32,7 +32,8 @@ class SlabArena {
  public:
   static constexpr std::size_t slab_size = 128 * 1024;
   static constexpr std::size_t block_size_max = 16 * 1024;
-  static constexpr std::size_t alignment = 16;
+  static constexpr std::size_t alignment = 8;
+  static constexpr std::size_t classes_max = 72;  // 32 small + about 36 steps of 1/8
   // Virtual address space reserved per arena; only touched pages are resident. Where the address
   // space is limited (ulimit -v, valgrind) the reservation halves until it fits, down to 1 GiB.
   static constexpr std::size_t reservation_size_max = std::size_t{64} << 30;
@@ -54,8 +55,7 @@ class SlabArena {
   const ArenaStats& stats() const noexcept { return stats_; }
 
  private:
-  static constexpr std::size_t small_classes = 256 / 16;  // 16, 32, ..., 256
-  static constexpr std::size_t classes_max = 64;
+  static constexpr std::size_t small_classes = 256 / 8;  // 8, 16, ..., 256
 
   struct FreeBlock {
     FreeBlock* next;

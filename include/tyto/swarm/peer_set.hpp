@@ -1,9 +1,8 @@
 // PeerSet<W>: the peers of one address family in one swarm (DESIGN §5), W = wire size (6 or 18).
 //
 // One arena block holds, for `capacity` peers: the wire addresses (ip ‖ port, W bytes each,
-// dense: a reply is a copy of a window) followed by a 16-bit stamp per peer (last announce in
-// 4-second units, 15 bits, wrapping; top bit: this peer's completion was counted). Seeders sit
-// at [0, seeders), leechers at [seeders, count); removal swaps the last element into the hole.
+// dense: a reply is a copy of a window) followed by a one-byte stamp per peer (StampClock). Seeders
+// sit at [0, seeders), leechers at [seeders, count); removal swaps the last element into the hole.
 // From `index_capacity_min` peers on, the block also holds an open-addressing index from address
 // to position (1.25 × capacity slots, so at most 80 % full; keyed hash, linear probing,
 // backward-shift deletion; 16-bit entries up to 65534 peers, 32-bit above);
@@ -23,17 +22,39 @@
 
 namespace tyto::swarm {
 
-inline constexpr std::uint32_t stamp_unit_s = 4;
-inline constexpr std::uint16_t stamp_completed_bit = 0x8000;
-inline constexpr std::uint16_t stamp_time_mask = 0x7fff;
+// A peer's stamp, one byte: bit 7, its completion was counted; bits 0-6, the time of its last
+// announce in stamp units, wrapping at 128 units. The unit is 1/64 of the peer timeout (rounded
+// up), so a peer expires 64 or 65 units after its last announce (timeout precision: one unit,
+// 61 s at the default 3900 s; opentracker keeps minutes). The sweep looks at every peer at least
+// once per timeout / 4, so it sees an age of at most 65 + 16 + 1 units < 128: a stale peer is
+// never mistaken for a fresh one.
+inline constexpr std::uint8_t stamp_completed_bit = 0x80;
+inline constexpr std::uint8_t stamp_time_mask = 0x7f;
+inline constexpr std::uint32_t stamp_units_per_timeout = 64;
+static_assert(stamp_units_per_timeout + 1 + stamp_units_per_timeout / 4 + 1 < stamp_time_mask + 1);
 
-inline constexpr std::uint16_t stamp_of(std::uint32_t now_s) noexcept {
-  return static_cast<std::uint16_t>((now_s / stamp_unit_s) & stamp_time_mask);
-}
-// Seconds since the stamp, modulo the 15-bit wrap (36 hours: sweeps come far more often).
-inline constexpr std::uint32_t stamp_age_s(std::uint16_t stamp, std::uint32_t now_s) noexcept {
-  return ((stamp_of(now_s) - (stamp & stamp_time_mask)) & stamp_time_mask) * stamp_unit_s;
-}
+class StampClock {
+ public:
+  explicit constexpr StampClock(std::uint32_t peer_timeout_s) noexcept
+      : unit_s_(peer_timeout_s <= stamp_units_per_timeout
+                    ? 1
+                    : (peer_timeout_s + stamp_units_per_timeout - 1) / stamp_units_per_timeout) {}
+  constexpr std::uint32_t unit_s() const noexcept { return unit_s_; }
+  constexpr std::uint8_t stamp_of(std::uint32_t now_s) const noexcept {
+    return static_cast<std::uint8_t>((now_s / unit_s_) & stamp_time_mask);
+  }
+  // Seconds since the stamp, in whole units, modulo the 128-unit wrap.
+  constexpr std::uint32_t age_s(std::uint8_t stamp, std::uint32_t now_s) const noexcept {
+    return ((stamp_of(now_s) - (stamp & stamp_time_mask)) & stamp_time_mask) * unit_s_;
+  }
+  // The stamp of an announce `age_s` before now_s (snapshots restore ages).
+  constexpr std::uint8_t stamp_aged(std::uint32_t now_s, std::uint32_t age_s) const noexcept {
+    return static_cast<std::uint8_t>((stamp_of(now_s) - age_s / unit_s_) & stamp_time_mask);
+  }
+
+ private:
+  std::uint32_t unit_s_;
+};
 
 // Peer capacities by class, about 1.25× apart.
 std::uint32_t peer_capacity(std::uint8_t capacity_class) noexcept;
@@ -55,7 +76,7 @@ class PeerSet {
 
   std::uint32_t find(const std::uint8_t* wire, const HashSecret& secret) const noexcept;
   // Adds a peer (must not be present); returns its position. `capacity_max` caps growth.
-  std::uint32_t insert(const std::uint8_t* wire, bool seeder, std::uint16_t stamp, SlabArena& arena,
+  std::uint32_t insert(const std::uint8_t* wire, bool seeder, std::uint8_t stamp, SlabArena& arena,
                        const HashSecret& secret) noexcept;
   void remove(std::uint32_t position, SlabArena& arena, const HashSecret& secret) noexcept;
   // Moves a peer between the seeder and leecher parts; returns its new position.
@@ -65,11 +86,11 @@ class PeerSet {
     TYTO_DEBUG_ASSERT(position < count_);
     return block_ + std::size_t{position} * W;
   }
-  std::uint16_t& stamp(std::uint32_t position) noexcept {
+  std::uint8_t& stamp(std::uint32_t position) noexcept {
     TYTO_DEBUG_ASSERT(position < count_);
     return stamps()[position];
   }
-  std::uint16_t stamp(std::uint32_t position) const noexcept {
+  std::uint8_t stamp(std::uint32_t position) const noexcept {
     TYTO_DEBUG_ASSERT(position < count_);
     return stamps()[position];
   }
@@ -82,11 +103,12 @@ class PeerSet {
 
   // Removes peers older than timeout_s; calls on_removed(was_seeder) for each. Returns the count.
   template <class OnRemoved>
-  std::uint32_t expire(std::uint32_t now_s, std::uint32_t timeout_s, SlabArena& arena,
-                       const HashSecret& secret, OnRemoved&& on_removed) noexcept {
+  std::uint32_t expire(std::uint32_t now_s, std::uint32_t timeout_s, const StampClock& clock,
+                       SlabArena& arena, const HashSecret& secret,
+                       OnRemoved&& on_removed) noexcept {
     std::uint32_t removed = 0;
     for (std::uint32_t position = count_; position-- > 0;) {
-      if (stamp_age_s(stamps()[position], now_s) <= timeout_s) continue;
+      if (clock.age_s(stamps()[position], now_s) <= timeout_s) continue;
       const bool was_seeder = position < seeders_;
       remove(position, arena, secret);
       on_removed(was_seeder);
@@ -101,9 +123,7 @@ class PeerSet {
   std::size_t block_bytes() const noexcept;
 
  private:
-  std::uint16_t* stamps() const noexcept {
-    return reinterpret_cast<std::uint16_t*>(block_ + std::size_t{capacity()} * W);
-  }
+  std::uint8_t* stamps() const noexcept { return block_ + std::size_t{capacity()} * W; }
   bool indexed() const noexcept { return block_ != nullptr && capacity() >= index_capacity_min; }
   static std::uint32_t index_slots_for(std::uint32_t capacity) noexcept;
   std::uint32_t index_slots() const noexcept { return index_slots_for(capacity()); }

@@ -222,6 +222,7 @@ class SwarmStore {
                       std::uint64_t& family_gauge) noexcept;
 
   StoreLimits limits_;
+  StampClock stamps_;
   HashSecret secret_;
   std::uint64_t random_state_;
   SlabArena arena_;
