@@ -229,6 +229,7 @@ void UdpSockets::send(Ring& ring, std::uint32_t slot, std::size_t size,
   prepare(send_slots_[slot], size, route);
   if (send_mode_ == UdpSendMode::sendmmsg) {
     socket.staged.push_back(slot);  // capacity reserved for every slot: no allocation
+    if (socket.staged.size() >= sendmmsg_batch_max) flush(socket);
     return;
   }
   io_uring_sqe* sqe = ring.sqe();
@@ -237,28 +238,29 @@ void UdpSockets::send(Ring& ring, std::uint32_t slot, std::size_t size,
 }
 
 void UdpSockets::flush() noexcept {
-  constexpr std::size_t batch_max = 64;
-  mmsghdr batch[batch_max];
-  for (Socket& socket : sockets_) {
-    for (std::size_t done = 0; done < socket.staged.size();) {
-      const std::size_t count = std::min(batch_max, socket.staged.size() - done);
-      for (std::size_t i = 0; i < count; ++i) {
-        batch[i].msg_hdr = send_slots_[socket.staged[done + i]].header;
-        batch[i].msg_len = 0;
-      }
-      const int sent = sendmmsg(socket.fd, batch, static_cast<unsigned>(count), MSG_DONTWAIT);
-      if (sent <= 0) {  // the batch was refused (full socket buffer): dropped, counted, never block
-        counters_.send_errors += count;
-        done += count;
-        continue;
-      }
-      for (int i = 0; i < sent; ++i) counters_.bytes_sent += batch[i].msg_len;
-      counters_.datagrams_sent += static_cast<std::uint64_t>(sent);
-      done += static_cast<std::size_t>(sent);  // a partial batch: the rest goes in the next call
+  for (Socket& socket : sockets_) flush(socket);
+}
+
+void UdpSockets::flush(Socket& socket) noexcept {
+  mmsghdr batch[sendmmsg_batch_max];
+  for (std::size_t done = 0; done < socket.staged.size();) {
+    const std::size_t count = std::min(sendmmsg_batch_max, socket.staged.size() - done);
+    for (std::size_t i = 0; i < count; ++i) {
+      batch[i].msg_hdr = send_slots_[socket.staged[done + i]].header;
+      batch[i].msg_len = 0;
     }
-    for (std::uint32_t slot : socket.staged) release_send_slot(slot);
-    socket.staged.clear();
+    const int sent = sendmmsg(socket.fd, batch, static_cast<unsigned>(count), MSG_DONTWAIT);
+    if (sent <= 0) {  // the batch was refused (full socket buffer): dropped, counted, never block
+      counters_.send_errors += count;
+      done += count;
+      continue;
+    }
+    for (int i = 0; i < sent; ++i) counters_.bytes_sent += batch[i].msg_len;
+    counters_.datagrams_sent += static_cast<std::uint64_t>(sent);
+    done += static_cast<std::size_t>(sent);  // a partial batch: the rest goes in the next call
   }
+  for (std::uint32_t slot : socket.staged) release_send_slot(slot);
+  socket.staged.clear();
 }
 
 void UdpSockets::sent(const io_uring_cqe& cqe) noexcept {

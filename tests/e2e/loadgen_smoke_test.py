@@ -64,6 +64,20 @@ class LoadGeneratorSmoke(unittest.TestCase):
             _, counters, _ = tracker.stop()
         self.assertEqual(counters["peers_ipv4"], 3000)
 
+    def test_scrapes_only_stores_nothing(self):
+        port = free_port()
+        tracker = Tracker(TYTO, ["--udp", "127.0.0.1:%d" % port, "--cores", "0"],
+                          [("127.0.0.1", port)])
+        try:
+            result = run_load(port, "--scrapes-only", "1")
+        finally:
+            _, counters, _ = tracker.stop()
+        self.assertGreater(result["scrapes_per_s"], 100)
+        self.assertEqual(result["announces_per_s"], 0)
+        self.assertEqual(result["errors"], 0)
+        self.assertEqual(counters["peers_ipv4"], 0)
+        self.assertEqual(counters["swarms"], 0)
+
     def test_against_the_echo_ceiling(self):
         port = free_port()
         echo = subprocess.Popen([ECHO, "--udp", "127.0.0.1:%d" % port, "--duration-s", "20"],

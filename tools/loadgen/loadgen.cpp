@@ -61,6 +61,7 @@ struct Config {
   std::uint32_t torrents = 1'000'000;
   std::uint32_t peers = 2'000'000;
   std::uint32_t announces_per_scrape = 100;
+  bool scrapes_only = false;  // warms a server's I/O path without storing a peer
   std::uint32_t scrape_hashes = 4;
   std::int32_t numwant = 30;
   std::uint32_t seeder_percent = 75;
@@ -68,7 +69,8 @@ struct Config {
   std::uint64_t seed = 1;
   std::uint32_t timeout_ms = 1000;
   std::uint64_t fill_peers = 0;
-  bool fill_by_popularity = false;  // fill: torrents drawn by the model's popularity, not p % torrents
+  bool fill_by_popularity =
+      false;              // fill: torrents drawn by the model's popularity, not p % torrents
   double rate_per_s = 0;  // UDP: requests sent per second at most (0: as fast as answered)
   std::string latency_file;
   std::string info_hash_file;
@@ -187,8 +189,9 @@ class Workload {
     return static_cast<std::uint32_t>(rank) % config_.torrents;
   }
   bool pick_scrape() {
-    return config_.fill_peers == 0 && config_.announces_per_scrape != 0 &&
-           random_() % (config_.announces_per_scrape + 1) == 0;
+    if (config_.fill_peers != 0) return false;
+    return config_.scrapes_only || (config_.announces_per_scrape != 0 &&
+                                    random_() % (config_.announces_per_scrape + 1) == 0);
   }
   bool pick_seeder() { return random_() % 100 < config_.seeder_percent; }
   // Fill mode: socket s announces peers s, s + sockets, s + 2·sockets, ... below fill_peers, so
@@ -206,8 +209,9 @@ class Workload {
   std::pair<std::uint64_t, std::uint32_t> pick_peer(std::uint32_t socket_index) {
     if (config_.fill_peers != 0) {
       const std::uint64_t peer = socket_index + config_.sockets * fill_next_[socket_index]++;
-      return {peer, config_.fill_by_popularity ? pick_torrent()
-                                               : static_cast<std::uint32_t>(peer % config_.torrents)};
+      return {peer, config_.fill_by_popularity
+                        ? pick_torrent()
+                        : static_cast<std::uint32_t>(peer % config_.torrents)};
     }
     const std::uint64_t peer = random_() % config_.peers;
     return {peer, pick_torrent()};
@@ -760,6 +764,8 @@ bool parse(int argc, char** argv, Config& config) {
       config.peers = static_cast<std::uint32_t>(std::stoul(value));
     else if (flag == "--announces-per-scrape")
       config.announces_per_scrape = static_cast<std::uint32_t>(std::stoul(value));
+    else if (flag == "--scrapes-only" && (value == "0" || value == "1"))
+      config.scrapes_only = value == "1";
     else if (flag == "--numwant")
       config.numwant = std::stoi(value);
     else if (flag == "--seeder-percent")
@@ -801,8 +807,10 @@ int main(int argc, char** argv) {
         stderr,
         "usage: tyto-load [--target ADDR:PORT] [--core N] [--duration-s S] [--warmup-s S]\n"
         "  [--sockets N] [--inflight N] [--torrents N] [--peers N] [--numwant N]\n"
-        "  [--announces-per-scrape N] [--seeder-percent P] [--seed N] [--timeout-ms MS]\n"
-        "  [--fill-peers N] [--fill-spread even|popularity] [--info-hash-file FILE] [--protocol udp|http] [--keep-alive 0|1]\n"
+        "  [--announces-per-scrape N] [--scrapes-only 0|1] [--seeder-percent P] [--seed N]\n"
+        "  [--timeout-ms MS]\n"
+        "  [--fill-peers N] [--fill-spread even|popularity] [--info-hash-file FILE] [--protocol "
+        "udp|http] [--keep-alive 0|1]\n"
         "  [--rate REQUESTS_PER_S (UDP)] [--latency-file FILE (CDF: us fraction)]\n"
         "  (--fill-peers needs N <= sockets x 64000: one source address per socket)\n"
         "  (--sockets is the number of TCP connections in HTTP mode; --inflight the pipeline "

@@ -41,7 +41,8 @@ struct Datagram {
 };
 
 // How replies leave: one SENDMSG SQE each (submitted with the turn's single io_uring_enter), or
-// staged and sent with one sendmmsg(2) per socket at the end of the loop turn.
+// staged and sent with one sendmmsg(2) per socket per 64 replies and at the end of the loop turn
+// (a long turn does not hold its first replies back until its last request is done).
 enum class UdpSendMode : std::uint8_t { uring, sendmmsg };
 
 struct UdpCounters {
@@ -92,7 +93,8 @@ class UdpSockets {
   // Sends the slot's first `size` bytes to `route`, from the route's local address: queues a
   // SENDMSG SQE, or (sendmmsg mode) stages it for flush().
   void send(Ring& ring, std::uint32_t slot, std::size_t size, const UdpRoute& route) noexcept;
-  // sendmmsg mode: sends everything staged this turn, one sendmmsg per socket; frees the slots.
+  static constexpr std::size_t sendmmsg_batch_max = 64;
+  // sendmmsg mode: sends everything staged, one sendmmsg per socket; frees the slots.
   void flush() noexcept;
   void set_send_mode(UdpSendMode mode) noexcept { send_mode_ = mode; }
   // Handles a completion of Op::udp_send: frees the slot.
@@ -121,6 +123,7 @@ class UdpSockets {
   };
 
   void arm(Ring& ring, std::uint32_t socket_index) noexcept;
+  void flush(Socket& socket) noexcept;
   void prepare(SendSlot& entry, std::size_t size, const UdpRoute& route) noexcept;
 
   std::vector<Socket> sockets_;
