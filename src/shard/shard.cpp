@@ -173,6 +173,7 @@ bool Shard::quiet() const noexcept {
 bool Shard::turn(bool may_sleep) noexcept {
   owner_.check();
   ++counters_.loop_turns;
+  const auto work_start = std::chrono::steady_clock::now();
   refresh_clock();
   refresh_access_list();
   std::size_t work = drain_mailboxes();
@@ -182,6 +183,9 @@ bool Shard::turn(bool may_sleep) noexcept {
   publish_mailboxes();
   udp_.flush();
   if (now_s_ != last_tick_s_) tick();
+  const auto work_time = std::chrono::steady_clock::now() - work_start;
+  counters_.loop_turns_over_250us += work_time > std::chrono::microseconds(250);
+  counters_.loop_turns_over_1ms += work_time > std::chrono::milliseconds(1);
   if (work != 0 || !may_sleep) {
     ring_.submit();
     return work != 0;

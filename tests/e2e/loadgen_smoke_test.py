@@ -34,6 +34,10 @@ class LoadGeneratorSmoke(unittest.TestCase):
         self.assertEqual(result["errors"], 0)
         self.assertEqual(result["lost"], 0)
         self.assertGreater(counters["peers_ipv4"], 100)  # many distinct peers arrived
+        # The loop's stall counters are counted among its turns.
+        self.assertGreater(counters["loop_turns"], 100)
+        self.assertLessEqual(counters["loop_turns_over_1ms"], counters["loop_turns_over_250us"])
+        self.assertLess(counters["loop_turns_over_250us"], counters["loop_turns"])
 
     def test_http_against_tyto(self):
         port = free_port()

@@ -34,6 +34,10 @@ struct ShardCounters {
   std::uint64_t http_answers_retried = 0;
   std::uint64_t dropped_stopping = 0;  // UDP requests received while stopping
   std::uint64_t loop_turns = 0;
+  // Turns whose work (everything but the sleep) took longer: a stall delays every request that
+  // waits behind it, so these bound what the loop itself adds to the latency tail.
+  std::uint64_t loop_turns_over_250us = 0;
+  std::uint64_t loop_turns_over_1ms = 0;
   std::uint64_t sleeps = 0;
 };
 
