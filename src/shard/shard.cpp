@@ -88,6 +88,12 @@ Shard::Shard(std::uint32_t index, const ShardConfig& config, ShardDirectory& dir
 Shard::~Shard() = default;
 
 std::string Shard::open() {
+  if (store_.swarms_max() < config_.store_limits.swarms_max) {
+    TYTO_LOG(log::Level::warning,
+             "shard {}: address space for {} swarms only (limits.swarms_per_shard_max {}): "
+             "more are refused",
+             index_, store_.swarms_max(), config_.store_limits.swarms_max);
+  }
   if (std::string error = ring_.init(ring_entries, true); !error.empty()) return error;
   if (std::string error = udp_.open(ring_); !error.empty()) return error;
   udp_.set_send_mode(config_.udp_send_mode);

@@ -150,6 +150,9 @@ class SwarmStore {
   void expire_step(std::uint32_t now_s) noexcept;
 
   const StoreCounters& counters() const noexcept { return counters_; }
+  // The swarm limit in force: limits.swarms_max, or fewer where the address space for that many
+  // records could not be reserved (ulimit -v); new swarms beyond it are refused and counted.
+  std::uint32_t swarms_max() const noexcept { return limits_.swarms_max; }
   std::size_t memory_bytes() const noexcept;
   std::size_t swarms_count() const noexcept { return records_count_; }
 
