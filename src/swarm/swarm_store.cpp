@@ -1,6 +1,7 @@
 #include "tyto/swarm/swarm_store.hpp"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -27,7 +28,7 @@ std::uint32_t tag_of(std::uint64_t hash) noexcept {
 }
 
 std::size_t page_round_up(std::size_t bytes) noexcept {
-  const std::size_t page = 4096;
+  static const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));  // madvise needs it
   return (bytes + page - 1) / page * page;
 }
 

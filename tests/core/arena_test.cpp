@@ -1,15 +1,12 @@
 #include "tyto/core/arena.hpp"
 
 #include <gtest/gtest.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdio>
 
 #include <cstring>
 #include <random>
 #include <vector>
+
+#include "support/address_space.hpp"
 
 namespace tyto {
 namespace {
@@ -93,30 +90,14 @@ namespace {
 // a child process: allow the current address space plus 40 GiB, so 64 GiB cannot be reserved
 // but 32 GiB can, and the arena still serves blocks.
 TEST(SlabArena, ReservationShrinksToFitLimitedAddressSpace) {
-  const pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    std::size_t mapped_kib = 0;
-    if (std::FILE* status = std::fopen("/proc/self/status", "r")) {
-      char line[256];
-      while (std::fgets(line, sizeof line, status) != nullptr) {
-        if (std::sscanf(line, "VmSize: %zu kB", &mapped_kib) == 1) break;
-      }
-      std::fclose(status);
-    }
-    const rlim_t limit = mapped_kib * 1024 + (rlim_t{40} << 30);
-    const rlimit address_space{limit, limit};
-    if (mapped_kib == 0 || setrlimit(RLIMIT_AS, &address_space) != 0) _exit(10);
+  const int status = testing::exit_status_with_address_space(std::size_t{40} << 30, [] {
     SlabArena arena;
     void* block = arena.allocate(64);
-    if (block == nullptr) _exit(11);
+    if (block == nullptr) return 11;
     arena.deallocate(block, 64);
-    _exit(arena.reservation_size() == (std::size_t{32} << 30) ? 0 : 12);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "10: no limit set, 11: no block, 12: other size";
+    return arena.reservation_size() == (std::size_t{32} << 30) ? 0 : 12;
+  });
+  EXPECT_EQ(status, 0) << "100: no limit set, 101: died, 11: no block, 12: other size";
 }
 
 }  // namespace

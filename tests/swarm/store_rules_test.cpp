@@ -1,16 +1,12 @@
 // One test per announce rule of the in-memory store (BEP 3/15, DESIGN §5), plus the peer set's
 // scan/index switch and the table's growth.
 #include <gtest/gtest.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdio>
 
 #include <algorithm>
 #include <set>
 #include <vector>
 
+#include "support/address_space.hpp"
 #include "tyto/swarm/peer_store.hpp"
 #include "tyto/swarm/swarm_store.hpp"
 
@@ -444,35 +440,19 @@ TEST(StampClockTest, AgesAreWholeUnitsOfOne64thOfTheTimeout) {
 TEST(StoreLimitsTest, TheSwarmLimitShrinksToTheAddressSpaceThereIs) {
   // 2^28 swarms need 19 GB of record address space; with 34 GiB left and the arena taking 32 of
   // them, the store reserves fewer records and says so through swarms_max().
-  const pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    std::size_t mapped_kib = 0;
-    if (std::FILE* status = std::fopen("/proc/self/status", "r")) {
-      char line[256];
-      while (std::fgets(line, sizeof line, status) != nullptr) {
-        if (std::sscanf(line, "VmSize: %zu kB", &mapped_kib) == 1) break;
-      }
-      std::fclose(status);
-    }
-    const rlim_t limit = mapped_kib * 1024 + (rlim_t{34} << 30);
-    const rlimit address_space{limit, limit};
-    if (mapped_kib == 0 || setrlimit(RLIMIT_AS, &address_space) != 0) _exit(10);
+  const int status = testing::exit_status_with_address_space(std::size_t{34} << 30, [] {
     StoreLimits limits;
     limits.swarms_max = 1u << 28;
     SwarmStore store(limits, HashSecret::from_seed(1), 1);
-    if (store.swarms_max() >= limits.swarms_max || store.swarms_max() < (1u << 16)) _exit(11);
+    if (store.swarms_max() >= limits.swarms_max || store.swarms_max() < (1u << 16)) return 11;
     AnnounceRequest request;
     request.info_hash = hash_of(1);
     request.peer = v4(1);
     std::uint8_t out[6];
-    if (store.announce(request, 1, out).status != AnnounceStatus::ok) _exit(12);
-    _exit(store.scrape(hash_of(1)).seeders == 1 ? 0 : 13);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "10: no limit set, 11: limit not reduced, 12/13: no swarm";
+    if (store.announce(request, 1, out).status != AnnounceStatus::ok) return 12;
+    return store.scrape(hash_of(1)).seeders == 1 ? 0 : 13;
+  });
+  EXPECT_EQ(status, 0) << "100: no limit set, 101: died, 11: limit not reduced, 12/13: no swarm";
 }
 
 TEST(StoreLimitsTest, CapsRefuseNewSwarmsAndPeersAndCountThem) {

@@ -196,7 +196,6 @@ class SwarmStore {
     std::uint32_t capacity = 0;
     std::uint32_t count = 0;
   };
-  static constexpr std::uint32_t not_found = 0xffffffffu;
 
   std::span<Swarm> records() noexcept { return {records_, records_count_}; }
   std::span<const Swarm> records() const noexcept { return {records_, records_count_}; }
