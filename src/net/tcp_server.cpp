@@ -270,9 +270,9 @@ void TcpServer::commit_output(ConnectionRef ref, std::size_t size) noexcept {
   connection->output_size += static_cast<std::uint32_t>(size);
 }
 
-std::size_t TcpServer::output_pending(ConnectionRef ref) const noexcept {
+std::size_t TcpServer::output_room(ConnectionRef ref) const noexcept {
   const Connection* connection = get(ref);
-  return connection == nullptr ? 0 : connection->output_size - connection->output_sent;
+  return connection == nullptr ? 0 : output_size_max - connection->output_size;
 }
 
 void TcpServer::start_send(Ring& ring, std::uint32_t index) noexcept {

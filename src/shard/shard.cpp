@@ -1,5 +1,6 @@
 #include "tyto/shard/shard.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -20,6 +21,10 @@ constexpr const char* not_allowed_reason =
 constexpr std::uint32_t lent_buffers_count = 1024;
 constexpr std::size_t lent_buffer_size = limits::numwant_max * limits::ipv6_peer_wire_size;
 constexpr std::size_t http_error_response_size_max = 512;
+constexpr std::size_t http_response_size_max =
+    std::max({proto::http::announce_response_size_max, proto::http::scrape_response_size_max,
+              http_error_response_size_max});
+static_assert(http_response_size_max <= net::TcpServer::output_size_max);
 
 const char* status_message(AnnounceStatus status) noexcept {
   switch (status) {
@@ -464,7 +469,10 @@ void Shard::send_scrape_reply(PendingScrape& pending, bool resume_http) noexcept
     HttpWait& wait = http_waits_[pending.connection.index];
     wait.waiting = false;
     const auto out = tcp_.output_space(pending.connection, proto::http::scrape_response_size_max);
-    if (out.empty()) return;  // the connection closed meanwhile
+    if (out.empty()) {  // closed meanwhile (serve_http_request kept room for the answer)
+      tcp_.close(ring_, pending.connection);
+      return;
+    }
     const std::size_t size = proto::http::write_scrape_response(
         out, std::span<const InfoHash>(pending.info_hashes, pending.hashes_count), entries,
         wait.keep_alive);
@@ -621,10 +629,9 @@ void Shard::serve_http(net::ConnectionRef connection) noexcept {
 bool Shard::serve_http_request(net::ConnectionRef connection) noexcept {
   const auto input = tcp_.input(connection);
   if (input.empty()) return false;
-  if (tcp_.output_pending(connection) + http::announce_response_size_max >
-      net::TcpServer::output_size_max) {
-    return false;
-  }
+  // Room for the largest answer, which a forwarded request's reply must also find when it
+  // comes back: nothing else is written to the connection while it waits.
+  if (tcp_.output_room(connection) < http_response_size_max) return false;
   http::RequestHead head;
   switch (http::parse_head(input, head)) {
     case http::HeadStatus::incomplete:

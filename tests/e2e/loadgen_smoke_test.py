@@ -44,7 +44,10 @@ class LoadGeneratorSmoke(unittest.TestCase):
         tracker = Tracker(TYTO, ["--udp", "127.0.0.1:%d" % port, "--http", "127.0.0.1:%d" % port,
                                  "--cores", "0-1"], [("127.0.0.1", port)])
         try:
-            pipelined = run_load(port, "--protocol", "http", "--sockets", "8", "--inflight", "4")
+            # Kept busy, pipelined connections write answers behind sends still in flight; a
+            # connection that ran out of output room behind sent bytes was closed (lost > 0).
+            pipelined = run_load(port, "--protocol", "http", "--sockets", "16", "--inflight", "8",
+                                 "--duration-s", "2")
             one_per_connection = run_load(port, "--protocol", "http", "--sockets", "8",
                                           "--keep-alive", "0")
         finally:

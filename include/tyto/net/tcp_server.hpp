@@ -91,7 +91,9 @@ class TcpServer {
   // Room for `size` more response bytes, or an empty span when the output is full.
   std::span<std::uint8_t> output_space(ConnectionRef connection, std::size_t size) noexcept;
   void commit_output(ConnectionRef connection, std::size_t size) noexcept;
-  std::size_t output_pending(ConnectionRef connection) const noexcept;
+  // What output_space can still give. Sent bytes are reclaimed only once all output is sent,
+  // so while sends are in flight this is less than the buffer minus what is unsent.
+  std::size_t output_room(ConnectionRef connection) const noexcept;
   // Sends pending output (if no send is in flight). close_after: close once it is all sent.
   void flush(Ring& ring, ConnectionRef connection, bool close_after) noexcept;
   void close(Ring& ring, ConnectionRef connection) noexcept;
