@@ -99,6 +99,34 @@ class LoadGeneratorSmoke(unittest.TestCase):
         self.assertGreater(result["responses_per_s"], 100)
         self.assertEqual(result["errors"], 0)
 
+    def test_rate_capped_latency(self):
+        port = free_port()
+        echo = subprocess.Popen([ECHO, "--udp", "127.0.0.1:%d" % port, "--duration-s", "20"],
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            import time
+            time.sleep(0.5)
+            result = run_load(port, "--rate", "3000", "--duration-s", "2.5")
+        finally:
+            echo.terminate()
+            echo.communicate(timeout=10)
+        # The cap holds: sends are paced to the rate, and the echo answers them all.
+        self.assertGreater(result["responses_per_s"], 2700)
+        self.assertLess(result["responses_per_s"], 3300)
+        self.assertEqual(result["lost"], 0)
+        # Kernel receive stamps against the send clock: ordered percentiles, and a latency a
+        # loopback round trip can have (a broken stamp or clock would give 0 or years).
+        self.assertGreater(result["p50_us"], 0)
+        self.assertLessEqual(result["p50_us"], result["p99_us"])
+        self.assertLessEqual(result["p99_us"], result["p999_us"])
+        self.assertLess(result["p50_us"], 100000)
+        # Two whole seconds were measured, so the per-second p99 exists and lies in the spread.
+        self.assertGreater(result["p99_second_median_us"], 0)
+        self.assertLessEqual(result["p99_second_min_us"], result["p99_second_median_us"])
+        self.assertLessEqual(result["p99_second_median_us"], result["p99_second_max_us"])
+        self.assertIn("read_delay_p99_us", result)
+        self.assertIn("passes_over_1ms", result)
+
 
 if __name__ == "__main__":
     TYTO, LOADGEN, ECHO = sys.argv[1:4]

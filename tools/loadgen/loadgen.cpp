@@ -12,8 +12,14 @@
 // socket has its own source address in 127.0.0.0/8 (127.0.0.2, .3, ...), so tracker peers differ
 // by address as on the internet; up to --inflight requests are outstanding per socket, matched
 // by transaction id; a request unanswered after --timeout-ms is counted lost and replaced.
-// --rate caps the send rate (UDP; for latency at a fixed load). Bounded by --duration-s; prints
-// one machine-readable line at the end (--latency-file also writes the latency CDF).
+// --rate caps the send rate (UDP; for latency at a fixed load), spread over the loop's visits to
+// the sockets rather than sent in one burst per pass. Bounded by --duration-s; prints one
+// machine-readable line at the end (--latency-file also writes the latency CDF).
+//
+// UDP latency runs from the wall clock read just before a request's sendmmsg to the kernel's
+// receive timestamp of its reply (SO_TIMESTAMPNS: taken when the reply reaches the generator's
+// socket), so the time a reply waits for this loop to come round is not in it; that wait is
+// reported apart (read_delay_p99_us). HTTP latency runs to when the loop reads the response.
 //
 //   tyto-load --target 127.0.0.1:6969 --core 1 --duration-s 10
 //   tyto-load --protocol http --target 127.0.0.1:6969 --sockets 64 --inflight 8
@@ -28,9 +34,11 @@
 #include <sched.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <strings.h>
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -113,6 +121,7 @@ class Histogram {
     }
     return 0;
   }
+  std::uint64_t count() const { return count_; }
   // "upper_bound_us cumulative_fraction" per non-empty bucket: a latency CDF to plot.
   bool write_cdf(const std::string& path) const {
     std::FILE* out = std::fopen(path.c_str(), "w");
@@ -136,10 +145,18 @@ class Histogram {
   std::uint64_t count_ = 0;
 };
 
+// CLOCK_REALTIME in nanoseconds: the clock of the kernel's SO_TIMESTAMPNS receive stamps.
+std::int64_t wall_clock_ns() {
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  return std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
+}
+
 struct Slot {
   std::uint32_t transaction_id = 0;
   std::uint8_t kind = 0;  // 0 free, 1 connect, 2 announce, 3 scrape
-  Clock::time_point sent;
+  Clock::time_point sent;      // steady: for the timeout
+  std::int64_t sent_wall_ns = 0;  // wall_clock_ns() just before the sendmmsg that carried it
 };
 
 struct Socket {
@@ -158,6 +175,43 @@ struct Totals {
     return {connects - earlier.connects, announces - earlier.announces, scrapes - earlier.scrapes,
             errors - earlier.errors,     lost - earlier.lost,           sent - earlier.sent};
   }
+};
+
+// p99 per second of the measurement, so a run can be told from the host's worst second: on a
+// shared machine one stall of the hypervisor or of a neighbour moves a whole run's p99, and the
+// median second says what the server does the rest of the time.
+class SecondlyP99 {
+ public:
+  void add(std::uint64_t ns) { second_.add(ns); }
+  void tick(Clock::time_point now) {
+    if (second_end_ == Clock::time_point::max()) second_end_ = now + std::chrono::seconds(1);
+    if (now < second_end_) return;
+    if (second_.count() >= 100) p99s_ns_.push_back(second_.percentile_ns(0.99));
+    second_ = Histogram();
+    second_end_ = now + std::chrono::seconds(1);
+  }
+  // The median, least and greatest of the seconds' p99 (0 with no whole second).
+  std::uint64_t median_ns() const { return at(0.5); }
+  std::uint64_t min_ns() const { return at(0); }
+  std::uint64_t max_ns() const { return at(1); }
+
+ private:
+  std::uint64_t at(double fraction) const {
+    if (p99s_ns_.empty()) return 0;
+    std::vector<std::uint64_t> sorted = p99s_ns_;
+    std::sort(sorted.begin(), sorted.end());
+    return sorted[static_cast<std::size_t>(fraction * static_cast<double>(sorted.size() - 1))];
+  }
+  Histogram second_;
+  Clock::time_point second_end_ = Clock::time_point::max();
+  std::vector<std::uint64_t> p99s_ns_;
+};
+
+struct Latencies {
+  Histogram all;
+  SecondlyP99 secondly;  // UDP
+  Histogram read_delay;  // UDP: reply stamped by the kernel → read by the generator's loop
+  std::uint64_t slow_passes = 0;  // UDP: passes of the loop that began over 1 ms after the last
 };
 
 // The measurement window: a warm-up, then duration_s counted.
@@ -270,6 +324,11 @@ class Generator : Workload {
       if (socket.fd < 0) return false;
       const int buffer = 4 << 20;
       setsockopt(socket.fd, SOL_SOCKET, SO_RCVBUF, &buffer, sizeof buffer);
+      const int one = 1;
+      if (setsockopt(socket.fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) != 0) {
+        std::perror("tyto-load: SO_TIMESTAMPNS");
+        return false;
+      }
       if (!bind_source(socket.fd, i)) return false;
       socket.slots.resize(config_.inflight);
       sockets_.push_back(std::move(socket));
@@ -279,7 +338,7 @@ class Generator : Workload {
 
   // Runs until the deadline (or until fill_peers announces were answered). Returns totals
   // counted after the warm-up.
-  Totals run(Histogram& latency, double& measured_s) {
+  Totals run(Latencies& latencies, double& measured_s) {
     const Window window(config_);
     const auto [start, measure_from, deadline] = window;
     Totals totals;
@@ -289,21 +348,33 @@ class Generator : Workload {
     mmsghdr messages[64];
     iovec vectors[64];
     for (;;) {
-      const auto now = Clock::now();
-      if (now >= deadline) break;
-      if (!warm && now >= measure_from) {
+      if (Clock::now() >= deadline) break;
+      if (!warm && Clock::now() >= measure_from) {
         warm = true;
         at_warmup = totals;
-        latency = Histogram();
+        latencies = Latencies();
+        last_pass_start_ = Clock::now();
+        latencies.secondly.tick(last_pass_start_);
+      }
+      if (warm) {
+        // Rate-capped, a pass takes microseconds; one over 1 ms means this core was taken away
+        // (by another task, or by the hypervisor) and replies waited for it. (Without --rate a
+        // pass sends whole windows, and long passes are the load itself.)
+        const auto pass_start = Clock::now();
+        if (pass_start - last_pass_start_ > std::chrono::milliseconds(1)) ++latencies.slow_passes;
+        last_pass_start_ = pass_start;
+        latencies.secondly.tick(pass_start);
       }
       if (config_.fill_peers != 0 && inflight_ == 0 && fill_done()) break;
-      if (config_.rate_per_s > 0) {
-        const double elapsed_s = std::chrono::duration<double>(now - start).count();
-        send_budget_ = static_cast<std::int64_t>(config_.rate_per_s * elapsed_s) -
-                       static_cast<std::int64_t>(totals.sent + unsent_);
-      }
       for (Socket& socket : sockets_) {
-        receive(socket, totals, latency, now, warm);
+        // The clock is read per socket: a pass over many sockets is long next to a reply.
+        const auto now = Clock::now();
+        if (config_.rate_per_s > 0) {
+          const double elapsed_s = std::chrono::duration<double>(now - start).count();
+          send_budget_ = static_cast<std::int64_t>(config_.rate_per_s * elapsed_s) -
+                         static_cast<std::int64_t>(totals.sent + unsent_);
+        }
+        receive(socket, totals, latencies, now, warm);
         send(socket, totals, now, packets, messages, vectors);
       }
     }
@@ -366,6 +437,7 @@ class Generator : Workload {
             mmsghdr* messages, iovec* vectors) {
     const auto socket_index = static_cast<std::uint32_t>(&socket - sockets_.data());
     std::uint32_t count = 0;
+    Slot* batch[64];
     for (std::uint32_t i = 0; i < socket.slots.size() && count < 64; ++i) {
       Slot& slot = socket.slots[i];
       if (slot.kind != 0) {
@@ -389,20 +461,35 @@ class Generator : Workload {
       messages[count].msg_hdr.msg_namelen = target_.size;
       messages[count].msg_hdr.msg_iov = &vectors[count];
       messages[count].msg_hdr.msg_iovlen = 1;
-      ++count;
+      batch[count++] = &slot;
       ++inflight_;
       --send_budget_;
     }
     if (count == 0) return;
+    const std::int64_t wall_ns = wall_clock_ns();
+    for (std::uint32_t i = 0; i < count; ++i) batch[i]->sent_wall_ns = wall_ns;
     const int sent = sendmmsg(socket.fd, messages, count, 0);
     totals.sent += sent > 0 ? static_cast<std::uint64_t>(sent) : 0;
     unsent_ += count - static_cast<std::uint32_t>(sent > 0 ? sent : 0);
     // Anything the kernel refused stays "in flight" and is counted lost after the timeout.
   }
 
-  void receive(Socket& socket, Totals& totals, Histogram& latency, Clock::time_point now,
+  // The kernel's receive stamp of a message (SO_TIMESTAMPNS), or 0 when it has none.
+  static std::int64_t receive_stamp_ns(const msghdr& header) {
+    for (cmsghdr* c = CMSG_FIRSTHDR(&header); c != nullptr;
+         c = CMSG_NXTHDR(const_cast<msghdr*>(&header), c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS) continue;
+      timespec stamp;
+      std::memcpy(&stamp, CMSG_DATA(c), sizeof stamp);
+      return std::int64_t{stamp.tv_sec} * 1'000'000'000 + stamp.tv_nsec;
+    }
+    return 0;
+  }
+
+  void receive(Socket& socket, Totals& totals, Latencies& latencies, Clock::time_point now,
                bool warm) {
     std::uint8_t buffers[32][1500];
+    alignas(cmsghdr) std::uint8_t controls[32][CMSG_SPACE(sizeof(timespec))];
     mmsghdr messages[32];
     iovec vectors[32];
     for (int i = 0; i < 32; ++i) {
@@ -410,8 +497,11 @@ class Generator : Workload {
       messages[i] = {};
       messages[i].msg_hdr.msg_iov = &vectors[i];
       messages[i].msg_hdr.msg_iovlen = 1;
+      messages[i].msg_hdr.msg_control = controls[i];
+      messages[i].msg_hdr.msg_controllen = sizeof controls[i];
     }
     const int received = recvmmsg(socket.fd, messages, 32, MSG_DONTWAIT, nullptr);
+    const std::int64_t read_wall_ns = received > 0 ? wall_clock_ns() : 0;
     for (int i = 0; i < received; ++i) {
       tyto::ByteReader reader(std::span<const std::uint8_t>(buffers[i], messages[i].msg_len));
       const std::uint32_t action = reader.u32();
@@ -421,8 +511,16 @@ class Generator : Workload {
       if (slot_index >= socket.slots.size()) continue;
       Slot& slot = socket.slots[slot_index];
       if (slot.kind == 0 || slot.transaction_id != transaction_id) continue;  // late or foreign
-      if (warm)
-        latency.add(static_cast<std::uint64_t>(std::chrono::nanoseconds(now - slot.sent).count()));
+      if (warm) {
+        const std::int64_t stamp_ns = receive_stamp_ns(messages[i].msg_hdr);
+        const std::int64_t arrived_ns = stamp_ns != 0 ? stamp_ns : read_wall_ns;
+        const auto latency_ns =
+            static_cast<std::uint64_t>(std::max<std::int64_t>(arrived_ns - slot.sent_wall_ns, 0));
+        latencies.all.add(latency_ns);
+        latencies.secondly.add(latency_ns);
+        latencies.read_delay.add(
+            static_cast<std::uint64_t>(std::max<std::int64_t>(read_wall_ns - arrived_ns, 0)));
+      }
       if (action == 3) {
         ++totals.errors;
         if (slot.kind != 1) socket.connection_id = 0;  // most likely an expired id: reconnect
@@ -444,6 +542,7 @@ class Generator : Workload {
   }
 
   std::vector<Socket> sockets_;
+  Clock::time_point last_pass_start_;
   std::int64_t inflight_ = 0;
   std::int64_t send_budget_ = 0;  // with --rate: requests that may go out this turn
   std::uint64_t unsent_ = 0;      // built but refused by the kernel (count against the rate)
@@ -833,17 +932,18 @@ int main(int argc, char** argv) {
     CPU_SET(config.core, &cpus);
     pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus);
   }
-  Histogram latency;
+  Latencies latencies;
+  const Histogram& latency = latencies.all;
   double measured_s = 0;
   Totals totals;
   if (config.http) {
     HttpGenerator generator(config);
     if (!generator.open()) return 1;
-    totals = generator.run(latency, measured_s);
+    totals = generator.run(latencies.all, measured_s);
   } else {
     Generator generator(config);
     if (!generator.open()) return 1;
-    totals = generator.run(latency, measured_s);
+    totals = generator.run(latencies, measured_s);
   }
   // UDP connects are answered requests; HTTP connects are TCP handshakes, not responses.
   const double responses =
@@ -851,13 +951,18 @@ int main(int argc, char** argv) {
   std::printf(
       "tyto-load: responses_per_s=%.0f announces_per_s=%.0f scrapes_per_s=%.0f "
       "connects=%llu errors=%llu lost=%llu sent=%llu seconds=%.2f "
-      "p50_us=%.1f p99_us=%.1f p999_us=%.1f\n",
+      "p50_us=%.1f p99_us=%.1f p999_us=%.1f read_delay_p99_us=%.1f "
+      "p99_second_median_us=%.1f p99_second_min_us=%.1f p99_second_max_us=%.1f "
+      "passes_over_1ms=%llu\n",
       responses / measured_s, static_cast<double>(totals.announces) / measured_s,
       static_cast<double>(totals.scrapes) / measured_s,
       static_cast<unsigned long long>(totals.connects),
       static_cast<unsigned long long>(totals.errors), static_cast<unsigned long long>(totals.lost),
       static_cast<unsigned long long>(totals.sent), measured_s, latency.percentile_ns(0.5) / 1e3,
-      latency.percentile_ns(0.99) / 1e3, latency.percentile_ns(0.999) / 1e3);
+      latency.percentile_ns(0.99) / 1e3, latency.percentile_ns(0.999) / 1e3,
+      latencies.read_delay.percentile_ns(0.99) / 1e3, latencies.secondly.median_ns() / 1e3,
+      latencies.secondly.min_ns() / 1e3, latencies.secondly.max_ns() / 1e3,
+      static_cast<unsigned long long>(latencies.slow_passes));
   if (!config.latency_file.empty() && !latency.write_cdf(config.latency_file)) {
     std::perror("tyto-load: --latency-file");
     return 1;
