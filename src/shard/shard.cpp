@@ -197,7 +197,9 @@ bool Shard::turn(bool may_sleep) noexcept {
   const auto work_time = std::chrono::steady_clock::now() - work_start;
   counters_.loop_turns_over_250us += work_time > std::chrono::microseconds(250);
   counters_.loop_turns_over_1ms += work_time > std::chrono::milliseconds(1);
-  if (work != 0 || !may_sleep) {
+  if (work != 0) last_work_at_ = work_start;
+  if (work != 0 || !may_sleep ||
+      work_start - last_work_at_ < std::chrono::microseconds(config_.busy_poll_us)) {
     ring_.submit();
     return work != 0;
   }

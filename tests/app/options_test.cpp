@@ -48,6 +48,13 @@ TEST(ParseOptions, UdpSendModeDefaultsToSendmmsg) {
   EXPECT_FALSE(parse_options({"--udp-send", "carrier-pigeon"}).ok());
 }
 
+TEST(ParseOptions, BusyPollIsOffByDefaultAndBounded) {
+  EXPECT_EQ(parse_options({}).value().runtime.shard.busy_poll_us, 0u);
+  EXPECT_EQ(parse_options({"--busy-poll-us", "50"}).value().runtime.shard.busy_poll_us, 50u);
+  EXPECT_FALSE(parse_options({"--busy-poll-us", "100001"}).ok());
+  EXPECT_FALSE(parse_options({"--busy-poll-us", "-1"}).ok());
+}
+
 TEST(ParseOptions, HttpListenersLimitsAndTrustedProxies) {
   const auto defaults = parse_options({});
   ASSERT_TRUE(defaults.ok());

@@ -231,6 +231,31 @@ def write_list(path, hashes, comment="# test list"):
     os.rename(path + ".tmp", path)
 
 
+class BusyPoll(unittest.TestCase):
+    def requests_spaced(self, busy_poll_us):
+        """20 connects 20 ms apart to a one-shard tracker; returns its exit counters."""
+        port = free_port()
+        tracker = Tracker(BINARY, ["--udp", "127.0.0.1:%d" % port, "--cores", "0",
+                                   "--busy-poll-us", str(busy_poll_us)], [("127.0.0.1", port)])
+        try:
+            client = Client(("127.0.0.1", port))
+            for _ in range(20):
+                time.sleep(0.02)
+                client.connect()
+            client.close()
+        finally:
+            code, counters, stderr = tracker.stop()
+        self.assertEqual(code, 0, stderr)
+        return counters
+
+    def test_the_loop_polls_between_requests_instead_of_sleeping(self):
+        sleeping = self.requests_spaced(0)
+        polling = self.requests_spaced(100000)  # 100 ms: longer than the gaps
+        self.assertGreaterEqual(sleeping["sleeps"], 20)  # one sleep per gap at least
+        self.assertLess(polling["sleeps"], 10)  # only before the first and after the last
+        self.assertGreater(polling["loop_turns"], 10 * sleeping["loop_turns"])
+
+
 class AccessLists(unittest.TestCase):
     def test_whitelist_reloads_on_change_and_sighup_without_losing_packets_or_peers(self):
         port = free_port()

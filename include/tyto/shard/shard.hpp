@@ -7,6 +7,7 @@
 // once a second: incremental expiry → submit; sleep in the kernel only when the turn found nothing.
 #pragma once
 
+#include <chrono>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -47,6 +48,9 @@ struct ShardConfig {
   swarm::StoreLimits store_limits;
   // sendmmsg measured faster than a SENDMSG SQE per reply (see the UDP issue note).
   net::UdpSendMode udp_send_mode = net::UdpSendMode::sendmmsg;
+  // After a turn with work, turns without work poll (a non-blocking submit) for this long
+  // before the shard sleeps: no sleep and wake-up per request at moderate load.
+  std::uint32_t busy_poll_us = 0;
   // With more than one shard: announces steered to their owner by a BPF program, or not.
   net::UdpSteering udp_steering = net::UdpSteering::hash;
   // Test-only: the shard clock runs this many times faster than real time, so end-to-end tests
@@ -187,6 +191,7 @@ class Shard {
   ShardCounters counters_;
   CoarseClock clock_;
   std::uint32_t now_s_ = 0;
+  std::chrono::steady_clock::time_point last_work_at_;  // the start of the last turn with work
   std::uint32_t last_tick_s_ = 0;
   OwnerThread owner_;  // debug builds: the loop only ever runs on the shard's own thread
   std::vector<PendingScrape> pending_scrapes_;
