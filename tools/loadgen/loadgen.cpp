@@ -27,6 +27,7 @@
 //   tyto-load --target 127.0.0.1:6969 --fill-peers 1000000     (announce N distinct peers, exit;
 //             evenly over the torrents, or --fill-spread popularity: by the model's popularity)
 //   tyto-load --info-hash-file hashes.txt --torrents 1000000    (write the hashes, exit)
+//   tyto-load --core 0 --stall-probe-s 5    (no load: how long the core is taken away)
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -82,6 +83,7 @@ struct Config {
   double rate_per_s = 0;  // UDP: requests sent per second at most (0: as fast as answered)
   std::string latency_file;
   std::string info_hash_file;
+  double stall_probe_s = 0;  // spin on the clock instead: how long this core is taken away
   bool http = false;
   bool keep_alive = true;  // HTTP only
 };
@@ -840,6 +842,36 @@ class HttpGenerator : Workload {
   std::vector<Connection> connections_;
 };
 
+// --stall-probe-s: reads the clock in a tight loop on this core; a gap between two reads is time
+// the core was taken away (by another task, an interrupt, or the hypervisor). No server load can
+// have a tail shorter than what it loses here.
+int probe_stalls(double seconds) {
+  const auto deadline =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  auto last = Clock::now();
+  std::uint64_t over_1ms = 0, over_100us = 0;
+  Clock::duration longest{}, lost_over_1ms{};
+  for (auto now = last; now < deadline; last = now, now = Clock::now()) {
+    const auto gap = now - last;
+    if (gap <= std::chrono::microseconds(100)) continue;
+    ++over_100us;
+    longest = std::max(longest, gap);
+    if (gap > std::chrono::milliseconds(1)) {
+      ++over_1ms;
+      lost_over_1ms += gap;
+    }
+  }
+  const auto us = [](Clock::duration d) {
+    return std::chrono::duration<double, std::micro>(d).count();
+  };
+  std::printf("tyto-load: stalls_over_100us=%llu stalls_over_1ms=%llu stall_max_us=%.0f "
+              "stalled_ms_per_s=%.3f seconds=%.2f\n",
+              static_cast<unsigned long long>(over_100us),
+              static_cast<unsigned long long>(over_1ms), us(longest),
+              us(lost_over_1ms) / 1e3 / seconds, seconds);
+  return 0;
+}
+
 bool parse(int argc, char** argv, Config& config) {
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
@@ -879,6 +911,8 @@ bool parse(int argc, char** argv, Config& config) {
       config.fill_by_popularity = value == "popularity";
     else if (flag == "--info-hash-file")
       config.info_hash_file = value;
+    else if (flag == "--stall-probe-s")
+      config.stall_probe_s = std::stod(value);
     else if (flag == "--rate")
       config.rate_per_s = std::stod(value);
     else if (flag == "--latency-file")
@@ -911,6 +945,7 @@ int main(int argc, char** argv) {
         "  [--fill-peers N] [--fill-spread even|popularity] [--info-hash-file FILE] [--protocol "
         "udp|http] [--keep-alive 0|1]\n"
         "  [--rate REQUESTS_PER_S (UDP)] [--latency-file FILE (CDF: us fraction)]\n"
+        "  [--stall-probe-s S (no load: spin on --core, report the gaps)]\n"
         "  (--fill-peers needs N <= sockets x 64000: one source address per socket)\n"
         "  (--sockets is the number of TCP connections in HTTP mode; --inflight the pipeline "
         "depth)\n");
@@ -932,6 +967,7 @@ int main(int argc, char** argv) {
     CPU_SET(config.core, &cpus);
     pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus);
   }
+  if (config.stall_probe_s > 0) return probe_stalls(config.stall_probe_s);
   Latencies latencies;
   const Histogram& latency = latencies.all;
   double measured_s = 0;
