@@ -25,6 +25,14 @@ std::string SocketAddress::to_string() const {
   return result;
 }
 
+bool SocketAddress::is_wildcard() const noexcept {
+  if (family() == AF_INET) {
+    return reinterpret_cast<const sockaddr_in*>(&storage)->sin_addr.s_addr == htonl(INADDR_ANY);
+  }
+  return family() == AF_INET6 &&
+         IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr);
+}
+
 std::optional<SocketAddress> parse_socket_address(std::string_view text) {
   std::string_view host;
   std::string_view port_text;

@@ -52,13 +52,22 @@ std::string UdpSockets::bind(std::span<const SocketAddress> listen_addresses) {
     // Larger socket buffers absorb bursts between loop turns (capped by net.core.rmem_max).
     set_option(fd, SOL_SOCKET, SO_RCVBUF, 8 << 20);
     set_option(fd, SOL_SOCKET, SO_SNDBUF, 8 << 20);
-    if (socket.family == AF_INET6) {
-      // [::] and 0.0.0.0 are separate listeners: no IPv4-mapped traffic on IPv6 sockets.
-      if (set_option(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1) != 0) return errno_text("IPV6_V6ONLY");
-      if (set_option(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1) != 0)
-        return errno_text("IPV6_RECVPKTINFO");
-    } else {
-      if (set_option(fd, IPPROTO_IP, IP_PKTINFO, 1) != 0) return errno_text("IP_PKTINFO");
+    // [::] and 0.0.0.0 are separate listeners: no IPv4-mapped traffic on IPv6 sockets.
+    if (socket.family == AF_INET6 && set_option(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1) != 0) {
+      return errno_text("IPV6_V6ONLY");
+    }
+    // A wildcard socket learns which local address each request came to (PKTINFO), so its
+    // reply leaves from that address. A socket bound to one address always replies from it:
+    // it asks for nothing, and its replies carry no control message (less kernel work per
+    // datagram both ways).
+    const bool wants_local_address = address.is_wildcard();
+    if (wants_local_address && socket.family == AF_INET6 &&
+        set_option(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1) != 0) {
+      return errno_text("IPV6_RECVPKTINFO");
+    }
+    if (wants_local_address && socket.family == AF_INET &&
+        set_option(fd, IPPROTO_IP, IP_PKTINFO, 1) != 0) {
+      return errno_text("IP_PKTINFO");
     }
     if (::bind(fd, address.get(), address.size) != 0) {
       return errno_text(("bind " + address.to_string()).c_str());

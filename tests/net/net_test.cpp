@@ -107,9 +107,11 @@ TEST(UserData, PacksOpAndIndex) {
   EXPECT_EQ(user_data_index(packed), 4095u);
 }
 
-// A real ring and real sockets on loopback: a datagram comes in through the provided buffer
-// ring with its source and destination, and a reply goes out from the address it was sent to.
-TEST(UdpSockets, ReceivesAndRepliesOnLoopback) {
+// A real ring and real sockets on loopback: a datagram sent to `target` on a socket bound to
+// `listen_host` comes in through the provided buffer ring with its source (and, on a wildcard
+// socket, its destination), and a reply goes out from the address it was sent to.
+void expect_round_trip(const char* listen_host, const char* target_host,
+                       bool expect_local_address) {
   ASSERT_EQ(io_uring_support_problem(), "");
   Ring ring;
   ASSERT_EQ(ring.init(64, true), "");
@@ -123,7 +125,8 @@ TEST(UdpSockets, ReceivesAndRepliesOnLoopback) {
   socklen_t size = sizeof bound;
   getsockname(probe, reinterpret_cast<sockaddr*>(&bound), &size);
   close(probe);  // free the port for the sockets under test
-  const auto listen = parse_socket_address("0.0.0.0:" + std::to_string(ntohs(bound.sin_port)));
+  const auto listen =
+      parse_socket_address(std::string(listen_host) + ":" + std::to_string(ntohs(bound.sin_port)));
   ASSERT_EQ(sockets.bind(std::span(&*listen, 1)), "");
   ASSERT_EQ(sockets.open(ring), "");
   sockets.arm_all(ring);
@@ -135,7 +138,7 @@ TEST(UdpSockets, ReceivesAndRepliesOnLoopback) {
   inet_pton(AF_INET, "127.0.0.9", &client_address.sin_addr);
   ASSERT_EQ(bind(client, reinterpret_cast<sockaddr*>(&client_address), sizeof client_address), 0);
   sockaddr_in target = bound;
-  inet_pton(AF_INET, "127.0.0.77", &target.sin_addr);  // not the wildcard: pktinfo must say .77
+  inet_pton(AF_INET, target_host, &target.sin_addr);
   const char hello[] = "hello tracker";
   ASSERT_EQ(
       sendto(client, hello, sizeof hello, 0, reinterpret_cast<sockaddr*>(&target), sizeof target),
@@ -152,7 +155,7 @@ TEST(UdpSockets, ReceivesAndRepliesOnLoopback) {
           EXPECT_EQ(datagram->payload.size(), sizeof hello);
           EXPECT_EQ(datagram->source.family, AddressFamily::ipv4);
           EXPECT_EQ(datagram->source.wire[3], 9);  // 127.0.0.9
-          EXPECT_TRUE(datagram->route.has_local_address);
+          EXPECT_EQ(datagram->route.has_local_address, expect_local_address);
           const auto slot = sockets.acquire_send_slot();
           ASSERT_TRUE(slot);
           std::memcpy(sockets.send_buffer(*slot).data(), "pong", 4);
@@ -176,13 +179,23 @@ TEST(UdpSockets, ReceivesAndRepliesOnLoopback) {
   EXPECT_EQ(std::memcmp(reply, "pong", 4), 0);
   char from_text[INET_ADDRSTRLEN] = {};
   inet_ntop(AF_INET, &from.sin_addr, from_text, sizeof from_text);
-  EXPECT_STREQ(from_text, "127.0.0.77");  // replied from the address the client used
+  EXPECT_STREQ(from_text, target_host);  // replied from the address the client used
   ring.submit_and_wait(100);
   ring.drain([&](const io_uring_cqe& cqe) {
     if (user_data_op(cqe.user_data) == Op::udp_send) sockets.sent(cqe);
   });
   EXPECT_EQ(sockets.counters().datagrams_sent, 1u);
   close(client);
+}
+
+// Wildcard: the reply's source comes from the request's PKTINFO (not 0.0.0.0, not .1).
+TEST(UdpSockets, WildcardSocketRepliesFromTheAddressUsed) {
+  expect_round_trip("0.0.0.0", "127.0.0.77", true);
+}
+
+// Bound to one address: no PKTINFO asked or sent; the reply leaves from the bound address.
+TEST(UdpSockets, BoundSocketRepliesFromItsAddressWithoutPktinfo) {
+  expect_round_trip("127.0.0.77", "127.0.0.77", false);
 }
 
 }  // namespace

@@ -22,6 +22,7 @@ struct SocketAddress {
   int family() const noexcept { return storage.ss_family; }
   const sockaddr* get() const noexcept { return reinterpret_cast<const sockaddr*>(&storage); }
   std::string to_string() const;  // "1.2.3.4:6969" or "[::1]:6969"
+  bool is_wildcard() const noexcept;  // 0.0.0.0 or [::]: any local address
 };
 
 // "0.0.0.0:6969", "127.0.0.1:7000", "[::]:6969", "[::1]:6969". nullopt when malformed.
