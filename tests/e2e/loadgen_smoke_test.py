@@ -4,6 +4,7 @@ errors or lost requests."""
 import re
 import subprocess
 import sys
+import time
 import unittest
 
 from tracker import Tracker, free_port
@@ -18,6 +19,19 @@ def run_load(port, *extra):
     assert output.returncode == 0, output.stderr + output.stdout
     fields = dict(re.findall(r"(\w+)=([0-9.]+)", output.stdout))
     return {key: float(value) for key, value in fields.items()}
+
+
+def run_load_against_echo(*extra):
+    """run_load against a tyto-udp-echo started for it."""
+    port = free_port()
+    echo = subprocess.Popen([ECHO, "--udp", "127.0.0.1:%d" % port, "--duration-s", "20"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        return run_load(port, *extra)
+    finally:
+        echo.terminate()
+        echo.communicate(timeout=10)
 
 
 class LoadGeneratorSmoke(unittest.TestCase):
@@ -86,30 +100,12 @@ class LoadGeneratorSmoke(unittest.TestCase):
         self.assertEqual(counters["swarms"], 0)
 
     def test_against_the_echo_ceiling(self):
-        port = free_port()
-        echo = subprocess.Popen([ECHO, "--udp", "127.0.0.1:%d" % port, "--duration-s", "20"],
-                                stderr=subprocess.PIPE, text=True)
-        try:
-            import time
-            time.sleep(0.5)
-            result = run_load(port)
-        finally:
-            echo.terminate()
-            echo.communicate(timeout=10)
+        result = run_load_against_echo()
         self.assertGreater(result["responses_per_s"], 100)
         self.assertEqual(result["errors"], 0)
 
     def test_rate_capped_latency(self):
-        port = free_port()
-        echo = subprocess.Popen([ECHO, "--udp", "127.0.0.1:%d" % port, "--duration-s", "20"],
-                                stderr=subprocess.PIPE, text=True)
-        try:
-            import time
-            time.sleep(0.5)
-            result = run_load(port, "--rate", "3000", "--duration-s", "2.5")
-        finally:
-            echo.terminate()
-            echo.communicate(timeout=10)
+        result = run_load_against_echo("--rate", "3000", "--duration-s", "2.5")
         # The cap holds: sends are paced to the rate, and the echo answers them all.
         self.assertGreater(result["responses_per_s"], 2700)
         self.assertLess(result["responses_per_s"], 3300)

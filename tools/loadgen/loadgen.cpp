@@ -350,19 +350,18 @@ class Generator : Workload {
     mmsghdr messages[64];
     iovec vectors[64];
     for (;;) {
-      if (Clock::now() >= deadline) break;
-      if (!warm && Clock::now() >= measure_from) {
+      const auto pass_start = Clock::now();
+      if (pass_start >= deadline) break;
+      if (!warm && pass_start >= measure_from) {
         warm = true;
         at_warmup = totals;
         latencies = Latencies();
-        last_pass_start_ = Clock::now();
-        latencies.secondly.tick(last_pass_start_);
+        last_pass_start_ = pass_start;
       }
       if (warm) {
         // Rate-capped, a pass takes microseconds; one over 1 ms means this core was taken away
         // (by another task, or by the hypervisor) and replies waited for it. (Without --rate a
         // pass sends whole windows, and long passes are the load itself.)
-        const auto pass_start = Clock::now();
         if (pass_start - last_pass_start_ > std::chrono::milliseconds(1)) ++latencies.slow_passes;
         last_pass_start_ = pass_start;
         latencies.secondly.tick(pass_start);
@@ -969,7 +968,7 @@ int main(int argc, char** argv) {
   }
   if (config.stall_probe_s > 0) return probe_stalls(config.stall_probe_s);
   Latencies latencies;
-  const Histogram& latency = latencies.all;
+  const Histogram& latency = latencies.all;  // both protocols
   double measured_s = 0;
   Totals totals;
   if (config.http) {

@@ -7,8 +7,8 @@
 // once a second: incremental expiry → submit; sleep in the kernel only when the turn found nothing.
 #pragma once
 
-#include <chrono>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <span>
