@@ -116,9 +116,7 @@ std::optional<Datagram> UdpSockets::receive(Ring& ring, const io_uring_cqe& cqe)
   }
   if (!(cqe.flags & IORING_CQE_F_BUFFER)) return std::nullopt;
   Socket& socket = sockets_[socket_index];
-  const std::uint32_t buffer_id = cqe.flags >> IORING_CQE_BUFFER_SHIFT;
-  auto* out =
-      io_uring_recvmsg_validate(buffers_.address(buffer_id), cqe.res, &socket.receive_header);
+  auto* out = received_header(cqe);
   if (out == nullptr) {
     ++counters_.dropped_truncated;
     return std::nullopt;
@@ -165,6 +163,24 @@ std::optional<Datagram> UdpSockets::receive(Ring& ring, const io_uring_cqe& cqe)
   counters_.bytes_received += payload_size;
   datagram.payload = {payload, payload_size};
   return datagram;
+}
+
+io_uring_recvmsg_out* UdpSockets::received_header(const io_uring_cqe& cqe) noexcept {
+  const auto socket_index = static_cast<std::uint32_t>(user_data_index(cqe.user_data));
+  if (cqe.res < 0 || !(cqe.flags & IORING_CQE_F_BUFFER) || socket_index >= sockets_.size()) {
+    return nullptr;
+  }
+  const std::uint32_t buffer_id = cqe.flags >> IORING_CQE_BUFFER_SHIFT;
+  return io_uring_recvmsg_validate(buffers_.address(buffer_id), cqe.res,
+                                   &sockets_[socket_index].receive_header);
+}
+
+std::span<const std::uint8_t> UdpSockets::peek_payload(const io_uring_cqe& cqe) noexcept {
+  io_uring_recvmsg_out* out = received_header(cqe);
+  if (out == nullptr || (out->flags & MSG_TRUNC)) return {};
+  msghdr& header = sockets_[user_data_index(cqe.user_data)].receive_header;
+  return {static_cast<const std::uint8_t*>(io_uring_recvmsg_payload(out, &header)),
+          io_uring_recvmsg_payload_length(out, cqe.res, &header)};
 }
 
 void UdpSockets::recycle(const io_uring_cqe& cqe) noexcept {

@@ -118,6 +118,17 @@ const char* ParseFailure::message() const noexcept {
   return "malformed request";
 }
 
+std::optional<InfoHash> peek_announce_info_hash(std::span<const std::uint8_t> packet) noexcept {
+  if (packet.size() < limits::udp_announce_request_size) return std::nullopt;
+  ByteReader reader(packet);
+  reader.u64();  // connection id
+  if (reader.u32() != static_cast<std::uint32_t>(Action::announce)) return std::nullopt;
+  reader.u32();  // transaction id
+  InfoHash info_hash;
+  reader.copy_to(info_hash.bytes);
+  return info_hash;
+}
+
 Result<Request, ParseFailure> parse_request(std::span<const std::uint8_t> packet,
                                             const PeerEndpoint& source) noexcept {
   if (packet.size() < connect_request_size) return Failure{ParseFailure{ParseError::too_short}};

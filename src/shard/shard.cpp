@@ -189,6 +189,7 @@ bool Shard::turn(bool may_sleep) noexcept {
   refresh_access_list();
   std::size_t work = drain_mailboxes();
   work += drain_control();
+  read_ahead_announces();
   work += ring_.drain([this](const io_uring_cqe& cqe) { on_completion(cqe); });
   retry_answers();
   publish_mailboxes();
@@ -241,6 +242,25 @@ void Shard::tick() noexcept {
   if (!config_.http_listeners.empty()) {
     tcp_.close_idle(ring_, now_s_, config_.http_idle_timeout_s);
   }
+}
+
+// The UDP announces waiting in the ring for swarms this shard owns: their index entries and
+// records start loading together before the first is served (a batch of lookups into tables far
+// larger than the cache otherwise waits for each miss in turn).
+void Shard::read_ahead_announces() noexcept {
+  auto& info_hashes = read_ahead_info_hashes_;
+  std::size_t count = 0;
+  ring_.peek([&](const io_uring_cqe& cqe) {
+    if (count == info_hashes.size() || net::user_data_op(cqe.user_data) != net::Op::udp_recv) {
+      return;
+    }
+    const auto info_hash = proto::udp::peek_announce_info_hash(udp_.peek_payload(cqe));
+    if (info_hash &&
+        shard_of(*info_hash, directory_.shard_key, directory_.shards_count) == index_) {
+      info_hashes[count++] = *info_hash;
+    }
+  });
+  store_.prefetch({info_hashes.data(), count});
 }
 
 void Shard::on_completion(const io_uring_cqe& cqe) noexcept {

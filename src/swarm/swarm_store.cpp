@@ -407,6 +407,34 @@ AnnounceReply SwarmStore::announce(const AnnounceRequest& request, std::uint32_t
   return reply;
 }
 
+void SwarmStore::prefetch(std::span<const InfoHash> info_hashes) const noexcept {
+  const std::size_t count = std::min(info_hashes.size(), prefetch_batch_max);
+  std::uint32_t homes[prefetch_batch_max];
+  std::uint32_t tags[prefetch_batch_max];
+  for (std::size_t i = 0; i < count; ++i) {
+    tags[i] = tag_of(hash_info_hash(info_hashes[i], secret_));
+    homes[i] = home(current_, tags[i]);
+    __builtin_prefetch(&current_.entries[homes[i]]);
+  }
+  // The first entry of the run with the tag, looking no further than the home's cache line or
+  // so: misses here are the ones the first pass overlapped.
+  constexpr std::uint32_t entries_looked_at_max = 8;
+  for (std::size_t i = 0; i < count; ++i) {
+    std::uint32_t entry = homes[i];
+    for (std::uint32_t step = 0; step < entries_looked_at_max; ++step) {
+      const IndexEntry candidate = current_.entries[entry];
+      if (candidate.record == 0) break;
+      if (candidate.tag == tags[i]) {
+        const auto* record = reinterpret_cast<const char*>(&records_[candidate.record - 1]);
+        __builtin_prefetch(record);
+        __builtin_prefetch(record + sizeof(Swarm) - 1);  // 72 bytes: often two lines
+        break;
+      }
+      entry = next_entry(entry, current_.capacity);
+    }
+  }
+}
+
 ScrapeEntry SwarmStore::scrape(const InfoHash& info_hash) const noexcept {
   const Swarm* swarm = find(info_hash, hash_info_hash(info_hash, secret_));
   return swarm == nullptr ? ScrapeEntry{} : entry_of(*swarm);

@@ -90,6 +90,18 @@ TEST(UdpParse, AnnounceFieldsAndPeerFromSourceAddress) {
   EXPECT_EQ(peer6.wire[0], 0x20);
 }
 
+TEST(UdpPeek, AnnounceInfoHashOnlyFromAnnounceShapedPackets) {
+  const Bytes announce = announce_packet();
+  const auto info_hash = peek_announce_info_hash(announce);
+  ASSERT_TRUE(info_hash.has_value());
+  EXPECT_EQ(*info_hash, std::get<AnnounceRequest>(parse_request(announce, source_v4).value().body)
+                            .announce.info_hash);
+  EXPECT_FALSE(peek_announce_info_hash({announce.data(), announce.size() - 1}).has_value());
+  EXPECT_FALSE(peek_announce_info_hash(connect_packet()).has_value());
+  EXPECT_FALSE(peek_announce_info_hash(scrape_packet(5)).has_value());  // 116 bytes, action 2
+  EXPECT_FALSE(peek_announce_info_hash({}).has_value());
+}
+
 TEST(UdpParse, BadEventIsAnswerable) {
   Bytes packet = announce_packet();
   packet[83] = 4;  // event

@@ -202,6 +202,25 @@ TEST_F(StoreTest, TheTableGrowsWhileServing) {
   for (std::uint32_t i = 1; i < 20000; i += 2) ASSERT_EQ(store_.scrape(hash_of(i)).leechers, 1u);
 }
 
+TEST_F(StoreTest, ReadingAheadChangesNothingInAnyState) {
+  // prefetch() is a hint: over an empty store, a full batch and more, known and unknown hashes,
+  // and an index mid-growth, it must leave every swarm as it was (verify() checks the tables).
+  verify_each_ = false;
+  std::vector<InfoHash> batch;
+  for (std::uint32_t i = 0; i < SwarmStore::prefetch_batch_max + 10; ++i)
+    batch.push_back(hash_of(i));
+  store_.prefetch(batch);
+  store_.prefetch({});
+  EXPECT_EQ(store_.swarms_count(), 0u);
+  for (std::uint32_t i = 0; i < 3000; ++i) {
+    announce(i, v4(i), 1);
+    store_.prefetch({batch.data() + i % 40, 30});
+  }
+  store_.verify();
+  EXPECT_EQ(store_.swarms_count(), 3000u);
+  for (std::uint32_t i = 0; i < 3000; ++i) ASSERT_EQ(store_.scrape(hash_of(i)).leechers, 1u) << i;
+}
+
 TEST_F(StoreTest, SwarmsLeaveWhileTheIndexGrows) {
   // Swarms come and go through several index growths: an erase then finds its entry (and the
   // entry of the record moved into its place) in either index. verify() checks every entry.

@@ -85,6 +85,9 @@ class UdpSockets {
   // multishot.
   std::optional<Datagram> receive(Ring& ring, const io_uring_cqe& cqe) noexcept;
   void recycle(const io_uring_cqe& cqe) noexcept;
+  // The payload of a completion of Op::udp_recv without taking it (no counters, no re-arm), or
+  // an empty span; valid until recycle(cqe). For reading ahead over a batch before serving it.
+  std::span<const std::uint8_t> peek_payload(const io_uring_cqe& cqe) noexcept;
 
   // A reply buffer of limits::udp_reply_size_max bytes, or nullopt when all are in flight
   // (the caller drops the request and it is counted).
@@ -123,6 +126,9 @@ class UdpSockets {
   };
 
   void arm(Ring& ring, std::uint32_t socket_index) noexcept;
+  // The kernel's header in a completion's buffer, checked against the socket's template; null
+  // when the completion carries no buffer or the buffer does not hold what the header says.
+  io_uring_recvmsg_out* received_header(const io_uring_cqe& cqe) noexcept;
   void flush(Socket& socket) noexcept;
   void prepare(SendSlot& entry, std::size_t size, const UdpRoute& route) noexcept;
 

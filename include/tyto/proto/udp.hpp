@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <variant>
@@ -88,6 +89,10 @@ struct ParseFailure {
 // ignored, as it would let anyone announce someone else), the port comes from the packet.
 Result<Request, ParseFailure> parse_request(std::span<const std::uint8_t> packet,
                                             const PeerEndpoint& source) noexcept;
+
+// The info_hash of a packet shaped like an announce (at least its 98 bytes, action 1), read
+// without validating the rest: a hint for reading ahead over a batch, never for serving.
+std::optional<InfoHash> peek_announce_info_hash(std::span<const std::uint8_t> packet) noexcept;
 
 // Writers return the bytes written, or 0 when `out` is too small (nothing past out is touched).
 std::size_t write_connect_reply(std::span<std::uint8_t> out, std::uint32_t transaction_id,

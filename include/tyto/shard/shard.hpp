@@ -7,6 +7,7 @@
 // once a second: incremental expiry → submit; sleep in the kernel only when the turn found nothing.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -132,6 +133,7 @@ class Shard {
     return access_list_ != nullptr && !access_list_->allows(info_hash);
   }
 
+  void read_ahead_announces() noexcept;
   void on_completion(const io_uring_cqe& cqe) noexcept;
   void on_datagram(const net::Datagram& datagram) noexcept;
   void on_udp_announce(const proto::udp::AnnounceRequest& request,
@@ -188,6 +190,7 @@ class Shard {
   net::TcpServer tcp_;
   net::Ring ring_;
   swarm::SwarmStore store_;
+  std::array<InfoHash, swarm::SwarmStore::prefetch_batch_max> read_ahead_info_hashes_;
   ShardCounters counters_;
   CoarseClock clock_;
   std::uint32_t now_s_ = 0;
