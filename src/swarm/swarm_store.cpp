@@ -419,20 +419,27 @@ void SwarmStore::prefetch(std::span<const InfoHash> info_hashes) const noexcept 
   // The first entry of the run with the tag, looking no further than the home's cache line or
   // so: misses here are the ones the first pass overlapped.
   constexpr std::uint32_t entries_looked_at_max = 8;
+  const Swarm* swarms[prefetch_batch_max];
+  std::size_t found = 0;
   for (std::size_t i = 0; i < count; ++i) {
     std::uint32_t entry = homes[i];
     for (std::uint32_t step = 0; step < entries_looked_at_max; ++step) {
       const IndexEntry candidate = current_.entries[entry];
       if (candidate.record == 0) break;
       if (candidate.tag == tags[i]) {
-        const auto* record = reinterpret_cast<const char*>(&records_[candidate.record - 1]);
-        __builtin_prefetch(record);
-        __builtin_prefetch(record + sizeof(Swarm) - 1);  // 72 bytes: often two lines
+        const Swarm* swarm = &records_[candidate.record - 1];
+        const auto* bytes = reinterpret_cast<const char*>(swarm);
+        __builtin_prefetch(bytes);
+        __builtin_prefetch(bytes + sizeof(Swarm) - 1);  // 72 bytes: often two lines
+        swarms[found++] = swarm;
         break;
       }
       entry = next_entry(entry, current_.capacity);
     }
   }
+  // The IPv4 peers of each record found (where UDP announces mostly go): by now the records
+  // asked for first have arrived, so reading their peer pointers waits little.
+  for (std::size_t i = 0; i < found; ++i) swarms[i]->ipv4.prefetch();
 }
 
 ScrapeEntry SwarmStore::scrape(const InfoHash& info_hash) const noexcept {

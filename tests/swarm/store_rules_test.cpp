@@ -216,9 +216,22 @@ TEST_F(StoreTest, ReadingAheadChangesNothingInAnyState) {
     announce(i, v4(i), 1);
     store_.prefetch({batch.data() + i % 40, 30});
   }
+  // Swarms with no IPv4 peers (IPv6 only, or the IPv4 peer gone) and with IPv4 sets large
+  // enough to carry an index: the last pass follows each record's IPv4 peers, or finds none.
+  for (std::uint32_t i = 3000; i < 3010; ++i) announce(i, v6(i), 1);
+  for (std::uint32_t i = 3010; i < 3020; ++i) {
+    announce(i, v6(i), 1);
+    announce(i, v4(i), 1);
+    announce(i, v4(i), 1, AnnounceEvent::stopped);
+  }
+  for (std::uint32_t p = 0; p < 200; ++p) announce(3020, v4(10'000 + p), 1);
+  std::vector<InfoHash> late;
+  for (std::uint32_t i = 3000; i <= 3020; ++i) late.push_back(hash_of(i));
+  store_.prefetch(late);
   store_.verify();
-  EXPECT_EQ(store_.swarms_count(), 3000u);
-  for (std::uint32_t i = 0; i < 3000; ++i) ASSERT_EQ(store_.scrape(hash_of(i)).leechers, 1u) << i;
+  EXPECT_EQ(store_.swarms_count(), 3021u);
+  for (std::uint32_t i = 0; i < 3020; ++i) ASSERT_EQ(store_.scrape(hash_of(i)).leechers, 1u) << i;
+  EXPECT_EQ(store_.scrape(hash_of(3020)).leechers, 200u);
 }
 
 TEST_F(StoreTest, SwarmsLeaveWhileTheIndexGrows) {

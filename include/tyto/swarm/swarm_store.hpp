@@ -146,7 +146,8 @@ class SwarmStore {
   ScrapeEntry scrape(const InfoHash& info_hash) const noexcept;
 
   // Read-ahead for a batch about to be served: starts loading the index entries where lookups
-  // of these info_hashes begin, then the records they name, so the batch's cache misses overlap
+  // of these info_hashes begin, then the records they name, then the first IPv4 peers of each
+  // record (where a small swarm's lookup reads), so the batch's cache misses overlap
   // instead of coming one after another. A hint: reads only, changes nothing, finds nothing.
   static constexpr std::size_t prefetch_batch_max = 64;  // more are ignored
   void prefetch(std::span<const InfoHash> info_hashes) const noexcept;
