@@ -17,10 +17,12 @@ ParseFailure answerable(ParseError error, std::uint32_t transaction_id) noexcept
   return ParseFailure{error, true, transaction_id};
 }
 
-// BEP 41 options after the 98-byte announce. Unknown option types end the parse (BEP 41 says a
-// client must not send them and a tracker cannot know their length); a URL data length running
-// past the packet is an error.
-bool parse_options(ByteReader& reader, AnnounceRequest& out) noexcept {
+// BEP 41 options after the 98-byte announce: calls on_url_data(bytes) for each URL data option,
+// in order. Unknown option types end the walk (BEP 41 says a client must not send them and a
+// tracker cannot know their length); a URL data length running past the packet is an error.
+template <class OnUrlData>
+bool walk_options(std::span<const std::uint8_t> options, OnUrlData&& on_url_data) noexcept {
+  ByteReader reader(options);
   while (reader.remaining() > 0) {
     const std::uint8_t type = reader.u8();
     if (type == option_end) return true;
@@ -29,11 +31,7 @@ bool parse_options(ByteReader& reader, AnnounceRequest& out) noexcept {
     const std::uint8_t size = reader.u8();
     const auto data = reader.bytes(size);
     if (!reader.ok()) return false;
-    const std::size_t room = url_data_size_max - out.url_data_size;
-    const std::size_t kept = std::min<std::size_t>(room, data.size());
-    if (kept != 0) std::memcpy(out.url_data.data() + out.url_data_size, data.data(), kept);
-    out.url_data_size = static_cast<std::uint16_t>(out.url_data_size + kept);
-    out.url_data_truncated |= kept < data.size();
+    on_url_data(data);
   }
   return true;
 }
@@ -68,9 +66,13 @@ Result<Request, ParseFailure> parse_announce(ByteReader& reader, std::uint64_t c
   const std::size_t port_at = source.wire_size() - 2;
   core.peer.wire[port_at] = static_cast<std::uint8_t>(port >> 8);
   core.peer.wire[port_at + 1] = static_cast<std::uint8_t>(port);
-  if (!parse_options(reader, announce)) {
+  announce.options_wire = reader.bytes(reader.remaining());
+  std::size_t url_data_size = 0;
+  if (!walk_options(announce.options_wire,
+                    [&](std::span<const std::uint8_t> data) { url_data_size += data.size(); })) {
     return Failure{answerable(ParseError::bad_option, transaction_id)};
   }
+  announce.url_data_size = static_cast<std::uint32_t>(url_data_size);  // < packet size
   return request;
 }
 
@@ -116,6 +118,16 @@ const char* ParseFailure::message() const noexcept {
       return "too many info_hashes (at most 74)";
   }
   return "malformed request";
+}
+
+std::size_t AnnounceRequest::url_data(std::span<std::uint8_t> out) const noexcept {
+  std::size_t written = 0;
+  walk_options(options_wire, [&](std::span<const std::uint8_t> data) {
+    const std::size_t kept = std::min(out.size() - written, data.size());
+    if (kept != 0) std::memcpy(out.data() + written, data.data(), kept);
+    written += kept;
+  });
+  return written;
 }
 
 std::optional<InfoHash> peek_announce_info_hash(std::span<const std::uint8_t> packet) noexcept {

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <span>
+#include <vector>
 
 #include "tyto/proto/udp.hpp"
 
@@ -16,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   using namespace tyto;
   namespace udp = tyto::proto::udp;
   using udp::parse_request, udp::write_error_reply, udp::write_announce_reply_header,
-      udp::write_scrape_reply, udp::write_connect_reply, udp::udp_peers_max, udp::url_data_size_max;
+      udp::write_scrape_reply, udp::write_connect_reply, udp::udp_peers_max;
   const std::span<const std::uint8_t> packet(data, size);
   const PeerEndpoint sources[2] = {
       PeerEndpoint::ipv4(std::array<std::uint8_t, 4>{127, 0, 0, 1}, 1),
@@ -35,7 +36,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const udp::Request& request = parsed.value();
     if (const auto* announce = std::get_if<udp::AnnounceRequest>(&request.body)) {
       check(size >= limits::udp_announce_request_size);
-      check(announce->url_data_size <= url_data_size_max);
+      check(announce->url_data_size + limits::udp_announce_request_size <= size);
+      std::vector<std::uint8_t> url(announce->url_data_size + 1u);
+      check(announce->url_data(url) == announce->url_data_size);
+      check(announce->url_data({url.data(), 7}) ==
+            std::min<std::size_t>(7, announce->url_data_size));
       check(announce->announce.peer.family == source.family);
       check(static_cast<std::uint8_t>(announce->announce.event) <= 3);
       const std::uint32_t peers = udp_peers_max(announce->announce.numwant, source.family, 50, 200);

@@ -140,12 +140,15 @@ TEST(UdpParse, Bep41Options) {
       EXPECT_TRUE(parsed.error().answerable);
       continue;
     }
-    const auto url = std::get<AnnounceRequest>(parsed.value().body).url();
-    EXPECT_EQ(std::string(url.begin(), url.end()), test.url);
+    const auto& announce = std::get<AnnounceRequest>(parsed.value().body);
+    EXPECT_EQ(announce.url_data_size, test.url.size());
+    std::array<std::uint8_t, 64> url{};
+    const std::size_t size = announce.url_data(url);
+    EXPECT_EQ(std::string(url.begin(), url.begin() + size), test.url);
   }
 }
 
-TEST(UdpParse, UrlDataBeyondTheInlineBufferIsTruncatedAndFlagged) {
+TEST(UdpParse, UrlDataIsAViewCopiedOutOnlyAsFarAsTheBufferHolds) {
   Bytes packet = announce_packet();
   for (int option = 0; option < 3; ++option) {
     packet.push_back(0x02);
@@ -155,9 +158,19 @@ TEST(UdpParse, UrlDataBeyondTheInlineBufferIsTruncatedAndFlagged) {
   const auto parsed = parse_request(packet, source_v4);
   ASSERT_TRUE(parsed.ok());
   const auto& announce = std::get<AnnounceRequest>(parsed.value().body);
-  EXPECT_EQ(announce.url_data_size, url_data_size_max);
-  EXPECT_TRUE(announce.url_data_truncated);
-  EXPECT_EQ(announce.url()[255], 'b');
+  EXPECT_EQ(announce.url_data_size, 3u * 255u);
+  EXPECT_EQ(announce.options_wire.data(), packet.data() + 98);  // nothing copied at parse time
+  std::array<std::uint8_t, 3 * 255> whole{};
+  ASSERT_EQ(announce.url_data(whole), whole.size());
+  EXPECT_EQ(whole[254], 'a');
+  EXPECT_EQ(whole[255], 'b');
+  EXPECT_EQ(whole[3 * 255 - 1], 'c');
+  std::array<std::uint8_t, 300> cut{};
+  cut.fill('?');
+  ASSERT_EQ(announce.url_data(cut), cut.size());  // the rest is cut, never written past the end
+  EXPECT_EQ(cut[254], 'a');
+  EXPECT_EQ(cut[299], 'b');
+  EXPECT_EQ(announce.url_data(std::span<std::uint8_t>()), 0u);
 }
 
 TEST(UdpParse, ScrapeOfOneAndOfSeventyFourHashes) {

@@ -21,7 +21,6 @@ inline constexpr std::uint64_t protocol_id = 0x41727101980;  // BEP 15 magic
 inline constexpr std::size_t connect_request_size = 16;
 inline constexpr std::size_t connect_reply_size = 16;
 inline constexpr std::size_t error_reply_header_size = 8;
-inline constexpr std::size_t url_data_size_max = 512;  // BEP 41 URL data kept per announce
 static_assert(limits::udp_announce_request_size ==
               8 + 4 + 4 + 20 + 20 + 8 + 8 + 8 + 4 + 4 + 4 + 4 + 2);
 
@@ -35,14 +34,16 @@ struct AnnounceRequest {
   std::uint64_t connection_id = 0;
   std::uint32_t transaction_id = 0;
   tyto::AnnounceRequest announce;
-  // BEP 41: the URL data options, concatenated in order (path and query, e.g. "/announce?key=…").
-  // Kept inline so the request stays copyable and never points into a recycled buffer.
-  // Only the first url_data_size bytes are meaningful.
-  std::array<std::uint8_t, url_data_size_max> url_data{};
-  std::uint16_t url_data_size = 0;
-  bool url_data_truncated = false;  // more URL data than url_data_size_max: the rest was dropped
+  // BEP 41: the option bytes after the 98-byte announce, each URL data length checked by the
+  // parser. A view into the packet, valid while the packet is: parsing copies nothing (the
+  // request held 512 bytes of URL data inline before, zeroed and copied on every announce).
+  std::span<const std::uint8_t> options_wire;
+  std::uint32_t url_data_size = 0;  // the URL data options' bytes in all
 
-  std::span<const std::uint8_t> url() const noexcept { return {url_data.data(), url_data_size}; }
+  // Writes the URL data (path and query, e.g. "/announce?key=…"), the options concatenated in
+  // order, into out; returns the bytes written: url_data_size, or out.size() if that is less
+  // (the rest is cut).
+  std::size_t url_data(std::span<std::uint8_t> out) const noexcept;
 };
 
 struct ScrapeRequest {
