@@ -258,7 +258,16 @@ void UdpSockets::send(Ring& ring, std::uint32_t slot, std::size_t size,
     return;
   }
   io_uring_sqe* sqe = ring.sqe();
-  io_uring_prep_sendmsg(sqe, socket.fd, &send_slots_[slot].header, 0);
+  SendSlot& entry = send_slots_[slot];
+  if (entry.header.msg_controllen == 0) {
+    // No control message: a SEND with the destination (Linux >= 6.1), which spares the kernel
+    // copying in a msghdr and an iovec.
+    io_uring_prep_send(sqe, socket.fd, entry.payload, size, 0);
+    io_uring_prep_send_set_addr(sqe, static_cast<const sockaddr*>(entry.header.msg_name),
+                                static_cast<std::uint16_t>(entry.header.msg_namelen));
+  } else {
+    io_uring_prep_sendmsg(sqe, socket.fd, &entry.header, 0);
+  }
   io_uring_sqe_set_data64(sqe, pack_user_data(Op::udp_send, slot));
 }
 

@@ -4,7 +4,7 @@
 // 20 bytes + numwant × 6 zero bytes, numwant as tyto resolves it), so the load generator counts
 // them as valid. One thread, pinned with --core.
 //
-//   tyto-udp-echo --udp 127.0.0.1:6969 [--core 0] [--duration-s N]
+//   tyto-udp-echo --udp 127.0.0.1:6969 [--core 0] [--duration-s N] [--udp-send sendmmsg|uring]
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -68,16 +68,23 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:6969";
   int core = -1;
   unsigned duration_s = 0;
+  auto send_mode = tyto::net::UdpSendMode::sendmmsg;  // tyto's default send path
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--udp")
       listen = argv[i + 1];
     else if (flag == "--core")
       core = std::stoi(argv[i + 1]);
+    else if (flag == "--udp-send" && std::string(argv[i + 1]) == "uring")
+      send_mode = tyto::net::UdpSendMode::uring;
+    else if (flag == "--udp-send" && std::string(argv[i + 1]) == "sendmmsg")
+      send_mode = tyto::net::UdpSendMode::sendmmsg;
     else if (flag == "--duration-s")
       duration_s = static_cast<unsigned>(std::stoul(argv[i + 1]));
     else {
-      std::fprintf(stderr, "usage: tyto-udp-echo --udp ADDR:PORT [--core N] [--duration-s N]\n");
+      std::fprintf(stderr,
+                   "usage: tyto-udp-echo --udp ADDR:PORT [--core N] [--duration-s N] "
+                   "[--udp-send sendmmsg|uring]\n");
       return 2;
     }
   }
@@ -106,7 +113,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tyto-udp-echo: %s\n", error.c_str());
     return 1;
   }
-  sockets.set_send_mode(tyto::net::UdpSendMode::sendmmsg);  // tyto's default send path
+  sockets.set_send_mode(send_mode);
   sockets.arm_all(ring);
   std::fprintf(stderr, "tyto-udp-echo: serving %s\n", address->to_string().c_str());
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(duration_s);
