@@ -156,8 +156,8 @@ std::int64_t wall_clock_ns() {
 
 struct Slot {
   std::uint32_t transaction_id = 0;
-  std::uint8_t kind = 0;  // 0 free, 1 connect, 2 announce, 3 scrape
-  Clock::time_point sent;      // steady: for the timeout
+  std::uint8_t kind = 0;          // 0 free, 1 connect, 2 announce, 3 scrape
+  Clock::time_point sent;         // steady: for the timeout
   std::int64_t sent_wall_ns = 0;  // wall_clock_ns() just before the sendmmsg that carried it
 };
 
@@ -843,13 +843,15 @@ class HttpGenerator : Workload {
 
 // --stall-probe-s: reads the clock in a tight loop on this core; a gap between two reads is time
 // the core was taken away (by another task, an interrupt, or the hypervisor). No server load can
-// have a tail shorter than what it loses here.
+// have a tail shorter than what it loses here. stall_excess_ms_per_s sums each stall's part
+// beyond 1 ms: a server at load ρ on this core delays requests by more than 1 ms for that time
+// divided by 1 − ρ (the backlog of a stall L drains at 1 − ρ), whatever the server does.
 int probe_stalls(double seconds) {
-  const auto deadline =
-      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(seconds));
   auto last = Clock::now();
   std::uint64_t over_1ms = 0, over_100us = 0;
-  Clock::duration longest{}, lost_over_1ms{};
+  Clock::duration longest{}, lost_over_1ms{}, excess_over_1ms{};
   for (auto now = last; now < deadline; last = now, now = Clock::now()) {
     const auto gap = now - last;
     if (gap <= std::chrono::microseconds(100)) continue;
@@ -858,16 +860,17 @@ int probe_stalls(double seconds) {
     if (gap > std::chrono::milliseconds(1)) {
       ++over_1ms;
       lost_over_1ms += gap;
+      excess_over_1ms += gap - std::chrono::milliseconds(1);
     }
   }
   const auto us = [](Clock::duration d) {
     return std::chrono::duration<double, std::micro>(d).count();
   };
-  std::printf("tyto-load: stalls_over_100us=%llu stalls_over_1ms=%llu stall_max_us=%.0f "
-              "stalled_ms_per_s=%.3f seconds=%.2f\n",
-              static_cast<unsigned long long>(over_100us),
-              static_cast<unsigned long long>(over_1ms), us(longest),
-              us(lost_over_1ms) / 1e3 / seconds, seconds);
+  std::printf(
+      "tyto-load: stalls_over_100us=%llu stalls_over_1ms=%llu stall_max_us=%.0f "
+      "stalled_ms_per_s=%.3f stall_excess_ms_per_s=%.3f seconds=%.2f\n",
+      static_cast<unsigned long long>(over_100us), static_cast<unsigned long long>(over_1ms),
+      us(longest), us(lost_over_1ms) / 1e3 / seconds, us(excess_over_1ms) / 1e3 / seconds, seconds);
   return 0;
 }
 
