@@ -5,12 +5,14 @@
 //   std::unordered_map and absl::flat_hash_map with the same keyed hash, on the same keys.
 // - Announce + select with aquatic's load model: 1 M swarms, 2 M peers, swarm popularity
 //   ∝ exp(-k·rank) (a long tail), numwant 30, 75 % of announces from seeders; the same in
-//   batches of 32 with and without the read-ahead a shard does over a receive batch.
+//   batches of 32 with and without the read-ahead a shard does over a receive batch, and in
+//   1 and 2 threads, each a shard with its own store (run that one unpinned or on 2 cores).
 // - Bytes per peer: 10 M IPv4 peers over 1 M swarms (opentracker measured ~20 B at 12 M / ~1 M).
 #include <benchmark/benchmark.h>
 
 #include <unistd.h>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <random>
@@ -157,9 +159,15 @@ struct LoadModel {
   }
 };
 
-// The load model's store, filled once: every peer in one swarm, 25 % leechers.
-swarm::SwarmStore& filled_store(LoadModel& model) {
-  static std::unique_ptr<swarm::SwarmStore> store;
+// The load model's store of one shard, filled once by the thread that first asks for it (so
+// its pages are that thread's first touch): every peer in one swarm, 25 % leechers. Each
+// shard's store holds the whole model, as a core would under the same load per core.
+constexpr int shards_max = 8;
+
+swarm::SwarmStore& filled_store(LoadModel& model, int shard = 0) {
+  static std::unique_ptr<swarm::SwarmStore> stores[shards_max];
+  if (shard < 0 || shard >= shards_max) std::abort();
+  std::unique_ptr<swarm::SwarmStore>& store = stores[shard];  // one thread per shard touches it
   if (!store) {
     store = std::make_unique<swarm::SwarmStore>(swarm::StoreLimits{}, bench_secret(), 1);
     std::mt19937_64 random(3);
@@ -206,12 +214,16 @@ BENCHMARK(BM_AnnounceSelect);
 // Receive batches of 32 announces served in turn, with (1) and without (0) the shard's
 // read-ahead over the batch first (SwarmStore::prefetch): the ratio is what overlapping the
 // index and record misses buys. The requests are drawn beforehand (256 Ki of them, cycled).
+//
+// Run with threads (the /threads:N rows, wall time), each thread is a shard serving its own
+// store, sharing nothing: items per second at N threads over 1 is how the shards' swarm work
+// scales across cores (what they contend for is the memory system: the shared cache, DRAM).
 void BM_AnnounceBatch(benchmark::State& state) {
   constexpr std::size_t batch_size = 32;
   constexpr std::size_t requests_count = std::size_t{1} << 18;
   LoadModel& model = load_model();
-  swarm::SwarmStore& store = filled_store(model);
-  std::mt19937_64 random(5);
+  swarm::SwarmStore& store = filled_store(model, state.thread_index());
+  std::mt19937_64 random(5 + static_cast<std::uint64_t>(state.thread_index()));
   std::vector<AnnounceRequest> requests(requests_count);
   std::vector<InfoHash> info_hashes(requests_count);
   for (std::size_t i = 0; i < requests_count; ++i) {
@@ -231,6 +243,7 @@ void BM_AnnounceBatch(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * batch_size));
 }
 BENCHMARK(BM_AnnounceBatch)->Arg(0)->Arg(1);
+BENCHMARK(BM_AnnounceBatch)->Arg(1)->ThreadRange(1, 2)->UseRealTime();
 
 // ---- memory ----
 
