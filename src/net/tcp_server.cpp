@@ -200,7 +200,9 @@ void TcpServer::finish(Ring& ring, ConnectionRef ref) noexcept {
     close(ring, ref);
     return;
   }
-  shutdown(connection->fd, SHUT_WR);  // our FIN goes after the answer
+  // Our FIN goes after the answer. A system call: the ring's SHUTDOWN always goes through a
+  // kernel worker thread (it cannot run without blocking), which costs more.
+  shutdown(connection->fd, SHUT_WR);
   connection->draining = true;
   if (connection->input != nullptr) arena_.deallocate(connection->input, input_size_max);
   connection->input = nullptr;
@@ -304,9 +306,10 @@ void TcpServer::close(Ring& ring, ConnectionRef ref) noexcept {
   ++connection->generation;  // the shard's references to it go stale now
   ++counters_.closed;
   --open_count_;
-  // Ends the multishot receive (it completes with EOF); the fd is closed in release().
-  shutdown(connection->fd, SHUT_RDWR);
+  // Ends the multishot receive (it completes with EOF); the fd is closed in release(). Without
+  // one armed (the usual end: the client's FIN after our answer) there is nothing to end.
   if (connection->receive_armed) {
+    shutdown(connection->fd, SHUT_RDWR);
     io_uring_sqe* sqe = ring.sqe();
     io_uring_prep_cancel64(sqe, pack_user_data(Op::tcp_recv, ref.index), 0);
     io_uring_sqe_set_data64(sqe, pack_user_data(Op::tcp_cancel, ref.index));
@@ -314,11 +317,16 @@ void TcpServer::close(Ring& ring, ConnectionRef ref) noexcept {
   release(ring, ref.index);
 }
 
-void TcpServer::release(Ring&, std::uint32_t index) noexcept {
+void TcpServer::release(Ring& ring, std::uint32_t index) noexcept {
   Connection& connection = connections_[index];
   TYTO_ASSERT(connection.closing);
   if (connection.receive_armed || connection.send_in_flight) return;  // completions pending
-  ::close(connection.fd);
+  // A CLOSE in the ring, submitted with the turn's other entries instead of a system call of its
+  // own (a socket has no flush, so it runs inline). The slot is free at once: the descriptor
+  // stays taken until the close runs, and nothing else in the ring names it by number.
+  io_uring_sqe* sqe = ring.sqe();
+  io_uring_prep_close(sqe, connection.fd);
+  io_uring_sqe_set_data64(sqe, pack_user_data(Op::none, index));
   connection.fd = -1;
   if (connection.input != nullptr) arena_.deallocate(connection.input, input_size_max);
   if (connection.output != nullptr) arena_.deallocate(connection.output, output_size_max);

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <string>
 
 namespace tyto::net {
@@ -130,6 +131,37 @@ TEST_F(TcpServerTest, ClosesAfterFlushWhenAsked) {
   EXPECT_EQ(std::string(reply, 2), "3\n");
   EXPECT_EQ(recv(client, reply, sizeof reply, 0), 0);  // EOF: the server closed
   close(client);
+}
+
+std::size_t open_descriptors() {
+  std::size_t count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    (void)entry;
+    ++count;
+  }
+  return count;
+}
+
+// Closes go through the ring: every one of many answered-and-closed connections gives its
+// descriptor back (none leaks, none is closed twice) and its slot to the next client.
+TEST_F(TcpServerTest, ClosedConnectionsGiveBackDescriptorsAndSlots) {
+  const std::size_t descriptors_before = open_descriptors();
+  constexpr std::uint64_t connections_count = 20;  // 5 x the table of 4
+  for (std::uint64_t i = 1; i <= connections_count; ++i) {
+    const int client = connect_client();
+    ASSERT_EQ(send(client, "bye\n", 4, 0), 4);
+    run_until([&] { return server_.counters().bytes_sent >= 2 * i; });
+    char reply[16] = {};
+    ASSERT_EQ(recv(client, reply, sizeof reply, 0), 2);
+    ASSERT_EQ(recv(client, reply, sizeof reply, 0), 0);  // our FIN after the answer
+    close(client);                                        // the client's FIN ends the drain
+    run_until([&] { return server_.counters().closed == i; });
+    ASSERT_EQ(server_.counters().closed, i);
+  }
+  EXPECT_EQ(server_.counters().accepted, connections_count);
+  EXPECT_EQ(server_.counters().refused_full, 0u);
+  EXPECT_EQ(server_.open_connections(), 0u);
+  EXPECT_EQ(open_descriptors(), descriptors_before);
 }
 
 TEST_F(TcpServerTest, IdleConnectionsAreClosedAndTheTableCapHolds) {
