@@ -105,9 +105,12 @@ std::size_t SlabArena::block_size(std::size_t size) noexcept {
 }
 
 SlabArena::Slab* SlabArena::take_slab(std::size_t index) noexcept {
-  Slab* slab = classes_[index].spare;
+  SizeClass& size_class = classes_[index];
+  Slab* slab = size_class.empty;
   if (slab != nullptr) {
-    classes_[index].spare = nullptr;
+    size_class.empty = slab->next;
+    --size_class.empty_count;
+    size_class.empty_count_low = std::min(size_class.empty_count_low, size_class.empty_count);
   } else {
     std::uint8_t* memory = nullptr;
     if (free_slabs_ != nullptr) {
@@ -136,12 +139,32 @@ SlabArena::Slab* SlabArena::take_slab(std::size_t index) noexcept {
   return slab;
 }
 
-void SlabArena::release_slab(Slab* slab) noexcept {
+void SlabArena::keep_empty(Slab* slab) noexcept {
+  TYTO_ASSERT(slab->live == 0 && !slab->in_partial);
   SizeClass& size_class = classes_[slab->class_index];
-  if (size_class.spare == nullptr) {
-    size_class.spare = slab;
-    return;
+  slab->next = size_class.empty;
+  size_class.empty = slab;
+  ++size_class.empty_count;
+  TYTO_POISON(reinterpret_cast<std::uint8_t*>(slab) + slab_header_size,
+              slab_size - slab_header_size);
+}
+
+void SlabArena::trim() noexcept {
+  for (SizeClass& size_class : classes_) {
+    // Slabs that stayed empty since the last trim were not needed; one is kept back.
+    TYTO_ASSERT(size_class.empty_count_low <= size_class.empty_count);
+    std::uint32_t surplus = size_class.empty_count_low > 0 ? size_class.empty_count_low - 1 : 0;
+    for (; surplus > 0; --surplus) {
+      Slab* slab = size_class.empty;
+      size_class.empty = slab->next;
+      --size_class.empty_count;
+      give_back(slab);
+    }
+    size_class.empty_count_low = size_class.empty_count;
   }
+}
+
+void SlabArena::give_back(Slab* slab) noexcept {
   stats_.slab_bytes -= slab_size;
   ++stats_.slabs_released;
   madvise(slab, slab_size, MADV_DONTNEED);  // gives the pages back; the range stays reserved
@@ -228,7 +251,7 @@ void SlabArena::deallocate(void* block, std::size_t size) noexcept {
       size_class.partial = slab->next;
     if (slab->next != nullptr) slab->next->previous = slab->previous;
     slab->in_partial = false;
-    release_slab(slab);
+    keep_empty(slab);
   }
 }
 

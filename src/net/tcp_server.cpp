@@ -339,6 +339,7 @@ void TcpServer::release(Ring& ring, std::uint32_t index) noexcept {
 }
 
 void TcpServer::close_idle(Ring& ring, std::uint32_t now_s, std::uint32_t idle_timeout_s) noexcept {
+  arena_.trim();  // buffers of connections gone this second: their empty slabs go back
   for (std::uint32_t index = 0; index < connections_.size(); ++index) {
     Connection& connection = connections_[index];
     if (connection.fd < 0 || connection.closing) continue;

@@ -578,6 +578,7 @@ std::uint32_t SwarmStore::top(TopOrder order, std::uint32_t now_s,
 
 void SwarmStore::expire_step(std::uint32_t now_s) noexcept {
   owner_.check();
+  arena_.trim();  // peer arrays freed since the last step: their empty slabs go back
   const std::uint32_t elapsed_s = last_expire_s_ == 0 ? 1 : now_s - last_expire_s_;
   last_expire_s_ = now_s;
   // Each step covers the share of the table that elapsed time asks for, so a full sweep takes

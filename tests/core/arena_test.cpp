@@ -43,6 +43,53 @@ TEST(SlabArena, ReusesFreedBlocksWithoutNewSlabs) {
   for (void* block : blocks) arena.deallocate(block, 44);
 }
 
+// Blocks that come and go (HTTP buffers: one per request) empty and refill slabs at a class's
+// boundary all the time; those slabs stay until trim() finds them unneeded for a whole period,
+// and then all but one per class go back to the kernel.
+TEST(SlabArena, EmptySlabsGoBackOnlyWhenATrimPeriodDidNotNeedThem) {
+  SlabArena arena;
+  constexpr std::size_t size = SlabArena::block_size_max;  // 7 blocks per slab
+  constexpr std::size_t slab_blocks = SlabArena::slab_size / size - 1;
+  std::vector<void*> blocks;
+  for (std::size_t i = 0; i < 3 * slab_blocks; ++i) blocks.push_back(arena.allocate(size));
+  const std::uint64_t slab_bytes_full = arena.stats().slab_bytes;
+  ASSERT_EQ(slab_bytes_full, 3 * SlabArena::slab_size);
+  // Churn: the last two slabs empty and refill every time (with one spare kept and the rest
+  // given back at once, the second would be a madvise each time).
+  for (int i = 0; i < 1000; ++i) {
+    for (std::size_t j = slab_blocks; j < blocks.size(); ++j) arena.deallocate(blocks[j], size);
+    for (std::size_t j = slab_blocks; j < blocks.size(); ++j) blocks[j] = arena.allocate(size);
+    if (i % 100 == 0) arena.trim();
+  }
+  EXPECT_EQ(arena.stats().slabs_released, 0u);
+  EXPECT_EQ(arena.stats().slab_bytes, slab_bytes_full);
+  for (void* block : blocks) arena.deallocate(block, size);
+  blocks.clear();
+  EXPECT_EQ(arena.stats().slab_bytes, slab_bytes_full);  // kept: they may be wanted again
+  arena.trim();  // they emptied during this period: not yet
+  EXPECT_EQ(arena.stats().slabs_released, 0u);
+  // One of the three is taken and freed again: two stayed empty all through the period.
+  arena.deallocate(arena.allocate(size), size);
+  arena.trim();
+  EXPECT_EQ(arena.stats().slabs_released, 1u);
+  EXPECT_EQ(arena.stats().slab_bytes, 2 * SlabArena::slab_size);
+  arena.trim();
+  EXPECT_EQ(arena.stats().slabs_released, 2u);  // one per class stays
+  EXPECT_EQ(arena.stats().slab_bytes, SlabArena::slab_size);
+  arena.trim();
+  EXPECT_EQ(arena.stats().slabs_released, 2u);
+  // Given-back slabs are reused, and their blocks are whole.
+  for (std::size_t i = 0; i < 3 * slab_blocks; ++i) {
+    blocks.push_back(arena.allocate(size));
+    std::memset(blocks.back(), static_cast<int>(i), size);
+  }
+  EXPECT_EQ(arena.stats().slab_bytes, slab_bytes_full);
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    ASSERT_EQ(static_cast<std::uint8_t*>(blocks[i])[size - 1], static_cast<std::uint8_t>(i));
+    arena.deallocate(blocks[i], size);
+  }
+}
+
 TEST(SlabArena, BlocksDoNotOverlapUnderRandomChurn) {
   SlabArena arena;
   std::mt19937_64 random(12345);

@@ -2,11 +2,14 @@
 //
 // Blocks are served from size classes: multiples of 8 bytes up to 256, then steps of about 1/8
 // up to block_size_max. Each class carves blocks out of 128 KiB slabs; a slab belongs to one
-// class and counts its live blocks, and a slab whose last block is freed goes back to the
-// kernel (madvise) — one spare per class is kept so a class at a boundary does not thrash.
-// Without that, a swarm table that grows every swarm through the classes would keep every
-// class's slabs forever. Slabs are carved from one virtual reservation per arena (aligned, so a
-// block finds its slab by masking); blocks above block_size_max come from mimalloc.
+// class and counts its live blocks. A slab whose last block is freed stays with its class, empty
+// and resident, until trim() (the owner calls it about once a second) gives back to the kernel
+// (madvise) the empty slabs the class did not need since the last trim, keeping one per class.
+// Without the return, a swarm table that grows every swarm through the classes would keep every
+// class's slabs forever; without the delay, blocks that come and go on every request (HTTP
+// buffers) would cost a madvise and a TLB flush each time a slab at a boundary emptied. Slabs
+// are carved from one virtual reservation per arena (aligned, so a block finds its slab by
+// masking); blocks above block_size_max come from mimalloc.
 // Callers pass the size back on deallocate (sized free): no header per block.
 //
 // Ownership: one arena per shard; not thread-safe. Under AddressSanitizer free blocks are
@@ -20,7 +23,7 @@
 namespace tyto {
 
 struct ArenaStats {
-  std::uint64_t slab_bytes = 0;          // slabs in use or spare (resident upper bound)
+  std::uint64_t slab_bytes = 0;          // slabs in use or empty (resident upper bound)
   std::uint64_t large_bytes = 0;         // memory in blocks above block_size_max
   std::uint64_t block_bytes_in_use = 0;  // sum of class sizes of live blocks (incl. large)
   std::uint64_t slabs_allocated = 0;     // slabs taken from the reservation, ever
@@ -52,6 +55,10 @@ class SlabArena {
   void* allocate(std::size_t size) noexcept;
   void deallocate(void* block, std::size_t size) noexcept;
 
+  // Gives back the empty slabs that a class held throughout the time since the last call, but
+  // one per class. Never on the hot path: once a second or so.
+  void trim() noexcept;
+
   const ArenaStats& stats() const noexcept { return stats_; }
 
  private:
@@ -63,13 +70,16 @@ class SlabArena {
   struct Slab;
   struct SizeClass {
     Slab* partial = nullptr;  // slabs with room, doubly linked
-    Slab* spare = nullptr;    // one empty slab kept back
+    Slab* empty = nullptr;    // empty slabs kept resident, singly linked, last emptied first
+    std::uint32_t empty_count = 0;
+    std::uint32_t empty_count_low = 0;  // the fewest empty slabs since the last trim()
   };
 
   static std::size_t class_index(std::size_t size) noexcept;
   static std::size_t class_size(std::size_t index) noexcept;
   Slab* take_slab(std::size_t class_index) noexcept;
-  void release_slab(Slab* slab) noexcept;
+  void keep_empty(Slab* slab) noexcept;
+  void give_back(Slab* slab) noexcept;
 
   std::array<SizeClass, classes_max> classes_{};
   std::uint8_t* reservation_ = nullptr;  // slab_size-aligned

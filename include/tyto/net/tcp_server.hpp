@@ -98,7 +98,7 @@ class TcpServer {
   void flush(Ring& ring, ConnectionRef connection, bool close_after) noexcept;
   void close(Ring& ring, ConnectionRef connection) noexcept;
   // Closes connections idle for longer than idle_timeout_s (half-closed ones after
-  // drain_timeout_s). Call once per second.
+  // drain_timeout_s) and trims the buffer arena. Call once per second.
   void close_idle(Ring& ring, std::uint32_t now_s, std::uint32_t idle_timeout_s) noexcept;
 
   const TcpCounters& counters() const noexcept { return counters_; }

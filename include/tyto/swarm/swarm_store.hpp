@@ -153,7 +153,7 @@ class SwarmStore {
   void prefetch(std::span<const InfoHash> info_hashes) const noexcept;
   // Incremental expiry; call about once a second. Sweeps the table in slices so the whole of it
   // is visited within peer_timeout_s / 4, removes peers silent for longer than peer_timeout_s
-  // and frees empty swarms.
+  // and frees empty swarms; trims the peer arena (SlabArena::trim).
   void expire_step(std::uint32_t now_s) noexcept;
 
   const StoreCounters& counters() const noexcept { return counters_; }
