@@ -66,7 +66,7 @@ TEST(SlabArena, EmptySlabsGoBackOnlyWhenATrimPeriodDidNotNeedThem) {
   for (void* block : blocks) arena.deallocate(block, size);
   blocks.clear();
   EXPECT_EQ(arena.stats().slab_bytes, slab_bytes_full);  // kept: they may be wanted again
-  arena.trim();  // they emptied during this period: not yet
+  arena.trim();                                          // they emptied during this period: not yet
   EXPECT_EQ(arena.stats().slabs_released, 0u);
   // One of the three is taken and freed again: two stayed empty all through the period.
   arena.deallocate(arena.allocate(size), size);

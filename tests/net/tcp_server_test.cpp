@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 #include <string>
 
 namespace tyto::net {
@@ -133,19 +134,15 @@ TEST_F(TcpServerTest, ClosesAfterFlushWhenAsked) {
   close(client);
 }
 
-std::size_t open_descriptors() {
-  std::size_t count = 0;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
-    (void)entry;
-    ++count;
-  }
-  return count;
+std::ptrdiff_t open_descriptors() {
+  return std::distance(std::filesystem::directory_iterator("/proc/self/fd"),
+                       std::filesystem::directory_iterator{});
 }
 
 // Closes go through the ring: every one of many answered-and-closed connections gives its
 // descriptor back (none leaks, none is closed twice) and its slot to the next client.
 TEST_F(TcpServerTest, ClosedConnectionsGiveBackDescriptorsAndSlots) {
-  const std::size_t descriptors_before = open_descriptors();
+  const std::ptrdiff_t descriptors_before = open_descriptors();
   constexpr std::uint64_t connections_count = 20;  // 5 x the table of 4
   for (std::uint64_t i = 1; i <= connections_count; ++i) {
     const int client = connect_client();
@@ -154,7 +151,7 @@ TEST_F(TcpServerTest, ClosedConnectionsGiveBackDescriptorsAndSlots) {
     char reply[16] = {};
     ASSERT_EQ(recv(client, reply, sizeof reply, 0), 2);
     ASSERT_EQ(recv(client, reply, sizeof reply, 0), 0);  // our FIN after the answer
-    close(client);                                        // the client's FIN ends the drain
+    close(client);                                       // the client's FIN ends the drain
     run_until([&] { return server_.counters().closed == i; });
     ASSERT_EQ(server_.counters().closed, i);
   }
