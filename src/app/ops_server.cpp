@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstring>
 
 #include "tyto/core/clock.hpp"
@@ -18,8 +20,12 @@
 namespace tyto::app {
 namespace {
 
-constexpr unsigned answer_timeout_ms = 1000;
-constexpr int request_timeout_s = 2;
+using Clock = std::chrono::steady_clock;
+constexpr auto answer_timeout = std::chrono::seconds(1);
+constexpr auto request_timeout = std::chrono::seconds(2);
+// A client outside metrics.allow gets a fifth of a second to send its head (it is read all the
+// same: a reply over unread bytes would end in a reset).
+constexpr auto refused_timeout = std::chrono::milliseconds(200);
 
 std::string response(int status, std::string_view reason, std::string_view content_type,
                      std::string_view body) {
@@ -63,16 +69,16 @@ std::optional<InfoHash> parse_info_hash_parameter(std::string_view value) {
 
 std::string flags_json(std::uint8_t flags) {
   std::string text = "[";
-  for (std::size_t bit = 0; bit < std::size(swarm::swarm_flag_names); ++bit) {
+  for (std::size_t bit = 0; bit < std::size(store::swarm_flag_names); ++bit) {
     if ((flags & (1u << bit)) == 0) continue;
     if (text.size() > 1) text += ',';
-    text += fmt::format("\"{}\"", swarm::swarm_flag_names[bit]);
+    text += fmt::format("\"{}\"", store::swarm_flag_names[bit]);
   }
   return text + "]";
 }
 
 // One swarm's statistics with its derived measures.
-std::string swarm_json(const swarm::SwarmStatistics& s) {
+std::string swarm_json(const store::SwarmStatistics& s) {
   const std::uint32_t peers = s.seeders + s.leechers;
   const double seeder_ratio = peers == 0 ? 0.0 : static_cast<double>(s.seeders) / peers;
   const double window_s = s.window_s == 0 ? 1.0 : static_cast<double>(s.window_s);
@@ -95,6 +101,19 @@ std::string swarm_json(const swarm::SwarmStatistics& s) {
 
 }  // namespace
 
+struct OpsServer::Connection {
+  enum class Stage : std::uint8_t { reading, asking, writing };
+  int fd = -1;
+  bool allowed = false;
+  Stage stage = Stage::reading;
+  Clock::time_point deadline;
+  std::array<std::uint8_t, limits::http_request_head_size_max> head;
+  std::size_t head_size = 0;
+  Question question;
+  std::string reply;
+  std::size_t sent = 0;
+};
+
 OpsServer::OpsServer(const Options& options, shard::Runtime& runtime)
     : options_(options), runtime_(runtime) {}
 
@@ -105,7 +124,7 @@ OpsServer::~OpsServer() {
 std::string OpsServer::start() {
   started_unix_s_ = unix_time_s();
   for (const net::SocketAddress& address : options_.metrics_listeners) {
-    const int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     const int on = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
         (address.family() == AF_INET6 &&
@@ -122,6 +141,10 @@ std::string OpsServer::start() {
   if (listeners_.empty()) return {};
   stop_fd_ = eventfd(0, EFD_CLOEXEC);
   if (stop_fd_ < 0) return std::string("eventfd: ") + std::strerror(errno);
+  if (std::string error = waker_.init(); !error.empty()) {
+    TYTO_LOG(log::Level::warning, "metrics: no waker ring ({}): answers may wait for a tick",
+             error);
+  }
   thread_ = std::thread([this] { run(); });
   return {};
 }
@@ -132,135 +155,312 @@ void OpsServer::stop() {
     [[maybe_unused]] const auto written = write(stop_fd_, &one, sizeof one);
     thread_.join();
   }
+  for (const auto& connection : connections_) close(connection->fd);
+  connections_.clear();
   for (int fd : listeners_) close(fd);
   listeners_.clear();
   if (stop_fd_ >= 0) close(stop_fd_);
   stop_fd_ = -1;
 }
 
+// One poll over everything; then answers, new connections, reads, writes and deadlines.
 void OpsServer::run() noexcept {
+  shard::ControlBridge& bridge = runtime_.control_bridge();
   std::vector<pollfd> polled;
-  for (int fd : listeners_) polled.push_back({fd, POLLIN, 0});
-  polled.push_back({stop_fd_, POLLIN, 0});
-  for (;;) {
-    if (poll(polled.data(), polled.size(), -1) < 0) {
-      if (errno == EINTR) continue;
+  while (true) {
+    polled.clear();
+    polled.push_back({stop_fd_, POLLIN, 0});
+    polled.push_back({bridge.wake_fd(), POLLIN, 0});
+    const bool room = connections_.size() < connections_max;
+    for (int fd : listeners_) polled.push_back({fd, static_cast<short>(room ? POLLIN : 0), 0});
+    auto next_deadline = Clock::now() + std::chrono::seconds(1);
+    for (const auto& connection : connections_) {
+      const short events = connection->stage == Connection::Stage::reading   ? POLLIN
+                           : connection->stage == Connection::Stage::writing ? POLLOUT
+                                                                             : 0;
+      polled.push_back({connection->fd, events, 0});
+      next_deadline = std::min(next_deadline, connection->deadline);
+    }
+    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(next_deadline - Clock::now());
+    const int timeout_ms =
+        bridge.prepare_sleep() ? static_cast<int>(std::max<long>(wait.count(), 0)) : 0;
+    const int ready = poll(polled.data(), polled.size(), timeout_ms);
+    bridge.woke();
+    if (ready < 0 && errno != EINTR) {
       TYTO_LOG(log::Level::error, "metrics: poll: {}", std::strerror(errno));
       return;
     }
-    if (polled.back().revents != 0) return;
-    for (std::size_t i = 0; i + 1 < polled.size(); ++i) {
-      if ((polled[i].revents & POLLIN) == 0) continue;
-      const int connection = accept4(polled[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
-      if (connection < 0) continue;
-      serve(connection);
-      close(connection);
+    if (ready > 0 && polled[0].revents != 0) return;
+    take_answers();
+    const std::size_t listeners_at = 2;
+    const std::size_t connections_at = listeners_at + listeners_.size();
+    for (std::size_t i = 0; ready > 0 && i < listeners_.size(); ++i) {
+      if (polled[listeners_at + i].revents & POLLIN) accept_from(listeners_[i]);
+    }
+    // Only the connections polled this time (accept_from appends after them).
+    for (std::size_t i = 0; ready > 0 && connections_at + i < polled.size(); ++i) {
+      Connection& connection = *connections_[i];
+      if (polled[connections_at + i].revents == 0) continue;
+      if (connection.stage == Connection::Stage::reading) read_head(connection);
+      if (connection.stage == Connection::Stage::writing) write_reply(connection);
+    }
+    const auto now = Clock::now();
+    for (const auto& connection : connections_) {
+      if (connection->fd < 0 || now < connection->deadline) continue;
+      if (connection->stage == Connection::Stage::asking) {
+        finish_question(*connection);  // the shards that did not answer are reported missing
+        write_reply(*connection);
+      } else {
+        connection->fd = (close(connection->fd), -1);  // too slow to send or to take: give up
+      }
+    }
+    std::erase_if(connections_, [](const auto& connection) { return connection->fd < 0; });
+  }
+}
+
+void OpsServer::accept_from(int listener) noexcept {
+  while (connections_.size() < connections_max) {
+    sockaddr_storage peer{};
+    socklen_t peer_size = sizeof peer;
+    const int fd = accept4(listener, reinterpret_cast<sockaddr*>(&peer), &peer_size,
+                           SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return;  // EAGAIN: no more waiting, or a transient error
+    try {
+      auto connection = std::make_unique<Connection>();
+      connection->fd = fd;
+      const auto endpoint = net::endpoint_of(reinterpret_cast<const sockaddr*>(&peer), peer_size);
+      connection->allowed =
+          endpoint &&
+          std::any_of(options_.metrics_allow.begin(), options_.metrics_allow.end(),
+                      [&](const net::AddressPrefix& prefix) { return prefix.contains(*endpoint); });
+      connection->deadline =
+          Clock::now() + (connection->allowed ? request_timeout : refused_timeout);
+      connections_.push_back(std::move(connection));
+    } catch (const std::exception& error) {  // out of memory: drop this connection
+      TYTO_LOG_LIMITED(log::Level::warning, "metrics: {}", error.what());
+      close(fd);
+      return;
     }
   }
 }
 
-void OpsServer::serve(int connection) noexcept {
+void OpsServer::read_head(Connection& connection) noexcept {
+  namespace http = proto::http;
+  http::RequestHead head;
+  http::HeadStatus status = http::HeadStatus::incomplete;
+  while (status == http::HeadStatus::incomplete) {
+    if (connection.head_size == connection.head.size()) {
+      status = http::HeadStatus::too_large;
+      break;
+    }
+    const ssize_t got = recv(connection.fd, connection.head.data() + connection.head_size,
+                             connection.head.size() - connection.head_size, 0);
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // more later
+    if (got <= 0) {  // closed or broken before a whole head
+      connection.fd = (close(connection.fd), -1);
+      return;
+    }
+    connection.head_size += static_cast<std::size_t>(got);
+    status = http::parse_head(
+        std::span<const std::uint8_t>(connection.head.data(), connection.head_size), head);
+  }
   try {
-    sockaddr_storage peer{};
-    socklen_t peer_size = sizeof peer;
-    const auto endpoint =
-        getpeername(connection, reinterpret_cast<sockaddr*>(&peer), &peer_size) == 0
-            ? net::endpoint_of(reinterpret_cast<const sockaddr*>(&peer), peer_size)
-            : std::nullopt;
-    const bool allowed =
-        endpoint &&
-        std::any_of(options_.metrics_allow.begin(), options_.metrics_allow.end(),
-                    [&](const net::AddressPrefix& prefix) { return prefix.contains(*endpoint); });
-    // Everyone's request head is read (a reply over unread bytes would end in a reset), but
-    // a client outside the allowlist gets a fifth of a second for it.
-    const timeval timeout = allowed ? timeval{request_timeout_s, 0} : timeval{0, 200'000};
-    setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    setsockopt(connection, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-    std::string reply;
-    {
-      std::uint8_t head_bytes[limits::http_request_head_size_max];
-      std::size_t size = 0;
-      proto::http::RequestHead head;
-      proto::http::HeadStatus status = proto::http::HeadStatus::incomplete;
-      while (status == proto::http::HeadStatus::incomplete) {
-        if (size == sizeof head_bytes) {
-          status = proto::http::HeadStatus::too_large;
-          break;
-        }
-        const ssize_t got = recv(connection, head_bytes + size, sizeof head_bytes - size, 0);
-        if (got <= 0) return;  // closed or too slow
-        size += static_cast<std::size_t>(got);
-        status = proto::http::parse_head(std::span<const std::uint8_t>(head_bytes, size), head);
-      }
-      if (!allowed) {
-        TYTO_LOG_LIMITED(log::Level::debug, "metrics: refused a client outside metrics.allow");
-        reply = json_error(403, "Forbidden", "not in metrics.allow");
-      } else if (status == proto::http::HeadStatus::complete) {
-        reply = respond(head.method, head.target);
-      } else if (status == proto::http::HeadStatus::too_large) {
-        reply = json_error(431, "Request Header Fields Too Large", "request head over 4 KiB");
-      } else {
-        reply = json_error(400, "Bad Request", "malformed request");
-      }
+    Question question;
+    if (!connection.allowed) {
+      TYTO_LOG_LIMITED(log::Level::debug, "metrics: refused a client outside metrics.allow");
+      connection.reply = json_error(403, "Forbidden", "not in metrics.allow");
+    } else if (status == http::HeadStatus::complete) {
+      connection.reply = plan(head.method, head.target, question);
+    } else if (status == http::HeadStatus::too_large) {
+      connection.reply =
+          json_error(431, "Request Header Fields Too Large", "request head over 4 KiB");
+    } else {
+      connection.reply = json_error(400, "Bad Request", "malformed request");
     }
-    for (std::size_t sent = 0; sent < reply.size();) {
-      const ssize_t wrote =
-          send(connection, reply.data() + sent, reply.size() - sent, MSG_NOSIGNAL);
-      if (wrote <= 0) return;
-      sent += static_cast<std::size_t>(wrote);
-    }
-    // Half-close, then take what the client already sent, so closing does not reset the reply.
-    shutdown(connection, SHUT_WR);
-    std::uint8_t rest[512];
-    while (recv(connection, rest, sizeof rest, MSG_DONTWAIT) > 0) {
+    if (connection.reply.empty()) {
+      ask(connection, std::move(question));
+      return;
     }
   } catch (const std::exception& error) {  // out of memory formatting: drop this connection
     TYTO_LOG_LIMITED(log::Level::warning, "metrics: {}", error.what());
+    connection.fd = (close(connection.fd), -1);
+    return;
   }
+  connection.stage = Connection::Stage::writing;
+  connection.deadline = Clock::now() + request_timeout;
 }
 
-std::string OpsServer::respond(std::string_view method, std::string_view target) {
+// Sends the question to its shards (one shard for a swarm, all otherwise) and waits for them.
+void OpsServer::ask(Connection& connection, Question question) noexcept {
+  shard::ControlBridge& bridge = runtime_.control_bridge();
+  question.request.serial = ++serial_;
+  question.asked = 0;
+  const std::uint32_t shards = runtime_.shards_count();
+  const bool one = question.page == Page::swarm;
+  const std::uint32_t first = one ? runtime_.owner_of(question.request.info_hash) : 0;
+  for (std::uint32_t shard = first; shard < (one ? first + 1 : shards); ++shard) {
+    // A full queue: the shard has 16 questions unanswered; it counts as unanswered here.
+    question.asked += bridge.send(shard, question.request);
+  }
+  bridge.publish(runtime_.shard_presence(), waker_);
+  connection.question = std::move(question);
+  connection.question.answers.reserve(connection.question.asked);
+  connection.stage = Connection::Stage::asking;
+  connection.deadline = Clock::now() + answer_timeout;
+  if (connection.question.asked == 0) finish_question(connection);
+}
+
+void OpsServer::take_answers() noexcept {
+  runtime_.control_bridge().receive(
+      [this](std::uint32_t shard, const shard::ControlAnswer& answer) {
+        for (const auto& connection : connections_) {
+          Question& question = connection->question;
+          if (connection->stage != Connection::Stage::asking ||
+              question.request.serial != answer.serial)
+            continue;
+          question.answers.push_back({shard, answer});
+          if (question.answers.size() == question.asked) {
+            finish_question(*connection);
+            write_reply(*connection);
+          }
+          return;
+        }
+        // No one waits for it any more: a late answer to a question that timed out.
+      });
+}
+
+void OpsServer::finish_question(Connection& connection) {
+  try {
+    std::sort(connection.question.answers.begin(), connection.question.answers.end(),
+              [](const auto& a, const auto& b) { return a.shard < b.shard; });
+    connection.reply = render(connection.question);
+  } catch (const std::exception& error) {
+    TYTO_LOG_LIMITED(log::Level::warning, "metrics: {}", error.what());
+    connection.reply = json_error(500, "Internal Server Error", "out of memory");
+  }
+  connection.question = Question{};
+  connection.stage = Connection::Stage::writing;
+  connection.deadline = Clock::now() + request_timeout;
+}
+
+void OpsServer::write_reply(Connection& connection) noexcept {
+  if (connection.fd < 0) return;
+  while (connection.sent < connection.reply.size()) {
+    const ssize_t wrote = send(connection.fd, connection.reply.data() + connection.sent,
+                               connection.reply.size() - connection.sent, MSG_NOSIGNAL);
+    if (wrote < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // more later
+    if (wrote <= 0) break;
+    connection.sent += static_cast<std::size_t>(wrote);
+  }
+  // Half-close, then take what the client already sent, so closing does not reset the reply.
+  shutdown(connection.fd, SHUT_WR);
+  std::uint8_t rest[512];
+  while (recv(connection.fd, rest, sizeof rest, MSG_DONTWAIT) > 0) {
+  }
+  connection.fd = (close(connection.fd), -1);
+}
+
+std::string OpsServer::plan(std::string_view method, std::string_view target, Question& question) {
   if (method != "GET") return json_error(405, "Method Not Allowed", "GET only");
-  const auto question = target.find('?');
-  const std::string_view path = target.substr(0, question);
-  const std::string_view query =
-      question == std::string_view::npos ? std::string_view{} : target.substr(question + 1);
-  if (path == "/metrics") return metrics();
-  if (path == "/stats") return stats();
-  if (path == "/stats/swarm") return swarm_stats(query);
-  if (path == "/stats/top") return top_stats(query);
-  return json_error(404, "Not Found", "try /metrics, /stats, /stats/swarm, /stats/top");
-}
-
-std::vector<OpsServer::ShardAnswer> OpsServer::ask_all(shard::ControlKind kind,
-                                                       std::uint32_t& missing,
-                                                       swarm::TopOrder order, std::uint32_t count) {
-  shard::ControlRequest request;
-  request.kind = kind;
-  request.order = order;
-  request.count = count;
-  const std::uint32_t shards_count = runtime_.shards_count();
-  std::vector<std::uint32_t> shards(shards_count);
-  for (std::uint32_t i = 0; i < shards_count; ++i) shards[i] = i;
-  std::vector<shard::ControlAnswer> answers(shards_count);
-  std::unique_ptr<bool[]> answered(new bool[shards_count]);
-  runtime_.ask(shards, request, answers, std::span(answered.get(), shards_count),
-               answer_timeout_ms);
-  std::vector<ShardAnswer> kept;
-  missing = 0;
-  for (std::uint32_t i = 0; i < shards_count; ++i) {
-    if (answered[i]) {
-      kept.push_back({i, answers[i]});
-    } else {
-      ++missing;
+  const auto question_mark = target.find('?');
+  const std::string_view path = target.substr(0, question_mark);
+  const std::string_view query = question_mark == std::string_view::npos
+                                     ? std::string_view{}
+                                     : target.substr(question_mark + 1);
+  question.request.kind = shard::ControlKind::counters;
+  if (path == "/metrics") {
+    question.page = Page::metrics;
+    return {};
+  }
+  if (path == "/stats") {
+    question.page = Page::stats;
+    return {};
+  }
+  std::string_view value;
+  if (path == "/stats/swarm") {
+    if (!query_value(query, "info_hash", value)) {
+      return json_error(400, "Bad Request", "info_hash is required");
+    }
+    const auto info_hash = parse_info_hash_parameter(value);
+    if (!info_hash) {
+      return json_error(400, "Bad Request",
+                        "info_hash: 40 hex digits or the percent-encoded 20 bytes");
+    }
+    question.page = Page::swarm;
+    question.request.kind = shard::ControlKind::swarm;
+    question.request.info_hash = *info_hash;
+    return {};
+  }
+  if (path != "/stats/top") {
+    return json_error(404, "Not Found", "try /metrics, /stats, /stats/swarm, /stats/top");
+  }
+  question.page = Page::top;
+  question.request.kind = shard::ControlKind::top;
+  question.request.order = store::TopOrder::peers;
+  if (query_value(query, "by", value)) {
+    const auto* names = std::begin(store::top_order_names);
+    const auto* found = std::find(names, std::end(store::top_order_names), value);
+    if (found == std::end(store::top_order_names)) {
+      return json_error(400, "Bad Request",
+                        "by: peers, seeders, leechers, completed, announces or churn");
+    }
+    question.request.order = static_cast<store::TopOrder>(found - names);
+  }
+  question.request.count = 10;
+  if (query_value(query, "n", value)) {
+    std::uint32_t& count = question.request.count;
+    const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), count);
+    if (error != std::errc{} || end != value.data() + value.size() || count == 0 ||
+        count > shard::top_count_max) {
+      return json_error(400, "Bad Request", fmt::format("n: 1..{}", shard::top_count_max));
     }
   }
-  return kept;
+  return {};
 }
 
-std::string OpsServer::metrics() {
-  std::uint32_t missing = 0;
-  const auto answers = ask_all(shard::ControlKind::counters, missing);
+std::string OpsServer::render(const Question& question) {
+  const auto missing = static_cast<std::uint32_t>(
+      (question.page == Page::swarm ? 1 : runtime_.shards_count()) - question.answers.size());
+  switch (question.page) {
+    case Page::metrics:
+      return metrics(question);
+    case Page::stats:
+      return stats(question);
+    case Page::swarm:
+      if (missing != 0) {
+        return json_error(503, "Service Unavailable", "the owning shard did not answer");
+      }
+      if (!question.answers[0].answer.found) return json_error(404, "Not Found", "no such swarm");
+      return response(200, "OK", "application/json",
+                      swarm_json(question.answers[0].answer.swarm) + "\n");
+    case Page::top:
+      break;
+  }
+  const store::TopOrder order = question.request.order;
+  const std::uint32_t count = question.request.count;
+  std::vector<store::SwarmStatistics> merged;
+  for (const auto& [shard_index, answer] : question.answers) {
+    merged.insert(merged.end(), answer.top, answer.top + answer.top_count);
+  }
+  std::stable_sort(merged.begin(), merged.end(), [order](const auto& a, const auto& b) {
+    return store::top_key(a, order) > store::top_key(b, order);
+  });
+  if (merged.size() > count) merged.resize(count);
+  std::string list = "[";
+  for (const auto& entry : merged) {
+    if (list.size() > 1) list += ',';
+    list += swarm_json(entry);
+  }
+  list += "]";
+  const std::string body =
+      fmt::format("{{\"by\":\"{}\",\"n\":{},\"shards_unanswered\":{},\"swarms\":{}}}\n",
+                  store::top_order_names[static_cast<std::size_t>(order)], count, missing, list);
+  return response(200, "OK", "application/json", body);
+}
+
+std::string OpsServer::metrics(const Question& question) {
+  const auto& answers = question.answers;
+  const auto missing = runtime_.shards_count() - answers.size();
   std::string body;
   auto gauge = [&body](std::string_view name, std::string_view help, std::uint64_t value) {
     body += fmt::format("# HELP {0} {1}.\n# TYPE {0} gauge\n{0} {2}\n", name, help, value);
@@ -283,9 +483,9 @@ std::string OpsServer::metrics() {
   return response(200, "OK", "text/plain; version=0.0.4; charset=utf-8", body);
 }
 
-std::string OpsServer::stats() {
-  std::uint32_t missing = 0;
-  const auto answers = ask_all(shard::ControlKind::counters, missing);
+std::string OpsServer::stats(const Question& question) {
+  const auto& answers = question.answers;
+  const auto missing = runtime_.shards_count() - answers.size();
   shard::ShardTotals totals;
   for (const auto& answer : answers) totals.add(answer.answer.totals);
   auto object = [](const shard::ShardTotals& t) {
@@ -308,71 +508,6 @@ std::string OpsServer::stats() {
       "{{\"version\":\"0.1.0\",\"uptime_s\":{},\"shards\":{},\"shards_unanswered\":{},"
       "\"totals\":{},\"per_shard\":{}}}\n",
       now_s - started_unix_s_, runtime_.shards_count(), missing, object(totals), per_shard);
-  return response(200, "OK", "application/json", body);
-}
-
-std::string OpsServer::swarm_stats(std::string_view query) {
-  std::string_view value;
-  if (!query_value(query, "info_hash", value)) {
-    return json_error(400, "Bad Request", "info_hash is required");
-  }
-  const auto info_hash = parse_info_hash_parameter(value);
-  if (!info_hash) {
-    return json_error(400, "Bad Request",
-                      "info_hash: 40 hex digits or the percent-encoded 20 bytes");
-  }
-  shard::ControlRequest request;
-  request.kind = shard::ControlKind::swarm;
-  request.info_hash = *info_hash;
-  const std::uint32_t owner = runtime_.owner_of(*info_hash);
-  auto answer = std::make_unique<shard::ControlAnswer>();
-  bool answered = false;
-  runtime_.ask(std::span(&owner, 1), request, std::span(answer.get(), 1), std::span(&answered, 1),
-               answer_timeout_ms);
-  if (!answered) return json_error(503, "Service Unavailable", "the owning shard did not answer");
-  if (!answer->found) return json_error(404, "Not Found", "no such swarm");
-  return response(200, "OK", "application/json", swarm_json(answer->swarm) + "\n");
-}
-
-std::string OpsServer::top_stats(std::string_view query) {
-  swarm::TopOrder order = swarm::TopOrder::peers;
-  std::string_view value;
-  if (query_value(query, "by", value)) {
-    const auto* names = std::begin(swarm::top_order_names);
-    const auto* found = std::find(names, std::end(swarm::top_order_names), value);
-    if (found == std::end(swarm::top_order_names)) {
-      return json_error(400, "Bad Request",
-                        "by: peers, seeders, leechers, completed, announces or churn");
-    }
-    order = static_cast<swarm::TopOrder>(found - names);
-  }
-  std::uint32_t count = 10;
-  if (query_value(query, "n", value)) {
-    const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), count);
-    if (error != std::errc{} || end != value.data() + value.size() || count == 0 ||
-        count > shard::top_count_max) {
-      return json_error(400, "Bad Request", fmt::format("n: 1..{}", shard::top_count_max));
-    }
-  }
-  std::uint32_t missing = 0;
-  const auto answers = ask_all(shard::ControlKind::top, missing, order, count);
-  std::vector<swarm::SwarmStatistics> merged;
-  for (const auto& [shard_index, answer] : answers) {
-    merged.insert(merged.end(), answer.top, answer.top + answer.top_count);
-  }
-  std::stable_sort(merged.begin(), merged.end(), [order](const auto& a, const auto& b) {
-    return swarm::top_key(a, order) > swarm::top_key(b, order);
-  });
-  if (merged.size() > count) merged.resize(count);
-  std::string list = "[";
-  for (const auto& entry : merged) {
-    if (list.size() > 1) list += ',';
-    list += swarm_json(entry);
-  }
-  list += "]";
-  const std::string body =
-      fmt::format("{{\"by\":\"{}\",\"n\":{},\"shards_unanswered\":{},\"swarms\":{}}}\n",
-                  swarm::top_order_names[static_cast<std::size_t>(order)], count, missing, list);
   return response(200, "OK", "application/json", body);
 }
 

@@ -88,6 +88,14 @@ void Ring::wake(int target_ring_fd) noexcept {
   io_uring_sqe_set_data64(entry, pack_user_data(Op::wake_sent, 0));
 }
 
+void Ring::write_eventfd(int eventfd) noexcept {
+  // The kernel reads the 8 bytes when it runs the write: static storage outlives any SQE.
+  static constexpr std::uint64_t one = 1;
+  io_uring_sqe* entry = sqe();
+  io_uring_prep_write(entry, eventfd, &one, sizeof one, 0);
+  io_uring_sqe_set_data64(entry, pack_user_data(Op::wake_sent, 0));
+}
+
 ProvidedBuffers::ProvidedBuffers(std::uint32_t count, std::uint32_t size,
                                  std::uint16_t group) noexcept
     : count_(count), size_(size), group_(group) {

@@ -60,6 +60,8 @@ std::vector<CounterRow> counter_rows(const ShardTotals& t) {
       {"scrape_gather_timeouts", "scrapes given up: an owner did not answer", false,
        s.scrape_gather_timeouts},
       {"wakeups_sent", "wake-ups sent to sleeping shards", false, s.wakeups_sent},
+      {"control_answers_dropped", "answers to the ops server dropped: its queue was full", false,
+       s.control_answers_dropped},
       {"http_announces", "HTTP announces answered", false, s.http_announces},
       {"http_scrapes", "HTTP scrapes answered", false, s.http_scrapes},
       {"http_failures", "HTTP requests answered with a failure reason or error status", false,

@@ -25,6 +25,7 @@ std::string Runtime::start() {
   const auto count = static_cast<std::uint32_t>(config_.cores.size());
   if (count == 0 || count > shards_max) return "between 1 and 64 shards are supported";
   directory_ = std::make_unique<ShardDirectory>(count);
+  if (std::string error = directory_->control.init(count); !error.empty()) return error;
   directory_->access_list.store(access_list_.get());
   directory_->snapshot_records = snapshot_records_;
   directory_->snapshot_extra_age_s = snapshot_extra_age_s_;
@@ -114,15 +115,11 @@ void Runtime::stop() {
   if (stopped_ || directory_ == nullptr) return;
   stopped_ = true;
   directory_->stopping.store(true, std::memory_order_seq_cst);
-  // Wake every shard that sleeps in the kernel, from a small ring of our own.
-  net::Ring waker;
-  if (waker.init(64, false).empty()) {
-    for (std::uint32_t i = 0; i < directory_->shards_count; ++i) {
-      const int fd = directory_->entries[i].ring_fd.load();
-      if (fd >= 0) waker.wake(fd);
-    }
-    waker.submit();
-  }
+  // Wake every shard, sleeping or about to.
+  Waker waker;
+  [[maybe_unused]] const std::string no_waker = waker.init();  // without: shards tick in 1 s
+  for (std::uint32_t i = 0; i < directory_->shards_count; ++i) waker.wake(directory_->presence[i]);
+  waker.flush();
   for (std::thread& thread : threads_) thread.join();
   threads_.clear();
 }
@@ -142,15 +139,15 @@ void Runtime::set_access_list(std::unique_ptr<const AccessList> list) {
   const std::uint64_t epoch = directory_->access_epoch.load(std::memory_order_relaxed) + 1;
   directory_->access_epoch.store(epoch, std::memory_order_seq_cst);
   if (old == nullptr) return;
-  net::Ring waker;
-  const bool can_wake = waker.init(64, false).empty();
+  Waker waker;
+  [[maybe_unused]] const std::string no_waker = waker.init();  // without: shards tick in 1 s
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   for (;;) {
     bool all_moved = true;
     for (std::uint32_t i = 0; i < directory_->shards_count; ++i) {
       if (directory_->entries[i].access_epoch_seen.load(std::memory_order_seq_cst) < epoch) {
         all_moved = false;
-        if (can_wake) waker.wake(directory_->entries[i].ring_fd);
+        waker.wake(directory_->presence[i]);
       }
     }
     if (all_moved) return;  // `old` is freed here: no shard can still hold it
@@ -158,53 +155,13 @@ void Runtime::set_access_list(std::unique_ptr<const AccessList> list) {
       retired_access_lists_.push_back(std::move(old));
       return;
     }
-    if (can_wake) {
-      waker.submit();
-      waker.drain([](const io_uring_cqe&) {});
-    }
+    waker.flush();
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
 }
 
 std::uint32_t Runtime::owner_of(const InfoHash& info_hash) const noexcept {
   return shard_of(info_hash, directory_->shard_key, directory_->shards_count);
-}
-
-void Runtime::ask(std::span<const std::uint32_t> shards, ControlRequest request,
-                  std::span<ControlAnswer> answers, std::span<bool> answered, unsigned timeout_ms) {
-  TYTO_ASSERT(answers.size() == shards.size() && answered.size() == shards.size());
-  request.serial = ++control_serial_;
-  if (control_waker_ == nullptr) {
-    control_waker_ = std::make_unique<net::Ring>();
-    if (!control_waker_->init(64, false).empty()) control_waker_.reset();  // shards tick anyway
-  }
-  // A shard whose request queue is full has not answered earlier questions: do not wait for it.
-  std::vector<bool> asked(shards.size());
-  for (std::size_t i = 0; i < shards.size(); ++i) {
-    answered[i] = false;
-    ControlRequests& requests = *directory_->control_requests[shards[i]];
-    asked[i] = requests.try_push(request);
-    requests.publish();
-    if (control_waker_ != nullptr) control_waker_->wake(directory_->entries[shards[i]].ring_fd);
-  }
-  if (control_waker_ != nullptr) {
-    control_waker_->submit();
-    control_waker_->drain([](const io_uring_cqe&) {});
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  std::size_t waiting = static_cast<std::size_t>(std::count(asked.begin(), asked.end(), true));
-  while (waiting > 0 && std::chrono::steady_clock::now() < deadline) {
-    for (std::size_t i = 0; i < shards.size(); ++i) {
-      if (answered[i] || !asked[i]) continue;
-      directory_->control_answers[shards[i]]->consume([&](const ControlAnswer& answer) {
-        if (answer.serial != request.serial) return;  // a late answer to an earlier question
-        answers[i] = answer;
-        answered[i] = true;
-        --waiting;
-      });
-    }
-    if (waiting > 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
-  }
 }
 
 std::vector<int> parse_cpu_list(std::string_view text) {

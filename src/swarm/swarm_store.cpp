@@ -85,24 +85,6 @@ std::uint32_t majority_prefix_count(const Peers& peers, std::size_t prefix_bytes
 constexpr std::uint32_t concentration_peers_min = 16;
 }  // namespace
 
-std::uint64_t top_key(const SwarmStatistics& statistics, TopOrder order) noexcept {
-  switch (order) {
-    case TopOrder::peers:
-      return std::uint64_t{statistics.seeders} + statistics.leechers;
-    case TopOrder::seeders:
-      return statistics.seeders;
-    case TopOrder::leechers:
-      return statistics.leechers;
-    case TopOrder::completed:
-      return statistics.completed;
-    case TopOrder::announces:
-      return std::uint64_t{statistics.announces_last_window} + statistics.announces_this_window;
-    case TopOrder::churn:
-      return std::uint64_t{statistics.joins_last_window} + statistics.leaves_last_window +
-             statistics.joins_this_window + statistics.leaves_this_window;
-  }
-  return 0;
-}
 
 SwarmStore::SwarmStore(const StoreLimits& limits, const HashSecret& secret,
                        std::uint64_t random_seed)
@@ -648,3 +630,13 @@ void SwarmStore::verify() const noexcept {
 }
 
 }  // namespace tyto::swarm
+
+namespace tyto::store {
+
+std::unique_ptr<PeerStore> make_memory_peer_store(const StoreLimits& limits,
+                                                  const HashSecret& secret,
+                                                  std::uint64_t random_seed) {
+  return std::make_unique<swarm::SwarmStore>(limits, secret, random_seed);
+}
+
+}  // namespace tyto::store

@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "support/address_space.hpp"
-#include "tyto/swarm/peer_store.hpp"
 #include "tyto/swarm/swarm_store.hpp"
 
 namespace tyto::swarm {
@@ -512,11 +511,6 @@ TEST(StoreLimitsTest, CapsRefuseNewSwarmsAndPeersAndCountThem) {
   request.peer = v4(10);  // existing peers still update
   EXPECT_EQ(store.announce(request, 10, out).status, AnnounceStatus::ok);
   store.verify();
-}
-
-TEST(PeerStoreConcept, TheInMemoryStoreIsAPeerStore) {
-  static_assert(PeerStore<SwarmStore>);
-  SUCCEED();
 }
 
 }  // namespace

@@ -2,10 +2,12 @@
 // /stats/top, on its own addresses (metrics.listen) and its own thread, so operator traffic never
 // runs on a shard's loop. Answers only clients inside metrics.allow (403 otherwise).
 //
-// The thread asks the shards through the runtime's control channel (one question at a time,
-// 1 s timeout per question) and never reads shard memory. One connection at a time, one request
-// per connection, 2 s to send the request head (4 KiB at most): this is an operator's port,
-// not a public one.
+// The ops thread is a bridge (shard/bridge.hpp): it asks the shards through the control bridge
+// and never reads shard memory. It serves up to connections_max connections at once, each one
+// request: 2 s to send the request head (4 KiB at most), 1 s for the shards' answers (a shard
+// that misses it is reported as unanswered), 2 s to take the reply. Nothing it does blocks: one
+// poll over its listeners, its connections, the bridge's eventfd and the stop eventfd. This is an
+// operator's port, not a public one.
 #pragma once
 
 #include <atomic>
@@ -22,6 +24,8 @@ namespace tyto::app {
 
 class OpsServer {
  public:
+  static constexpr std::size_t connections_max = shard::control_questions_max;
+
   OpsServer(const Options& options, shard::Runtime& runtime);
   ~OpsServer();
   OpsServer(const OpsServer&) = delete;
@@ -31,24 +35,33 @@ class OpsServer {
   std::string start();
   void stop();
 
-  // The response to one request target ("/stats/top?by=seeders&n=5"), status line included.
-  // Public for tests; runs on the ops thread.
-  std::string respond(std::string_view method, std::string_view target);
-
  private:
-  void run() noexcept;
-  void serve(int connection) noexcept;
-  std::string metrics();
-  std::string stats();
-  std::string swarm_stats(std::string_view query);
-  std::string top_stats(std::string_view query);
   struct ShardAnswer {
     std::uint32_t shard;
     shard::ControlAnswer answer;
   };
-  // Every shard's answer to `request` (missing shards are left out and counted in `missing`).
-  std::vector<ShardAnswer> ask_all(shard::ControlKind kind, std::uint32_t& missing,
-                                   swarm::TopOrder order = {}, std::uint32_t count = 0);
+  enum class Page : std::uint8_t { metrics, stats, swarm, top };
+  // One operator request waiting for the shards it asked.
+  struct Question {
+    Page page = Page::metrics;
+    shard::ControlRequest request;
+    std::uint32_t asked = 0;  // shards the request went to
+    std::vector<ShardAnswer> answers;
+  };
+  struct Connection;
+
+  void run() noexcept;
+  void accept_from(int listener) noexcept;
+  void read_head(Connection& connection) noexcept;
+  void ask(Connection& connection, Question question) noexcept;
+  void take_answers() noexcept;
+  void write_reply(Connection& connection) noexcept;
+  void finish_question(Connection& connection);
+  // The reply to a request that needs no shard, or the question to ask the shards.
+  std::string plan(std::string_view method, std::string_view target, Question& question);
+  std::string render(const Question& question);
+  std::string metrics(const Question& question);
+  std::string stats(const Question& question);
 
   const Options& options_;
   shard::Runtime& runtime_;
@@ -56,6 +69,10 @@ class OpsServer {
   int stop_fd_ = -1;  // eventfd
   std::thread thread_;
   std::uint64_t started_unix_s_ = 0;
+  // The ops thread's own (run()).
+  std::vector<std::unique_ptr<Connection>> connections_;
+  std::uint64_t serial_ = 0;
+  shard::Waker waker_;
 };
 
 }  // namespace tyto::app

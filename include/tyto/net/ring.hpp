@@ -19,7 +19,7 @@ enum class Op : std::uint8_t {
   udp_recv = 1,    // index: UDP listener
   udp_send = 2,    // index: send slot
   wake = 3,        // a MSG_RING from another shard or the main thread
-  wake_sent = 4,   // completion of our own MSG_RING to another ring
+  wake_sent = 4,   // completion of our own MSG_RING to another ring, or eventfd write
   tcp_accept = 5,  // index: TCP listener
   tcp_recv = 6,    // index: connection slot
   tcp_send = 7,    // index: connection slot
@@ -83,6 +83,8 @@ class Ring {
 
   // Posts a wake-up completion (Op::wake) on another ring (IORING_OP_MSG_RING).
   void wake(int target_ring_fd) noexcept;
+  // Queues an 8-byte write of 1 to an eventfd (wakes a thread polling it; completes as wake_sent).
+  void write_eventfd(int eventfd) noexcept;
 
   int fd() const noexcept { return ring_.ring_fd; }
   io_uring* raw() noexcept { return &ring_; }

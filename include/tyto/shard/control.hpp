@@ -1,21 +1,21 @@
-// The control channel: how the operations thread (metrics, statistics) asks shards about their
-// state without locks and without reading shard memory (DESIGN §1: shards share nothing).
+// The control bridge: how the operations thread (metrics, statistics) asks shards about their
+// state without locks and without reading shard memory (DESIGN §1: shards share nothing). It is
+// a Bridge (bridge.hpp) like every other non-shard thread's.
 //
-// Per shard, two SPSC queues: requests (producer: the ops thread; consumer: the shard) and
-// answers (producer: the shard; consumer: the ops thread). The shard drains its requests once
-// per loop turn and answers from its own state; the asker posts a MSG_RING so a sleeping shard
-// wakes at once (it would anyway within a second). The ops thread has at most one question out
-// per shard, so a queue never holds more than one message and the shard's push cannot fail.
-// Answers carry the request's serial: a late answer to a question the asker gave up on is
-// recognised and dropped.
+// Policy: a question is answered or times out. The asker may have several questions out per
+// shard (one per waiting operator request, bounded by its connections); a question that finds
+// the shard's queue full is not sent and the asker answers 503 at once. A shard whose answer
+// queue is full drops the answer and counts it (control_answers_dropped): the asker times out.
+// Answers carry the question's serial, so a late answer to a question given up on is recognised
+// and dropped.
 #pragma once
 
 #include <cstdint>
 
-#include "tyto/core/spsc.hpp"
 #include "tyto/core/types.hpp"
+#include "tyto/shard/bridge.hpp"
 #include "tyto/shard/counters.hpp"
-#include "tyto/swarm/swarm_store.hpp"
+#include "tyto/store/peer_store.hpp"
 
 namespace tyto::shard {
 
@@ -30,7 +30,7 @@ inline constexpr std::uint32_t top_count_max = 100;
 struct ControlRequest {
   std::uint64_t serial = 0;
   ControlKind kind = ControlKind::counters;
-  swarm::TopOrder order = swarm::TopOrder::peers;
+  store::TopOrder order = store::TopOrder::peers;
   std::uint32_t count = 0;  // top: 1..top_count_max
   InfoHash info_hash;       // swarm
 };
@@ -39,13 +39,14 @@ struct ControlAnswer {
   std::uint64_t serial = 0;
   bool found = false;
   ShardTotals totals;
-  swarm::SwarmStatistics swarm;
+  store::SwarmStatistics swarm;
   std::uint32_t top_count = 0;
-  swarm::SwarmStatistics top[top_count_max];
+  store::SwarmStatistics top[top_count_max];
 };
 
-// Two slots: one question out at a time, plus room for the asker's next after a timeout.
-using ControlRequests = SpscQueue<ControlRequest, 2>;
-using ControlAnswers = SpscQueue<ControlAnswer, 2>;
+// 16 questions out per shard at once (the ops server's connection bound); an answer is ~8 KiB.
+inline constexpr std::size_t control_questions_max = 16;
+using ControlBridge =
+    Bridge<ControlRequest, ControlAnswer, control_questions_max, control_questions_max>;
 
 }  // namespace tyto::shard

@@ -8,7 +8,7 @@
 
 #include "tyto/net/tcp_server.hpp"
 #include "tyto/net/udp_socket.hpp"
-#include "tyto/swarm/swarm_store.hpp"
+#include "tyto/store/peer_store.hpp"
 
 namespace tyto::shard {
 
@@ -32,7 +32,8 @@ struct ShardCounters {
   std::uint64_t http_failures = 0;  // answered with a failure reason or an error status
   std::uint64_t http_busy = 0;      // no lent buffer or mailbox room: 503
   std::uint64_t http_answers_retried = 0;
-  std::uint64_t dropped_stopping = 0;  // UDP requests received while stopping
+  std::uint64_t control_answers_dropped = 0;  // the ops bridge's answer queue was full
+  std::uint64_t dropped_stopping = 0;         // UDP requests received while stopping
   std::uint64_t loop_turns = 0;
   // Turns whose work (everything but the sleep) took longer: a stall delays every request that
   // waits behind it, so these bound what the loop itself adds to the latency tail.
@@ -52,7 +53,7 @@ struct ShardTotals {
   ShardCounters shard;
   net::UdpCounters udp;
   net::TcpCounters tcp;
-  swarm::StoreCounters store;
+  store::StoreCounters store;
   ShardGauges gauges;
 
   void add(const ShardTotals& other) noexcept;

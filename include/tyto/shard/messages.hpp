@@ -25,15 +25,16 @@ struct ForwardedUdpAnnounce {
 };
 
 // An HTTP announce received by one shard for a swarm another shard owns. The receiving shard owns
-// the TCP connection and answers it; it lends the owner `peers_out` (one of its lent buffers,
-// room for peers_max peers) and does not touch it until the HttpAnnounceAnswer comes back, so the
-// buffer has exactly one user at a time. Both messages travel on ordered SPSC rings.
+// the TCP connection and answers it; it lends the owner one of its lent buffers (room for
+// peers_max peers), named by index: the owner finds it through ShardDirectory::lent_buffer (the
+// one place where a shard writes into memory another shard owns, and only between this message
+// and the HttpAnnounceAnswer). The receiver does not touch the buffer until the answer comes
+// back, so it has exactly one user at a time; both messages travel on ordered SPSC rings.
 struct ForwardedHttpAnnounce {
   net::ConnectionRef connection;
   AnnounceRequest request;
   std::uint32_t peers_max = 0;
   std::uint32_t lent_index = 0;
-  std::uint8_t* peers_out = nullptr;
 };
 
 struct HttpAnnounceAnswer {

@@ -58,11 +58,12 @@ class Runtime {
   // The shard that owns a swarm.
   std::uint32_t owner_of(const InfoHash& info_hash) const noexcept;
 
-  // The control channel (control.hpp), while the shards run. From ONE thread only (the ops
-  // thread): asks each shard in `shards` the same question and waits up to timeout_ms for all
-  // answers. answers[i] belongs to shards[i]; answered[i] says whether it came in time.
-  void ask(std::span<const std::uint32_t> shards, ControlRequest request,
-           std::span<ControlAnswer> answers, std::span<bool> answered, unsigned timeout_ms);
+  // The control bridge (control.hpp) and the shards' presence (waker.hpp), for its one bridge
+  // thread (the ops server), after start().
+  ControlBridge& control_bridge() noexcept { return directory_->control; }
+  std::span<Presence> shard_presence() noexcept {
+    return {directory_->presence.get(), directory_->shards_count};
+  }
 
  private:
   RuntimeConfig config_;
@@ -74,9 +75,6 @@ class Runtime {
   std::uint32_t snapshot_extra_age_s_ = 0;
   std::unique_ptr<const AccessList> access_list_;
   std::vector<std::unique_ptr<const AccessList>> retired_access_lists_;  // see set_access_list
-  // The asking thread's: serials and a ring to wake sleeping shards (made on first use).
-  std::uint64_t control_serial_ = 0;
-  std::unique_ptr<net::Ring> control_waker_;
   // Start-up handshake (start-up only, never on the hot path).
   std::mutex start_mutex_;
   std::condition_variable start_changed_;

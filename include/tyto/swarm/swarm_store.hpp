@@ -32,21 +32,21 @@
 #include "tyto/core/owner.hpp"
 #include "tyto/core/request.hpp"
 #include "tyto/core/result.hpp"
+#include "tyto/store/peer_store.hpp"
 #include "tyto/swarm/peer_set.hpp"
 
 namespace tyto::swarm {
 
-struct StoreLimits {
-  std::uint32_t swarms_max = limits::swarms_per_shard_max;
-  std::uint32_t peers_per_swarm_max = limits::peers_per_swarm_max;
-  std::uint32_t peer_timeout_s = limits::peer_timeout_s;
-  // Per-swarm statistics count in windows of this length (the announce interval: "per interval").
-  std::uint32_t statistics_window_s = limits::announce_interval_s;
-};
+// The boundary's vocabulary, which this store implements.
+using store::address_concentration;
+using store::announce_flood;
+using store::completions_without_leechers;
+using store::leecher_surge;
+using store::StoreCounters;
+using store::StoreLimits;
+using store::SwarmStatistics;
+using store::TopOrder;
 
-// Per-swarm activity, kept inline in the swarm's record (24 bytes). Counters are per statistics
-// window and saturate at 65535; a window is closed lazily, when the swarm is next touched (an
-// announce, the expiry sweep or a statistics query), and closing it computes the anomaly flags.
 struct SwarmActivity {
   std::uint32_t created_s = 0;
   std::uint16_t window = 0;  // number (mod 2^16) of the window the current counters belong to
@@ -63,65 +63,6 @@ struct SwarmActivity {
 };
 static_assert(sizeof(SwarmActivity) == 24);
 
-// Anomaly flags (README "Swarm statistics" documents each method and threshold). All but
-// address_concentration are decided when a window closes, from that window's counters;
-// address_concentration by the expiry sweep, which visits every swarm's peers anyway.
-enum SwarmFlag : std::uint8_t {
-  // The window's joins >= 32 and leechers now > 4 x max(8, moving average of leechers).
-  leecher_surge = 1 << 0,
-  // One IPv4 /24 or IPv6 /48 holds more than half of a family's peers (>= 16 of them).
-  address_concentration = 1 << 1,
-  // The window's unmatched completions (event=completed from a peer that was not a leecher of
-  // the swarm: a new peer, or a seeder already) >= 8 and above the average leechers.
-  completions_without_leechers = 1 << 2,
-  // The window's announces >= 64 and > 4 x (peers + leaves): peers announcing far more often
-  // than once per interval.
-  announce_flood = 1 << 3,
-};
-inline constexpr const char* swarm_flag_names[] = {
-    "leecher_surge", "address_concentration", "completions_without_leechers", "announce_flood"};
-
-// One swarm's statistics as a statistics query sees them.
-struct SwarmStatistics {
-  InfoHash info_hash;
-  std::uint32_t seeders = 0;
-  std::uint32_t leechers = 0;
-  std::uint32_t completed = 0;  // downloads ever ("downloaded")
-  std::uint32_t age_s = 0;
-  std::uint32_t window_s = 0;
-  // The last complete window (rates are these per window_s) and the current, partial one.
-  std::uint32_t announces_last_window = 0;
-  std::uint32_t joins_last_window = 0;
-  std::uint32_t leaves_last_window = 0;
-  std::uint32_t announces_this_window = 0;
-  std::uint32_t joins_this_window = 0;
-  std::uint32_t leaves_this_window = 0;
-  std::uint32_t unmatched_completions_this_window = 0;
-  std::uint32_t leechers_average = 0;
-  std::uint32_t prefix_share_permille = 0;  // majority /24 (/48) share, 0 when none
-  std::uint8_t flags = 0;
-};
-
-enum class TopOrder : std::uint8_t { peers, seeders, leechers, completed, announces, churn };
-inline constexpr const char* top_order_names[] = {"peers",     "seeders",   "leechers",
-                                                  "completed", "announces", "churn"};
-// The value a top list sorts by (descending).
-std::uint64_t top_key(const SwarmStatistics& statistics, TopOrder order) noexcept;
-
-// Every field is a std::uint64_t (the runtime adds them up field by field).
-struct StoreCounters {
-  std::uint64_t swarms = 0;      // gauge
-  std::uint64_t peers_ipv4 = 0;  // gauge
-  std::uint64_t peers_ipv6 = 0;  // gauge
-  std::uint64_t seeders = 0;     // gauge, both families
-  std::uint64_t leechers = 0;    // gauge
-  std::uint64_t announces = 0;
-  std::uint64_t swarms_refused = 0;  // a new swarm over swarms_max
-  std::uint64_t peers_refused = 0;   // a new peer over peers_per_swarm_max
-  std::uint64_t peers_expired = 0;
-  std::uint64_t swarms_freed = 0;
-};
-
 struct Swarm {
   InfoHash info_hash;
   std::uint32_t downloaded = 0;
@@ -131,10 +72,10 @@ struct Swarm {
 };
 static_assert(sizeof(Swarm) == 72, "the record is the per-swarm memory cost");
 
-class SwarmStore {
+class SwarmStore final : public store::PeerStore {
  public:
   SwarmStore(const StoreLimits& limits, const HashSecret& secret, std::uint64_t random_seed);
-  ~SwarmStore();
+  ~SwarmStore() override;
   SwarmStore(const SwarmStore&) = delete;
   SwarmStore& operator=(const SwarmStore&) = delete;
 
@@ -142,25 +83,25 @@ class SwarmStore {
   // requester's family (never mixed, never the requester; seeders get leechers only) into
   // peers_out. Counts are after the announce. event=stopped removes the peer, selects nothing.
   AnnounceReply announce(const AnnounceRequest& request, std::uint32_t now_s,
-                         std::span<std::uint8_t> peers_out) noexcept;
-  ScrapeEntry scrape(const InfoHash& info_hash) const noexcept;
+                         std::span<std::uint8_t> peers_out) noexcept override;
+  ScrapeEntry scrape(const InfoHash& info_hash) const noexcept override;
 
   // Read-ahead for a batch about to be served: starts loading the index entries where lookups
   // of these info_hashes begin, then the records they name, then the first IPv4 peers of each
   // record (where a small swarm's lookup reads), so the batch's cache misses overlap
   // instead of coming one after another. A hint: reads only, changes nothing, finds nothing.
-  static constexpr std::size_t prefetch_batch_max = 64;  // more are ignored
-  void prefetch(std::span<const InfoHash> info_hashes) const noexcept;
+  // More than prefetch_batch_max are ignored.
+  void prefetch(std::span<const InfoHash> info_hashes) const noexcept override;
   // Incremental expiry; call about once a second. Sweeps the table in slices so the whole of it
   // is visited within peer_timeout_s / 4, removes peers silent for longer than peer_timeout_s
   // and frees empty swarms; trims the peer arena (SlabArena::trim).
-  void expire_step(std::uint32_t now_s) noexcept;
+  void expire_step(std::uint32_t now_s) noexcept override;
 
-  const StoreCounters& counters() const noexcept { return counters_; }
+  const StoreCounters& counters() const noexcept override { return counters_; }
   // The swarm limit in force: limits.swarms_max, or fewer where the address space for that many
   // records could not be reserved (ulimit -v); new swarms beyond it are refused and counted.
-  std::uint32_t swarms_max() const noexcept { return limits_.swarms_max; }
-  std::size_t memory_bytes() const noexcept;
+  std::uint32_t swarms_max() const noexcept override { return limits_.swarms_max; }
+  std::size_t memory_bytes() const noexcept override;
   std::size_t swarms_count() const noexcept { return records_count_; }
 
   template <class Visit>  // visit(const InfoHash&, const ScrapeEntry&); not for the hot path
@@ -169,26 +110,25 @@ class SwarmStore {
   }
 
   // Statistics of one swarm (closing its window first, so flags are current); false if absent.
-  bool statistics(const InfoHash& info_hash, std::uint32_t now_s, SwarmStatistics& out) noexcept;
+  bool statistics(const InfoHash& info_hash, std::uint32_t now_s,
+                  SwarmStatistics& out) noexcept override;
   // This store's best out.size() swarms by `order`, best first; returns how many were written.
   // O(swarms): an operator's query, not for the hot path.
-  std::uint32_t top(TopOrder order, std::uint32_t now_s, std::span<SwarmStatistics> out) noexcept;
+  std::uint32_t top(TopOrder order, std::uint32_t now_s,
+                    std::span<SwarmStatistics> out) noexcept override;
 
   // Snapshots (src/swarm/snapshot.cpp; app/snapshot frames and checksums them). Every swarm
   // with its peers as records appended to `out`; returns the number of swarms. Reads only: any
   // thread may call it once the owning shard has stopped.
-  std::uint64_t append_snapshot(std::uint32_t now_s, std::vector<std::uint8_t>& out) const;
-  struct Restored {
-    std::uint64_t swarms = 0;
-    std::uint64_t peers = 0;
-  };
+  std::uint64_t append_snapshot(std::uint32_t now_s, std::vector<std::uint8_t>& out) const override;
+  using Restored = store::Restored;
   // Reads records back, restoring the swarms `keep` accepts (each shard keeps its own) and
   // aging every peer by `extra_age_s` (the time the tracker was down); peers past the timeout
   // and swarms or peers over the limits are skipped. Structure errors leave the store with what
   // was restored before them. On the owner's thread (or a fresh store).
-  Result<Restored, std::string> restore_snapshot(std::span<const std::uint8_t> records,
-                                                 std::uint32_t now_s, std::uint32_t extra_age_s,
-                                                 const std::function<bool(const InfoHash&)>& keep);
+  Result<Restored, std::string> restore_snapshot(
+      std::span<const std::uint8_t> records, std::uint32_t now_s, std::uint32_t extra_age_s,
+      const std::function<bool(const InfoHash&)>& keep) override;
 
   void verify() const noexcept;  // O(n) consistency check for tests
 

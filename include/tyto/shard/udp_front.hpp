@@ -1,0 +1,66 @@
+// UdpFront: the UDP tracker protocol (BEP 15, BEP 41) on one shard. It owns the shard's UDP
+// sockets; its only session state is the stateless connection id (a keyed MAC, DESIGN §6).
+//
+// One announce: on_completion (a datagram) → parse → connection id checked → access list →
+// owner = shard_of(info_hash): this shard applies it (apply_announce) and replies, or forwards a
+// ForwardedUdpAnnounce and the owner's UdpFront applies it and replies from its own socket for
+// the same address (SO_REUSEPORT: every shard has one). A full mailbox drops the request,
+// counted: the client retries (DESIGN §3).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "tyto/core/request.hpp"
+#include "tyto/net/udp_socket.hpp"
+#include "tyto/proto/connection_id.hpp"
+#include "tyto/proto/udp.hpp"
+
+namespace tyto::shard {
+
+class Shard;
+struct PendingScrape;
+
+class UdpFront {
+ public:
+  UdpFront(Shard& shard, const proto::ConnectionIds& connection_ids) noexcept
+      : shard_(shard), connection_ids_(connection_ids) {}
+
+  std::string bind(std::span<const net::SocketAddress> listeners) { return udp_.bind(listeners); }
+  int fd(std::uint32_t listener) const noexcept { return udp_.fd(listener); }
+  std::string open(net::Ring& ring, net::UdpSendMode send_mode);
+
+  // Completions of Op::udp_recv and Op::udp_send.
+  void on_completion(const io_uring_cqe& cqe) noexcept;
+  // The info_hash of a waiting completion if it is an announce this shard owns (the loop's
+  // read-ahead collects them before the turn's completions are handled).
+  std::optional<InfoHash> peek_owned_announce(const io_uring_cqe& cqe) noexcept;
+  // On the owner: applies an announce and sends the reply (request received here or forwarded).
+  void apply_announce(const AnnounceRequest& request, std::uint32_t transaction_id,
+                      const net::UdpRoute& route) noexcept;
+  void send_scrape_reply(const PendingScrape& pending) noexcept;
+  // End of turn: sends what is batched.
+  void flush() noexcept { udp_.flush(); }
+  bool idle() const noexcept { return udp_.sends_idle(); }
+  const net::UdpCounters& counters() const noexcept { return udp_.counters(); }
+
+ private:
+  void on_datagram(const net::Datagram& datagram) noexcept;
+  void on_announce(const proto::udp::AnnounceRequest& request, const net::UdpRoute& route) noexcept;
+  void on_scrape(const proto::udp::ScrapeRequest& request, const net::UdpRoute& route) noexcept;
+  void send_connect_reply(std::uint32_t transaction_id, const net::Datagram& datagram) noexcept;
+  void send_error(std::uint32_t transaction_id, std::string_view message,
+                  const net::UdpRoute& route) noexcept;
+
+  Shard& shard_;
+  proto::ConnectionIds connection_ids_;
+  net::UdpSockets udp_;
+};
+
+// The failure reason of a refused announce, for both protocols.
+const char* announce_status_message(AnnounceStatus status) noexcept;
+inline constexpr const char* not_allowed_reason = "info_hash not allowed on this tracker";
+
+}  // namespace tyto::shard

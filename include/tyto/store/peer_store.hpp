@@ -1,0 +1,157 @@
+// PeerStore: the peer-store role of the storage boundary (DESIGN §9). A shard keeps the swarms it
+// owns in one PeerStore and reaches them only through this interface, on core's plain request and
+// reply types: a backend author implements it from this header alone, knowing nothing of rings,
+// sockets or shards. swarm::SwarmStore is the default (and the fast) implementation;
+// tests/support/reference_store.hpp is a deliberately simple second one that runs the shard's
+// tests, so the boundary is proven by use.
+//
+// Contract for every implementation:
+//  - One store per shard, used only on that shard's thread (no locking), except that
+//    append_snapshot may be called from another thread once the shard has stopped.
+//  - announce, scrape, prefetch, expire_step and the read-outs are the announce path: noexcept,
+//    no blocking call, no outside round trip, no general-heap allocation in steady state.
+//  - Time is the caller's coarse clock in seconds (now_s), never read by the store itself.
+//  - Every limit in StoreLimits is enforced and every refusal counted in StoreCounters.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tyto/core/hash.hpp"
+#include "tyto/core/limits.hpp"
+#include "tyto/core/request.hpp"
+#include "tyto/core/result.hpp"
+
+namespace tyto::store {
+
+struct StoreLimits {
+  std::uint32_t swarms_max = limits::swarms_per_shard_max;
+  std::uint32_t peers_per_swarm_max = limits::peers_per_swarm_max;
+  std::uint32_t peer_timeout_s = limits::peer_timeout_s;
+  // Per-swarm statistics count in windows of this length (the announce interval: "per interval").
+  std::uint32_t statistics_window_s = limits::announce_interval_s;
+};
+
+// Every field is a std::uint64_t (the runtime adds them up field by field).
+struct StoreCounters {
+  std::uint64_t swarms = 0;      // gauge
+  std::uint64_t peers_ipv4 = 0;  // gauge
+  std::uint64_t peers_ipv6 = 0;  // gauge
+  std::uint64_t seeders = 0;     // gauge, both families
+  std::uint64_t leechers = 0;    // gauge
+  std::uint64_t announces = 0;
+  std::uint64_t swarms_refused = 0;  // a new swarm over swarms_max
+  std::uint64_t peers_refused = 0;   // a new peer over peers_per_swarm_max
+  std::uint64_t peers_expired = 0;
+  std::uint64_t swarms_freed = 0;
+};
+
+// Anomaly flags (README "Swarm statistics" documents each method and threshold). All but
+// address_concentration are decided when a window closes, from that window's counters;
+// address_concentration by the expiry sweep, which visits every swarm's peers anyway.
+enum SwarmFlag : std::uint8_t {
+  // The window's joins >= 32 and leechers now > 4 x max(8, moving average of leechers).
+  leecher_surge = 1 << 0,
+  // One IPv4 /24 or IPv6 /48 holds more than half of a family's peers (>= 16 of them).
+  address_concentration = 1 << 1,
+  // The window's unmatched completions (event=completed from a peer that was not a leecher of
+  // the swarm: a new peer, or a seeder already) >= 8 and above the average leechers.
+  completions_without_leechers = 1 << 2,
+  // The window's announces >= 64 and > 4 x (peers + leaves): peers announcing far more often
+  // than once per interval.
+  announce_flood = 1 << 3,
+};
+inline constexpr const char* swarm_flag_names[] = {
+    "leecher_surge", "address_concentration", "completions_without_leechers", "announce_flood"};
+
+// One swarm's statistics as a statistics query sees them. A store that keeps no activity windows
+// leaves those fields 0.
+struct SwarmStatistics {
+  InfoHash info_hash;
+  std::uint32_t seeders = 0;
+  std::uint32_t leechers = 0;
+  std::uint32_t completed = 0;  // downloads ever ("downloaded")
+  std::uint32_t age_s = 0;
+  std::uint32_t window_s = 0;
+  // The last complete window (rates are these per window_s) and the current, partial one.
+  std::uint32_t announces_last_window = 0;
+  std::uint32_t joins_last_window = 0;
+  std::uint32_t leaves_last_window = 0;
+  std::uint32_t announces_this_window = 0;
+  std::uint32_t joins_this_window = 0;
+  std::uint32_t leaves_this_window = 0;
+  std::uint32_t unmatched_completions_this_window = 0;
+  std::uint32_t leechers_average = 0;
+  std::uint32_t prefix_share_permille = 0;  // majority /24 (/48) share, 0 when none
+  std::uint8_t flags = 0;
+};
+
+enum class TopOrder : std::uint8_t { peers, seeders, leechers, completed, announces, churn };
+inline constexpr const char* top_order_names[] = {"peers",     "seeders",   "leechers",
+                                                  "completed", "announces", "churn"};
+// The value a top list sorts by (descending).
+std::uint64_t top_key(const SwarmStatistics& statistics, TopOrder order) noexcept;
+
+struct Restored {
+  std::uint64_t swarms = 0;
+  std::uint64_t peers = 0;
+};
+
+class PeerStore {
+ public:
+  virtual ~PeerStore() = default;
+
+  // Applies one announce at now_s (BEP 3/15 rules: event=stopped removes the peer and selects
+  // nothing; left = 0 makes a seeder; completed counts once per peer), then writes up to
+  // peers_out.size() / wire_size peers of the requester's family into peers_out: never mixed
+  // families, never the requester, seeders get leechers only. Counts are after the announce.
+  virtual AnnounceReply announce(const AnnounceRequest& request, std::uint32_t now_s,
+                                 std::span<std::uint8_t> peers_out) noexcept = 0;
+  virtual ScrapeEntry scrape(const InfoHash& info_hash) const noexcept = 0;
+  // A hint before a batch of announces for these swarms (at most prefetch_batch_max): start
+  // loading what their lookups will read. Changes nothing; a store may ignore it.
+  static constexpr std::size_t prefetch_batch_max = 64;
+  virtual void prefetch(std::span<const InfoHash> info_hashes) const noexcept = 0;
+  // About once a second: remove peers silent for longer than peer_timeout_s (a bounded slice of
+  // the work per call, never a pause proportional to the store's size).
+  virtual void expire_step(std::uint32_t now_s) noexcept = 0;
+
+  virtual const StoreCounters& counters() const noexcept = 0;
+  virtual std::size_t memory_bytes() const noexcept = 0;
+  // The swarm limit in force (at most limits.swarms_max; less where memory could not be had).
+  virtual std::uint32_t swarms_max() const noexcept = 0;
+
+  // Operators' queries, not the announce path. statistics: false when the swarm is absent.
+  virtual bool statistics(const InfoHash& info_hash, std::uint32_t now_s,
+                          SwarmStatistics& out) noexcept = 0;
+  // The best out.size() swarms by `order`, best first; returns how many were written.
+  virtual std::uint32_t top(TopOrder order, std::uint32_t now_s,
+                            std::span<SwarmStatistics> out) noexcept = 0;
+
+  // Snapshots, in the record format of src/swarm/snapshot.cpp (app/snapshot frames and
+  // checksums them): append every swarm and its peers, returning how many swarms; restore the
+  // swarms `keep` accepts, aging every peer by extra_age_s, skipping what is past the timeout or
+  // over the limits. Records are hostile input: a structure error returns its reason and leaves
+  // what was restored before it.
+  virtual std::uint64_t append_snapshot(std::uint32_t now_s,
+                                        std::vector<std::uint8_t>& out) const = 0;
+  virtual Result<Restored, std::string> restore_snapshot(
+      std::span<const std::uint8_t> records, std::uint32_t now_s, std::uint32_t extra_age_s,
+      const std::function<bool(const InfoHash&)>& keep) = 0;
+};
+
+// How a shard makes its store: the shard's limits, the process's hash secret (keyed tables: never
+// an unkeyed hash of attacker-chosen info_hashes) and a per-shard random seed.
+using PeerStoreFactory = std::function<std::unique_ptr<PeerStore>(
+    const StoreLimits& limits, const HashSecret& secret, std::uint64_t random_seed)>;
+
+// The default: the in-memory swarm::SwarmStore.
+std::unique_ptr<PeerStore> make_memory_peer_store(const StoreLimits& limits,
+                                                  const HashSecret& secret,
+                                                  std::uint64_t random_seed);
+
+}  // namespace tyto::store

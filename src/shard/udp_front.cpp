@@ -1,0 +1,177 @@
+#include "tyto/shard/udp_front.hpp"
+
+#include "tyto/core/assert.hpp"
+#include "tyto/core/log.hpp"
+#include "tyto/shard/shard.hpp"
+
+namespace tyto::shard {
+
+namespace udp = proto::udp;
+
+const char* announce_status_message(AnnounceStatus status) noexcept {
+  switch (status) {
+    case AnnounceStatus::swarm_limit:
+      return "tracker full: no new torrents accepted";
+    case AnnounceStatus::peer_limit:
+      return "torrent full: no new peers accepted";
+    case AnnounceStatus::ok:
+      break;
+  }
+  return "internal error";
+}
+
+std::string UdpFront::open(net::Ring& ring, net::UdpSendMode send_mode) {
+  if (std::string error = udp_.open(ring); !error.empty()) return error;
+  udp_.set_send_mode(send_mode);
+  udp_.arm_all(ring);
+  return {};
+}
+
+void UdpFront::on_completion(const io_uring_cqe& cqe) noexcept {
+  if (net::user_data_op(cqe.user_data) == net::Op::udp_send) {
+    udp_.sent(cqe);
+    return;
+  }
+  TYTO_ASSERT(net::user_data_op(cqe.user_data) == net::Op::udp_recv);
+  if (const auto datagram = udp_.receive(shard_.ring(), cqe)) on_datagram(*datagram);
+  udp_.recycle(cqe);
+}
+
+std::optional<InfoHash> UdpFront::peek_owned_announce(const io_uring_cqe& cqe) noexcept {
+  if (net::user_data_op(cqe.user_data) != net::Op::udp_recv) return std::nullopt;
+  const auto info_hash = udp::peek_announce_info_hash(udp_.peek_payload(cqe));
+  if (!info_hash || shard_.owner_of(*info_hash) != shard_.index()) return std::nullopt;
+  return info_hash;
+}
+
+void UdpFront::on_datagram(const net::Datagram& datagram) noexcept {
+  ShardCounters& counters = shard_.counters();
+  if (shard_.draining()) {
+    ++counters.dropped_stopping;
+    return;
+  }
+  const auto parsed = udp::parse_request(datagram.payload, datagram.source);
+  if (!parsed.ok()) {
+    ++counters.udp_malformed;
+    const udp::ParseFailure& failure = parsed.error();
+    TYTO_LOG_LIMITED(log::Level::debug, "udp: malformed request from {}: {}",
+                     net::to_string(datagram.source), failure.message());
+    if (failure.answerable) send_error(failure.transaction_id, failure.message(), datagram.route);
+    return;
+  }
+  const udp::Request& request = parsed.value();
+  if (const auto* connect = std::get_if<udp::ConnectRequest>(&request.body)) {
+    ++counters.udp_connects;
+    send_connect_reply(connect->transaction_id, datagram);
+    return;
+  }
+  // Announce or scrape: both carry a connection id (BEP 15), checked before anything else.
+  const auto* announce = std::get_if<udp::AnnounceRequest>(&request.body);
+  const auto* scrape = std::get_if<udp::ScrapeRequest>(&request.body);
+  TYTO_ASSERT((announce != nullptr) != (scrape != nullptr));
+  ++(announce != nullptr ? counters.udp_announces : counters.udp_scrapes);
+  const std::uint64_t connection_id =
+      announce != nullptr ? announce->connection_id : scrape->connection_id;
+  if (!connection_ids_.valid(connection_id, datagram.source, shard_.now_s())) {
+    ++counters.udp_bad_connection_id;
+    send_error(announce != nullptr ? announce->transaction_id : scrape->transaction_id,
+               "invalid or expired connection id", datagram.route);
+    return;
+  }
+  if (announce != nullptr) {
+    on_announce(*announce, datagram.route);
+  } else {
+    on_scrape(*scrape, datagram.route);
+  }
+}
+
+void UdpFront::send_connect_reply(std::uint32_t transaction_id,
+                                  const net::Datagram& datagram) noexcept {
+  const auto slot = udp_.acquire_send_slot();
+  if (!slot) return;
+  const std::uint64_t id = connection_ids_.issue(datagram.source, shard_.now_s());
+  const std::size_t size = udp::write_connect_reply(udp_.send_buffer(*slot), transaction_id, id);
+  udp_.send(shard_.ring(), *slot, size, datagram.route);
+}
+
+void UdpFront::on_announce(const udp::AnnounceRequest& request,
+                           const net::UdpRoute& route) noexcept {
+  if (shard_.denied(request.announce.info_hash)) {
+    ++shard_.counters().announces_denied;
+    TYTO_LOG_LIMITED(log::Level::debug, "udp: announce for {} denied by the access list",
+                     to_hex(request.announce.info_hash));
+    send_error(request.transaction_id, not_allowed_reason, route);
+    return;
+  }
+  const std::uint32_t owner = shard_.owner_of(request.announce.info_hash);
+  if (owner == shard_.index()) {
+    apply_announce(request.announce, request.transaction_id, route);
+    return;
+  }
+  ForwardedUdpAnnounce forwarded;
+  forwarded.route = route;
+  forwarded.transaction_id = request.transaction_id;
+  forwarded.request = request.announce;
+  if (shard_.forward(owner, Message{forwarded})) ++shard_.counters().announces_forwarded;
+}
+
+void UdpFront::apply_announce(const AnnounceRequest& request, std::uint32_t transaction_id,
+                              const net::UdpRoute& route) noexcept {
+  TYTO_DEBUG_ASSERT(shard_.owner_of(request.info_hash) == shard_.index());
+  const auto slot = udp_.acquire_send_slot();
+  if (!slot) return;
+  const std::span<std::uint8_t> buffer = udp_.send_buffer(*slot);
+  const std::size_t wire_size = request.peer.wire_size();
+  const ShardConfig& config = shard_.config();
+  const std::uint32_t peers_max = udp::udp_peers_max(request.numwant, request.peer.family,
+                                                     config.numwant_default, config.numwant_max);
+  // The store writes peers straight into the datagram, after the 20-byte header.
+  const AnnounceReply reply = shard_.peer_store().announce(
+      request, shard_.now_s(),
+      buffer.subspan(limits::udp_announce_reply_header_size, std::size_t{peers_max} * wire_size));
+  std::size_t size = 0;
+  if (reply.status != AnnounceStatus::ok) {
+    ++shard_.counters().udp_error_replies;
+    size = udp::write_error_reply(buffer, transaction_id, announce_status_message(reply.status));
+  } else {
+    TYTO_ASSERT(reply.peers_count <= peers_max);
+    udp::write_announce_reply_header(buffer, transaction_id, config.announce_interval_s,
+                                     reply.leechers, reply.seeders);
+    size = limits::udp_announce_reply_header_size + reply.peers_count * wire_size;
+  }
+  udp_.send(shard_.ring(), *slot, size, route);
+}
+
+void UdpFront::send_error(std::uint32_t transaction_id, std::string_view message,
+                          const net::UdpRoute& route) noexcept {
+  const auto slot = udp_.acquire_send_slot();
+  if (!slot) return;
+  ++shard_.counters().udp_error_replies;
+  const std::size_t size = udp::write_error_reply(udp_.send_buffer(*slot), transaction_id, message);
+  udp_.send(shard_.ring(), *slot, size, route);
+}
+
+void UdpFront::on_scrape(const udp::ScrapeRequest& request, const net::UdpRoute& route) noexcept {
+  TYTO_ASSERT(request.info_hashes_count > 0 &&
+              request.info_hashes_count <= limits::udp_scrape_hashes_max);
+  PendingScrape* pending = shard_.scrapes().start(request.info_hashes_count);
+  if (pending == nullptr) return;
+  for (std::uint32_t i = 0; i < request.info_hashes_count; ++i) {
+    pending->info_hashes[i] = request.info_hash(i);
+  }
+  pending->front = PendingScrape::Front::udp;
+  pending->route = route;
+  pending->transaction_id = request.transaction_id;
+  shard_.scrapes().gather(*pending);
+}
+
+void UdpFront::send_scrape_reply(const PendingScrape& pending) noexcept {
+  const auto slot = udp_.acquire_send_slot();
+  if (!slot) return;
+  const std::size_t size =
+      udp::write_scrape_reply(udp_.send_buffer(*slot), pending.transaction_id,
+                              std::span<const ScrapeEntry>(pending.entries, pending.hashes_count));
+  udp_.send(shard_.ring(), *slot, size, pending.route);
+}
+
+}  // namespace tyto::shard
