@@ -1,0 +1,292 @@
+// The shard's loop and both front ends, through a real Runtime of two shards on loopback, once
+// with the in-memory SwarmStore and once with the ReferenceStore (tests/support): UDP and HTTP
+// announces and scrapes whose swarms live on either shard (so forwarding, lent buffers and
+// scrape gathering all run), and a sleeping owner woken by a forward.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/reference_store.hpp"
+#include "tyto/core/bytes.hpp"
+#include "tyto/shard/runtime.hpp"
+
+namespace tyto::shard {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::uint16_t free_port(int type) {
+  const int probe = socket(AF_INET, type, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(bind(probe, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  socklen_t size = sizeof address;
+  getsockname(probe, reinterpret_cast<sockaddr*>(&address), &size);
+  close(probe);
+  return ntohs(address.sin_port);
+}
+
+int client_socket(int type, std::uint16_t port) {
+  const int fd = socket(AF_INET, type, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  timeval timeout{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  return fd;
+}
+
+InfoHash hash_number(std::uint8_t n) {
+  InfoHash hash;
+  for (std::size_t i = 0; i < hash.bytes.size(); ++i)
+    hash.bytes[i] = static_cast<std::uint8_t>(n * 31 + i);
+  return hash;
+}
+
+void put(std::vector<std::uint8_t>& out, std::uint64_t value, std::size_t size) {
+  for (std::size_t i = size; i-- > 0;) out.push_back(static_cast<std::uint8_t>(value >> (8 * i)));
+}
+
+std::vector<std::uint8_t> round_trip(int fd, const std::vector<std::uint8_t>& request) {
+  EXPECT_EQ(send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+  std::vector<std::uint8_t> reply(2048);
+  const ssize_t got = recv(fd, reply.data(), reply.size(), 0);
+  reply.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
+  return reply;
+}
+
+// BEP 15 over one connected UDP socket.
+class UdpClient {
+ public:
+  explicit UdpClient(std::uint16_t port) : fd_(client_socket(SOCK_DGRAM, port)) {
+    std::vector<std::uint8_t> request;
+    put(request, 0x41727101980, 8);
+    put(request, 0, 4);
+    put(request, 7, 4);
+    const auto reply = round_trip(fd_, request);
+    EXPECT_EQ(reply.size(), 16u);
+    if (reply.size() == 16) connection_id_ = ByteReader(std::span(reply).subspan(8)).u64();
+  }
+  ~UdpClient() { close(fd_); }
+
+  struct Announced {
+    std::uint32_t leechers = 0;
+    std::uint32_t seeders = 0;
+    std::vector<std::uint16_t> peer_ports;  // every peer is 127.0.0.1
+  };
+  Announced announce(const InfoHash& info_hash, std::uint16_t port, std::uint64_t left) {
+    std::vector<std::uint8_t> request;
+    put(request, connection_id_, 8);
+    put(request, 1, 4);
+    put(request, 9, 4);
+    request.insert(request.end(), info_hash.bytes.begin(), info_hash.bytes.end());
+    for (int i = 0; i < 20; ++i) request.push_back(static_cast<std::uint8_t>(port + i));
+    put(request, 0, 8);
+    put(request, left, 8);
+    put(request, 0, 8);
+    put(request, 0, 4);   // event none
+    put(request, 0, 4);   // ip
+    put(request, 0, 4);   // key
+    put(request, 50, 4);  // numwant
+    put(request, port, 2);
+    const auto reply = round_trip(fd_, request);
+    Announced announced;
+    EXPECT_GE(reply.size(), 20u);
+    if (reply.size() < 20) return announced;
+    ByteReader in(reply);
+    EXPECT_EQ(in.u32(), 1u) << "an error reply: " << std::string(reply.begin() + 8, reply.end());
+    in.u32();
+    in.u32();
+    announced.leechers = in.u32();
+    announced.seeders = in.u32();
+    while (in.remaining() >= 6) {
+      EXPECT_EQ(in.u32(), 0x7f000001u);
+      announced.peer_ports.push_back(in.u16());
+    }
+    return announced;
+  }
+  std::vector<ScrapeEntry> scrape(std::span<const InfoHash> info_hashes) {
+    std::vector<std::uint8_t> request;
+    put(request, connection_id_, 8);
+    put(request, 2, 4);
+    put(request, 11, 4);
+    for (const InfoHash& hash : info_hashes) {
+      request.insert(request.end(), hash.bytes.begin(), hash.bytes.end());
+    }
+    const auto reply = round_trip(fd_, request);
+    std::vector<ScrapeEntry> entries;
+    EXPECT_EQ(reply.size(), 8 + 12 * info_hashes.size());
+    ByteReader in(reply);
+    in.u64();
+    while (in.remaining() >= 12) {
+      ScrapeEntry entry;
+      entry.seeders = in.u32();
+      entry.downloaded = in.u32();
+      entry.leechers = in.u32();
+      entries.push_back(entry);
+    }
+    return entries;
+  }
+
+ private:
+  int fd_;
+  std::uint64_t connection_id_ = 0;
+};
+
+std::string percent_encoded(const InfoHash& info_hash) {
+  std::string text;
+  for (std::uint8_t byte : info_hash.bytes) text += fmt::format("%{:02x}", byte);
+  return text;
+}
+
+enum class StoreKind { memory, reference };
+
+class ShardTest : public ::testing::TestWithParam<StoreKind> {
+ protected:
+  void SetUp() override {
+    udp_port_ = free_port(SOCK_DGRAM);
+    http_port_ = free_port(SOCK_STREAM);
+    RuntimeConfig config;
+    config.cores = {allowed_cpus()[0], allowed_cpus()[0]};
+    config.shard.udp_listeners = {
+        *net::parse_socket_address("127.0.0.1:" + std::to_string(udp_port_))};
+    config.shard.http_listeners = {
+        *net::parse_socket_address("127.0.0.1:" + std::to_string(http_port_))};
+    config.shard.http_connections_max = 64;
+    if (GetParam() == StoreKind::reference) {
+      config.shard.make_peer_store = [](const store::StoreLimits& limits, const HashSecret&,
+                                        std::uint64_t) {
+        return std::make_unique<testing::ReferenceStore>(limits);
+      };
+    }
+    runtime_ = std::make_unique<Runtime>(std::move(config));
+    ASSERT_EQ(runtime_->start(), "");
+  }
+
+  // The totals once the shards stopped.
+  ShardTotals stop() {
+    runtime_->stop();
+    return runtime_->totals();
+  }
+
+  std::uint16_t udp_port_ = 0;
+  std::uint16_t http_port_ = 0;
+  std::unique_ptr<Runtime> runtime_;
+};
+
+constexpr std::uint8_t swarms_count = 8;
+
+TEST_P(ShardTest, UdpAnnouncesAndScrapesReachTheOwningShard) {
+  UdpClient client(udp_port_);
+  std::vector<InfoHash> hashes;
+  std::uint32_t owned_by[2] = {0, 0};
+  for (std::uint8_t n = 0; n < swarms_count; ++n) {
+    hashes.push_back(hash_number(n));
+    ++owned_by[runtime_->owner_of(hashes.back())];
+    const auto leecher = client.announce(hashes.back(), 6001, 100);
+    EXPECT_EQ(leecher.leechers, 1u);
+    EXPECT_TRUE(leecher.peer_ports.empty());
+    const auto seeder = client.announce(hashes.back(), 6002, 0);
+    EXPECT_EQ(seeder.seeders, 1u);
+    EXPECT_EQ(seeder.leechers, 1u);
+    EXPECT_EQ(seeder.peer_ports, std::vector<std::uint16_t>{6001});
+  }
+  ASSERT_GT(owned_by[0], 0u);  // the swarms live on both shards
+  ASSERT_GT(owned_by[1], 0u);
+  const auto entries = client.scrape(hashes);
+  ASSERT_EQ(entries.size(), hashes.size());
+  for (const ScrapeEntry& entry : entries) EXPECT_EQ(entry, (ScrapeEntry{1, 1, 0}));
+  const ShardTotals totals = stop();
+  EXPECT_EQ(totals.shard.udp_announces, 2u * swarms_count);
+  EXPECT_GT(totals.shard.announces_forwarded, 0u);
+  EXPECT_GT(totals.shard.scrape_parts_forwarded, 0u);
+  EXPECT_EQ(totals.store.announces, 2u * swarms_count);
+  EXPECT_EQ(totals.store.seeders, swarms_count);
+}
+
+// Two announces pipelined on one keep-alive connection per swarm: answered in order, the second
+// listing the first, whichever shard owns the swarm.
+TEST_P(ShardTest, HttpAnnouncesArePipelinedAndAnsweredInOrder) {
+  const int fd = client_socket(SOCK_STREAM, http_port_);
+  for (std::uint8_t n = 0; n < swarms_count; ++n) {
+    const std::string hash = percent_encoded(hash_number(n));
+    std::string requests;
+    for (const auto& [port, left] : {std::pair{7001, 5}, std::pair{7002, 0}}) {
+      requests += fmt::format(
+          "GET /announce?info_hash={}&peer_id=-TY0001-{:012}&port={}&uploaded=0&downloaded=0"
+          "&left={}&compact=1 HTTP/1.1\r\nHost: t\r\n\r\n",
+          hash, port, port, left);
+    }
+    ASSERT_EQ(send(fd, requests.data(), requests.size(), 0), static_cast<ssize_t>(requests.size()));
+    std::string replies;
+    const auto deadline = Clock::now() + std::chrono::seconds(5);
+    while (Clock::now() < deadline &&
+           replies.find("10:incompletei1e", replies.find("10:incompletei") + 1) ==
+               std::string::npos) {
+      char buffer[4096];
+      const ssize_t got = recv(fd, buffer, sizeof buffer, 0);
+      if (got <= 0) break;
+      replies.append(buffer, static_cast<std::size_t>(got));
+    }
+    const auto second = replies.find("HTTP/1.1 200", 1);
+    ASSERT_NE(second, std::string::npos) << replies;
+    const std::string first_reply = replies.substr(0, second);
+    const std::string second_reply = replies.substr(second);
+    // Keys in bencode order: complete, external ip (BEP 24), incomplete, ...
+    for (const char* key : {"8:completei0e", "10:incompletei1e"}) {
+      EXPECT_NE(first_reply.find(key), std::string::npos) << key << " in " << first_reply;
+    }
+    for (const char* key : {"8:completei1e", "10:incompletei1e"}) {
+      EXPECT_NE(second_reply.find(key), std::string::npos) << key << " in " << second_reply;
+    }
+    // The seeder gets the leecher: 127.0.0.1:7001 in compact form.
+    EXPECT_NE(second_reply.find(std::string("5:peers6:\x7f\x00\x00\x01\x1b\x59", 15)),
+              std::string::npos);
+  }
+  close(fd);
+  const ShardTotals totals = stop();
+  EXPECT_EQ(totals.shard.http_announces, 2u * swarms_count);
+  EXPECT_GT(totals.shard.announces_forwarded, 0u);
+  EXPECT_EQ(totals.shard.http_failures, 0u);
+}
+
+// An owner asleep in the kernel (its 1 s idle wait) is woken by the forward at once.
+TEST_P(ShardTest, AForwardWakesASleepingOwner) {
+  UdpClient client(udp_port_);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // both shards go to sleep
+  auto slowest = Clock::duration::zero();
+  for (std::uint8_t n = 0; n < swarms_count; ++n) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // asleep again
+    const auto start = Clock::now();
+    EXPECT_EQ(client.announce(hash_number(n), 6001, 0).seeders, 1u);
+    slowest = std::max(slowest, Clock::now() - start);
+  }
+  const ShardTotals totals = stop();
+  EXPECT_GT(totals.shard.announces_forwarded, 0u);
+  EXPECT_GT(totals.shard.wakeups_sent, 0u);
+  EXPECT_GT(totals.shard.sleeps, 0u);
+  // Without the wake-up, a forwarded announce waits for the owner's next tick (up to 1 s).
+  EXPECT_LT(slowest, std::chrono::milliseconds(500));
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, ShardTest,
+                         ::testing::Values(StoreKind::memory, StoreKind::reference),
+                         [](const auto& info) {
+                           return info.param == StoreKind::memory ? "memory" : "reference";
+                         });
+
+}  // namespace
+}  // namespace tyto::shard

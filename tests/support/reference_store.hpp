@@ -1,0 +1,221 @@
+// ReferenceStore: a deliberately simple second store::PeerStore, written from the interface's
+// contract alone (ordered maps, a full sweep per expiry step, the first qualifying peers instead
+// of a random window). The shard's tests run against it and against the in-memory SwarmStore, so
+// the storage boundary is proven by use: anything the shard needs beyond the interface would not
+// compile here, and anything the shard assumes of SwarmStore alone would fail here.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <map>
+#include <vector>
+
+#include "tyto/core/bytes.hpp"
+#include "tyto/store/peer_store.hpp"
+
+namespace tyto::testing {
+
+class ReferenceStore final : public store::PeerStore {
+ public:
+  explicit ReferenceStore(const store::StoreLimits& limits) : limits_(limits) {}
+
+  AnnounceReply announce(const AnnounceRequest& request, std::uint32_t now_s,
+                         std::span<std::uint8_t> peers_out) noexcept override {
+    ++counters_.announces;
+    auto found = swarms_.find(key_of(request.info_hash));
+    if (found == swarms_.end()) {
+      if (request.event == AnnounceEvent::stopped) return {};
+      if (swarms_.size() >= limits_.swarms_max) {
+        ++counters_.swarms_refused;
+        return {AnnounceStatus::swarm_limit};
+      }
+      found = swarms_.emplace(key_of(request.info_hash), Swarm{request.info_hash, now_s, 0, {}}).first;
+    }
+    Swarm& swarm = found->second;
+    const Wire wire(request.peer.wire.begin(),
+                    request.peer.wire.begin() + request.peer.wire_size());
+    auto peer = swarm.peers.find(wire);
+    if (request.event == AnnounceEvent::stopped) {
+      if (peer != swarm.peers.end()) swarm.peers.erase(peer);
+      return reply_of(swarm, 0);
+    }
+    if (peer == swarm.peers.end()) {
+      if (swarm.peers.size() >= limits_.peers_per_swarm_max) {
+        ++counters_.peers_refused;
+        return {AnnounceStatus::peer_limit};
+      }
+      peer = swarm.peers.emplace(wire, Peer{}).first;
+    }
+    peer->second.seeder = request.left_bytes == 0;
+    peer->second.last_s = now_s;
+    if (request.event == AnnounceEvent::completed && !peer->second.completed) {
+      peer->second.completed = true;
+      ++swarm.completed;
+    }
+    // Seeders get leechers only; never the requester; only the requester's family.
+    std::size_t written = 0;
+    for (const auto& [other, state] : swarm.peers) {
+      if (written + wire.size() > peers_out.size()) break;
+      if (other == wire || other.size() != wire.size() || (peer->second.seeder && state.seeder))
+        continue;
+      std::memcpy(peers_out.data() + written, other.data(), other.size());
+      written += other.size();
+    }
+    return reply_of(swarm, static_cast<std::uint32_t>(written / wire.size()));
+  }
+
+  ScrapeEntry scrape(const InfoHash& info_hash) const noexcept override {
+    const auto found = swarms_.find(key_of(info_hash));
+    if (found == swarms_.end()) return {};
+    const AnnounceReply reply = reply_of(found->second, 0);
+    return {reply.seeders, reply.leechers, reply.downloaded};
+  }
+
+  void prefetch(std::span<const InfoHash>) const noexcept override {}
+
+  void expire_step(std::uint32_t now_s) noexcept override {
+    for (auto swarm = swarms_.begin(); swarm != swarms_.end();) {
+      std::erase_if(swarm->second.peers, [&](const auto& peer) {
+        const bool expired = now_s - peer.second.last_s > limits_.peer_timeout_s;
+        counters_.peers_expired += expired;
+        return expired;
+      });
+      if (swarm->second.peers.empty()) {
+        ++counters_.swarms_freed;
+        swarm = swarms_.erase(swarm);
+      } else {
+        ++swarm;
+      }
+    }
+  }
+
+  const store::StoreCounters& counters() const noexcept override {
+    counters_.swarms = swarms_.size();
+    counters_.peers_ipv4 = counters_.peers_ipv6 = counters_.seeders = counters_.leechers = 0;
+    for (const auto& [key, swarm] : swarms_) {
+      for (const auto& [wire, peer] : swarm.peers) {
+        ++(wire.size() == 6 ? counters_.peers_ipv4 : counters_.peers_ipv6);
+        ++(peer.seeder ? counters_.seeders : counters_.leechers);
+      }
+    }
+    return counters_;
+  }
+  std::size_t memory_bytes() const noexcept override { return swarms_.size() * sizeof(Swarm); }
+  std::uint32_t swarms_max() const noexcept override { return limits_.swarms_max; }
+
+  bool statistics(const InfoHash& info_hash, std::uint32_t now_s,
+                  store::SwarmStatistics& out) noexcept override {
+    const auto found = swarms_.find(key_of(info_hash));
+    if (found == swarms_.end()) return false;
+    out = statistics_of(found->second, now_s);
+    return true;
+  }
+  std::uint32_t top(store::TopOrder order, std::uint32_t now_s,
+                    std::span<store::SwarmStatistics> out) noexcept override {
+    std::vector<store::SwarmStatistics> all;
+    for (const auto& [key, swarm] : swarms_) all.push_back(statistics_of(swarm, now_s));
+    std::stable_sort(all.begin(), all.end(), [order](const auto& a, const auto& b) {
+      return store::top_key(a, order) > store::top_key(b, order);
+    });
+    const std::size_t count = std::min(all.size(), out.size());
+    std::copy_n(all.begin(), count, out.begin());
+    return static_cast<std::uint32_t>(count);
+  }
+
+  // The record format of src/swarm/snapshot.cpp, written from its header comment.
+  std::uint64_t append_snapshot(std::uint32_t now_s,
+                                std::vector<std::uint8_t>& out) const override {
+    for (const auto& [key, swarm] : swarms_) {
+      out.insert(out.end(), swarm.info_hash.bytes.begin(), swarm.info_hash.bytes.end());
+      std::uint32_t ipv4 = 0;
+      for (const auto& [wire, peer] : swarm.peers) ipv4 += wire.size() == 6;
+      put(out, swarm.completed, 4);
+      put(out, now_s - swarm.created_s, 4);
+      put(out, ipv4, 4);
+      put(out, static_cast<std::uint32_t>(swarm.peers.size()) - ipv4, 4);
+      for (const std::size_t family_size : {std::size_t{6}, std::size_t{18}}) {
+        for (const auto& [wire, peer] : swarm.peers) {
+          if (wire.size() != family_size) continue;
+          out.insert(out.end(), wire.begin(), wire.end());
+          put(out, (peer.seeder ? 1 : 0) | (peer.completed ? 2 : 0), 1);
+          put(out, std::min<std::uint32_t>(now_s - peer.last_s, 0xffff), 2);
+        }
+      }
+    }
+    return swarms_.size();
+  }
+  Result<store::Restored, std::string> restore_snapshot(
+      std::span<const std::uint8_t> records, std::uint32_t now_s, std::uint32_t extra_age_s,
+      const std::function<bool(const InfoHash&)>& keep) override {
+    store::Restored restored;
+    ByteReader in(records);
+    while (in.remaining() > 0) {
+      InfoHash info_hash;
+      in.copy_to(std::span(info_hash.bytes));
+      const std::uint32_t completed = in.u32();
+      const std::uint32_t age_s = in.u32();
+      const std::uint64_t counts[2] = {in.u32(), in.u32()};
+      if (!in.ok()) return Failure{std::string("truncated swarm record")};
+      Swarm swarm{info_hash, now_s > age_s ? now_s - age_s : 0, completed, {}};
+      for (int family = 0; family < 2; ++family) {
+        for (std::uint64_t i = 0; i < counts[family]; ++i) {
+          const auto wire = in.bytes(family == 0 ? 6 : 18);
+          const std::uint8_t flags = in.u8();
+          const std::uint32_t peer_age_s = in.u16() + extra_age_s;
+          if (!in.ok()) return Failure{std::string("truncated peer list")};
+          if (peer_age_s > limits_.peer_timeout_s || now_s < peer_age_s) continue;
+          swarm.peers[Wire(wire.begin(), wire.end())] = {(flags & 1) != 0, (flags & 2) != 0,
+                                                         now_s - peer_age_s};
+        }
+      }
+      if (!keep(info_hash) || swarm.peers.empty()) continue;
+      restored.peers += swarm.peers.size();
+      ++restored.swarms;
+      swarms_[key_of(info_hash)] = std::move(swarm);
+    }
+    return restored;
+  }
+
+ private:
+  using Wire = std::vector<std::uint8_t>;
+  using Key = std::array<std::uint8_t, 20>;
+  struct Peer {
+    bool seeder = false;
+    bool completed = false;
+    std::uint32_t last_s = 0;
+  };
+  struct Swarm {
+    InfoHash info_hash;
+    std::uint32_t created_s = 0;
+    std::uint32_t completed = 0;
+    std::map<Wire, Peer> peers;
+  };
+  static Key key_of(const InfoHash& info_hash) noexcept { return info_hash.bytes; }
+  static void put(std::vector<std::uint8_t>& out, std::uint64_t value, std::size_t size) {
+    for (std::size_t i = size; i-- > 0;) out.push_back(static_cast<std::uint8_t>(value >> (8 * i)));
+  }
+  static AnnounceReply reply_of(const Swarm& swarm, std::uint32_t peers_count) noexcept {
+    AnnounceReply reply;
+    for (const auto& [wire, peer] : swarm.peers) ++(peer.seeder ? reply.seeders : reply.leechers);
+    reply.downloaded = swarm.completed;
+    reply.peers_count = peers_count;
+    return reply;
+  }
+  static store::SwarmStatistics statistics_of(const Swarm& swarm, std::uint32_t now_s) {
+    store::SwarmStatistics statistics;
+    const AnnounceReply reply = reply_of(swarm, 0);
+    statistics.info_hash = swarm.info_hash;
+    statistics.seeders = reply.seeders;
+    statistics.leechers = reply.leechers;
+    statistics.completed = swarm.completed;
+    statistics.age_s = now_s - swarm.created_s;
+    return statistics;
+  }
+
+  store::StoreLimits limits_;
+  std::map<Key, Swarm> swarms_;
+  mutable store::StoreCounters counters_;
+};
+
+}  // namespace tyto::testing
