@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "tyto/core/arena.hpp"
+#include "tyto/core/counter_field.hpp"
 #include "tyto/core/hash.hpp"
 #include "tyto/core/limits.hpp"
 #include "tyto/core/owner.hpp"
@@ -108,19 +109,32 @@ inline constexpr const char* top_order_names[] = {"peers",     "seeders",   "lee
 // The value a top list sorts by (descending).
 std::uint64_t top_key(const SwarmStatistics& statistics, TopOrder order) noexcept;
 
-// Every field is a std::uint64_t (the runtime adds them up field by field).
 struct StoreCounters {
-  std::uint64_t swarms = 0;      // gauge
-  std::uint64_t peers_ipv4 = 0;  // gauge
-  std::uint64_t peers_ipv6 = 0;  // gauge
-  std::uint64_t seeders = 0;     // gauge, both families
-  std::uint64_t leechers = 0;    // gauge
+  std::uint64_t swarms = 0;
+  std::uint64_t peers_ipv4 = 0;
+  std::uint64_t peers_ipv6 = 0;
+  std::uint64_t seeders = 0;  // both families
+  std::uint64_t leechers = 0;
   std::uint64_t announces = 0;
   std::uint64_t swarms_refused = 0;  // a new swarm over swarms_max
   std::uint64_t peers_refused = 0;   // a new peer over peers_per_swarm_max
   std::uint64_t peers_expired = 0;
   std::uint64_t swarms_freed = 0;
+
+  static constexpr CounterField<StoreCounters> fields[] = {
+      {&StoreCounters::swarms, "swarms", "swarms held", CounterKind::gauge},
+      {&StoreCounters::peers_ipv4, "peers_ipv4", "IPv4 peers held", CounterKind::gauge},
+      {&StoreCounters::peers_ipv6, "peers_ipv6", "IPv6 peers held", CounterKind::gauge},
+      {&StoreCounters::seeders, "seeders", "seeders held", CounterKind::gauge},
+      {&StoreCounters::leechers, "leechers", "leechers held", CounterKind::gauge},
+      {&StoreCounters::announces, "store_announces", "announces applied to the store"},
+      {&StoreCounters::swarms_refused, "swarms_refused", "new swarms refused: shard full"},
+      {&StoreCounters::peers_refused, "peers_refused", "new peers refused: swarm full"},
+      {&StoreCounters::peers_expired, "peers_expired", "peers expired"},
+      {&StoreCounters::swarms_freed, "swarms_freed", "empty swarms freed"},
+  };
 };
+static_assert(counter_fields_complete<StoreCounters>(), "each field has exactly one row in fields");
 
 struct Swarm {
   InfoHash info_hash;
