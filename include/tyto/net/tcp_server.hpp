@@ -53,7 +53,7 @@ struct TcpCounters {
       {&TcpCounters::closed, "tcp_closed", "TCP connections closed"},
       {&TcpCounters::closed_idle, "tcp_closed_idle", "TCP connections closed idle or stalled"},
       {&TcpCounters::closed_input_overflow, "tcp_closed_input_overflow",
-       "TCP connections closed: request head too large"},
+       "TCP connections closed: unconsumed input over the buffer limit"},
       {&TcpCounters::bytes_received, "tcp_bytes_received", "TCP bytes received"},
       {&TcpCounters::bytes_sent, "tcp_bytes_sent", "TCP bytes sent"},
       {&TcpCounters::receive_no_buffer, "tcp_receive_no_buffer",

@@ -31,8 +31,8 @@ struct ShardCounters {
   std::uint64_t wakeups_sent = 0;
   std::uint64_t http_announces = 0;
   std::uint64_t http_scrapes = 0;
-  std::uint64_t http_failures = 0;  // answered with a failure reason or an error status
-  std::uint64_t http_busy = 0;      // no lent buffer or mailbox room: 503
+  std::uint64_t http_failures = 0;  // answered with a failure reason or a 4xx status
+  std::uint64_t http_busy = 0;      // no lent buffer, mailbox room or scrape slot: 503
   std::uint64_t http_answers_retried = 0;
   std::uint64_t dropped_stopping = 0;  // UDP requests received while stopping
   std::uint64_t loop_turns = 0;
@@ -43,13 +43,15 @@ struct ShardCounters {
   std::uint64_t sleeps = 0;
 
   static constexpr CounterField<ShardCounters> fields[] = {
-      {&ShardCounters::udp_connects, "udp_connects", "UDP connect requests answered"},
-      {&ShardCounters::udp_announces, "udp_announces", "UDP announces answered"},
-      {&ShardCounters::udp_scrapes, "udp_scrapes", "UDP scrapes answered"},
+      {&ShardCounters::udp_connects, "udp_connects", "UDP connect requests parsed"},
+      {&ShardCounters::udp_announces, "udp_announces",
+       "UDP announce requests parsed, before the connection id is checked"},
+      {&ShardCounters::udp_scrapes, "udp_scrapes",
+       "UDP scrape requests parsed, before the connection id is checked"},
       {&ShardCounters::udp_error_replies, "udp_error_replies", "UDP error replies (action 3)"},
       {&ShardCounters::udp_malformed, "udp_malformed", "UDP requests that did not parse"},
       {&ShardCounters::udp_bad_connection_id, "udp_bad_connection_id",
-       "UDP requests with an unknown or expired connection id"},
+       "UDP announces and scrapes with an unknown or expired connection id"},
       {&ShardCounters::announces_denied, "announces_denied",
        "announces refused by the access list"},
       {&ShardCounters::announces_forwarded, "announces_forwarded",
@@ -59,16 +61,18 @@ struct ShardCounters {
       {&ShardCounters::mailbox_full_drops, "mailbox_full_drops",
        "cross-shard messages refused: mailbox full"},
       {&ShardCounters::scrape_slots_full_drops, "scrape_slots_full_drops",
-       "scrapes dropped: every gathering slot busy"},
+       "scrapes refused: every gathering slot busy (UDP dropped, HTTP 503)"},
       {&ShardCounters::scrape_gather_timeouts, "scrape_gather_timeouts",
        "scrapes given up: an owner did not answer"},
       {&ShardCounters::wakeups_sent, "wakeups_sent", "wake-ups sent to sleeping shards"},
-      {&ShardCounters::http_announces, "http_announces", "HTTP announces answered"},
-      {&ShardCounters::http_scrapes, "http_scrapes", "HTTP scrapes answered"},
+      {&ShardCounters::http_announces, "http_announces",
+       "HTTP requests for /announce, before the query is parsed"},
+      {&ShardCounters::http_scrapes, "http_scrapes",
+       "HTTP requests for /scrape, before the query is parsed"},
       {&ShardCounters::http_failures, "http_failures",
-       "HTTP requests answered with a failure reason or error status"},
+       "HTTP requests answered with a failure reason or a 4xx status"},
       {&ShardCounters::http_busy, "http_busy",
-       "HTTP requests answered 503 (no buffer or mailbox room)"},
+       "HTTP requests answered 503: no lent buffer, mailbox room or scrape slot"},
       {&ShardCounters::http_answers_retried, "http_answers_retried",
        "HTTP announce answers held back for a retry: the mailbox to the asking shard was full"},
       {&ShardCounters::dropped_stopping, "dropped_stopping", "UDP requests dropped while stopping"},
