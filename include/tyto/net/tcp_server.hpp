@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "tyto/core/arena.hpp"
+#include "tyto/core/counter_field.hpp"
 #include "tyto/core/types.hpp"
 #include "tyto/net/address.hpp"
 #include "tyto/net/ring.hpp"
@@ -44,7 +45,24 @@ struct TcpCounters {
   std::uint64_t bytes_sent = 0;
   std::uint64_t receive_no_buffer = 0;
   std::uint64_t send_errors = 0;
+
+  static constexpr CounterField<TcpCounters> fields[] = {
+      {&TcpCounters::accepted, "tcp_accepted", "TCP connections accepted"},
+      {&TcpCounters::refused_full, "tcp_refused_full",
+       "TCP connections closed at once: table full"},
+      {&TcpCounters::closed, "tcp_closed", "TCP connections closed"},
+      {&TcpCounters::closed_idle, "tcp_closed_idle", "TCP connections closed idle or stalled"},
+      {&TcpCounters::closed_input_overflow, "tcp_closed_input_overflow",
+       "TCP connections closed: unconsumed input over the buffer limit"},
+      {&TcpCounters::bytes_received, "tcp_bytes_received", "TCP bytes received"},
+      {&TcpCounters::bytes_sent, "tcp_bytes_sent", "TCP bytes sent"},
+      {&TcpCounters::receive_no_buffer, "tcp_receive_no_buffer",
+       "TCP receives that found the buffer ring empty (-ENOBUFS; re-armed)"},
+      {&TcpCounters::send_errors, "tcp_send_errors",
+       "TCP sends that failed (the connection is closed)"},
+  };
 };
+static_assert(counter_fields_complete<TcpCounters>(), "each field has exactly one row in fields");
 
 class TcpServer {
  public:

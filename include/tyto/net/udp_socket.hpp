@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "tyto/core/counter_field.hpp"
 #include "tyto/core/limits.hpp"
 #include "tyto/core/types.hpp"
 #include "tyto/net/address.hpp"
@@ -56,7 +57,26 @@ struct UdpCounters {
   std::uint64_t dropped_no_send_slot = 0;  // every send slot in flight
   std::uint64_t send_errors = 0;
   std::uint64_t receive_rearms = 0;
+
+  static constexpr CounterField<UdpCounters> fields[] = {
+      {&UdpCounters::datagrams_received, "udp_datagrams_received", "UDP datagrams received"},
+      {&UdpCounters::bytes_received, "udp_bytes_received", "UDP payload bytes received"},
+      {&UdpCounters::datagrams_sent, "udp_datagrams_sent", "UDP datagrams sent"},
+      {&UdpCounters::bytes_sent, "udp_bytes_sent", "UDP payload bytes sent"},
+      {&UdpCounters::dropped_truncated, "udp_dropped_truncated",
+       "UDP datagrams dropped: larger than a buffer"},
+      {&UdpCounters::dropped_no_buffer, "udp_dropped_no_buffer",
+       "UDP receives that found the buffer ring empty (-ENOBUFS; re-armed)"},
+      {&UdpCounters::dropped_bad_source, "udp_dropped_bad_source",
+       "UDP datagrams dropped: unusable source address"},
+      {&UdpCounters::dropped_no_send_slot, "udp_dropped_no_send_slot",
+       "UDP replies dropped: every send slot in flight"},
+      {&UdpCounters::send_errors, "udp_send_errors", "UDP replies whose send failed"},
+      {&UdpCounters::receive_rearms, "udp_receive_rearms",
+       "UDP multishot receives armed again after they ended"},
+  };
 };
+static_assert(counter_fields_complete<UdpCounters>(), "each field has exactly one row in fields");
 
 class UdpSockets {
  public:

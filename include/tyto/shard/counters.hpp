@@ -1,18 +1,20 @@
-// One shard's counters, and the one table that names them for every reader (the exit summary,
-// /metrics, /stats). Counters are plain integers written only by their shard's thread; others
-// see them only as copies the shard makes (the control channel, or after the shard stopped).
+// One shard's counters and gauges. Each counters struct names its fields once, in its `fields`
+// table (core/counter_field.hpp), for every reader: the exit summary, /metrics, /stats, totals.
+// Counters are plain integers written only by their shard's thread; others see them only as
+// copies the shard makes (the control channel, or after the shard stopped).
 #pragma once
 
 #include <cstdint>
+#include <tuple>
 #include <vector>
 
+#include "tyto/core/counter_field.hpp"
 #include "tyto/net/tcp_server.hpp"
 #include "tyto/net/udp_socket.hpp"
 #include "tyto/store/peer_store.hpp"
 
 namespace tyto::shard {
 
-// Every field is a std::uint64_t (totals are added up field by field).
 struct ShardCounters {
   std::uint64_t udp_connects = 0;
   std::uint64_t udp_announces = 0;
@@ -29,8 +31,8 @@ struct ShardCounters {
   std::uint64_t wakeups_sent = 0;
   std::uint64_t http_announces = 0;
   std::uint64_t http_scrapes = 0;
-  std::uint64_t http_failures = 0;  // answered with a failure reason or an error status
-  std::uint64_t http_busy = 0;      // no lent buffer or mailbox room: 503
+  std::uint64_t http_failures = 0;  // answered with a failure reason or a 4xx status
+  std::uint64_t http_busy = 0;      // no lent buffer, mailbox room or scrape slot: 503
   std::uint64_t http_answers_retried = 0;
   std::uint64_t control_answers_dropped = 0;  // the ops bridge's answer queue was full
   std::uint64_t dropped_stopping = 0;         // UDP requests received while stopping
@@ -40,14 +42,69 @@ struct ShardCounters {
   std::uint64_t loop_turns_over_250us = 0;
   std::uint64_t loop_turns_over_1ms = 0;
   std::uint64_t sleeps = 0;
+
+  static constexpr CounterField<ShardCounters> fields[] = {
+      {&ShardCounters::udp_connects, "udp_connects", "UDP connect requests parsed"},
+      {&ShardCounters::udp_announces, "udp_announces",
+       "UDP announce requests parsed, before the connection id is checked"},
+      {&ShardCounters::udp_scrapes, "udp_scrapes",
+       "UDP scrape requests parsed, before the connection id is checked"},
+      {&ShardCounters::udp_error_replies, "udp_error_replies", "UDP error replies (action 3)"},
+      {&ShardCounters::udp_malformed, "udp_malformed", "UDP requests that did not parse"},
+      {&ShardCounters::udp_bad_connection_id, "udp_bad_connection_id",
+       "UDP announces and scrapes with an unknown or expired connection id"},
+      {&ShardCounters::announces_denied, "announces_denied",
+       "announces refused by the access list"},
+      {&ShardCounters::announces_forwarded, "announces_forwarded",
+       "announces forwarded to the owning shard"},
+      {&ShardCounters::scrape_parts_forwarded, "scrape_parts_forwarded",
+       "scrape parts forwarded to owning shards"},
+      {&ShardCounters::mailbox_full_drops, "mailbox_full_drops",
+       "cross-shard messages refused: mailbox full"},
+      {&ShardCounters::scrape_slots_full_drops, "scrape_slots_full_drops",
+       "scrapes refused: every gathering slot busy (UDP dropped, HTTP 503)"},
+      {&ShardCounters::scrape_gather_timeouts, "scrape_gather_timeouts",
+       "scrapes given up: an owner did not answer"},
+      {&ShardCounters::wakeups_sent, "wakeups_sent", "wake-ups sent to sleeping shards"},
+      {&ShardCounters::http_announces, "http_announces",
+       "HTTP requests for /announce, before the query is parsed"},
+      {&ShardCounters::http_scrapes, "http_scrapes",
+       "HTTP requests for /scrape, before the query is parsed"},
+      {&ShardCounters::http_failures, "http_failures",
+       "HTTP requests answered with a failure reason or a 4xx status"},
+      {&ShardCounters::http_busy, "http_busy",
+       "HTTP requests answered 503: no lent buffer, mailbox room or scrape slot"},
+      {&ShardCounters::http_answers_retried, "http_answers_retried",
+       "HTTP announce answers held back for a retry: the mailbox to the asking shard was full"},
+      {&ShardCounters::control_answers_dropped, "control_answers_dropped",
+       "answers to the ops server dropped: its queue was full (the question times out)"},
+      {&ShardCounters::dropped_stopping, "dropped_stopping", "UDP requests dropped while stopping"},
+      {&ShardCounters::loop_turns, "loop_turns", "event loop turns"},
+      {&ShardCounters::loop_turns_over_250us, "loop_turns_over_250us",
+       "event loop turns whose work took over 250 us"},
+      {&ShardCounters::loop_turns_over_1ms, "loop_turns_over_1ms",
+       "event loop turns whose work took over 1 ms"},
+      {&ShardCounters::sleeps, "sleeps", "event loop sleeps in the kernel"},
+  };
 };
+static_assert(counter_fields_complete<ShardCounters>(), "each field has exactly one row in fields");
 
 // Values that go up and down, read when the shard answers.
 struct ShardGauges {
-  std::uint64_t mailbox_depth = 0;  // messages waiting in the shard's inbound mailboxes
+  std::uint64_t mailbox_depth = 0;
   std::uint64_t store_memory_bytes = 0;
   std::uint64_t http_connections = 0;
+
+  static constexpr CounterField<ShardGauges> fields[] = {
+      {&ShardGauges::mailbox_depth, "mailbox_depth",
+       "messages waiting in inbound cross-shard mailboxes", CounterKind::gauge},
+      {&ShardGauges::store_memory_bytes, "store_memory_bytes", "bytes held by the swarm store",
+       CounterKind::gauge},
+      {&ShardGauges::http_connections, "http_connections", "open HTTP connections",
+       CounterKind::gauge},
+  };
 };
+static_assert(counter_fields_complete<ShardGauges>(), "each field has exactly one row in fields");
 
 struct ShardTotals {
   ShardCounters shard;
@@ -55,6 +112,11 @@ struct ShardTotals {
   net::TcpCounters tcp;
   store::StoreCounters store;
   ShardGauges gauges;
+
+  // Every part, in the order counter_rows exports them.
+  static constexpr auto parts =
+      std::tuple{&ShardTotals::udp, &ShardTotals::shard, &ShardTotals::tcp, &ShardTotals::store,
+                 &ShardTotals::gauges};
 
   void add(const ShardTotals& other) noexcept;
 };
@@ -66,7 +128,8 @@ struct CounterRow {
   std::uint64_t value;
 };
 
-// Every counter and gauge of `totals`, in a fixed order.
+// Every field of `totals`, one row each from the parts' tables: the counters of every part, then
+// the gauges (each group in parts order, then table order).
 std::vector<CounterRow> counter_rows(const ShardTotals& totals);
 
 }  // namespace tyto::shard

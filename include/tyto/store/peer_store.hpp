@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "tyto/core/counter_field.hpp"
 #include "tyto/core/hash.hpp"
 #include "tyto/core/limits.hpp"
 #include "tyto/core/request.hpp"
@@ -36,19 +37,34 @@ struct StoreLimits {
   std::uint32_t statistics_window_s = limits::announce_interval_s;
 };
 
-// Every field is a std::uint64_t (the runtime adds them up field by field).
+// Every field is a std::uint64_t, exported by its row (core/counter_field.hpp).
 struct StoreCounters {
-  std::uint64_t swarms = 0;      // gauge
-  std::uint64_t peers_ipv4 = 0;  // gauge
-  std::uint64_t peers_ipv6 = 0;  // gauge
-  std::uint64_t seeders = 0;     // gauge, both families
-  std::uint64_t leechers = 0;    // gauge
+  std::uint64_t swarms = 0;
+  std::uint64_t peers_ipv4 = 0;
+  std::uint64_t peers_ipv6 = 0;
+  std::uint64_t seeders = 0;  // both families
+  std::uint64_t leechers = 0;
   std::uint64_t announces = 0;
   std::uint64_t swarms_refused = 0;  // a new swarm over swarms_max
   std::uint64_t peers_refused = 0;   // a new peer over peers_per_swarm_max
   std::uint64_t peers_expired = 0;
   std::uint64_t swarms_freed = 0;
+
+  static constexpr CounterField<StoreCounters> fields[] = {
+      {&StoreCounters::swarms, "swarms", "swarms held", CounterKind::gauge},
+      {&StoreCounters::peers_ipv4, "peers_ipv4", "IPv4 peers held", CounterKind::gauge},
+      {&StoreCounters::peers_ipv6, "peers_ipv6", "IPv6 peers held", CounterKind::gauge},
+      {&StoreCounters::seeders, "seeders", "seeders held", CounterKind::gauge},
+      {&StoreCounters::leechers, "leechers", "leechers held", CounterKind::gauge},
+      {&StoreCounters::announces, "store_announces",
+       "announces given to the store (refused ones included)"},
+      {&StoreCounters::swarms_refused, "swarms_refused", "new swarms refused: shard full"},
+      {&StoreCounters::peers_refused, "peers_refused", "new peers refused: swarm full"},
+      {&StoreCounters::peers_expired, "peers_expired", "peers expired"},
+      {&StoreCounters::swarms_freed, "swarms_freed", "empty swarms freed"},
+  };
 };
+static_assert(counter_fields_complete<StoreCounters>(), "each field has exactly one row in fields");
 
 // Anomaly flags (README "Swarm statistics" documents each method and threshold). All but
 // address_concentration are decided when a window closes, from that window's counters;

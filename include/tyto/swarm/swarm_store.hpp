@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "tyto/core/arena.hpp"
+#include "tyto/core/counter_field.hpp"
 #include "tyto/core/hash.hpp"
 #include "tyto/core/limits.hpp"
 #include "tyto/core/owner.hpp"
