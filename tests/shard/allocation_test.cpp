@@ -1,0 +1,195 @@
+// Zero heap allocations per announce through the whole path (DESIGN §8): a Runtime of two shards
+// on loopback, UDP and keep-alive HTTP announces parsed, routed (half of the swarms live on the
+// other shard: forwards, lent buffers), applied and answered. Global operator new is replaced to
+// count; after a warm-up that creates the swarms, peers and connection buffers, thousands more
+// announces must not allocate at all. The test's client side allocates nothing while counting
+// (fixed buffers, requests built during the warm-up).
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <atomic>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+
+#include <new>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tyto/shard/runtime.hpp"
+
+namespace {
+std::atomic<std::uint64_t> allocations{0};
+}
+
+void* operator new(std::size_t size) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* block = std::malloc(size == 0 ? 1 : size)) return block;
+  throw std::bad_alloc();
+}
+void operator delete(void* block) noexcept {
+  std::free(block);
+}
+void operator delete(void* block, std::size_t) noexcept {
+  std::free(block);
+}
+
+namespace tyto::shard {
+namespace {
+
+std::uint16_t free_port(int type) {
+  const int probe = socket(AF_INET, type, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(probe, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  socklen_t size = sizeof address;
+  getsockname(probe, reinterpret_cast<sockaddr*>(&address), &size);
+  close(probe);
+  return ntohs(address.sin_port);
+}
+
+int client_socket(int type, std::uint16_t port) {
+  const int fd = socket(AF_INET, type, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  timeval timeout{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  return fd;
+}
+
+void put(std::uint8_t*& out, std::uint64_t value, std::size_t size) {
+  for (std::size_t i = size; i-- > 0;) *out++ = static_cast<std::uint8_t>(value >> (8 * i));
+}
+
+constexpr std::uint32_t swarms_count = 16;
+constexpr std::uint32_t peers_per_swarm = 8;
+
+struct UdpAnnounce {
+  std::uint8_t bytes[98];
+};
+
+// One UDP announce round trip; true when answered with action 1 (announce).
+bool udp_round_trip(int fd, const UdpAnnounce& request) {
+  std::uint8_t reply[1500];
+  if (send(fd, request.bytes, sizeof request.bytes, 0) != sizeof request.bytes) return false;
+  const ssize_t got = recv(fd, reply, sizeof reply, 0);
+  return got >= 20 && reply[3] == 1;
+}
+
+// One HTTP announce round trip on a keep-alive connection; true when a whole 200 response with a
+// peer list came back.
+bool http_round_trip(int fd, const std::string& request) {
+  if (send(fd, request.data(), request.size(), 0) != static_cast<ssize_t>(request.size()))
+    return false;
+  char reply[4096];
+  std::size_t size = 0;
+  while (size < sizeof reply) {
+    const ssize_t got = recv(fd, reply + size, sizeof reply - size, 0);
+    if (got <= 0) return false;
+    size += static_cast<std::size_t>(got);
+    const std::string_view text(reply, size);
+    const auto head_end = text.find("\r\n\r\n");
+    const auto length_at = text.find("Content-Length: ");
+    if (head_end == std::string_view::npos || length_at == std::string_view::npos) continue;
+    std::size_t length = 0;
+    std::from_chars(text.data() + length_at + 16, text.data() + head_end, length);
+    if (size < head_end + 4 + length) continue;
+    return text.starts_with("HTTP/1.1 200") && text.find("5:peers") != std::string_view::npos;
+  }
+  return false;
+}
+
+TEST(ShardAllocations, UdpAndHttpAnnouncesThroughTwoShardsAllocateNothing) {
+  const std::uint16_t udp_port = free_port(SOCK_DGRAM);
+  const std::uint16_t http_port = free_port(SOCK_STREAM);
+  RuntimeConfig config;
+  config.cores = {allowed_cpus()[0], allowed_cpus()[0]};
+  config.shard.udp_listeners = {
+      *net::parse_socket_address("127.0.0.1:" + std::to_string(udp_port))};
+  config.shard.http_listeners = {
+      *net::parse_socket_address("127.0.0.1:" + std::to_string(http_port))};
+  config.shard.http_connections_max = 16;
+  Runtime runtime(std::move(config));
+  ASSERT_EQ(runtime.start(), "");
+
+  // UDP: connect once, then build every announce (the connection id stays valid ≥ 2 minutes).
+  const int udp = client_socket(SOCK_DGRAM, udp_port);
+  std::uint8_t connect_request[16];
+  std::uint8_t* out = connect_request;
+  put(out, 0x41727101980, 8);
+  put(out, 0, 4);
+  put(out, 1, 4);
+  std::uint8_t connect_reply[16];
+  ASSERT_EQ(send(udp, connect_request, 16, 0), 16);
+  ASSERT_EQ(recv(udp, connect_reply, 16, 0), 16);
+  std::uint64_t connection_id = 0;
+  for (int i = 8; i < 16; ++i) connection_id = connection_id << 8 | connect_reply[i];
+  std::vector<UdpAnnounce> udp_requests;
+  std::vector<std::string> http_requests;
+  std::uint32_t owned_by[2] = {0, 0};
+  for (std::uint32_t swarm = 0; swarm < swarms_count; ++swarm) {
+    InfoHash info_hash;
+    for (std::size_t i = 0; i < info_hash.bytes.size(); ++i)
+      info_hash.bytes[i] = static_cast<std::uint8_t>(swarm * 37 + i);
+    ++owned_by[runtime.owner_of(info_hash)];
+    std::string hash_text;
+    for (std::uint8_t byte : info_hash.bytes) hash_text += fmt::format("%{:02x}", byte);
+    for (std::uint32_t peer = 0; peer < peers_per_swarm; ++peer) {
+      UdpAnnounce request{};
+      out = request.bytes;
+      put(out, connection_id, 8);
+      put(out, 1, 4);
+      put(out, peer, 4);
+      std::memcpy(out, info_hash.bytes.data(), 20);
+      out += 20;
+      std::memset(out, 'p', 20);
+      out += 20;
+      put(out, 0, 8);
+      put(out, peer % 2, 8);  // left: seeders and leechers
+      put(out, 0, 8);
+      put(out, 0, 4);
+      put(out, 0, 4);
+      put(out, 0, 4);
+      put(out, 50, 4);
+      put(out, 6000 + peer, 2);
+      udp_requests.push_back(request);
+      http_requests.push_back(fmt::format(
+          "GET /announce?info_hash={}&peer_id=-TY0001-{:012}&port={}&uploaded=0&downloaded=0"
+          "&left={}&compact=1 HTTP/1.1\r\nHost: t\r\n\r\n",
+          hash_text, peer, 7000 + peer, peer % 2));
+    }
+  }
+  ASSERT_GT(owned_by[0], 0u);
+  ASSERT_GT(owned_by[1], 0u);
+  const int http = client_socket(SOCK_STREAM, http_port);
+  for (int round = 0; round < 3; ++round) {  // warm-up: swarms, peers, buffers, connection
+    for (const auto& request : udp_requests) ASSERT_TRUE(udp_round_trip(udp, request));
+    for (const auto& request : http_requests) ASSERT_TRUE(http_round_trip(http, request));
+  }
+
+  const std::uint64_t before = allocations.load();
+  std::uint32_t answered = 0;
+  for (int round = 0; round < 20; ++round) {
+    for (const auto& request : udp_requests) answered += udp_round_trip(udp, request);
+    for (const auto& request : http_requests) answered += http_round_trip(http, request);
+  }
+  const std::uint64_t counted = allocations.load() - before;
+  EXPECT_EQ(answered, 20u * 2 * swarms_count * peers_per_swarm);
+  EXPECT_EQ(counted, 0u);
+  close(http);
+  close(udp);
+  runtime.stop();
+  EXPECT_GT(runtime.totals().shard.announces_forwarded, 0u);
+}
+
+}  // namespace
+}  // namespace tyto::shard
