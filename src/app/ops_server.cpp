@@ -139,83 +139,59 @@ std::string OpsServer::start() {
     listeners_.push_back(fd);
   }
   if (listeners_.empty()) return {};
-  stop_fd_ = eventfd(0, EFD_CLOEXEC);
-  if (stop_fd_ < 0) return std::string("eventfd: ") + std::strerror(errno);
   if (std::string error = waker_.init(); !error.empty()) {
     TYTO_LOG(log::Level::warning, "metrics: no waker ring ({}): answers may wait for a tick",
              error);
   }
-  thread_ = std::thread([this] { run(); });
-  return {};
+  return thread_.start("metrics", shard::BridgeThread::doorbell_of(runtime_.control_bridge()),
+                       *this);
 }
 
 void OpsServer::stop() {
-  if (thread_.joinable()) {
-    const std::uint64_t one = 1;
-    [[maybe_unused]] const auto written = write(stop_fd_, &one, sizeof one);
-    thread_.join();
-  }
+  thread_.stop();
   for (const auto& connection : connections_) close(connection->fd);
   connections_.clear();
   for (int fd : listeners_) close(fd);
   listeners_.clear();
-  if (stop_fd_ >= 0) close(stop_fd_);
-  stop_fd_ = -1;
 }
 
-// One poll over everything; then answers, new connections, reads, writes and deadlines.
-void OpsServer::run() noexcept {
-  shard::ControlBridge& bridge = runtime_.control_bridge();
-  std::vector<pollfd> polled;
-  while (true) {
-    polled.clear();
-    polled.push_back({stop_fd_, POLLIN, 0});
-    polled.push_back({bridge.wake_fd(), POLLIN, 0});
-    const bool room = connections_.size() < connections_max;
-    for (int fd : listeners_) polled.push_back({fd, static_cast<short>(room ? POLLIN : 0), 0});
-    auto next_deadline = Clock::now() + std::chrono::seconds(1);
-    for (const auto& connection : connections_) {
-      const short events = connection->stage == Connection::Stage::reading   ? POLLIN
-                           : connection->stage == Connection::Stage::writing ? POLLOUT
-                                                                             : 0;
-      polled.push_back({connection->fd, events, 0});
-      next_deadline = std::min(next_deadline, connection->deadline);
-    }
-    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(next_deadline - Clock::now());
-    const int timeout_ms =
-        bridge.prepare_sleep() ? static_cast<int>(std::max<long>(wait.count(), 0)) : 0;
-    const int ready = poll(polled.data(), polled.size(), timeout_ms);
-    bridge.woke();
-    if (ready < 0 && errno != EINTR) {
-      TYTO_LOG(log::Level::error, "metrics: poll: {}", std::strerror(errno));
-      return;
-    }
-    if (ready > 0 && polled[0].revents != 0) return;
-    take_answers();
-    const std::size_t listeners_at = 2;
-    const std::size_t connections_at = listeners_at + listeners_.size();
-    for (std::size_t i = 0; ready > 0 && i < listeners_.size(); ++i) {
-      if (polled[listeners_at + i].revents & POLLIN) accept_from(listeners_[i]);
-    }
-    // Only the connections polled this time (accept_from appends after them).
-    for (std::size_t i = 0; ready > 0 && connections_at + i < polled.size(); ++i) {
-      Connection& connection = *connections_[i];
-      if (polled[connections_at + i].revents == 0) continue;
-      if (connection.stage == Connection::Stage::reading) read_head(connection);
-      if (connection.stage == Connection::Stage::writing) write_reply(connection);
-    }
-    const auto now = Clock::now();
-    for (const auto& connection : connections_) {
-      if (connection->fd < 0 || now < connection->deadline) continue;
-      if (connection->stage == Connection::Stage::asking) {
-        finish_question(*connection);  // the shards that did not answer are reported missing
-        write_reply(*connection);
-      } else {
-        connection->fd = (close(connection->fd), -1);  // too slow to send or to take: give up
-      }
-    }
-    std::erase_if(connections_, [](const auto& connection) { return connection->fd < 0; });
+void OpsServer::watch(std::vector<pollfd>& polled, Clock::time_point& wake_at) {
+  const bool room = connections_.size() < connections_max;
+  for (int fd : listeners_) polled.push_back({fd, static_cast<short>(room ? POLLIN : 0), 0});
+  for (const auto& connection : connections_) {
+    const short events = connection->stage == Connection::Stage::reading   ? POLLIN
+                         : connection->stage == Connection::Stage::writing ? POLLOUT
+                                                                           : 0;
+    polled.push_back({connection->fd, events, 0});
+    wake_at = std::min(wake_at, connection->deadline);
   }
+}
+
+// Answers first, then new connections, reads, writes and deadlines.
+void OpsServer::turn(std::span<const pollfd> polled) {
+  take_answers();
+  for (std::size_t i = 0; i < listeners_.size(); ++i) {
+    if (polled[i].revents & POLLIN) accept_from(listeners_[i]);
+  }
+  // Only the connections polled this time (accept_from appends after them).
+  const std::span<const pollfd> polled_connections = polled.subspan(listeners_.size());
+  for (std::size_t i = 0; i < polled_connections.size(); ++i) {
+    Connection& connection = *connections_[i];
+    if (polled_connections[i].revents == 0) continue;
+    if (connection.stage == Connection::Stage::reading) read_head(connection);
+    if (connection.stage == Connection::Stage::writing) write_reply(connection);
+  }
+  const auto now = Clock::now();
+  for (const auto& connection : connections_) {
+    if (connection->fd < 0 || now < connection->deadline) continue;
+    if (connection->stage == Connection::Stage::asking) {
+      finish_question(*connection);  // the shards that did not answer are reported missing
+      write_reply(*connection);
+    } else {
+      connection->fd = (close(connection->fd), -1);  // too slow to send or to take: give up
+    }
+  }
+  std::erase_if(connections_, [](const auto& connection) { return connection->fd < 0; });
 }
 
 void OpsServer::accept_from(int listener) noexcept {

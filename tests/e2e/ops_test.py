@@ -176,6 +176,26 @@ class MetricsAndStatistics(unittest.TestCase):
         self.assertEqual(stats["totals"]["udp_announces"],
                          sum(s["counters"]["udp_announces"] for s in stats["per_shard"]))
 
+    def test_a_slow_client_does_not_hold_up_the_others(self):
+        # Connections that send half a request head and wait: the ops thread serves the others
+        # meanwhile (one poll over every connection), and gives each slow one 2 s.
+        slow = [socket.create_connection(("127.0.0.1", self.metrics_port), timeout=5)
+                for _ in range(3)]
+        try:
+            for s in slow:
+                s.sendall(b"GET /metrics HTTP/1.1\r\n")
+            started = time.monotonic()
+            for _ in range(5):
+                status, body = http_get(self.metrics_port, "/stats")
+                self.assertEqual(status, 200)
+                self.assertEqual(json.loads(body)["shards_unanswered"], 0)
+            self.assertLess(time.monotonic() - started, 1.5)
+            for s in slow:  # then the slow ones are given up on: closed without a reply
+                self.assertEqual(s.recv(100), b"")
+        finally:
+            for s in slow:
+                s.close()
+
     def test_clients_outside_the_allowlist_get_403(self):
         status, body = http_get(self.metrics_port, "/metrics", source="127.0.0.2")
         self.assertEqual(status, 403)

@@ -18,16 +18,17 @@
 #include <vector>
 
 #include "tyto/app/options.hpp"
+#include "tyto/shard/bridge_thread.hpp"
 #include "tyto/shard/runtime.hpp"
 
 namespace tyto::app {
 
-class OpsServer {
+class OpsServer : private shard::BridgeThread::Client {
  public:
   static constexpr std::size_t connections_max = shard::control_questions_max;
 
   OpsServer(const Options& options, shard::Runtime& runtime);
-  ~OpsServer();
+  ~OpsServer() override;
   OpsServer(const OpsServer&) = delete;
   OpsServer& operator=(const OpsServer&) = delete;
 
@@ -50,7 +51,9 @@ class OpsServer {
   };
   struct Connection;
 
-  void run() noexcept;
+  using Clock = shard::BridgeThread::Clock;
+  void watch(std::vector<pollfd>& polled, Clock::time_point& wake_at) override;
+  void turn(std::span<const pollfd> polled) override;
   void accept_from(int listener) noexcept;
   void read_head(Connection& connection) noexcept;
   void ask(Connection& connection, Question question) noexcept;
@@ -66,13 +69,12 @@ class OpsServer {
   const Options& options_;
   shard::Runtime& runtime_;
   std::vector<int> listeners_;
-  int stop_fd_ = -1;  // eventfd
-  std::thread thread_;
   std::uint64_t started_unix_s_ = 0;
   // The ops thread's own (run()).
   std::vector<std::unique_ptr<Connection>> connections_;
   std::uint64_t serial_ = 0;
   shard::Waker waker_;
+  shard::BridgeThread thread_;  // last: stopped (by stop()) before the members it uses go
 };
 
 }  // namespace tyto::app
