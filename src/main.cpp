@@ -5,6 +5,8 @@
 
 #include <cinttypes>
 #include <cstdio>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,17 +33,8 @@ std::string join(const std::vector<tyto::net::SocketAddress>& addresses) {
   return text.empty() ? "nothing" : text;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  using tyto::log::Level;
-  std::vector<std::string> arguments(argv + 1, argv + argc);
-  auto parsed = tyto::app::parse_options(arguments);
-  if (!parsed.ok()) {
-    tyto::log::write(Level::error, parsed.error());
-    return 2;
-  }
-  const tyto::app::Options& options = parsed.value();
+// --help, --version, --print-config: printed, and the process ends.
+std::optional<int> print_and_exit(const tyto::app::Options& options) {
   if (options.help) {
     std::fputs(tyto::app::usage_text().c_str(), stdout);
     return 0;
@@ -54,7 +47,15 @@ int main(int argc, char** argv) {
     std::fputs(tyto::app::to_toml(options).c_str(), stdout);
     return 0;
   }
-  tyto::log::set_level(options.log_level);
+  return std::nullopt;
+}
+
+// Everything checked before a thread starts: the environment, running as root, the access list
+// (it must load at start; later a bad file only keeps the previous list), the kernel's io_uring.
+// An exit code, or nothing to go on.
+std::optional<int> check_before_start(const tyto::app::Options& options,
+                                      std::unique_ptr<const tyto::shard::AccessList>& access_list) {
+  using tyto::log::Level;
   for (const std::string& problem :
        {tyto::app::check_environment(options), tyto::app::root_refusal(options)}) {
     if (!problem.empty()) {
@@ -62,8 +63,6 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  // The access list must load at start; later a bad file only keeps the previous list.
-  std::unique_ptr<const tyto::shard::AccessList> access_list;
   if (options.access_mode != tyto::app::AccessMode::off) {
     auto loaded = tyto::app::load_access_list(
         tyto::app::path_before_chroot(options, options.access_list_path), options.access_mode);
@@ -81,14 +80,21 @@ int main(int argc, char** argv) {
     tyto::log::write(Level::error, problem);
     return 1;
   }
-  // Every HTTP connection is a descriptor: take all the hard limit allows (systemd's default
-  // soft limit of 1024 would refuse clients long before the connection tables fill).
+  return std::nullopt;
+}
+
+// Every HTTP connection is a descriptor: take all the hard limit allows (systemd's default soft
+// limit of 1024 would refuse clients long before the connection tables fill).
+void raise_open_files_limit() {
   rlimit open_files{};
   if (getrlimit(RLIMIT_NOFILE, &open_files) == 0 && open_files.rlim_cur < open_files.rlim_max) {
     open_files.rlim_cur = open_files.rlim_max;
     setrlimit(RLIMIT_NOFILE, &open_files);
   }
-  // Shard threads inherit this mask; only the main thread takes SIGINT/SIGTERM/SIGHUP.
+}
+
+// Shard and bridge threads inherit this mask; only the main thread takes SIGINT/SIGTERM/SIGHUP.
+sigset_t block_signals() {
   sigset_t handled_signals;
   sigemptyset(&handled_signals);
   sigaddset(&handled_signals, SIGINT);
@@ -96,57 +102,74 @@ int main(int argc, char** argv) {
   sigaddset(&handled_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &handled_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  return handled_signals;
+}
 
-  tyto::shard::Runtime runtime(options.runtime);
-  if (access_list != nullptr) {
-    TYTO_LOG(Level::info, "access list: {} info_hashes ({}) from {}", access_list->size(),
-             access_list->whitelist() ? "whitelist" : "blacklist", options.access_list_path);
+void load_snapshot(const tyto::app::Options& options, tyto::shard::Runtime& runtime) {
+  using tyto::log::Level;
+  if (options.snapshot_path.empty()) return;
+  const std::string path = tyto::app::path_before_chroot(options, options.snapshot_path);
+  bool missing = false;
+  auto snapshot = tyto::app::read_snapshot_file(path, missing);
+  if (snapshot.ok()) {
+    const std::uint64_t unix_now_s = tyto::unix_time_s();
+    const std::uint64_t written_s = snapshot.value().written_unix_s;
+    const auto down_s = static_cast<std::uint32_t>(
+        unix_now_s > written_s ? std::min<std::uint64_t>(unix_now_s - written_s, UINT32_MAX / 2)
+                               : 0);
+    runtime.set_snapshot(std::move(snapshot.value().records), down_s);
+  } else if (missing) {
+    TYTO_LOG(Level::info, "no snapshot at {} yet; starting empty", path);
+  } else {
+    TYTO_LOG(Level::warning, "snapshot {} refused: {}; starting empty", path, snapshot.error());
   }
-  runtime.set_access_list(std::move(access_list));
-  if (!options.snapshot_path.empty()) {
-    const std::string path = tyto::app::path_before_chroot(options, options.snapshot_path);
-    bool missing = false;
-    auto snapshot = tyto::app::read_snapshot_file(path, missing);
-    if (snapshot.ok()) {
-      const std::uint64_t now_s = tyto::unix_time_s();
-      const std::uint64_t written_s = snapshot.value().written_unix_s;
-      const auto down_s = static_cast<std::uint32_t>(
-          now_s > written_s ? std::min<std::uint64_t>(now_s - written_s, UINT32_MAX / 2) : 0);
-      runtime.set_snapshot(std::move(snapshot.value().records), down_s);
-    } else if (missing) {
-      TYTO_LOG(Level::info, "no snapshot at {} yet; starting empty", path);
-    } else {
-      TYTO_LOG(Level::warning, "snapshot {} refused: {}; starting empty", path, snapshot.error());
-    }
+}
+
+void save_snapshot(const tyto::app::Options& options, tyto::shard::Runtime& runtime) {
+  using tyto::log::Level;
+  if (options.snapshot_path.empty()) return;
+  tyto::app::SnapshotFile snapshot;
+  snapshot.written_unix_s = tyto::unix_time_s();
+  snapshot.records = runtime.snapshot_records(snapshot.swarms);
+  if (const std::string error = tyto::app::write_snapshot_file(options.snapshot_path, snapshot);
+      !error.empty()) {
+    TYTO_LOG(Level::error, "snapshot not written: {}", error);
+  } else {
+    TYTO_LOG(Level::info, "snapshot: {} swarms written to {}", snapshot.swarms,
+             options.snapshot_path);
   }
-  if (const std::string error = runtime.start(); !error.empty()) {
-    tyto::log::write(Level::error, error);
-    return 1;
-  }
-  tyto::app::OpsServer ops(options, runtime);
-  if (const std::string error = ops.start(); !error.empty()) {
-    tyto::log::write(Level::error, error);
+}
+
+// The shards, then the ops server, then (every socket bound) privileges dropped. Error or "".
+std::string start(const tyto::app::Options& options, tyto::shard::Runtime& runtime,
+                  tyto::app::OpsServer& ops) {
+  if (std::string error = runtime.start(); !error.empty()) return error;
+  if (std::string error = ops.start(); !error.empty()) {
     runtime.stop();
-    return 1;
+    return error;
   }
   if (const auto restored = runtime.restored(); restored.swarms > 0) {
-    TYTO_LOG(Level::info, "snapshot: restored {} swarms with {} peers", restored.swarms,
+    TYTO_LOG(tyto::log::Level::info, "snapshot: restored {} swarms with {} peers", restored.swarms,
              restored.peers);
   }
-  // Every socket is bound: now give up root.
-  if (const std::string error = tyto::app::drop_privileges(options); !error.empty()) {
-    tyto::log::write(Level::error, "dropping privileges: " + error);
+  if (std::string error = tyto::app::drop_privileges(options); !error.empty()) {
     ops.stop();
     runtime.stop();
-    return 1;
+    return "dropping privileges: " + error;
   }
-  TYTO_LOG(Level::info, "{} shards on CPUs {}; UDP on {}; HTTP on {}; metrics on {}{}{}",
+  TYTO_LOG(tyto::log::Level::info, "{} shards on CPUs {}; UDP on {}; HTTP on {}; metrics on {}{}{}",
            runtime.shards_count(), fmt::join(options.runtime.cores, ","),
            join(options.runtime.shard.udp_listeners), join(options.runtime.shard.http_listeners),
            join(options.metrics_listeners), options.user.empty() ? "" : "; running as ",
            options.user);
+  return {};
+}
 
-  // The main thread's loop: signals, and a look at the access list file once a second.
+// The main thread's loop until SIGINT or SIGTERM (returned): SIGHUP and a look at the access list
+// file once a second reload the list.
+int wait_for_stop(const tyto::app::Options& options, tyto::shard::Runtime& runtime,
+                  const sigset_t& handled_signals) {
+  using tyto::log::Level;
   tyto::app::FileWatch access_file(options.access_list_path);
   if (options.access_mode != tyto::app::AccessMode::off) access_file.changed();  // records
   auto reload_access_list = [&](const char* why) {
@@ -160,11 +183,10 @@ int main(int argc, char** argv) {
     runtime.set_access_list(std::move(loaded.value()));
     TYTO_LOG(Level::info, "{}: access list reloaded: {} info_hashes", why, size);
   };
-  int signal_number = 0;
   for (;;) {
     const timespec one_second{1, 0};
-    signal_number = sigtimedwait(&handled_signals, nullptr, &one_second);
-    if (signal_number == SIGINT || signal_number == SIGTERM) break;
+    const int signal_number = sigtimedwait(&handled_signals, nullptr, &one_second);
+    if (signal_number == SIGINT || signal_number == SIGTERM) return signal_number;
     if (options.access_mode == tyto::app::AccessMode::off) continue;
     if (signal_number == SIGHUP) {
       access_file.changed();  // a reload now covers any change seen so far
@@ -173,21 +195,43 @@ int main(int argc, char** argv) {
       reload_access_list("access list file changed");
     }
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using tyto::log::Level;
+  std::vector<std::string> arguments(argv + 1, argv + argc);
+  auto parsed = tyto::app::parse_options(arguments);
+  if (!parsed.ok()) {
+    tyto::log::write(Level::error, parsed.error());
+    return 2;
+  }
+  const tyto::app::Options& options = parsed.value();
+  if (const auto code = print_and_exit(options)) return *code;
+  tyto::log::set_level(options.log_level);
+  std::unique_ptr<const tyto::shard::AccessList> access_list;
+  if (const auto code = check_before_start(options, access_list)) return *code;
+  raise_open_files_limit();
+  const sigset_t handled_signals = block_signals();
+
+  tyto::shard::Runtime runtime(options.runtime);
+  if (access_list != nullptr) {
+    TYTO_LOG(Level::info, "access list: {} info_hashes ({}) from {}", access_list->size(),
+             access_list->whitelist() ? "whitelist" : "blacklist", options.access_list_path);
+  }
+  runtime.set_access_list(std::move(access_list));
+  load_snapshot(options, runtime);
+  tyto::app::OpsServer ops(options, runtime);
+  if (const std::string error = start(options, runtime, ops); !error.empty()) {
+    tyto::log::write(Level::error, error);
+    return 1;
+  }
+  const int signal_number = wait_for_stop(options, runtime, handled_signals);
   TYTO_LOG(Level::info, "{}, stopping", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
   ops.stop();
   runtime.stop();  // drains what is in flight
-  if (!options.snapshot_path.empty()) {
-    tyto::app::SnapshotFile snapshot;
-    snapshot.written_unix_s = tyto::unix_time_s();
-    snapshot.records = runtime.snapshot_records(snapshot.swarms);
-    if (const std::string error = tyto::app::write_snapshot_file(options.snapshot_path, snapshot);
-        !error.empty()) {
-      TYTO_LOG(Level::error, "snapshot not written: {}", error);
-    } else {
-      TYTO_LOG(Level::info, "snapshot: {} swarms written to {}", snapshot.swarms,
-               options.snapshot_path);
-    }
-  }
+  save_snapshot(options, runtime);
   if (options.print_counters) print_counters(runtime.totals());
   return 0;
 }

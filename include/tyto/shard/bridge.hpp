@@ -15,9 +15,15 @@
 //  - Sleeping, both ways, is Dekker's pattern: the sleeper sets its flag, then looks at its queues
 //    once more; the producer publishes, then reads the flag (every access seq_cst), so one of
 //    them sees the other and no message waits for a timeout.
-// Never a lock, never an allocation after init(). Each message kind states its overload policy
-// where it is declared (control.hpp for the ops server's): dropped and counted, or kept by its
-// producer until there is room — never silently lost.
+// Never a lock, never an allocation after init(). A full queue refuses (send/answer return
+// false); what happens then is each message kind's policy, stated where the kind is declared:
+//  - ops questions and answers (control.hpp): a question that does not fit is not asked (the
+//    operator gets 503); an answer that does not fit is dropped and counted, and the question
+//    times out. Nothing else depends on them.
+//  - accounting deltas (private tracker): never dropped. The shard keeps them summed in its own
+//    fixed table and offers them again next turn until the bridge has room.
+//  - replication deltas (cluster): dropped and counted under overload; a peer's next announce
+//    repairs what was lost.
 #pragma once
 
 #include <sys/eventfd.h>
