@@ -3,6 +3,7 @@
 //   peer:  wire[6 or 18] flags u8 (bit 0 seeder, bit 1 completion counted) age_s u16
 #include <algorithm>
 
+#include "tyto/core/assert.hpp"
 #include "tyto/core/bytes.hpp"
 #include "tyto/swarm/swarm_store.hpp"
 
@@ -13,20 +14,24 @@ constexpr std::uint8_t peer_seeder = 1;
 constexpr std::uint8_t peer_completed = 2;
 constexpr std::size_t swarm_header_size = 20 + 4 * 4;
 
-void put(std::vector<std::uint8_t>& out, std::uint64_t value, std::size_t size) {
-  for (std::size_t i = size; i-- > 0;) out.push_back(static_cast<std::uint8_t>(value >> (8 * i)));
+// A peer's record: its wire bytes, flags u8, age_s u16.
+template <class Peers>
+constexpr std::size_t peer_record_size = Peers::wire_size + 1 + 2;
+
+std::uint64_t peers_size(std::uint64_t ipv4_count, std::uint64_t ipv6_count) {
+  return ipv4_count * peer_record_size<Ipv4Peers> + ipv6_count * peer_record_size<Ipv6Peers>;
 }
 
 template <class Peers>
-void append_peers(const Peers& peers, const StampClock& stamps, std::uint32_t now_s,
-                  std::vector<std::uint8_t>& out) {
+void write_peers(const Peers& peers, const StampClock& stamps, std::uint32_t now_s,
+                 ByteWriter& out) {
   for (std::uint32_t i = 0; i < peers.count(); ++i) {
-    const std::uint8_t* wire = peers.wire(i);
-    out.insert(out.end(), wire, wire + Peers::wire_size);
+    out.bytes(std::span(peers.wire(i), Peers::wire_size));
     const std::uint8_t stamp = peers.stamp(i);
     const bool completed = stamp & stamp_completed_bit;
-    put(out, (i < peers.seeders() ? peer_seeder : 0) | (completed ? peer_completed : 0), 1);
-    put(out, std::min<std::uint32_t>(stamps.age_s(stamp, now_s), 0xffff), 2);
+    out.u8((i < peers.seeders() ? peer_seeder : 0) | (completed ? peer_completed : 0));
+    const std::uint32_t age_s = std::min<std::uint32_t>(stamps.age_s(stamp, now_s), 0xffff);
+    out.u16(static_cast<std::uint16_t>(age_s));
   }
 }
 
@@ -36,13 +41,18 @@ std::uint64_t SwarmStore::append_snapshot(std::uint32_t now_s,
                                           std::vector<std::uint8_t>& out) const {
   std::uint64_t swarms = 0;
   for (const Swarm& swarm : records()) {
-    out.insert(out.end(), swarm.info_hash.bytes.begin(), swarm.info_hash.bytes.end());
-    put(out, swarm.downloaded, 4);
-    put(out, now_s - swarm.activity.created_s, 4);
-    put(out, swarm.ipv4.count(), 4);
-    put(out, swarm.ipv6 != nullptr ? swarm.ipv6->count() : 0, 4);
-    append_peers(swarm.ipv4, stamps_, now_s, out);
-    if (swarm.ipv6 != nullptr) append_peers(*swarm.ipv6, stamps_, now_s, out);
+    const std::uint32_t ipv6_count = swarm.ipv6 != nullptr ? swarm.ipv6->count() : 0;
+    const std::size_t at = out.size();
+    out.resize(at + swarm_header_size + peers_size(swarm.ipv4.count(), ipv6_count));
+    ByteWriter record{std::span(out).subspan(at)};
+    record.bytes(swarm.info_hash.bytes);
+    record.u32(swarm.downloaded);
+    record.u32(now_s - swarm.activity.created_s);
+    record.u32(swarm.ipv4.count());
+    record.u32(ipv6_count);
+    write_peers(swarm.ipv4, stamps_, now_s, record);
+    if (swarm.ipv6 != nullptr) write_peers(*swarm.ipv6, stamps_, now_s, record);
+    TYTO_ASSERT(record.ok() && record.remaining() == 0);  // the size above matches the writes
     ++swarms;
   }
   return swarms;
@@ -62,10 +72,9 @@ Result<SwarmStore::Restored, std::string> SwarmStore::restore_snapshot(
     const std::uint32_t age_s = in.u32();
     const std::uint64_t ipv4_count = in.u32();
     const std::uint64_t ipv6_count = in.u32();
-    const std::uint64_t peers_size =
-        ipv4_count * (Ipv4Peers::wire_size + 3) + ipv6_count * (Ipv6Peers::wire_size + 3);
-    if (peers_size > in.remaining()) return Failure{std::string("truncated peer list")};
-    const std::span<const std::uint8_t> peer_bytes = in.bytes(peers_size);
+    const std::uint64_t peer_bytes_size = peers_size(ipv4_count, ipv6_count);
+    if (peer_bytes_size > in.remaining()) return Failure{std::string("truncated peer list")};
+    const std::span<const std::uint8_t> peer_bytes = in.bytes(peer_bytes_size);
     if (!keep(info_hash)) continue;
     const std::uint64_t hash = hash_info_hash(info_hash, secret_);
     Swarm* swarm = find(info_hash, hash);
