@@ -33,20 +33,8 @@ std::string json_error(int status, std::string_view reason, std::string_view mes
                   fmt::format("{{\"error\":\"{}\"}}\n", message));
 }
 
-// The raw value of `name` in a query string ("" and false when absent).
-bool query_value(std::string_view query, std::string_view name, std::string_view& value) {
-  while (!query.empty()) {
-    const auto amp = query.find('&');
-    const std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    const auto equals = pair.find('=');
-    if (pair.substr(0, equals) == name) {
-      value = equals == std::string_view::npos ? std::string_view{} : pair.substr(equals + 1);
-      return true;
-    }
-  }
-  return false;
-}
+// The ops endpoints split queries as the tracker's HTTP codec does.
+using proto::http::query_value;
 
 // info_hash as 40 hex digits or as the percent-encoded 20 bytes (as in an announce).
 std::optional<InfoHash> parse_info_hash_parameter(std::string_view value) {
@@ -221,10 +209,7 @@ void OpsServer::serve(int connection) noexcept {
 
 std::string OpsServer::respond(std::string_view method, std::string_view target) {
   if (method != "GET") return json_error(405, "Method Not Allowed", "GET only");
-  const auto question = target.find('?');
-  const std::string_view path = target.substr(0, question);
-  const std::string_view query =
-      question == std::string_view::npos ? std::string_view{} : target.substr(question + 1);
+  const auto [path, query] = proto::http::split_target(target);
   if (path == "/metrics") return metrics();
   if (path == "/stats") return stats();
   if (path == "/stats/swarm") return swarm_stats(query);
