@@ -404,7 +404,7 @@ std::size_t write_scrape_response(std::span<std::uint8_t> out, std::span<const I
     body.string("complete");
     body.integer(entries[order[k]].seeders);
     body.string("downloaded");
-    body.integer(entries[order[k]].downloaded);
+    body.integer(entries[order[k]].completed);
     body.string("incomplete");
     body.integer(entries[order[k]].leechers);
     body.end();

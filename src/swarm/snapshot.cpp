@@ -1,5 +1,5 @@
 // Snapshot records of the in-memory store (big-endian):
-//   swarm: info_hash[20] downloaded u32 age_s u32 ipv4_count u32 ipv6_count u32, then the peers
+//   swarm: info_hash[20] completed u32 age_s u32 ipv4_count u32 ipv6_count u32, then the peers
 //   peer:  wire[6 or 18] flags u8 (bit 0 seeder, bit 1 completion counted) age_s u16
 #include <algorithm>
 
@@ -38,7 +38,7 @@ void write_peers(const Peers& peers, const StampClock& stamps, std::uint32_t now
 // One swarm record's header, with its peer records still as bytes.
 struct SwarmRecord {
   InfoHash info_hash;
-  std::uint32_t downloaded = 0;
+  std::uint32_t completed = 0;
   std::uint32_t age_s = 0;
   std::uint64_t ipv4_count = 0;
   std::uint64_t ipv6_count = 0;
@@ -49,7 +49,7 @@ struct SwarmRecord {
 const char* read_swarm_record(ByteReader& in, SwarmRecord& record) {
   if (in.remaining() < swarm_header_size) return "truncated swarm record";
   in.copy_to(std::span(record.info_hash.bytes));
-  record.downloaded = in.u32();
+  record.completed = in.u32();
   record.age_s = in.u32();
   record.ipv4_count = in.u32();
   record.ipv6_count = in.u32();
@@ -111,7 +111,7 @@ std::uint64_t SwarmStore::append_snapshot(std::uint32_t now_s,
     out.resize(at + swarm_header_size + peers_size(swarm.ipv4.count(), ipv6_count));
     ByteWriter record{std::span(out).subspan(at)};
     record.bytes(swarm.info_hash.bytes);
-    record.u32(swarm.downloaded);
+    record.u32(swarm.completed);
     record.u32(now_s - swarm.activity.created_s);
     record.u32(swarm.ipv4.count());
     record.u32(ipv6_count);
@@ -146,7 +146,7 @@ Result<SwarmStore::Restored, std::string> SwarmStore::restore_snapshot(
       swarm->activity.created_s = now_s >= age_s ? now_s - age_s : 0;
       swarm->activity.window = window_of(now_s);
     }
-    swarm->downloaded = std::max(swarm->downloaded, record.downloaded);
+    swarm->completed = std::max(swarm->completed, record.completed);
     ByteReader peers_in(record.peer_bytes);
     restored.peers += restore_peers(store, *swarm, swarm->ipv4, record.ipv4_count, peers_in,
                                     counters_.peers_ipv4);
