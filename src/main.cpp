@@ -112,10 +112,10 @@ void load_snapshot(const tyto::app::Options& options, tyto::shard::Runtime& runt
   bool missing = false;
   auto snapshot = tyto::app::read_snapshot_file(path, missing);
   if (snapshot.ok()) {
-    const std::uint64_t unix_now_s = tyto::unix_time_s();
+    const std::uint64_t now_unix_s = tyto::unix_time_s();
     const std::uint64_t written_s = snapshot.value().written_unix_s;
     const auto down_s = static_cast<std::uint32_t>(
-        unix_now_s > written_s ? std::min<std::uint64_t>(unix_now_s - written_s, UINT32_MAX / 2)
+        now_unix_s > written_s ? std::min<std::uint64_t>(now_unix_s - written_s, UINT32_MAX / 2)
                                : 0);
     runtime.set_snapshot(std::move(snapshot.value().records), down_s);
   } else if (missing) {

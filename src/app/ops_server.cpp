@@ -39,20 +39,8 @@ std::string json_error(int status, std::string_view reason, std::string_view mes
                   fmt::format("{{\"error\":\"{}\"}}\n", message));
 }
 
-// The raw value of `name` in a query string ("" and false when absent).
-bool query_value(std::string_view query, std::string_view name, std::string_view& value) {
-  while (!query.empty()) {
-    const auto amp = query.find('&');
-    const std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    const auto equals = pair.find('=');
-    if (pair.substr(0, equals) == name) {
-      value = equals == std::string_view::npos ? std::string_view{} : pair.substr(equals + 1);
-      return true;
-    }
-  }
-  return false;
-}
+// The ops endpoints split queries as the tracker's HTTP codec does.
+using proto::http::query_value;
 
 // info_hash as 40 hex digits or as the percent-encoded 20 bytes (as in an announce).
 std::optional<InfoHash> parse_info_hash_parameter(std::string_view value) {
@@ -231,7 +219,7 @@ void OpsServer::read_head(Connection& connection) noexcept {
     }
     const ssize_t got = recv(connection.fd, connection.head.data() + connection.head_size,
                              connection.head.size() - connection.head_size, 0);
-    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // more later
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;  // later
     if (got <= 0) {  // closed or broken before a whole head
       connection.fd = (close(connection.fd), -1);
       return;
@@ -324,7 +312,7 @@ void OpsServer::write_reply(Connection& connection) noexcept {
   while (connection.sent < connection.reply.size()) {
     const ssize_t wrote = send(connection.fd, connection.reply.data() + connection.sent,
                                connection.reply.size() - connection.sent, MSG_NOSIGNAL);
-    if (wrote < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // more later
+    if (wrote < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;  // later
     if (wrote <= 0) break;
     connection.sent += static_cast<std::size_t>(wrote);
   }
@@ -338,11 +326,7 @@ void OpsServer::write_reply(Connection& connection) noexcept {
 
 std::string OpsServer::plan(std::string_view method, std::string_view target, Question& question) {
   if (method != "GET") return json_error(405, "Method Not Allowed", "GET only");
-  const auto question_mark = target.find('?');
-  const std::string_view path = target.substr(0, question_mark);
-  const std::string_view query = question_mark == std::string_view::npos
-                                     ? std::string_view{}
-                                     : target.substr(question_mark + 1);
+  const auto [path, query] = proto::http::split_target(target);
   question.request.kind = shard::ControlKind::counters;
   if (path == "/metrics") {
     question.page = Page::metrics;

@@ -424,6 +424,93 @@ std::string apply_toml(Options& options, std::string_view text, std::string_view
   }
 }
 
+// The command line's raw values, one slot per setting (CLI11 writes into them while parsing,
+// so they are sized once), and the flags that are not settings.
+struct CommandLine {
+  std::vector<std::string> texts = std::vector<std::string>(std::size(settings));
+  std::vector<std::vector<std::string>> lists =
+      std::vector<std::vector<std::string>>(std::size(settings));
+  std::vector<CLI::Option*> flags = std::vector<CLI::Option*>(std::size(settings));
+  Options meta;  // config_path, help, version, print_config, check_config
+  std::uint32_t clock_speedup = 1;
+  bool quiet = false;
+};
+
+void add_setting_flags(CLI::App& app, CommandLine& line) {
+  for (std::size_t i = 0; i < std::size(settings); ++i) {
+    const Setting& setting = settings[i];
+    switch (setting.kind) {
+      case Kind::text:
+      case Kind::integer:  // checked in apply_flags, so the range message is the file's
+        line.flags[i] = app.add_option(setting.flag, line.texts[i])
+                            ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+        break;
+      case Kind::text_list:
+        line.flags[i] = app.add_option(setting.flag, line.lists[i]);
+        break;
+      case Kind::boolean:
+        line.flags[i] = app.add_flag(setting.flag);
+        break;
+    }
+  }
+}
+
+void add_meta_flags(CLI::App& app, CommandLine& line) {
+  app.add_option("--config", line.meta.config_path);
+  app.add_flag("--help,-h", line.meta.help);
+  app.add_flag("--version", line.meta.version);
+  app.add_flag("--print-config", line.meta.print_config);
+  app.add_flag("--check-config", line.meta.check_config);
+  app.add_flag("--quiet", line.quiet);
+  // Test-only: the shard clock runs this many times faster, so end-to-end tests can watch
+  // connection ids and peers expire in seconds.
+  app.add_option("--test-clock-speedup", line.clock_speedup)
+      ->check(CLI::Range(1, 10000))
+      ->group("");
+}
+
+std::string apply_config_file(Options& options, const std::string& path) {
+  std::ifstream file(path);
+  if (!file) return "cannot read config file " + path + ": " + std::strerror(errno);
+  std::ostringstream text;
+  text << file.rdbuf();
+  return apply_toml(options, text.str(), path);
+}
+
+// Applies the settings given on the command line, over the config file's; "" or what is wrong.
+std::string apply_flags(Options& options, const CommandLine& line) {
+  for (std::size_t i = 0; i < std::size(settings); ++i) {
+    const Setting& setting = settings[i];
+    if (line.flags[i]->count() == 0) continue;
+    const std::string& text = line.texts[i];
+    Value value;
+    value.text = text;
+    value.list = line.lists[i];
+    value.boolean = true;
+    std::string problem;
+    if (setting.kind == Kind::integer) {
+      const char* end = text.data() + text.size();
+      const auto [stop, error] = std::from_chars(text.data(), end, value.integer);
+      problem = error != std::errc{} || stop != end ? "not a number: '" + text + "'"
+                                                    : check_range(setting, value.integer);
+    }
+    if (problem.empty()) problem = setting.apply(options, value);
+    if (!problem.empty()) return std::string(setting.flag) + ": " + problem;
+  }
+  return {};
+}
+
+// The flags that are not settings, once the settings are valid.
+void take_meta(Options& options, const CommandLine& line) {
+  options.runtime.shard.clock_speedup = line.clock_speedup;
+  options.config_path = line.meta.config_path;
+  options.help = line.meta.help;
+  options.version = line.meta.version;
+  options.print_config = line.meta.print_config;
+  options.check_config = line.meta.check_config;
+  options.print_counters = !line.quiet;
+}
+
 }  // namespace
 
 Result<Options, std::string> parse_config_text(std::string_view text, std::string_view file_name) {
@@ -438,83 +525,23 @@ Result<Options, std::string> parse_config_text(std::string_view text, std::strin
 Result<Options, std::string> parse_options(const std::vector<std::string>& arguments) {
   CLI::App app("tyto");
   app.set_help_flag();  // our usage text, our exit
-  constexpr std::size_t count = std::size(settings);
-  std::vector<std::string> texts(count);
-  std::vector<std::vector<std::string>> lists(count);
-  std::vector<std::uint64_t> integers(count);
-  std::vector<char> booleans(count);
-  std::vector<CLI::Option*> flags(count);
-  for (std::size_t i = 0; i < count; ++i) {
-    const Setting& setting = settings[i];
-    switch (setting.kind) {
-      case Kind::text:
-      case Kind::integer:  // checked below, so the range message is the file's
-        flags[i] = app.add_option(setting.flag, texts[i])
-                       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-        break;
-      case Kind::text_list:
-        flags[i] = app.add_option(setting.flag, lists[i]);
-        break;
-      case Kind::boolean:
-        flags[i] = app.add_flag(setting.flag);
-        break;
-    }
-  }
-  Options meta;
-  std::uint32_t clock_speedup = 1;
-  app.add_option("--config", meta.config_path);
-  app.add_flag("--help,-h", meta.help);
-  app.add_flag("--version", meta.version);
-  app.add_flag("--print-config", meta.print_config);
-  app.add_flag("--check-config", meta.check_config);
-  bool quiet = false;
-  app.add_flag("--quiet", quiet);
-  // Test-only: the shard clock runs this many times faster, so end-to-end tests can watch
-  // connection ids and peers expire in seconds.
-  app.add_option("--test-clock-speedup", clock_speedup)->check(CLI::Range(1, 10000))->group("");
+  CommandLine line;
+  add_setting_flags(app, line);
+  add_meta_flags(app, line);
   try {
     std::vector<std::string> reversed(arguments.rbegin(), arguments.rend());
     app.parse(reversed);
   } catch (const CLI::ParseError& error) {
     return Failure{std::string(error.what()) + " (see --help)"};
   }
-
   Options options = defaults();
-  if (!meta.config_path.empty()) {
-    std::ifstream file(meta.config_path);
-    if (!file) {
-      return Failure{"cannot read config file " + meta.config_path + ": " + std::strerror(errno)};
-    }
-    std::ostringstream text;
-    text << file.rdbuf();
-    if (std::string problem = apply_toml(options, text.str(), meta.config_path); !problem.empty())
+  if (!line.meta.config_path.empty()) {
+    if (std::string problem = apply_config_file(options, line.meta.config_path); !problem.empty())
       return Failure{problem};
   }
-  for (std::size_t i = 0; i < count; ++i) {
-    const Setting& setting = settings[i];
-    if (flags[i]->count() == 0) continue;
-    Value value;
-    value.text = texts[i];
-    value.list = lists[i];
-    value.boolean = true;
-    std::string problem;
-    if (setting.kind == Kind::integer) {
-      const char* end = texts[i].data() + texts[i].size();
-      const auto [stop, error] = std::from_chars(texts[i].data(), end, value.integer);
-      problem = error != std::errc{} || stop != end ? "not a number: '" + texts[i] + "'"
-                                                    : check_range(setting, value.integer);
-    }
-    if (problem.empty()) problem = setting.apply(options, value);
-    if (!problem.empty()) return Failure{std::string(setting.flag) + ": " + problem};
-  }
+  if (std::string problem = apply_flags(options, line); !problem.empty()) return Failure{problem};
   if (std::string problem = finish(options); !problem.empty()) return Failure{problem};
-  options.runtime.shard.clock_speedup = clock_speedup;
-  options.config_path = meta.config_path;
-  options.help = meta.help;
-  options.version = meta.version;
-  options.print_config = meta.print_config;
-  options.check_config = meta.check_config;
-  options.print_counters = !quiet;
+  take_meta(options, line);
   return options;
 }
 

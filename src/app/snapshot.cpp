@@ -9,18 +9,15 @@
 #include <fstream>
 #include <iterator>
 
+#include "tyto/core/assert.hpp"
 #include "tyto/core/bytes.hpp"
 
 namespace tyto::app {
 namespace {
 
-constexpr char magic[8] = {'T', 'Y', 'T', 'O', 'S', 'N', 'A', 'P'};
+constexpr std::uint8_t magic[8] = {'T', 'Y', 'T', 'O', 'S', 'N', 'A', 'P'};
 constexpr std::size_t header_size = 8 + 4 + 4 + 8 + 8 + 8;
 constexpr std::size_t checksum_size = 8;
-
-void put(std::vector<std::uint8_t>& out, std::uint64_t value, std::size_t size) {
-  for (std::size_t i = size; i-- > 0;) out.push_back(static_cast<std::uint8_t>(value >> (8 * i)));
-}
 
 std::string errno_text(const std::string& what) {
   return what + ": " + std::strerror(errno);
@@ -29,15 +26,18 @@ std::string errno_text(const std::string& what) {
 }  // namespace
 
 std::vector<std::uint8_t> encode_snapshot(const SnapshotFile& snapshot) {
-  std::vector<std::uint8_t> bytes(magic, magic + sizeof magic);
-  bytes.reserve(header_size + snapshot.records.size() + checksum_size);
-  put(bytes, snapshot_version, 4);
-  put(bytes, 0, 4);
-  put(bytes, snapshot.written_unix_s, 8);
-  put(bytes, snapshot.swarms, 8);
-  put(bytes, snapshot.records.size(), 8);
-  bytes.insert(bytes.end(), snapshot.records.begin(), snapshot.records.end());
-  put(bytes, XXH3_64bits(bytes.data(), bytes.size()), 8);
+  std::vector<std::uint8_t> bytes(header_size + snapshot.records.size() + checksum_size);
+  ByteWriter out(bytes);
+  out.bytes(magic);
+  out.u32(snapshot_version);
+  out.u32(0);  // reserved
+  out.u64(snapshot.written_unix_s);
+  out.u64(snapshot.swarms);
+  out.u64(snapshot.records.size());
+  out.bytes(snapshot.records);
+  TYTO_ASSERT(out.size() == header_size + snapshot.records.size());
+  out.u64(XXH3_64bits(bytes.data(), out.size()));
+  TYTO_ASSERT(out.ok() && out.remaining() == 0);
   return bytes;
 }
 

@@ -120,19 +120,12 @@ bool decimal(std::string_view text, Integer& value) noexcept {
   return error == std::errc{} && end == text.data() + text.size() && !text.empty();
 }
 
-// Calls visit(key, value) for each key=value pair of a query.
+// Calls visit(key, value) for each key=value pair of a query; stops at the first failure.
 template <class Visit>
 const char* for_each_parameter(std::string_view query, Visit&& visit) noexcept {
-  while (!query.empty()) {
-    const auto amp = query.find('&');
-    const std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    if (pair.empty()) continue;
-    const auto equals = pair.find('=');
-    const std::string_view key = pair.substr(0, equals);
-    const std::string_view value =
-        equals == std::string_view::npos ? std::string_view{} : pair.substr(equals + 1);
-    if (const char* failure = visit(key, value)) return failure;
+  QueryParameter parameter;
+  while (next_parameter(query, parameter)) {
+    if (const char* failure = visit(parameter.key, parameter.value)) return failure;
   }
   return nullptr;
 }
@@ -188,13 +181,29 @@ HeadStatus parse_head(std::span<const std::uint8_t> bytes, RequestHead& head) no
   return HeadStatus::complete;
 }
 
-Path route(std::string_view target, std::string_view& query) noexcept {
+Target split_target(std::string_view target) noexcept {
   const auto question = target.find('?');
-  const std::string_view path = target.substr(0, question);
-  query = question == std::string_view::npos ? std::string_view{} : target.substr(question + 1);
-  if (path == "/announce") return Path::announce;
-  if (path == "/scrape") return Path::scrape;
+  if (question == std::string_view::npos) return {target, {}};
+  return {target.substr(0, question), target.substr(question + 1)};
+}
+
+Path route(std::string_view target, std::string_view& query) noexcept {
+  const Target split = split_target(target);
+  query = split.query;
+  if (split.path == "/announce") return Path::announce;
+  if (split.path == "/scrape") return Path::scrape;
   return Path::unknown;
+}
+
+bool query_value(std::string_view query, std::string_view key, std::string_view& value) noexcept {
+  QueryParameter parameter;
+  while (next_parameter(query, parameter)) {
+    if (parameter.key == key) {
+      value = parameter.value;
+      return true;
+    }
+  }
+  return false;
 }
 
 Result<AnnounceQuery, const char*> parse_announce_query(std::string_view query) noexcept {
@@ -395,7 +404,7 @@ std::size_t write_scrape_response(std::span<std::uint8_t> out, std::span<const I
     body.string("complete");
     body.integer(entries[order[k]].seeders);
     body.string("downloaded");
-    body.integer(entries[order[k]].downloaded);
+    body.integer(entries[order[k]].completed);
     body.string("incomplete");
     body.integer(entries[order[k]].leechers);
     body.end();

@@ -196,7 +196,7 @@ std::size_t write_scrape_reply(std::span<std::uint8_t> out, std::uint32_t transa
   writer.u32(transaction_id);
   for (const ScrapeEntry& entry : entries) {
     writer.u32(entry.seeders);
-    writer.u32(entry.downloaded);
+    writer.u32(entry.completed);
     writer.u32(entry.leechers);
   }
   TYTO_ASSERT(writer.ok() && writer.size() == size);

@@ -1,8 +1,9 @@
 // Snapshot records of the in-memory store (big-endian):
-//   swarm: info_hash[20] downloaded u32 age_s u32 ipv4_count u32 ipv6_count u32, then the peers
+//   swarm: info_hash[20] completed u32 age_s u32 ipv4_count u32 ipv6_count u32, then the peers
 //   peer:  wire[6 or 18] flags u8 (bit 0 seeder, bit 1 completion counted) age_s u16
 #include <algorithm>
 
+#include "tyto/core/assert.hpp"
 #include "tyto/core/bytes.hpp"
 #include "tyto/swarm/swarm_store.hpp"
 
@@ -13,21 +14,90 @@ constexpr std::uint8_t peer_seeder = 1;
 constexpr std::uint8_t peer_completed = 2;
 constexpr std::size_t swarm_header_size = 20 + 4 * 4;
 
-void put(std::vector<std::uint8_t>& out, std::uint64_t value, std::size_t size) {
-  for (std::size_t i = size; i-- > 0;) out.push_back(static_cast<std::uint8_t>(value >> (8 * i)));
+// A peer's record: its wire bytes, flags u8, age_s u16.
+template <class Peers>
+constexpr std::size_t peer_record_size = Peers::wire_size + 1 + 2;
+
+std::uint64_t peers_size(std::uint64_t ipv4_count, std::uint64_t ipv6_count) {
+  return ipv4_count * peer_record_size<Ipv4Peers> + ipv6_count * peer_record_size<Ipv6Peers>;
 }
 
 template <class Peers>
-void append_peers(const Peers& peers, const StampClock& stamps, std::uint32_t now_s,
-                  std::vector<std::uint8_t>& out) {
+void write_peers(const Peers& peers, const StampClock& stamps, std::uint32_t now_s,
+                 ByteWriter& out) {
   for (std::uint32_t i = 0; i < peers.count(); ++i) {
-    const std::uint8_t* wire = peers.wire(i);
-    out.insert(out.end(), wire, wire + Peers::wire_size);
+    out.bytes(std::span(peers.wire(i), Peers::wire_size));
     const std::uint8_t stamp = peers.stamp(i);
     const bool completed = stamp & stamp_completed_bit;
-    put(out, (i < peers.seeders() ? peer_seeder : 0) | (completed ? peer_completed : 0), 1);
-    put(out, std::min<std::uint32_t>(stamps.age_s(stamp, now_s), 0xffff), 2);
+    out.u8((i < peers.seeders() ? peer_seeder : 0) | (completed ? peer_completed : 0));
+    const std::uint32_t age_s = std::min<std::uint32_t>(stamps.age_s(stamp, now_s), 0xffff);
+    out.u16(static_cast<std::uint16_t>(age_s));
   }
+}
+
+// One swarm record's header, with its peer records still as bytes.
+struct SwarmRecord {
+  InfoHash info_hash;
+  std::uint32_t completed = 0;
+  std::uint32_t age_s = 0;
+  std::uint64_t ipv4_count = 0;
+  std::uint64_t ipv6_count = 0;
+  std::span<const std::uint8_t> peer_bytes;
+};
+
+// Reads one swarm record off `in`; nullptr, or why the records are malformed.
+const char* read_swarm_record(ByteReader& in, SwarmRecord& record) {
+  if (in.remaining() < swarm_header_size) return "truncated swarm record";
+  in.copy_to(std::span(record.info_hash.bytes));
+  record.completed = in.u32();
+  record.age_s = in.u32();
+  record.ipv4_count = in.u32();
+  record.ipv6_count = in.u32();
+  const std::uint64_t peer_bytes_size = peers_size(record.ipv4_count, record.ipv6_count);
+  if (peer_bytes_size > in.remaining()) return "truncated peer list";
+  record.peer_bytes = in.bytes(peer_bytes_size);
+  return nullptr;
+}
+
+// The parts of the store restoring peers reads and counts into, lent by restore_snapshot.
+struct PeerRestore {
+  const StoreLimits& limits;
+  const StampClock& stamps;
+  const HashSecret& secret;
+  SlabArena& arena;
+  StoreCounters& counters;
+  std::uint32_t now_s;
+  std::uint32_t extra_age_s;
+};
+
+// Reads `count` peer records of one family into `peers` (one of `swarm`'s sets), skipping
+// expired, duplicate and over-the-limit ones; returns how many were restored.
+template <class Peers>
+std::uint64_t restore_peers(const PeerRestore& store, const Swarm& swarm, Peers& peers,
+                            std::uint64_t count, ByteReader& in, std::uint64_t& family_gauge) {
+  std::uint64_t restored = 0;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    const std::uint8_t* wire = in.bytes(Peers::wire_size).data();
+    const std::uint8_t flags = in.u8();
+    const std::uint32_t age_s = std::uint32_t{in.u16()} + store.extra_age_s;
+    if (age_s > store.limits.peer_timeout_s) continue;
+    const std::uint32_t total =
+        swarm.ipv4.count() + (swarm.ipv6 != nullptr ? swarm.ipv6->count() : 0);
+    if (total >= store.limits.peers_per_swarm_max) {
+      ++store.counters.peers_refused;
+      continue;
+    }
+    if (peers.find(wire, store.secret) != Peers::not_found) continue;  // listed twice
+    const bool seeder = flags & peer_seeder;
+    const auto stamp =
+        static_cast<std::uint8_t>(store.stamps.stamp_aged(store.now_s, age_s) |
+                                  (flags & peer_completed ? stamp_completed_bit : 0));
+    peers.insert(wire, seeder, stamp, store.arena, store.secret);
+    ++(seeder ? store.counters.seeders : store.counters.leechers);
+    ++family_gauge;
+    ++restored;
+  }
+  return restored;
 }
 
 }  // namespace
@@ -36,13 +106,18 @@ std::uint64_t SwarmStore::append_snapshot(std::uint32_t now_s,
                                           std::vector<std::uint8_t>& out) const {
   std::uint64_t swarms = 0;
   for (const Swarm& swarm : records()) {
-    out.insert(out.end(), swarm.info_hash.bytes.begin(), swarm.info_hash.bytes.end());
-    put(out, swarm.downloaded, 4);
-    put(out, now_s - swarm.activity.created_s, 4);
-    put(out, swarm.ipv4.count(), 4);
-    put(out, swarm.ipv6 != nullptr ? swarm.ipv6->count() : 0, 4);
-    append_peers(swarm.ipv4, stamps_, now_s, out);
-    if (swarm.ipv6 != nullptr) append_peers(*swarm.ipv6, stamps_, now_s, out);
+    const std::uint32_t ipv6_count = swarm.ipv6 != nullptr ? swarm.ipv6->count() : 0;
+    const std::size_t at = out.size();
+    out.resize(at + swarm_header_size + peers_size(swarm.ipv4.count(), ipv6_count));
+    ByteWriter record{std::span(out).subspan(at)};
+    record.bytes(swarm.info_hash.bytes);
+    record.u32(swarm.completed);
+    record.u32(now_s - swarm.activity.created_s);
+    record.u32(swarm.ipv4.count());
+    record.u32(ipv6_count);
+    write_peers(swarm.ipv4, stamps_, now_s, record);
+    if (swarm.ipv6 != nullptr) write_peers(*swarm.ipv6, stamps_, now_s, record);
+    TYTO_ASSERT(record.ok() && record.remaining() == 0);  // the size above matches the writes
     ++swarms;
   }
   return swarms;
@@ -53,63 +128,34 @@ Result<SwarmStore::Restored, std::string> SwarmStore::restore_snapshot(
     const std::function<bool(const InfoHash&)>& keep) {
   owner_.check();
   Restored restored;
+  const PeerRestore store{limits_, stamps_, secret_, arena_, counters_, now_s, extra_age_s};
   ByteReader in(records);
   while (in.remaining() > 0) {
-    if (in.remaining() < swarm_header_size) return Failure{std::string("truncated swarm record")};
-    InfoHash info_hash;
-    in.copy_to(std::span(info_hash.bytes));
-    const std::uint32_t downloaded = in.u32();
-    const std::uint32_t age_s = in.u32();
-    const std::uint64_t ipv4_count = in.u32();
-    const std::uint64_t ipv6_count = in.u32();
-    const std::uint64_t peers_size =
-        ipv4_count * (Ipv4Peers::wire_size + 3) + ipv6_count * (Ipv6Peers::wire_size + 3);
-    if (peers_size > in.remaining()) return Failure{std::string("truncated peer list")};
-    const std::span<const std::uint8_t> peer_bytes = in.bytes(peers_size);
-    if (!keep(info_hash)) continue;
-    const std::uint64_t hash = hash_info_hash(info_hash, secret_);
-    Swarm* swarm = find(info_hash, hash);
+    SwarmRecord record;
+    if (const char* failure = read_swarm_record(in, record)) return Failure{std::string(failure)};
+    if (!keep(record.info_hash)) continue;
+    const std::uint64_t hash = hash_info_hash(record.info_hash, secret_);
+    Swarm* swarm = find(record.info_hash, hash);
     if (swarm == nullptr) {
       if (swarms_count() >= limits_.swarms_max) {
         ++counters_.swarms_refused;
         continue;
       }
-      swarm = insert(info_hash, hash);
-      swarm->activity.created_s = now_s >= age_s + extra_age_s ? now_s - age_s - extra_age_s : 0;
+      swarm = insert(record.info_hash, hash);
+      const std::uint32_t age_s = record.age_s + extra_age_s;
+      swarm->activity.created_s = now_s >= age_s ? now_s - age_s : 0;
       swarm->activity.window = window_of(now_s);
     }
-    swarm->downloaded = std::max(swarm->downloaded, downloaded);
-    ByteReader peers_in(peer_bytes);
-    auto restore_peers = [&](auto& peers, std::uint64_t count, std::uint64_t& family_gauge) {
-      using Peers = std::remove_reference_t<decltype(peers)>;
-      for (std::uint64_t i = 0; i < count; ++i) {
-        const std::uint8_t* wire = peers_in.bytes(Peers::wire_size).data();
-        const std::uint8_t flags = peers_in.u8();
-        const std::uint32_t peer_age_s = std::uint32_t{peers_in.u16()} + extra_age_s;
-        if (peer_age_s > limits_.peer_timeout_s) continue;
-        const std::uint32_t total =
-            swarm->ipv4.count() + (swarm->ipv6 != nullptr ? swarm->ipv6->count() : 0);
-        if (total >= limits_.peers_per_swarm_max) {
-          ++counters_.peers_refused;
-          continue;
-        }
-        if (peers.find(wire, secret_) != Peers::not_found) continue;  // listed twice
-        const bool seeder = flags & peer_seeder;
-        const auto stamp =
-            static_cast<std::uint8_t>(stamps_.stamp_aged(now_s, peer_age_s) |
-                                      (flags & peer_completed ? stamp_completed_bit : 0));
-        peers.insert(wire, seeder, stamp, arena_, secret_);
-        ++(seeder ? counters_.seeders : counters_.leechers);
-        ++family_gauge;
-        ++restored.peers;
-      }
-    };
-    restore_peers(swarm->ipv4, ipv4_count, counters_.peers_ipv4);
-    if (ipv6_count > 0) {
+    swarm->completed = std::max(swarm->completed, record.completed);
+    ByteReader peers_in(record.peer_bytes);
+    restored.peers += restore_peers(store, *swarm, swarm->ipv4, record.ipv4_count, peers_in,
+                                    counters_.peers_ipv4);
+    if (record.ipv6_count > 0) {
       if (swarm->ipv6 == nullptr) {
         swarm->ipv6 = new (arena_.allocate(sizeof(Ipv6Peers))) Ipv6Peers();
       }
-      restore_peers(*swarm->ipv6, ipv6_count, counters_.peers_ipv6);
+      restored.peers += restore_peers(store, *swarm, *swarm->ipv6, record.ipv6_count, peers_in,
+                                      counters_.peers_ipv6);
       if (swarm->ipv6->empty()) free_swarm(*swarm);
     }
     if (swarm->ipv4.empty() && swarm->ipv6 == nullptr) {  // every peer had expired

@@ -132,7 +132,7 @@ ScrapeEntry SwarmStore::entry_of(const Swarm& swarm) noexcept {
   ScrapeEntry entry;
   entry.seeders = swarm.ipv4.seeders() + (swarm.ipv6 != nullptr ? swarm.ipv6->seeders() : 0);
   entry.leechers = swarm.ipv4.leechers() + (swarm.ipv6 != nullptr ? swarm.ipv6->leechers() : 0);
-  entry.downloaded = swarm.downloaded;
+  entry.completed = swarm.completed;
   return entry;
 }
 
@@ -317,7 +317,7 @@ AnnounceReply SwarmStore::apply(Swarm& swarm, Peers& peers, const AnnounceReques
     std::uint8_t stamp = stamps_.stamp_of(now_s);
     if (completed) {  // counted once per peer: the bit remembers it
       stamp |= stamp_completed_bit;
-      ++swarm.downloaded;
+      ++swarm.completed;
       bump(swarm.activity.unmatched_completions);  // never a leecher here
     }
     position = peers.insert(wire, seeder, stamp, arena_, secret_);
@@ -329,7 +329,7 @@ AnnounceReply SwarmStore::apply(Swarm& swarm, Peers& peers, const AnnounceReques
     bool counted = stamp & stamp_completed_bit;
     if (completed && !counted) {
       counted = true;
-      ++swarm.downloaded;
+      ++swarm.completed;
       if (position < peers.seeders()) bump(swarm.activity.unmatched_completions);
     }
     stamp =
@@ -382,7 +382,7 @@ AnnounceReply SwarmStore::announce(const AnnounceRequest& request, std::uint32_t
   const ScrapeEntry entry = entry_of(*swarm);
   reply.seeders = entry.seeders;
   reply.leechers = entry.leechers;
-  reply.downloaded = entry.downloaded;
+  reply.completed = entry.completed;
   if (entry.seeders + entry.leechers == 0) {  // stopped (or refused) into an empty swarm
     erase(static_cast<std::uint32_t>(swarm - records_));
   }
@@ -507,7 +507,7 @@ SwarmStatistics SwarmStore::statistics_of(const Swarm& swarm, std::uint32_t now_
   out.info_hash = swarm.info_hash;
   out.seeders = entry.seeders;
   out.leechers = entry.leechers;
-  out.completed = entry.downloaded;
+  out.completed = entry.completed;
   out.age_s = now_s - activity.created_s;
   out.window_s = limits_.statistics_window_s;
   out.announces_last_window = activity.last_announces;

@@ -23,6 +23,21 @@ TEST(SnapshotFile, EncodesAndDecodesTheSame) {
   EXPECT_EQ(decoded.value().records, sample().records);
 }
 
+// Pins the documented header (big-endian) so a change of writer cannot change the format.
+TEST(SnapshotFile, TheHeaderIsLaidOutAsDocumented) {
+  SnapshotFile snapshot;
+  snapshot.written_unix_s = 0x0102030405060708;
+  snapshot.swarms = 0x1112131415161718;
+  snapshot.records = {0xaa, 0xbb};
+  const std::vector<std::uint8_t> bytes = encode_snapshot(snapshot);
+  const std::vector<std::uint8_t> header = {
+      'T',  'Y',  'T',  'O',  'S',  'N',  'A',  'P',  0,    0,    0,    1,    0,    0,
+      0,    0,    0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x11, 0x12, 0x13, 0x14,
+      0x15, 0x16, 0x17, 0x18, 0,    0,    0,    0,    0,    0,    0,    2,    0xaa, 0xbb};
+  ASSERT_EQ(bytes.size(), header.size() + 8);
+  EXPECT_EQ(std::vector<std::uint8_t>(bytes.begin(), bytes.begin() + 42), header);
+}
+
 TEST(SnapshotFile, EveryFlippedByteIsRefused) {
   const std::vector<std::uint8_t> good = encode_snapshot(sample());
   for (std::size_t i = 0; i < good.size(); ++i) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <set>
 #include <vector>
@@ -68,18 +69,34 @@ TEST(ShardOf, UsesOnlyTheFirstEightBytesAndTheKey) {
   EXPECT_GT(seen.size(), 8u);  // the key moves the owner
 }
 
-TEST(ShardOf, MatchesTheWordwiseMixABpfProgramComputes) {
+// Known answers, computed once with shard_of: a change to the mix (which the BPF steering
+// program must mirror) or to the byte order of its words fails here. The first row by hand:
+// (0xdeadbeef ^ k0) * 0x9E3779B1 = 0x20f73108, >> 15 -> 0x20f770e6, (^ 0x00112233 ^ k1) *
+// 0x85EBCA77 = 0x3ef6c7f6, >> 13 -> 0x3ef73040, * 0xC2B2AE3D = 0x1031ff40, >> 16 -> 0x1031ef71.
+TEST(ShardOf, GivesTheKnownShardsForAFixedKey) {
   const ShardKey key{0x01234567u, 0x89abcdefu};
-  InfoHash hash{};
-  hash.bytes = {0xde, 0xad, 0xbe, 0xef, 0x00, 0x11, 0x22, 0x33};
-  // Hand-computed steps of shard_mix for these words and key.
-  std::uint32_t h = (0xdeadbeefu ^ 0x01234567u) * 0x9E3779B1u;
-  h ^= h >> 15;
-  h = (h ^ 0x00112233u ^ 0x89abcdefu) * 0x85EBCA77u;
-  h ^= h >> 13;
-  h *= 0xC2B2AE3Du;
-  h ^= h >> 16;
-  EXPECT_EQ(shard_of(hash, key, 1000), h % 1000);
+  EXPECT_EQ(shard_mix(0xdeadbeefu, 0x00112233u, key), 0x1031ef71u);
+  struct KnownAnswer {
+    std::array<std::uint8_t, 8> head;  // the info_hash's first 8 bytes; the rest are zero
+    std::uint32_t of_1000, of_7, of_2, of_64;
+  };
+  const KnownAnswer answers[] = {
+      {{0xde, 0xad, 0xbe, 0xef, 0x00, 0x11, 0x22, 0x33}, 17, 0, 1, 49},   // mix 0x1031ef71
+      {{0, 0, 0, 0, 0, 0, 0, 0}, 348, 1, 0, 12},                          // mix 0x81115b4c
+      {{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 233, 0, 1, 33},  // mix 0xe7d3d3e1
+      {{0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef}, 0, 0, 0, 0},     // the key: mix 0
+      {{0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0}, 758, 4, 0, 38},  // mix 0xe643faa6
+  };
+  for (const KnownAnswer& answer : answers) {
+    InfoHash hash{};
+    std::copy(answer.head.begin(), answer.head.end(), hash.bytes.begin());
+    const auto row = &answer - answers;
+    EXPECT_EQ(shard_of(hash, key, 1000), answer.of_1000) << "row " << row;
+    EXPECT_EQ(shard_of(hash, key, 7), answer.of_7) << "row " << row;
+    EXPECT_EQ(shard_of(hash, key, 2), answer.of_2) << "row " << row;
+    EXPECT_EQ(shard_of(hash, key, 64), answer.of_64) << "row " << row;
+    EXPECT_EQ(shard_of(hash, key, 1), 0u) << "row " << row;
+  }
 }
 
 }  // namespace

@@ -113,6 +113,36 @@ TEST(HttpRoute, PathsAndQueries) {
   EXPECT_EQ(route("/", query), Path::unknown);
 }
 
+TEST(HttpRoute, TargetsSplitAtTheFirstQuestionMark) {
+  EXPECT_EQ(split_target("/stats/top?by=peers?x").path, "/stats/top");
+  EXPECT_EQ(split_target("/stats/top?by=peers?x").query, "by=peers?x");
+  EXPECT_EQ(split_target("/metrics").path, "/metrics");
+  EXPECT_TRUE(split_target("/metrics").query.empty());
+  EXPECT_TRUE(split_target("/metrics?").query.empty());
+}
+
+TEST(HttpQuery, ParametersSkipEmptyPairsAndKeepRawValues) {
+  std::string_view query = "&a=1&&flag&b=%41=x&";
+  QueryParameter parameter;
+  std::vector<std::pair<std::string_view, std::string_view>> seen;
+  while (next_parameter(query, parameter)) seen.emplace_back(parameter.key, parameter.value);
+  const std::vector<std::pair<std::string_view, std::string_view>> expected = {
+      {"a", "1"}, {"flag", ""}, {"b", "%41=x"}};
+  EXPECT_EQ(seen, expected);
+  EXPECT_TRUE(query.empty());
+}
+
+TEST(HttpQuery, QueryValueFindsTheFirstOfAKey) {
+  std::string_view value = "untouched";
+  EXPECT_FALSE(query_value("by=peers&n=5", "m", value));
+  EXPECT_EQ(value, "untouched");
+  EXPECT_FALSE(query_value("byx=1&xby=2", "by", value));
+  EXPECT_TRUE(query_value("n=5&by=seeders&by=peers", "by", value));
+  EXPECT_EQ(value, "seeders");
+  EXPECT_TRUE(query_value("n", "n", value));
+  EXPECT_EQ(value, "");
+}
+
 std::string valid_query(const std::string& hash_encoding) {
   return "info_hash=" + hash_encoding +
          "&peer_id=-TY0001-abcdefghijkl&port=6881&uploaded=1"

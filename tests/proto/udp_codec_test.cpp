@@ -243,7 +243,7 @@ TEST(UdpWrite, AnnounceReplyHeaderBytes) {
 
 TEST(UdpWrite, ScrapeReplyBytesInBep15Order) {
   std::uint8_t out[32] = {};
-  const ScrapeEntry entries[2] = {{1, 2, 3}, {0x0100, 0, 7}};  // seeders, leechers, downloaded
+  const ScrapeEntry entries[2] = {{1, 2, 3}, {0x0100, 0, 7}};  // seeders, leechers, completed
   ASSERT_EQ(write_scrape_reply(out, 0x55667788, entries), 32u);
   const Bytes expected = {0, 0, 0, 2, 0x55, 0x66, 0x77, 0x88, 0, 0, 0, 1,
                           0, 0, 0, 3, 0,    0,    0,    2,  // seeders, completed, leechers

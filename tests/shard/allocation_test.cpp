@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "support/two_shards.hpp"
 #include "tyto/shard/runtime.hpp"
 
 namespace {
@@ -42,29 +43,9 @@ void operator delete(void* block, std::size_t) noexcept {
 namespace tyto::shard {
 namespace {
 
-std::uint16_t free_port(int type) {
-  const int probe = socket(AF_INET, type, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(probe, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  socklen_t size = sizeof address;
-  getsockname(probe, reinterpret_cast<sockaddr*>(&address), &size);
-  close(probe);
-  return ntohs(address.sin_port);
-}
-
-int client_socket(int type, std::uint16_t port) {
-  const int fd = socket(AF_INET, type, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  timeval timeout{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  return fd;
-}
+using testing::client_socket;
+using testing::free_port;
+using testing::receive;
 
 void put(std::uint8_t*& out, std::uint64_t value, std::size_t size) {
   for (std::size_t i = size; i-- > 0;) *out++ = static_cast<std::uint8_t>(value >> (8 * i));
@@ -81,7 +62,7 @@ struct UdpAnnounce {
 bool udp_round_trip(int fd, const UdpAnnounce& request) {
   std::uint8_t reply[1500];
   if (send(fd, request.bytes, sizeof request.bytes, 0) != sizeof request.bytes) return false;
-  const ssize_t got = recv(fd, reply, sizeof reply, 0);
+  const ssize_t got = receive(fd, reply, sizeof reply);
   return got >= 20 && reply[3] == 1;
 }
 
@@ -93,7 +74,7 @@ bool http_round_trip(int fd, const std::string& request) {
   char reply[4096];
   std::size_t size = 0;
   while (size < sizeof reply) {
-    const ssize_t got = recv(fd, reply + size, sizeof reply - size, 0);
+    const ssize_t got = receive(fd, reply + size, sizeof reply - size);
     if (got <= 0) return false;
     size += static_cast<std::size_t>(got);
     const std::string_view text(reply, size);
@@ -111,12 +92,7 @@ bool http_round_trip(int fd, const std::string& request) {
 TEST(ShardAllocations, UdpAndHttpAnnouncesThroughTwoShardsAllocateNothing) {
   const std::uint16_t udp_port = free_port(SOCK_DGRAM);
   const std::uint16_t http_port = free_port(SOCK_STREAM);
-  RuntimeConfig config;
-  config.cores = {allowed_cpus()[0], allowed_cpus()[0]};
-  config.shard.udp_listeners = {
-      *net::parse_socket_address("127.0.0.1:" + std::to_string(udp_port))};
-  config.shard.http_listeners = {
-      *net::parse_socket_address("127.0.0.1:" + std::to_string(http_port))};
+  RuntimeConfig config = testing::two_shards(udp_port, http_port);
   config.shard.http_connections_max = 16;
   Runtime runtime(std::move(config));
   ASSERT_EQ(runtime.start(), "");
@@ -130,17 +106,12 @@ TEST(ShardAllocations, UdpAndHttpAnnouncesThroughTwoShardsAllocateNothing) {
   put(out, 1, 4);
   std::uint8_t connect_reply[16];
   ASSERT_EQ(send(udp, connect_request, 16, 0), 16);
-  ASSERT_EQ(recv(udp, connect_reply, 16, 0), 16);
+  ASSERT_EQ(receive(udp, connect_reply, 16), 16);
   std::uint64_t connection_id = 0;
   for (int i = 8; i < 16; ++i) connection_id = connection_id << 8 | connect_reply[i];
   std::vector<UdpAnnounce> udp_requests;
   std::vector<std::string> http_requests;
-  std::uint32_t owned_by[2] = {0, 0};
-  for (std::uint32_t swarm = 0; swarm < swarms_count; ++swarm) {
-    InfoHash info_hash;
-    for (std::size_t i = 0; i < info_hash.bytes.size(); ++i)
-      info_hash.bytes[i] = static_cast<std::uint8_t>(swarm * 37 + i);
-    ++owned_by[runtime.owner_of(info_hash)];
+  for (const InfoHash& info_hash : testing::swarms_on_both_shards(runtime, swarms_count)) {
     std::string hash_text;
     for (std::uint8_t byte : info_hash.bytes) hash_text += fmt::format("%{:02x}", byte);
     for (std::uint32_t peer = 0; peer < peers_per_swarm; ++peer) {
@@ -168,8 +139,6 @@ TEST(ShardAllocations, UdpAndHttpAnnouncesThroughTwoShardsAllocateNothing) {
           hash_text, peer, 7000 + peer, peer % 2));
     }
   }
-  ASSERT_GT(owned_by[0], 0u);
-  ASSERT_GT(owned_by[1], 0u);
   const int http = client_socket(SOCK_STREAM, http_port);
   for (int round = 0; round < 3; ++round) {  // warm-up: swarms, peers, buffers, connection
     for (const auto& request : udp_requests) ASSERT_TRUE(udp_round_trip(udp, request));

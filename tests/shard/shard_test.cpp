@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <string>
@@ -17,44 +18,18 @@
 #include <vector>
 
 #include "support/reference_store.hpp"
+#include "support/two_shards.hpp"
 #include "tyto/core/bytes.hpp"
 #include "tyto/shard/runtime.hpp"
 
 namespace tyto::shard {
 namespace {
 
+using testing::client_socket;
+using testing::free_port;
+using testing::receive;
+
 using Clock = std::chrono::steady_clock;
-
-std::uint16_t free_port(int type) {
-  const int probe = socket(AF_INET, type, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(bind(probe, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-  socklen_t size = sizeof address;
-  getsockname(probe, reinterpret_cast<sockaddr*>(&address), &size);
-  close(probe);
-  return ntohs(address.sin_port);
-}
-
-int client_socket(int type, std::uint16_t port) {
-  const int fd = socket(AF_INET, type, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-  timeval timeout{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  return fd;
-}
-
-InfoHash hash_number(std::uint8_t n) {
-  InfoHash hash;
-  for (std::size_t i = 0; i < hash.bytes.size(); ++i)
-    hash.bytes[i] = static_cast<std::uint8_t>(n * 31 + i);
-  return hash;
-}
 
 void put(std::vector<std::uint8_t>& out, std::uint64_t value, std::size_t size) {
   for (std::size_t i = size; i-- > 0;) out.push_back(static_cast<std::uint8_t>(value >> (8 * i)));
@@ -63,7 +38,8 @@ void put(std::vector<std::uint8_t>& out, std::uint64_t value, std::size_t size) 
 std::vector<std::uint8_t> round_trip(int fd, const std::vector<std::uint8_t>& request) {
   EXPECT_EQ(send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
   std::vector<std::uint8_t> reply(2048);
-  const ssize_t got = recv(fd, reply.data(), reply.size(), 0);
+  const ssize_t got = receive(fd, reply.data(), reply.size());
+  EXPECT_GT(got, 0) << std::strerror(errno);
   reply.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
   return reply;
 }
@@ -134,7 +110,7 @@ class UdpClient {
     while (in.remaining() >= 12) {
       ScrapeEntry entry;
       entry.seeders = in.u32();
-      entry.downloaded = in.u32();
+      entry.completed = in.u32();
       entry.leechers = in.u32();
       entries.push_back(entry);
     }
@@ -152,6 +128,23 @@ std::string percent_encoded(const InfoHash& info_hash) {
   return text;
 }
 
+constexpr std::uint8_t swarms_count = 8;
+
+// How many whole HTTP responses (head and Content-Length body) `text` starts with.
+int complete_responses(std::string_view text) {
+  int count = 0;
+  for (;;) {
+    const auto head_end = text.find("\r\n\r\n");
+    const auto length_at = text.find("Content-Length: ");
+    if (head_end == std::string_view::npos || length_at > head_end) return count;
+    std::size_t length = 0;
+    std::from_chars(text.data() + length_at + 16, text.data() + head_end, length);
+    if (text.size() < head_end + 4 + length) return count;
+    text.remove_prefix(head_end + 4 + length);
+    ++count;
+  }
+}
+
 enum class StoreKind { memory, reference };
 
 class ShardTest : public ::testing::TestWithParam<StoreKind> {
@@ -159,13 +152,7 @@ class ShardTest : public ::testing::TestWithParam<StoreKind> {
   void SetUp() override {
     udp_port_ = free_port(SOCK_DGRAM);
     http_port_ = free_port(SOCK_STREAM);
-    RuntimeConfig config;
-    config.cores = {allowed_cpus()[0], allowed_cpus()[0]};
-    config.shard.udp_listeners = {
-        *net::parse_socket_address("127.0.0.1:" + std::to_string(udp_port_))};
-    config.shard.http_listeners = {
-        *net::parse_socket_address("127.0.0.1:" + std::to_string(http_port_))};
-    config.shard.http_connections_max = 64;
+    RuntimeConfig config = testing::two_shards(udp_port_, http_port_);
     if (GetParam() == StoreKind::reference) {
       config.shard.make_peer_store = [](const store::StoreLimits& limits, const HashSecret&,
                                         std::uint64_t) {
@@ -174,6 +161,7 @@ class ShardTest : public ::testing::TestWithParam<StoreKind> {
     }
     runtime_ = std::make_unique<Runtime>(std::move(config));
     ASSERT_EQ(runtime_->start(), "");
+    swarms_ = testing::swarms_on_both_shards(*runtime_, swarms_count);
   }
 
   // The totals once the shards stopped.
@@ -185,29 +173,22 @@ class ShardTest : public ::testing::TestWithParam<StoreKind> {
   std::uint16_t udp_port_ = 0;
   std::uint16_t http_port_ = 0;
   std::unique_ptr<Runtime> runtime_;
+  std::vector<InfoHash> swarms_;  // owned alternately by shard 0 and shard 1
 };
-
-constexpr std::uint8_t swarms_count = 8;
 
 TEST_P(ShardTest, UdpAnnouncesAndScrapesReachTheOwningShard) {
   UdpClient client(udp_port_);
-  std::vector<InfoHash> hashes;
-  std::uint32_t owned_by[2] = {0, 0};
-  for (std::uint8_t n = 0; n < swarms_count; ++n) {
-    hashes.push_back(hash_number(n));
-    ++owned_by[runtime_->owner_of(hashes.back())];
-    const auto leecher = client.announce(hashes.back(), 6001, 100);
+  for (const InfoHash& swarm : swarms_) {
+    const auto leecher = client.announce(swarm, 6001, 100);
     EXPECT_EQ(leecher.leechers, 1u);
     EXPECT_TRUE(leecher.peer_ports.empty());
-    const auto seeder = client.announce(hashes.back(), 6002, 0);
+    const auto seeder = client.announce(swarm, 6002, 0);
     EXPECT_EQ(seeder.seeders, 1u);
     EXPECT_EQ(seeder.leechers, 1u);
     EXPECT_EQ(seeder.peer_ports, std::vector<std::uint16_t>{6001});
   }
-  ASSERT_GT(owned_by[0], 0u);  // the swarms live on both shards
-  ASSERT_GT(owned_by[1], 0u);
-  const auto entries = client.scrape(hashes);
-  ASSERT_EQ(entries.size(), hashes.size());
+  const auto entries = client.scrape(swarms_);
+  ASSERT_EQ(entries.size(), swarms_.size());
   for (const ScrapeEntry& entry : entries) EXPECT_EQ(entry, (ScrapeEntry{1, 1, 0}));
   const ShardTotals totals = stop();
   EXPECT_EQ(totals.shard.udp_announces, 2u * swarms_count);
@@ -221,8 +202,8 @@ TEST_P(ShardTest, UdpAnnouncesAndScrapesReachTheOwningShard) {
 // listing the first, whichever shard owns the swarm.
 TEST_P(ShardTest, HttpAnnouncesArePipelinedAndAnsweredInOrder) {
   const int fd = client_socket(SOCK_STREAM, http_port_);
-  for (std::uint8_t n = 0; n < swarms_count; ++n) {
-    const std::string hash = percent_encoded(hash_number(n));
+  for (const InfoHash& swarm : swarms_) {
+    const std::string hash = percent_encoded(swarm);
     std::string requests;
     for (const auto& [port, left] : {std::pair{7001, 5}, std::pair{7002, 0}}) {
       requests += fmt::format(
@@ -233,11 +214,9 @@ TEST_P(ShardTest, HttpAnnouncesArePipelinedAndAnsweredInOrder) {
     ASSERT_EQ(send(fd, requests.data(), requests.size(), 0), static_cast<ssize_t>(requests.size()));
     std::string replies;
     const auto deadline = Clock::now() + std::chrono::seconds(5);
-    while (Clock::now() < deadline &&
-           replies.find("10:incompletei1e", replies.find("10:incompletei") + 1) ==
-               std::string::npos) {
+    while (Clock::now() < deadline && complete_responses(replies) < 2) {
       char buffer[4096];
-      const ssize_t got = recv(fd, buffer, sizeof buffer, 0);
+      const ssize_t got = receive(fd, buffer, sizeof buffer);
       if (got <= 0) break;
       replies.append(buffer, static_cast<std::size_t>(got));
     }
@@ -268,10 +247,10 @@ TEST_P(ShardTest, AForwardWakesASleepingOwner) {
   UdpClient client(udp_port_);
   std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // both shards go to sleep
   auto slowest = Clock::duration::zero();
-  for (std::uint8_t n = 0; n < swarms_count; ++n) {
+  for (const InfoHash& swarm : swarms_) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // asleep again
     const auto start = Clock::now();
-    EXPECT_EQ(client.announce(hash_number(n), 6001, 0).seeders, 1u);
+    EXPECT_EQ(client.announce(swarm, 6001, 0).seeders, 1u);
     slowest = std::max(slowest, Clock::now() - start);
   }
   const ShardTotals totals = stop();

@@ -30,7 +30,8 @@ class ReferenceStore final : public store::PeerStore {
         ++counters_.swarms_refused;
         return {AnnounceStatus::swarm_limit};
       }
-      found = swarms_.emplace(key_of(request.info_hash), Swarm{request.info_hash, now_s, 0, {}}).first;
+      found =
+          swarms_.emplace(key_of(request.info_hash), Swarm{request.info_hash, now_s, 0, {}}).first;
     }
     Swarm& swarm = found->second;
     const Wire wire(request.peer.wire.begin(),
@@ -69,7 +70,7 @@ class ReferenceStore final : public store::PeerStore {
     const auto found = swarms_.find(key_of(info_hash));
     if (found == swarms_.end()) return {};
     const AnnounceReply reply = reply_of(found->second, 0);
-    return {reply.seeders, reply.leechers, reply.downloaded};
+    return {reply.seeders, reply.leechers, reply.completed};
   }
 
   void prefetch(std::span<const InfoHash>) const noexcept override {}
@@ -198,7 +199,7 @@ class ReferenceStore final : public store::PeerStore {
   static AnnounceReply reply_of(const Swarm& swarm, std::uint32_t peers_count) noexcept {
     AnnounceReply reply;
     for (const auto& [wire, peer] : swarm.peers) ++(peer.seeder ? reply.seeders : reply.leechers);
-    reply.downloaded = swarm.completed;
+    reply.completed = swarm.completed;
     reply.peers_count = peers_count;
     return reply;
   }

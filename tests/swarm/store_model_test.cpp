@@ -60,7 +60,7 @@ struct ModelSwarm {
   std::map<Wire, ModelPeer> peers[2];  // [0] IPv4, [1] IPv6
   std::set<Wire> completed[2];         // addresses whose completion was counted
   std::uint32_t family_seeders[2] = {0, 0};
-  std::uint32_t downloaded = 0;
+  std::uint32_t completed_count = 0;
   std::uint32_t seeders() const { return family_seeders[0] + family_seeders[1]; }
   std::uint32_t total() const {
     return static_cast<std::uint32_t>(peers[0].size() + peers[1].size());
@@ -78,7 +78,7 @@ class Model {
   // model.
   explicit Model(std::uint32_t timeout_s) : timeout_s_(timeout_s), unit_s_((timeout_s + 63) / 64) {}
 
-  // Returns the expected counts (seeders, leechers, downloaded) after the announce.
+  // Returns the expected counts (seeders, leechers, completed) after the announce.
   ScrapeEntry announce(const AnnounceRequest& request, std::uint32_t now_s) {
     const int family = request.peer.family == AddressFamily::ipv6;
     const Wire wire(request.peer.wire_bytes().begin(), request.peer.wire_bytes().end());
@@ -98,7 +98,7 @@ class Model {
     peer->second = {seeder, now_s};
     swarm.family_seeders[family] += seeder;
     if (request.event == AnnounceEvent::completed && swarm.completed[family].insert(wire).second) {
-      ++swarm.downloaded;
+      ++swarm.completed_count;
     }
     return entry_of(swarm);
   }
@@ -132,7 +132,7 @@ class Model {
  private:
   static ScrapeEntry entry_of(const ModelSwarm& swarm) {
     const std::uint32_t seeders = swarm.seeders();
-    return {seeders, swarm.total() - seeders, swarm.downloaded};
+    return {seeders, swarm.total() - seeders, swarm.completed_count};
   }
 
   std::uint32_t timeout_s_;
@@ -222,7 +222,7 @@ TEST(SwarmStoreModel, MillionMixedOperationsMatchTheModel) {
     const ScrapeEntry expected = model.announce(request, clock.now_s());
     ++announces;
     ASSERT_EQ(reply.status, AnnounceStatus::ok);
-    ASSERT_EQ((ScrapeEntry{reply.seeders, reply.leechers, reply.downloaded}), expected)
+    ASSERT_EQ((ScrapeEntry{reply.seeders, reply.leechers, reply.completed}), expected)
         << "op " << op;
     if (event == AnnounceEvent::stopped) {
       ASSERT_EQ(reply.peers_count, 0u);

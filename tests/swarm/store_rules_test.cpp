@@ -90,11 +90,11 @@ TEST_F(StoreTest, ALeecherBecomesASeederAndBack) {
 
 TEST_F(StoreTest, CompletedCountsOncePerPeer) {
   announce(1, v4(1), 10, AnnounceEvent::started);
-  EXPECT_EQ(announce(1, v4(1), 0, AnnounceEvent::completed).downloaded, 1u);
-  EXPECT_EQ(announce(1, v4(1), 0, AnnounceEvent::completed).downloaded, 1u);
+  EXPECT_EQ(announce(1, v4(1), 0, AnnounceEvent::completed).completed, 1u);
+  EXPECT_EQ(announce(1, v4(1), 0, AnnounceEvent::completed).completed, 1u);
   // A new peer arriving with event=completed counts too.
-  EXPECT_EQ(announce(1, v4(2), 0, AnnounceEvent::completed).downloaded, 2u);
-  EXPECT_EQ(store_.scrape(hash_of(1)).downloaded, 2u);
+  EXPECT_EQ(announce(1, v4(2), 0, AnnounceEvent::completed).completed, 2u);
+  EXPECT_EQ(store_.scrape(hash_of(1)).completed, 2u);
 }
 
 TEST_F(StoreTest, StoppedRemovesThePeerAndAnEmptySwarmIsFreed) {
@@ -410,7 +410,7 @@ TEST_F(StoreTest, ASnapshotRestoresSwarmsPeersAndCounts) {
   again.peer = v4(1);
   again.event = AnnounceEvent::completed;
   std::vector<std::uint8_t> out(50 * 6);
-  EXPECT_EQ(restored.announce(again, later_s, out).downloaded, 1u);
+  EXPECT_EQ(restored.announce(again, later_s, out).completed, 1u);
   // Peers keep their age (100 s at the restart, with the downtime): 50 s and one stamp unit
   // (ages are whole units) before the timeout of the one that announced since, a full sweep
   // finds every other peer expired.

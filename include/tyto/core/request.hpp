@@ -41,16 +41,16 @@ enum class AnnounceStatus : std::uint8_t {
 // written, in wire format, to the caller's buffer.
 struct AnnounceReply {
   AnnounceStatus status = AnnounceStatus::ok;
-  std::uint32_t seeders = 0;     // "complete"
-  std::uint32_t leechers = 0;    // "incomplete"
-  std::uint32_t downloaded = 0;  // completed downloads ever seen ("downloaded", BEP 48)
+  std::uint32_t seeders = 0;    // "complete"
+  std::uint32_t leechers = 0;   // "incomplete"
+  std::uint32_t completed = 0;  // completed downloads ever seen ("downloaded", BEP 48)
   std::uint32_t peers_count = 0;
 };
 
 struct ScrapeEntry {
   std::uint32_t seeders = 0;
   std::uint32_t leechers = 0;
-  std::uint32_t downloaded = 0;
+  std::uint32_t completed = 0;
   friend bool operator==(const ScrapeEntry&, const ScrapeEntry&) = default;
 };
 

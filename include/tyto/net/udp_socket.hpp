@@ -4,7 +4,8 @@
 //
 // Ownership: everything here belongs to one shard and is touched only on its thread.
 // Lifetimes: a received buffer is parsed, what is kept is copied, and the buffer is recycled in
-// the same loop turn; a send slot is held from prepare_send() until its completion.
+// the same loop turn; a send slot is held from acquire_send_slot() until its send completes
+// (sent(), or flush() in sendmmsg mode) or it is given back with release_send_slot().
 #pragma once
 
 #include <netinet/in.h>

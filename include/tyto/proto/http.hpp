@@ -34,9 +34,41 @@ struct RequestHead {
 
 HeadStatus parse_head(std::span<const std::uint8_t> bytes, RequestHead& head) noexcept;
 
+// A request target split at its first '?'; the query is empty when there is none.
+struct Target {
+  std::string_view path;
+  std::string_view query;
+};
+Target split_target(std::string_view target) noexcept;
+
 enum class Path : std::uint8_t { announce, scrape, unknown };
-// Splits the target into its path and query; the query is empty when there is no '?'.
+// Splits the target into its path and query (split_target) and names the path.
 Path route(std::string_view target, std::string_view& query) noexcept;
+
+// One key=value pair of a query, still percent-encoded; the value is empty without a '='.
+struct QueryParameter {
+  std::string_view key;
+  std::string_view value;
+};
+// Takes the next non-empty '&'-separated pair off the front of `query`; false when none is left.
+// Inline: it runs once per announce parameter, and the call alone cost ~10% of the parse.
+inline bool next_parameter(std::string_view& query, QueryParameter& parameter) noexcept {
+  while (!query.empty()) {  // each turn takes at least one byte off the query
+    const auto amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    if (pair.empty()) continue;  // "a=1&&b=2" or a trailing '&'
+    const auto equals = pair.find('=');
+    parameter.key = pair.substr(0, equals);
+    parameter.value =
+        equals == std::string_view::npos ? std::string_view{} : pair.substr(equals + 1);
+    return true;
+  }
+  return false;
+}
+
+// The raw value of the first `key` in `query`; false (value untouched) when it is absent.
+bool query_value(std::string_view query, std::string_view key, std::string_view& value) noexcept;
 
 struct AnnounceQuery {
   AnnounceRequest announce;  // peer: family/address set by the caller, port from the query

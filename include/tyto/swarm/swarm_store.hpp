@@ -66,7 +66,7 @@ static_assert(sizeof(SwarmActivity) == 24);
 
 struct Swarm {
   InfoHash info_hash;
-  std::uint32_t downloaded = 0;
+  std::uint32_t completed = 0;
   Ipv4Peers ipv4;
   Ipv6Peers* ipv6 = nullptr;  // arena-allocated on the first IPv6 peer
   SwarmActivity activity;
