@@ -47,21 +47,16 @@ using testing::client_socket;
 using testing::free_port;
 using testing::receive;
 
-void put(std::uint8_t*& out, std::uint64_t value, std::size_t size) {
-  for (std::size_t i = size; i-- > 0;) *out++ = static_cast<std::uint8_t>(value >> (8 * i));
-}
-
 constexpr std::uint32_t swarms_count = 16;
 constexpr std::uint32_t peers_per_swarm = 8;
 
-struct UdpAnnounce {
-  std::uint8_t bytes[98];
-};
+using UdpAnnounce = std::array<std::uint8_t, limits::udp_announce_request_size>;
 
 // One UDP announce round trip; true when answered with action 1 (announce).
 bool udp_round_trip(int fd, const UdpAnnounce& request) {
   std::uint8_t reply[1500];
-  if (send(fd, request.bytes, sizeof request.bytes, 0) != sizeof request.bytes) return false;
+  if (send(fd, request.data(), request.size(), 0) != static_cast<ssize_t>(request.size()))
+    return false;
   const ssize_t got = receive(fd, reply, sizeof reply);
   return got >= 20 && reply[3] == 1;
 }
@@ -99,13 +94,9 @@ TEST(ShardAllocations, UdpAndHttpAnnouncesThroughTwoShardsAllocateNothing) {
 
   // UDP: connect once, then build every announce (the connection id stays valid ≥ 2 minutes).
   const int udp = client_socket(SOCK_DGRAM, udp_port);
-  std::uint8_t connect_request[16];
-  std::uint8_t* out = connect_request;
-  put(out, 0x41727101980, 8);
-  put(out, 0, 4);
-  put(out, 1, 4);
+  const auto connect_request = testing::udp_connect_request(1);
   std::uint8_t connect_reply[16];
-  ASSERT_EQ(send(udp, connect_request, 16, 0), 16);
+  ASSERT_EQ(send(udp, connect_request.data(), 16, 0), 16);
   ASSERT_EQ(receive(udp, connect_reply, 16), 16);
   std::uint64_t connection_id = 0;
   for (int i = 8; i < 16; ++i) connection_id = connection_id << 8 | connect_reply[i];
@@ -115,23 +106,8 @@ TEST(ShardAllocations, UdpAndHttpAnnouncesThroughTwoShardsAllocateNothing) {
     std::string hash_text;
     for (std::uint8_t byte : info_hash.bytes) hash_text += fmt::format("%{:02x}", byte);
     for (std::uint32_t peer = 0; peer < peers_per_swarm; ++peer) {
-      UdpAnnounce request{};
-      out = request.bytes;
-      put(out, connection_id, 8);
-      put(out, 1, 4);
-      put(out, peer, 4);
-      std::memcpy(out, info_hash.bytes.data(), 20);
-      out += 20;
-      std::memset(out, 'p', 20);
-      out += 20;
-      put(out, 0, 8);
-      put(out, peer % 2, 8);  // left: seeders and leechers
-      put(out, 0, 8);
-      put(out, 0, 4);
-      put(out, 0, 4);
-      put(out, 0, 4);
-      put(out, 50, 4);
-      put(out, 6000 + peer, 2);
+      const UdpAnnounce request = testing::udp_announce_request(
+          connection_id, peer, info_hash, static_cast<std::uint16_t>(6000 + peer), peer % 2);
       udp_requests.push_back(request);
       http_requests.push_back(fmt::format(
           "GET /announce?info_hash={}&peer_id=-TY0001-{:012}&port={}&uploaded=0&downloaded=0"

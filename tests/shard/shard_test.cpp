@@ -31,11 +31,7 @@ using testing::receive;
 
 using Clock = std::chrono::steady_clock;
 
-void put(std::vector<std::uint8_t>& out, std::uint64_t value, std::size_t size) {
-  for (std::size_t i = size; i-- > 0;) out.push_back(static_cast<std::uint8_t>(value >> (8 * i)));
-}
-
-std::vector<std::uint8_t> round_trip(int fd, const std::vector<std::uint8_t>& request) {
+std::vector<std::uint8_t> round_trip(int fd, std::span<const std::uint8_t> request) {
   EXPECT_EQ(send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
   std::vector<std::uint8_t> reply(2048);
   const ssize_t got = receive(fd, reply.data(), reply.size());
@@ -48,10 +44,7 @@ std::vector<std::uint8_t> round_trip(int fd, const std::vector<std::uint8_t>& re
 class UdpClient {
  public:
   explicit UdpClient(std::uint16_t port) : fd_(client_socket(SOCK_DGRAM, port)) {
-    std::vector<std::uint8_t> request;
-    put(request, 0x41727101980, 8);
-    put(request, 0, 4);
-    put(request, 7, 4);
+    const auto request = testing::udp_connect_request(7);
     const auto reply = round_trip(fd_, request);
     EXPECT_EQ(reply.size(), 16u);
     if (reply.size() == 16) connection_id_ = ByteReader(std::span(reply).subspan(8)).u64();
@@ -64,20 +57,7 @@ class UdpClient {
     std::vector<std::uint16_t> peer_ports;  // every peer is 127.0.0.1
   };
   Announced announce(const InfoHash& info_hash, std::uint16_t port, std::uint64_t left) {
-    std::vector<std::uint8_t> request;
-    put(request, connection_id_, 8);
-    put(request, 1, 4);
-    put(request, 9, 4);
-    request.insert(request.end(), info_hash.bytes.begin(), info_hash.bytes.end());
-    for (int i = 0; i < 20; ++i) request.push_back(static_cast<std::uint8_t>(port + i));
-    put(request, 0, 8);
-    put(request, left, 8);
-    put(request, 0, 8);
-    put(request, 0, 4);   // event none
-    put(request, 0, 4);   // ip
-    put(request, 0, 4);   // key
-    put(request, 50, 4);  // numwant
-    put(request, port, 2);
+    const auto request = testing::udp_announce_request(connection_id_, 9, info_hash, port, left);
     const auto reply = round_trip(fd_, request);
     Announced announced;
     EXPECT_GE(reply.size(), 20u);
@@ -95,13 +75,12 @@ class UdpClient {
     return announced;
   }
   std::vector<ScrapeEntry> scrape(std::span<const InfoHash> info_hashes) {
-    std::vector<std::uint8_t> request;
-    put(request, connection_id_, 8);
-    put(request, 2, 4);
-    put(request, 11, 4);
-    for (const InfoHash& hash : info_hashes) {
-      request.insert(request.end(), hash.bytes.begin(), hash.bytes.end());
-    }
+    std::vector<std::uint8_t> request(16 + 20 * info_hashes.size());
+    ByteWriter out(request);
+    out.u64(connection_id_);
+    out.u32(2);
+    out.u32(11);
+    for (const InfoHash& hash : info_hashes) out.bytes(hash.bytes);
     const auto reply = round_trip(fd_, request);
     std::vector<ScrapeEntry> entries;
     EXPECT_EQ(reply.size(), 8 + 12 * info_hashes.size());

@@ -128,21 +128,27 @@ class ReferenceStore final : public store::PeerStore {
   std::uint64_t append_snapshot(std::uint32_t now_s,
                                 std::vector<std::uint8_t>& out) const override {
     for (const auto& [key, swarm] : swarms_) {
-      out.insert(out.end(), swarm.info_hash.bytes.begin(), swarm.info_hash.bytes.end());
       std::uint32_t ipv4 = 0;
       for (const auto& [wire, peer] : swarm.peers) ipv4 += wire.size() == 6;
-      put(out, swarm.completed, 4);
-      put(out, now_s - swarm.created_s, 4);
-      put(out, ipv4, 4);
-      put(out, static_cast<std::uint32_t>(swarm.peers.size()) - ipv4, 4);
+      const std::size_t ipv6 = swarm.peers.size() - ipv4;
+      const std::size_t at = out.size();
+      out.resize(at + 20 + 4 * 4 + ipv4 * (6 + 3) + ipv6 * (18 + 3));
+      ByteWriter record(std::span<std::uint8_t>(out).subspan(at));
+      record.bytes(swarm.info_hash.bytes);
+      record.u32(swarm.completed);
+      record.u32(now_s - swarm.created_s);
+      record.u32(ipv4);
+      record.u32(static_cast<std::uint32_t>(ipv6));
       for (const std::size_t family_size : {std::size_t{6}, std::size_t{18}}) {
         for (const auto& [wire, peer] : swarm.peers) {
           if (wire.size() != family_size) continue;
-          out.insert(out.end(), wire.begin(), wire.end());
-          put(out, (peer.seeder ? 1 : 0) | (peer.completed ? 2 : 0), 1);
-          put(out, std::min<std::uint32_t>(now_s - peer.last_s, 0xffff), 2);
+          record.bytes(wire);
+          record.u8((peer.seeder ? 1 : 0) | (peer.completed ? 2 : 0));
+          record.u16(
+              static_cast<std::uint16_t>(std::min<std::uint32_t>(now_s - peer.last_s, 0xffff)));
         }
       }
+      TYTO_ASSERT(record.ok() && record.remaining() == 0);
     }
     return swarms_.size();
   }
@@ -193,9 +199,6 @@ class ReferenceStore final : public store::PeerStore {
     std::map<Wire, Peer> peers;
   };
   static Key key_of(const InfoHash& info_hash) noexcept { return info_hash.bytes; }
-  static void put(std::vector<std::uint8_t>& out, std::uint64_t value, std::size_t size) {
-    for (std::size_t i = size; i-- > 0;) out.push_back(static_cast<std::uint8_t>(value >> (8 * i)));
-  }
   static AnnounceReply reply_of(const Swarm& swarm, std::uint32_t peers_count) noexcept {
     AnnounceReply reply;
     for (const auto& [wire, peer] : swarm.peers) ++(peer.seeder ? reply.seeders : reply.leechers);

@@ -8,11 +8,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "tyto/core/bytes.hpp"
+#include "tyto/proto/udp.hpp"
 #include "tyto/shard/runtime.hpp"
 
 namespace tyto::testing {
@@ -76,6 +79,39 @@ inline std::vector<InfoHash> swarms_on_both_shards(const shard::Runtime& runtime
     if (runtime.owner_of(hash) == picked.size() % 2) picked.push_back(hash);
   }
   return picked;
+}
+
+// BEP 15 client requests, as a client writes them.
+inline std::array<std::uint8_t, 16> udp_connect_request(std::uint32_t transaction_id) {
+  std::array<std::uint8_t, 16> request{};
+  ByteWriter out(request);
+  out.u64(proto::udp::protocol_id);
+  out.u32(0);
+  out.u32(transaction_id);
+  return request;
+}
+
+// An announce of the peer at the sender's address and `port`; event none, numwant 50.
+inline std::array<std::uint8_t, limits::udp_announce_request_size> udp_announce_request(
+    std::uint64_t connection_id, std::uint32_t transaction_id, const InfoHash& info_hash,
+    std::uint16_t port, std::uint64_t left_bytes) {
+  std::array<std::uint8_t, limits::udp_announce_request_size> request{};
+  ByteWriter out(request);
+  out.u64(connection_id);
+  out.u32(1);
+  out.u32(transaction_id);
+  out.bytes(info_hash.bytes);
+  for (int i = 0; i < 20; ++i) out.u8(static_cast<std::uint8_t>(port + i));  // peer_id
+  out.u64(0);                                                                // downloaded
+  out.u64(left_bytes);
+  out.u64(0);  // uploaded
+  out.u32(0);  // event
+  out.u32(0);  // ip
+  out.u32(0);  // key
+  out.i32(50);
+  out.u16(port);
+  TYTO_ASSERT(out.ok() && out.remaining() == 0);
+  return request;
 }
 
 }  // namespace tyto::testing

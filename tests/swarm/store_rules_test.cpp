@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "support/address_space.hpp"
+#include "support/reference_store.hpp"
 #include "tyto/swarm/swarm_store.hpp"
 
 namespace tyto::swarm {
@@ -511,6 +512,49 @@ TEST(StoreLimitsTest, CapsRefuseNewSwarmsAndPeersAndCountThem) {
   request.peer = v4(10);  // existing peers still update
   EXPECT_EQ(store.announce(request, 10, out).status, AnnounceStatus::ok);
   store.verify();
+}
+
+// The snapshot record format belongs to the boundary, not to one store: what one store writes
+// the other restores, both ways, to the same swarms (IPv4 and IPv6, seeders, completions).
+TEST(SnapshotInterchange, TheReferenceStoreAndTheSwarmStoreReadEachOthersRecords) {
+  StoreLimits limits;
+  SwarmStore memory(limits, HashSecret::from_seed(9), 9);
+  testing::ReferenceStore reference(limits);
+  std::vector<std::uint8_t> out(50 * 18);
+  for (std::uint32_t hash = 0; hash < 20; ++hash) {
+    for (std::uint32_t peer = 0; peer < hash % 7 + 1; ++peer) {
+      AnnounceRequest request;
+      request.info_hash = hash_of(hash);
+      request.peer = peer % 3 == 2 ? v6(peer) : v4(peer);
+      request.left_bytes = peer % 2;
+      request.event = peer % 4 == 0 ? AnnounceEvent::completed : AnnounceEvent::none;
+      memory.announce(request, 100, out);
+      reference.announce(request, 100, out);
+    }
+  }
+  const auto keep_all = [](const InfoHash&) { return true; };
+  std::vector<std::uint8_t> from_memory;
+  std::vector<std::uint8_t> from_reference;
+  EXPECT_EQ(memory.append_snapshot(110, from_memory), 20u);
+  EXPECT_EQ(reference.append_snapshot(110, from_reference), 20u);
+  SwarmStore memory_again(limits, HashSecret::from_seed(10), 10);
+  testing::ReferenceStore reference_again(limits);
+  ASSERT_TRUE(memory_again.restore_snapshot(from_reference, 200, 0, keep_all).ok());
+  ASSERT_TRUE(reference_again.restore_snapshot(from_memory, 200, 0, keep_all).ok());
+  for (std::uint32_t hash = 0; hash < 20; ++hash) {
+    const ScrapeEntry expected = memory.scrape(hash_of(hash));
+    EXPECT_GT(expected.seeders + expected.leechers, 0u);
+    EXPECT_EQ(reference.scrape(hash_of(hash)), expected);
+    EXPECT_EQ(memory_again.scrape(hash_of(hash)), expected) << "from the reference's records";
+    EXPECT_EQ(reference_again.scrape(hash_of(hash)), expected) << "from the memory store's";
+  }
+  // Records are hostile input: a truncated one is refused with its reason by both.
+  from_memory.pop_back();
+  EXPECT_FALSE(
+      testing::ReferenceStore(limits).restore_snapshot(from_memory, 200, 0, keep_all).ok());
+  EXPECT_FALSE(SwarmStore(limits, HashSecret::from_seed(11), 11)
+                   .restore_snapshot(from_memory, 200, 0, keep_all)
+                   .ok());
 }
 
 }  // namespace
