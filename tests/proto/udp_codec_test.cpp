@@ -262,7 +262,7 @@ TEST(UdpWrite, ErrorReplyBytes) {
 
 TEST(UdpNumwant, DefaultsAndCaps) {
   EXPECT_EQ(udp_peers_max(-1, AddressFamily::ipv4, 50, 200), 50u);
-  EXPECT_EQ(udp_peers_max(0, AddressFamily::ipv4, 50, 200), 50u);
+  EXPECT_EQ(udp_peers_max(0, AddressFamily::ipv4, 50, 200), 0u);  // none, not the default
   EXPECT_EQ(udp_peers_max(30, AddressFamily::ipv4, 50, 200), 30u);
   EXPECT_EQ(udp_peers_max(1 << 30, AddressFamily::ipv4, 50, 200), 200u);
   EXPECT_EQ(udp_peers_max(1 << 30, AddressFamily::ipv6, 50, 200), 79u);  // 20 + 79 × 18 ≤ 1452

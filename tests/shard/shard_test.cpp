@@ -56,8 +56,10 @@ class UdpClient {
     std::uint32_t seeders = 0;
     std::vector<std::uint16_t> peer_ports;  // every peer is 127.0.0.1
   };
-  Announced announce(const InfoHash& info_hash, std::uint16_t port, std::uint64_t left) {
-    const auto request = testing::udp_announce_request(connection_id_, 9, info_hash, port, left);
+  Announced announce(const InfoHash& info_hash, std::uint16_t port, std::uint64_t left,
+                     std::int32_t numwant = 50) {
+    const auto request =
+        testing::udp_announce_request(connection_id_, 9, info_hash, port, left, numwant);
     const auto reply = round_trip(fd_, request);
     Announced announced;
     EXPECT_GE(reply.size(), 20u);
@@ -219,6 +221,38 @@ TEST_P(ShardTest, HttpAnnouncesArePipelinedAndAnsweredInOrder) {
   EXPECT_EQ(totals.shard.http_announces, 2u * swarms_count);
   EXPECT_GT(totals.shard.announces_forwarded, 0u);
   EXPECT_EQ(totals.shard.http_failures, 0u);
+}
+
+// numwant 0 asks for the counts and no peers (BEP 15: -1 is the default; HTTP: absent is).
+TEST_P(ShardTest, NumwantZeroGetsTheCountsAndNoPeers) {
+  UdpClient client(udp_port_);
+  for (const InfoHash& swarm : swarms_) {
+    client.announce(swarm, 6001, 100);
+    const auto none = client.announce(swarm, 6002, 0, 0);
+    EXPECT_EQ(none.seeders, 1u);
+    EXPECT_EQ(none.leechers, 1u);
+    EXPECT_TRUE(none.peer_ports.empty());
+    EXPECT_EQ(client.announce(swarm, 6003, 0, -1).peer_ports, std::vector<std::uint16_t>{6001});
+  }
+  const int fd = client_socket(SOCK_STREAM, http_port_);
+  for (const char* numwant : {"&numwant=0", ""}) {
+    const std::string request = fmt::format(
+        "GET /announce?info_hash={}&peer_id=-TY0001-000000007004&port=7004&uploaded=0"
+        "&downloaded=0&left=0&compact=1{} HTTP/1.1\r\nHost: t\r\n\r\n",
+        percent_encoded(swarms_[1]), numwant);
+    ASSERT_EQ(send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+    std::string reply;
+    char buffer[4096];
+    while (complete_responses(reply) < 1) {
+      const ssize_t got = receive(fd, buffer, sizeof buffer);
+      ASSERT_GT(got, 0);
+      reply.append(buffer, static_cast<std::size_t>(got));
+    }
+    EXPECT_NE(reply.find("10:incompletei1e"), std::string::npos) << reply;
+    // Without numwant the seeder gets the one leecher (6 bytes); with numwant=0, none.
+    EXPECT_NE(reply.find(*numwant != 0 ? "5:peers0:" : "5:peers6:"), std::string::npos) << reply;
+  }
+  close(fd);
 }
 
 // An owner asleep in the kernel (its 1 s idle wait) is woken by the forward at once.

@@ -91,10 +91,10 @@ inline std::array<std::uint8_t, 16> udp_connect_request(std::uint32_t transactio
   return request;
 }
 
-// An announce of the peer at the sender's address and `port`; event none, numwant 50.
+// An announce of the peer at the sender's address and `port`; event none.
 inline std::array<std::uint8_t, limits::udp_announce_request_size> udp_announce_request(
     std::uint64_t connection_id, std::uint32_t transaction_id, const InfoHash& info_hash,
-    std::uint16_t port, std::uint64_t left_bytes) {
+    std::uint16_t port, std::uint64_t left_bytes, std::int32_t numwant = 50) {
   std::array<std::uint8_t, limits::udp_announce_request_size> request{};
   ByteWriter out(request);
   out.u64(connection_id);
@@ -108,7 +108,7 @@ inline std::array<std::uint8_t, limits::udp_announce_request_size> udp_announce_
   out.u32(0);  // event
   out.u32(0);  // ip
   out.u32(0);  // key
-  out.i32(50);
+  out.i32(numwant);
   out.u16(port);
   TYTO_ASSERT(out.ok() && out.remaining() == 0);
   return request;

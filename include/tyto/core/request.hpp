@@ -19,15 +19,17 @@ struct AnnounceRequest {
   std::uint64_t downloaded_bytes = 0;
   std::uint64_t left_bytes = 0;  // 0 makes a seeder
   AnnounceEvent event = AnnounceEvent::none;
-  std::int32_t numwant = -1;  // as sent; <= 0 means the tracker's default
+  std::int32_t numwant = -1;  // as sent; negative means the tracker's default, 0 none
   std::uint32_t key = 0;
 };
 
-// How many peers an announce gets: numwant <= 0 (BEP 15 sends -1) is the tracker's default, and
-// no request gets more than the maximum. Both protocols apply this; UDP then fits the datagram.
+// How many peers an announce gets: a negative numwant (BEP 15's -1; HTTP without the parameter)
+// is the tracker's default, 0 is none (libtorrent sends it with `stopped`; monitors announce for
+// the counts alone), and no request gets more than the maximum. Both protocols apply this; UDP
+// then fits the datagram.
 inline std::uint32_t peers_wanted(std::int32_t numwant, std::uint32_t numwant_default,
                                   std::uint32_t numwant_max) noexcept {
-  const std::uint32_t wanted = numwant <= 0 ? numwant_default : static_cast<std::uint32_t>(numwant);
+  const std::uint32_t wanted = numwant < 0 ? numwant_default : static_cast<std::uint32_t>(numwant);
   return wanted < numwant_max ? wanted : numwant_max;
 }
 

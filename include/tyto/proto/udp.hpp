@@ -108,8 +108,8 @@ std::size_t write_scrape_reply(std::span<std::uint8_t> out, std::uint32_t transa
 std::size_t write_error_reply(std::span<std::uint8_t> out, std::uint32_t transaction_id,
                               std::string_view message) noexcept;
 
-// Peers in one UDP announce reply: numwant <= 0 means the default; never more than numwant_max
-// nor than fit one 1452-byte datagram for the family (238 IPv4, 79 IPv6).
+// Peers in one UDP announce reply (peers_wanted: negative is the default, 0 none); never more than
+// numwant_max nor than fit one 1452-byte datagram for the family (238 IPv4, 79 IPv6).
 std::uint32_t udp_peers_max(std::int32_t numwant, AddressFamily family,
                             std::uint32_t numwant_default, std::uint32_t numwant_max) noexcept;
 
