@@ -196,7 +196,7 @@ void HttpFront::announce(net::ConnectionRef connection, const http::RequestHead&
   const ShardConfig& config = shard_.config();
   const std::uint32_t peers_max =
       peers_wanted(request.numwant, config.numwant_default, config.numwant_max);
-  const bool compact = parsed.value().compact;
+  const bool compact = parsed.value().answer_compact();
   const std::uint32_t owner = shard_.owner_of(request.info_hash);
   if (owner != shard_.index()) {
     forward_announce(connection, request, client, peers_max, owner, head.keep_alive, compact);

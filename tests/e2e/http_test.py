@@ -179,9 +179,13 @@ class HttpTracker(unittest.TestCase):
         _, _, body = seeder.get("/scrape?info_hash=" + quote_from_bytes(info_hash, safe=""))
         self.assertEqual(body[b"files"][info_hash],
                          {b"complete": 1, b"downloaded": 1, b"incomplete": 1})
-        # compact=0: the dictionary model, without peer ids.
-        _, _, body = leecher.get(announce_target(info_hash, 6881, 100, compact=0))
+        # compact=0 with no_peer_id=1: the dictionary model without peer ids (BEP 3). Without
+        # no_peer_id a dictionary would need a `peer id`, which tyto does not keep: compact
+        # instead, as BEP 23 allows.
+        _, _, body = leecher.get(announce_target(info_hash, 6881, 100, compact=0) + "&no_peer_id=1")
         self.assertEqual(body[b"peers"], [{b"ip": b"127.0.0.3", b"port": 6882}])
+        _, _, body = leecher.get(announce_target(info_hash, 6881, 100, compact=0))
+        self.assertEqual(body[b"peers"], bytes([127, 0, 0, 3, 0x1a, 0xe2]))
 
     def test_failures_are_bencoded_and_unknown_paths_404(self):
         connection = self.connection()

@@ -179,6 +179,28 @@ TEST(HttpAnnounceQuery, FieldsInAnyOrderAndMixedEncoding) {
   EXPECT_EQ(query.announce.numwant, -1);  // absent: tracker default
 }
 
+// BEP 3 dictionaries carry `peer id`, which tyto does not keep: only compact=0 with no_peer_id=1
+// gets them; compact=0 alone is answered compact (BEP 23 allows it).
+TEST(HttpAnnounceQuery, DictionariesOnlyWithoutPeerIds) {
+  const std::string base =
+      "info_hash=%12%34Vx%9a%bc%de%f0%12%34Vx%9a%bc%de%f0%12%34Vx&peer_id=%2DTR3000%2Dabcdefghijkl"
+      "&port=1&left=0";
+  const struct {
+    const char* extra;
+    bool compact;
+  } cases[] = {{"", true},
+               {"&compact=1", true},
+               {"&compact=0", true},
+               {"&compact=0&no_peer_id=1", false},
+               {"&no_peer_id=1&compact=0", false},
+               {"&compact=1&no_peer_id=1", true}};
+  for (const auto& c : cases) {
+    const auto parsed = parse_announce_query(base + c.extra);
+    ASSERT_TRUE(parsed.ok()) << c.extra;
+    EXPECT_EQ(parsed.value().answer_compact(), c.compact) << c.extra;
+  }
+}
+
 TEST(HttpAnnounceQuery, FailuresSayWhatIsWrong) {
   const std::string hash = percent_encode_all(std::array<std::uint8_t, 20>{}, false);
   const struct {

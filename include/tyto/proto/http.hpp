@@ -73,9 +73,14 @@ bool query_value(std::string_view query, std::string_view key, std::string_view&
 struct AnnounceQuery {
   AnnounceRequest announce;  // peer: family/address set by the caller, port from the query
   std::uint16_t port = 0;
-  bool compact = true;  // BEP 23: default on; compact=0 gets the dictionary model
+  bool compact = true;  // as sent (BEP 23: default on)
   bool no_peer_id = false;
   std::string_view ip;  // BEP 3 `ip`: honoured by the caller only from trusted proxies
+
+  // The reply's model. BEP 3's dictionaries carry `peer id`, which tyto does not keep (20 bytes
+  // per peer); BEP 23 lets a tracker answer compact when asked compact=0. So dictionaries only
+  // for compact=0 with no_peer_id=1 (BEP 3's "no peer ids" form); compact otherwise.
+  bool answer_compact() const noexcept { return compact || !no_peer_id; }
 };
 
 // The failure reason is a static string, sent as the bencoded `failure reason`.
