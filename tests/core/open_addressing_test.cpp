@@ -188,6 +188,21 @@ TEST(OpenAddressing, FindNearLooksNoFurtherThanItsBound) {
   EXPECT_EQ(open_addressing::find_near<Traits>(entries, 14, 8, key_is(7)), 16u);  // absent
 }
 
+TEST(OpenAddressing, MatchesSeesEachEntryInPlace) {
+  // Callers with keys in a parallel array (the access list) find the slot from the address.
+  std::vector<Entry> entries(8);
+  for (std::uint32_t key = 0; key < 4; ++key) {
+    open_addressing::insert<Traits>(entries, 6, Entry{key, key + 1});  // slots 6, 7, 0, 1
+  }
+  std::vector<std::uint32_t> slots_seen;
+  const std::uint32_t slot = open_addressing::find<Traits>(entries, 6, [&](const Entry& entry) {
+    slots_seen.push_back(static_cast<std::uint32_t>(&entry - entries.data()));
+    return entry.key == 2;
+  });
+  EXPECT_EQ(slot, 0u);
+  EXPECT_EQ(slots_seen, (std::vector<std::uint32_t>{6, 7, 0}));
+}
+
 TEST(OpenAddressing, HomeAndDistanceStayInRange) {
   for (std::uint32_t capacity : {1u, 7u, 1024u, 0xffffffffu}) {
     EXPECT_EQ(open_addressing::home_of(0, capacity), 0u);

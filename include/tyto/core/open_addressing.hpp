@@ -55,7 +55,8 @@ constexpr std::uint32_t distance(std::uint32_t from, std::uint32_t to,
 }
 
 // The slot of the first entry of the run from `home` for which matches(entry) holds, or of the
-// empty entry that ends the run (test it with Traits::is_empty). matches never sees an empty.
+// empty entry that ends the run (test it with Traits::is_empty). matches never sees an empty,
+// and gets the entry in place: &entry - entries.data() is its slot, for keys kept alongside.
 template <EntryTraits Traits, class Matches>
 inline std::uint32_t find(std::span<const typename Traits::Entry> entries, std::uint32_t home,
                           Matches&& matches) noexcept {
