@@ -1,33 +1,51 @@
 #include "tyto/shard/access_list.hpp"
 
+#include "tyto/core/open_addressing.hpp"
+
 namespace tyto::shard {
+
+namespace {
+using ControlTraits = open_addressing::SentinelTraits<std::uint8_t, 0>;
+
+// 0x80 | 7 low hash bits: the home comes from the high 32.
+std::uint8_t control_of(std::uint64_t hash) noexcept {
+  return static_cast<std::uint8_t>(0x80 | (hash & 0x7f));
+}
+}  // namespace
 
 AccessList::AccessList(Mode mode, std::size_t entries_count)
     : mode_(mode), secret_(HashSecret::random()) {
   std::size_t capacity = 16;
   while (capacity < 2 * entries_count) capacity *= 2;  // at most half full
-  slots_.resize(capacity);
-  used_.resize(capacity);
-  mask_ = capacity - 1;
+  static_assert(2 * entries_max <= 0xffffffffu, "slots are 32-bit");
+  controls_.resize(capacity);
+  keys_.resize(capacity);
+}
+
+std::uint32_t AccessList::slot_of(const InfoHash& info_hash, std::uint64_t hash) const noexcept {
+  const auto capacity = static_cast<std::uint32_t>(controls_.size());
+  const std::uint8_t control = control_of(hash);
+  const std::uint8_t* controls = controls_.data();
+  // The core passes the entry in place: its address gives the slot, and the key beside it.
+  return open_addressing::find<ControlTraits>(
+      controls_, open_addressing::home_of(open_addressing::tag_of(hash), capacity),
+      [&](const std::uint8_t& entry) {
+        return entry == control && keys_[&entry - controls] == info_hash;
+      });
 }
 
 void AccessList::insert(const InfoHash& info_hash) {
-  for (std::size_t i = hash_info_hash(info_hash, secret_) & mask_;; i = (i + 1) & mask_) {
-    if (!used_[i]) {
-      used_[i] = 1;
-      slots_[i] = info_hash;
-      ++size_;
-      return;
-    }
-    if (slots_[i] == info_hash) return;  // listed twice
-  }
+  const std::uint64_t hash = hash_info_hash(info_hash, secret_);
+  const std::uint32_t slot = slot_of(info_hash, hash);
+  if (!ControlTraits::is_empty(controls_[slot])) return;  // listed twice
+  controls_[slot] = control_of(hash);  // the empty slot ending the run: where insert would go
+  keys_[slot] = info_hash;
+  ++size_;
 }
 
 bool AccessList::contains(const InfoHash& info_hash) const noexcept {
-  for (std::size_t i = hash_info_hash(info_hash, secret_) & mask_;; i = (i + 1) & mask_) {
-    if (!used_[i]) return false;
-    if (slots_[i] == info_hash) return true;
-  }
+  return !ControlTraits::is_empty(
+      controls_[slot_of(info_hash, hash_info_hash(info_hash, secret_))]);
 }
 
 Result<std::unique_ptr<AccessList>, std::string> AccessList::parse(std::string_view text, Mode mode,

@@ -1,10 +1,34 @@
 #include "tyto/swarm/peer_set.hpp"
 
+#include <algorithm>
 #include <array>
+
+#include "tyto/core/open_addressing.hpp"
 
 namespace tyto::swarm {
 
 namespace {
+
+// Index entries are positions; all ones (the largest value of the width) is the empty entry.
+template <class Entry>
+using IndexTraits = open_addressing::SentinelTraits<Entry, static_cast<Entry>(~Entry{0})>;
+
+template <std::size_t W>
+std::uint32_t index_home(const std::uint8_t* wire, const HashSecret& secret,
+                         std::uint32_t slots) noexcept {
+  return open_addressing::home_of(open_addressing::tag_of(hash_bytes({wire, W}, secret)), slots);
+}
+
+// The slot holding the position of the peer at `wire`, or the empty slot that ends its run.
+template <std::size_t W, class Entry>
+std::uint32_t index_slot(std::span<Entry> entries, const std::uint8_t* peers,
+                         const std::uint8_t* wire, const HashSecret& secret) noexcept {
+  const auto slots = static_cast<std::uint32_t>(entries.size());
+  return open_addressing::find<IndexTraits<Entry>>(
+      entries, index_home<W>(wire, secret, slots), [peers, wire](Entry entry) {
+        return std::memcmp(peers + std::size_t{entry} * W, wire, W) == 0;
+      });
+}
 
 struct CapacityTable {
   std::array<std::uint32_t, 128> capacities{};
@@ -49,13 +73,6 @@ std::uint32_t PeerSet<W>::index_slots_for(std::uint32_t capacity) noexcept {
 }
 
 template <std::size_t W>
-std::uint32_t PeerSet<W>::index_home(const std::uint8_t* wire,
-                                     const HashSecret& secret) const noexcept {
-  const std::uint64_t hash = hash_bytes({wire, W}, secret);
-  return static_cast<std::uint32_t>((static_cast<unsigned __int128>(hash) * index_slots()) >> 64);
-}
-
-template <std::size_t W>
 std::size_t PeerSet<W>::bytes_for(std::uint8_t capacity_class) noexcept {
   const std::size_t capacity = peer_capacity(capacity_class);
   std::size_t bytes = (capacity * (W + 1) + 3) / 4 * 4;
@@ -72,48 +89,27 @@ std::size_t PeerSet<W>::block_bytes() const noexcept {
 }
 
 template <std::size_t W>
-std::uint8_t* PeerSet<W>::index() const noexcept {
-  const std::size_t offset = (std::size_t{capacity()} * (W + 1) + 3) / 4 * 4;
-  return block_ + offset;
-}
-
-// Index entries are 16-bit positions while the set holds at most 65535 peers, 32-bit above.
-template <std::size_t W>
-std::uint32_t PeerSet<W>::index_get(std::uint32_t slot) const noexcept {
-  if (capacity() <= narrow_capacity_max) {
-    const std::uint16_t entry = reinterpret_cast<const std::uint16_t*>(index())[slot];
-    return entry == 0xffff ? not_found : entry;
+template <class Visit>
+auto PeerSet<W>::with_index(Visit&& visit) const noexcept {
+  const std::uint32_t capacity = this->capacity();
+  std::uint8_t* index = block_ + (std::size_t{capacity} * (W + 1) + 3) / 4 * 4;
+  const std::uint32_t slots = index_slots_for(capacity);
+  if (capacity <= narrow_capacity_max) {
+    return visit(std::span(reinterpret_cast<std::uint16_t*>(index), slots));
   }
-  return reinterpret_cast<const std::uint32_t*>(index())[slot];
-}
-
-template <std::size_t W>
-void PeerSet<W>::index_set(std::uint32_t slot, std::uint32_t position) noexcept {
-  if (capacity() <= narrow_capacity_max) {
-    TYTO_DEBUG_ASSERT(position == not_found || position < 0xffff);
-    reinterpret_cast<std::uint16_t*>(index())[slot] = static_cast<std::uint16_t>(position);
-  } else {
-    reinterpret_cast<std::uint32_t*>(index())[slot] = position;
-  }
-}
-
-template <std::size_t W>
-std::uint32_t PeerSet<W>::index_slot(const std::uint8_t* wire,
-                                     const HashSecret& secret) const noexcept {
-  const std::uint32_t slots = index_slots();
-  std::uint32_t i = index_home(wire, secret);
-  for (std::uint32_t entry = index_get(i);
-       entry != not_found && std::memcmp(block_ + std::size_t{entry} * W, wire, W) != 0;
-       entry = index_get(i)) {
-    i = i + 1 == slots ? 0 : i + 1;
-  }
-  return i;
+  return visit(std::span(reinterpret_cast<std::uint32_t*>(index), slots));
 }
 
 template <std::size_t W>
 std::uint32_t PeerSet<W>::find(const std::uint8_t* wire, const HashSecret& secret) const noexcept {
   if (block_ == nullptr) return not_found;
-  if (indexed()) return index_get(index_slot(wire, secret));
+  if (indexed()) {
+    return with_index([&](auto entries) -> std::uint32_t {
+      using Entry = typename decltype(entries)::value_type;
+      const Entry entry = entries[index_slot<W>(entries, block_, wire, secret)];
+      return IndexTraits<Entry>::is_empty(entry) ? not_found : entry;
+    });
+  }
   for (std::uint32_t i = 0; i < count_; ++i) {
     if (std::memcmp(block_ + std::size_t{i} * W, wire, W) == 0) return i;
   }
@@ -122,37 +118,33 @@ std::uint32_t PeerSet<W>::find(const std::uint8_t* wire, const HashSecret& secre
 
 template <std::size_t W>
 void PeerSet<W>::index_insert(std::uint32_t position, const HashSecret& secret) noexcept {
-  const std::uint32_t slot = index_slot(block_ + std::size_t{position} * W, secret);
-  TYTO_DEBUG_ASSERT(index_get(slot) == not_found);
-  index_set(slot, position);
+  with_index([&](auto entries) {
+    using Entry = typename decltype(entries)::value_type;
+    const std::uint8_t* wire = block_ + std::size_t{position} * W;
+    const auto slots = static_cast<std::uint32_t>(entries.size());
+    TYTO_DEBUG_ASSERT(position < IndexTraits<Entry>::empty());
+    open_addressing::insert<IndexTraits<Entry>>(entries, index_home<W>(wire, secret, slots),
+                                                static_cast<Entry>(position));
+  });
 }
 
 template <std::size_t W>
 void PeerSet<W>::index_erase(const std::uint8_t* wire, const HashSecret& secret) noexcept {
-  const std::uint32_t slots = index_slots();
-  const auto next = [slots](std::uint32_t i) { return i + 1 == slots ? 0 : i + 1; };
-  const auto distance = [slots](std::uint32_t from, std::uint32_t to) {
-    return to >= from ? to - from : to + slots - from;  // going forward, wrapping
-  };
-  std::uint32_t hole = index_slot(wire, secret);
-  TYTO_ASSERT(index_get(hole) != not_found);
-  // Backward-shift deletion: pull later entries of the run into the hole when their home
-  // is not between the hole and them.
-  for (std::uint32_t j = next(hole); index_get(j) != not_found; j = next(j)) {
-    const std::uint32_t entry = index_get(j);
-    const std::uint32_t home = index_home(block_ + std::size_t{entry} * W, secret);
-    if (distance(home, j) >= distance(hole, j)) {
-      index_set(hole, entry);
-      hole = j;
-    }
-  }
-  index_set(hole, not_found);
+  with_index([&](auto entries) {
+    using Entry = typename decltype(entries)::value_type;
+    const auto slots = static_cast<std::uint32_t>(entries.size());
+    open_addressing::erase<IndexTraits<Entry>>(
+        entries, index_slot<W>(entries, block_, wire, secret),
+        [&](Entry entry) { return index_home<W>(block_ + std::size_t{entry} * W, secret, slots); });
+  });
 }
 
 template <std::size_t W>
 void PeerSet<W>::index_rebuild(const HashSecret& secret) noexcept {
-  const std::size_t entry_size = capacity() <= narrow_capacity_max ? 2 : 4;
-  std::memset(index(), 0xff, std::size_t{index_slots()} * entry_size);
+  with_index([](auto entries) {
+    using Entry = typename decltype(entries)::value_type;
+    std::fill(entries.begin(), entries.end(), IndexTraits<Entry>::empty());
+  });
   for (std::uint32_t i = 0; i < count_; ++i) index_insert(i, secret);
 }
 
@@ -174,29 +166,35 @@ void PeerSet<W>::reallocate(std::uint8_t capacity_class, SlabArena& arena,
 
 template <std::size_t W>
 void PeerSet<W>::move(std::uint32_t from, std::uint32_t to, const HashSecret& secret) noexcept {
-  // Find the index entry while the peer is still at `from`, then point it at `to`.
-  const bool has_index = indexed();
-  const std::uint32_t slot = has_index ? index_slot(block_ + std::size_t{from} * W, secret) : 0;
+  // Point the index entry at `to` while the peer is still at `from` (where the probe finds it).
+  if (indexed()) {
+    with_index([&](auto entries) {
+      entries[index_slot<W>(entries, block_, block_ + std::size_t{from} * W, secret)] =
+          static_cast<typename decltype(entries)::value_type>(to);
+    });
+  }
   std::memcpy(block_ + std::size_t{to} * W, block_ + std::size_t{from} * W, W);
   stamps()[to] = stamps()[from];
-  if (has_index) index_set(slot, to);
 }
 
 template <std::size_t W>
 void PeerSet<W>::swap(std::uint32_t a, std::uint32_t b, const HashSecret& secret) noexcept {
   if (a == b) return;
-  const bool has_index = indexed();
-  const std::uint32_t slot_a = has_index ? index_slot(block_ + std::size_t{a} * W, secret) : 0;
-  const std::uint32_t slot_b = has_index ? index_slot(block_ + std::size_t{b} * W, secret) : 0;
+  if (indexed()) {
+    with_index([&](auto entries) {
+      // Both slots first: once one entry is repointed, a probe for the other could stop there.
+      const std::uint32_t slot_a =
+          index_slot<W>(entries, block_, block_ + std::size_t{a} * W, secret);
+      const std::uint32_t slot_b =
+          index_slot<W>(entries, block_, block_ + std::size_t{b} * W, secret);
+      std::swap(entries[slot_a], entries[slot_b]);
+    });
+  }
   std::uint8_t wire[W];
   std::memcpy(wire, block_ + std::size_t{a} * W, W);
   std::memcpy(block_ + std::size_t{a} * W, block_ + std::size_t{b} * W, W);
   std::memcpy(block_ + std::size_t{b} * W, wire, W);
   std::swap(stamps()[a], stamps()[b]);
-  if (has_index) {
-    index_set(slot_a, b);
-    index_set(slot_b, a);
-  }
 }
 
 template <std::size_t W>
@@ -296,12 +294,16 @@ void PeerSet<W>::verify(const HashSecret& secret) const noexcept {
     for (std::uint32_t j = i + 1; j < count_; ++j) {
       TYTO_ASSERT(std::memcmp(block_ + std::size_t{i} * W, block_ + std::size_t{j} * W, W) != 0);
     }
-    if (indexed()) TYTO_ASSERT(index_get(index_slot(block_ + std::size_t{i} * W, secret)) == i);
+    if (indexed()) TYTO_ASSERT(find(block_ + std::size_t{i} * W, secret) == i);
   }
   if (indexed()) {
-    std::uint32_t entries = 0;
-    for (std::uint32_t i = 0; i < index_slots(); ++i) entries += index_get(i) != not_found;
-    TYTO_ASSERT(entries == count_);
+    const std::uint32_t entries_count = with_index([](auto entries) {
+      using Entry = typename decltype(entries)::value_type;
+      return static_cast<std::uint32_t>(
+          std::count_if(entries.begin(), entries.end(),
+                        [](Entry entry) { return !IndexTraits<Entry>::is_empty(entry); }));
+    });
+    TYTO_ASSERT(entries_count == count_);
   }
 }
 

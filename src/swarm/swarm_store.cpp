@@ -9,6 +9,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "tyto/core/open_addressing.hpp"
+
 namespace tyto::swarm {
 
 namespace {
@@ -19,13 +21,9 @@ constexpr std::uint32_t migrate_entries_per_operation = 16;
 constexpr std::size_t record_release_bytes_min = std::size_t{1} << 20;
 constexpr std::uint32_t record_reservation_min = 1u << 16;
 
-std::uint32_t next_entry(std::uint32_t entry, std::uint32_t capacity) noexcept {
-  return entry + 1 == capacity ? 0 : entry + 1;
-}
-
-std::uint32_t tag_of(std::uint64_t hash) noexcept {
-  return static_cast<std::uint32_t>(hash >> 32);
-}
+using open_addressing::home_of;
+using open_addressing::next_slot;
+using open_addressing::tag_of;
 
 std::size_t page_round_up(std::size_t bytes) noexcept {
   static const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));  // madvise needs it
@@ -124,10 +122,6 @@ std::uint64_t SwarmStore::next_random() noexcept {
   return static_cast<std::uint64_t>(product) ^ static_cast<std::uint64_t>(product >> 64);
 }
 
-std::uint32_t SwarmStore::home(const Index& index, std::uint32_t tag) noexcept {
-  return static_cast<std::uint32_t>((std::uint64_t{tag} * index.capacity) >> 32);
-}
-
 ScrapeEntry SwarmStore::entry_of(const Swarm& swarm) noexcept {
   ScrapeEntry entry;
   entry.seeders = swarm.ipv4.seeders() + (swarm.ipv6 != nullptr ? swarm.ipv6->seeders() : 0);
@@ -138,15 +132,14 @@ ScrapeEntry SwarmStore::entry_of(const Swarm& swarm) noexcept {
 
 const Swarm* SwarmStore::find(const InfoHash& info_hash, std::uint64_t hash) const noexcept {
   const std::uint32_t tag = tag_of(hash);
+  const auto matches = [&](const IndexEntry& entry) {
+    return entry.tag == tag && records_[entry.position_plus_one - 1].info_hash == info_hash;
+  };
   for (const Index* index : {&current_, &previous_}) {
     if (index->count == 0) continue;
-    for (std::uint32_t i = home(*index, tag);; i = next_entry(i, index->capacity)) {
-      const IndexEntry entry = index->entries[i];
-      if (entry.record == 0) break;
-      if (entry.tag != tag) continue;
-      const Swarm& swarm = records_[entry.record - 1];
-      if (swarm.info_hash == info_hash) return &swarm;
-    }
+    const IndexEntry entry = index->entries[open_addressing::find<IndexTraits>(
+        index->slots(), home_of(tag, index->capacity), matches)];
+    if (!IndexTraits::is_empty(entry)) return &records_[entry.position_plus_one - 1];
   }
   return nullptr;
 }
@@ -159,13 +152,14 @@ std::pair<SwarmStore::Index*, std::uint32_t> SwarmStore::entry_of_record(
     std::uint32_t position) noexcept {
   TYTO_ASSERT(position < records_count_);
   const std::uint32_t tag = tag_of(hash_info_hash(records_[position].info_hash, secret_));
+  const auto matches = [&](const IndexEntry& entry) {
+    return entry.position_plus_one == position + 1;
+  };
   for (Index* index : {&current_, &previous_}) {
     if (index->count == 0) continue;
-    for (std::uint32_t i = home(*index, tag);; i = next_entry(i, index->capacity)) {
-      const IndexEntry entry = index->entries[i];
-      if (entry.record == 0) break;
-      if (entry.record == position + 1) return {index, i};
-    }
+    const std::uint32_t slot =
+        open_addressing::find<IndexTraits>(index->slots(), home_of(tag, index->capacity), matches);
+    if (!IndexTraits::is_empty(index->entries[slot])) return {index, slot};
   }
   TYTO_ASSERT(false && "every record has an index entry");
   return {nullptr, 0};
@@ -177,10 +171,11 @@ void SwarmStore::start_growth() noexcept {
   current_.capacity = previous_.capacity / 2 * 3;
   current_.count = 0;
   current_.entries = map_array<IndexEntry>(current_.capacity);
-  std::uint32_t empty = 0;
-  while (previous_.entries[empty].record != 0) ++empty;  // exists: load factor < 1
+  // The first empty entry (one exists: load factor < 1).
+  const std::uint32_t empty = open_addressing::find<IndexTraits>(
+      previous_.slots(), 0, [](const IndexEntry&) { return false; });
   migrate_stop_ = empty;
-  migrate_cursor_ = next_entry(empty, previous_.capacity);
+  migrate_cursor_ = next_slot(empty, previous_.capacity);
 }
 
 // Moves entries from previous_ into current_, at least `entries_budget` entries' worth, and
@@ -196,18 +191,17 @@ void SwarmStore::migrate(std::uint32_t entries_budget) noexcept {
       return;
     }
     IndexEntry& entry = previous_.entries[migrate_cursor_];
-    if (entry.record == 0) {
+    if (IndexTraits::is_empty(entry)) {
       if (entries_budget == 0) return;
     } else {
-      std::uint32_t i = home(current_, entry.tag);
-      while (current_.entries[i].record != 0) i = next_entry(i, current_.capacity);
-      current_.entries[i] = entry;
+      open_addressing::insert<IndexTraits>(current_.slots(), home_of(entry.tag, current_.capacity),
+                                           entry);
       ++current_.count;
       entry = IndexEntry{};
       --previous_.count;
     }
     if (entries_budget > 0) --entries_budget;
-    migrate_cursor_ = next_entry(migrate_cursor_, previous_.capacity);
+    migrate_cursor_ = next_slot(migrate_cursor_, previous_.capacity);
   }
 }
 
@@ -221,10 +215,9 @@ Swarm* SwarmStore::insert(const InfoHash& info_hash, std::uint64_t hash) noexcep
     migrate(migrate_entries_per_operation);
   }
   const std::uint32_t tag = tag_of(hash);
-  std::uint32_t i = home(current_, tag);
-  while (current_.entries[i].record != 0) i = next_entry(i, current_.capacity);
   const std::uint32_t position = records_count_++;
-  current_.entries[i] = IndexEntry{tag, position + 1};
+  open_addressing::insert<IndexTraits>(current_.slots(), home_of(tag, current_.capacity),
+                                       IndexEntry{tag, position + 1});
   ++current_.count;
   records_resident_bytes_ =
       std::max(records_resident_bytes_, page_round_up(std::size_t{records_count_} * sizeof(Swarm)));
@@ -235,30 +228,18 @@ Swarm* SwarmStore::insert(const InfoHash& info_hash, std::uint64_t hash) noexcep
   return &swarm;
 }
 
-void SwarmStore::erase_entry(Index& index, std::uint32_t entry) noexcept {
-  TYTO_ASSERT(entry < index.capacity && index.entries[entry].record != 0);
-  std::uint32_t hole = entry;
-  for (std::uint32_t j = next_entry(hole, index.capacity); index.entries[j].record != 0;
-       j = next_entry(j, index.capacity)) {
-    const std::uint32_t h = home(index, index.entries[j].tag);
-    const std::uint32_t from_home = (j + index.capacity - h) % index.capacity;
-    const std::uint32_t from_hole = (j + index.capacity - hole) % index.capacity;
-    if (from_home >= from_hole) {
-      index.entries[hole] = index.entries[j];
-      hole = j;
-    }
-  }
-  index.entries[hole] = IndexEntry{};
-  --index.count;
-}
-
 void SwarmStore::erase(std::uint32_t position) noexcept {
-  const auto [index, entry] = entry_of_record(position);
-  erase_entry(*index, entry);
+  const auto [index, slot] = entry_of_record(position);
+  const std::uint32_t capacity = index->capacity;
+  // Homes come from the tags alone: the shift reads no record.
+  open_addressing::erase<IndexTraits>(index->slots(), slot, [capacity](const IndexEntry& entry) {
+    return home_of(entry.tag, capacity);
+  });
+  --index->count;
   const std::uint32_t last = records_count_ - 1;
   if (position != last) {  // the last record fills the hole; its entry follows it
-    const auto [last_index, last_entry] = entry_of_record(last);
-    last_index->entries[last_entry].record = position + 1;
+    const auto [last_index, last_slot] = entry_of_record(last);
+    last_index->entries[last_slot].position_plus_one = position + 1;
     records_[position] = records_[last];
   }
   --records_count_;
@@ -395,7 +376,7 @@ void SwarmStore::prefetch(std::span<const InfoHash> info_hashes) const noexcept 
   std::uint32_t tags[prefetch_batch_max];
   for (std::size_t i = 0; i < count; ++i) {
     tags[i] = tag_of(hash_info_hash(info_hashes[i], secret_));
-    homes[i] = home(current_, tags[i]);
+    homes[i] = home_of(tags[i], current_.capacity);
     __builtin_prefetch(&current_.entries[homes[i]]);
   }
   // The first entry of the run with the tag, looking no further than the home's cache line or
@@ -404,20 +385,16 @@ void SwarmStore::prefetch(std::span<const InfoHash> info_hashes) const noexcept 
   const Swarm* swarms[prefetch_batch_max];
   std::size_t found = 0;
   for (std::size_t i = 0; i < count; ++i) {
-    std::uint32_t entry = homes[i];
-    for (std::uint32_t step = 0; step < entries_looked_at_max; ++step) {
-      const IndexEntry candidate = current_.entries[entry];
-      if (candidate.record == 0) break;
-      if (candidate.tag == tags[i]) {
-        const Swarm* swarm = &records_[candidate.record - 1];
-        const auto* bytes = reinterpret_cast<const char*>(swarm);
-        __builtin_prefetch(bytes);
-        __builtin_prefetch(bytes + sizeof(Swarm) - 1);  // 72 bytes: often two lines
-        swarms[found++] = swarm;
-        break;
-      }
-      entry = next_entry(entry, current_.capacity);
-    }
+    const std::uint32_t tag = tags[i];
+    const std::uint32_t slot = open_addressing::find_near<IndexTraits>(
+        current_.slots(), homes[i], entries_looked_at_max,
+        [tag](const IndexEntry& entry) { return entry.tag == tag; });
+    if (slot == current_.capacity) continue;
+    const Swarm* swarm = &records_[current_.entries[slot].position_plus_one - 1];
+    const auto* bytes = reinterpret_cast<const char*>(swarm);
+    __builtin_prefetch(bytes);
+    __builtin_prefetch(bytes + sizeof(Swarm) - 1);  // 72 bytes: often two lines
+    swarms[found++] = swarm;
   }
   // The IPv4 peers of each record found (where UDP announces mostly go): by now the records
   // asked for first have arrived, so reading their peer pointers waits little.
@@ -613,10 +590,10 @@ void SwarmStore::verify() const noexcept {
     std::uint32_t count = 0;
     for (std::uint32_t i = 0; i < index->capacity; ++i) {
       const IndexEntry entry = index->entries[i];
-      if (entry.record == 0) continue;
+      if (IndexTraits::is_empty(entry)) continue;
       ++count;
-      TYTO_ASSERT(entry.record <= records_count_);
-      const InfoHash& info_hash = records_[entry.record - 1].info_hash;
+      TYTO_ASSERT(entry.position_plus_one <= records_count_);
+      const InfoHash& info_hash = records_[entry.position_plus_one - 1].info_hash;
       TYTO_ASSERT(entry.tag == tag_of(hash_info_hash(info_hash, secret_)));
     }
     TYTO_ASSERT(count == index->count);

@@ -173,6 +173,31 @@ TEST_F(StoreTest, CrossingTheIndexThresholdBothWaysKeepsEveryPeerFindable) {
   EXPECT_EQ(left.seeders + left.leechers, 5u);
 }
 
+TEST_F(StoreTest, SetsPastTheNarrowIndexUseWideEntriesAndComeBack) {
+  // Over 65534 peers the index holds 32-bit positions; shrinking returns to 16-bit ones.
+  verify_each_ = false;  // PeerSet::verify is O(n^2)
+  constexpr std::uint32_t peers = 80'000;
+  auto total = [&] {
+    const ScrapeEntry entry = store_.scrape(hash_of(1));
+    return entry.seeders + entry.leechers;
+  };
+  for (std::uint32_t i = 0; i < peers; ++i)
+    announce(1, v4(i), i % 3 == 0 ? 0 : 1, AnnounceEvent::none, 0);
+  ASSERT_EQ(total(), peers);
+  for (std::uint32_t i = 0; i < peers; i += 7)
+    announce(1, v4(i), i % 3 == 0 ? 1 : 0, AnnounceEvent::none, 0);
+  ASSERT_EQ(total(), peers);  // role flips found their peers
+  for (std::uint32_t i = 0; i < peers; ++i) {
+    if (i % 8 != 0) announce(1, v4(i), 0, AnnounceEvent::stopped, 0);
+  }
+  ASSERT_EQ(total(), peers / 8);
+  for (std::uint32_t i = 0; i < peers; i += 8) announce(1, v4(i), 1, AnnounceEvent::none, 0);
+  ASSERT_EQ(total(), peers / 8);
+  ASSERT_EQ(store_.scrape(hash_of(1)).seeders, 0u);
+  for (std::uint32_t i = 0; i < peers; i += 8) announce(1, v4(i), 0, AnnounceEvent::stopped, 0);
+  EXPECT_EQ(store_.swarms_count(), 0u);
+}
+
 TEST_F(StoreTest, PeersExpireAndEmptySwarmsAreFreed) {
   for (std::uint32_t i = 0; i < 50; ++i) announce(i, v4(i), 10);
   now_s_ += limits_.peer_timeout_s / 2;

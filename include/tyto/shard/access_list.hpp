@@ -40,12 +40,17 @@ class AccessList {
  private:
   AccessList(Mode mode, std::size_t entries_count);
   void insert(const InfoHash& info_hash);
+  // The slot holding info_hash, or the empty slot ending its probe run (core/open_addressing.hpp;
+  // the list is never erased from, so nothing shifts).
+  std::uint32_t slot_of(const InfoHash& info_hash, std::uint64_t hash) const noexcept;
 
   Mode mode_;
   HashSecret secret_;
-  std::vector<InfoHash> slots_;
-  std::vector<std::uint8_t> used_;
-  std::size_t mask_ = 0;
+  // One control byte per slot: 0 = empty, else 0x80 | 7 hash bits that the home does not use.
+  // Probes read the dense bytes; a key is compared only where its byte matches (1 in 128 of the
+  // other keys), so a probe for an unlisted hash rarely touches keys_. Keys are parallel.
+  std::vector<std::uint8_t> controls_;
+  std::vector<InfoHash> keys_;
   std::size_t size_ = 0;
 };
 

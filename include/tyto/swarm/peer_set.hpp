@@ -5,8 +5,8 @@
 // sit at [0, seeders), leechers at [seeders, count); removal swaps the last element into the hole.
 // From `index_capacity_min` peers on, the block also holds an open-addressing index from address
 // to position (1.25 × capacity slots, so at most 80 % full; keyed hash, linear probing,
-// backward-shift deletion; 16-bit entries up to 65534 peers, 32-bit above);
-// below it a peer is found by scanning.
+// backward-shift deletion, from core/open_addressing.hpp; 16-bit entries up to 65534 peers,
+// 32-bit above, all ones = empty); below it a peer is found by scanning.
 //
 // 16 bytes per set: it sits inline in the swarm record. Capacities come from a fixed geometric
 // table (about 1.25× apart) so the class byte says the block's layout.
@@ -75,7 +75,7 @@ class PeerSet {
   bool empty() const noexcept { return count_ == 0; }
 
   std::uint32_t find(const std::uint8_t* wire, const HashSecret& secret) const noexcept;
-  // Adds a peer (must not be present); returns its position. `capacity_max` caps growth.
+  // Adds a peer (must not be present); returns its position. The set grows by capacity class.
   std::uint32_t insert(const std::uint8_t* wire, bool seeder, std::uint8_t stamp, SlabArena& arena,
                        const HashSecret& secret) noexcept;
   void remove(std::uint32_t position, SlabArena& arena, const HashSecret& secret) noexcept;
@@ -134,11 +134,10 @@ class PeerSet {
   std::uint8_t* stamps() const noexcept { return block_ + std::size_t{capacity()} * W; }
   bool indexed() const noexcept { return block_ != nullptr && capacity() >= index_capacity_min; }
   static std::uint32_t index_slots_for(std::uint32_t capacity) noexcept;
-  std::uint32_t index_slots() const noexcept { return index_slots_for(capacity()); }
-  std::uint32_t index_home(const std::uint8_t* wire, const HashSecret& secret) const noexcept;
-  std::uint8_t* index() const noexcept;
-  std::uint32_t index_get(std::uint32_t slot) const noexcept;
-  void index_set(std::uint32_t slot, std::uint32_t position) noexcept;
+  // Calls visit(entries): the index as a span of its entry type, std::uint16_t or std::uint32_t
+  // (one width test per operation, not one per entry read).
+  template <class Visit>
+  auto with_index(Visit&& visit) const noexcept;
   static std::size_t bytes_for(std::uint8_t capacity_class) noexcept;
 
   void reallocate(std::uint8_t capacity_class, SlabArena& arena, const HashSecret& secret) noexcept;
@@ -146,8 +145,6 @@ class PeerSet {
   void swap(std::uint32_t a, std::uint32_t b, const HashSecret& secret) noexcept;
   void index_insert(std::uint32_t position, const HashSecret& secret) noexcept;
   void index_erase(const std::uint8_t* wire, const HashSecret& secret) noexcept;
-  // The slot holding this address's position, or the empty slot where it would go.
-  std::uint32_t index_slot(const std::uint8_t* wire, const HashSecret& secret) const noexcept;
   void index_rebuild(const HashSecret& secret) noexcept;
 
   std::uint8_t* block_ = nullptr;

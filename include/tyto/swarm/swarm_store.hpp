@@ -3,15 +3,16 @@
 // reply types, never the table, the peer sets or the arena.
 //
 // Swarm table: the 72-byte swarm records sit in one dense array, found through an
-// open-addressing index of 8-byte entries {tag, record} (after ankerl::unordered_dense):
+// open-addressing index of 8-byte entries {tag, position + 1} (after ankerl::unordered_dense):
 //  - records: mapped once for swarms_max of them (address space only; pages become resident as
 //    the array grows, so a growth never copies or re-touches a record). Erasing a swarm moves the
 //    last record into its place. Dense records cost no slack per empty slot and make the sweep,
 //    snapshots and top lists a walk over [0, count).
-//  - index: tag = the high 32 bits of the keyed XXH3 hash (never unkeyed), record = position + 1
+//  - index: tag = the high 32 bits of the keyed XXH3 hash (never unkeyed), position_plus_one
 //    (0 = empty, so freshly mapped pages need no initialisation pass). Linear probing from
-//    home = (tag × capacity) >> 32, backward-shift deletion (no tombstones). Home and probe
-//    order come from the tag alone, so moving an entry never reads its record. Growth by 1.5×
+//    home = (tag × capacity) >> 32, backward-shift deletion (no tombstones), all in
+//    core/open_addressing.hpp. Home and probe order come from the tag alone, so moving an
+//    entry never reads its record. Growth by 1.5×
 //    at 80 % load migrates a bounded number of entries per operation (lookups see both indexes
 //    meanwhile; a migration step always stops on an empty entry, so no probe run straddles it).
 //
@@ -135,27 +136,32 @@ class SwarmStore final : public store::PeerStore {
 
  private:
   struct IndexEntry {
-    std::uint32_t tag = 0;     // high 32 bits of the record's keyed hash
-    std::uint32_t record = 0;  // its position in records_ + 1; 0 = empty entry
+    std::uint32_t tag = 0;  // high 32 bits of the record's keyed hash
+    // Its position in records_ + 1, so that 0 is the empty entry: zero pages need no pass.
+    std::uint32_t position_plus_one = 0;
   };
   static_assert(sizeof(IndexEntry) == 8);
+  struct IndexTraits {  // for core/open_addressing.hpp
+    using Entry = IndexEntry;
+    static bool is_empty(const IndexEntry& entry) noexcept { return entry.position_plus_one == 0; }
+    static IndexEntry empty() noexcept { return {}; }
+  };
   struct Index {
     IndexEntry* entries = nullptr;  // mapped: zero pages are empty entries
     std::uint32_t capacity = 0;
     std::uint32_t count = 0;
+    std::span<IndexEntry> slots() const noexcept { return {entries, capacity}; }
   };
 
   std::span<Swarm> records() noexcept { return {records_, records_count_}; }
   std::span<const Swarm> records() const noexcept { return {records_, records_count_}; }
   static ScrapeEntry entry_of(const Swarm& swarm) noexcept;
-  static std::uint32_t home(const Index& index, std::uint32_t tag) noexcept;
   Swarm* find(const InfoHash& info_hash, std::uint64_t hash) noexcept;
   const Swarm* find(const InfoHash& info_hash, std::uint64_t hash) const noexcept;
   // The index and entry position that point at record `position` (which must exist).
   std::pair<Index*, std::uint32_t> entry_of_record(std::uint32_t position) noexcept;
   Swarm* insert(const InfoHash& info_hash, std::uint64_t hash) noexcept;
   void erase(std::uint32_t position) noexcept;  // the last record moves into `position`
-  void erase_entry(Index& index, std::uint32_t entry) noexcept;
   void release_record_pages() noexcept;
   void free_swarm(Swarm& swarm) noexcept;
   void start_growth() noexcept;
