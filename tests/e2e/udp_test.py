@@ -123,7 +123,9 @@ class UdpTracker(unittest.TestCase):
         for port in range(1, 81):
             client.announce(info_hash, port=port, left=1)
         self.assertEqual(len(client.announce(info_hash, port=100, left=1, numwant=-1)["peers"]), 50)
-        self.assertEqual(len(client.announce(info_hash, port=100, left=1, numwant=0)["peers"]), 50)
+        # 0 is none (the counts alone), not the default: only a negative numwant is.
+        reply = client.announce(info_hash, port=100, left=1, numwant=0)
+        self.assertEqual((len(reply["peers"]), reply["leechers"]), (0, 81))
         self.assertEqual(len(client.announce(info_hash, port=100, left=1, numwant=7)["peers"]), 7)
         peers = client.announce(info_hash, port=100, left=1, numwant=1000)["peers"]
         self.assertEqual(len(peers), 80)
