@@ -180,6 +180,14 @@ const Setting settings[] = {
      [](const Options& o) {
        return integer_value(o.runtime.shard.store_limits.peers_per_swarm_max);
      }},
+    {"limits.completed_keep_s", "--completed-keep-s", "S", Kind::integer, 0, 365 * 86400,
+     "how long a swarm whose last peer left keeps its completed count, as an empty record "
+     "counted against the swarm cap; 0: dropped with the last peer (default 604800, 7 days)",
+     [](Options& o, const Value& v) {
+       o.runtime.shard.store_limits.completed_keep_s = static_cast<std::uint32_t>(v.integer);
+       return std::string();
+     },
+     [](const Options& o) { return integer_value(o.runtime.shard.store_limits.completed_keep_s); }},
     {"runtime.cores", "--cores", "LIST", Kind::text, 0, 0,
      "one shard per listed CPU, each pinned: 0-3, 2, 0,2,4-5 (default: every CPU allowed)",
      [](Options& o, const Value& v) {

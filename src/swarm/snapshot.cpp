@@ -158,7 +158,8 @@ Result<SwarmStore::Restored, std::string> SwarmStore::restore_snapshot(
                                       counters_.peers_ipv6);
       if (swarm->ipv6->empty()) free_swarm(*swarm);
     }
-    if (swarm->ipv4.empty() && swarm->ipv6 == nullptr) {  // every peer had expired
+    // Every peer had expired: the swarm goes, unless it keeps a completed count.
+    if (swarm->ipv4.empty() && swarm->ipv6 == nullptr && !keeps_completed(*swarm)) {
       erase(static_cast<std::uint32_t>(swarm - records_));
       continue;
     }

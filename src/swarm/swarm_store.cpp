@@ -83,7 +83,6 @@ std::uint32_t majority_prefix_count(const Peers& peers, std::size_t prefix_bytes
 constexpr std::uint32_t concentration_peers_min = 16;
 }  // namespace
 
-
 SwarmStore::SwarmStore(const StoreLimits& limits, const HashSecret& secret,
                        std::uint64_t random_seed)
     : limits_(limits), stamps_(limits.peer_timeout_s), secret_(secret), random_state_(random_seed) {
@@ -364,7 +363,8 @@ AnnounceReply SwarmStore::announce(const AnnounceRequest& request, std::uint32_t
   reply.seeders = entry.seeders;
   reply.leechers = entry.leechers;
   reply.completed = entry.completed;
-  if (entry.seeders + entry.leechers == 0) {  // stopped (or refused) into an empty swarm
+  // Stopped (or refused) into an empty swarm: it goes, unless it keeps a completed count.
+  if (entry.seeders + entry.leechers == 0 && !keeps_completed(*swarm)) {
     erase(static_cast<std::uint32_t>(swarm - records_));
   }
   return reply;
@@ -406,7 +406,23 @@ ScrapeEntry SwarmStore::scrape(const InfoHash& info_hash) const noexcept {
   return swarm == nullptr ? ScrapeEntry{} : entry_of(*swarm);
 }
 
+// An empty swarm keeps only its completed count, for completed_keep_s after its last activity:
+// its statistics window stays the one in which it emptied (nothing else closes it), and windows
+// count the time (16 bits of them: years at any window length the options allow).
+bool SwarmStore::keeps_completed(const Swarm& swarm) const noexcept {
+  return swarm.completed != 0 && limits_.completed_keep_s != 0;
+}
+
+bool SwarmStore::empty_expired(const Swarm& swarm, std::uint32_t now_s) const noexcept {
+  const auto window_s = std::max<std::uint32_t>(1, limits_.statistics_window_s);
+  const std::uint32_t keep_windows =
+      std::min<std::uint32_t>((limits_.completed_keep_s + window_s - 1) / window_s, 0x7fff);
+  return !keeps_completed(swarm) ||
+         static_cast<std::uint16_t>(window_of(now_s) - swarm.activity.window) > keep_windows;
+}
+
 bool SwarmStore::sweep_swarm(Swarm& swarm, std::uint32_t now_s) noexcept {
+  if (swarm.ipv4.empty() && swarm.ipv6 == nullptr) return empty_expired(swarm, now_s);
   close_window(swarm, now_s);
   auto expire = [&](auto& peers, std::uint64_t& family_gauge) {
     counters_.peers_expired +=
@@ -433,7 +449,7 @@ bool SwarmStore::sweep_swarm(Swarm& swarm, std::uint32_t now_s) noexcept {
   swarm.activity.prefix_share = static_cast<std::uint8_t>(share);
   swarm.activity.flags = static_cast<std::uint8_t>((swarm.activity.flags & ~address_concentration) |
                                                    (share != 0 ? address_concentration : 0));
-  return swarm.ipv4.empty() && swarm.ipv6 == nullptr;
+  return swarm.ipv4.empty() && swarm.ipv6 == nullptr && !keeps_completed(swarm);
 }
 
 std::uint16_t SwarmStore::window_of(std::uint32_t now_s) const noexcept {
@@ -505,7 +521,7 @@ bool SwarmStore::statistics(const InfoHash& info_hash, std::uint32_t now_s,
   owner_.check();
   Swarm* swarm = find(info_hash, hash_info_hash(info_hash, secret_));
   if (swarm == nullptr) return false;
-  close_window(*swarm, now_s);
+  if (!swarm->ipv4.empty() || swarm->ipv6 != nullptr) close_window(*swarm, now_s);  // see sweep
   out = statistics_of(*swarm, now_s);
   return true;
 }
@@ -520,7 +536,7 @@ std::uint32_t SwarmStore::top(TopOrder order, std::uint32_t now_s,
   };
   std::size_t size = 0;
   for (Swarm& swarm : records()) {
-    close_window(swarm, now_s);
+    if (!swarm.ipv4.empty() || swarm.ipv6 != nullptr) close_window(swarm, now_s);  // see sweep
     const SwarmStatistics candidate = statistics_of(swarm, now_s);
     if (size < out.size()) {
       out[size++] = candidate;
@@ -583,7 +599,8 @@ void SwarmStore::verify() const noexcept {
       peers6 += swarm.ipv6->count();
       seeders += swarm.ipv6->seeders();
     }
-    TYTO_ASSERT(!swarm.ipv4.empty() || swarm.ipv6 != nullptr);
+    // An empty swarm is kept only for its completed count.
+    TYTO_ASSERT(!swarm.ipv4.empty() || swarm.ipv6 != nullptr || keeps_completed(swarm));
   }
   std::uint64_t entries = 0;
   for (const Index* index : {&current_, &previous_}) {

@@ -57,9 +57,9 @@ class UdpClient {
     std::vector<std::uint16_t> peer_ports;  // every peer is 127.0.0.1
   };
   Announced announce(const InfoHash& info_hash, std::uint16_t port, std::uint64_t left,
-                     std::int32_t numwant = 50) {
+                     std::int32_t numwant = 50, AnnounceEvent event = AnnounceEvent::none) {
     const auto request =
-        testing::udp_announce_request(connection_id_, 9, info_hash, port, left, numwant);
+        testing::udp_announce_request(connection_id_, 9, info_hash, port, left, numwant, event);
     const auto reply = round_trip(fd_, request);
     Announced announced;
     EXPECT_GE(reply.size(), 20u);
@@ -253,6 +253,20 @@ TEST_P(ShardTest, NumwantZeroGetsTheCountsAndNoPeers) {
     EXPECT_NE(reply.find(*numwant != 0 ? "5:peers0:" : "5:peers6:"), std::string::npos) << reply;
   }
   close(fd);
+}
+
+// The completed count outlives the swarm's last peer (issue 21): a scrape still says it.
+TEST_P(ShardTest, ACompletedCountOutlivesTheLastPeer) {
+  UdpClient client(udp_port_);
+  for (const InfoHash& swarm : swarms_) {
+    client.announce(swarm, 6001, 100, 50, AnnounceEvent::started);
+    client.announce(swarm, 6001, 0, 50, AnnounceEvent::completed);
+    const auto stopped = client.announce(swarm, 6001, 0, 50, AnnounceEvent::stopped);
+    EXPECT_EQ(stopped.seeders + stopped.leechers, 0u);
+  }
+  for (const ScrapeEntry& entry : client.scrape(swarms_)) {
+    EXPECT_EQ(entry, (ScrapeEntry{0, 0, 1}));
+  }
 }
 
 // An owner asleep in the kernel (its 1 s idle wait) is woken by the forward at once.

@@ -31,15 +31,19 @@ class ReferenceStore final : public store::PeerStore {
         return {AnnounceStatus::swarm_limit};
       }
       found =
-          swarms_.emplace(key_of(request.info_hash), Swarm{request.info_hash, now_s, 0, {}}).first;
+          swarms_.emplace(key_of(request.info_hash), Swarm{request.info_hash, now_s, 0, {}, now_s})
+              .first;
     }
     Swarm& swarm = found->second;
     const Wire wire(request.peer.wire.begin(),
                     request.peer.wire.begin() + request.peer.wire_size());
     auto peer = swarm.peers.find(wire);
+    swarm.last_s = now_s;
     if (request.event == AnnounceEvent::stopped) {
       if (peer != swarm.peers.end()) swarm.peers.erase(peer);
-      return reply_of(swarm, 0);
+      const AnnounceReply reply = reply_of(swarm, 0);
+      if (gone(swarm, now_s)) swarms_.erase(found);
+      return reply;
     }
     if (peer == swarm.peers.end()) {
       if (swarm.peers.size() >= limits_.peers_per_swarm_max) {
@@ -80,9 +84,10 @@ class ReferenceStore final : public store::PeerStore {
       std::erase_if(swarm->second.peers, [&](const auto& peer) {
         const bool expired = now_s - peer.second.last_s > limits_.peer_timeout_s;
         counters_.peers_expired += expired;
+        swarm->second.last_s = std::max(swarm->second.last_s, peer.second.last_s);
         return expired;
       });
-      if (swarm->second.peers.empty()) {
+      if (gone(swarm->second, now_s)) {
         ++counters_.swarms_freed;
         swarm = swarms_.erase(swarm);
       } else {
@@ -164,7 +169,7 @@ class ReferenceStore final : public store::PeerStore {
       const std::uint32_t age_s = in.u32();
       const std::uint64_t counts[2] = {in.u32(), in.u32()};
       if (!in.ok()) return Failure{std::string("truncated swarm record")};
-      Swarm swarm{info_hash, now_s > age_s ? now_s - age_s : 0, completed, {}};
+      Swarm swarm{info_hash, now_s > age_s ? now_s - age_s : 0, completed, {}, now_s};
       for (int family = 0; family < 2; ++family) {
         for (std::uint64_t i = 0; i < counts[family]; ++i) {
           const auto wire = in.bytes(family == 0 ? 6 : 18);
@@ -176,7 +181,7 @@ class ReferenceStore final : public store::PeerStore {
                                                          now_s - peer_age_s};
         }
       }
-      if (!keep(info_hash) || swarm.peers.empty()) continue;
+      if (!keep(info_hash) || gone(swarm, now_s)) continue;
       restored.peers += swarm.peers.size();
       ++restored.swarms;
       swarms_[key_of(info_hash)] = std::move(swarm);
@@ -197,7 +202,13 @@ class ReferenceStore final : public store::PeerStore {
     std::uint32_t created_s = 0;
     std::uint32_t completed = 0;
     std::map<Wire, Peer> peers;
+    std::uint32_t last_s = 0;  // the last announce, or the last peer seen
   };
+  // Empty, and its completed count (if any) kept long enough.
+  bool gone(const Swarm& swarm, std::uint32_t now_s) const noexcept {
+    return swarm.peers.empty() &&
+           (swarm.completed == 0 || now_s - swarm.last_s > limits_.completed_keep_s);
+  }
   static Key key_of(const InfoHash& info_hash) noexcept { return info_hash.bytes; }
   static AnnounceReply reply_of(const Swarm& swarm, std::uint32_t peers_count) noexcept {
     AnnounceReply reply;

@@ -91,10 +91,11 @@ inline std::array<std::uint8_t, 16> udp_connect_request(std::uint32_t transactio
   return request;
 }
 
-// An announce of the peer at the sender's address and `port`; event none.
+// An announce of the peer at the sender's address and `port` (event: BEP 15's numbers).
 inline std::array<std::uint8_t, limits::udp_announce_request_size> udp_announce_request(
     std::uint64_t connection_id, std::uint32_t transaction_id, const InfoHash& info_hash,
-    std::uint16_t port, std::uint64_t left_bytes, std::int32_t numwant = 50) {
+    std::uint16_t port, std::uint64_t left_bytes, std::int32_t numwant = 50,
+    AnnounceEvent event = AnnounceEvent::none) {
   std::array<std::uint8_t, limits::udp_announce_request_size> request{};
   ByteWriter out(request);
   out.u64(connection_id);
@@ -105,7 +106,7 @@ inline std::array<std::uint8_t, limits::udp_announce_request_size> udp_announce_
   out.u64(0);                                                                // downloaded
   out.u64(left_bytes);
   out.u64(0);  // uploaded
-  out.u32(0);  // event
+  out.u32(static_cast<std::uint32_t>(event));
   out.u32(0);  // ip
   out.u32(0);  // key
   out.i32(numwant);

@@ -539,6 +539,71 @@ TEST(StoreLimitsTest, CapsRefuseNewSwarmsAndPeersAndCountThem) {
   store.verify();
 }
 
+// A completed count is the torrent's history: started, completed, stopped leaves a scrape that
+// still says downloaded 1, for completed_keep_s after the swarm emptied, then the swarm goes. A
+// swarm without completions goes with its last peer. (Issue 21: it used to go either way.)
+TEST(CompletedCounts, OutliveTheLastPeerForTheKeepTime) {
+  StoreLimits limits;
+  limits.peer_timeout_s = 100;
+  limits.statistics_window_s = 60;
+  limits.completed_keep_s = 600;  // 10 windows
+  SwarmStore store(limits, HashSecret::from_seed(5), 5);
+  std::vector<std::uint8_t> out(50 * 6);
+  auto announce = [&](std::uint32_t hash, AnnounceEvent event, std::uint32_t now_s) {
+    AnnounceRequest request;
+    request.info_hash = hash_of(hash);
+    request.peer = v4(1);
+    request.left_bytes = event == AnnounceEvent::started ? 10 : 0;
+    request.event = event;
+    return store.announce(request, now_s, out);
+  };
+  announce(1, AnnounceEvent::started, 1000);
+  announce(1, AnnounceEvent::completed, 1010);
+  EXPECT_EQ(announce(1, AnnounceEvent::stopped, 1020).completed, 1u);
+  announce(2, AnnounceEvent::started, 1000);
+  announce(2, AnnounceEvent::stopped, 1020);
+  EXPECT_EQ(store.scrape(hash_of(1)), (ScrapeEntry{0, 0, 1}));
+  EXPECT_EQ(store.swarms_count(), 1u);  // the one without completions went
+  store.verify();
+  // Swept (and asked about) for the keep time: still there; a statistics query does not
+  // extend it. Then gone.
+  std::uint32_t now_s = 1020;
+  for (; now_s < 1020 + 540; now_s += 10) {
+    store.expire_step(now_s);
+    SwarmStatistics statistics;
+    ASSERT_TRUE(store.statistics(hash_of(1), now_s, statistics)) << now_s;
+    EXPECT_EQ(statistics.completed, 1u);
+  }
+  for (; now_s < 1020 + 720; now_s += 10) store.expire_step(now_s);
+  EXPECT_EQ(store.scrape(hash_of(1)), ScrapeEntry{});
+  EXPECT_EQ(store.swarms_count(), 0u);
+  store.verify();
+  // An emptied swarm that comes back goes on counting from its kept history.
+  announce(3, AnnounceEvent::completed, 2000);
+  announce(3, AnnounceEvent::stopped, 2001);
+  announce(3, AnnounceEvent::completed, 2100);
+  EXPECT_EQ(store.scrape(hash_of(3)), (ScrapeEntry{1, 0, 2}));
+  // Peers that expire (no stopped) leave the count behind too.
+  for (now_s = 2100; now_s < 2400; now_s += 10) store.expire_step(now_s);
+  EXPECT_EQ(store.scrape(hash_of(3)), (ScrapeEntry{0, 0, 2}));
+  store.verify();
+}
+
+TEST(CompletedCounts, AKeepTimeOfZeroDropsThemWithTheLastPeer) {
+  StoreLimits limits;
+  limits.completed_keep_s = 0;
+  SwarmStore store(limits, HashSecret::from_seed(6), 6);
+  std::vector<std::uint8_t> out(50 * 6);
+  AnnounceRequest request;
+  request.info_hash = hash_of(1);
+  request.peer = v4(1);
+  request.event = AnnounceEvent::completed;
+  store.announce(request, 10, out);
+  request.event = AnnounceEvent::stopped;
+  store.announce(request, 11, out);
+  EXPECT_EQ(store.swarms_count(), 0u);
+}
+
 // The snapshot record format belongs to the boundary, not to one store: what one store writes
 // the other restores, both ways, to the same swarms (IPv4 and IPv6, seeders, completions).
 TEST(SnapshotInterchange, TheReferenceStoreAndTheSwarmStoreReadEachOthersRecords) {

@@ -50,6 +50,9 @@ inline constexpr std::uint32_t announce_interval_s = 1800;
 inline constexpr std::uint32_t announce_interval_min_s = 900;
 inline constexpr std::uint32_t peer_timeout_slack_s = 300;
 inline constexpr std::uint32_t peer_timeout_s = 2 * announce_interval_s + peer_timeout_slack_s;
+// A swarm whose last peer left keeps its completed count (scrape `downloaded`: the torrent's
+// history, not the swarm's) this long as an empty record; 0 drops it with its last peer.
+inline constexpr std::uint32_t completed_keep_s = 7 * 24 * 3600;
 
 // UDP connection ids are accepted for at least this long (BEP 15 asks for 2 minutes).
 inline constexpr std::uint32_t connection_id_lifetime_min_s = 120;

@@ -12,6 +12,8 @@
 //    no blocking call, no outside round trip, no general-heap allocation in steady state.
 //  - Time is the caller's coarse clock in seconds (now_s), never read by the store itself.
 //  - Every limit in StoreLimits is enforced and every refusal counted in StoreCounters.
+//  - A swarm's completed count outlives its peers for limits.completed_keep_s (scrape still
+//    says `downloaded`), then the swarm goes.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +37,9 @@ struct StoreLimits {
   std::uint32_t peer_timeout_s = limits::peer_timeout_s;
   // Per-swarm statistics count in windows of this length (the announce interval: "per interval").
   std::uint32_t statistics_window_s = limits::announce_interval_s;
+  // How long a swarm with completions outlives its last peer (limits.hpp); it counts against
+  // swarms_max meanwhile.
+  std::uint32_t completed_keep_s = limits::completed_keep_s;
 };
 
 // Every field is a std::uint64_t, exported by its row (core/counter_field.hpp).

@@ -166,7 +166,9 @@ class SwarmStore final : public store::PeerStore {
   void free_swarm(Swarm& swarm) noexcept;
   void start_growth() noexcept;
   void migrate(std::uint32_t entries_budget) noexcept;
-  bool sweep_swarm(Swarm& swarm, std::uint32_t now_s) noexcept;  // true when now empty
+  bool sweep_swarm(Swarm& swarm, std::uint32_t now_s) noexcept;  // true: erase it
+  bool keeps_completed(const Swarm& swarm) const noexcept;
+  bool empty_expired(const Swarm& swarm, std::uint32_t now_s) const noexcept;
   std::uint16_t window_of(std::uint32_t now_s) const noexcept;
   void close_window(Swarm& swarm, std::uint32_t now_s) noexcept;  // when now_s is past it
   SwarmStatistics statistics_of(const Swarm& swarm, std::uint32_t now_s) const noexcept;
