@@ -1,5 +1,6 @@
 #include "tyto/shard/counters.hpp"
 
+#include <algorithm>
 #include <utility>
 
 #include "tyto/core/assert.hpp"
@@ -10,15 +11,18 @@ namespace {
 template <class Counters>
 void add_fields(Counters& sum, const Counters& part) noexcept {
   for (const CounterField<Counters>& field : Counters::fields) {
-    sum.*field.member += part.*field.member;
+    std::uint64_t& total = sum.*field.member;
+    const std::uint64_t value = part.*field.member;
+    total = field.kind == CounterKind::maximum ? std::max(total, value) : total + value;
   }
 }
 
 template <class Counters>
 void append_rows(std::vector<CounterRow>& rows, const Counters& part, CounterKind kind) {
   for (const CounterField<Counters>& field : Counters::fields) {
-    if (field.kind != kind) continue;
-    rows.push_back({field.name, field.help, kind == CounterKind::gauge, part.*field.member});
+    const bool gauge = field.kind != CounterKind::counter;  // a maximum is exported as a gauge
+    if (gauge != (kind == CounterKind::gauge)) continue;
+    rows.push_back({field.name, field.help, gauge, part.*field.member});
   }
 }
 

@@ -152,6 +152,7 @@ bool Shard::turn(bool may_sleep) noexcept {
   const auto work_time = std::chrono::steady_clock::now() - work_start;
   counters_.loop_turns_over_250us += work_time > std::chrono::microseconds(250);
   counters_.loop_turns_over_1ms += work_time > std::chrono::milliseconds(1);
+  turn_max_this_second_ = std::max(turn_max_this_second_, work_time);
   if (work != 0) last_work_at_ = work_start;
   if (work != 0 || !may_sleep ||
       work_start - last_work_at_ < std::chrono::microseconds(config_.busy_poll_us)) {
@@ -174,6 +175,8 @@ bool Shard::turn(bool may_sleep) noexcept {
 
 void Shard::tick() noexcept {
   last_tick_s_ = now_s_;
+  turn_max_last_second_ = turn_max_this_second_;
+  turn_max_this_second_ = {};
   store_->expire_step(now_s_);
   scrapes_.expire(now_s_);
   http_.tick(now_s_);
@@ -316,6 +319,8 @@ ShardTotals Shard::totals() const noexcept {
   totals.store = store_->counters();
   totals.gauges.store_memory_bytes = store_->memory_bytes();
   totals.gauges.http_connections = http_.open_connections();
+  totals.gauges.loop_turn_max_us = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(turn_max_last_second_).count());
   for (std::uint32_t from = 0; from < directory_.shards_count; ++from) {
     if (from != index_)
       totals.gauges.mailbox_depth += directory_.mailbox(from, index_).depth_approx();

@@ -160,6 +160,7 @@ class MetricsAndStatistics(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertIn("# TYPE tyto_udp_announces_total counter", before)
         self.assertIn("# TYPE tyto_swarms gauge", before)
+        self.assertIn("# TYPE tyto_loop_turn_max_us gauge", before)
         values = prometheus(before)
         self.assertEqual(values[("tyto_shards", None)], 2)
         self.assertEqual(values[("tyto_shards_unanswered", None)], 0)
@@ -175,6 +176,9 @@ class MetricsAndStatistics(unittest.TestCase):
         self.assertGreaterEqual(stats["totals"]["udp_announces"], announces + 7)
         self.assertEqual(stats["totals"]["udp_announces"],
                          sum(s["counters"]["udp_announces"] for s in stats["per_shard"]))
+        # The longest turn is a maximum: the totals' is the largest shard's, not a sum.
+        self.assertEqual(stats["totals"]["loop_turn_max_us"],
+                         max(s["counters"]["loop_turn_max_us"] for s in stats["per_shard"]))
 
     def test_a_slow_client_does_not_hold_up_the_others(self):
         # Connections that send half a request head and wait: the ops thread serves the others

@@ -17,6 +17,7 @@ namespace tyto {
 enum class CounterKind : std::uint8_t {
   counter,  // only grows (Prometheus adds _total)
   gauge,    // goes up and down
+  maximum,  // a gauge whose total over shards is the largest shard's, not the sum
 };
 
 template <class Counters>

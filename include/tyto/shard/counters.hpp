@@ -94,6 +94,7 @@ struct ShardGauges {
   std::uint64_t mailbox_depth = 0;
   std::uint64_t store_memory_bytes = 0;
   std::uint64_t http_connections = 0;
+  std::uint64_t loop_turn_max_us = 0;
 
   static constexpr CounterField<ShardGauges> fields[] = {
       {&ShardGauges::mailbox_depth, "mailbox_depth",
@@ -102,6 +103,9 @@ struct ShardGauges {
        CounterKind::gauge},
       {&ShardGauges::http_connections, "http_connections", "open HTTP connections",
        CounterKind::gauge},
+      {&ShardGauges::loop_turn_max_us, "loop_turn_max_us",
+       "the longest event loop turn's work in the last whole second, in us (total: the largest)",
+       CounterKind::maximum},
   };
 };
 static_assert(counter_fields_complete<ShardGauges>(), "each field has exactly one row in fields");

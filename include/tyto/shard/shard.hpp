@@ -120,6 +120,9 @@ class Shard {
   std::uint32_t now_s_ = 0;
   std::chrono::steady_clock::time_point last_work_at_;  // the start of the last turn with work
   std::uint32_t last_tick_s_ = 0;
+  // The longest turn's work (the sleep excluded) this second and the last (the gauge).
+  std::chrono::steady_clock::duration turn_max_this_second_{};
+  std::chrono::steady_clock::duration turn_max_last_second_{};
   OwnerThread owner_;  // debug builds: the loop only ever runs on the shard's own thread
   std::unique_ptr<ControlAnswer> control_answer_;  // built here (8 KiB), then copied to the queue
   const AccessList* access_list_ = nullptr;        // this loop turn's (access_list.hpp)
