@@ -47,10 +47,12 @@ void BridgeThread::run(const char* name, Client& client) noexcept {
     const int timeout_ms =
         doorbell_.prepare_sleep() ? static_cast<int>(std::clamp<long>(wait_ms, 0, 1000)) : 0;
     const int ready = poll(polled.data(), polled.size(), timeout_ms);
+    const int poll_errno = errno;  // before woke() reads the eventfd (EAGAIN when not rung)
     doorbell_.woke();
     if (ready < 0) {
-      if (errno != EINTR) {
-        TYTO_LOG(log::Level::error, "{}: poll: {}", name, std::strerror(errno));
+      // EINTR comes, for one, from the privilege drop: glibc signals every thread to setuid.
+      if (poll_errno != EINTR) {
+        TYTO_LOG(log::Level::error, "{}: poll: {}", name, std::strerror(poll_errno));
         return;
       }
       for (pollfd& entry : polled) entry.revents = 0;

@@ -69,7 +69,10 @@ class PrivilegeDrop(unittest.TestCase):
             os.chmod(jail, 0o755)
             # LeakSanitizer reads /proc at exit, which the chroot hides.
             env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
-            tracker = Tracker(BINARY, listen_flags(port) + ["--user", "nobody", "--chroot", jail],
+            metrics_port = free_port()
+            tracker = Tracker(BINARY, listen_flags(port) + ["--user", "nobody", "--chroot", jail,
+                                                            "--metrics",
+                                                            "127.0.0.1:%d" % metrics_port],
                               [("127.0.0.1", port)], env=env)
             try:
                 pid = tracker.process.pid
@@ -92,10 +95,15 @@ class PrivilegeDrop(unittest.TestCase):
                 reply = client.announce(os.urandom(20), 6881, left=1)
                 self.assertEqual(reply["leechers"], 1)
                 client.close()
+                # And the ops thread, whose poll the drop's setuid broadcast interrupts, serves.
+                status, body = http_get(metrics_port, "/stats")
+                self.assertEqual(status, 200)
+                self.assertEqual(json.loads(body)["shards_unanswered"], 0)
             finally:
                 code, _, stderr = tracker.stop()
             self.assertEqual(code, 0, stderr)
             self.assertIn("running as nobody", stderr)
+            self.assertNotIn("poll:", stderr)
 
 
 def http_get(port, target, source="127.0.0.1"):
