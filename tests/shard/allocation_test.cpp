@@ -11,34 +11,16 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
-#include <atomic>
 #include <charconv>
-#include <cstdlib>
 #include <cstring>
 
-#include <new>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "support/counting_allocator.hpp"
 #include "support/two_shards.hpp"
 #include "tyto/shard/runtime.hpp"
-
-namespace {
-std::atomic<std::uint64_t> allocations{0};
-}
-
-void* operator new(std::size_t size) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* block = std::malloc(size == 0 ? 1 : size)) return block;
-  throw std::bad_alloc();
-}
-void operator delete(void* block) noexcept {
-  std::free(block);
-}
-void operator delete(void* block, std::size_t) noexcept {
-  std::free(block);
-}
 
 namespace tyto::shard {
 namespace {
@@ -121,13 +103,13 @@ TEST(ShardAllocations, UdpAndHttpAnnouncesThroughTwoShardsAllocateNothing) {
     for (const auto& request : http_requests) ASSERT_TRUE(http_round_trip(http, request));
   }
 
-  const std::uint64_t before = allocations.load();
+  const std::uint64_t before = testing::allocations_count();
   std::uint32_t answered = 0;
   for (int round = 0; round < 20; ++round) {
     for (const auto& request : udp_requests) answered += udp_round_trip(udp, request);
     for (const auto& request : http_requests) answered += http_round_trip(http, request);
   }
-  const std::uint64_t counted = allocations.load() - before;
+  const std::uint64_t counted = testing::allocations_count() - before;
   EXPECT_EQ(answered, 20u * 2 * swarms_count * peers_per_swarm);
   EXPECT_EQ(counted, 0u);
   close(http);

@@ -2,28 +2,10 @@
 // global operator new is replaced to count, and the store's arena must take no new slab.
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
 #include <vector>
 
+#include "support/counting_allocator.hpp"
 #include "tyto/swarm/swarm_store.hpp"
-
-namespace {
-std::atomic<std::uint64_t> allocations{0};
-}
-
-void* operator new(std::size_t size) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* block = std::malloc(size == 0 ? 1 : size)) return block;
-  throw std::bad_alloc();
-}
-void operator delete(void* block) noexcept {
-  std::free(block);
-}
-void operator delete(void* block, std::size_t) noexcept {
-  std::free(block);
-}
 
 namespace tyto::swarm {
 namespace {
@@ -46,7 +28,7 @@ TEST(SwarmStoreAllocations, AnnounceOnAnExistingSwarmAllocatesNothing) {
       store.announce(request, 10, out);
     }
   }
-  const std::uint64_t allocations_before = allocations.load();
+  const std::uint64_t allocations_before = testing::allocations_count();
   const std::uint64_t slabs_before = store.memory_bytes();
   std::uint64_t peers_returned = 0;
   for (std::uint32_t i = 0; i < 100'000; ++i) {
@@ -56,7 +38,7 @@ TEST(SwarmStoreAllocations, AnnounceOnAnExistingSwarmAllocatesNothing) {
     request.event = i % 7 == 0 ? AnnounceEvent::completed : AnnounceEvent::none;
     peers_returned += store.announce(request, 20, std::span(out).first(50 * 6)).peers_count;
   }
-  EXPECT_EQ(allocations.load() - allocations_before, 0u);
+  EXPECT_EQ(testing::allocations_count() - allocations_before, 0u);
   EXPECT_EQ(store.memory_bytes(), slabs_before);
   EXPECT_GT(peers_returned, 100'000u);  // selections really happened
 }
