@@ -63,7 +63,6 @@ class Bridge {
     if (wake_fd_ < 0) return std::string("bridge eventfd: ") + std::strerror(errno);
     return {};
   }
-  std::uint32_t shards_count() const noexcept { return static_cast<std::uint32_t>(shards_.size()); }
 
   // --- The bridge thread ---
   // Stages one message for `shard`; false when its queue is full (the caller applies the
@@ -129,9 +128,6 @@ class Bridge {
   // Whether a shard about to sleep has anything to drain (seq_cst, paired with publish()).
   bool waiting(std::uint32_t shard) const noexcept {
     return !shards_[shard]->to_shard.empty_before_sleep();
-  }
-  std::size_t depth_approx(std::uint32_t shard) const noexcept {
-    return shards_[shard]->to_shard.depth_approx();
   }
 
  private:
