@@ -1,0 +1,83 @@
+// The accounting-sink role of the storage boundary (DESIGN §9): what a private tracker credits,
+// as plain types. The owning shard derives a delta per announce against the peer's baseline (its
+// last reported counters, keyed by (user, torrent, peer_id) — never by address, so a dual-stack
+// client is one peer), keeps deltas summed until the storage bridge takes them, and the bridge
+// writes them in batches through a backend (backend.hpp).
+//
+// The guarantee (README "Private tracker"): a credited byte is counted at most once, and nothing
+// acknowledged is lost.
+//  - At most once: every batch carries an id (node, shard, sequence). The backend records the
+//    highest sequence applied per (node, shard) in the same transaction as the batch's rows and
+//    skips a batch at or below it, so a batch retried after an unclear failure is applied once.
+//  - Nothing lost: a delta's new baseline is written in the same transaction as its credit. A
+//    crash before the commit loses both, and the peer's next announce re-derives the credit
+//    against the older baseline the database still holds (baselines are loaded at start).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tyto/core/types.hpp"
+
+namespace tyto::store {
+
+// Who a peer is for accounting.
+struct PeerKey {
+  std::uint64_t user_id = 0;
+  std::uint64_t torrent_id = 0;
+  PeerId peer_id;
+  friend bool operator==(const PeerKey&, const PeerKey&) = default;
+};
+
+// One peer's change since it was last handed on. Within one batch a PeerKey appears once (the
+// bridge sums deltas of the same key: credits and times added, baseline and flags the latest).
+struct AccountingDelta {
+  PeerKey key;
+  // Credited bytes (real bytes × the torrent's and the user's factors, rounded down).
+  std::uint64_t uploaded = 0;
+  std::uint64_t downloaded = 0;
+  // Real bytes, as the client reported them moving.
+  std::uint64_t uploaded_real = 0;
+  std::uint64_t downloaded_real = 0;
+  // Seconds spent seeding / leeching since the previous announce (capped at the peer timeout).
+  std::uint32_t seed_s = 0;
+  std::uint32_t leech_s = 0;
+  // The peer's baseline after this delta: its last reported counters.
+  std::uint64_t baseline_uploaded = 0;
+  std::uint64_t baseline_downloaded = 0;
+  std::uint64_t announced_unix_s = 0;  // the latest announce this delta covers
+  bool seeding = false;                // left = 0 at that announce
+  bool completed = false;              // a snatch: counted once per (user, torrent) by the sink
+  bool closed = false;                 // stopped or expired: the baseline row is deleted
+};
+
+struct BatchId {
+  std::string node;  // the tyto node that derived the deltas (storage.node)
+  std::uint32_t shard = 0;
+  std::uint64_t sequence = 0;  // 1, 2, ... per (node, shard); never reused
+};
+
+struct AccountingBatch {
+  BatchId id;
+  std::vector<AccountingDelta> deltas;  // sorted by (user_id, torrent_id, peer_id)
+};
+
+// A persisted baseline (tyto_peers), loaded at start so the next announce derives against it.
+struct Baseline {
+  PeerKey key;
+  std::uint64_t uploaded = 0;
+  std::uint64_t downloaded = 0;
+  std::uint64_t announced_unix_s = 0;
+  bool seeding = false;
+};
+
+// The sink's effect of one delta, which every backend applies exactly this way:
+//  - tyto_transfers (user_id, torrent_id): uploaded, downloaded, uploaded_real, downloaded_real,
+//    seed_s, leech_s added; completed_at set to announced_unix_s if completed and still unset;
+//    last_announce_at = max(last_announce_at, announced_unix_s). The row is created if absent.
+//  - tyto_user_totals (user_id): uploaded and downloaded (credited) added.
+//  - tyto_peers (user_id, torrent_id, peer_id): the baseline set; deleted if closed.
+// And once per batch: tyto_batches (node, shard) gets the batch's sequence.
+
+}  // namespace tyto::store
