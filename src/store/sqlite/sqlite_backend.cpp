@@ -1,0 +1,788 @@
+// The `sqlite:PATH` backend: one file shared with the site, which writes the catalogue tables
+// by plain SQL while tyto writes the accounting tables. WAL lets the site read while tyto
+// writes; busy_timeout lets each wait for the other's short write transactions.
+#include "store/sqlite/sqlite_backend.hpp"
+
+#include <fmt/core.h>
+#include <sqlite3.h>
+
+#include <charconv>
+#include <ctime>
+#include <limits>
+#include <map>
+#include <set>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "tyto/core/log.hpp"
+#include "tyto/store/row_check.hpp"
+
+namespace tyto::store::sqlite {
+namespace {
+
+constexpr std::uint32_t busy_timeout_ms_default = 5000;
+constexpr std::uint32_t busy_timeout_ms_max = 600000;
+
+// Each migration runs once, in its own transaction, recorded in tyto_schema_migrations. Never
+// edit one that shipped: add the next number.
+struct Migration {
+  int version;
+  const char* sql;
+};
+
+constexpr Migration migrations[] = {
+    {1, R"sql(
+CREATE TABLE tyto_users (
+  user_id INTEGER PRIMARY KEY,
+  passkey TEXT UNIQUE NOT NULL,
+  enabled BOOLEAN NOT NULL DEFAULT 1,
+  can_leech BOOLEAN NOT NULL DEFAULT 1,
+  upload_factor REAL NOT NULL DEFAULT 1.0,
+  download_factor REAL NOT NULL DEFAULT 1.0);
+CREATE TABLE tyto_torrents (
+  torrent_id INTEGER PRIMARY KEY,
+  info_hash TEXT UNIQUE NOT NULL,
+  upload_factor REAL NOT NULL DEFAULT 1.0,
+  download_factor REAL NOT NULL DEFAULT 1.0);
+CREATE TABLE tyto_client_rules (
+  peer_id_prefix TEXT PRIMARY KEY,
+  allowed BOOLEAN NOT NULL);
+)sql"},
+    // The site writes by SQL alone, so the triggers are what tells tyto a row changed.
+    {2, R"sql(
+CREATE TABLE tyto_catalogue_changes (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind TEXT NOT NULL,
+  key TEXT);
+CREATE TRIGGER tyto_users_inserted AFTER INSERT ON tyto_users BEGIN
+  INSERT INTO tyto_catalogue_changes(kind, key) VALUES ('user', NEW.user_id); END;
+CREATE TRIGGER tyto_users_updated AFTER UPDATE ON tyto_users BEGIN
+  INSERT INTO tyto_catalogue_changes(kind, key)
+    SELECT 'user', OLD.user_id WHERE OLD.user_id IS NOT NEW.user_id;
+  INSERT INTO tyto_catalogue_changes(kind, key) VALUES ('user', NEW.user_id); END;
+CREATE TRIGGER tyto_users_deleted AFTER DELETE ON tyto_users BEGIN
+  INSERT INTO tyto_catalogue_changes(kind, key) VALUES ('user', OLD.user_id); END;
+CREATE TRIGGER tyto_torrents_inserted AFTER INSERT ON tyto_torrents BEGIN
+  INSERT INTO tyto_catalogue_changes(kind, key) VALUES ('torrent', NEW.torrent_id); END;
+CREATE TRIGGER tyto_torrents_updated AFTER UPDATE ON tyto_torrents BEGIN
+  INSERT INTO tyto_catalogue_changes(kind, key)
+    SELECT 'torrent', OLD.torrent_id WHERE OLD.torrent_id IS NOT NEW.torrent_id;
+  INSERT INTO tyto_catalogue_changes(kind, key) VALUES ('torrent', NEW.torrent_id); END;
+CREATE TRIGGER tyto_torrents_deleted AFTER DELETE ON tyto_torrents BEGIN
+  INSERT INTO tyto_catalogue_changes(kind, key) VALUES ('torrent', OLD.torrent_id); END;
+CREATE TRIGGER tyto_client_rules_inserted AFTER INSERT ON tyto_client_rules BEGIN
+  INSERT INTO tyto_catalogue_changes(kind, key) VALUES ('client_rule', NEW.peer_id_prefix); END;
+CREATE TRIGGER tyto_client_rules_updated AFTER UPDATE ON tyto_client_rules BEGIN
+  INSERT INTO tyto_catalogue_changes(kind, key)
+    SELECT 'client_rule', OLD.peer_id_prefix WHERE OLD.peer_id_prefix IS NOT NEW.peer_id_prefix;
+  INSERT INTO tyto_catalogue_changes(kind, key) VALUES ('client_rule', NEW.peer_id_prefix); END;
+CREATE TRIGGER tyto_client_rules_deleted AFTER DELETE ON tyto_client_rules BEGIN
+  INSERT INTO tyto_catalogue_changes(kind, key) VALUES ('client_rule', OLD.peer_id_prefix); END;
+)sql"},
+    // Byte counters hold a uint64's bits in SQLite's int64.
+    {3, R"sql(
+CREATE TABLE tyto_transfers (
+  user_id INTEGER NOT NULL,
+  torrent_id INTEGER NOT NULL,
+  uploaded INTEGER NOT NULL DEFAULT 0,
+  downloaded INTEGER NOT NULL DEFAULT 0,
+  uploaded_real INTEGER NOT NULL DEFAULT 0,
+  downloaded_real INTEGER NOT NULL DEFAULT 0,
+  seed_s INTEGER NOT NULL DEFAULT 0,
+  leech_s INTEGER NOT NULL DEFAULT 0,
+  completed_at INTEGER,
+  last_announce_at INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (user_id, torrent_id)) WITHOUT ROWID;
+CREATE TABLE tyto_user_totals (
+  user_id INTEGER PRIMARY KEY,
+  uploaded INTEGER NOT NULL DEFAULT 0,
+  downloaded INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE tyto_peers (
+  user_id INTEGER NOT NULL,
+  torrent_id INTEGER NOT NULL,
+  peer_id BLOB NOT NULL,
+  uploaded INTEGER NOT NULL,
+  downloaded INTEGER NOT NULL,
+  announced_at INTEGER NOT NULL,
+  seeding BOOLEAN NOT NULL,
+  PRIMARY KEY (user_id, torrent_id, peer_id)) WITHOUT ROWID;
+CREATE TABLE tyto_batches (
+  node TEXT NOT NULL,
+  shard INTEGER NOT NULL,
+  sequence INTEGER NOT NULL,
+  applied_at INTEGER NOT NULL,
+  PRIMARY KEY (node, shard)) WITHOUT ROWID;
+)sql"},
+};
+
+struct StatementFinalizer {
+  void operator()(sqlite3_stmt* statement) const noexcept { sqlite3_finalize(statement); }
+};
+using Statement = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
+
+// Resets a statement when the use of it ends, whichever way, so no read stays open.
+class Use {
+ public:
+  explicit Use(sqlite3_stmt* statement) noexcept : statement_(statement) {}
+  ~Use() {
+    sqlite3_reset(statement_);
+    sqlite3_clear_bindings(statement_);
+  }
+  Use(const Use&) = delete;
+  Use& operator=(const Use&) = delete;
+  sqlite3_stmt* get() const noexcept { return statement_; }
+
+ private:
+  sqlite3_stmt* statement_;
+};
+
+Field field_of(sqlite3_stmt* statement, int column) noexcept {
+  switch (sqlite3_column_type(statement, column)) {
+    case SQLITE_INTEGER:
+      return Field::of(static_cast<std::int64_t>(sqlite3_column_int64(statement, column)));
+    case SQLITE_FLOAT:
+      return Field::of(sqlite3_column_double(statement, column));
+    case SQLITE_TEXT: {
+      const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(statement, column));
+      const auto size = static_cast<std::size_t>(sqlite3_column_bytes(statement, column));
+      return Field::of(std::string_view(text == nullptr ? "" : text, size));
+    }
+    case SQLITE_BLOB: {
+      const auto* bytes = static_cast<const char*>(sqlite3_column_blob(statement, column));
+      const auto size = static_cast<std::size_t>(sqlite3_column_bytes(statement, column));
+      return Field::of(std::string_view(bytes == nullptr ? "" : bytes, size));
+    }
+    default:
+      return Field::null();
+  }
+}
+
+// A uint64 in SQLite's int64 with the same bits (counters beyond 2^63 read back unchanged).
+sqlite3_int64 stored(std::uint64_t value) noexcept { return static_cast<sqlite3_int64>(value); }
+
+// A catalogue change row read from tyto_catalogue_changes, its key copied out of the statement.
+struct ChangedKey {
+  std::string kind;
+  int type = SQLITE_NULL;
+  std::int64_t integer = 0;
+  std::string bytes;  // text or blob
+  friend auto operator<=>(const ChangedKey&, const ChangedKey&) = default;
+};
+
+class SqliteBackend final : public Backend {
+ public:
+  SqliteBackend(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {
+    TYTO_ASSERT(db_ != nullptr);
+  }
+  ~SqliteBackend() override {
+    // Statements first: a connection with live statements does not close.
+    for (Statement* statement : batch_statements()) statement->reset();
+    sqlite3_close_v2(db_);
+  }
+  SqliteBackend(const SqliteBackend&) = delete;
+  SqliteBackend& operator=(const SqliteBackend&) = delete;
+
+  std::string migrate() override;
+  Result<CatalogueRows, std::string> load_catalogue() override;
+  std::string changes(std::vector<CatalogueChange>& out) override;
+  Result<std::uint64_t, std::string> last_sequence(std::string_view node,
+                                                   std::uint32_t shard) override;
+  Result<bool, std::string> write_batch(const AccountingBatch& batch) override;
+  Result<std::vector<Baseline>, std::string> load_baselines() override;
+  std::uint64_t rows_refused() const noexcept override { return rows_refused_; }
+  std::string describe() const override { return "sqlite:" + path_; }
+
+ private:
+  std::string error(std::string_view what) const {
+    return fmt::format("sqlite: {}: {}", what, sqlite3_errmsg(db_));
+  }
+  std::string exec(const char* sql, std::string_view what);
+  std::string prepare(Statement& slot, const char* sql);
+  std::string prepare_batch_statements();
+  std::vector<Statement*> batch_statements() noexcept {
+    return {&begin_immediate_, &commit_, &rollback_,  &mark_read_,  &mark_write_,
+            &transfer_add_,    &totals_add_, &peer_put_, &peer_delete_};
+  }
+  // Ends a failed write transaction; the error that caused it is what the caller reports.
+  void rollback() noexcept;
+  std::string apply(const AccountingDelta& delta);
+  void refuse(std::string_view table, const std::string& key, const std::string& reason);
+  void prune_changes(std::uint64_t seq_through);
+  std::string read_change(const ChangedKey& key, std::vector<CatalogueChange>& out);
+
+  sqlite3* db_;
+  std::string path_;
+  std::uint64_t change_seq_seen_ = 0;
+  std::uint64_t rows_refused_ = 0;
+  // The batch path's statements, prepared once (after migrate(): they name its tables).
+  Statement begin_immediate_, commit_, rollback_, mark_read_, mark_write_, transfer_add_,
+      totals_add_, peer_put_, peer_delete_;
+};
+
+std::string SqliteBackend::exec(const char* sql, std::string_view what) {
+  char* message = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) == SQLITE_OK) return "";
+  std::string text =
+      fmt::format("sqlite: {}: {}", what, message != nullptr ? message : sqlite3_errmsg(db_));
+  sqlite3_free(message);
+  return text;
+}
+
+std::string SqliteBackend::prepare(Statement& slot, const char* sql) {
+  if (slot) return "";
+  sqlite3_stmt* statement = nullptr;
+  if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &statement, nullptr) !=
+      SQLITE_OK) {
+    return error(fmt::format("preparing '{}'", sql));
+  }
+  slot.reset(statement);
+  return "";
+}
+
+void SqliteBackend::rollback() noexcept {
+  // A failed statement may already have ended the transaction (SQLITE_FULL, SQLITE_IOERR...).
+  if (sqlite3_get_autocommit(db_) != 0) return;
+  sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  TYTO_ASSERT(sqlite3_get_autocommit(db_) != 0);
+}
+
+void SqliteBackend::refuse(std::string_view table, const std::string& key,
+                           const std::string& reason) {
+  ++rows_refused_;
+  TYTO_LOG_LIMITED(log::Level::warning, "storage {}: {} row {} refused: {}", describe(), table,
+                   key, reason);
+}
+
+std::string SqliteBackend::migrate() {
+  if (auto failed = exec(
+          "CREATE TABLE IF NOT EXISTS tyto_schema_migrations ("
+          "version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+          "creating tyto_schema_migrations");
+      !failed.empty()) {
+    return failed;
+  }
+  for (const Migration& migration : migrations) {
+    if (auto failed = exec("BEGIN IMMEDIATE", "beginning a migration"); !failed.empty()) {
+      return failed;
+    }
+    // Checked inside the write transaction: another tyto starting on the same file waits here
+    // and then finds the migration done.
+    Statement applied;
+    if (auto failed = prepare(applied,
+                              "SELECT count(*) FROM tyto_schema_migrations WHERE version = ?1");
+        !failed.empty()) {
+      rollback();
+      return failed;
+    }
+    sqlite3_bind_int(applied.get(), 1, migration.version);
+    if (sqlite3_step(applied.get()) != SQLITE_ROW) {
+      std::string failed = error("reading tyto_schema_migrations");
+      applied.reset();
+      rollback();
+      return failed;
+    }
+    const bool done = sqlite3_column_int64(applied.get(), 0) > 0;
+    applied.reset();
+    if (done) {
+      rollback();
+      continue;
+    }
+    const std::string what = fmt::format("migration {}", migration.version);
+    std::string failed = exec(migration.sql, what);
+    if (failed.empty()) {
+      const std::string record =
+          fmt::format("INSERT INTO tyto_schema_migrations(version, applied_at) VALUES ({}, {})",
+                      migration.version, static_cast<std::int64_t>(std::time(nullptr)));
+      failed = exec(record.c_str(), what);
+    }
+    if (failed.empty()) failed = exec("COMMIT", what);
+    if (!failed.empty()) {
+      rollback();
+      return failed;
+    }
+    TYTO_LOG(log::Level::info, "storage {}: schema migration {} applied", describe(),
+             migration.version);
+  }
+  return "";
+}
+
+Result<CatalogueRows, std::string> SqliteBackend::load_catalogue() {
+  // One read transaction: the rows and the change mark are one snapshot.
+  if (auto failed = exec("BEGIN", "beginning a read"); !failed.empty()) return Failure{failed};
+  CatalogueRows rows;
+  std::uint64_t change_seq_max = 0;
+  std::string failed;
+  const auto read = [&](const char* sql, auto&& each_row) {
+    if (!failed.empty()) return;
+    Statement statement;
+    failed = prepare(statement, sql);
+    if (!failed.empty()) return;
+    int step = SQLITE_ROW;
+    while ((step = sqlite3_step(statement.get())) == SQLITE_ROW) each_row(statement.get());
+    if (step != SQLITE_DONE) failed = error(fmt::format("reading '{}'", sql));
+  };
+  read("SELECT coalesce(max(seq), 0) FROM tyto_catalogue_changes", [&](sqlite3_stmt* row) {
+    change_seq_max = static_cast<std::uint64_t>(sqlite3_column_int64(row, 0));
+  });
+  read(
+      "SELECT user_id, passkey, enabled, can_leech, upload_factor, download_factor "
+      "FROM tyto_users ORDER BY user_id",
+      [&](sqlite3_stmt* row) {
+        const UserFields fields{field_of(row, 0), field_of(row, 1), field_of(row, 2),
+                                field_of(row, 3), field_of(row, 4), field_of(row, 5)};
+        auto user = check_user_row(fields);
+        if (user) {
+          rows.users.push_back(user.value());
+        } else {
+          refuse("tyto_users", "user_id " + field_log_text(fields.user_id), user.error());
+        }
+      });
+  read(
+      "SELECT torrent_id, info_hash, upload_factor, download_factor "
+      "FROM tyto_torrents ORDER BY torrent_id",
+      [&](sqlite3_stmt* row) {
+        const TorrentFields fields{field_of(row, 0), field_of(row, 1), field_of(row, 2),
+                                   field_of(row, 3)};
+        auto torrent = check_torrent_row(fields);
+        if (torrent) {
+          rows.torrents.push_back(torrent.value());
+        } else {
+          refuse("tyto_torrents", "torrent_id " + field_log_text(fields.torrent_id),
+                 torrent.error());
+        }
+      });
+  read("SELECT peer_id_prefix, allowed FROM tyto_client_rules ORDER BY peer_id_prefix",
+       [&](sqlite3_stmt* row) {
+         const ClientRuleFields fields{field_of(row, 0), field_of(row, 1)};
+         auto rule = check_client_rule_row(fields);
+         if (rule) {
+           rows.client_rules.push_back(rule.value());
+         } else {
+           refuse("tyto_client_rules", "peer_id_prefix " + field_log_text(fields.peer_id_prefix),
+                  rule.error());
+         }
+       });
+  if (!failed.empty()) {
+    rollback();
+    return Failure{failed};
+  }
+  if (auto ended = exec("COMMIT", "ending a read"); !ended.empty()) return Failure{ended};
+  change_seq_seen_ = change_seq_max;
+  prune_changes(change_seq_seen_);
+  return rows;
+}
+
+void SqliteBackend::prune_changes(std::uint64_t seq_through) {
+  if (seq_through == 0) return;
+  // One tracker node per SQLite file, so what this node has read nobody else needs. A failure
+  // (the site holds the write lock past busy_timeout) only leaves the rows for the next time.
+  const std::string sql =
+      fmt::format("DELETE FROM tyto_catalogue_changes WHERE seq <= {}", seq_through);
+  if (auto failed = exec(sql.c_str(), "pruning tyto_catalogue_changes"); !failed.empty()) {
+    TYTO_LOG_LIMITED(log::Level::debug, "storage {}: {}", describe(), failed);
+  }
+}
+
+std::string SqliteBackend::read_change(const ChangedKey& key, std::vector<CatalogueChange>& out) {
+  const bool is_user = key.kind == "user";
+  const bool is_torrent = key.kind == "torrent";
+  const bool is_rule = key.kind == "client_rule";
+  const Field key_field = key.type == SQLITE_INTEGER ? Field::of(key.integer)
+                          : key.type == SQLITE_NULL  ? Field::null()
+                                                     : Field::of(std::string_view(key.bytes));
+  if (!is_user && !is_torrent && !is_rule) {
+    refuse("tyto_catalogue_changes", "kind " + field_log_text(Field::of(key.kind)), "unknown kind");
+    return "";
+  }
+  const char* table = is_user ? "tyto_users" : is_torrent ? "tyto_torrents" : "tyto_client_rules";
+  const char* key_column = is_user ? "user_id" : is_torrent ? "torrent_id" : "peer_id_prefix";
+  const std::string key_text = fmt::format("{} {}", key_column, field_log_text(key_field));
+  CatalogueChange change;
+  std::string reason;
+  if (is_rule) {
+    auto prefix = check_client_prefix(key_field);
+    if (!prefix) {
+      refuse(table, key_text, prefix.error());
+      return "";
+    }
+    change.kind = CatalogueChangeKind::client_rule_removed;
+    change.client_rule = prefix.value();
+  } else {
+    auto id = check_id(key_field, key_column);
+    if (!id) {
+      refuse(table, key_text, id.error());
+      return "";
+    }
+    change.kind = is_user ? CatalogueChangeKind::user_removed : CatalogueChangeKind::torrent_removed;
+    change.user.user_id = is_user ? id.value() : 0;
+    change.torrent.torrent_id = is_torrent ? id.value() : 0;
+  }
+  const std::string sql =
+      is_user ? "SELECT user_id, passkey, enabled, can_leech, upload_factor, download_factor "
+                "FROM tyto_users WHERE user_id = ?1"
+      : is_torrent
+          ? "SELECT torrent_id, info_hash, upload_factor, download_factor FROM tyto_torrents "
+            "WHERE torrent_id = ?1"
+          : "SELECT peer_id_prefix, allowed FROM tyto_client_rules WHERE peer_id_prefix = ?1";
+  Statement statement;
+  if (auto failed = prepare(statement, sql.c_str()); !failed.empty()) return failed;
+  if (is_rule) {
+    if (key.type == SQLITE_BLOB) {
+      sqlite3_bind_blob(statement.get(), 1, key.bytes.data(), static_cast<int>(key.bytes.size()),
+                        SQLITE_TRANSIENT);
+    } else {
+      sqlite3_bind_text(statement.get(), 1, key.bytes.data(), static_cast<int>(key.bytes.size()),
+                        SQLITE_TRANSIENT);
+    }
+  } else {
+    sqlite3_bind_int64(statement.get(), 1,
+                       static_cast<sqlite3_int64>(is_user ? change.user.user_id
+                                                          : change.torrent.torrent_id));
+  }
+  const int step = sqlite3_step(statement.get());
+  if (step == SQLITE_ROW) {
+    sqlite3_stmt* row = statement.get();
+    // A row that no longer fits is reported removed, so the old valid version does not stay
+    // in force in the shards (a passkey changed to an invalid one no longer lets anyone in).
+    if (is_user) {
+      auto user = check_user_row({field_of(row, 0), field_of(row, 1), field_of(row, 2),
+                                  field_of(row, 3), field_of(row, 4), field_of(row, 5)});
+      if (user) {
+        change.kind = CatalogueChangeKind::user;
+        change.user = user.value();
+      } else {
+        reason = user.error();
+      }
+    } else if (is_torrent) {
+      auto torrent = check_torrent_row(
+          {field_of(row, 0), field_of(row, 1), field_of(row, 2), field_of(row, 3)});
+      if (torrent) {
+        change.kind = CatalogueChangeKind::torrent;
+        change.torrent = torrent.value();
+      } else {
+        reason = torrent.error();
+      }
+    } else {
+      auto rule = check_client_rule_row({field_of(row, 0), field_of(row, 1)});
+      if (rule) {
+        change.kind = CatalogueChangeKind::client_rule;
+        change.client_rule = rule.value();
+      } else {
+        reason = rule.error();
+      }
+    }
+  } else if (step != SQLITE_DONE) {
+    return error(fmt::format("reading the changed row {} of {}", key_text, table));
+  }
+  if (!reason.empty()) refuse(table, key_text, reason);
+  out.push_back(change);
+  return "";
+}
+
+std::string SqliteBackend::changes(std::vector<CatalogueChange>& out) {
+  if (auto failed = exec("BEGIN", "beginning a read"); !failed.empty()) return failed;
+  // Each key once, at its last change, read as the row is in this snapshot.
+  std::vector<ChangedKey> changed;
+  std::uint64_t seq_max = change_seq_seen_;
+  std::string failed;
+  {
+    Statement statement;
+    failed = prepare(statement,
+                     "SELECT seq, kind, key FROM tyto_catalogue_changes WHERE seq > ?1 "
+                     "ORDER BY seq");
+    if (failed.empty()) {
+      sqlite3_bind_int64(statement.get(), 1, stored(change_seq_seen_));
+      int step = SQLITE_ROW;
+      while ((step = sqlite3_step(statement.get())) == SQLITE_ROW) {
+        sqlite3_stmt* row = statement.get();
+        seq_max = static_cast<std::uint64_t>(sqlite3_column_int64(row, 0));
+        ChangedKey key;
+        const Field kind = field_of(row, 1);
+        key.kind = std::string(kind.text);
+        key.type = sqlite3_column_type(row, 2);
+        const Field value = field_of(row, 2);
+        key.integer = value.integer;
+        key.bytes = std::string(value.text);
+        changed.push_back(std::move(key));
+      }
+      if (step != SQLITE_DONE) failed = error("reading tyto_catalogue_changes");
+    }
+  }
+  std::set<ChangedKey> seen;
+  std::vector<const ChangedKey*> last_changes;
+  for (auto key = changed.rbegin(); key != changed.rend() && failed.empty(); ++key) {
+    if (seen.insert(*key).second) last_changes.push_back(&*key);
+  }
+  const std::size_t out_size_before = out.size();
+  for (auto key = last_changes.rbegin(); key != last_changes.rend() && failed.empty(); ++key) {
+    failed = read_change(**key, out);
+  }
+  if (!failed.empty()) {
+    out.resize(out_size_before);  // all or nothing: the next call reads the same changes
+    rollback();
+    return failed;
+  }
+  if (auto ended = exec("COMMIT", "ending a read"); !ended.empty()) {
+    out.resize(out_size_before);
+    return ended;
+  }
+  if (seq_max > change_seq_seen_) {
+    change_seq_seen_ = seq_max;
+    prune_changes(change_seq_seen_);
+  }
+  return "";
+}
+
+std::string SqliteBackend::prepare_batch_statements() {
+  struct Entry {
+    Statement* slot;
+    const char* sql;
+  };
+  const Entry entries[] = {
+      {&begin_immediate_, "BEGIN IMMEDIATE"},
+      {&commit_, "COMMIT"},
+      {&rollback_, "ROLLBACK"},
+      {&mark_read_, "SELECT sequence FROM tyto_batches WHERE node = ?1 AND shard = ?2"},
+      {&mark_write_,
+       "INSERT INTO tyto_batches(node, shard, sequence, applied_at) VALUES (?1, ?2, ?3, ?4) "
+       "ON CONFLICT(node, shard) DO UPDATE SET sequence = excluded.sequence, "
+       "applied_at = excluded.applied_at"},
+      {&transfer_add_,
+       "INSERT INTO tyto_transfers(user_id, torrent_id, uploaded, downloaded, uploaded_real, "
+       "downloaded_real, seed_s, leech_s, completed_at, last_announce_at) "
+       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+       "ON CONFLICT(user_id, torrent_id) DO UPDATE SET "
+       "uploaded = tyto_transfers.uploaded + excluded.uploaded, "
+       "downloaded = tyto_transfers.downloaded + excluded.downloaded, "
+       "uploaded_real = tyto_transfers.uploaded_real + excluded.uploaded_real, "
+       "downloaded_real = tyto_transfers.downloaded_real + excluded.downloaded_real, "
+       "seed_s = tyto_transfers.seed_s + excluded.seed_s, "
+       "leech_s = tyto_transfers.leech_s + excluded.leech_s, "
+       "completed_at = coalesce(tyto_transfers.completed_at, excluded.completed_at), "
+       "last_announce_at = max(tyto_transfers.last_announce_at, excluded.last_announce_at)"},
+      {&totals_add_,
+       "INSERT INTO tyto_user_totals(user_id, uploaded, downloaded) VALUES (?1, ?2, ?3) "
+       "ON CONFLICT(user_id) DO UPDATE SET "
+       "uploaded = tyto_user_totals.uploaded + excluded.uploaded, "
+       "downloaded = tyto_user_totals.downloaded + excluded.downloaded"},
+      {&peer_put_,
+       "INSERT INTO tyto_peers(user_id, torrent_id, peer_id, uploaded, downloaded, announced_at, "
+       "seeding) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+       "ON CONFLICT(user_id, torrent_id, peer_id) DO UPDATE SET "
+       "uploaded = excluded.uploaded, downloaded = excluded.downloaded, "
+       "announced_at = excluded.announced_at, seeding = excluded.seeding"},
+      {&peer_delete_,
+       "DELETE FROM tyto_peers WHERE user_id = ?1 AND torrent_id = ?2 AND peer_id = ?3"},
+  };
+  for (const Entry& entry : entries) {
+    if (auto failed = prepare(*entry.slot, entry.sql); !failed.empty()) return failed;
+  }
+  return "";
+}
+
+std::string SqliteBackend::apply(const AccountingDelta& delta) {
+  const auto user_id = stored(delta.key.user_id);
+  const auto torrent_id = stored(delta.key.torrent_id);
+  const void* peer_id = delta.key.peer_id.bytes.data();
+  const int peer_id_size = static_cast<int>(delta.key.peer_id.bytes.size());
+  {
+    Use use(transfer_add_.get());
+    sqlite3_stmt* statement = use.get();
+    sqlite3_bind_int64(statement, 1, user_id);
+    sqlite3_bind_int64(statement, 2, torrent_id);
+    sqlite3_bind_int64(statement, 3, stored(delta.uploaded));
+    sqlite3_bind_int64(statement, 4, stored(delta.downloaded));
+    sqlite3_bind_int64(statement, 5, stored(delta.uploaded_real));
+    sqlite3_bind_int64(statement, 6, stored(delta.downloaded_real));
+    sqlite3_bind_int64(statement, 7, delta.seed_s);
+    sqlite3_bind_int64(statement, 8, delta.leech_s);
+    if (delta.completed) sqlite3_bind_int64(statement, 9, stored(delta.announced_unix_s));
+    sqlite3_bind_int64(statement, 10, stored(delta.announced_unix_s));
+    if (sqlite3_step(statement) != SQLITE_DONE) return error("writing tyto_transfers");
+  }
+  {
+    Use use(totals_add_.get());
+    sqlite3_bind_int64(use.get(), 1, user_id);
+    sqlite3_bind_int64(use.get(), 2, stored(delta.uploaded));
+    sqlite3_bind_int64(use.get(), 3, stored(delta.downloaded));
+    if (sqlite3_step(use.get()) != SQLITE_DONE) return error("writing tyto_user_totals");
+  }
+  Use use(delta.closed ? peer_delete_.get() : peer_put_.get());
+  sqlite3_bind_int64(use.get(), 1, user_id);
+  sqlite3_bind_int64(use.get(), 2, torrent_id);
+  sqlite3_bind_blob(use.get(), 3, peer_id, peer_id_size, SQLITE_STATIC);
+  if (!delta.closed) {
+    sqlite3_bind_int64(use.get(), 4, stored(delta.baseline_uploaded));
+    sqlite3_bind_int64(use.get(), 5, stored(delta.baseline_downloaded));
+    sqlite3_bind_int64(use.get(), 6, stored(delta.announced_unix_s));
+    sqlite3_bind_int(use.get(), 7, delta.seeding ? 1 : 0);
+  }
+  if (sqlite3_step(use.get()) != SQLITE_DONE) return error("writing tyto_peers");
+  return "";
+}
+
+Result<bool, std::string> SqliteBackend::write_batch(const AccountingBatch& batch) {
+  TYTO_ASSERT(batch.id.sequence > 0);
+  TYTO_ASSERT(batch.id.sequence <= static_cast<std::uint64_t>(INT64_MAX));
+  if (auto failed = prepare_batch_statements(); !failed.empty()) return Failure{failed};
+  {
+    Use use(begin_immediate_.get());
+    if (sqlite3_step(use.get()) != SQLITE_DONE) return Failure{error("beginning a batch")};
+  }
+  std::uint64_t mark = 0;
+  std::string failed;
+  {
+    Use use(mark_read_.get());
+    sqlite3_bind_text(use.get(), 1, batch.id.node.data(), static_cast<int>(batch.id.node.size()),
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(use.get(), 2, batch.id.shard);
+    const int step = sqlite3_step(use.get());
+    if (step == SQLITE_ROW) {
+      mark = static_cast<std::uint64_t>(sqlite3_column_int64(use.get(), 0));
+    } else if (step != SQLITE_DONE) {
+      failed = error("reading tyto_batches");
+    }
+  }
+  if (failed.empty() && batch.id.sequence <= mark) {
+    rollback();
+    return false;  // applied before: at most once
+  }
+  for (std::size_t i = 0; i < batch.deltas.size() && failed.empty(); ++i) {
+    failed = apply(batch.deltas[i]);
+  }
+  if (failed.empty()) {
+    Use use(mark_write_.get());
+    sqlite3_bind_text(use.get(), 1, batch.id.node.data(), static_cast<int>(batch.id.node.size()),
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(use.get(), 2, batch.id.shard);
+    sqlite3_bind_int64(use.get(), 3, stored(batch.id.sequence));
+    sqlite3_bind_int64(use.get(), 4, static_cast<sqlite3_int64>(std::time(nullptr)));
+    if (sqlite3_step(use.get()) != SQLITE_DONE) failed = error("writing tyto_batches");
+  }
+  if (failed.empty()) {
+    Use use(commit_.get());
+    if (sqlite3_step(use.get()) != SQLITE_DONE) failed = error("committing a batch");
+  }
+  if (!failed.empty()) {
+    rollback();
+    return Failure{failed};
+  }
+  TYTO_ASSERT(sqlite3_get_autocommit(db_) != 0);
+  return true;
+}
+
+Result<std::uint64_t, std::string> SqliteBackend::last_sequence(std::string_view node,
+                                                                std::uint32_t shard) {
+  Statement statement;
+  if (auto failed = prepare(statement,
+                            "SELECT sequence FROM tyto_batches WHERE node = ?1 AND shard = ?2");
+      !failed.empty()) {
+    return Failure{failed};
+  }
+  sqlite3_bind_text(statement.get(), 1, node.data(), static_cast<int>(node.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(statement.get(), 2, shard);
+  const int step = sqlite3_step(statement.get());
+  if (step == SQLITE_DONE) return std::uint64_t{0};
+  if (step != SQLITE_ROW) return Failure{error("reading tyto_batches")};
+  return static_cast<std::uint64_t>(sqlite3_column_int64(statement.get(), 0));
+}
+
+Result<std::vector<Baseline>, std::string> SqliteBackend::load_baselines() {
+  Statement statement;
+  if (auto failed = prepare(statement,
+                            "SELECT user_id, torrent_id, peer_id, uploaded, downloaded, "
+                            "announced_at, seeding FROM tyto_peers "
+                            "ORDER BY user_id, torrent_id, peer_id");
+      !failed.empty()) {
+    return Failure{failed};
+  }
+  std::vector<Baseline> baselines;
+  int step = SQLITE_ROW;
+  while ((step = sqlite3_step(statement.get())) == SQLITE_ROW) {
+    sqlite3_stmt* row = statement.get();
+    const BaselineFields fields{field_of(row, 0), field_of(row, 1), field_of(row, 2),
+                                field_of(row, 3), field_of(row, 4), field_of(row, 5),
+                                field_of(row, 6)};
+    auto baseline = check_baseline_row(fields);
+    if (baseline) {
+      baselines.push_back(baseline.value());
+    } else {
+      refuse("tyto_peers",
+             fmt::format("user_id {} torrent_id {}", field_log_text(fields.user_id),
+                         field_log_text(fields.torrent_id)),
+             baseline.error());
+    }
+  }
+  if (step != SQLITE_DONE) return Failure{error("reading tyto_peers")};
+  return baselines;
+}
+
+// PATH[?busy_timeout_ms=N]
+struct Location {
+  std::string path;
+  std::uint32_t busy_timeout_ms = busy_timeout_ms_default;
+};
+
+Result<Location, std::string> parse_location(std::string_view location) {
+  Location parsed;
+  const auto query_at = location.find('?');
+  parsed.path = std::string(location.substr(0, query_at));
+  if (parsed.path.empty()) return Failure{std::string("sqlite: the URI names no file (sqlite:PATH)")};
+  if (query_at == std::string_view::npos) return parsed;
+  constexpr std::string_view option = "busy_timeout_ms=";
+  const std::string_view query = location.substr(query_at + 1);
+  if (!query.starts_with(option)) {
+    return Failure{fmt::format("sqlite: unknown option '{}' (busy_timeout_ms=N)", query)};
+  }
+  const std::string_view value = query.substr(option.size());
+  const char* end = value.data() + value.size();
+  const auto [at, failed] = std::from_chars(value.data(), end, parsed.busy_timeout_ms);
+  if (value.empty() || failed != std::errc{} || at != end ||
+      parsed.busy_timeout_ms > busy_timeout_ms_max) {
+    return Failure{
+        fmt::format("sqlite: busy_timeout_ms '{}' is not 0..{}", value, busy_timeout_ms_max)};
+  }
+  return parsed;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>, std::string> open(std::string_view location) {
+  auto parsed = parse_location(location);
+  if (!parsed) return Failure{parsed.error()};
+  const std::string& path = parsed.value().path;
+  sqlite3* db = nullptr;
+  // NOMUTEX: one thread at a time uses a backend (backend.hpp), so SQLite's own lock is waste.
+  const int opened = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (db == nullptr) return Failure{fmt::format("sqlite: opening {}: out of memory", path)};
+  auto backend = std::make_unique<SqliteBackend>(db, path);  // closes db on every path out
+  if (opened != SQLITE_OK) {
+    return Failure{fmt::format("sqlite: opening {}: {}", path, sqlite3_errmsg(db))};
+  }
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, static_cast<int>(parsed.value().busy_timeout_ms));
+  // WAL: the site reads while tyto writes. FULL: a committed batch survives a power cut (WAL's
+  // default NORMAL may lose the last commits, and with them their baselines).
+  const char* setup[] = {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL"};
+  for (const char* sql : setup) {
+    sqlite3_stmt* statement = nullptr;
+    if (sqlite3_prepare_v2(db, sql, -1, &statement, nullptr) != SQLITE_OK) {
+      return Failure{fmt::format("sqlite: {} on {}: {}", sql, path, sqlite3_errmsg(db))};
+    }
+    const int step = sqlite3_step(statement);
+    const bool wal_refused =
+        step == SQLITE_ROW && std::string_view(sql) == "PRAGMA journal_mode=WAL" &&
+        sqlite3_column_type(statement, 0) == SQLITE_TEXT &&
+        std::string_view(reinterpret_cast<const char*>(sqlite3_column_text(statement, 0))) != "wal";
+    sqlite3_finalize(statement);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+      return Failure{fmt::format("sqlite: {} on {}: {}", sql, path, sqlite3_errmsg(db))};
+    }
+    if (wal_refused) return Failure{fmt::format("sqlite: {} cannot use WAL journal mode", path)};
+  }
+  return std::unique_ptr<Backend>(std::move(backend));
+}
+
+}  // namespace tyto::store::sqlite
