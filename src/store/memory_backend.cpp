@@ -7,7 +7,9 @@
 
 namespace tyto::store {
 
-std::unique_ptr<MemoryBackend> make_memory_backend() { return std::make_unique<MemoryBackend>(); }
+std::unique_ptr<MemoryBackend> make_memory_backend() {
+  return std::make_unique<MemoryBackend>();
+}
 
 void MemoryBackend::put_user(const UserRow& row) {
   TYTO_ASSERT(row.user_id > 0);
@@ -76,8 +78,8 @@ void MemoryBackend::resolve(const ChangedKey& key, std::vector<CatalogueChange>&
   switch (key.family) {
     case Family::user: {
       const auto found = users_.find(key.id);
-      change.kind = found == users_.end() ? CatalogueChangeKind::user_removed
-                                          : CatalogueChangeKind::user;
+      change.kind =
+          found == users_.end() ? CatalogueChangeKind::user_removed : CatalogueChangeKind::user;
       if (found == users_.end()) {
         change.user.user_id = key.id;
       } else {
@@ -168,6 +170,8 @@ Result<bool, std::string> MemoryBackend::write_batch(const AccountingBatch& batc
   return true;
 }
 
-Result<std::vector<Baseline>, std::string> MemoryBackend::load_baselines() { return baselines(); }
+Result<std::vector<Baseline>, std::string> MemoryBackend::load_baselines() {
+  return baselines();
+}
 
 }  // namespace tyto::store

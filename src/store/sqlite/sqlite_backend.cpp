@@ -159,7 +159,9 @@ Field field_of(sqlite3_stmt* statement, int column) noexcept {
 }
 
 // A uint64 in SQLite's int64 with the same bits (counters beyond 2^63 read back unchanged).
-sqlite3_int64 stored(std::uint64_t value) noexcept { return static_cast<sqlite3_int64>(value); }
+sqlite3_int64 stored(std::uint64_t value) noexcept {
+  return static_cast<sqlite3_int64>(value);
+}
 
 // A catalogue change row read from tyto_catalogue_changes, its key copied out of the statement.
 struct ChangedKey {
@@ -201,7 +203,7 @@ class SqliteBackend final : public Backend {
   std::string prepare(Statement& slot, const char* sql);
   std::string prepare_batch_statements();
   std::vector<Statement*> batch_statements() noexcept {
-    return {&begin_immediate_, &commit_, &rollback_,  &mark_read_,  &mark_write_,
+    return {&begin_immediate_, &commit_,     &rollback_, &mark_read_,  &mark_write_,
             &transfer_add_,    &totals_add_, &peer_put_, &peer_delete_};
   }
   // Ends a failed write transaction; the error that caused it is what the caller reports.
@@ -250,15 +252,14 @@ void SqliteBackend::rollback() noexcept {
 void SqliteBackend::refuse(std::string_view table, const std::string& key,
                            const std::string& reason) {
   ++rows_refused_;
-  TYTO_LOG_LIMITED(log::Level::warning, "storage {}: {} row {} refused: {}", describe(), table,
-                   key, reason);
+  TYTO_LOG_LIMITED(log::Level::warning, "storage {}: {} row {} refused: {}", describe(), table, key,
+                   reason);
 }
 
 std::string SqliteBackend::migrate() {
-  if (auto failed = exec(
-          "CREATE TABLE IF NOT EXISTS tyto_schema_migrations ("
-          "version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
-          "creating tyto_schema_migrations");
+  if (auto failed = exec("CREATE TABLE IF NOT EXISTS tyto_schema_migrations ("
+                         "version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+                         "creating tyto_schema_migrations");
       !failed.empty()) {
     return failed;
   }
@@ -269,8 +270,8 @@ std::string SqliteBackend::migrate() {
     // Checked inside the write transaction: another tyto starting on the same file waits here
     // and then finds the migration done.
     Statement applied;
-    if (auto failed = prepare(applied,
-                              "SELECT count(*) FROM tyto_schema_migrations WHERE version = ?1");
+    if (auto failed =
+            prepare(applied, "SELECT count(*) FROM tyto_schema_migrations WHERE version = ?1");
         !failed.empty()) {
       rollback();
       return failed;
@@ -414,7 +415,8 @@ std::string SqliteBackend::read_change(const ChangedKey& key, std::vector<Catalo
       refuse(table, key_text, id.error());
       return "";
     }
-    change.kind = is_user ? CatalogueChangeKind::user_removed : CatalogueChangeKind::torrent_removed;
+    change.kind =
+        is_user ? CatalogueChangeKind::user_removed : CatalogueChangeKind::torrent_removed;
     change.user.user_id = is_user ? id.value() : 0;
     change.torrent.torrent_id = is_torrent ? id.value() : 0;
   }
@@ -436,9 +438,9 @@ std::string SqliteBackend::read_change(const ChangedKey& key, std::vector<Catalo
                         SQLITE_TRANSIENT);
     }
   } else {
-    sqlite3_bind_int64(statement.get(), 1,
-                       static_cast<sqlite3_int64>(is_user ? change.user.user_id
-                                                          : change.torrent.torrent_id));
+    sqlite3_bind_int64(
+        statement.get(), 1,
+        static_cast<sqlite3_int64>(is_user ? change.user.user_id : change.torrent.torrent_id));
   }
   const int step = sqlite3_step(statement.get());
   if (step == SQLITE_ROW) {
@@ -675,8 +677,8 @@ Result<bool, std::string> SqliteBackend::write_batch(const AccountingBatch& batc
 Result<std::uint64_t, std::string> SqliteBackend::last_sequence(std::string_view node,
                                                                 std::uint32_t shard) {
   Statement statement;
-  if (auto failed = prepare(statement,
-                            "SELECT sequence FROM tyto_batches WHERE node = ?1 AND shard = ?2");
+  if (auto failed =
+          prepare(statement, "SELECT sequence FROM tyto_batches WHERE node = ?1 AND shard = ?2");
       !failed.empty()) {
     return Failure{failed};
   }
@@ -728,7 +730,8 @@ Result<Location, std::string> parse_location(std::string_view location) {
   Location parsed;
   const auto query_at = location.find('?');
   parsed.path = std::string(location.substr(0, query_at));
-  if (parsed.path.empty()) return Failure{std::string("sqlite: the URI names no file (sqlite:PATH)")};
+  if (parsed.path.empty())
+    return Failure{std::string("sqlite: the URI names no file (sqlite:PATH)")};
   if (query_at == std::string_view::npos) return parsed;
   constexpr std::string_view option = "busy_timeout_ms=";
   const std::string_view query = location.substr(query_at + 1);

@@ -1,0 +1,380 @@
+// The storage contract (backend.hpp, catalogue.hpp, accounting.hpp), one typed suite run
+// against every backend through its fixture (backend_fixtures.hpp).
+#include <fmt/core.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "backend_fixtures.hpp"
+
+namespace tyto::store::testing {
+namespace {
+
+std::string describe(const CatalogueChange& change) {
+  switch (change.kind) {
+    case CatalogueChangeKind::user:
+      return fmt::format("user {} {} enabled={} can_leech={} factors={}/{}", change.user.user_id,
+                         change.user.passkey.view(), change.user.enabled, change.user.can_leech,
+                         change.user.upload_factor, change.user.download_factor);
+    case CatalogueChangeKind::user_removed:
+      return fmt::format("user_removed {}", change.user.user_id);
+    case CatalogueChangeKind::torrent:
+      return fmt::format("torrent {} {} factors={}/{}", change.torrent.torrent_id,
+                         to_hex(change.torrent.info_hash), change.torrent.upload_factor,
+                         change.torrent.download_factor);
+    case CatalogueChangeKind::torrent_removed:
+      return fmt::format("torrent_removed {}", change.torrent.torrent_id);
+    case CatalogueChangeKind::client_rule:
+    case CatalogueChangeKind::client_rule_removed: {
+      const auto prefix = change.client_rule.prefix_bytes();
+      return fmt::format(
+          "{} {} allowed={}",
+          change.kind == CatalogueChangeKind::client_rule ? "client_rule" : "client_rule_removed",
+          std::string(prefix.begin(), prefix.end()), change.client_rule.allowed);
+    }
+  }
+  return "?";
+}
+
+template <class Site>
+std::vector<std::string> changes_of(Site& site) {
+  std::vector<CatalogueChange> changes;
+  EXPECT_EQ(site.backend().changes(changes), "");
+  std::vector<std::string> described;
+  for (const auto& change : changes) described.push_back(describe(change));
+  return described;
+}
+
+const std::string hash_a = std::string(40, 'a');
+const std::string hash_b = "0123456789ABCDEF0123456789abcdef01234567";  // mixed case
+
+PeerId peer(char fill) {
+  PeerId id;
+  std::memset(id.bytes.data(), fill, id.bytes.size());
+  return id;
+}
+
+AccountingDelta delta(std::uint64_t user_id, std::uint64_t torrent_id, char peer_fill) {
+  AccountingDelta made;
+  made.key = {user_id, torrent_id, peer(peer_fill)};
+  return made;
+}
+
+AccountingBatch batch(std::uint64_t sequence, std::vector<AccountingDelta> deltas,
+                      std::string node = "node-a", std::uint32_t shard = 0) {
+  return {{std::move(node), shard, sequence}, std::move(deltas)};
+}
+
+template <class Site>
+class BackendTest : public ::testing::Test {
+ protected:
+  Backend& backend() { return site.backend(); }
+  bool write(const AccountingBatch& written) {
+    const auto applied = backend().write_batch(written);
+    EXPECT_TRUE(applied.ok()) << applied.error();
+    return applied.ok() && applied.value();
+  }
+  std::uint64_t last_sequence(std::string_view node, std::uint32_t shard) {
+    const auto sequence = backend().last_sequence(node, shard);
+    EXPECT_TRUE(sequence.ok()) << sequence.error();
+    return sequence.ok() ? sequence.value() : ~std::uint64_t{0};
+  }
+
+  Site site;
+};
+
+struct FixtureNames {
+  template <class Site>
+  static std::string GetName(int) {
+    return std::string(Site::name);
+  }
+};
+
+// A PostgreSQL fixture joins here.
+using Sites = ::testing::Types<MemoryFixture, SqliteFixture>;
+TYPED_TEST_SUITE(BackendTest, Sites, FixtureNames);
+
+TYPED_TEST(BackendTest, MigrateTwiceIsHarmless) {
+  this->site.put_user({1, "key-1"});
+  ASSERT_TRUE(this->write(batch(1, {delta(1, 10, 'a')})));
+  EXPECT_EQ(this->backend().migrate(), "");
+  EXPECT_EQ(this->backend().migrate(), "");
+  const auto rows = this->backend().load_catalogue();
+  ASSERT_TRUE(rows.ok()) << rows.error();
+  ASSERT_EQ(rows.value().users.size(), 1u);
+  EXPECT_EQ(this->last_sequence("node-a", 0), 1u);
+}
+
+TYPED_TEST(BackendTest, LoadCatalogueReturnsExactlyTheRows) {
+  this->site.put_user({2, "Key-Two!", 0, 0, 2.0, 0.5});
+  this->site.put_user({1, "key-1"});
+  this->site.put_torrent({20, hash_b, 0.0, 2.0});
+  this->site.put_torrent({10, hash_a});
+  this->site.put_client_rule("-qB", true);
+  this->site.put_client_rule("-XX", false);
+  const auto loaded = this->backend().load_catalogue();
+  ASSERT_TRUE(loaded.ok()) << loaded.error();
+  const CatalogueRows& rows = loaded.value();
+  ASSERT_EQ(rows.users.size(), 2u);
+  EXPECT_EQ(rows.users[0].user_id, 1u);
+  EXPECT_EQ(rows.users[0].passkey.view(), "key-1");
+  EXPECT_TRUE(rows.users[0].enabled);
+  EXPECT_TRUE(rows.users[0].can_leech);
+  EXPECT_EQ(rows.users[0].upload_factor, 1.0f);
+  EXPECT_EQ(rows.users[1].user_id, 2u);
+  EXPECT_EQ(rows.users[1].passkey.view(), "Key-Two!");
+  EXPECT_FALSE(rows.users[1].enabled);
+  EXPECT_FALSE(rows.users[1].can_leech);
+  EXPECT_EQ(rows.users[1].upload_factor, 2.0f);
+  EXPECT_EQ(rows.users[1].download_factor, 0.5f);
+  ASSERT_EQ(rows.torrents.size(), 2u);
+  EXPECT_EQ(rows.torrents[0].torrent_id, 10u);
+  EXPECT_EQ(to_hex(rows.torrents[0].info_hash), hash_a);
+  EXPECT_EQ(rows.torrents[1].torrent_id, 20u);
+  EXPECT_EQ(to_hex(rows.torrents[1].info_hash), "0123456789abcdef0123456789abcdef01234567");
+  EXPECT_EQ(rows.torrents[1].upload_factor, 0.0f);
+  EXPECT_EQ(rows.torrents[1].download_factor, 2.0f);
+  ASSERT_EQ(rows.client_rules.size(), 2u);
+  EXPECT_EQ(std::string(rows.client_rules[0].prefix_bytes().begin(),
+                        rows.client_rules[0].prefix_bytes().end()),
+            "-XX");
+  EXPECT_FALSE(rows.client_rules[0].allowed);
+  EXPECT_TRUE(rows.client_rules[1].allowed);
+  EXPECT_EQ(this->backend().rows_refused(), 0u);
+}
+
+TYPED_TEST(BackendTest, InvalidRowsAreRefusedAndCountedTheRestLoad) {
+  if (!TypeParam::holds_invalid_rows) GTEST_SKIP() << "typed setters hold valid rows only";
+  this->site.put_user({1, "key-1"});
+  this->site.put_torrent({10, hash_a});
+  this->site.put_client_rule("-qB", true);
+  this->site.put_invalid_rows();  // 3 users, 3 torrents, 1 rule
+  const auto loaded = this->backend().load_catalogue();
+  ASSERT_TRUE(loaded.ok()) << loaded.error();
+  ASSERT_EQ(loaded.value().users.size(), 1u);
+  EXPECT_EQ(loaded.value().users[0].user_id, 1u);
+  ASSERT_EQ(loaded.value().torrents.size(), 1u);
+  EXPECT_EQ(loaded.value().torrents[0].torrent_id, 10u);
+  ASSERT_EQ(loaded.value().client_rules.size(), 1u);
+  EXPECT_EQ(this->backend().rows_refused(), 7u);
+}
+
+TYPED_TEST(BackendTest, ChangesReportInsertsUpdatesAndDeletesInOrder) {
+  this->site.put_user({5, "five"});
+  ASSERT_TRUE(this->backend().load_catalogue().ok());
+  EXPECT_EQ(changes_of(this->site), std::vector<std::string>{});
+
+  this->site.put_user({1, "key-1"});
+  this->site.put_torrent({10, hash_a});
+  this->site.put_client_rule("-qB", true);
+  EXPECT_EQ(changes_of(this->site),
+            (std::vector<std::string>{"user 1 key-1 enabled=true can_leech=true factors=1/1",
+                                      "torrent 10 " + hash_a + " factors=1/1",
+                                      "client_rule -qB allowed=true"}));
+  EXPECT_EQ(changes_of(this->site), std::vector<std::string>{});
+
+  this->site.put_user({1, "new-key", 1, 0, 1.0, 0.0});  // passkey change
+  this->site.remove_torrent(10);
+  this->site.put_client_rule("-qB", false);
+  this->site.remove_user(5);
+  EXPECT_EQ(changes_of(this->site),
+            (std::vector<std::string>{"user 1 new-key enabled=true can_leech=false factors=1/0",
+                                      "torrent_removed 10", "client_rule -qB allowed=false",
+                                      "user_removed 5"}));
+
+  this->site.change_user_id(1, {7, "new-key", 1, 0, 1.0, 0.0});
+  this->site.remove_client_rule("-qB");
+  EXPECT_EQ(changes_of(this->site),
+            (std::vector<std::string>{"user_removed 1",
+                                      "user 7 new-key enabled=true can_leech=false factors=1/0",
+                                      "client_rule_removed -qB allowed=false"}));
+  EXPECT_EQ(changes_of(this->site), std::vector<std::string>{});
+}
+
+// A key changed several times is reported once, as it is now, at its last change.
+TYPED_TEST(BackendTest, ChangesReportEachKeyOnceAtItsLastChange) {
+  ASSERT_TRUE(this->backend().load_catalogue().ok());
+  this->site.put_user({1, "first"});
+  this->site.put_torrent({10, hash_a});
+  this->site.put_user({1, "second"});
+  this->site.put_torrent({20, hash_b});
+  this->site.remove_torrent(20);
+  EXPECT_EQ(changes_of(this->site),
+            (std::vector<std::string>{"torrent 10 " + hash_a + " factors=1/1",
+                                      "user 1 second enabled=true can_leech=true factors=1/1",
+                                      "torrent_removed 20"}));
+}
+
+TYPED_TEST(BackendTest, CreditsAreSummedIntoTransfersAndUserTotals) {
+  auto first = delta(1, 10, 'a');
+  first.uploaded = 1000;
+  first.downloaded = 300;
+  auto other_torrent = delta(1, 20, 'b');
+  other_torrent.uploaded = 5;
+  other_torrent.downloaded = 7;
+  auto other_user = delta(2, 10, 'c');
+  other_user.uploaded = 11;
+  ASSERT_TRUE(this->write(batch(1, {first, other_torrent, other_user})));
+  auto second = delta(1, 10, 'a');
+  second.uploaded = 24;
+  second.downloaded = 700;
+  auto other_peer = delta(1, 10, 'z');  // same user and torrent, another client
+  other_peer.uploaded = 1;
+  ASSERT_TRUE(this->write(batch(2, {second, other_peer})));
+
+  const auto transfer = this->site.transfer(1, 10);
+  ASSERT_TRUE(transfer.has_value());
+  EXPECT_EQ(transfer->uploaded, 1025u);
+  EXPECT_EQ(transfer->downloaded, 1000u);
+  EXPECT_EQ(this->site.transfer(1, 20)->uploaded, 5u);
+  EXPECT_EQ(this->site.transfer(2, 10)->uploaded, 11u);
+  EXPECT_FALSE(this->site.transfer(2, 20).has_value());
+  EXPECT_EQ(this->site.user_totals(1), (UserTotalsRow{1030, 1007}));
+  EXPECT_EQ(this->site.user_totals(2), (UserTotalsRow{11, 0}));
+}
+
+TYPED_TEST(BackendTest, RealBytesAndSecondsAreKeptApart) {
+  auto first = delta(1, 10, 'a');
+  first.uploaded = 200;  // double upload
+  first.uploaded_real = 100;
+  first.downloaded = 0;  // freeleech
+  first.downloaded_real = 50;
+  first.seed_s = 30;
+  first.leech_s = 60;
+  ASSERT_TRUE(this->write(batch(1, {first})));
+  auto second = delta(1, 10, 'a');
+  second.uploaded_real = 1;
+  second.downloaded_real = 2;
+  second.seed_s = 3;
+  second.leech_s = 4;
+  ASSERT_TRUE(this->write(batch(2, {second})));
+  const auto transfer = this->site.transfer(1, 10);
+  ASSERT_TRUE(transfer.has_value());
+  EXPECT_EQ(transfer->uploaded, 200u);
+  EXPECT_EQ(transfer->downloaded, 0u);
+  EXPECT_EQ(transfer->uploaded_real, 101u);
+  EXPECT_EQ(transfer->downloaded_real, 52u);
+  EXPECT_EQ(transfer->seed_s, 33u);
+  EXPECT_EQ(transfer->leech_s, 64u);
+  EXPECT_EQ(this->site.user_totals(1), (UserTotalsRow{200, 0}));  // credited bytes only
+}
+
+TYPED_TEST(BackendTest, CompletedAtIsSetOnceAndLastAnnounceIsTheLatest) {
+  auto leeching = delta(1, 10, 'a');
+  leeching.announced_unix_s = 1000;
+  ASSERT_TRUE(this->write(batch(1, {leeching})));
+  EXPECT_EQ(this->site.transfer(1, 10)->completed_at, std::nullopt);
+  EXPECT_EQ(this->site.transfer(1, 10)->last_announce_at, 1000u);
+
+  auto completed = delta(1, 10, 'a');
+  completed.completed = true;
+  completed.announced_unix_s = 2000;
+  ASSERT_TRUE(this->write(batch(2, {completed})));
+  EXPECT_EQ(this->site.transfer(1, 10)->completed_at, 2000u);
+
+  auto again = delta(1, 10, 'b');  // a second snatch, from another client
+  again.completed = true;
+  again.announced_unix_s = 3000;
+  auto older = delta(1, 10, 'c');  // a peer whose delta covers an earlier announce
+  older.announced_unix_s = 1500;
+  ASSERT_TRUE(this->write(batch(3, {again, older})));
+  EXPECT_EQ(this->site.transfer(1, 10)->completed_at, 2000u);
+  EXPECT_EQ(this->site.transfer(1, 10)->last_announce_at, 3000u);
+}
+
+TYPED_TEST(BackendTest, BaselinesAreStoredReplacedAndDeletedWhenClosed) {
+  auto a = delta(1, 10, 'a');
+  a.baseline_uploaded = 100;
+  a.baseline_downloaded = 200;
+  a.announced_unix_s = 1000;
+  auto b = delta(1, 10, 'b');
+  b.baseline_uploaded = 7;
+  b.seeding = true;
+  b.announced_unix_s = 1001;
+  auto huge = delta(2, 10, 'c');  // counters beyond int64 come back unchanged
+  huge.baseline_uploaded = ~std::uint64_t{0};
+  ASSERT_TRUE(this->write(batch(1, {a, b, huge})));
+  auto stored = this->backend().load_baselines();
+  ASSERT_TRUE(stored.ok()) << stored.error();
+  ASSERT_EQ(stored.value().size(), 3u);
+  EXPECT_EQ(stored.value()[0].key, a.key);
+  EXPECT_EQ(stored.value()[0].uploaded, 100u);
+  EXPECT_EQ(stored.value()[0].downloaded, 200u);
+  EXPECT_EQ(stored.value()[0].announced_unix_s, 1000u);
+  EXPECT_FALSE(stored.value()[0].seeding);
+  EXPECT_EQ(stored.value()[1].key, b.key);
+  EXPECT_TRUE(stored.value()[1].seeding);
+  EXPECT_EQ(stored.value()[2].uploaded, ~std::uint64_t{0});
+
+  a.baseline_uploaded = 150;
+  a.seeding = true;
+  a.announced_unix_s = 2000;
+  b.closed = true;
+  b.uploaded = 9;  // a stop still credits its last bytes
+  ASSERT_TRUE(this->write(batch(2, {a, b})));
+  stored = this->backend().load_baselines();
+  ASSERT_TRUE(stored.ok()) << stored.error();
+  ASSERT_EQ(stored.value().size(), 2u);
+  EXPECT_EQ(stored.value()[0].key, a.key);
+  EXPECT_EQ(stored.value()[0].uploaded, 150u);
+  EXPECT_EQ(stored.value()[0].announced_unix_s, 2000u);
+  EXPECT_TRUE(stored.value()[0].seeding);
+  EXPECT_EQ(stored.value()[1].key, huge.key);
+  EXPECT_EQ(this->site.transfer(1, 10)->uploaded, 9u);
+}
+
+TYPED_TEST(BackendTest, ABatchIsAppliedAtMostOnce) {
+  auto credit = delta(1, 10, 'a');
+  credit.uploaded = 100;
+  EXPECT_TRUE(this->write(batch(5, {credit})));
+  EXPECT_FALSE(this->write(batch(5, {credit})));  // the same batch again
+  EXPECT_FALSE(this->write(batch(3, {credit})));  // a lower sequence
+  EXPECT_EQ(this->site.transfer(1, 10)->uploaded, 100u);
+  EXPECT_EQ(this->site.user_totals(1)->uploaded, 100u);
+  EXPECT_EQ(this->last_sequence("node-a", 0), 5u);
+  EXPECT_TRUE(this->write(batch(6, {credit})));
+  EXPECT_EQ(this->site.transfer(1, 10)->uploaded, 200u);
+}
+
+TYPED_TEST(BackendTest, LastSequenceIsPerNodeAndShard) {
+  EXPECT_EQ(this->last_sequence("node-a", 0), 0u);
+  ASSERT_TRUE(this->write(batch(4, {}, "node-a", 0)));
+  ASSERT_TRUE(this->write(batch(2, {}, "node-a", 1)));
+  ASSERT_TRUE(this->write(batch(1, {}, "node-b", 0)));
+  EXPECT_EQ(this->last_sequence("node-a", 0), 4u);
+  EXPECT_EQ(this->last_sequence("node-a", 1), 2u);
+  EXPECT_EQ(this->last_sequence("node-b", 0), 1u);
+  EXPECT_EQ(this->last_sequence("node-b", 1), 0u);
+  // Shard 1's mark does not stop shard 0's lower sequences, nor the other way round.
+  EXPECT_TRUE(this->write(batch(3, {}, "node-a", 1)));
+  EXPECT_FALSE(this->write(batch(4, {}, "node-a", 0)));
+}
+
+TYPED_TEST(BackendTest, AFailedWriteWritesNothingAndItsRetryAppliesOnce) {
+  auto credit = delta(1, 10, 'a');
+  credit.uploaded = 100;
+  credit.baseline_uploaded = 100;
+  const auto retried = batch(1, {credit, delta(2, 10, 'b')});
+  this->site.make_next_write_fail();
+  const auto failed = this->backend().write_batch(retried);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_FALSE(failed.error().empty());
+  this->site.end_write_failure();
+  EXPECT_FALSE(this->site.transfer(1, 10).has_value());
+  EXPECT_FALSE(this->site.user_totals(1).has_value());
+  EXPECT_EQ(this->last_sequence("node-a", 0), 0u);
+  const auto baselines = this->backend().load_baselines();
+  ASSERT_TRUE(baselines.ok());
+  EXPECT_TRUE(baselines.value().empty());
+
+  EXPECT_TRUE(this->write(retried));
+  EXPECT_FALSE(this->write(retried));
+  EXPECT_EQ(this->site.transfer(1, 10)->uploaded, 100u);
+  EXPECT_EQ(this->site.user_totals(1)->uploaded, 100u);
+  EXPECT_EQ(this->last_sequence("node-a", 0), 1u);
+}
+
+}  // namespace
+}  // namespace tyto::store::testing
