@@ -15,6 +15,7 @@
 #include "tyto/app/options.hpp"
 #include "tyto/app/process.hpp"
 #include "tyto/app/snapshot.hpp"
+#include "tyto/app/storage_client.hpp"
 #include "tyto/core/clock.hpp"
 #include "tyto/core/log.hpp"
 #include "tyto/net/ring.hpp"
@@ -140,10 +141,100 @@ void save_snapshot(const tyto::app::Options& options, tyto::shard::Runtime& runt
   }
 }
 
+// The storage backend and what the private tracker starts from (README "Private tracker").
+struct Storage {
+  std::unique_ptr<tyto::store::Backend> backend;  // null: nothing to store
+  tyto::store::CatalogueRows catalogue;
+  std::vector<tyto::store::Baseline> baselines;
+  std::unique_ptr<tyto::app::StorageClient> client;
+  tyto::shard::BridgeThread thread;
+};
+
+// Opens the backend and applies its migrations (all --migrate does); in private mode loads the
+// catalogue and the persisted baselines for the shards. An exit code, or nothing to go on.
+std::optional<int> open_storage(const tyto::app::Options& options, Storage& storage,
+                                tyto::shard::Runtime& runtime) {
+  using tyto::log::Level;
+  const bool private_mode = options.runtime.shard.private_tracker.enabled;
+  if (!private_mode && !options.migrate && options.storage_uri == "memory:") return std::nullopt;
+  auto opened = tyto::store::open_backend(options.storage_uri);
+  if (!opened.ok()) {
+    tyto::log::write(Level::error, "storage: " + opened.error());
+    return 2;
+  }
+  storage.backend = std::move(opened.value());
+  if (std::string error = storage.backend->migrate(); !error.empty()) {
+    tyto::log::write(Level::error, "storage " + storage.backend->describe() + ": " + error);
+    return 1;
+  }
+  if (options.migrate) {
+    TYTO_LOG(Level::info, "storage {}: schema up to date", storage.backend->describe());
+    return 0;
+  }
+  if (!private_mode) {
+    TYTO_LOG(Level::warning, "storage {}: public mode keeps nothing in it yet",
+             storage.backend->describe());
+    return std::nullopt;
+  }
+  auto catalogue = storage.backend->load_catalogue();
+  auto baselines = catalogue.ok() ? storage.backend->load_baselines()
+                                  : decltype(storage.backend->load_baselines())(
+                                        tyto::Failure{std::string("not read")});
+  if (!catalogue.ok() || !baselines.ok()) {
+    tyto::log::write(Level::error, "storage " + storage.backend->describe() + ": " +
+                                       (catalogue.ok() ? baselines.error() : catalogue.error()));
+    return 1;
+  }
+  storage.catalogue = std::move(catalogue.value());
+  storage.baselines = std::move(baselines.value());
+  TYTO_LOG(Level::info,
+           "private tracker on {}: {} users, {} torrents, {} client rules, {} peer baselines "
+           "({} rows refused)",
+           storage.backend->describe(), storage.catalogue.users.size(),
+           storage.catalogue.torrents.size(), storage.catalogue.client_rules.size(),
+           storage.baselines.size(), storage.backend->rows_refused());
+  runtime.set_catalogue(&storage.catalogue, storage.baselines);
+  return std::nullopt;
+}
+
+// The storage bridge's thread, once the shards run. Error or "".
+std::string start_storage(const tyto::app::Options& options, Storage& storage,
+                          tyto::shard::Runtime& runtime) {
+  if (!options.runtime.shard.private_tracker.enabled) return {};
+  tyto::app::StorageClientConfig config;
+  config.node = options.storage_node;
+  storage.client = std::make_unique<tyto::app::StorageClient>(
+      config, *storage.backend, runtime.storage_bridge(), runtime.shard_presence(),
+      [&runtime](const tyto::InfoHash& info_hash) { return runtime.owner_of(info_hash); });
+  if (std::string error = storage.client->init(storage.catalogue); !error.empty()) return error;
+  // The shards copied their part; the bridge keeps its own mirror.
+  storage.catalogue = {};
+  storage.baselines = {};
+  return storage.thread.start(
+      "storage", tyto::shard::BridgeThread::doorbell_of(runtime.storage_bridge()),
+      *storage.client);
+}
+
+// After the shards stopped: every accounting delta still in the bridge or the shards is written
+// (10 s at most; what is left is re-derived by each peer's next announce).
+void stop_storage(Storage& storage, tyto::shard::Runtime& runtime) {
+  if (storage.client == nullptr) return;
+  storage.thread.stop();
+  runtime.take_ledger_deltas([&](std::uint32_t shard, const tyto::store::AccountingDelta& delta) {
+    storage.client->take(shard, delta);
+    return true;
+  });
+  storage.client->finish(tyto::app::StorageClient::Clock::now() + std::chrono::seconds(10));
+}
+
 // The shards, then the ops server, then (every socket bound) privileges dropped. Error or "".
 std::string start(const tyto::app::Options& options, tyto::shard::Runtime& runtime,
-                  tyto::app::OpsServer& ops) {
+                  tyto::app::OpsServer& ops, Storage& storage) {
   if (std::string error = runtime.start(); !error.empty()) return error;
+  if (std::string error = start_storage(options, storage, runtime); !error.empty()) {
+    runtime.stop();
+    return error;
+  }
   if (std::string error = ops.start(); !error.empty()) {
     runtime.stop();
     return error;
@@ -222,8 +313,10 @@ int main(int argc, char** argv) {
   }
   runtime.set_access_list(std::move(access_list));
   load_snapshot(options, runtime);
+  Storage storage;
+  if (const auto code = open_storage(options, storage, runtime)) return *code;
   tyto::app::OpsServer ops(options, runtime);
-  if (const std::string error = start(options, runtime, ops); !error.empty()) {
+  if (const std::string error = start(options, runtime, ops, storage); !error.empty()) {
     tyto::log::write(Level::error, error);
     return 1;
   }
@@ -231,6 +324,7 @@ int main(int argc, char** argv) {
   TYTO_LOG(Level::info, "{}, stopping", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
   ops.stop();
   runtime.stop();  // drains what is in flight
+  stop_storage(storage, runtime);
   save_snapshot(options, runtime);
   if (options.print_counters) print_counters(runtime.totals());
   return 0;

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <unistd.h>
+
 namespace tyto::app {
 namespace {
 
@@ -282,6 +284,56 @@ const Setting settings[] = {
        return parse_list(v, o.metrics_allow, net::parse_address_prefix, prefix_hint);
      },
      [](const Options& o) { return print_list(o.metrics_allow); }},
+    {"storage.uri", "--storage", "URI", Kind::text, 0, 0,
+     "the storage backend: memory: (default, nothing persisted), sqlite:PATH (one file) or a "
+     "PostgreSQL URI (postgresql://...)",
+     [](Options& o, const Value& v) {
+       o.storage_uri = v.text;
+       return std::string();
+     },
+     [](const Options& o) { return text_value(o.storage_uri); }},
+    {"storage.node", "--storage-node", "NAME", Kind::text, 0, 0,
+     "this tracker's name in accounting batch ids, unique among trackers writing one database "
+     "(default: the host name)",
+     [](Options& o, const Value& v) {
+       if (v.text.size() > 64) return std::string("at most 64 characters");
+       o.storage_node = v.text;
+       return std::string();
+     },
+     [](const Options& o) { return text_value(o.storage_node); }},
+    {"private.enabled", "--private", "", Kind::boolean, 0, 0,
+     "private tracker: announces need a user's passkey in the URL, only registered torrents are "
+     "served, and every user's transfer is accounted in the storage backend",
+     [](Options& o, const Value& v) {
+       o.runtime.shard.private_tracker.enabled = v.boolean;
+       return std::string();
+     },
+     [](const Options& o) {
+       Value value;
+       value.boolean = o.runtime.shard.private_tracker.enabled;
+       return value;
+     }},
+    {"private.peers_per_user_torrent_max", "--peers-per-user-torrent-max", "N", Kind::integer, 1,
+     1000, "active peers one user may have in one torrent; more are refused (default 3)",
+     [](Options& o, const Value& v) {
+       o.runtime.shard.private_tracker.ledger.peers_per_user_torrent_max =
+           static_cast<std::uint32_t>(v.integer);
+       return std::string();
+     },
+     [](const Options& o) {
+       return integer_value(o.runtime.shard.private_tracker.ledger.peers_per_user_torrent_max);
+     }},
+    {"private.peers_per_shard_max", "--private-peers-per-shard-max", "N", Kind::integer, 1024,
+     1u << 30,
+     "peers one shard accounts for (about 150 bytes each, reserved at start); new peers beyond "
+     "are refused (default 1048576)",
+     [](Options& o, const Value& v) {
+       o.runtime.shard.private_tracker.ledger.peers_max = static_cast<std::uint32_t>(v.integer);
+       return std::string();
+     },
+     [](const Options& o) {
+       return integer_value(o.runtime.shard.private_tracker.ledger.peers_max);
+     }},
     {"access.mode", "--access-mode", "MODE", Kind::text, 0, 0,
      "off (default), whitelist (only listed info_hashes) or blacklist (all but listed)",
      [](Options& o, const Value& v) { return parse_name(v, access_mode_names, o.access_mode); },
@@ -352,6 +404,16 @@ std::string finish(Options& options) {
   }
   shard.store_limits.peer_timeout_s = 2 * shard.announce_interval_s + limits::peer_timeout_slack_s;
   shard.store_limits.statistics_window_s = shard.announce_interval_s;
+  shard.private_tracker.ledger.peer_timeout_s = shard.store_limits.peer_timeout_s;
+  if (options.storage_uri.empty()) return "storage.uri is empty (memory: is the default)";
+  if (shard.private_tracker.enabled && options.storage_uri == "memory:") {
+    return "private.enabled needs a storage.uri that keeps users and accounting "
+           "(sqlite:PATH or postgresql://...)";
+  }
+  if (options.storage_node.empty()) {
+    char host[256] = {};
+    options.storage_node = gethostname(host, sizeof host - 1) == 0 && host[0] != 0 ? host : "tyto";
+  }
   if (options.access_mode != AccessMode::off && options.access_list_path.empty()) {
     return "access.mode is " + std::string(access_mode_names[int(options.access_mode)]) +
            " but access.file is not set";
@@ -469,6 +531,7 @@ void add_meta_flags(CLI::App& app, CommandLine& line) {
   app.add_flag("--version", line.meta.version);
   app.add_flag("--print-config", line.meta.print_config);
   app.add_flag("--check-config", line.meta.check_config);
+  app.add_flag("--migrate", line.meta.migrate);
   app.add_flag("--quiet", line.quiet);
   // Test-only: the shard clock runs this many times faster, so end-to-end tests can watch
   // connection ids and peers expire in seconds.
@@ -516,6 +579,7 @@ void take_meta(Options& options, const CommandLine& line) {
   options.version = line.meta.version;
   options.print_config = line.meta.print_config;
   options.check_config = line.meta.check_config;
+  options.migrate = line.meta.migrate;
   options.print_counters = !line.quiet;
 }
 
@@ -594,6 +658,7 @@ std::string usage_text() {
       "  --config FILE        TOML configuration (see tools/tyto.example.toml)\n"
       "  --print-config       print the effective configuration as TOML and exit\n"
       "  --check-config       validate the configuration and exit (0 when valid)\n"
+      "  --migrate            apply the storage backend's schema migrations and exit\n"
       "  --quiet              do not print counters at exit\n"
       "  --help, --version\n";
   for (const Setting& setting : settings) {

@@ -187,11 +187,22 @@ Target split_target(std::string_view target) noexcept {
   return {target.substr(0, question), target.substr(question + 1)};
 }
 
-Path route(std::string_view target, std::string_view& query) noexcept {
+Path route(std::string_view target, std::string_view& query, std::string_view& passkey) noexcept {
   const Target split = split_target(target);
   query = split.query;
-  if (split.path == "/announce") return Path::announce;
-  if (split.path == "/scrape") return Path::scrape;
+  passkey = {};
+  std::string_view path = split.path;
+  // "/<passkey>/announce": one non-empty segment before the last.
+  const auto last_slash = path.rfind('/');
+  if (last_slash != 0 && last_slash != std::string_view::npos && path.front() == '/') {
+    const std::string_view segment = path.substr(1, last_slash - 1);
+    if (segment.empty() || segment.find('/') != std::string_view::npos) return Path::unknown;
+    passkey = segment;
+    path = path.substr(last_slash);
+  }
+  if (path == "/announce") return Path::announce;
+  if (path == "/scrape") return Path::scrape;
+  passkey = {};
   return Path::unknown;
 }
 

@@ -118,13 +118,13 @@ bool HttpFront::serve_request(net::ConnectionRef connection) noexcept {
     }
     return false;
   }
-  std::string_view query;
-  switch (http::route(head.target, query)) {
+  std::string_view query, passkey;
+  switch (http::route(head.target, query, passkey)) {
     case http::Path::announce:
-      announce(connection, head, query);
+      announce(connection, head, query, passkey);
       break;
     case http::Path::scrape:
-      scrape(connection, head, query);
+      scrape(connection, head, query, passkey);
       break;
     case http::Path::unknown:
       ++counters.http_failures;
@@ -166,7 +166,7 @@ void HttpFront::respond_status(net::ConnectionRef connection, int status, std::s
 }
 
 void HttpFront::announce(net::ConnectionRef connection, const http::RequestHead& head,
-                         std::string_view query) noexcept {
+                         std::string_view query, std::string_view passkey) noexcept {
   ShardCounters& counters = shard_.counters();
   ++counters.http_announces;
   const auto parsed = http::parse_announce_query(query);
@@ -180,6 +180,12 @@ void HttpFront::announce(net::ConnectionRef connection, const http::RequestHead&
     ++counters.announces_denied;
     ++counters.http_failures;
     respond_status(connection, 200, not_allowed_reason, head.keep_alive);
+    return;
+  }
+  Member member;
+  if (const char* refusal = shard_.admit_member(passkey, &request, member)) {
+    ++counters.http_failures;
+    respond_status(connection, 200, refusal, head.keep_alive);
     return;
   }
   const auto client_address_result = client_address(connection, head, parsed.value().ip);
@@ -199,17 +205,18 @@ void HttpFront::announce(net::ConnectionRef connection, const http::RequestHead&
   const bool compact = parsed.value().answer_compact();
   const std::uint32_t owner = shard_.owner_of(request.info_hash);
   if (owner != shard_.index()) {
-    forward_announce(connection, request, client, peers_max, owner, head.keep_alive, compact);
+    forward_announce(connection, request, member, client, peers_max, owner, head.keep_alive,
+                     compact);
     return;
   }
-  const AnnounceReply reply = shard_.peer_store().announce(
-      request, shard_.now_s(),
+  const AnnounceReply reply = shard_.apply_announce(
+      request, member,
       std::span(local_peers_).first(std::size_t{peers_max} * client.wire_size()));
   write_announce(connection, reply, client, local_peers_.data(), head.keep_alive, compact);
 }
 
 void HttpFront::forward_announce(net::ConnectionRef connection, const AnnounceRequest& request,
-                                 const PeerEndpoint& client, std::uint32_t peers_max,
+                                 const Member& member, const PeerEndpoint& client, std::uint32_t peers_max,
                                  std::uint32_t owner, bool keep_alive, bool compact) noexcept {
   ShardCounters& counters = shard_.counters();
   if (free_lent_buffers_.empty()) {
@@ -220,6 +227,7 @@ void HttpFront::forward_announce(net::ConnectionRef connection, const AnnounceRe
   ForwardedHttpAnnounce forwarded;
   forwarded.connection = connection;
   forwarded.request = request;
+  forwarded.member = member;
   forwarded.peers_max = peers_max;
   forwarded.lent_index = free_lent_buffers_.back();
   if (!shard_.forward(owner, Message{forwarded})) {
@@ -301,9 +309,15 @@ void HttpFront::write_announce(net::ConnectionRef connection, const AnnounceRepl
 }
 
 void HttpFront::scrape(net::ConnectionRef connection, const http::RequestHead& head,
-                       std::string_view query) noexcept {
+                       std::string_view query, std::string_view passkey) noexcept {
   ShardCounters& counters = shard_.counters();
   ++counters.http_scrapes;
+  Member member;
+  if (const char* refusal = shard_.admit_member(passkey, nullptr, member)) {
+    ++counters.http_failures;
+    respond_status(connection, 200, refusal, head.keep_alive);
+    return;
+  }
   InfoHash hashes[limits::http_scrape_hashes_max];
   const auto parsed = http::parse_scrape_query(query, hashes);
   if (!parsed.ok()) {
@@ -358,8 +372,7 @@ void HttpFront::on_forwarded_announce(const ForwardedHttpAnnounce& forwarded,
   HttpAnnounceAnswer answer;
   answer.connection = forwarded.connection;
   answer.lent_index = forwarded.lent_index;
-  answer.reply =
-      shard_.peer_store().announce(forwarded.request, shard_.now_s(), lent.first(peers_size));
+  answer.reply = shard_.apply_announce(forwarded.request, forwarded.member, lent.first(peers_size));
   if (!answers_to_retry_.empty() || !shard_.push(from, Message{answer})) {
     ++shard_.counters().http_answers_retried;
     answers_to_retry_.push_back({from, answer});  // keeps order behind earlier retries

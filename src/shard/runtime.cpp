@@ -26,6 +26,11 @@ std::string Runtime::start() {
   if (count == 0 || count > shards_max) return "between 1 and 64 shards are supported";
   directory_ = std::make_unique<ShardDirectory>(count);
   if (std::string error = directory_->control.init(count); !error.empty()) return error;
+  if (config_.shard.private_tracker.enabled) {
+    if (std::string error = directory_->storage.init(count); !error.empty()) return error;
+    directory_->catalogue_rows = catalogue_rows_;
+    directory_->baselines = baselines_;
+  }
   directory_->access_list.store(access_list_.get());
   directory_->snapshot_records = snapshot_records_;
   directory_->snapshot_extra_age_s = snapshot_extra_age_s_;
@@ -88,6 +93,8 @@ std::string Runtime::start() {
   // Every shard has restored its part (open() precedes the go-ahead): the records can go.
   directory_->snapshot_records = {};
   std::vector<std::uint8_t>().swap(snapshot_records_);
+  directory_->catalogue_rows = nullptr;
+  directory_->baselines = {};
   if (!error.empty()) stop();
   return error;
 }
@@ -96,6 +103,13 @@ void Runtime::set_snapshot(std::vector<std::uint8_t> records, std::uint32_t extr
   TYTO_ASSERT(directory_ == nullptr);  // before start()
   snapshot_records_ = std::move(records);
   snapshot_extra_age_s_ = extra_age_s;
+}
+
+void Runtime::set_catalogue(const store::CatalogueRows* rows,
+                            std::span<const store::Baseline> baselines) {
+  TYTO_ASSERT(directory_ == nullptr);  // before start()
+  catalogue_rows_ = rows;
+  baselines_ = baselines;
 }
 
 Runtime::Restored Runtime::restored() const noexcept {

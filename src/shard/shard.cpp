@@ -6,6 +6,7 @@
 
 #include "tyto/core/assert.hpp"
 #include "tyto/core/log.hpp"
+#include "tyto/proto/http.hpp"
 
 namespace tyto::shard {
 
@@ -33,6 +34,7 @@ ShardDirectory::ShardDirectory(std::uint32_t count)
   CoarseClock clock;
   clock.refresh();
   clock_origin_s = clock.now_s();
+  unix_origin_s = unix_time_s();
   mailboxes.reserve(std::size_t{count} * (count - 1));
   for (std::size_t i = 0; i < std::size_t{count} * (count - 1); ++i) {
     mailboxes.push_back(std::make_unique<Mailbox>());
@@ -50,6 +52,10 @@ Shard::Shard(std::uint32_t index, const ShardConfig& config, ShardDirectory& dir
       scrapes_(*this) {
   TYTO_ASSERT(index < directory.shards_count && store_ != nullptr);
   control_answer_ = std::make_unique<ControlAnswer>();
+  if (config.private_tracker.enabled) {
+    catalogue_ = std::make_unique<CatalogueCopy>(secret);
+    ledger_ = std::make_unique<Ledger>(config.private_tracker.ledger, secret);
+  }
 }
 
 Shard::~Shard() = default;
@@ -66,6 +72,7 @@ std::string Shard::open() {
   if (std::string error = http_.open(ring_); !error.empty()) return error;
   directory_.lent_areas[index_] = http_.lent_area();
   if (std::string error = restore_snapshot(); !error.empty()) return error;
+  if (private_tracker()) open_private_tracker();
   ring_.submit();
   refresh_clock();
   last_tick_s_ = now_s_;
@@ -83,6 +90,44 @@ std::string Shard::restore_snapshot() {
   directory_.restored_swarms += restored.value().swarms;
   directory_.restored_peers += restored.value().peers;
   return {};
+}
+
+// The catalogue's users and client rules, the torrents this shard owns, and the baselines of
+// their peers (start-up, on the shard's own thread: the tables are first touched here).
+void Shard::open_private_tracker() {
+  refresh_clock();
+  std::vector<std::uint64_t> own_torrent_ids;  // sorted, for the baselines below
+  if (const store::CatalogueRows* rows = directory_.catalogue_rows) {
+    for (const auto& torrent : rows->torrents) {
+      if (owner_of(torrent.info_hash) == index_) own_torrent_ids.push_back(torrent.torrent_id);
+    }
+    catalogue_->reserve(rows->users.size(), own_torrent_ids.size());
+    for (const auto& user : rows->users) catalogue_->put_user(user);
+    for (const auto& torrent : rows->torrents) {
+      if (owner_of(torrent.info_hash) == index_) catalogue_->put_torrent(torrent);
+    }
+    for (const auto& rule : rows->client_rules) {
+      private_counters_.client_rules_refused += !catalogue_->put_client_rule(rule);
+    }
+  }
+  std::sort(own_torrent_ids.begin(), own_torrent_ids.end());
+  std::uint64_t refused = 0;
+  for (const store::Baseline& baseline : directory_.baselines) {
+    // A baseline belongs to the shard owning its torrent (unknown torrents: nobody's).
+    if (!std::binary_search(own_torrent_ids.begin(), own_torrent_ids.end(),
+                            baseline.key.torrent_id)) {
+      continue;
+    }
+    refused += !ledger_->restore(baseline, now_s_, now_unix_s());
+  }
+  if (refused != 0) {
+    TYTO_LOG(log::Level::warning,
+             "shard {}: {} persisted baselines did not fit the accounting table", index_, refused);
+  }
+}
+
+std::uint64_t Shard::now_unix_s() const noexcept {
+  return directory_.unix_origin_s + (now_s_ - 1) / config_.clock_speedup;
 }
 
 void Shard::refresh_clock() noexcept {
@@ -131,7 +176,8 @@ bool Shard::mail_waiting() const noexcept {
   for (std::uint32_t from = 0; from < directory_.shards_count; ++from) {
     if (from != index_ && !directory_.mailbox(from, index_).empty_before_sleep()) return true;
   }
-  return directory_.control.waiting(index_);
+  return directory_.control.waiting(index_) ||
+         (private_tracker() && directory_.storage.waiting(index_));
 }
 
 bool Shard::turn(bool may_sleep) noexcept {
@@ -142,11 +188,13 @@ bool Shard::turn(bool may_sleep) noexcept {
   refresh_access_list();
   std::size_t work = drain_mailboxes();
   work += drain_control();
+  if (private_tracker()) work += drain_storage();
   read_ahead_announces();
   work += ring_.drain([this](const io_uring_cqe& cqe) { on_completion(cqe); });
   http_.retry_answers();
   publish_mailboxes();
   directory_.control.publish_answers(index_, ring_);
+  if (private_tracker()) flush_ledger();
   udp_.flush();
   if (now_s_ != last_tick_s_) tick();
   const auto work_time = std::chrono::steady_clock::now() - work_start;
@@ -178,6 +226,7 @@ void Shard::tick() noexcept {
   turn_max_last_second_ = turn_max_this_second_;
   turn_max_this_second_ = {};
   store_->expire_step(now_s_);
+  if (ledger_ != nullptr) ledger_->expire_step(now_s_);
   scrapes_.expire(now_s_);
   http_.tick(now_s_);
 }
@@ -267,7 +316,8 @@ std::size_t Shard::drain_mailboxes() noexcept {
 
 void Shard::on_message(const Message& message, std::uint32_t from) noexcept {
   if (const auto* announce = std::get_if<ForwardedUdpAnnounce>(&message)) {
-    udp_.apply_announce(announce->request, announce->transaction_id, announce->route);
+    udp_.apply_announce(announce->request, announce->member, announce->transaction_id,
+                        announce->route);
   } else if (const auto* part = std::get_if<ScrapePart>(&message)) {
     scrapes_.on_part(*part, from);
   } else if (const auto* answer = std::get_if<ScrapeAnswer>(&message)) {
@@ -318,6 +368,13 @@ ShardTotals Shard::totals() const noexcept {
   totals.tcp = http_.counters();
   totals.store = store_->counters();
   totals.gauges.store_memory_bytes = store_->memory_bytes();
+  totals.private_tracker = private_counters_;
+  if (private_tracker()) {
+    totals.private_tracker.ledger_peers = ledger_->entries_count();
+    totals.private_tracker.ledger_deltas_waiting = ledger_->dirty_count();
+    totals.private_tracker.catalogue_users = catalogue_->users_count();
+    totals.private_tracker.catalogue_torrents = catalogue_->torrents_count();
+  }
   totals.gauges.http_connections = http_.open_connections();
   totals.gauges.loop_turn_max_us = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(turn_max_last_second_).count());
@@ -326,6 +383,126 @@ ShardTotals Shard::totals() const noexcept {
       totals.gauges.mailbox_depth += directory_.mailbox(from, index_).depth_approx();
   }
   return totals;
+}
+
+// --- Private tracker ---
+
+namespace {
+// Bounds what one turn hands to the storage bridge (its queue holds 4096 per shard anyway).
+constexpr std::size_t deltas_per_turn_max = 1024;
+}  // namespace
+
+const char* Shard::admit_member(std::string_view passkey_segment, const AnnounceRequest* request,
+                                Member& member) noexcept {
+  member = Member{};
+  if (!private_tracker()) {
+    return passkey_segment.empty() ? nullptr : "this tracker is public: announce to /announce";
+  }
+  if (passkey_segment.empty()) {
+    ++private_counters_.refused_passkey_missing;
+    return "passkey required: use the announce URL from your account page";
+  }
+  std::uint8_t decoded[store::passkey_size_max];
+  std::size_t decoded_size = 0;
+  const auto passkey =
+      proto::http::percent_decode(passkey_segment, decoded, decoded_size)
+          ? store::Passkey::parse({reinterpret_cast<const char*>(decoded), decoded_size})
+          : std::nullopt;
+  const store::UserRow* user = passkey ? catalogue_->user(*passkey) : nullptr;
+  if (user == nullptr) {
+    ++private_counters_.refused_passkey_unknown;
+    return "unknown passkey";
+  }
+  if (!user->enabled) {
+    ++private_counters_.refused_user_disabled;
+    return "account disabled";
+  }
+  if (request != nullptr) {
+    if (request->left_bytes > 0 && !user->can_leech &&
+        request->event != AnnounceEvent::stopped) {
+      ++private_counters_.refused_leech_not_allowed;
+      return "your account may not download: seeding only";
+    }
+    if (!catalogue_->client_allowed(request->peer_id)) {
+      ++private_counters_.refused_client;
+      return "client not allowed on this tracker";
+    }
+    ++private_counters_.announces;
+  }
+  member.user_id = user->user_id;
+  member.upload_factor = user->upload_factor;
+  member.download_factor = user->download_factor;
+  return nullptr;
+}
+
+AnnounceReply Shard::apply_announce(const AnnounceRequest& request, const Member& member,
+                                    std::span<std::uint8_t> peers_out) noexcept {
+  TYTO_DEBUG_ASSERT(owner_of(request.info_hash) == index_);
+  if (member.user_id == 0) return store_->announce(request, now_s_, peers_out);
+  TYTO_ASSERT(private_tracker());
+  const store::TorrentRow* torrent = catalogue_->torrent(request.info_hash);
+  if (torrent == nullptr) {
+    ++private_counters_.refused_torrent_unregistered;
+    return {AnnounceStatus::torrent_unregistered};
+  }
+  const store::PeerKey key{member.user_id, torrent->torrent_id, request.peer_id};
+  switch (ledger_->admit(key)) {
+    case LedgerVerdict::user_torrent_full:
+      ++private_counters_.refused_user_torrent_full;
+      return {AnnounceStatus::user_torrent_full};
+    case LedgerVerdict::full:
+      ++private_counters_.refused_ledger_full;
+      return {AnnounceStatus::ledger_full};
+    case LedgerVerdict::ok:
+      break;
+  }
+  const AnnounceReply reply = store_->announce(request, now_s_, peers_out);
+  if (reply.status == AnnounceStatus::ok) {
+    ledger_->record(key, request, *torrent, member, now_s_, now_unix_s());
+  }
+  return reply;
+}
+
+std::size_t Shard::drain_storage() noexcept {
+  return directory_.storage.drain(
+      index_, [this](const store::CatalogueChange& change) { on_catalogue_change(change); });
+}
+
+// Rows change one at a time between announces. Growing a table allocates (catalogue_copy.hpp).
+void Shard::on_catalogue_change(const store::CatalogueChange& change) noexcept {
+  using Kind = store::CatalogueChangeKind;
+  ++private_counters_.catalogue_changes;
+  switch (change.kind) {
+    case Kind::user:
+      catalogue_->put_user(change.user);
+      break;
+    case Kind::user_removed:
+      catalogue_->remove_user(change.user.passkey);
+      break;
+    case Kind::torrent:
+      TYTO_ASSERT(owner_of(change.torrent.info_hash) == index_);
+      catalogue_->put_torrent(change.torrent);
+      break;
+    case Kind::torrent_removed:
+      catalogue_->remove_torrent(change.torrent.info_hash);
+      break;
+    case Kind::client_rule:
+      private_counters_.client_rules_refused += !catalogue_->put_client_rule(change.client_rule);
+      break;
+    case Kind::client_rule_removed:
+      catalogue_->remove_client_rule(change.client_rule);
+      break;
+  }
+}
+
+void Shard::flush_ledger() noexcept {
+  if (ledger_->dirty_count() == 0) return;
+  private_counters_.deltas_handed += ledger_->flush(
+      [this](const store::AccountingDelta& delta) {
+        return directory_.storage.answer(index_, delta);
+      },
+      deltas_per_turn_max);
+  directory_.storage.publish_answers(index_, ring_);
 }
 
 }  // namespace tyto::shard

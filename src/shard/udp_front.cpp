@@ -2,6 +2,7 @@
 
 #include "tyto/core/assert.hpp"
 #include "tyto/core/log.hpp"
+#include "tyto/proto/http.hpp"
 #include "tyto/shard/shard.hpp"
 
 namespace tyto::shard {
@@ -14,6 +15,12 @@ const char* announce_status_message(AnnounceStatus status) noexcept {
       return "tracker full: no new torrents accepted";
     case AnnounceStatus::peer_limit:
       return "torrent full: no new peers accepted";
+    case AnnounceStatus::torrent_unregistered:
+      return "torrent not registered with this tracker";
+    case AnnounceStatus::user_torrent_full:
+      return "too many active peers of your account in this torrent";
+    case AnnounceStatus::ledger_full:
+      return "tracker busy: no room to account a new peer, retry later";
     case AnnounceStatus::ok:
       break;
   }
@@ -103,20 +110,36 @@ void UdpFront::on_announce(const udp::AnnounceRequest& request,
     send_error(request.transaction_id, not_allowed_reason, route);
     return;
   }
+  Member member;
+  if (shard_.private_tracker()) {
+    // BEP 41: udp://host:port/<passkey>/announce sends "/<passkey>/announce" as URL data.
+    std::uint8_t url_data[512];
+    const std::size_t size = request.url_data(url_data);
+    std::string_view query, passkey;
+    if (proto::http::route({reinterpret_cast<const char*>(url_data), size}, query, passkey) !=
+        proto::http::Path::announce) {
+      passkey = {};
+    }
+    if (const char* refusal = shard_.admit_member(passkey, &request.announce, member)) {
+      send_error(request.transaction_id, refusal, route);
+      return;
+    }
+  }
   const std::uint32_t owner = shard_.owner_of(request.announce.info_hash);
   if (owner == shard_.index()) {
-    apply_announce(request.announce, request.transaction_id, route);
+    apply_announce(request.announce, member, request.transaction_id, route);
     return;
   }
   ForwardedUdpAnnounce forwarded;
   forwarded.route = route;
   forwarded.transaction_id = request.transaction_id;
   forwarded.request = request.announce;
+  forwarded.member = member;
   if (shard_.forward(owner, Message{forwarded})) ++shard_.counters().announces_forwarded;
 }
 
-void UdpFront::apply_announce(const AnnounceRequest& request, std::uint32_t transaction_id,
-                              const net::UdpRoute& route) noexcept {
+void UdpFront::apply_announce(const AnnounceRequest& request, const Member& member,
+                              std::uint32_t transaction_id, const net::UdpRoute& route) noexcept {
   TYTO_DEBUG_ASSERT(shard_.owner_of(request.info_hash) == shard_.index());
   const auto slot = udp_.acquire_send_slot();
   if (!slot) return;
@@ -126,8 +149,8 @@ void UdpFront::apply_announce(const AnnounceRequest& request, std::uint32_t tran
   const std::uint32_t peers_max = udp::udp_peers_max(request.numwant, request.peer.family,
                                                      config.numwant_default, config.numwant_max);
   // The store writes peers straight into the datagram, after the 20-byte header.
-  const AnnounceReply reply = shard_.peer_store().announce(
-      request, shard_.now_s(),
+  const AnnounceReply reply = shard_.apply_announce(
+      request, member,
       buffer.subspan(limits::udp_announce_reply_header_size, std::size_t{peers_max} * wire_size));
   std::size_t size = 0;
   if (reply.status != AnnounceStatus::ok) {

@@ -21,9 +21,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check(head.head_size <= size && head.head_size <= tyto::limits::http_request_head_size_max);
   check(head.target.data() >= reinterpret_cast<const char*>(data) &&
         head.target.data() + head.target.size() <= reinterpret_cast<const char*>(data) + size);
-  std::string_view query;
+  std::string_view query, passkey;
   static std::vector<std::uint8_t> out(http::announce_response_size_max);
-  switch (http::route(head.target, query)) {
+  switch (http::route(head.target, query, passkey)) {
     case http::Path::announce: {
       const auto parsed = http::parse_announce_query(query);
       if (!parsed.ok()) {

@@ -96,21 +96,38 @@ TEST(HttpHead, NeverReadsPastTheInput) {
     std::memcpy(at, text.data(), text.size());
     RequestHead head;
     parse_head({at, text.size()}, head);
-    std::string_view query;
-    route(std::string_view(reinterpret_cast<char*>(at), text.size()), query);
+    std::string_view query, passkey;
+    route(std::string_view(reinterpret_cast<char*>(at), text.size()), query, passkey);
     (void)parse_announce_query(query);
   }
   munmap(memory, 2 * page);
 }
 
 TEST(HttpRoute, PathsAndQueries) {
-  std::string_view query;
-  EXPECT_EQ(route("/announce?a=b", query), Path::announce);
+  std::string_view query, passkey;
+  EXPECT_EQ(route("/announce?a=b", query, passkey), Path::announce);
   EXPECT_EQ(query, "a=b");
-  EXPECT_EQ(route("/scrape", query), Path::scrape);
+  EXPECT_TRUE(passkey.empty());
+  EXPECT_EQ(route("/scrape", query, passkey), Path::scrape);
   EXPECT_TRUE(query.empty());
-  EXPECT_EQ(route("/announce/extra?a", query), Path::unknown);
-  EXPECT_EQ(route("/", query), Path::unknown);
+  EXPECT_EQ(route("/announce/extra?a", query, passkey), Path::unknown);
+  EXPECT_EQ(route("/", query, passkey), Path::unknown);
+  EXPECT_EQ(route("", query, passkey), Path::unknown);
+}
+
+// The private tracker's URLs: one segment before the action is the passkey, as sent.
+TEST(HttpRoute, PasskeyPaths) {
+  std::string_view query, passkey;
+  EXPECT_EQ(route("/Ab3%2Fx/announce?a=b", query, passkey), Path::announce);
+  EXPECT_EQ(passkey, "Ab3%2Fx");
+  EXPECT_EQ(query, "a=b");
+  EXPECT_EQ(route("/k/scrape", query, passkey), Path::scrape);
+  EXPECT_EQ(passkey, "k");
+  for (const char* unknown : {"//announce", "/a/b/announce", "/k/announce/", "/k/stats", "k/announce",
+                              "/k/announcex"}) {
+    EXPECT_EQ(route(unknown, query, passkey), Path::unknown) << unknown;
+    EXPECT_TRUE(passkey.empty()) << unknown;
+  }
 }
 
 TEST(HttpRoute, TargetsSplitAtTheFirstQuestionMark) {

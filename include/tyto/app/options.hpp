@@ -31,6 +31,9 @@ struct Options {
   // Info-hash access list.
   AccessMode access_mode = AccessMode::off;
   std::string access_list_path;
+  // Storage backend (store/backend.hpp) and this tracker's name in its accounting batches.
+  std::string storage_uri = "memory:";
+  std::string storage_node;  // "" until finished: the host name
 
   // What this invocation does rather than configures (command line only).
   std::string config_path;
@@ -38,6 +41,7 @@ struct Options {
   bool version = false;
   bool print_config = false;   // print the effective configuration as TOML and exit
   bool check_config = false;   // validate and exit
+  bool migrate = false;        // apply the storage backend's migrations and exit
   bool print_counters = true;  // counters on stderr at exit
 };
 

@@ -37,6 +37,10 @@ enum class AnnounceStatus : std::uint8_t {
   ok,
   swarm_limit,  // new swarm refused: the shard holds swarms_max swarms
   peer_limit,   // new peer refused: the swarm holds peers_max peers
+  // Private tracker, decided by the owner before the store sees the announce (nothing recorded):
+  torrent_unregistered,  // not in the catalogue's torrents
+  user_torrent_full,     // the user has peers_per_user_torrent_max active peers in the torrent
+  ledger_full,           // the shard's accounting table is full: no new peer can be accounted
 };
 
 // Counts after the announce was applied. `peers_count` peers of the requester's family were

@@ -42,8 +42,11 @@ struct Target {
 Target split_target(std::string_view target) noexcept;
 
 enum class Path : std::uint8_t { announce, scrape, unknown };
-// Splits the target into its path and query (split_target) and names the path.
-Path route(std::string_view target, std::string_view& query) noexcept;
+// Splits the target into its path and query (split_target) and names the path: `/announce`,
+// `/scrape`, or the private tracker's `/<passkey>/announce` and `/<passkey>/scrape`, where
+// `passkey` is set to the segment as sent (still percent-encoded; empty for the bare paths).
+// Also reads BEP 41 URL data (`/<passkey>/announce?...`), which has the same shape.
+Path route(std::string_view target, std::string_view& query, std::string_view& passkey) noexcept;
 
 // One key=value pair of a query, still percent-encoded; the value is empty without a '='.
 struct QueryParameter {

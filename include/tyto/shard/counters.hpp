@@ -110,17 +110,75 @@ struct ShardGauges {
 };
 static_assert(counter_fields_complete<ShardGauges>(), "each field has exactly one row in fields");
 
+// The private tracker's decisions and its accounting (all zero in public mode).
+struct PrivateCounters {
+  std::uint64_t announces = 0;
+  std::uint64_t refused_passkey_missing = 0;
+  std::uint64_t refused_passkey_unknown = 0;
+  std::uint64_t refused_user_disabled = 0;
+  std::uint64_t refused_leech_not_allowed = 0;
+  std::uint64_t refused_client = 0;
+  std::uint64_t refused_torrent_unregistered = 0;
+  std::uint64_t refused_user_torrent_full = 0;
+  std::uint64_t refused_ledger_full = 0;
+  std::uint64_t deltas_handed = 0;
+  std::uint64_t catalogue_changes = 0;
+  std::uint64_t client_rules_refused = 0;
+  std::uint64_t ledger_peers = 0;
+  std::uint64_t ledger_deltas_waiting = 0;
+  std::uint64_t catalogue_users = 0;
+  std::uint64_t catalogue_torrents = 0;
+
+  static constexpr CounterField<PrivateCounters> fields[] = {
+      {&PrivateCounters::announces, "private_announces",
+       "private announces with a valid passkey, before the owner's checks"},
+      {&PrivateCounters::refused_passkey_missing, "private_refused_passkey_missing",
+       "private requests without a passkey in the URL"},
+      {&PrivateCounters::refused_passkey_unknown, "private_refused_passkey_unknown",
+       "private requests whose passkey is malformed or no user's"},
+      {&PrivateCounters::refused_user_disabled, "private_refused_user_disabled",
+       "private requests of a disabled user"},
+      {&PrivateCounters::refused_leech_not_allowed, "private_refused_leech_not_allowed",
+       "private announces with left > 0 from a user who may not leech"},
+      {&PrivateCounters::refused_client, "private_refused_client",
+       "private announces from a client the peer_id rules refuse"},
+      {&PrivateCounters::refused_torrent_unregistered, "private_refused_torrent_unregistered",
+       "private announces for a torrent not in the catalogue"},
+      {&PrivateCounters::refused_user_torrent_full, "private_refused_user_torrent_full",
+       "private announces refused: the user's active peers in the torrent are at the limit"},
+      {&PrivateCounters::refused_ledger_full, "private_refused_ledger_full",
+       "private announces refused: the shard's accounting table is full"},
+      {&PrivateCounters::deltas_handed, "accounting_deltas_handed",
+       "accounting deltas handed to the storage bridge"},
+      {&PrivateCounters::catalogue_changes, "catalogue_changes_applied",
+       "catalogue rows changed in this shard's copy"},
+      {&PrivateCounters::client_rules_refused, "client_rules_refused",
+       "client rules not held: the rule table was full"},
+      {&PrivateCounters::ledger_peers, "ledger_peers", "peers held in the accounting table",
+       CounterKind::gauge},
+      {&PrivateCounters::ledger_deltas_waiting, "ledger_deltas_waiting",
+       "accounting deltas summed in the shard, waiting for room in the storage bridge",
+       CounterKind::gauge},
+      {&PrivateCounters::catalogue_users, "catalogue_users",
+       "users in the shard's catalogue copy (every shard holds all)", CounterKind::maximum},
+      {&PrivateCounters::catalogue_torrents, "catalogue_torrents",
+       "registered torrents this shard owns", CounterKind::gauge},
+  };
+};
+static_assert(counter_fields_complete<PrivateCounters>(), "each field has exactly one row in fields");
+
 struct ShardTotals {
   ShardCounters shard;
   net::UdpCounters udp;
   net::TcpCounters tcp;
   store::StoreCounters store;
   ShardGauges gauges;
+  PrivateCounters private_tracker;
 
   // Every part, in the order counter_rows exports them.
   static constexpr auto parts =
-      std::tuple{&ShardTotals::udp, &ShardTotals::shard, &ShardTotals::tcp, &ShardTotals::store,
-                 &ShardTotals::gauges};
+      std::tuple{&ShardTotals::udp,    &ShardTotals::shard,  &ShardTotals::tcp,
+                 &ShardTotals::store,  &ShardTotals::gauges, &ShardTotals::private_tracker};
 
   void add(const ShardTotals& other) noexcept;
 };

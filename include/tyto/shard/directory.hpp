@@ -18,11 +18,20 @@
 #include "tyto/net/udp_socket.hpp"
 #include "tyto/shard/access_list.hpp"
 #include "tyto/shard/control.hpp"
+#include "tyto/shard/ledger.hpp"
 #include "tyto/shard/messages.hpp"
+#include "tyto/shard/storage_bridge.hpp"
 #include "tyto/shard/waker.hpp"
+#include "tyto/store/backend.hpp"
 #include "tyto/store/peer_store.hpp"
 
 namespace tyto::shard {
+
+// The private tracker (README "Private tracker"): passkeys, the catalogue, accounting.
+struct PrivateConfig {
+  bool enabled = false;
+  LedgerLimits ledger;
+};
 
 struct ShardConfig {
   std::vector<net::SocketAddress> udp_listeners;
@@ -48,6 +57,7 @@ struct ShardConfig {
   // Test-only: the shard clock runs this many times faster than real time, so end-to-end tests
   // can see connection ids and peers expire in seconds. Always 1 in production.
   std::uint32_t clock_speedup = 1;
+  PrivateConfig private_tracker;
 };
 
 struct ShardDirectory {
@@ -95,6 +105,13 @@ struct ShardDirectory {
   // The info-hash access list (null: none) and its epoch; see access_list.hpp.
   std::atomic<const AccessList*> access_list{nullptr};
   std::atomic<std::uint64_t> access_epoch{0};
+  // Private tracker: Unix time at clock_origin_s (accounting writes Unix seconds); the storage
+  // bridge's queues (initialised only in private mode); start-up only: the catalogue and the
+  // persisted baselines each shard copies its part of in open().
+  std::uint64_t unix_origin_s = 0;
+  StorageBridge storage;
+  const store::CatalogueRows* catalogue_rows = nullptr;
+  std::span<const store::Baseline> baselines;
 };
 
 }  // namespace tyto::shard

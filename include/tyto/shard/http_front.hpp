@@ -59,13 +59,14 @@ class HttpFront {
  private:
   void serve(net::ConnectionRef connection) noexcept;
   bool serve_request(net::ConnectionRef connection) noexcept;  // false: stop for now
+  // `passkey`: the URL's passkey segment, as sent (empty for /announce and /scrape).
   void announce(net::ConnectionRef connection, const proto::http::RequestHead& head,
-                std::string_view query) noexcept;
+                std::string_view query, std::string_view passkey) noexcept;
   void forward_announce(net::ConnectionRef connection, const AnnounceRequest& request,
-                        const PeerEndpoint& client, std::uint32_t peers_max, std::uint32_t owner,
+                        const Member& member, const PeerEndpoint& client, std::uint32_t peers_max, std::uint32_t owner,
                         bool keep_alive, bool compact) noexcept;
   void scrape(net::ConnectionRef connection, const proto::http::RequestHead& head,
-              std::string_view query) noexcept;
+              std::string_view query, std::string_view passkey) noexcept;
   void respond_status(net::ConnectionRef connection, int status, std::string_view reason,
                       bool keep_alive) noexcept;
   void answer_written(net::ConnectionRef connection, bool keep_alive, bool resume) noexcept;

@@ -10,6 +10,7 @@
 #include "tyto/core/spsc.hpp"
 #include "tyto/net/tcp_server.hpp"
 #include "tyto/net/udp_socket.hpp"
+#include "tyto/shard/ledger.hpp"
 
 namespace tyto::shard {
 
@@ -22,6 +23,7 @@ struct ForwardedUdpAnnounce {
   net::UdpRoute route;
   std::uint32_t transaction_id = 0;
   AnnounceRequest request;
+  Member member;  // private tracker: who announced (user_id 0: public)
 };
 
 // An HTTP announce received by one shard for a swarm another shard owns. The receiving shard owns
@@ -33,6 +35,7 @@ struct ForwardedUdpAnnounce {
 struct ForwardedHttpAnnounce {
   net::ConnectionRef connection;
   AnnounceRequest request;
+  Member member;
   std::uint32_t peers_max = 0;
   std::uint32_t lent_index = 0;
 };

@@ -52,6 +52,24 @@ class Runtime {
     std::uint64_t peers = 0;
   };
   Restored restored() const noexcept;
+
+  // Private tracker, before start(): the catalogue and the persisted baselines, which each shard
+  // copies its part of while starting. The caller keeps them alive until start() returns.
+  void set_catalogue(const store::CatalogueRows* rows, std::span<const store::Baseline> baselines);
+  // The storage bridge (storage_bridge.hpp), for its one bridge thread, after start() in
+  // private mode.
+  StorageBridge& storage_bridge() noexcept { return directory_->storage; }
+  // After stop(): every accounting delta still summed in a shard, to
+  // give(shard, const store::AccountingDelta&) -> bool (see Ledger::flush).
+  template <class Give>
+  std::size_t take_ledger_deltas(Give&& give) {
+    std::size_t taken = 0;
+    for (std::uint32_t i = 0; i < shards_.size(); ++i) {
+      taken += shards_[i]->take_ledger_deltas(
+          [&](const store::AccountingDelta& delta) { return give(i, delta); });
+    }
+    return taken;
+  }
   // After stop(): every shard's swarms as snapshot records; `swarms` is set to their number.
   std::vector<std::uint8_t> snapshot_records(std::uint64_t& swarms) const;
 
@@ -74,6 +92,8 @@ class Runtime {
   std::vector<std::uint8_t> snapshot_records_;
   std::uint32_t snapshot_extra_age_s_ = 0;
   std::unique_ptr<const AccessList> access_list_;
+  const store::CatalogueRows* catalogue_rows_ = nullptr;
+  std::span<const store::Baseline> baselines_;
   std::vector<std::unique_ptr<const AccessList>> retired_access_lists_;  // see set_access_list
   // Start-up handshake (start-up only, never on the hot path).
   std::mutex start_mutex_;

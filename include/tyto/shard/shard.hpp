@@ -26,6 +26,7 @@
 #include "tyto/net/ring.hpp"
 #include "tyto/proto/connection_id.hpp"
 #include "tyto/shard/access_list.hpp"
+#include "tyto/shard/catalogue_copy.hpp"
 #include "tyto/shard/counters.hpp"
 #include "tyto/shard/directory.hpp"
 #include "tyto/shard/http_front.hpp"
@@ -76,6 +77,26 @@ class Shard {
   bool denied(const InfoHash& info_hash) const noexcept {
     return access_list_ != nullptr && !access_list_->allows(info_hash);
   }
+  // Private tracker (README "Private tracker").
+  bool private_tracker() const noexcept { return catalogue_ != nullptr; }
+  // Whether a request naming `passkey_segment` (as sent in the URL, percent-encoded; empty for
+  // none) may go on: nullptr and `member` set, or the failure reason (counted). `request` is the
+  // announce (its left and peer_id are checked), or null for a scrape. Public mode: always on.
+  const char* admit_member(std::string_view passkey_segment, const AnnounceRequest* request,
+                           Member& member) noexcept;
+  // On the owner: applies an announce for `member` (private mode: the torrent must be
+  // registered and the peer admitted by the ledger, then it is accounted), writing peers into
+  // peers_out as PeerStore::announce does.
+  AnnounceReply apply_announce(const AnnounceRequest& request, const Member& member,
+                               std::span<std::uint8_t> peers_out) noexcept;
+  // Unix time, read with the shard clock (accounting).
+  std::uint64_t now_unix_s() const noexcept;
+  // Once the loop stopped (any thread): hands every accounting delta still summed here to
+  // give(const store::AccountingDelta&) -> bool.
+  template <class Give>
+  std::size_t take_ledger_deltas(Give&& give) {
+    return ledger_ == nullptr ? 0 : ledger_->flush(give, SIZE_MAX);
+  }
   // Stages a message for another shard; false (counted, logged) when its mailbox is full.
   bool forward(std::uint32_t owner, const Message& message) noexcept;
   // The same, for a caller that keeps a refused message and retries it (nothing counted).
@@ -98,6 +119,10 @@ class Shard {
   void refresh_clock() noexcept;
   void refresh_access_list() noexcept;
   std::string restore_snapshot();
+  void open_private_tracker();
+  std::size_t drain_storage() noexcept;
+  void on_catalogue_change(const store::CatalogueChange& change) noexcept;
+  void flush_ledger() noexcept;
   void read_ahead_announces() noexcept;
   void on_completion(const io_uring_cqe& cqe) noexcept;
   std::size_t drain_mailboxes() noexcept;
@@ -126,6 +151,10 @@ class Shard {
   OwnerThread owner_;  // debug builds: the loop only ever runs on the shard's own thread
   std::unique_ptr<ControlAnswer> control_answer_;  // built here (8 KiB), then copied to the queue
   const AccessList* access_list_ = nullptr;        // this loop turn's (access_list.hpp)
+  // Private mode only (null otherwise): this shard's catalogue copy and accounting table.
+  std::unique_ptr<CatalogueCopy> catalogue_;
+  std::unique_ptr<Ledger> ledger_;
+  PrivateCounters private_counters_;
   bool draining_ = false;
 };
 

@@ -17,6 +17,7 @@
 #include "tyto/net/udp_socket.hpp"
 #include "tyto/proto/connection_id.hpp"
 #include "tyto/proto/udp.hpp"
+#include "tyto/shard/ledger.hpp"
 
 namespace tyto::shard {
 
@@ -38,8 +39,8 @@ class UdpFront {
   // read-ahead collects them before the turn's completions are handled).
   std::optional<InfoHash> peek_owned_announce(const io_uring_cqe& cqe) noexcept;
   // On the owner: applies an announce and sends the reply (request received here or forwarded).
-  void apply_announce(const AnnounceRequest& request, std::uint32_t transaction_id,
-                      const net::UdpRoute& route) noexcept;
+  void apply_announce(const AnnounceRequest& request, const Member& member,
+                      std::uint32_t transaction_id, const net::UdpRoute& route) noexcept;
   void send_scrape_reply(const PendingScrape& pending) noexcept;
   // End of turn: sends what is batched.
   void flush() noexcept { udp_.flush(); }

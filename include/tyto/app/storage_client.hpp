@@ -1,0 +1,129 @@
+// StorageClient: the private tracker's storage bridge thread (DESIGN §9). It owns the storage
+// backend (store/backend.hpp) and is the only thread that calls it once the tracker runs. Each
+// turn of its poll loop (shard/bridge_thread.hpp) it
+//  - takes the shards' accounting deltas from the storage bridge and sums them per shard and
+//    per (user, torrent, peer_id) (credits and times added, never replaced; baseline and flags
+//    the latest);
+//  - every flush interval writes each shard's sums as one batch with the id (node, shard,
+//    sequence), in one transaction: a batch that failed is kept whole and retried with the
+//    same id (so it is applied once even if its commit went through unseen), with back-off,
+//    while new deltas gather for the next one;
+//  - polls the catalogue's changes (and reloads it whole every reload interval, as a safety net),
+//    keeps a mirror of it and sends each change to the shards that hold the row: users and
+//    client rules to every shard, a torrent to its owner. What a full queue refuses waits, in
+//    order, in that shard's outbox.
+// Bounds: at most backlog_rows_max summed rows are held here; past that the client stops taking
+// deltas, which then stay summed in the shards' ledgers (nothing is dropped anywhere; the
+// backlog and the age of the oldest unwritten delta are exported for alarms).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "tyto/core/counter_field.hpp"
+#include "tyto/shard/bridge_thread.hpp"
+#include "tyto/shard/storage_bridge.hpp"
+#include "tyto/shard/waker.hpp"
+#include "tyto/store/backend.hpp"
+
+namespace tyto::app {
+
+struct StorageClientConfig {
+  std::string node;  // this tracker's name in batch ids
+  std::chrono::milliseconds flush_interval{1000};
+  std::chrono::milliseconds changes_poll_interval{1000};
+  std::chrono::seconds reload_interval{300};
+  std::size_t batch_rows_max = 20000;
+  std::size_t backlog_rows_max = 1u << 20;
+};
+
+// What the client did, for /metrics and /stats (read by other threads: relaxed atomics).
+struct StorageStatus {
+  std::atomic<std::uint64_t> batches_written{0};
+  std::atomic<std::uint64_t> batches_already_applied{0};
+  std::atomic<std::uint64_t> batch_failures{0};
+  std::atomic<std::uint64_t> rows_written{0};
+  std::atomic<std::uint64_t> backlog_rows{0};
+  std::atomic<std::uint64_t> oldest_unwritten_s{0};
+  std::atomic<std::uint64_t> catalogue_changes{0};
+  std::atomic<std::uint64_t> catalogue_reloads{0};
+  std::atomic<std::uint64_t> catalogue_failures{0};
+};
+
+class StorageClient final : public shard::BridgeThread::Client {
+ public:
+  using Clock = shard::BridgeThread::Clock;
+  using OwnerOf = std::function<std::uint32_t(const InfoHash&)>;
+
+  StorageClient(StorageClientConfig config, store::Backend& backend,
+                shard::StorageBridge& bridge, std::span<shard::Presence> shards,
+                OwnerOf owner_of);
+
+  // Before the thread starts: the catalogue as loaded (the shards start from the same rows), and
+  // each shard's next batch sequence from the backend. Error text or "".
+  std::string init(const store::CatalogueRows& loaded);
+
+  void watch(std::vector<pollfd>& polled, Clock::time_point& wake_at) override;
+  void turn(std::span<const pollfd> polled) override;
+
+  // Once the thread and the shards stopped: takes what the queues hold, sums `delta` given by
+  // the caller (Runtime::take_ledger_deltas), and writes everything, retrying until `deadline`.
+  // Returns the rows left unwritten (logged).
+  void take(std::uint32_t shard, const store::AccountingDelta& delta);
+  std::size_t finish(Clock::time_point deadline);
+
+  const StorageStatus& status() const noexcept { return status_; }
+
+ private:
+  struct KeyLess {
+    bool operator()(const store::PeerKey& a, const store::PeerKey& b) const noexcept;
+  };
+  struct ShardState {
+    std::map<store::PeerKey, store::AccountingDelta, KeyLess> pending;
+    std::optional<store::AccountingBatch> in_flight;
+    std::uint64_t next_sequence = 1;
+    std::deque<store::CatalogueChange> outbox;
+    Clock::time_point oldest_pending{};  // when the oldest row of pending or in_flight came
+  };
+
+  void receive_deltas();
+  void write_batches(Clock::time_point now, bool force);
+  bool write_one(std::uint32_t shard, ShardState& state);
+  void poll_catalogue(Clock::time_point now);
+  void apply_change(const store::CatalogueChange& change);
+  void reload_catalogue();
+  void send_changes();
+  void to_all(const store::CatalogueChange& change);
+  void update_status(Clock::time_point now);
+
+  StorageClientConfig config_;
+  store::Backend& backend_;
+  shard::StorageBridge& bridge_;
+  std::span<shard::Presence> shards_;
+  OwnerOf owner_of_;
+  shard::Waker waker_;
+  std::vector<ShardState> states_;
+  std::size_t backlog_rows_ = 0;
+  // The mirror: what the shards hold, to route removals and diff reloads.
+  std::unordered_map<std::uint64_t, store::UserRow> users_;
+  std::unordered_map<std::uint64_t, store::TorrentRow> torrents_;
+  std::map<std::string, store::ClientRuleRow> client_rules_;
+  std::vector<store::CatalogueChange> changes_;  // reused
+  Clock::time_point next_flush_at_{};
+  Clock::time_point next_poll_at_{};
+  Clock::time_point next_reload_at_{};
+  Clock::time_point retry_at_{};
+  std::chrono::milliseconds retry_backoff_{0};
+  StorageStatus status_;
+};
+
+}  // namespace tyto::app

@@ -1,0 +1,150 @@
+// Ledger: the owning shard's accounting table for the private tracker (store/accounting.hpp
+// says what is credited and the guarantee). One entry per peer keyed by (user, torrent,
+// peer_id), never by address: a client announcing over IPv4 and IPv6 with one peer_id is one
+// entry and is credited once.
+//
+// Per announce (record): the first sighting, or `started`, sets the baseline and credits nothing;
+// otherwise each counter is credited against its baseline on its own (a counter that went down —
+// a client restart — resets that counter's baseline and credits nothing for it), scaled by the
+// torrent's and the user's factors, the real bytes kept beside; the time since the previous
+// announce accrues as seeding or leeching time (capped at the peer timeout); `completed` marks a
+// snatch; `stopped` closes the entry. The change is summed into the entry's pending delta and the
+// entry is marked dirty.
+//
+// Nothing acknowledged is dropped: flush() hands each dirty entry's pending delta to the storage
+// bridge and clears it only when the bridge took it; what the bridge has no room for stays summed
+// in the entry (never replaced) and is offered again next turn. A closed entry leaves the table
+// once its last delta was taken. Entries are never evicted for room: when the table is full a
+// new peer is refused (the announce gets a failure and nothing is recorded).
+//
+// Owner: its shard's thread only. Fixed capacity, allocated at construction (entries in chunks
+// allocated as they are first used, the index whole); nothing allocates afterwards except a new
+// chunk of entries. The index hashes (user, torrent) only, so one user's peers in one torrent
+// sit in one probe run: the per-(user, torrent) peer limit counts them without a second table.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "tyto/core/hash.hpp"
+#include "tyto/core/request.hpp"
+#include "tyto/store/accounting.hpp"
+#include "tyto/store/catalogue.hpp"
+
+namespace tyto::shard {
+
+// Who announced, as the receiving shard found them by passkey (user_id 0: a public announce).
+struct Member {
+  std::uint64_t user_id = 0;
+  float upload_factor = 1.0f;
+  float download_factor = 1.0f;
+};
+
+struct LedgerLimits {
+  std::uint32_t peers_max = 1u << 20;  // entries per shard
+  std::uint32_t peers_per_user_torrent_max = 3;
+  std::uint32_t peer_timeout_s = limits::peer_timeout_s;
+};
+
+enum class LedgerVerdict : std::uint8_t {
+  ok,
+  user_torrent_full,  // the user has peers_per_user_torrent_max active peers in the torrent
+  full,               // the table holds peers_max entries
+};
+
+class Ledger {
+ public:
+  Ledger(const LedgerLimits& limits, const HashSecret& secret);
+  ~Ledger();
+  Ledger(const Ledger&) = delete;
+  Ledger& operator=(const Ledger&) = delete;
+
+  // Before the announce is applied: may this peer be recorded? Known peers always may.
+  LedgerVerdict admit(const store::PeerKey& key) const noexcept;
+  // After the peer store accepted the announce (admit said ok). now_s is the shard clock,
+  // now_unix_s Unix time (written to the database).
+  void record(const store::PeerKey& key, const AnnounceRequest& request,
+              const store::TorrentRow& torrent, const Member& member, std::uint32_t now_s,
+              std::uint64_t now_unix_s) noexcept;
+  // At start, before any announce: a baseline persisted by an earlier run. Its announce time
+  // maps onto the shard clock (now_s at now_unix_s). false when the table is full.
+  bool restore(const store::Baseline& baseline, std::uint32_t now_s,
+               std::uint64_t now_unix_s) noexcept;
+
+  // Hands dirty entries' deltas to give(const AccountingDelta&) -> bool, oldest first, until it
+  // returns false (no room: the rest wait, summed) or `count_max` were given. Returns how many.
+  template <class Give>
+  std::size_t flush(Give&& give, std::size_t count_max);
+  // About once a second: closes entries silent for longer than the peer timeout (a slice per
+  // call); their close reaches the database like a `stopped`, without credit.
+  void expire_step(std::uint32_t now_s) noexcept;
+
+  std::size_t entries_count() const noexcept { return entries_count_; }
+  std::size_t dirty_count() const noexcept { return dirty_.size(); }
+  std::size_t capacity() const noexcept { return limits_.peers_max; }
+  // Whether the entry for key exists (tests).
+  bool holds(const store::PeerKey& key) const noexcept { return find(key) != absent; }
+
+ private:
+  struct Entry;
+  static constexpr std::uint32_t chunk_entries = 4096;
+
+  static constexpr std::uint32_t absent = UINT32_MAX;
+  // The entry's position, or absent.
+  std::uint32_t find(const store::PeerKey& key) const noexcept;
+  Entry& entry(std::uint32_t position) const noexcept;
+  std::uint32_t home(const store::PeerKey& key, std::uint32_t& tag) const noexcept;
+  std::uint32_t insert(const store::PeerKey& key) noexcept;  // absent when full
+  void erase(std::uint32_t position) noexcept;
+  void mark_dirty(std::uint32_t position, Entry& entry) noexcept;
+  store::AccountingDelta take_delta(const Entry& entry) const noexcept;
+  void clear_delta(std::uint32_t position, Entry& entry) noexcept;
+
+  LedgerLimits limits_;
+  HashSecret secret_;
+  std::vector<std::unique_ptr<Entry[]>> chunks_;
+  std::vector<std::uint64_t> index_;  // (tag << 32) | (position + 1); 0 empty; ≤ half full
+  std::vector<std::uint32_t> free_positions_;
+  std::uint32_t positions_used_ = 0;  // positions ever handed out (free ones are reused first)
+  std::size_t entries_count_ = 0;
+  std::vector<std::uint32_t> dirty_;  // positions with a pending delta, oldest first
+  std::uint32_t expire_cursor_ = 0;
+};
+
+// Each dirty entry appears once in dirty_, so a flush visits each once.
+struct Ledger::Entry {
+  store::PeerKey key;
+  std::uint64_t baseline_uploaded = 0;
+  std::uint64_t baseline_downloaded = 0;
+  // The pending delta: summed since the bridge last took this entry's.
+  std::uint64_t uploaded = 0;
+  std::uint64_t downloaded = 0;
+  std::uint64_t uploaded_real = 0;
+  std::uint64_t downloaded_real = 0;
+  std::uint64_t announced_unix_s = 0;
+  std::uint32_t seed_s = 0;
+  std::uint32_t leech_s = 0;
+  std::uint32_t announced_s = 0;  // shard clock
+  bool live = false;              // in use
+  bool dirty = false;
+  bool seeding = false;
+  bool completed = false;
+  bool closed = false;
+};
+
+template <class Give>
+std::size_t Ledger::flush(Give&& give, std::size_t count_max) {
+  std::size_t given = 0;
+  while (given < dirty_.size() && given < count_max) {
+    const std::uint32_t position = dirty_[given];
+    Entry& held = entry(position);
+    if (!give(take_delta(held))) break;
+    ++given;
+    clear_delta(position, held);
+  }
+  dirty_.erase(dirty_.begin(), dirty_.begin() + static_cast<std::ptrdiff_t>(given));
+  return given;
+}
+
+}  // namespace tyto::shard

@@ -1,0 +1,26 @@
+// The storage bridge (DESIGN §9): the queues between the shards and the thread that runs the
+// storage backend (store/backend.hpp) for the private tracker. A Bridge (bridge.hpp) like the
+// ops server's, with these message kinds and policies:
+//  - bridge → shard: catalogue changes (store::CatalogueChange), one row each. A removal names the
+//    row by what the shard keys it by: a user by passkey, a torrent by info_hash (the bridge keeps
+//    a mirror of the catalogue to know them). Users and client rules go to every shard, a torrent
+//    to the shard owning its info_hash. Never dropped: what a full queue refuses waits in the
+//    bridge's outbox for that shard, in order.
+//  - shard → bridge: accounting deltas (store::AccountingDelta). Never dropped: the shard's Ledger
+//    keeps a delta summed until the bridge's queue takes it.
+#pragma once
+
+#include <cstddef>
+
+#include "tyto/shard/bridge.hpp"
+#include "tyto/store/accounting.hpp"
+#include "tyto/store/catalogue.hpp"
+
+namespace tyto::shard {
+
+inline constexpr std::size_t storage_changes_queue_max = 1024;  // per shard
+inline constexpr std::size_t storage_deltas_queue_max = 4096;   // per shard
+using StorageBridge = Bridge<store::CatalogueChange, store::AccountingDelta,
+                             storage_changes_queue_max, storage_deltas_queue_max>;
+
+}  // namespace tyto::shard

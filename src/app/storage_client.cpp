@@ -1,0 +1,342 @@
+#include "tyto/app/storage_client.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+
+#include "tyto/core/assert.hpp"
+#include "tyto/core/log.hpp"
+
+namespace tyto::app {
+
+namespace {
+constexpr auto retry_backoff_min = std::chrono::milliseconds(500);
+constexpr auto retry_backoff_max = std::chrono::milliseconds(30000);
+
+using Kind = store::CatalogueChangeKind;
+
+std::string prefix_key(const store::ClientRuleRow& row) {
+  return {reinterpret_cast<const char*>(row.prefix.data()), row.prefix_size};
+}
+
+bool same_user(const store::UserRow& a, const store::UserRow& b) noexcept {
+  return a.user_id == b.user_id && a.passkey == b.passkey && a.enabled == b.enabled &&
+         a.can_leech == b.can_leech && a.upload_factor == b.upload_factor &&
+         a.download_factor == b.download_factor;
+}
+
+bool same_torrent(const store::TorrentRow& a, const store::TorrentRow& b) noexcept {
+  return a.torrent_id == b.torrent_id && a.info_hash == b.info_hash &&
+         a.upload_factor == b.upload_factor && a.download_factor == b.download_factor;
+}
+
+// Sums `later` into `sum` (the same key): credits and times added, the rest the latest.
+void merge(store::AccountingDelta& sum, const store::AccountingDelta& later) noexcept {
+  sum.uploaded += later.uploaded;
+  sum.downloaded += later.downloaded;
+  sum.uploaded_real += later.uploaded_real;
+  sum.downloaded_real += later.downloaded_real;
+  sum.seed_s = later.seed_s > UINT32_MAX - sum.seed_s ? UINT32_MAX : sum.seed_s + later.seed_s;
+  sum.leech_s =
+      later.leech_s > UINT32_MAX - sum.leech_s ? UINT32_MAX : sum.leech_s + later.leech_s;
+  sum.baseline_uploaded = later.baseline_uploaded;
+  sum.baseline_downloaded = later.baseline_downloaded;
+  sum.announced_unix_s = std::max(sum.announced_unix_s, later.announced_unix_s);
+  sum.seeding = later.seeding;
+  sum.completed |= later.completed;
+  sum.closed = later.closed;
+}
+}  // namespace
+
+bool StorageClient::KeyLess::operator()(const store::PeerKey& a,
+                                        const store::PeerKey& b) const noexcept {
+  if (a.user_id != b.user_id) return a.user_id < b.user_id;
+  if (a.torrent_id != b.torrent_id) return a.torrent_id < b.torrent_id;
+  return std::memcmp(a.peer_id.bytes.data(), b.peer_id.bytes.data(), a.peer_id.bytes.size()) < 0;
+}
+
+StorageClient::StorageClient(StorageClientConfig config, store::Backend& backend,
+                             shard::StorageBridge& bridge, std::span<shard::Presence> shards,
+                             OwnerOf owner_of)
+    : config_(std::move(config)),
+      backend_(backend),
+      bridge_(bridge),
+      shards_(shards),
+      owner_of_(std::move(owner_of)),
+      states_(shards.size()) {}
+
+std::string StorageClient::init(const store::CatalogueRows& loaded) {
+  if (std::string error = waker_.init(); !error.empty()) return "storage bridge: " + error;
+  for (std::uint32_t shard = 0; shard < states_.size(); ++shard) {
+    const auto last = backend_.last_sequence(config_.node, shard);
+    if (!last.ok()) return "storage: reading the last batch of shard " + std::to_string(shard) +
+                           ": " + last.error();
+    states_[shard].next_sequence = last.value() + 1;
+  }
+  for (const auto& user : loaded.users) users_[user.user_id] = user;
+  for (const auto& torrent : loaded.torrents) torrents_[torrent.torrent_id] = torrent;
+  for (const auto& rule : loaded.client_rules) client_rules_[prefix_key(rule)] = rule;
+  const auto now = Clock::now();
+  next_flush_at_ = now + config_.flush_interval;
+  next_poll_at_ = now + config_.changes_poll_interval;
+  next_reload_at_ = now + config_.reload_interval;
+  return {};
+}
+
+void StorageClient::watch(std::vector<pollfd>& polled, Clock::time_point& wake_at) {
+  if (const int fd = backend_.change_fd(); fd >= 0) polled.push_back({fd, POLLIN, 0});
+  wake_at = std::min({wake_at, next_flush_at_, next_poll_at_, next_reload_at_});
+  if (retry_at_ != Clock::time_point{}) wake_at = std::min(wake_at, retry_at_);
+}
+
+void StorageClient::turn(std::span<const pollfd> polled) {
+  const auto now = Clock::now();
+  receive_deltas();
+  if (now >= next_flush_at_ || backlog_rows_ >= config_.batch_rows_max) {
+    write_batches(now, false);
+    next_flush_at_ = now + config_.flush_interval;
+  }
+  const bool change_signalled = !polled.empty() && polled[0].revents != 0;
+  if (now >= next_poll_at_ || change_signalled) poll_catalogue(now);
+  if (now >= next_reload_at_) {
+    reload_catalogue();
+    next_reload_at_ = now + config_.reload_interval;
+  }
+  send_changes();
+  update_status(now);
+}
+
+void StorageClient::take(std::uint32_t shard, const store::AccountingDelta& delta) {
+  TYTO_ASSERT(shard < states_.size());
+  ShardState& state = states_[shard];
+  const auto [at, inserted] = state.pending.try_emplace(delta.key, delta);
+  if (!inserted) {
+    merge(at->second, delta);
+  } else {
+    ++backlog_rows_;
+    if (state.pending.size() == 1 && !state.in_flight) state.oldest_pending = Clock::now();
+  }
+}
+
+void StorageClient::receive_deltas() {
+  // Past the bound the deltas stay where they are (bridge queues, then the shards' ledgers).
+  if (backlog_rows_ >= config_.backlog_rows_max) return;
+  bridge_.receive([this](std::uint32_t shard, const store::AccountingDelta& delta) {
+    take(shard, delta);
+  });
+}
+
+void StorageClient::write_batches(Clock::time_point now, bool force) {
+  if (!force && retry_at_ != Clock::time_point{} && now < retry_at_) return;
+  bool failed = false;
+  for (std::uint32_t shard = 0; shard < states_.size() && !failed; ++shard) {
+    ShardState& state = states_[shard];
+    if (!state.in_flight && !state.pending.empty()) {
+      // A batch takes the whole of pending (rows in key order: the primary key's order).
+      store::AccountingBatch batch;
+      batch.id = {config_.node, shard, state.next_sequence++};
+      batch.deltas.reserve(state.pending.size());
+      for (const auto& [key, delta] : state.pending) batch.deltas.push_back(delta);
+      state.pending.clear();
+      state.in_flight = std::move(batch);
+    }
+    if (state.in_flight) failed = !write_one(shard, state);
+  }
+  if (failed) {
+    retry_backoff_ = std::clamp(retry_backoff_ * 2, std::chrono::milliseconds(retry_backoff_min),
+                                std::chrono::milliseconds(retry_backoff_max));
+    retry_at_ = now + retry_backoff_;
+  } else {
+    retry_backoff_ = {};
+    retry_at_ = {};
+  }
+}
+
+bool StorageClient::write_one(std::uint32_t shard, ShardState& state) {
+  const store::AccountingBatch& batch = *state.in_flight;
+  const auto written = backend_.write_batch(batch);
+  if (!written.ok()) {
+    status_.batch_failures.fetch_add(1, std::memory_order_relaxed);
+    TYTO_LOG_LIMITED(log::Level::warning,
+                     "storage: batch {} of shard {} ({} rows) not written, kept for a retry: {}",
+                     batch.id.sequence, shard, batch.deltas.size(), written.error());
+    return false;
+  }
+  if (written.value()) {
+    status_.batches_written.fetch_add(1, std::memory_order_relaxed);
+    status_.rows_written.fetch_add(batch.deltas.size(), std::memory_order_relaxed);
+  } else {
+    status_.batches_already_applied.fetch_add(1, std::memory_order_relaxed);
+    TYTO_LOG(log::Level::info, "storage: batch {} of shard {} had been applied already",
+             batch.id.sequence, shard);
+  }
+  backlog_rows_ -= std::min(backlog_rows_, batch.deltas.size());
+  state.in_flight.reset();
+  state.oldest_pending = state.pending.empty() ? Clock::time_point{} : Clock::now();
+  return true;
+}
+
+std::size_t StorageClient::finish(Clock::time_point deadline) {
+  bridge_.receive([this](std::uint32_t shard, const store::AccountingDelta& delta) {
+    take(shard, delta);
+  });
+  for (;;) {
+    write_batches(Clock::now(), true);
+    if (backlog_rows_ == 0 || Clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::min<Clock::duration>(retry_backoff_min,
+                                                          deadline - Clock::now()));
+  }
+  if (backlog_rows_ != 0) {
+    TYTO_LOG(log::Level::error,
+             "storage: {} accounting rows not written at exit; each peer's next announce "
+             "re-derives its credit from the persisted baseline",
+             backlog_rows_);
+  }
+  return backlog_rows_;
+}
+
+void StorageClient::poll_catalogue(Clock::time_point now) {
+  next_poll_at_ = now + config_.changes_poll_interval;
+  changes_.clear();
+  if (std::string error = backend_.changes(changes_); !error.empty()) {
+    status_.catalogue_failures.fetch_add(1, std::memory_order_relaxed);
+    TYTO_LOG_LIMITED(log::Level::warning, "storage: reading catalogue changes: {}", error);
+  }
+  for (const store::CatalogueChange& change : changes_) apply_change(change);
+}
+
+void StorageClient::to_all(const store::CatalogueChange& change) {
+  for (ShardState& state : states_) state.outbox.push_back(change);
+}
+
+// A backend's change names a removed row by its id; the shards key rows by passkey and
+// info_hash, which the mirror knows.
+void StorageClient::apply_change(const store::CatalogueChange& change) {
+  status_.catalogue_changes.fetch_add(1, std::memory_order_relaxed);
+  store::CatalogueChange out;
+  switch (change.kind) {
+    case Kind::user:
+    case Kind::user_removed: {
+      const auto held = users_.find(change.user.user_id);
+      const bool removed = change.kind == Kind::user_removed;
+      if (held != users_.end() && (removed || !(held->second.passkey == change.user.passkey))) {
+        out.kind = Kind::user_removed;
+        out.user = held->second;
+        to_all(out);
+      }
+      if (removed) {
+        if (held != users_.end()) users_.erase(held);
+        return;
+      }
+      if (held != users_.end() && same_user(held->second, change.user)) return;
+      users_[change.user.user_id] = change.user;
+      to_all(change);
+      return;
+    }
+    case Kind::torrent:
+    case Kind::torrent_removed: {
+      const auto held = torrents_.find(change.torrent.torrent_id);
+      const bool removed = change.kind == Kind::torrent_removed;
+      if (held != torrents_.end() &&
+          (removed || !(held->second.info_hash == change.torrent.info_hash))) {
+        out.kind = Kind::torrent_removed;
+        out.torrent = held->second;
+        states_[owner_of_(out.torrent.info_hash)].outbox.push_back(out);
+      }
+      if (removed) {
+        if (held != torrents_.end()) torrents_.erase(held);
+        return;
+      }
+      if (held != torrents_.end() && same_torrent(held->second, change.torrent)) return;
+      torrents_[change.torrent.torrent_id] = change.torrent;
+      states_[owner_of_(change.torrent.info_hash)].outbox.push_back(change);
+      return;
+    }
+    case Kind::client_rule:
+    case Kind::client_rule_removed: {
+      const std::string key = prefix_key(change.client_rule);
+      if (change.kind == Kind::client_rule_removed) {
+        if (client_rules_.erase(key) != 0) to_all(change);
+        return;
+      }
+      const auto held = client_rules_.find(key);
+      if (held != client_rules_.end() && held->second.allowed == change.client_rule.allowed) return;
+      client_rules_[key] = change.client_rule;
+      to_all(change);
+      return;
+    }
+  }
+}
+
+// The safety net: the whole catalogue against the mirror; what differs is sent as changes.
+void StorageClient::reload_catalogue() {
+  auto loaded = backend_.load_catalogue();
+  if (!loaded.ok()) {
+    status_.catalogue_failures.fetch_add(1, std::memory_order_relaxed);
+    TYTO_LOG_LIMITED(log::Level::warning, "storage: catalogue reload failed: {}", loaded.error());
+    return;
+  }
+  status_.catalogue_reloads.fetch_add(1, std::memory_order_relaxed);
+  const store::CatalogueRows& rows = loaded.value();
+  store::CatalogueChange change;
+  std::unordered_map<std::uint64_t, bool> seen_users, seen_torrents;
+  std::map<std::string, bool> seen_rules;
+  for (const auto& user : rows.users) {
+    seen_users[user.user_id] = true;
+    change.kind = Kind::user;
+    change.user = user;
+    apply_change(change);
+  }
+  for (const auto& torrent : rows.torrents) {
+    seen_torrents[torrent.torrent_id] = true;
+    change.kind = Kind::torrent;
+    change.torrent = torrent;
+    apply_change(change);
+  }
+  for (const auto& rule : rows.client_rules) {
+    seen_rules[prefix_key(rule)] = true;
+    change.kind = Kind::client_rule;
+    change.client_rule = rule;
+    apply_change(change);
+  }
+  std::vector<store::CatalogueChange> removals;
+  for (const auto& [id, user] : users_) {
+    if (!seen_users.count(id)) removals.push_back({Kind::user_removed, user, {}, {}});
+  }
+  for (const auto& [id, torrent] : torrents_) {
+    if (!seen_torrents.count(id)) removals.push_back({Kind::torrent_removed, {}, torrent, {}});
+  }
+  for (const auto& [key, rule] : client_rules_) {
+    if (!seen_rules.count(key)) removals.push_back({Kind::client_rule_removed, {}, {}, rule});
+  }
+  for (const auto& removal : removals) apply_change(removal);
+}
+
+void StorageClient::send_changes() {
+  bool sent = false;
+  for (std::uint32_t shard = 0; shard < states_.size(); ++shard) {
+    auto& outbox = states_[shard].outbox;
+    while (!outbox.empty() && bridge_.send(shard, outbox.front())) {
+      outbox.pop_front();
+      sent = true;
+    }
+  }
+  if (sent) bridge_.publish(shards_, waker_);
+}
+
+void StorageClient::update_status(Clock::time_point now) {
+  status_.backlog_rows.store(backlog_rows_, std::memory_order_relaxed);
+  Clock::time_point oldest{};
+  for (const ShardState& state : states_) {
+    if (state.oldest_pending != Clock::time_point{} &&
+        (oldest == Clock::time_point{} || state.oldest_pending < oldest)) {
+      oldest = state.oldest_pending;
+    }
+  }
+  const auto age = oldest == Clock::time_point{} ? Clock::duration{} : now - oldest;
+  status_.oldest_unwritten_s.store(
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(age).count()),
+      std::memory_order_relaxed);
+}
+
+}  // namespace tyto::app

@@ -1,0 +1,243 @@
+#include "tyto/shard/ledger.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+
+#include "tyto/core/assert.hpp"
+#include "tyto/core/open_addressing.hpp"
+
+namespace tyto::shard {
+
+namespace oa = open_addressing;
+using IndexTraits = oa::SentinelTraits<std::uint64_t, 0>;
+
+namespace {
+// Expiry visits this many positions per call (once a second): 1 M entries in under 5 minutes,
+// far below the peer timeout.
+constexpr std::uint32_t expire_positions_per_step = 4096;
+
+std::uint32_t tag_of_entry(std::uint64_t entry) noexcept {
+  return static_cast<std::uint32_t>(entry >> 32);
+}
+std::uint32_t position_of_entry(std::uint64_t entry) noexcept {
+  return static_cast<std::uint32_t>(entry) - 1;
+}
+
+// real × torrent factor × user factor, rounded down; factors are checked to [0, 100] by the
+// backend, so the product stays finite; it is capped at 2^62 all the same.
+std::uint64_t credited(std::uint64_t real, float torrent_factor, float user_factor) noexcept {
+  const double scaled = static_cast<double>(real) * torrent_factor * user_factor;
+  constexpr double cap = 4611686018427387904.0;  // 2^62
+  if (!(scaled > 0)) return 0;
+  return scaled >= cap ? std::uint64_t{1} << 62 : static_cast<std::uint64_t>(scaled);
+}
+
+std::uint32_t add_capped(std::uint32_t a, std::uint32_t b) noexcept {
+  return b > UINT32_MAX - a ? UINT32_MAX : a + b;
+}
+}  // namespace
+
+Ledger::Ledger(const LedgerLimits& limits, const HashSecret& secret)
+    : limits_(limits), secret_(secret) {
+  TYTO_ASSERT(limits.peers_max > 0 && limits.peers_max <= (1u << 30));
+  TYTO_ASSERT(limits.peers_per_user_torrent_max > 0);
+  index_.assign(std::bit_ceil(std::size_t{2} * limits.peers_max), IndexTraits::empty());
+  chunks_.resize((limits.peers_max + chunk_entries - 1) / chunk_entries);
+  dirty_.reserve(limits.peers_max);
+  free_positions_.reserve(limits.peers_max);
+}
+
+Ledger::~Ledger() = default;
+
+Ledger::Entry& Ledger::entry(std::uint32_t position) const noexcept {
+  TYTO_DEBUG_ASSERT(position < positions_used_);
+  return chunks_[position / chunk_entries][position % chunk_entries];
+}
+
+std::uint32_t Ledger::home(const store::PeerKey& key, std::uint32_t& tag) const noexcept {
+  std::uint8_t pair[16];
+  std::memcpy(pair, &key.user_id, 8);
+  std::memcpy(pair + 8, &key.torrent_id, 8);
+  tag = oa::tag_of(hash_bytes(pair, secret_));
+  return oa::home_of(tag, static_cast<std::uint32_t>(index_.size()));
+}
+
+std::uint32_t Ledger::find(const store::PeerKey& key) const noexcept {
+  std::uint32_t tag = 0;
+  const std::uint32_t start = home(key, tag);
+  const std::uint32_t slot =
+      oa::find<IndexTraits>(std::span<const std::uint64_t>(index_), start, [&](std::uint64_t e) {
+        return tag_of_entry(e) == tag && entry(position_of_entry(e)).key == key;
+      });
+  return IndexTraits::is_empty(index_[slot]) ? absent : position_of_entry(index_[slot]);
+}
+
+LedgerVerdict Ledger::admit(const store::PeerKey& key) const noexcept {
+  std::uint32_t tag = 0;
+  std::uint32_t slot = home(key, tag);
+  std::uint32_t same_pair_active = 0;
+  const auto capacity = static_cast<std::uint32_t>(index_.size());
+  // The whole run from the home: every entry of this (user, torrent) is in it.
+  for (std::uint32_t probes = 0; probes < capacity && !IndexTraits::is_empty(index_[slot]);
+       ++probes, slot = oa::next_slot(slot, capacity)) {
+    if (tag_of_entry(index_[slot]) != tag) continue;
+    const Entry& held = entry(position_of_entry(index_[slot]));
+    if (held.key == key) return LedgerVerdict::ok;  // known peer
+    same_pair_active += held.key.user_id == key.user_id && held.key.torrent_id == key.torrent_id &&
+                        !held.closed;
+  }
+  if (same_pair_active >= limits_.peers_per_user_torrent_max) {
+    return LedgerVerdict::user_torrent_full;
+  }
+  return entries_count_ >= limits_.peers_max ? LedgerVerdict::full : LedgerVerdict::ok;
+}
+
+std::uint32_t Ledger::insert(const store::PeerKey& key) noexcept {
+  if (entries_count_ >= limits_.peers_max) return absent;
+  std::uint32_t position = 0;
+  if (!free_positions_.empty()) {
+    position = free_positions_.back();
+    free_positions_.pop_back();
+  } else {
+    position = positions_used_++;
+    auto& chunk = chunks_[position / chunk_entries];
+    if (chunk == nullptr) chunk = std::make_unique<Entry[]>(chunk_entries);
+  }
+  std::uint32_t tag = 0;
+  const std::uint32_t start = home(key, tag);
+  oa::insert<IndexTraits>(std::span<std::uint64_t>(index_), start,
+                          (std::uint64_t{tag} << 32) | (position + 1));
+  ++entries_count_;
+  Entry& fresh = entry(position);
+  fresh = Entry{};
+  fresh.key = key;
+  fresh.live = true;
+  return position;
+}
+
+void Ledger::erase(std::uint32_t position) noexcept {
+  Entry& gone = entry(position);
+  TYTO_ASSERT(gone.live && !gone.dirty);
+  std::uint32_t tag = 0;
+  std::uint32_t slot = home(gone.key, tag);
+  const auto capacity = static_cast<std::uint32_t>(index_.size());
+  while (position_of_entry(index_[slot]) != position) {
+    TYTO_ASSERT(!IndexTraits::is_empty(index_[slot]));
+    slot = oa::next_slot(slot, capacity);
+  }
+  oa::erase<IndexTraits>(std::span<std::uint64_t>(index_), slot, [&](std::uint64_t e) {
+    return oa::home_of(tag_of_entry(e), capacity);
+  });
+  gone.live = false;
+  free_positions_.push_back(position);
+  --entries_count_;
+}
+
+void Ledger::mark_dirty(std::uint32_t position, Entry& held) noexcept {
+  if (held.dirty) return;
+  held.dirty = true;
+  dirty_.push_back(position);
+}
+
+void Ledger::record(const store::PeerKey& key, const AnnounceRequest& request,
+                    const store::TorrentRow& torrent, const Member& member, std::uint32_t now_s,
+                    std::uint64_t now_unix_s) noexcept {
+  TYTO_ASSERT(key.user_id == member.user_id && key.torrent_id == torrent.torrent_id);
+  std::uint32_t position = find(key);
+  const bool first_sighting = position == absent || entry(position).closed;
+  if (position == absent) {
+    if (request.event == AnnounceEvent::stopped) return;  // never seen: nothing to close
+    position = insert(key);
+    if (position == absent) return;  // admit() said full first; the caller refused the announce
+  }
+  Entry* held = &entry(position);
+  if (first_sighting || request.event == AnnounceEvent::started) {
+    // A new baseline, nothing credited (a restarted client or a re-added torrent).
+    held->closed = false;
+  } else {
+    const std::uint32_t elapsed_s = std::min(now_s - held->announced_s, limits_.peer_timeout_s);
+    if (held->seeding) {
+      held->seed_s = add_capped(held->seed_s, elapsed_s);
+    } else {
+      held->leech_s = add_capped(held->leech_s, elapsed_s);
+    }
+    // Each counter on its own: one that went down resets its baseline and credits nothing.
+    if (request.uploaded_bytes >= held->baseline_uploaded) {
+      const std::uint64_t real = request.uploaded_bytes - held->baseline_uploaded;
+      held->uploaded_real += real;
+      held->uploaded += credited(real, torrent.upload_factor, member.upload_factor);
+    }
+    if (request.downloaded_bytes >= held->baseline_downloaded) {
+      const std::uint64_t real = request.downloaded_bytes - held->baseline_downloaded;
+      held->downloaded_real += real;
+      held->downloaded += credited(real, torrent.download_factor, member.download_factor);
+    }
+  }
+  held->baseline_uploaded = request.uploaded_bytes;
+  held->baseline_downloaded = request.downloaded_bytes;
+  held->announced_s = now_s;
+  held->announced_unix_s = now_unix_s;
+  held->seeding = request.left_bytes == 0;
+  held->completed |= request.event == AnnounceEvent::completed;
+  held->closed = request.event == AnnounceEvent::stopped;
+  mark_dirty(position, *held);
+}
+
+bool Ledger::restore(const store::Baseline& baseline, std::uint32_t now_s,
+                     std::uint64_t now_unix_s) noexcept {
+  std::uint32_t position = find(baseline.key);
+  if (position == absent) position = insert(baseline.key);
+  if (position == absent) return false;
+  Entry* held = &entry(position);
+  held->baseline_uploaded = baseline.uploaded;
+  held->baseline_downloaded = baseline.downloaded;
+  held->announced_unix_s = baseline.announced_unix_s;
+  held->seeding = baseline.seeding;
+  // Seconds since that announce, on the shard clock (never before its start).
+  const std::uint64_t ago_s =
+      now_unix_s > baseline.announced_unix_s ? now_unix_s - baseline.announced_unix_s : 0;
+  held->announced_s = ago_s >= now_s ? 0 : now_s - static_cast<std::uint32_t>(ago_s);
+  return true;
+}
+
+store::AccountingDelta Ledger::take_delta(const Entry& held) const noexcept {
+  store::AccountingDelta delta;
+  delta.key = held.key;
+  delta.uploaded = held.uploaded;
+  delta.downloaded = held.downloaded;
+  delta.uploaded_real = held.uploaded_real;
+  delta.downloaded_real = held.downloaded_real;
+  delta.seed_s = held.seed_s;
+  delta.leech_s = held.leech_s;
+  delta.baseline_uploaded = held.baseline_uploaded;
+  delta.baseline_downloaded = held.baseline_downloaded;
+  delta.announced_unix_s = held.announced_unix_s;
+  delta.seeding = held.seeding;
+  delta.completed = held.completed;
+  delta.closed = held.closed;
+  return delta;
+}
+
+void Ledger::clear_delta(std::uint32_t position, Entry& held) noexcept {
+  held.uploaded = held.downloaded = held.uploaded_real = held.downloaded_real = 0;
+  held.seed_s = held.leech_s = 0;
+  held.completed = false;
+  held.dirty = false;
+  if (held.closed) erase(position);
+}
+
+void Ledger::expire_step(std::uint32_t now_s) noexcept {
+  if (positions_used_ == 0) return;
+  for (std::uint32_t visited = 0; visited < expire_positions_per_step; ++visited) {
+    if (expire_cursor_ >= positions_used_) expire_cursor_ = 0;
+    const std::uint32_t position = expire_cursor_++;
+    Entry& held = entry(position);
+    if (!held.live || held.closed || now_s - held.announced_s <= limits_.peer_timeout_s) continue;
+    held.closed = true;
+    mark_dirty(position, held);
+  }
+}
+
+}  // namespace tyto::shard

@@ -1,0 +1,122 @@
+// A shard's catalogue copy (shard/catalogue_copy.hpp): rows in and out by key, growth, and the
+// client rules' order of precedence.
+#include "tyto/shard/catalogue_copy.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+#include <string>
+
+namespace tyto::shard {
+namespace {
+
+store::UserRow user(std::uint64_t id, const std::string& passkey) {
+  store::UserRow row;
+  row.user_id = id;
+  row.passkey = *store::Passkey::parse(passkey);
+  return row;
+}
+
+PeerId peer_id(const std::string& text) {
+  PeerId id;
+  std::copy(text.begin(), text.end(), id.bytes.begin());
+  return id;
+}
+
+TEST(CatalogueCopy, UsersByExactPasskey) {
+  CatalogueCopy copy(HashSecret::from_seed(1));
+  copy.put_user(user(1, "Abc"));
+  ASSERT_NE(copy.user(*store::Passkey::parse("Abc")), nullptr);
+  EXPECT_EQ(copy.user(*store::Passkey::parse("Abc"))->user_id, 1u);
+  EXPECT_EQ(copy.user(*store::Passkey::parse("abc")), nullptr);  // case matters
+  EXPECT_EQ(copy.user(*store::Passkey::parse("Abcd")), nullptr);
+  auto disabled = user(1, "Abc");
+  disabled.enabled = false;
+  copy.put_user(disabled);  // replaces
+  EXPECT_EQ(copy.users_count(), 1u);
+  EXPECT_FALSE(copy.user(*store::Passkey::parse("Abc"))->enabled);
+  copy.remove_user(*store::Passkey::parse("Abc"));
+  EXPECT_EQ(copy.user(*store::Passkey::parse("Abc")), nullptr);
+  EXPECT_EQ(copy.users_count(), 0u);
+}
+
+// Against a std::map: random puts and removes through several growths keep every row findable
+// (removal moves the last row into the hole and re-points its index entry).
+TEST(CatalogueCopy, TorrentsMatchAModelThroughGrowthAndRemoval) {
+  CatalogueCopy copy(HashSecret::from_seed(2));
+  std::map<InfoHash, std::uint64_t> model;
+  std::mt19937_64 random(3);
+  for (int step = 0; step < 20000; ++step) {
+    InfoHash hash;
+    const auto pick = random() % 3000;
+    hash.bytes[0] = static_cast<std::uint8_t>(pick);
+    hash.bytes[1] = static_cast<std::uint8_t>(pick >> 8);
+    if (random() % 3 == 0) {
+      copy.remove_torrent(hash);
+      model.erase(hash);
+    } else {
+      store::TorrentRow row;
+      row.torrent_id = step + 1;
+      row.info_hash = hash;
+      copy.put_torrent(row);
+      model[hash] = row.torrent_id;
+    }
+  }
+  EXPECT_EQ(copy.torrents_count(), model.size());
+  for (std::uint32_t pick = 0; pick < 3000; ++pick) {
+    InfoHash hash;
+    hash.bytes[0] = static_cast<std::uint8_t>(pick);
+    hash.bytes[1] = static_cast<std::uint8_t>(pick >> 8);
+    const auto found = model.find(hash);
+    const store::TorrentRow* row = copy.torrent(hash);
+    if (found == model.end()) {
+      EXPECT_EQ(row, nullptr) << pick;
+    } else {
+      ASSERT_NE(row, nullptr) << pick;
+      EXPECT_EQ(row->torrent_id, found->second);
+    }
+  }
+}
+
+TEST(CatalogueCopy, ClientRules) {
+  CatalogueCopy copy(HashSecret::from_seed(4));
+  EXPECT_TRUE(copy.client_allowed(peer_id("-XX0001-")));  // no rules: everyone
+  copy.put_client_rule(*store::ClientRuleRow::make("-XX", false));
+  EXPECT_FALSE(copy.client_allowed(peer_id("-XX0001-")));
+  EXPECT_TRUE(copy.client_allowed(peer_id("-qB4500-")));
+  // With an allowed prefix, only matching clients pass; a denied match still refuses.
+  copy.put_client_rule(*store::ClientRuleRow::make("-qB", true));
+  copy.put_client_rule(*store::ClientRuleRow::make("-qB44", false));
+  EXPECT_TRUE(copy.client_allowed(peer_id("-qB4500-")));
+  EXPECT_FALSE(copy.client_allowed(peer_id("-qB4400-")));
+  EXPECT_FALSE(copy.client_allowed(peer_id("-TR3000-")));
+  copy.remove_client_rule(*store::ClientRuleRow::make("-qB", true));
+  EXPECT_TRUE(copy.client_allowed(peer_id("-TR3000-")));  // no allowed rule left
+  EXPECT_EQ(copy.client_rules_count(), 2u);
+  // Changing a rule's verdict replaces it.
+  copy.put_client_rule(*store::ClientRuleRow::make("-XX", true));
+  EXPECT_TRUE(copy.client_allowed(peer_id("-XX0001-")));
+  EXPECT_FALSE(copy.client_allowed(peer_id("-TR3000-")));
+}
+
+TEST(CatalogueCopy, ClientRulesAreBounded) {
+  CatalogueCopy copy(HashSecret::from_seed(5));
+  for (std::size_t i = 0; i < CatalogueCopy::client_rules_max; ++i) {
+    ASSERT_TRUE(copy.put_client_rule(*store::ClientRuleRow::make("-" + std::to_string(i), false)));
+  }
+  EXPECT_FALSE(copy.put_client_rule(*store::ClientRuleRow::make("-new", false)));
+  EXPECT_TRUE(copy.put_client_rule(*store::ClientRuleRow::make("-1", true)));  // a held one
+}
+
+TEST(Passkey, PrintableUpTo64) {
+  EXPECT_TRUE(store::Passkey::parse(std::string(64, 'k')));
+  EXPECT_FALSE(store::Passkey::parse(std::string(65, 'k')));
+  EXPECT_FALSE(store::Passkey::parse(""));
+  EXPECT_FALSE(store::Passkey::parse("a b"));
+  EXPECT_FALSE(store::Passkey::parse(std::string("a\x7f", 2)));
+  EXPECT_TRUE(store::Passkey::parse("!~/%"));
+}
+
+}  // namespace
+}  // namespace tyto::shard

@@ -1,0 +1,288 @@
+// The private tracker's accounting rules (shard/ledger.hpp), one announce at a time on a manual
+// clock: baselines, counters that go down, factors, time, snatches, closing, the per-user limit,
+// and that a delta the bridge has no room for is kept summed, never dropped or replaced.
+#include "tyto/shard/ledger.hpp"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace tyto::shard {
+namespace {
+
+store::PeerKey key_of(std::uint64_t user, std::uint64_t torrent, std::uint8_t peer) {
+  store::PeerKey key;
+  key.user_id = user;
+  key.torrent_id = torrent;
+  key.peer_id.bytes.fill(peer);
+  return key;
+}
+
+AnnounceRequest announce(std::uint64_t uploaded, std::uint64_t downloaded, std::uint64_t left,
+                         AnnounceEvent event = AnnounceEvent::none) {
+  AnnounceRequest request;
+  request.uploaded_bytes = uploaded;
+  request.downloaded_bytes = downloaded;
+  request.left_bytes = left;
+  request.event = event;
+  return request;
+}
+
+class LedgerTest : public ::testing::Test {
+ protected:
+  LedgerTest() : ledger_(limits(), HashSecret::from_seed(7)) {
+    torrent_.torrent_id = 10;
+    member_.user_id = 1;
+  }
+  static LedgerLimits limits() {
+    LedgerLimits limits;
+    limits.peers_max = 64;
+    limits.peers_per_user_torrent_max = 3;
+    limits.peer_timeout_s = 3900;
+    return limits;
+  }
+  void record(const store::PeerKey& key, const AnnounceRequest& request) {
+    ASSERT_EQ(ledger_.admit(key), LedgerVerdict::ok);
+    // The key's user and torrent, with the factors the test set.
+    store::TorrentRow torrent = torrent_;
+    torrent.torrent_id = key.torrent_id;
+    Member member = member_;
+    member.user_id = key.user_id;
+    ledger_.record(key, request, torrent, member, now_s_, 1'700'000'000 + now_s_);
+  }
+  // Everything the bridge would take now.
+  std::vector<store::AccountingDelta> take() {
+    std::vector<store::AccountingDelta> deltas;
+    ledger_.flush(
+        [&](const store::AccountingDelta& delta) {
+          deltas.push_back(delta);
+          return true;
+        },
+        SIZE_MAX);
+    return deltas;
+  }
+
+  Ledger ledger_;
+  store::TorrentRow torrent_;
+  Member member_;
+  std::uint32_t now_s_ = 100;
+};
+
+TEST_F(LedgerTest, FirstSightingSetsTheBaselineAndCreditsNothing) {
+  const auto key = key_of(1, 10, 'a');
+  record(key, announce(5000, 7000, 100));
+  const auto deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);  // the baseline is written with the next batch
+  EXPECT_EQ(deltas[0].key, key);
+  EXPECT_EQ(deltas[0].uploaded, 0u);
+  EXPECT_EQ(deltas[0].downloaded, 0u);
+  EXPECT_EQ(deltas[0].baseline_uploaded, 5000u);
+  EXPECT_EQ(deltas[0].baseline_downloaded, 7000u);
+  EXPECT_FALSE(deltas[0].seeding);
+  EXPECT_FALSE(deltas[0].closed);
+  EXPECT_TRUE(take().empty());  // handed on: nothing waits
+}
+
+TEST_F(LedgerTest, CreditsTheGrowthScaledByBothFactorsAndKeepsRealBytes) {
+  const auto key = key_of(1, 10, 'a');
+  torrent_.upload_factor = 2.0f;    // double upload
+  torrent_.download_factor = 0.0f;  // freeleech
+  member_.upload_factor = 1.5f;
+  record(key, announce(1000, 1000, 500));
+  take();
+  now_s_ += 60;
+  record(key, announce(3000, 1800, 100));
+  const auto deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_EQ(deltas[0].uploaded_real, 2000u);
+  EXPECT_EQ(deltas[0].downloaded_real, 800u);
+  EXPECT_EQ(deltas[0].uploaded, 6000u);  // 2000 × 2 × 1.5
+  EXPECT_EQ(deltas[0].downloaded, 0u);
+  EXPECT_EQ(deltas[0].leech_s, 60u);
+  EXPECT_EQ(deltas[0].seed_s, 0u);
+  EXPECT_EQ(deltas[0].baseline_uploaded, 3000u);
+}
+
+TEST_F(LedgerTest, ACounterThatWentDownResetsOnlyItself) {
+  const auto key = key_of(1, 10, 'a');
+  record(key, announce(1000, 1000, 0));
+  take();
+  record(key, announce(200, 1500, 0));  // the client restarted its upload count only
+  auto deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_EQ(deltas[0].uploaded, 0u);
+  EXPECT_EQ(deltas[0].downloaded, 500u);
+  EXPECT_EQ(deltas[0].baseline_uploaded, 200u);
+  record(key, announce(700, 1500, 0));
+  deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_EQ(deltas[0].uploaded, 500u);  // against the reset baseline
+}
+
+TEST_F(LedgerTest, StartedSetsANewBaseline) {
+  const auto key = key_of(1, 10, 'a');
+  record(key, announce(1000, 1000, 0));
+  take();
+  record(key, announce(5000, 5000, 0, AnnounceEvent::started));
+  const auto deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_EQ(deltas[0].uploaded, 0u);
+  EXPECT_EQ(deltas[0].baseline_uploaded, 5000u);
+}
+
+// Deltas the bridge cannot take are summed in the entry, never replaced nor dropped.
+TEST_F(LedgerTest, RefusedDeltasStaySummedUntilTaken) {
+  const auto key = key_of(1, 10, 'a');
+  record(key, announce(0, 0, 10));
+  take();
+  auto refuse = [](const store::AccountingDelta&) { return false; };
+  for (std::uint64_t step = 1; step <= 5; ++step) {
+    now_s_ += 10;
+    record(key, announce(100 * step, 10 * step, 10));
+    EXPECT_EQ(ledger_.flush(refuse, SIZE_MAX), 0u);
+  }
+  EXPECT_EQ(ledger_.dirty_count(), 1u);
+  const auto deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_EQ(deltas[0].uploaded, 500u);
+  EXPECT_EQ(deltas[0].downloaded, 50u);
+  EXPECT_EQ(deltas[0].leech_s, 50u);
+}
+
+TEST_F(LedgerTest, SeedingTimeAccruesForTheStateBeforeTheAnnounceCappedAtTheTimeout) {
+  const auto key = key_of(1, 10, 'a');
+  record(key, announce(0, 0, 0));  // a seeder
+  take();
+  now_s_ += 100'000;  // silent far past the timeout (not yet swept)
+  record(key, announce(0, 0, 0));
+  const auto deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_EQ(deltas[0].seed_s, 3900u);
+  EXPECT_EQ(deltas[0].leech_s, 0u);
+  EXPECT_TRUE(deltas[0].seeding);
+}
+
+TEST_F(LedgerTest, StoppedClosesTheEntryOnceItsDeltaIsTaken) {
+  const auto key = key_of(1, 10, 'a');
+  record(key, announce(0, 0, 10));
+  take();
+  record(key, announce(300, 0, 10, AnnounceEvent::stopped));
+  EXPECT_TRUE(ledger_.holds(key));  // until the close is handed on
+  const auto deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_TRUE(deltas[0].closed);
+  EXPECT_EQ(deltas[0].uploaded, 300u);
+  EXPECT_FALSE(ledger_.holds(key));
+  EXPECT_EQ(ledger_.entries_count(), 0u);
+  // A stopped announce of a peer never seen records nothing.
+  record(key_of(1, 10, 'z'), announce(1, 1, 1, AnnounceEvent::stopped));
+  EXPECT_TRUE(take().empty());
+}
+
+TEST_F(LedgerTest, CompletedIsASnatch) {
+  const auto key = key_of(1, 10, 'a');
+  record(key, announce(0, 0, 10));
+  take();
+  record(key, announce(0, 10, 0, AnnounceEvent::completed));
+  const auto deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_TRUE(deltas[0].completed);
+  record(key, announce(0, 10, 0));
+  EXPECT_FALSE(take().at(0).completed);  // once handed on, not repeated
+}
+
+// A dual-stack client (IPv4 and IPv6, one peer_id) is one entry: its second family's announce
+// with the same counters credits nothing.
+TEST_F(LedgerTest, OnePeerIdIsOnePeerWhateverItsAddress) {
+  const auto key = key_of(1, 10, 'a');
+  AnnounceRequest v4 = announce(0, 0, 10);
+  v4.peer = PeerEndpoint::ipv4(std::array<std::uint8_t, 4>{127, 0, 0, 1}, 1000);
+  AnnounceRequest v6 = v4;
+  v6.peer = PeerEndpoint::ipv6(std::array<std::uint8_t, 16>{}, 1000);
+  record(key, v4);
+  record(key, v6);
+  take();
+  v4.uploaded_bytes = v6.uploaded_bytes = 4000;
+  record(key, v4);
+  record(key, v6);
+  const auto deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_EQ(deltas[0].uploaded, 4000u);
+  EXPECT_EQ(ledger_.entries_count(), 1u);
+}
+
+TEST_F(LedgerTest, PeersPerUserTorrentAreLimitedAndClosedOnesDoNotCount) {
+  for (std::uint8_t peer = 'a'; peer < 'a' + 3; ++peer) record(key_of(1, 10, peer), announce(0, 0, 1));
+  EXPECT_EQ(ledger_.admit(key_of(1, 10, 'd')), LedgerVerdict::user_torrent_full);
+  EXPECT_EQ(ledger_.admit(key_of(1, 10, 'a')), LedgerVerdict::ok);  // known peers go on
+  EXPECT_EQ(ledger_.admit(key_of(2, 10, 'd')), LedgerVerdict::ok);  // another user
+  EXPECT_EQ(ledger_.admit(key_of(1, 11, 'd')), LedgerVerdict::ok);  // another torrent
+  record(key_of(1, 10, 'a'), announce(0, 0, 1, AnnounceEvent::stopped));
+  EXPECT_EQ(ledger_.admit(key_of(1, 10, 'd')), LedgerVerdict::ok);
+}
+
+TEST_F(LedgerTest, AFullTableRefusesNewPeersOnly) {
+  for (std::uint64_t user = 1; user <= 64; ++user) {
+    member_.user_id = user;
+    record(key_of(user, 10, 'a'), announce(0, 0, 1));
+  }
+  EXPECT_EQ(ledger_.entries_count(), 64u);
+  EXPECT_EQ(ledger_.admit(key_of(65, 10, 'a')), LedgerVerdict::full);
+  EXPECT_EQ(ledger_.admit(key_of(64, 10, 'a')), LedgerVerdict::ok);
+}
+
+TEST_F(LedgerTest, SilentPeersAreClosedByTheSweepWithoutCredit) {
+  const auto key = key_of(1, 10, 'a');
+  record(key, announce(100, 0, 1));
+  take();
+  ledger_.expire_step(now_s_ + 3900);  // not yet past the timeout
+  EXPECT_TRUE(take().empty());
+  ledger_.expire_step(now_s_ + 3901);
+  const auto deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_TRUE(deltas[0].closed);
+  EXPECT_EQ(deltas[0].uploaded, 0u);
+  EXPECT_FALSE(ledger_.holds(key));
+}
+
+// A baseline persisted by an earlier run: the next announce credits against it (what a crash
+// left unwritten is re-derived).
+TEST_F(LedgerTest, RestoredBaselinesAreCreditedAgainst) {
+  store::Baseline baseline;
+  baseline.key = key_of(1, 10, 'a');
+  baseline.uploaded = 1000;
+  baseline.downloaded = 2000;
+  baseline.announced_unix_s = 1'700'000'000 + now_s_ - 30;
+  ASSERT_TRUE(ledger_.restore(baseline, now_s_, 1'700'000'000 + now_s_));
+  EXPECT_TRUE(take().empty());  // nothing to write: the database has it
+  record(baseline.key, announce(1500, 2100, 1));
+  const auto deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_EQ(deltas[0].uploaded, 500u);
+  EXPECT_EQ(deltas[0].downloaded, 100u);
+  EXPECT_EQ(deltas[0].leech_s, 30u);
+}
+
+// Entries removed and added again reuse positions; every key stays findable.
+TEST_F(LedgerTest, ManyOpensAndClosesKeepEveryKeyFindable) {
+  std::vector<store::PeerKey> open;
+  for (int round = 0; round < 200; ++round) {
+    const auto user = static_cast<std::uint64_t>(round % 50 + 1);
+    member_.user_id = user;
+    const auto key = key_of(user, 10 + round % 7, static_cast<std::uint8_t>(round));
+    if (ledger_.admit(key) != LedgerVerdict::ok) continue;
+    record(key, announce(0, 0, 1));
+    open.push_back(key);
+    if (open.size() > 40) {
+      member_.user_id = open.front().user_id;
+      record(open.front(), announce(0, 0, 1, AnnounceEvent::stopped));
+      open.erase(open.begin());
+    }
+    take();
+    for (const auto& held : open) ASSERT_TRUE(ledger_.holds(held));
+  }
+  EXPECT_EQ(ledger_.entries_count(), open.size());
+}
+
+}  // namespace
+}  // namespace tyto::shard
