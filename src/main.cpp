@@ -220,6 +220,7 @@ std::string start_storage(const tyto::app::Options& options, Storage& storage,
 void stop_storage(Storage& storage, tyto::shard::Runtime& runtime) {
   if (storage.client == nullptr) return;
   storage.thread.stop();
+  runtime.storage_bridge().release_bridge_side();
   runtime.take_ledger_deltas([&](std::uint32_t shard, const tyto::store::AccountingDelta& delta) {
     storage.client->take(shard, delta);
     return true;

@@ -13,6 +13,15 @@ CONNECT, ANNOUNCE, SCRAPE, ERROR = 0, 1, 2, 3
 NONE, COMPLETED, STARTED, STOPPED = 0, 1, 2, 3
 
 
+def url_data_options(url_data):
+    """BEP 41: the URL's path and query as URL data options (255 bytes each), then the end."""
+    options = b""
+    for at in range(0, len(url_data), 255):
+        chunk = url_data[at:at + 255]
+        options += bytes([2, len(chunk)]) + chunk
+    return options + b"\x00"
+
+
 def free_port():
     """A port free for UDP on 127.0.0.1 and ::1 (and TCP, for later listeners)."""
     for _ in range(100):
@@ -93,6 +102,14 @@ class Tracker:
                 self._stderr_changed.wait(left)
             return True
 
+    def kill(self):
+        """kill -9: no graceful stop. Returns what it logged."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=20)
+        self._stderr_reader.join()
+        self.process.stderr.close()
+        return self.stderr()
+
     def stop(self):
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -157,12 +174,12 @@ class Client:
         return self.connection_id
 
     def announce(self, info_hash, port, left=0, event=NONE, numwant=-1, peer_id=None,
-                 connection_id=None, options=b""):
+                 connection_id=None, options=b"", uploaded=0, downloaded=0):
         tid = random.getrandbits(32)
         cid = self.connection_id if connection_id is None else connection_id
         peer_id = peer_id or os.urandom(20)
-        packet = struct.pack(">QII20s20sQQQIIIiH", cid, ANNOUNCE, tid, info_hash, peer_id, 0, left,
-                             0, event, 0, 0, numwant, port) + options
+        packet = struct.pack(">QII20s20sQQQIIIiH", cid, ANNOUNCE, tid, info_hash, peer_id,
+                             downloaded, left, uploaded, event, 0, 0, numwant, port) + options
         reply = self.exchange(packet, tid)
         action = struct.unpack(">I", reply[:4])[0]
         if action == ERROR:

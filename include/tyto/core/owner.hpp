@@ -18,6 +18,10 @@ class OwnerThread {
     return owner_ == self;
   }
 
+  // The owning thread has ended (joined): the next thread to claim the object owns it. The
+  // join orders everything the old owner did before the new owner's first access.
+  void release() noexcept { owner_ = std::thread::id{}; }
+
   void check() noexcept {
 #ifndef NDEBUG
     const bool owned = claim();

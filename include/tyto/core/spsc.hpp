@@ -36,6 +36,10 @@ class SpscQueue {
   SpscQueue(const SpscQueue&) = delete;
   SpscQueue& operator=(const SpscQueue&) = delete;
 
+  // After the producer's or the consumer's thread was joined: another thread may take its side.
+  void release_producer() noexcept { producer_.owner.release(); }
+  void release_consumer() noexcept { consumer_.owner.release(); }
+
   // Producer: stage one message. False when the ring is full (caller counts the refusal).
   bool try_push(const T& message) noexcept {
     producer_.owner.check();

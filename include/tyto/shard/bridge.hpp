@@ -107,6 +107,14 @@ class Bridge {
     [[maybe_unused]] const auto got = ::read(wake_fd_, &count, sizeof count);  // reset
   }
   int wake_fd() const noexcept { return wake_fd_; }
+  // After the bridge thread was joined: the calling thread becomes the bridge side (a last
+  // receive() once the thread that ran the client is gone).
+  void release_bridge_side() noexcept {
+    for (const auto& queues : shards_) {
+      queues->to_shard.release_producer();
+      queues->to_bridge.release_consumer();
+    }
+  }
 
   // --- A shard (each shard touches only its own pair) ---
   template <class Handle>
