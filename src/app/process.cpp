@@ -24,7 +24,8 @@ std::string check_environment(const Options& options) {
 }
 
 std::string root_refusal(const Options& options) {
-  if (geteuid() != 0 || !options.user.empty() || options.allow_root) return {};
+  // --migrate binds nothing and serves nobody: it only brings the schema up to date.
+  if (geteuid() != 0 || !options.user.empty() || options.allow_root || options.migrate) return {};
   return "refusing to run as root: set process.user (--user NAME) to drop privileges after "
          "binding, or process.allow_root (--allow-root)";
 }
