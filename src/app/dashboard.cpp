@@ -18,9 +18,7 @@ double counter_rate(std::uint64_t before, std::uint64_t now, std::uint64_t elaps
 }
 
 DashboardHistory::DashboardHistory(std::uint32_t shards_count)
-    : shards_(shards_count),
-      values_(series_count * seconds_max, 0.0f),
-      stamps_(seconds_max, 0) {
+    : shards_(shards_count), values_(series_count * seconds_max, 0.0f), stamps_(seconds_max, 0) {
   TYTO_ASSERT(shards_count > 0);
 }
 
@@ -53,6 +51,7 @@ void DashboardHistory::record(std::uint64_t second, std::uint64_t at_ms,
     state.second = second;
     state.seen = true;
   }
+  if (recorded_ == 0) first_recorded_ = second;
   last_second_ = second;
   ++recorded_;
   if (answered.empty()) return;  // a gap
@@ -66,11 +65,12 @@ void DashboardHistory::record(std::uint64_t second, std::uint64_t at_ms,
 }
 
 std::uint64_t DashboardHistory::first_second() const noexcept {
-  return last_second_ + 1 >= seconds_max ? last_second_ + 1 - seconds_max : 0;
+  const std::uint64_t ring_first =
+      last_second_ + 1 >= seconds_max ? last_second_ + 1 - seconds_max : 0;
+  return std::max(ring_first, first_recorded_);
 }
 
-bool DashboardHistory::value(std::size_t series, std::uint64_t second,
-                             double& out) const noexcept {
+bool DashboardHistory::value(std::size_t series, std::uint64_t second, double& out) const noexcept {
   TYTO_ASSERT(series < series_count);
   if (recorded_ == 0 || second > last_second_ || second < first_second()) return false;
   const std::size_t slot = second % seconds_max;
@@ -139,7 +139,8 @@ std::string counters_json(const ShardTotals& totals) {
 std::string shard_json(const DashboardHistory& history, std::uint32_t shard) {
   const ShardTotals& t = history.shard_totals(shard);
   double requests_per_s = 0;
-  for (std::size_t s = 0; s < request_series_count; ++s) requests_per_s += history.shard_rate(shard, s);
+  for (std::size_t s = 0; s < request_series_count; ++s)
+    requests_per_s += history.shard_rate(shard, s);
   const std::uint64_t drops = dashboard_series[series_dropped].read(t);
   return fmt::format(
       "{{\"shard\":{},\"answered\":{},\"peers\":{},\"seeders\":{},\"leechers\":{},\"swarms\":{},"
@@ -149,9 +150,10 @@ std::string shard_json(const DashboardHistory& history, std::uint32_t shard) {
       "\"store_memory_bytes\":{}}}",
       shard, history.shard_answered_last(shard), t.store.peers_ipv4 + t.store.peers_ipv6,
       t.store.seeders, t.store.leechers, t.store.swarms, requests_per_s,
-      t.shard.loop_turns_over_250us, t.shard.loop_turns_over_1ms, history.shard_rate(shard, series_turns_over_250us),
-      history.shard_rate(shard, series_turns_over_1ms), t.gauges.loop_turn_max_us, t.gauges.mailbox_depth, drops,
-      t.gauges.http_connections, t.gauges.store_memory_bytes);
+      t.shard.loop_turns_over_250us, t.shard.loop_turns_over_1ms,
+      history.shard_rate(shard, series_turns_over_250us),
+      history.shard_rate(shard, series_turns_over_1ms), t.gauges.loop_turn_max_us,
+      t.gauges.mailbox_depth, drops, t.gauges.http_connections, t.gauges.store_memory_bytes);
 }
 
 std::string history_json(const DashboardHistory& history, std::uint64_t since_second) {
@@ -159,9 +161,9 @@ std::string history_json(const DashboardHistory& history, std::uint64_t since_se
   const std::uint64_t first =
       std::max(history.first_second(), since_second == 0 ? 0 : since_second + 1);
   const bool any = !history.empty() && first <= last;
-  std::string text = fmt::format(
-      "{{\"period_s\":1,\"seconds_max\":{},\"first\":{},\"last\":{},\"series\":{{",
-      DashboardHistory::seconds_max, any ? first : last + 1, last);
+  std::string text =
+      fmt::format("{{\"period_s\":1,\"seconds_max\":{},\"first\":{},\"last\":{},\"series\":{{",
+                  DashboardHistory::seconds_max, any ? first : last + 1, last);
   for (std::size_t s = 0; s < DashboardHistory::series_count; ++s) {
     if (s != 0) text += ',';
     fmt::format_to(std::back_inserter(text), "\"{}\":[", dashboard_series[s].name);

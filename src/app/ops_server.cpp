@@ -317,10 +317,10 @@ void OpsServer::sample(Clock::time_point now) noexcept {
 }
 
 void OpsServer::record_sample() noexcept {
-  const auto at_ms = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(sample_deadline_ - sample_timeout -
-                                                            started_at_)
-          .count());
+  const auto at_ms =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     sample_deadline_ - sample_timeout - started_at_)
+                                     .count());
   if (sample_second_ > history_->last_second() || history_->empty()) {
     history_->record(sample_second_, at_ms, sample_answers_);
   }

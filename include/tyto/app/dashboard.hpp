@@ -50,7 +50,9 @@ inline constexpr DashboardSeries dashboard_series[] = {
      [](const shard::ShardTotals& t) noexcept { return t.shard.http_scrapes; }},
     // Error answers: UDP action 3 and HTTP failure reasons or 4xx (denied announces included).
     {"errors", SeriesKind::rate,
-     [](const shard::ShardTotals& t) noexcept { return t.shard.udp_error_replies + t.shard.http_failures; }},
+     [](const shard::ShardTotals& t) noexcept {
+       return t.shard.udp_error_replies + t.shard.http_failures;
+     }},
     {"denied", SeriesKind::rate,
      [](const shard::ShardTotals& t) noexcept { return t.shard.announces_denied; }},
     // Refused for want of room: swarm or shard full, HTTP busy (503), TCP connection table full.
@@ -72,7 +74,8 @@ inline constexpr DashboardSeries dashboard_series[] = {
      [](const shard::ShardTotals& t) noexcept { return t.shard.loop_turns_over_1ms; }},
     {"peers", SeriesKind::gauge,
      [](const shard::ShardTotals& t) noexcept { return t.store.peers_ipv4 + t.store.peers_ipv6; }},
-    {"swarms", SeriesKind::gauge, [](const shard::ShardTotals& t) noexcept { return t.store.swarms; }},
+    {"swarms", SeriesKind::gauge,
+     [](const shard::ShardTotals& t) noexcept { return t.store.swarms; }},
     {"loop_turn_max_us", SeriesKind::maximum,
      [](const shard::ShardTotals& t) noexcept { return t.gauges.loop_turn_max_us; }},
 };
@@ -107,7 +110,7 @@ class DashboardHistory {
 
   bool empty() const noexcept { return recorded_ == 0; }
   std::uint64_t last_second() const noexcept { return last_second_; }
-  // The oldest second the ring still holds (last_second() when empty).
+  // The oldest second the ring holds: the first recorded, or ten minutes before the last.
   std::uint64_t first_second() const noexcept;
   // The series' value at `second`; false for a gap or a second outside the ring.
   bool value(std::size_t series, std::uint64_t second, double& out) const noexcept;
@@ -132,6 +135,7 @@ class DashboardHistory {
   std::vector<ShardState> shards_;
   std::vector<float> values_;          // series_count rows of seconds_max slots
   std::vector<std::uint64_t> stamps_;  // per slot: second + 1, 0 when never written
+  std::uint64_t first_recorded_ = 0;
   std::uint64_t last_second_ = 0;
   std::uint64_t recorded_ = 0;
 };

@@ -1,6 +1,7 @@
 // The operations endpoint: GET /metrics (Prometheus text), /stats (JSON), /stats/swarm,
-// /stats/top, and the dashboard (GET / and /dashboard.json, app/dashboard.hpp), on its own addresses (metrics.listen) and its own thread, so operator traffic never
-// runs on a shard's loop. Answers only clients inside metrics.allow (403 otherwise).
+// /stats/top, and the dashboard (GET / and /dashboard.json, app/dashboard.hpp), on its own
+// addresses (metrics.listen) and its own thread, so operator traffic never runs on a shard's loop.
+// Answers only clients inside metrics.allow (403 otherwise).
 //
 // The ops thread is a bridge (shard/bridge.hpp): it asks the shards through the control bridge
 // and never reads shard memory. It serves up to connections_max connections at once, each one
@@ -52,7 +53,7 @@ class OpsServer : private shard::BridgeThread::Client {
   struct Question {
     Page page = Page::metrics;
     shard::ControlRequest request;
-    std::uint32_t asked = 0;  // shards the request went to
+    std::uint32_t asked = 0;         // shards the request went to
     std::uint64_t since_second = 0;  // dashboard: history after this second
     std::vector<ShardAnswer> answers;
   };
