@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import unittest
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -20,8 +21,11 @@ BINARY = CHROMIUM = OUT_DIR = None
 
 
 def http_get(port, target):
-    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, target), timeout=5) as reply:
-        return reply.status, reply.read().decode()
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, target), timeout=5) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
 
 
 def http_announce(port, info_hash, peer_port, left):
@@ -99,6 +103,9 @@ class Dashboard(unittest.TestCase):
             for domain in ("Runtime", "Log", "Network", "Page"):
                 cls.browser.call(domain + ".enable")
             cls.viewport(1280, 800, mobile=False)
+            # The page's own requests are checked, not only what its Content-Security-Policy
+            # would let through (the header is checked on its own).
+            cls.browser.call("Page.setBypassCSP", {"enabled": True})
             cls.browser.call("Page.navigate", {"url": cls.url()})
         except BaseException:
             cls.tearDownClass()
@@ -275,8 +282,21 @@ class Dashboard(unittest.TestCase):
                     outside.append(params["request"]["url"])
         requests = [e for e in self.browser.events if e["method"] == "Network.requestWillBeSent"]
         self.assertGreater(len(requests), 3)
-        self.assertEqual(errors, [])
         self.assertEqual(outside, [])
+        self.assertEqual(errors, [])
+
+    def test_the_page_forbids_other_hosts_and_the_allowlist_holds(self):
+        with urllib.request.urlopen(self.url(), timeout=5) as reply:
+            policy = reply.headers["Content-Security-Policy"]
+            self.assertTrue(reply.headers["Content-Type"].startswith("text/html"))
+        self.assertIn("default-src 'none'", policy)
+        self.assertIn("connect-src 'self'", policy)
+        for target in ("/", "/dashboard.json"):
+            with socket.create_connection(("127.0.0.1", self.metrics_port), timeout=5,
+                                          source_address=("127.0.0.2", 0)) as s:
+                s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target).encode())
+                self.assertIn(b" 403 ", s.recv(100))
+        self.assertEqual(http_get(self.metrics_port, "/dashboard.json?since=x")[0], 400)
 
 
 if __name__ == "__main__":
