@@ -421,6 +421,16 @@ std::string OpsServer::plan(std::string_view method, std::string_view target, Qu
       return json_error(400, "Bad Request", fmt::format("n: 1..{}", shard::top_count_max));
     }
   }
+  if (question.page != Page::dashboard) return {};
+  // The top list is asked again only when its last question is older than top_refresh.
+  TopCache& cache = top_cache_[static_cast<std::size_t>(question.request.order)];
+  const auto now = Clock::now();
+  if (cache.asked && now - cache.asked_at < top_refresh && cache.count >= question.request.count) {
+    return dashboard(question.since_second, question.request.order, question.request.count);
+  }
+  cache.asked = true;
+  cache.asked_at = now;
+  cache.count = question.request.count;
   return {};
 }
 
@@ -439,8 +449,13 @@ std::string OpsServer::render(const Question& question) {
       if (!question.answers[0].answer.found) return json_error(404, "Not Found", "no such swarm");
       return response(200, "OK", "application/json",
                       swarm_statistics_json(question.answers[0].answer.swarm) + "\n");
-    case Page::dashboard:
-      return dashboard(question);
+    case Page::dashboard: {
+      TopCache& cache = top_cache_[static_cast<std::size_t>(question.request.order)];
+      cache.swarms = merged_top(question);
+      cache.count = question.request.count;
+      cache.shards_unanswered = missing;
+      return dashboard(question.since_second, question.request.order, question.request.count);
+    }
     case Page::top:
       break;
   }
@@ -473,20 +488,19 @@ std::vector<store::SwarmStatistics> OpsServer::merged_top(const Question& questi
   return merged;
 }
 
-// Totals, shards and history from the last sample (no question for them); the top swarms from
-// this request's own question.
-std::string OpsServer::dashboard(const Question& question) {
-  const std::vector<store::SwarmStatistics> top = merged_top(question);
+// Totals, shards and history from the last sample, the top swarms from the cache (no question).
+std::string OpsServer::dashboard(std::uint64_t since_second, store::TopOrder order,
+                                 std::uint32_t count) {
+  const TopCache& cache = top_cache_[static_cast<std::size_t>(order)];
   DashboardInputs inputs;
   inputs.uptime_s = unix_time_s() - started_unix_s_;
   inputs.started_unix_s = started_unix_s_;
-  inputs.since_second = question.since_second;
+  inputs.since_second = since_second;
   inputs.history = history_.get();
-  inputs.top_by = store::top_order_names[static_cast<std::size_t>(question.request.order)];
-  inputs.top_count = question.request.count;
-  inputs.top_shards_unanswered =
-      static_cast<std::uint32_t>(runtime_.shards_count() - question.answers.size());
-  inputs.top = top;
+  inputs.top_by = store::top_order_names[static_cast<std::size_t>(order)];
+  inputs.top_count = count;
+  inputs.top_shards_unanswered = cache.shards_unanswered;
+  inputs.top = std::span(cache.swarms).first(std::min<std::size_t>(count, cache.swarms.size()));
   return response_with(200, "OK", "application/json", "Cache-Control: no-store\r\n",
                        dashboard_json(inputs));
 }

@@ -181,6 +181,7 @@ class Dashboard(unittest.TestCase):
         self.check_the_search_box_finds_a_swarm()
         self.flood.stop()
         self.check_the_totals_equal_stats()
+        self.check_optional_sections_get_a_panel()
         self.take_screenshots()
         self.check_nothing_failed_and_nothing_left_the_tracker()
 
@@ -239,6 +240,25 @@ class Dashboard(unittest.TestCase):
         self.assertEqual(len(shards), 2)
         for name in ("peers", "seeders", "leechers", "swarms"):
             self.assertEqual(sum(row[name] for row in shards), expected[name], name)
+
+    def check_optional_sections_get_a_panel(self):
+        # Not built yet, so the test adds one to the JSON the page receives, then takes it away.
+        self.assertIsNone(self.js("document.getElementById('panel-accounting')"))
+        self.js("""window.realFetch = window.fetch;
+          window.fetch = async (url, options) => {
+            const reply = await window.realFetch(url, options);
+            if (!String(url).startsWith('/dashboard.json')) return reply;
+            const json = await reply.json();
+            json.accounting = {users_active: 3, credit_batches_pending: 12};
+            return new Response(JSON.stringify(json), {status: 200});
+          };""")
+        shown = self.wait_js("(() => { const p = document.getElementById('panel-accounting');"
+                             " return p && !p.hidden && p.textContent; })()", 5)
+        self.assertIn("users active3", shown or "")
+        self.assertIn("credit batches pending12", shown)
+        self.assertIsNone(self.js("document.getElementById('panel-cluster')"))
+        self.js("window.fetch = window.realFetch")
+        self.assertTrue(self.wait_js("document.getElementById('panel-accounting').hidden", 5))
 
     def take_screenshots(self):
         light_background = None

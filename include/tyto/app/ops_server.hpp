@@ -12,10 +12,14 @@
 //
 // Once a second, whether or not anyone looks, it also asks every shard for its counters (one
 // question per shard, 900 ms to answer) and records them in the dashboard's history; a
-// /dashboard.json request reads that sample and asks the shards only for the top swarms.
+// /dashboard.json request reads that sample; the top swarms (a scan of every swarm on each shard)
+// are asked at most once per top_refresh per key, however many pages poll, and served from the
+// last answer in between.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -33,6 +37,7 @@ namespace tyto::app {
 class OpsServer : private shard::BridgeThread::Client {
  public:
   static constexpr std::size_t connections_max = shard::control_questions_max;
+  static constexpr auto top_refresh = std::chrono::seconds(5);
 
   OpsServer(const Options& options, shard::Runtime& runtime);
   ~OpsServer() override;
@@ -73,7 +78,8 @@ class OpsServer : private shard::BridgeThread::Client {
   std::string render(const Question& question);
   std::string metrics(const Question& question);
   std::string stats(const Question& question);
-  std::string dashboard(const Question& question);
+  // The dashboard's answer from the last sample and the top list cached for `order`.
+  std::string dashboard(std::uint64_t since_second, store::TopOrder order, std::uint32_t count);
   std::vector<store::SwarmStatistics> merged_top(const Question& question) const;
   // The history's sample: asked when due, recorded when every shard answered or at its deadline.
   void sample(Clock::time_point now) noexcept;
@@ -96,6 +102,15 @@ class OpsServer : private shard::BridgeThread::Client {
   std::uint32_t sample_asked_ = 0;
   std::vector<shard::ShardTotals> sample_totals_;  // per shard, this sample's answers
   std::vector<DashboardHistory::Sample> sample_answers_;
+  // The dashboard's top lists, one per store::TopOrder: what the last question for it got.
+  struct TopCache {
+    Clock::time_point asked_at;
+    bool asked = false;
+    std::uint32_t count = 0;  // what was asked; a request for more asks again
+    std::uint32_t shards_unanswered = 0;
+    std::vector<store::SwarmStatistics> swarms;
+  };
+  std::array<TopCache, std::size(store::top_order_names)> top_cache_;
   shard::BridgeThread thread_;  // last: stopped (by stop()) before the members it uses go
 };
 
