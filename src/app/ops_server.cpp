@@ -26,12 +26,30 @@ constexpr auto request_timeout = std::chrono::seconds(2);
 // A client outside metrics.allow gets a fifth of a second to send its head (it is read all the
 // same: a reply over unread bytes would end in a reset).
 constexpr auto refused_timeout = std::chrono::milliseconds(200);
+// The dashboard's sample: one a second; a shard that has not answered in 900 ms is left out.
+constexpr auto sample_period = std::chrono::seconds(1);
+constexpr auto sample_timeout = std::chrono::milliseconds(900);
 
 std::string response(int status, std::string_view reason, std::string_view content_type,
                      std::string_view body) {
   return fmt::format(
       "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
       status, reason, content_type, body.size(), body);
+}
+
+// The page may load nothing from another host, and no one may frame it.
+constexpr std::string_view page_headers =
+    "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; "
+    "style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'\r\n"
+    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n";
+
+std::string response_with(int status, std::string_view reason, std::string_view content_type,
+                          std::string_view headers, std::string_view body) {
+  return fmt::format(
+      "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}Connection: "
+      "close\r\n\r\n{}",
+      status, reason, content_type, body.size(), headers, body);
 }
 
 std::string json_error(int status, std::string_view reason, std::string_view message) {
@@ -53,38 +71,6 @@ std::optional<InfoHash> parse_info_hash_parameter(std::string_view value) {
     return hash;
   }
   return parse_info_hash_hex(std::string_view(reinterpret_cast<const char*>(decoded), size));
-}
-
-std::string flags_json(std::uint8_t flags) {
-  std::string text = "[";
-  for (std::size_t bit = 0; bit < std::size(store::swarm_flag_names); ++bit) {
-    if ((flags & (1u << bit)) == 0) continue;
-    if (text.size() > 1) text += ',';
-    text += fmt::format("\"{}\"", store::swarm_flag_names[bit]);
-  }
-  return text + "]";
-}
-
-// One swarm's statistics with its derived measures.
-std::string swarm_json(const store::SwarmStatistics& s) {
-  const std::uint32_t peers = s.seeders + s.leechers;
-  const double seeder_ratio = peers == 0 ? 0.0 : static_cast<double>(s.seeders) / peers;
-  const double window_s = s.window_s == 0 ? 1.0 : static_cast<double>(s.window_s);
-  // health: "unseeded" (leechers but no seeder: nobody can finish), "seeded", "empty".
-  const char* health = peers == 0 ? "empty" : s.seeders == 0 ? "unseeded" : "seeded";
-  return fmt::format(
-      "{{\"info_hash\":\"{}\",\"seeders\":{},\"leechers\":{},\"completed\":{},\"peers\":{},"
-      "\"seeder_ratio\":{:.4f},\"health\":\"{}\",\"age_s\":{},\"window_s\":{},"
-      "\"announces_last_window\":{},\"announce_rate_per_s\":{:.4f},"
-      "\"joins_last_window\":{},\"leaves_last_window\":{},\"churn_last_window\":{},"
-      "\"announces_this_window\":{},\"joins_this_window\":{},\"leaves_this_window\":{},"
-      "\"unmatched_completions_this_window\":{},\"leechers_average\":{},"
-      "\"prefix_share\":{:.3f},\"flags\":{}}}",
-      to_hex(s.info_hash), s.seeders, s.leechers, s.completed, peers, seeder_ratio, health, s.age_s,
-      s.window_s, s.announces_last_window, s.announces_last_window / window_s, s.joins_last_window,
-      s.leaves_last_window, s.joins_last_window + s.leaves_last_window, s.announces_this_window,
-      s.joins_this_window, s.leaves_this_window, s.unmatched_completions_this_window,
-      s.leechers_average, s.prefix_share_permille / 1000.0, flags_json(s.flags));
 }
 
 }  // namespace
@@ -111,6 +97,8 @@ OpsServer::~OpsServer() {
 
 std::string OpsServer::start() {
   started_unix_s_ = unix_time_s();
+  started_at_ = Clock::now();
+  sample_due_ = started_at_;
   for (const net::SocketAddress& address : options_.metrics_listeners) {
     const int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     const int on = 1;
@@ -127,6 +115,10 @@ std::string OpsServer::start() {
     listeners_.push_back(fd);
   }
   if (listeners_.empty()) return {};
+  // Allocated once: the ring and a sample's answers.
+  history_ = std::make_unique<DashboardHistory>(runtime_.shards_count());
+  sample_totals_.resize(runtime_.shards_count());
+  sample_answers_.reserve(runtime_.shards_count());
   if (std::string error = waker_.init(); !error.empty()) {
     TYTO_LOG(log::Level::warning, "metrics: no waker ring ({}): answers may wait for a tick",
              error);
@@ -144,6 +136,7 @@ void OpsServer::stop() {
 }
 
 void OpsServer::watch(std::vector<pollfd>& polled, Clock::time_point& wake_at) {
+  wake_at = std::min(wake_at, sample_serial_ != 0 ? sample_deadline_ : sample_due_);
   const bool room = connections_.size() < connections_max;
   for (int fd : listeners_) polled.push_back({fd, static_cast<short>(room ? POLLIN : 0), 0});
   for (const auto& connection : connections_) {
@@ -158,6 +151,7 @@ void OpsServer::watch(std::vector<pollfd>& polled, Clock::time_point& wake_at) {
 // Answers first, then new connections, reads, writes and deadlines.
 void OpsServer::turn(std::span<const pollfd> polled) {
   take_answers();
+  sample(Clock::now());
   for (std::size_t i = 0; i < listeners_.size(); ++i) {
     if (polled[i].revents & POLLIN) accept_from(listeners_[i]);
   }
@@ -277,6 +271,12 @@ void OpsServer::ask(Connection& connection, Question question) noexcept {
 void OpsServer::take_answers() noexcept {
   runtime_.control_bridge().receive(
       [this](std::uint32_t shard, const shard::ControlAnswer& answer) {
+        if (sample_serial_ != 0 && answer.serial == sample_serial_) {
+          sample_totals_[shard] = answer.totals;
+          sample_answers_.push_back({shard, &sample_totals_[shard]});
+          if (sample_answers_.size() == sample_asked_) record_sample();
+          return;
+        }
         for (const auto& connection : connections_) {
           Question& question = connection->question;
           if (connection->stage != Connection::Stage::asking ||
@@ -291,6 +291,41 @@ void OpsServer::take_answers() noexcept {
         }
         // No one waits for it any more: a late answer to a question that timed out.
       });
+}
+
+void OpsServer::sample(Clock::time_point now) noexcept {
+  if (sample_serial_ != 0) {
+    if (now >= sample_deadline_) record_sample();  // with the shards that answered
+    return;
+  }
+  if (now < sample_due_) return;
+  // Seconds the thread missed (it was late) stay gaps: the sample is of the current second.
+  sample_second_ = static_cast<std::uint64_t>((now - started_at_) / sample_period);
+  sample_due_ = started_at_ + (sample_second_ + 1) * sample_period;
+  sample_deadline_ = now + sample_timeout;
+  shard::ControlRequest request;
+  request.kind = shard::ControlKind::counters;
+  request.serial = sample_serial_ = ++serial_;
+  sample_asked_ = 0;
+  sample_answers_.clear();
+  shard::ControlBridge& bridge = runtime_.control_bridge();
+  for (std::uint32_t shard = 0; shard < runtime_.shards_count(); ++shard) {
+    sample_asked_ += bridge.send(shard, request);  // a full queue: this shard is left out
+  }
+  bridge.publish(runtime_.shard_presence(), waker_);
+  if (sample_asked_ == 0) record_sample();
+}
+
+void OpsServer::record_sample() noexcept {
+  const auto at_ms =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     sample_deadline_ - sample_timeout - started_at_)
+                                     .count());
+  if (sample_second_ > history_->last_second() || history_->empty()) {
+    history_->record(sample_second_, at_ms, sample_answers_);
+  }
+  sample_serial_ = 0;
+  sample_answers_.clear();
 }
 
 void OpsServer::finish_question(Connection& connection) {
@@ -336,6 +371,9 @@ std::string OpsServer::plan(std::string_view method, std::string_view target, Qu
     question.page = Page::stats;
     return {};
   }
+  if (path == "/") {  // the dashboard: no shard is asked
+    return response_with(200, "OK", "text/html; charset=utf-8", page_headers, dashboard_page());
+  }
   std::string_view value;
   if (path == "/stats/swarm") {
     if (!query_value(query, "info_hash", value)) {
@@ -351,10 +389,18 @@ std::string OpsServer::plan(std::string_view method, std::string_view target, Qu
     question.request.info_hash = *info_hash;
     return {};
   }
-  if (path != "/stats/top") {
-    return json_error(404, "Not Found", "try /metrics, /stats, /stats/swarm, /stats/top");
+  if (path != "/stats/top" && path != "/dashboard.json") {
+    return json_error(404, "Not Found",
+                      "try /, /metrics, /stats, /stats/swarm, /stats/top, /dashboard.json");
   }
-  question.page = Page::top;
+  question.page = path == "/stats/top" ? Page::top : Page::dashboard;
+  if (question.page == Page::dashboard && query_value(query, "since", value)) {
+    std::uint64_t& since = question.since_second;
+    const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), since);
+    if (error != std::errc{} || end != value.data() + value.size()) {
+      return json_error(400, "Bad Request", "since: a second the last answer gave");
+    }
+  }
   question.request.kind = shard::ControlKind::top;
   question.request.order = store::TopOrder::peers;
   if (query_value(query, "by", value)) {
@@ -375,6 +421,16 @@ std::string OpsServer::plan(std::string_view method, std::string_view target, Qu
       return json_error(400, "Bad Request", fmt::format("n: 1..{}", shard::top_count_max));
     }
   }
+  if (question.page != Page::dashboard) return {};
+  // The top list is asked again only when its last question is older than top_refresh.
+  TopCache& cache = top_cache_[static_cast<std::size_t>(question.request.order)];
+  const auto now = Clock::now();
+  if (cache.asked && now - cache.asked_at < top_refresh && cache.count >= question.request.count) {
+    return dashboard(question.since_second, question.request.order, question.request.count);
+  }
+  cache.asked = true;
+  cache.asked_at = now;
+  cache.count = question.request.count;
   return {};
 }
 
@@ -392,12 +448,35 @@ std::string OpsServer::render(const Question& question) {
       }
       if (!question.answers[0].answer.found) return json_error(404, "Not Found", "no such swarm");
       return response(200, "OK", "application/json",
-                      swarm_json(question.answers[0].answer.swarm) + "\n");
+                      swarm_statistics_json(question.answers[0].answer.swarm) + "\n");
+    case Page::dashboard: {
+      TopCache& cache = top_cache_[static_cast<std::size_t>(question.request.order)];
+      cache.swarms = merged_top(question);
+      cache.count = question.request.count;
+      cache.shards_unanswered = missing;
+      return dashboard(question.since_second, question.request.order, question.request.count);
+    }
     case Page::top:
       break;
   }
   const store::TopOrder order = question.request.order;
   const std::uint32_t count = question.request.count;
+  const std::vector<store::SwarmStatistics> merged = merged_top(question);
+  std::string list = "[";
+  for (const auto& entry : merged) {
+    if (list.size() > 1) list += ',';
+    list += swarm_statistics_json(entry);
+  }
+  list += "]";
+  const std::string body =
+      fmt::format("{{\"by\":\"{}\",\"n\":{},\"shards_unanswered\":{},\"swarms\":{}}}\n",
+                  store::top_order_names[static_cast<std::size_t>(order)], count, missing, list);
+  return response(200, "OK", "application/json", body);
+}
+
+// Every shard's best, merged: the first request.count by request.order.
+std::vector<store::SwarmStatistics> OpsServer::merged_top(const Question& question) const {
+  const store::TopOrder order = question.request.order;
   std::vector<store::SwarmStatistics> merged;
   for (const auto& [shard_index, answer] : question.answers) {
     merged.insert(merged.end(), answer.top, answer.top + answer.top_count);
@@ -405,17 +484,25 @@ std::string OpsServer::render(const Question& question) {
   std::stable_sort(merged.begin(), merged.end(), [order](const auto& a, const auto& b) {
     return store::top_key(a, order) > store::top_key(b, order);
   });
-  if (merged.size() > count) merged.resize(count);
-  std::string list = "[";
-  for (const auto& entry : merged) {
-    if (list.size() > 1) list += ',';
-    list += swarm_json(entry);
-  }
-  list += "]";
-  const std::string body =
-      fmt::format("{{\"by\":\"{}\",\"n\":{},\"shards_unanswered\":{},\"swarms\":{}}}\n",
-                  store::top_order_names[static_cast<std::size_t>(order)], count, missing, list);
-  return response(200, "OK", "application/json", body);
+  if (merged.size() > question.request.count) merged.resize(question.request.count);
+  return merged;
+}
+
+// Totals, shards and history from the last sample, the top swarms from the cache (no question).
+std::string OpsServer::dashboard(std::uint64_t since_second, store::TopOrder order,
+                                 std::uint32_t count) {
+  const TopCache& cache = top_cache_[static_cast<std::size_t>(order)];
+  DashboardInputs inputs;
+  inputs.uptime_s = unix_time_s() - started_unix_s_;
+  inputs.started_unix_s = started_unix_s_;
+  inputs.since_second = since_second;
+  inputs.history = history_.get();
+  inputs.top_by = store::top_order_names[static_cast<std::size_t>(order)];
+  inputs.top_count = count;
+  inputs.top_shards_unanswered = cache.shards_unanswered;
+  inputs.top = std::span(cache.swarms).first(std::min<std::size_t>(count, cache.swarms.size()));
+  return response_with(200, "OK", "application/json", "Cache-Control: no-store\r\n",
+                       dashboard_json(inputs));
 }
 
 std::string OpsServer::metrics(const Question& question) {
