@@ -236,6 +236,7 @@ std::string start(const tyto::app::Options& options, tyto::shard::Runtime& runti
     runtime.stop();
     return error;
   }
+  if (storage.client != nullptr) ops.set_storage_status(&storage.client->status());
   if (std::string error = ops.start(); !error.empty()) {
     runtime.stop();
     return error;

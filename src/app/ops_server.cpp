@@ -501,8 +501,21 @@ std::string OpsServer::dashboard(std::uint64_t since_second, store::TopOrder ord
   inputs.top_count = count;
   inputs.top_shards_unanswered = cache.shards_unanswered;
   inputs.top = std::span(cache.swarms).first(std::min<std::size_t>(count, cache.swarms.size()));
+  const std::string accounting = storage_json();
+  inputs.accounting_json = accounting;
   return response_with(200, "OK", "application/json", "Cache-Control: no-store\r\n",
                        dashboard_json(inputs));
+}
+
+// The storage thread's status as a JSON object; "" when there is none (public mode).
+std::string OpsServer::storage_json() const {
+  if (storage_status_ == nullptr) return {};
+  std::string text = "{";
+  for (const auto& row : storage_status_->rows()) {
+    if (text.size() > 1) text += ',';
+    text += fmt::format("\"{}\":{}", row.name, row.value);
+  }
+  return text + "}";
 }
 
 std::string OpsServer::metrics(const Question& question) {
@@ -518,6 +531,13 @@ std::string OpsServer::metrics(const Question& question) {
   std::vector<std::vector<shard::CounterRow>> rows;
   for (const auto& answer : answers) rows.push_back(shard::counter_rows(answer.answer.totals));
   const std::size_t metrics_count = shard::counter_rows(shard::ShardTotals{}).size();
+  if (storage_status_ != nullptr) {
+    for (const auto& row : storage_status_->rows()) {
+      const std::string name = fmt::format("tyto_storage_{}{}", row.name, row.gauge ? "" : "_total");
+      body += fmt::format("# HELP {0} {1}.\n# TYPE {0} {2}\n{0} {3}\n", name, row.help,
+                          row.gauge ? "gauge" : "counter", row.value);
+    }
+  }
   for (std::size_t m = 0; m < metrics_count && !rows.empty(); ++m) {
     const shard::CounterRow& first = rows[0][m];
     const std::string name = fmt::format("tyto_{}{}", first.name, first.gauge ? "" : "_total");
@@ -551,10 +571,12 @@ std::string OpsServer::stats(const Question& question) {
   }
   per_shard += "]";
   const std::uint64_t now_s = unix_time_s();
+  const std::string storage = storage_json();
   const std::string body = fmt::format(
       "{{\"version\":\"0.1.0\",\"uptime_s\":{},\"shards\":{},\"shards_unanswered\":{},"
-      "\"totals\":{},\"per_shard\":{}}}\n",
-      now_s - started_unix_s_, runtime_.shards_count(), missing, object(totals), per_shard);
+      "\"totals\":{},\"per_shard\":{}{}{}}}\n",
+      now_s - started_unix_s_, runtime_.shards_count(), missing, object(totals), per_shard,
+      storage.empty() ? "" : ",\"storage\":", storage);
   return response(200, "OK", "application/json", body);
 }
 

@@ -48,6 +48,29 @@ void merge(store::AccountingDelta& sum, const store::AccountingDelta& later) noe
 }
 }  // namespace
 
+std::vector<StorageStatus::Row> StorageStatus::rows() const {
+  auto read = [](const std::atomic<std::uint64_t>& field) {
+    return field.load(std::memory_order_relaxed);
+  };
+  return {
+      {"batches_written", "accounting batches written", false, read(batches_written)},
+      {"batches_already_applied", "accounting batches found applied already (a retry)", false,
+       read(batches_already_applied)},
+      {"batch_failures", "accounting batch writes that failed (kept and retried)", false,
+       read(batch_failures)},
+      {"rows_written", "accounting rows written", false, read(rows_written)},
+      {"backlog_rows", "accounting rows held by the storage thread, not yet written", true,
+       read(backlog_rows)},
+      {"oldest_unwritten_seconds", "age of the oldest accounting row not yet written", true,
+       read(oldest_unwritten_s)},
+      {"catalogue_changes", "catalogue changes read from the storage backend", false,
+       read(catalogue_changes)},
+      {"catalogue_reloads", "whole-catalogue reloads (the safety net)", false,
+       read(catalogue_reloads)},
+      {"catalogue_failures", "catalogue reads that failed", false, read(catalogue_failures)},
+  };
+}
+
 bool StorageClient::KeyLess::operator()(const store::PeerKey& a,
                                         const store::PeerKey& b) const noexcept {
   if (a.user_id != b.user_id) return a.user_id < b.user_id;

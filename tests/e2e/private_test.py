@@ -2,6 +2,7 @@
 would (plain SQL on its own connection), passkeys over HTTP and UDP (BEP 41), refusals, the
 accounting it writes, catalogue changes while it runs, and kill -9 at random moments."""
 import http.client
+import json
 import os
 import random
 import socket
@@ -106,12 +107,12 @@ class PrivateTest(unittest.TestCase):
         self.port = free_port()
         self.tracker = None
 
-    def start(self, cores="0"):
+    def start(self, cores="0", extra=()):
         self.tracker = Tracker(BINARY, [
             "--private", "--storage", "sqlite:" + self.database, "--storage-node", "test",
             "--udp", "127.0.0.1:%d" % self.port, "--udp", "[::1]:%d" % self.port,
             "--http", "127.0.0.1:%d" % self.port, "--http", "[::1]:%d" % self.port,
-            "--cores", cores], [("127.0.0.1", self.port)])
+            "--cores", cores] + list(extra), [("127.0.0.1", self.port)])
         return self.tracker
 
     def tearDown(self):
@@ -206,6 +207,35 @@ class PrivateTest(unittest.TestCase):
         # Stopped closed alice's baseline; dave's is kept for his next announce.
         self.assertEqual(self.site.execute("SELECT user_id FROM tyto_peers ORDER BY user_id"),
                          [(4,)])
+        self.stop()
+
+    def test_storage_status_is_exported(self):
+        metrics_port = free_port()
+        self.start(extra=["--metrics", "127.0.0.1:%d" % metrics_port])
+        peer = b"-qB4500-" + b"m" * 12
+        http_announce(self.port, "alice-Key_1", T1, peer, left=5, event=STARTED)
+        http_announce(self.port, "alice-Key_1", T1, peer, uploaded=10, left=5)
+        self.site.wait_transfer(1, 10, lambda row: row[2] == 10)
+
+        def get(path):
+            connection = http.client.HTTPConnection("127.0.0.1", metrics_port, timeout=5)
+            connection.request("GET", path)
+            body = connection.getresponse().read().decode()
+            connection.close()
+            return body
+
+        metrics = dict(line.split(" ") for line in get("/metrics").splitlines()
+                       if line.startswith("tyto_storage_"))
+        self.assertGreaterEqual(int(metrics["tyto_storage_batches_written_total"]), 1)
+        self.assertGreaterEqual(int(metrics["tyto_storage_rows_written_total"]), 1)
+        self.assertEqual(int(metrics["tyto_storage_batch_failures_total"]), 0)
+        self.assertIn("tyto_storage_backlog_rows", metrics)
+        stats = json.loads(get("/stats"))
+        self.assertGreaterEqual(stats["storage"]["batches_written"], 1)
+        self.assertEqual(stats["totals"]["ledger_peers"], 1)
+        self.assertEqual(stats["totals"]["catalogue_users"], 4)
+        dashboard = json.loads(get("/dashboard.json"))
+        self.assertGreaterEqual(dashboard["accounting"]["rows_written"], 1)
         self.stop()
 
     def test_udp_passkey_in_bep41_url_data(self):

@@ -29,6 +29,7 @@
 
 #include "tyto/app/dashboard.hpp"
 #include "tyto/app/options.hpp"
+#include "tyto/app/storage_client.hpp"
 #include "tyto/shard/bridge_thread.hpp"
 #include "tyto/shard/runtime.hpp"
 
@@ -44,6 +45,9 @@ class OpsServer : private shard::BridgeThread::Client {
   OpsServer(const OpsServer&) = delete;
   OpsServer& operator=(const OpsServer&) = delete;
 
+  // Before start(): the private tracker's storage thread, whose status is exported as
+  // tyto_storage_*, in /stats' "storage" and as the dashboard's accounting section.
+  void set_storage_status(const StorageStatus* status) noexcept { storage_status_ = status; }
   // Binds every metrics address (before privileges are dropped) and starts the thread.
   std::string start();
   void stop();
@@ -78,6 +82,7 @@ class OpsServer : private shard::BridgeThread::Client {
   std::string render(const Question& question);
   std::string metrics(const Question& question);
   std::string stats(const Question& question);
+  std::string storage_json() const;
   // The dashboard's answer from the last sample and the top list cached for `order`.
   std::string dashboard(std::uint64_t since_second, store::TopOrder order, std::uint32_t count);
   std::vector<store::SwarmStatistics> merged_top(const Question& question) const;
@@ -111,6 +116,7 @@ class OpsServer : private shard::BridgeThread::Client {
     std::vector<store::SwarmStatistics> swarms;
   };
   std::array<TopCache, std::size(store::top_order_names)> top_cache_;
+  const StorageStatus* storage_status_ = nullptr;
   shard::BridgeThread thread_;  // last: stopped (by stop()) before the members it uses go
 };
 

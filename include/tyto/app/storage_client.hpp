@@ -29,7 +29,6 @@
 #include <unordered_map>
 #include <vector>
 
-#include "tyto/core/counter_field.hpp"
 #include "tyto/shard/bridge_thread.hpp"
 #include "tyto/shard/storage_bridge.hpp"
 #include "tyto/shard/waker.hpp"
@@ -57,6 +56,15 @@ struct StorageStatus {
   std::atomic<std::uint64_t> catalogue_changes{0};
   std::atomic<std::uint64_t> catalogue_reloads{0};
   std::atomic<std::uint64_t> catalogue_failures{0};
+
+  // Every field, named for /metrics (tyto_storage_NAME), /stats and the dashboard.
+  struct Row {
+    const char* name;
+    const char* help;
+    bool gauge;
+    std::uint64_t value;
+  };
+  std::vector<Row> rows() const;
 };
 
 class StorageClient final : public shard::BridgeThread::Client {
