@@ -203,6 +203,12 @@ std::string start_storage(const tyto::app::Options& options, Storage& storage,
   if (!options.runtime.shard.private_tracker.enabled) return {};
   tyto::app::StorageClientConfig config;
   config.node = options.storage_node;
+  config.journal_path = options.storage_journal;
+  if (config.journal_path.empty() && options.storage_uri.starts_with("sqlite:")) {
+    const std::string path = options.storage_uri.substr(7, options.storage_uri.find('?') - 7);
+    config.journal_path = path + ".tyto-journal";
+  }
+  if (config.journal_path == "off") config.journal_path.clear();
   storage.client = std::make_unique<tyto::app::StorageClient>(
       config, *storage.backend, runtime.storage_bridge(), runtime.shard_presence(),
       [&runtime](const tyto::InfoHash& info_hash) { return runtime.owner_of(info_hash); });

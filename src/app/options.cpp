@@ -301,6 +301,27 @@ const Setting settings[] = {
        return std::string();
      },
      [](const Options& o) { return text_value(o.storage_node); }},
+    {"storage.sync", "--storage-sync", "MODE", Kind::text, 0, 0,
+     "batch (default): a stopped announce is answered at once, its last delta written with the "
+     "next batch; always: answered only once that delta is committed or in the storage journal",
+     [](Options& o, const Value& v) {
+       if (v.text != "batch" && v.text != "always") {
+         return "'" + v.text + "' is not one of batch, always";
+       }
+       o.runtime.shard.private_tracker.sync_always = v.text == "always";
+       return std::string();
+     },
+     [](const Options& o) {
+       return text_value(o.runtime.shard.private_tracker.sync_always ? "always" : "batch");
+     }},
+    {"storage.journal", "--storage-journal", "FILE", Kind::text, 0, 0,
+     "where accounting batches the database does not have yet are made durable: \"\" (default) "
+     "beside an SQLite file (PATH.tyto-journal), none for PostgreSQL; \"off\" for none",
+     [](Options& o, const Value& v) {
+       o.storage_journal = v.text;
+       return std::string();
+     },
+     [](const Options& o) { return text_value(o.storage_journal); }},
     {"private.enabled", "--private", "", Kind::boolean, 0, 0,
      "private tracker: announces need a user's passkey in the URL, only registered torrents are "
      "served, and every user's transfer is accounted in the storage backend",

@@ -68,6 +68,12 @@ std::vector<StorageStatus::Row> StorageStatus::rows() const {
       {"catalogue_reloads", "whole-catalogue reloads (the safety net)", false,
        read(catalogue_reloads)},
       {"catalogue_failures", "catalogue reads that failed", false, read(catalogue_failures)},
+      {"batches_journalled", "accounting batches appended to the storage journal", false,
+       read(batches_journalled)},
+      {"journal_bytes", "bytes in the storage journal (batches the database does not have yet)",
+       true, read(journal_bytes)},
+      {"tickets_confirmed", "held `stopped` replies released once durable (storage.sync always)",
+       false, read(tickets_confirmed)},
   };
 }
 
@@ -96,6 +102,23 @@ std::string StorageClient::init(const store::CatalogueRows& loaded) {
                            ": " + last.error();
     states_[shard].next_sequence = last.value() + 1;
   }
+  if (!config_.journal_path.empty()) {
+    auto held = journal_.open(config_.journal_path);
+    if (!held.ok()) return held.error();
+    for (store::AccountingBatch& batch : held.value()) {
+      // Later batches of this node and shard follow the journalled ones.
+      if (batch.id.node == config_.node && batch.id.shard < states_.size()) {
+        auto& next = states_[batch.id.shard].next_sequence;
+        next = std::max(next, batch.id.sequence + 1);
+      }
+      backlog_rows_ += batch.deltas.size();
+      recovered_.push_back({std::move(batch), {}, true});
+    }
+    if (!recovered_.empty()) {
+      TYTO_LOG(log::Level::info, "storage journal {}: {} batches ({} rows) left by the last run",
+               config_.journal_path, recovered_.size(), backlog_rows_);
+    }
+  }
   for (const auto& user : loaded.users) users_[user.user_id] = user;
   for (const auto& torrent : loaded.torrents) torrents_[torrent.torrent_id] = torrent;
   for (const auto& rule : loaded.client_rules) client_rules_[prefix_key(rule)] = rule;
@@ -115,9 +138,9 @@ void StorageClient::watch(std::vector<pollfd>& polled, Clock::time_point& wake_a
 void StorageClient::turn(std::span<const pollfd> polled) {
   const auto now = Clock::now();
   receive_deltas();
-  if (now >= next_flush_at_ || backlog_rows_ >= config_.batch_rows_max) {
+  if (now >= next_flush_at_ || backlog_rows_ >= config_.batch_rows_max || urgent_) {
     write_batches(now, false);
-    next_flush_at_ = now + config_.flush_interval;
+    if (now >= next_flush_at_) next_flush_at_ = now + config_.flush_interval;
   }
   const bool change_signalled = !polled.empty() && polled[0].revents != 0;
   if (now >= next_poll_at_ || change_signalled) poll_catalogue(now);
@@ -129,60 +152,117 @@ void StorageClient::turn(std::span<const pollfd> polled) {
   update_status(now);
 }
 
-void StorageClient::take(std::uint32_t shard, const store::AccountingDelta& delta) {
+void StorageClient::take(std::uint32_t shard, const store::AccountingDelta& delta,
+                         std::uint64_t ticket) {
   TYTO_ASSERT(shard < states_.size());
   ShardState& state = states_[shard];
+  if (ticket != 0) {
+    state.pending_tickets.push_back(ticket);
+    urgent_ = true;
+  }
   const auto [at, inserted] = state.pending.try_emplace(delta.key, delta);
   if (!inserted) {
     merge(at->second, delta);
   } else {
     ++backlog_rows_;
-    if (state.pending.size() == 1 && !state.in_flight) state.oldest_pending = Clock::now();
+    if (state.pending.size() == 1 && state.in_flight.empty()) state.oldest_pending = Clock::now();
   }
 }
 
 void StorageClient::receive_deltas() {
   // Past the bound the deltas stay where they are (bridge queues, then the shards' ledgers).
   if (backlog_rows_ >= config_.backlog_rows_max) return;
-  bridge_.receive([this](std::uint32_t shard, const store::AccountingDelta& delta) {
-    take(shard, delta);
+  bridge_.receive([this](std::uint32_t shard, const shard::StorageFromShard& message) {
+    take(shard, message.delta, message.ticket);
   });
 }
 
+// Recovered batches first, then each shard's in order. While the database is in back-off (or
+// failed this turn), batches are still formed when a ticket waits, and every batch left waiting
+// is journalled: durable without the database.
 void StorageClient::write_batches(Clock::time_point now, bool force) {
-  if (!force && retry_at_ != Clock::time_point{} && now < retry_at_) return;
-  bool failed = false;
-  for (std::uint32_t shard = 0; shard < states_.size() && !failed; ++shard) {
-    ShardState& state = states_[shard];
-    if (!state.in_flight && !state.pending.empty()) {
-      // A batch takes the whole of pending (rows in key order: the primary key's order).
-      store::AccountingBatch batch;
-      batch.id = {config_.node, shard, state.next_sequence++};
-      batch.deltas.reserve(state.pending.size());
-      for (const auto& [key, delta] : state.pending) batch.deltas.push_back(delta);
-      state.pending.clear();
-      state.in_flight = std::move(batch);
-    }
-    if (state.in_flight) failed = !write_one(shard, state);
+  const bool database_due = force || retry_at_ == Clock::time_point{} || now >= retry_at_;
+  bool failed = !database_due;
+  while (!failed && !recovered_.empty()) {
+    failed = !write_one(UINT32_MAX, recovered_.front());
+    if (!failed) recovered_.pop_front();
   }
-  if (failed) {
+  for (std::uint32_t shard = 0; shard < states_.size(); ++shard) {
+    ShardState& state = states_[shard];
+    if (!state.pending.empty() && (!failed || !state.pending_tickets.empty())) {
+      form_batch(shard, state);
+    }
+    while (!failed && !state.in_flight.empty()) {
+      failed = !write_one(shard, state.in_flight.front());
+      if (failed) break;
+      confirm(shard, state.in_flight.front());
+      state.in_flight.pop_front();
+    }
+    for (InFlight& waiting : state.in_flight) make_durable(shard, waiting);
+  }
+  urgent_ = false;
+  if (failed && database_due) {
     retry_backoff_ = std::clamp(retry_backoff_ * 2, std::chrono::milliseconds(retry_backoff_min),
                                 std::chrono::milliseconds(retry_backoff_max));
     retry_at_ = now + retry_backoff_;
-  } else {
+  } else if (!failed) {
     retry_backoff_ = {};
     retry_at_ = {};
   }
+  bool all_written = recovered_.empty();
+  for (const ShardState& state : states_) all_written &= state.in_flight.empty();
+  if (all_written && journal_.is_open() && journal_.size_bytes() != 0) {
+    if (std::string error = journal_.clear(); !error.empty()) {
+      TYTO_LOG_LIMITED(log::Level::warning, "storage: {}", error);
+    }
+  }
+  status_.journal_bytes.store(journal_.size_bytes(), std::memory_order_relaxed);
 }
 
-bool StorageClient::write_one(std::uint32_t shard, ShardState& state) {
-  const store::AccountingBatch& batch = *state.in_flight;
+// A batch takes the whole of pending (rows in key order: the primary key's order).
+void StorageClient::form_batch(std::uint32_t shard, ShardState& state) {
+  InFlight formed;
+  formed.batch.id = {config_.node, shard, state.next_sequence++};
+  formed.batch.deltas.reserve(state.pending.size());
+  for (const auto& [key, delta] : state.pending) formed.batch.deltas.push_back(delta);
+  formed.tickets.swap(state.pending_tickets);
+  state.pending.clear();
+  state.in_flight.push_back(std::move(formed));
+}
+
+// Appends a waiting batch to the journal (once) and confirms its tickets; without a journal
+// the tickets wait for the database.
+void StorageClient::make_durable(std::uint32_t shard, InFlight& waiting) {
+  if (waiting.journalled || !journal_.is_open()) return;
+  if (std::string error = journal_.append(waiting.batch); !error.empty()) {
+    TYTO_LOG_LIMITED(log::Level::error, "storage: {}", error);
+    return;
+  }
+  waiting.journalled = true;
+  status_.batches_journalled.fetch_add(1, std::memory_order_relaxed);
+  confirm(shard, waiting);
+}
+
+void StorageClient::confirm(std::uint32_t shard, InFlight& durable) {
+  for (const std::uint64_t ticket : durable.tickets) {
+    shard::StorageToShard message;
+    message.kind = shard::StorageToShard::Kind::durable;
+    message.ticket = ticket;
+    states_[shard].outbox.push_back(message);
+  }
+  status_.tickets_confirmed.fetch_add(durable.tickets.size(), std::memory_order_relaxed);
+  durable.tickets.clear();
+}
+
+// `shard` is UINT32_MAX for a batch recovered from the journal (logged by its own id).
+bool StorageClient::write_one(std::uint32_t shard, InFlight& in_flight) {
+  const store::AccountingBatch& batch = in_flight.batch;
   const auto written = backend_.write_batch(batch);
   if (!written.ok()) {
     status_.batch_failures.fetch_add(1, std::memory_order_relaxed);
     TYTO_LOG_LIMITED(log::Level::warning,
                      "storage: batch {} of shard {} ({} rows) not written, kept for a retry: {}",
-                     batch.id.sequence, shard, batch.deltas.size(), written.error());
+                     batch.id.sequence, batch.id.shard, batch.deltas.size(), written.error());
     return false;
   }
   if (written.value()) {
@@ -190,18 +270,21 @@ bool StorageClient::write_one(std::uint32_t shard, ShardState& state) {
     status_.rows_written.fetch_add(batch.deltas.size(), std::memory_order_relaxed);
   } else {
     status_.batches_already_applied.fetch_add(1, std::memory_order_relaxed);
-    TYTO_LOG(log::Level::info, "storage: batch {} of shard {} had been applied already",
-             batch.id.sequence, shard);
+    TYTO_LOG(log::Level::info, "storage: batch {} of {} shard {} had been applied already",
+             batch.id.sequence, batch.id.node, batch.id.shard);
   }
   backlog_rows_ -= std::min(backlog_rows_, batch.deltas.size());
-  state.in_flight.reset();
-  state.oldest_pending = state.pending.empty() ? Clock::time_point{} : Clock::now();
+  if (shard != UINT32_MAX) {
+    ShardState& state = states_[shard];
+    state.oldest_pending =
+        state.pending.empty() && state.in_flight.size() <= 1 ? Clock::time_point{} : Clock::now();
+  }
   return true;
 }
 
 std::size_t StorageClient::finish(Clock::time_point deadline) {
-  bridge_.receive([this](std::uint32_t shard, const store::AccountingDelta& delta) {
-    take(shard, delta);
+  bridge_.receive([this](std::uint32_t shard, const shard::StorageFromShard& message) {
+    take(shard, message.delta, message.ticket);
   });
   for (;;) {
     write_batches(Clock::now(), true);
@@ -229,7 +312,7 @@ void StorageClient::poll_catalogue(Clock::time_point now) {
 }
 
 void StorageClient::to_all(const store::CatalogueChange& change) {
-  for (ShardState& state : states_) state.outbox.push_back(change);
+  for (ShardState& state : states_) state.outbox.push_back({{}, change, 0});
 }
 
 // A backend's change names a removed row by its id; the shards key rows by passkey and
@@ -264,7 +347,7 @@ void StorageClient::apply_change(const store::CatalogueChange& change) {
           (removed || !(held->second.info_hash == change.torrent.info_hash))) {
         out.kind = Kind::torrent_removed;
         out.torrent = held->second;
-        states_[owner_of_(out.torrent.info_hash)].outbox.push_back(out);
+        states_[owner_of_(out.torrent.info_hash)].outbox.push_back({{}, out, 0});
       }
       if (removed) {
         if (held != torrents_.end()) torrents_.erase(held);
@@ -272,7 +355,7 @@ void StorageClient::apply_change(const store::CatalogueChange& change) {
       }
       if (held != torrents_.end() && same_torrent(held->second, change.torrent)) return;
       torrents_[change.torrent.torrent_id] = change.torrent;
-      states_[owner_of_(change.torrent.info_hash)].outbox.push_back(change);
+      states_[owner_of_(change.torrent.info_hash)].outbox.push_back({{}, change, 0});
       return;
     }
     case Kind::client_rule:

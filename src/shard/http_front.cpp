@@ -209,9 +209,17 @@ void HttpFront::announce(net::ConnectionRef connection, const http::RequestHead&
                      compact);
     return;
   }
+  std::uint64_t ticket = 0;
   const AnnounceReply reply = shard_.apply_announce(
-      request, member,
-      std::span(local_peers_).first(std::size_t{peers_max} * client.wire_size()));
+      request, member, std::span(local_peers_).first(std::size_t{peers_max} * client.wire_size()),
+      ticket);
+  if (ticket != 0) {
+    // Held until durable: the connection waits, as for a forwarded announce.
+    TYTO_ASSERT(reply.peers_count == 0);
+    http_waits_[connection.index] = {connection.generation, true, head.keep_alive, compact, client};
+    shard_.hold_reply({ticket, Shard::HeldHttpReply{connection, reply}});
+    return;
+  }
   write_announce(connection, reply, client, local_peers_.data(), head.keep_alive, compact);
 }
 
@@ -372,11 +380,30 @@ void HttpFront::on_forwarded_announce(const ForwardedHttpAnnounce& forwarded,
   HttpAnnounceAnswer answer;
   answer.connection = forwarded.connection;
   answer.lent_index = forwarded.lent_index;
-  answer.reply = shard_.apply_announce(forwarded.request, forwarded.member, lent.first(peers_size));
-  if (!answers_to_retry_.empty() || !shard_.push(from, Message{answer})) {
-    ++shard_.counters().http_answers_retried;
-    answers_to_retry_.push_back({from, answer});  // keeps order behind earlier retries
+  std::uint64_t ticket = 0;
+  answer.reply = shard_.apply_announce(forwarded.request, forwarded.member, lent.first(peers_size),
+                                       ticket);
+  if (ticket != 0) {
+    shard_.hold_reply({ticket, Shard::HeldHttpAnswer{from, answer}});
+    return;
   }
+  send_answer(from, answer);
+}
+
+void HttpFront::send_answer(std::uint32_t to, const HttpAnnounceAnswer& answer) noexcept {
+  if (!answers_to_retry_.empty() || !shard_.push(to, Message{answer})) {
+    ++shard_.counters().http_answers_retried;
+    answers_to_retry_.push_back({to, answer});  // keeps order behind earlier retries
+  }
+}
+
+void HttpFront::release_reply(net::ConnectionRef connection, const AnnounceReply& reply) noexcept {
+  if (!waiting(connection)) return;  // closed (and maybe reused) meanwhile
+  Wait& wait = http_waits_[connection.index];
+  wait.waiting = false;
+  write_announce(connection, reply, wait.client, local_peers_.data(), wait.keep_alive,
+                 wait.compact);
+  answer_written(connection, wait.keep_alive, true);
 }
 
 void HttpFront::retry_answers() noexcept {

@@ -141,16 +141,17 @@ void Ledger::mark_dirty(std::uint32_t position, Entry& held) noexcept {
   dirty_.push_back(position);
 }
 
-void Ledger::record(const store::PeerKey& key, const AnnounceRequest& request,
-                    const store::TorrentRow& torrent, const Member& member, std::uint32_t now_s,
-                    std::uint64_t now_unix_s) noexcept {
+std::uint64_t Ledger::record(const store::PeerKey& key, const AnnounceRequest& request,
+                             const store::TorrentRow& torrent, const Member& member,
+                             std::uint32_t now_s, std::uint64_t now_unix_s,
+                             bool ticket_stopped) noexcept {
   TYTO_ASSERT(key.user_id == member.user_id && key.torrent_id == torrent.torrent_id);
   std::uint32_t position = find(key);
   const bool first_sighting = position == absent || entry(position).closed;
   if (position == absent) {
-    if (request.event == AnnounceEvent::stopped) return;  // never seen: nothing to close
+    if (request.event == AnnounceEvent::stopped) return 0;  // never seen: nothing to close
     position = insert(key);
-    if (position == absent) return;  // admit() said full first; the caller refused the announce
+    if (position == absent) return 0;  // admit() said full first; the caller refused it
   }
   Entry* held = &entry(position);
   if (first_sighting || request.event == AnnounceEvent::started) {
@@ -183,6 +184,8 @@ void Ledger::record(const store::PeerKey& key, const AnnounceRequest& request,
   held->completed |= request.event == AnnounceEvent::completed;
   held->closed = request.event == AnnounceEvent::stopped;
   mark_dirty(position, *held);
+  if (ticket_stopped && held->closed && held->ticket == 0) held->ticket = ++tickets_issued_;
+  return held->closed ? held->ticket : 0;
 }
 
 bool Ledger::restore(const store::Baseline& baseline, std::uint32_t now_s,
@@ -224,6 +227,7 @@ void Ledger::clear_delta(std::uint32_t position, Entry& held) noexcept {
   held.uploaded = held.downloaded = held.uploaded_real = held.downloaded_real = 0;
   held.seed_s = held.leech_s = 0;
   held.completed = false;
+  held.ticket = 0;
   held.dirty = false;
   if (held.closed) erase(position);
 }

@@ -55,6 +55,7 @@ Shard::Shard(std::uint32_t index, const ShardConfig& config, ShardDirectory& dir
   if (config.private_tracker.enabled) {
     catalogue_ = std::make_unique<CatalogueCopy>(secret);
     ledger_ = std::make_unique<Ledger>(config.private_tracker.ledger, secret);
+    held_replies_.reserve(held_replies_max);
   }
 }
 
@@ -168,7 +169,7 @@ void Shard::drain() noexcept {
 }
 
 bool Shard::quiet() const noexcept {
-  return http_.idle() && scrapes_.idle() && udp_.idle();
+  return http_.idle() && scrapes_.idle() && udp_.idle() && held_replies_.empty();
 }
 
 // seq_cst, paired with the producers' publish (see turn()).
@@ -436,8 +437,10 @@ const char* Shard::admit_member(std::string_view passkey_segment, const Announce
 }
 
 AnnounceReply Shard::apply_announce(const AnnounceRequest& request, const Member& member,
-                                    std::span<std::uint8_t> peers_out) noexcept {
+                                    std::span<std::uint8_t> peers_out,
+                                    std::uint64_t& ticket) noexcept {
   TYTO_DEBUG_ASSERT(owner_of(request.info_hash) == index_);
+  ticket = 0;
   if (member.user_id == 0) return store_->announce(request, now_s_, peers_out);
   TYTO_ASSERT(private_tracker());
   const store::TorrentRow* torrent = catalogue_->torrent(request.info_hash);
@@ -456,16 +459,51 @@ AnnounceReply Shard::apply_announce(const AnnounceRequest& request, const Member
     case LedgerVerdict::ok:
       break;
   }
+  const bool hold = config_.private_tracker.sync_always && request.event == AnnounceEvent::stopped;
+  if (hold && held_replies_.size() == held_replies_max) {
+    ++private_counters_.refused_ledger_full;  // nothing recorded: the client retries
+    return {AnnounceStatus::ledger_full};
+  }
   const AnnounceReply reply = store_->announce(request, now_s_, peers_out);
   if (reply.status == AnnounceStatus::ok) {
-    ledger_->record(key, request, *torrent, member, now_s_, now_unix_s());
+    ticket = ledger_->record(key, request, *torrent, member, now_s_, now_unix_s(), hold);
   }
   return reply;
 }
 
+void Shard::hold_reply(const HeldReply& held) noexcept {
+  TYTO_ASSERT(held.ticket != 0 && held_replies_.size() < held_replies_max);
+  held_replies_.push_back(held);  // reserved: never reallocates
+}
+
+// The storage bridge says a ticket's delta is durable: the replies waiting on it go out.
+void Shard::release_held(std::uint64_t ticket) noexcept {
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < held_replies_.size(); ++i) {
+    HeldReply& held = held_replies_[i];
+    if (held.ticket != ticket) {
+      held_replies_[kept++] = held;
+      continue;
+    }
+    if (const auto* udp = std::get_if<HeldUdpReply>(&held.reply)) {
+      udp_.send_announce_reply(udp->reply, udp->transaction_id, udp->route);
+    } else if (const auto* http = std::get_if<HeldHttpReply>(&held.reply)) {
+      http_.release_reply(http->connection, http->reply);
+    } else if (const auto* answer = std::get_if<HeldHttpAnswer>(&held.reply)) {
+      http_.send_answer(answer->to, answer->answer);
+    }
+  }
+  held_replies_.erase(held_replies_.begin() + static_cast<std::ptrdiff_t>(kept), held_replies_.end());
+}
+
 std::size_t Shard::drain_storage() noexcept {
-  return directory_.storage.drain(
-      index_, [this](const store::CatalogueChange& change) { on_catalogue_change(change); });
+  return directory_.storage.drain(index_, [this](const StorageToShard& message) {
+    if (message.kind == StorageToShard::Kind::durable) {
+      release_held(message.ticket);
+    } else {
+      on_catalogue_change(message.change);
+    }
+  });
 }
 
 // Rows change one at a time between announces. Growing a table allocates (catalogue_copy.hpp).
@@ -498,8 +536,8 @@ void Shard::on_catalogue_change(const store::CatalogueChange& change) noexcept {
 void Shard::flush_ledger() noexcept {
   if (ledger_->dirty_count() == 0) return;
   private_counters_.deltas_handed += ledger_->flush(
-      [this](const store::AccountingDelta& delta) {
-        return directory_.storage.answer(index_, delta);
+      [this](const store::AccountingDelta& delta, std::uint64_t ticket) {
+        return directory_.storage.answer(index_, StorageFromShard{delta, ticket});
       },
       deltas_per_turn_max);
   directory_.storage.publish_answers(index_, ring_);

@@ -149,9 +149,18 @@ void UdpFront::apply_announce(const AnnounceRequest& request, const Member& memb
   const std::uint32_t peers_max = udp::udp_peers_max(request.numwant, request.peer.family,
                                                      config.numwant_default, config.numwant_max);
   // The store writes peers straight into the datagram, after the 20-byte header.
+  std::uint64_t ticket = 0;
   const AnnounceReply reply = shard_.apply_announce(
       request, member,
-      buffer.subspan(limits::udp_announce_reply_header_size, std::size_t{peers_max} * wire_size));
+      buffer.subspan(limits::udp_announce_reply_header_size, std::size_t{peers_max} * wire_size),
+      ticket);
+  if (ticket != 0) {
+    // A `stopped` selects no peers: the counts are the whole reply, sent once it is durable.
+    TYTO_ASSERT(reply.peers_count == 0);
+    udp_.release_send_slot(*slot);
+    shard_.hold_reply({ticket, Shard::HeldUdpReply{route, transaction_id, reply}});
+    return;
+  }
   std::size_t size = 0;
   if (reply.status != AnnounceStatus::ok) {
     ++shard_.counters().udp_error_replies;
@@ -161,6 +170,24 @@ void UdpFront::apply_announce(const AnnounceRequest& request, const Member& memb
     udp::write_announce_reply_header(buffer, transaction_id, config.announce_interval_s,
                                      reply.leechers, reply.seeders);
     size = limits::udp_announce_reply_header_size + reply.peers_count * wire_size;
+  }
+  udp_.send(shard_.ring(), *slot, size, route);
+}
+
+void UdpFront::send_announce_reply(const AnnounceReply& reply, std::uint32_t transaction_id,
+                                   const net::UdpRoute& route) noexcept {
+  TYTO_ASSERT(reply.peers_count == 0);
+  const auto slot = udp_.acquire_send_slot();
+  if (!slot) return;  // counted by the socket; the client retries its `stopped`
+  const std::span<std::uint8_t> buffer = udp_.send_buffer(*slot);
+  std::size_t size = 0;
+  if (reply.status != AnnounceStatus::ok) {
+    ++shard_.counters().udp_error_replies;
+    size = udp::write_error_reply(buffer, transaction_id, announce_status_message(reply.status));
+  } else {
+    size = udp::write_announce_reply_header(buffer, transaction_id,
+                                            shard_.config().announce_interval_s, reply.leechers,
+                                            reply.seeders);
   }
   udp_.send(shard_.ring(), *slot, size, route);
 }

@@ -54,7 +54,7 @@ class LedgerTest : public ::testing::Test {
   std::vector<store::AccountingDelta> take() {
     std::vector<store::AccountingDelta> deltas;
     ledger_.flush(
-        [&](const store::AccountingDelta& delta) {
+        [&](const store::AccountingDelta& delta, std::uint64_t) {
           deltas.push_back(delta);
           return true;
         },
@@ -135,7 +135,7 @@ TEST_F(LedgerTest, RefusedDeltasStaySummedUntilTaken) {
   const auto key = key_of(1, 10, 'a');
   record(key, announce(0, 0, 10));
   take();
-  auto refuse = [](const store::AccountingDelta&) { return false; };
+  auto refuse = [](const store::AccountingDelta&, std::uint64_t) { return false; };
   for (std::uint64_t step = 1; step <= 5; ++step) {
     now_s_ += 10;
     record(key, announce(100 * step, 10 * step, 10));
@@ -177,6 +177,33 @@ TEST_F(LedgerTest, StoppedClosesTheEntryOnceItsDeltaIsTaken) {
   // A stopped announce of a peer never seen records nothing.
   record(key_of(1, 10, 'z'), announce(1, 1, 1, AnnounceEvent::stopped));
   EXPECT_TRUE(take().empty());
+}
+
+// storage.sync = "always": a stopped that closes an entry gets a ticket its delta carries.
+TEST_F(LedgerTest, AStoppedWithTicketsCarriesItsTicketToTheBridge) {
+  const auto key = key_of(1, 10, 'a');
+  store::TorrentRow torrent = torrent_;
+  EXPECT_EQ(ledger_.record(key, announce(0, 0, 1), torrent, member_, now_s_, 0, true), 0u);
+  take();
+  const std::uint64_t ticket =
+      ledger_.record(key, announce(10, 0, 1, AnnounceEvent::stopped), torrent, member_, now_s_, 0,
+                     true);
+  EXPECT_NE(ticket, 0u);
+  std::vector<std::uint64_t> tickets;
+  ledger_.flush(
+      [&](const store::AccountingDelta& delta, std::uint64_t carried) {
+        EXPECT_TRUE(delta.closed);
+        tickets.push_back(carried);
+        return true;
+      },
+      SIZE_MAX);
+  EXPECT_EQ(tickets, std::vector<std::uint64_t>{ticket});
+  // Without the flag (storage.sync = "batch") nothing is ticketed.
+  EXPECT_EQ(ledger_.record(key_of(1, 10, 'b'), announce(0, 0, 1), torrent, member_, now_s_, 0),
+            0u);
+  EXPECT_EQ(ledger_.record(key_of(1, 10, 'b'), announce(0, 0, 1, AnnounceEvent::stopped), torrent,
+                           member_, now_s_, 0),
+            0u);
 }
 
 TEST_F(LedgerTest, CompletedIsASnatch) {

@@ -34,6 +34,9 @@ struct Options {
   // Storage backend (store/backend.hpp) and this tracker's name in its accounting batches.
   std::string storage_uri = "memory:";
   std::string storage_node;  // "" until finished: the host name
+  // The storage journal (app/accounting_journal.hpp): "" = beside an SQLite file
+  // (PATH.tyto-journal), none for other stores; "off" = none.
+  std::string storage_journal;
 
   // What this invocation does rather than configures (command line only).
   std::string config_path;

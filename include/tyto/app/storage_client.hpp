@@ -7,7 +7,11 @@
 //  - every flush interval writes each shard's sums as one batch with the id (node, shard,
 //    sequence), in one transaction: a batch that failed is kept whole and retried with the
 //    same id (so it is applied once even if its commit went through unseen), with back-off,
-//    while new deltas gather for the next one;
+//    while new deltas gather for the next one; with a storage journal, a batch that failed is
+//    also appended to it (fsync'd), so a crash while the database is away loses nothing;
+//  - a delta with a durability ticket (storage.sync = "always": a `stopped` whose reply its
+//    shard holds) is written at once, not at the next interval, and the ticket is confirmed to
+//    the shard as soon as its batch is committed or journalled;
 //  - polls the catalogue's changes (and reloads it whole every reload interval, as a safety net),
 //    keeps a mirror of it and sends each change to the shards that hold the row: users and
 //    client rules to every shard, a torrent to its owner. What a full queue refuses waits, in
@@ -29,6 +33,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tyto/app/accounting_journal.hpp"
 #include "tyto/shard/bridge_thread.hpp"
 #include "tyto/shard/storage_bridge.hpp"
 #include "tyto/shard/waker.hpp"
@@ -38,6 +43,7 @@ namespace tyto::app {
 
 struct StorageClientConfig {
   std::string node;  // this tracker's name in batch ids
+  std::string journal_path;  // "" = no journal
   std::chrono::milliseconds flush_interval{1000};
   std::chrono::milliseconds changes_poll_interval{1000};
   std::chrono::seconds reload_interval{300};
@@ -56,6 +62,9 @@ struct StorageStatus {
   std::atomic<std::uint64_t> catalogue_changes{0};
   std::atomic<std::uint64_t> catalogue_reloads{0};
   std::atomic<std::uint64_t> catalogue_failures{0};
+  std::atomic<std::uint64_t> batches_journalled{0};
+  std::atomic<std::uint64_t> journal_bytes{0};
+  std::atomic<std::uint64_t> tickets_confirmed{0};
 
   // Every field, named for /metrics (tyto_storage_NAME), /stats and the dashboard.
   struct Row {
@@ -76,8 +85,9 @@ class StorageClient final : public shard::BridgeThread::Client {
                 shard::StorageBridge& bridge, std::span<shard::Presence> shards,
                 OwnerOf owner_of);
 
-  // Before the thread starts: the catalogue as loaded (the shards start from the same rows), and
-  // each shard's next batch sequence from the backend. Error text or "".
+  // Before the thread starts: the catalogue as loaded (the shards start from the same rows),
+  // each shard's next batch sequence from the backend, and the journal: what an earlier run left
+  // in it is written first (its own ids). Error text or "".
   std::string init(const store::CatalogueRows& loaded);
 
   void watch(std::vector<pollfd>& polled, Clock::time_point& wake_at) override;
@@ -86,7 +96,7 @@ class StorageClient final : public shard::BridgeThread::Client {
   // Once the thread and the shards stopped: takes what the queues hold, sums `delta` given by
   // the caller (Runtime::take_ledger_deltas), and writes everything, retrying until `deadline`.
   // Returns the rows left unwritten (logged).
-  void take(std::uint32_t shard, const store::AccountingDelta& delta);
+  void take(std::uint32_t shard, const store::AccountingDelta& delta, std::uint64_t ticket = 0);
   std::size_t finish(Clock::time_point deadline);
 
   const StorageStatus& status() const noexcept { return status_; }
@@ -95,17 +105,27 @@ class StorageClient final : public shard::BridgeThread::Client {
   struct KeyLess {
     bool operator()(const store::PeerKey& a, const store::PeerKey& b) const noexcept;
   };
+  // A batch formed and not yet committed, with the tickets waiting on it.
+  struct InFlight {
+    store::AccountingBatch batch;
+    std::vector<std::uint64_t> tickets;
+    bool journalled = false;
+  };
   struct ShardState {
     std::map<store::PeerKey, store::AccountingDelta, KeyLess> pending;
-    std::optional<store::AccountingBatch> in_flight;
+    std::vector<std::uint64_t> pending_tickets;
+    std::deque<InFlight> in_flight;  // oldest first; each written in order
     std::uint64_t next_sequence = 1;
-    std::deque<store::CatalogueChange> outbox;
+    std::deque<shard::StorageToShard> outbox;
     Clock::time_point oldest_pending{};  // when the oldest row of pending or in_flight came
   };
 
   void receive_deltas();
   void write_batches(Clock::time_point now, bool force);
-  bool write_one(std::uint32_t shard, ShardState& state);
+  void form_batch(std::uint32_t shard, ShardState& state);
+  bool write_one(std::uint32_t shard, InFlight& in_flight);
+  void make_durable(std::uint32_t shard, InFlight& in_flight);
+  void confirm(std::uint32_t shard, InFlight& in_flight);
   void poll_catalogue(Clock::time_point now);
   void apply_change(const store::CatalogueChange& change);
   void reload_catalogue();
@@ -120,7 +140,10 @@ class StorageClient final : public shard::BridgeThread::Client {
   OwnerOf owner_of_;
   shard::Waker waker_;
   std::vector<ShardState> states_;
+  std::deque<InFlight> recovered_;  // from the journal at start, written before anything else
+  AccountingJournal journal_;
   std::size_t backlog_rows_ = 0;
+  bool urgent_ = false;  // a ticket waits: write now
   // The mirror: what the shards hold, to route removals and diff reloads.
   std::unordered_map<std::uint64_t, store::UserRow> users_;
   std::unordered_map<std::uint64_t, store::TorrentRow> torrents_;

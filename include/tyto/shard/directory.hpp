@@ -31,6 +31,9 @@ namespace tyto::shard {
 struct PrivateConfig {
   bool enabled = false;
   LedgerLimits ledger;
+  // storage.sync = "always": a `stopped` announce is answered only once its accounting is
+  // durable (committed, or in the storage journal); "batch" (false) answers at once.
+  bool sync_always = false;
 };
 
 struct ShardConfig {

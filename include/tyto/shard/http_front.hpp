@@ -45,6 +45,10 @@ class HttpFront {
   void on_forwarded_announce(const ForwardedHttpAnnounce& forwarded, std::uint32_t from) noexcept;
   // On the receiving shard: the owner's answer; writes the response.
   void on_announce_answer(const HttpAnnounceAnswer& answer) noexcept;
+  // Held replies (storage.sync = "always"), once durable: an answer owed to the shard `to`; a
+  // reply to this shard's own waiting connection.
+  void send_answer(std::uint32_t to, const HttpAnnounceAnswer& answer) noexcept;
+  void release_reply(net::ConnectionRef connection, const AnnounceReply& reply) noexcept;
   void write_scrape_reply(const PendingScrape& pending, bool resume) noexcept;
   void scrape_failed(const PendingScrape& pending, bool timed_out) noexcept;
   // Every turn: answers the owner's mailbox refused earlier.

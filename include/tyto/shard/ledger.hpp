@@ -63,17 +63,22 @@ class Ledger {
   // Before the announce is applied: may this peer be recorded? Known peers always may.
   LedgerVerdict admit(const store::PeerKey& key) const noexcept;
   // After the peer store accepted the announce (admit said ok). now_s is the shard clock,
-  // now_unix_s Unix time (written to the database).
-  void record(const store::PeerKey& key, const AnnounceRequest& request,
-              const store::TorrentRow& torrent, const Member& member, std::uint32_t now_s,
-              std::uint64_t now_unix_s) noexcept;
+  // now_unix_s Unix time (written to the database). With `ticket_stopped`, a `stopped` that
+  // closes an entry gets a durability ticket (returned; 0 otherwise): its delta carries it to
+  // the storage bridge, which confirms it once the delta is durable. A second `stopped` before
+  // the first was handed on shares its ticket.
+  std::uint64_t record(const store::PeerKey& key, const AnnounceRequest& request,
+                       const store::TorrentRow& torrent, const Member& member,
+                       std::uint32_t now_s, std::uint64_t now_unix_s,
+                       bool ticket_stopped = false) noexcept;
   // At start, before any announce: a baseline persisted by an earlier run. Its announce time
   // maps onto the shard clock (now_s at now_unix_s). false when the table is full.
   bool restore(const store::Baseline& baseline, std::uint32_t now_s,
                std::uint64_t now_unix_s) noexcept;
 
-  // Hands dirty entries' deltas to give(const AccountingDelta&) -> bool, oldest first, until it
-  // returns false (no room: the rest wait, summed) or `count_max` were given. Returns how many.
+  // Hands dirty entries' deltas to give(const AccountingDelta&, std::uint64_t ticket) -> bool,
+  // oldest first, until it returns false (no room: the rest wait, summed) or `count_max` were
+  // given. Returns how many.
   template <class Give>
   std::size_t flush(Give&& give, std::size_t count_max);
   // About once a second: closes entries silent for longer than the peer timeout (a slice per
@@ -110,6 +115,7 @@ class Ledger {
   std::size_t entries_count_ = 0;
   std::vector<std::uint32_t> dirty_;  // positions with a pending delta, oldest first
   std::uint32_t expire_cursor_ = 0;
+  std::uint64_t tickets_issued_ = 0;
 };
 
 // Each dirty entry appears once in dirty_, so a flush visits each once.
@@ -123,6 +129,7 @@ struct Ledger::Entry {
   std::uint64_t uploaded_real = 0;
   std::uint64_t downloaded_real = 0;
   std::uint64_t announced_unix_s = 0;
+  std::uint64_t ticket = 0;  // a reply waits until this delta is durable (0: none)
   std::uint32_t seed_s = 0;
   std::uint32_t leech_s = 0;
   std::uint32_t announced_s = 0;  // shard clock
@@ -139,7 +146,7 @@ std::size_t Ledger::flush(Give&& give, std::size_t count_max) {
   while (given < dirty_.size() && given < count_max) {
     const std::uint32_t position = dirty_[given];
     Entry& held = entry(position);
-    if (!give(take_delta(held))) break;
+    if (!give(take_delta(held), held.ticket)) break;
     ++given;
     clear_delta(position, held);
   }

@@ -66,7 +66,7 @@ class Runtime {
     std::size_t taken = 0;
     for (std::uint32_t i = 0; i < shards_.size(); ++i) {
       taken += shards_[i]->take_ledger_deltas(
-          [&](const store::AccountingDelta& delta) { return give(i, delta); });
+          [&](const store::AccountingDelta& delta, std::uint64_t) { return give(i, delta); });
     }
     return taken;
   }

@@ -19,6 +19,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "tyto/core/clock.hpp"
@@ -86,9 +87,31 @@ class Shard {
                            Member& member) noexcept;
   // On the owner: applies an announce for `member` (private mode: the torrent must be
   // registered and the peer admitted by the ledger, then it is accounted), writing peers into
-  // peers_out as PeerStore::announce does.
+  // peers_out as PeerStore::announce does. `ticket` is set (non-zero) when the reply must be
+  // held until the accounting is durable (storage.sync = "always", a `stopped`): the caller
+  // hands the reply to hold_reply() instead of sending it.
   AnnounceReply apply_announce(const AnnounceRequest& request, const Member& member,
-                               std::span<std::uint8_t> peers_out) noexcept;
+                               std::span<std::uint8_t> peers_out, std::uint64_t& ticket) noexcept;
+  // A reply waiting for its durability ticket; released by the storage bridge's `durable`.
+  struct HeldUdpReply {
+    net::UdpRoute route;
+    std::uint32_t transaction_id = 0;
+    AnnounceReply reply;
+  };
+  struct HeldHttpReply {  // the connection is this shard's and waits
+    net::ConnectionRef connection;
+    AnnounceReply reply;
+  };
+  struct HeldHttpAnswer {  // an answer owed to the shard that forwarded the announce
+    std::uint32_t to = 0;
+    HttpAnnounceAnswer answer;
+  };
+  struct HeldReply {
+    std::uint64_t ticket = 0;
+    std::variant<HeldUdpReply, HeldHttpReply, HeldHttpAnswer> reply;
+  };
+  static constexpr std::size_t held_replies_max = 1024;
+  void hold_reply(const HeldReply& held) noexcept;
   // Unix time, read with the shard clock (accounting).
   std::uint64_t now_unix_s() const noexcept;
   // Once the loop stopped (any thread): hands every accounting delta still summed here to
@@ -123,6 +146,7 @@ class Shard {
   std::size_t drain_storage() noexcept;
   void on_catalogue_change(const store::CatalogueChange& change) noexcept;
   void flush_ledger() noexcept;
+  void release_held(std::uint64_t ticket) noexcept;
   void read_ahead_announces() noexcept;
   void on_completion(const io_uring_cqe& cqe) noexcept;
   std::size_t drain_mailboxes() noexcept;
@@ -155,6 +179,7 @@ class Shard {
   std::unique_ptr<CatalogueCopy> catalogue_;
   std::unique_ptr<Ledger> ledger_;
   PrivateCounters private_counters_;
+  std::vector<HeldReply> held_replies_;  // at most held_replies_max, reserved at start
   bool draining_ = false;
 };
 

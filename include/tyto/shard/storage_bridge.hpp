@@ -7,7 +7,10 @@
 //    to the shard owning its info_hash. Never dropped: what a full queue refuses waits in the
 //    bridge's outbox for that shard, in order.
 //  - shard → bridge: accounting deltas (store::AccountingDelta). Never dropped: the shard's Ledger
-//    keeps a delta summed until the bridge's queue takes it.
+//    keeps a delta summed until the bridge's queue takes it. A delta may carry a durability
+//    ticket (storage.sync = "always": a `stopped` announce whose reply the shard holds); the
+//    bridge answers `durable` with that ticket once the delta is committed to the database or
+//    appended to the storage journal and fsync'd, and only then does the shard reply.
 #pragma once
 
 #include <cstddef>
@@ -18,9 +21,21 @@
 
 namespace tyto::shard {
 
+struct StorageToShard {
+  enum class Kind : std::uint8_t { catalogue_change, durable };
+  Kind kind = Kind::catalogue_change;
+  store::CatalogueChange change;  // catalogue_change
+  std::uint64_t ticket = 0;       // durable
+};
+
+struct StorageFromShard {
+  store::AccountingDelta delta;
+  std::uint64_t ticket = 0;  // 0: nobody waits on this delta
+};
+
 inline constexpr std::size_t storage_changes_queue_max = 1024;  // per shard
 inline constexpr std::size_t storage_deltas_queue_max = 4096;   // per shard
-using StorageBridge = Bridge<store::CatalogueChange, store::AccountingDelta,
-                             storage_changes_queue_max, storage_deltas_queue_max>;
+using StorageBridge = Bridge<StorageToShard, StorageFromShard, storage_changes_queue_max,
+                             storage_deltas_queue_max>;
 
 }  // namespace tyto::shard

@@ -42,6 +42,9 @@ class UdpFront {
   void apply_announce(const AnnounceRequest& request, const Member& member,
                       std::uint32_t transaction_id, const net::UdpRoute& route) noexcept;
   void send_scrape_reply(const PendingScrape& pending) noexcept;
+  // A held announce reply without peers (a `stopped`, once durable).
+  void send_announce_reply(const AnnounceReply& reply, std::uint32_t transaction_id,
+                           const net::UdpRoute& route) noexcept;
   // End of turn: sends what is batched.
   void flush() noexcept { udp_.flush(); }
   bool idle() const noexcept { return udp_.sends_idle(); }
