@@ -150,6 +150,16 @@ struct Storage {
   tyto::shard::BridgeThread thread;
 };
 
+// storage.journal: "" beside an SQLite file, none for other stores; "off" none.
+std::string journal_path(const tyto::app::Options& options) {
+  if (options.storage_journal == "off") return {};
+  if (!options.storage_journal.empty()) return options.storage_journal;
+  if (!options.storage_uri.starts_with("sqlite:")) return {};
+  const std::size_t query = options.storage_uri.find('?');
+  return options.storage_uri.substr(7, query == std::string::npos ? query : query - 7) +
+         ".tyto-journal";
+}
+
 // Opens the backend and applies its migrations (all --migrate does); in private mode loads the
 // catalogue and the persisted baselines for the shards. An exit code, or nothing to go on.
 std::optional<int> open_storage(const tyto::app::Options& options, Storage& storage,
@@ -187,6 +197,15 @@ std::optional<int> open_storage(const tyto::app::Options& options, Storage& stor
   }
   storage.catalogue = std::move(catalogue.value());
   storage.baselines = std::move(baselines.value());
+  const std::string journal = journal_path(options);
+  if (!journal.empty()) {
+    if (std::string error =
+            tyto::app::overlay_journal_baselines(journal, *storage.backend, storage.baselines);
+        !error.empty()) {
+      tyto::log::write(Level::error, "storage journal: " + error);
+      return 1;
+    }
+  }
   TYTO_LOG(Level::info,
            "private tracker on {}: {} users, {} torrents, {} client rules, {} peer baselines "
            "({} rows refused)",
@@ -203,12 +222,7 @@ std::string start_storage(const tyto::app::Options& options, Storage& storage,
   if (!options.runtime.shard.private_tracker.enabled) return {};
   tyto::app::StorageClientConfig config;
   config.node = options.storage_node;
-  config.journal_path = options.storage_journal;
-  if (config.journal_path.empty() && options.storage_uri.starts_with("sqlite:")) {
-    const std::string path = options.storage_uri.substr(7, options.storage_uri.find('?') - 7);
-    config.journal_path = path + ".tyto-journal";
-  }
-  if (config.journal_path == "off") config.journal_path.clear();
+  config.journal_path = journal_path(options);
   storage.client = std::make_unique<tyto::app::StorageClient>(
       config, *storage.backend, runtime.storage_bridge(), runtime.shard_presence(),
       [&runtime](const tyto::InfoHash& info_hash) { return runtime.owner_of(info_hash); });

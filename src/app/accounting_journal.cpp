@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 
 #include "tyto/core/log.hpp"
 #include "tyto/store/batch_codec.hpp"
@@ -88,6 +89,64 @@ std::string AccountingJournal::append(const store::AccountingBatch& batch) {
     return error;
   }
   size_bytes_ += buffer_.size();
+  return {};
+}
+
+std::string overlay_journal_baselines(const std::string& path, store::Backend& backend,
+                                      std::vector<store::Baseline>& baselines) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? std::string() : error_text("reading", path);
+  std::vector<std::uint8_t> bytes;
+  std::uint8_t chunk[65536];
+  for (;;) {
+    const ssize_t got = ::read(fd, chunk, sizeof chunk);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      const std::string error = error_text("reading", path);
+      ::close(fd);
+      return error;
+    }
+    if (got == 0) break;
+    bytes.insert(bytes.end(), chunk, chunk + got);
+    if (bytes.size() > journal_size_max) break;
+  }
+  ::close(fd);
+  const store::DecodedRecords decoded = store::decode_batch_records(bytes);
+  if (decoded.batches.empty()) return {};
+  auto less = [](const store::PeerKey& a, const store::PeerKey& b) {
+    if (a.user_id != b.user_id) return a.user_id < b.user_id;
+    if (a.torrent_id != b.torrent_id) return a.torrent_id < b.torrent_id;
+    return std::memcmp(a.peer_id.bytes.data(), b.peer_id.bytes.data(), 20) < 0;
+  };
+  std::map<store::PeerKey, store::Baseline, decltype(less)> by_key(less);
+  for (const store::Baseline& baseline : baselines) by_key[baseline.key] = baseline;
+  std::map<std::pair<std::string, std::uint32_t>, std::uint64_t> marks;
+  std::size_t overlaid = 0;
+  for (const store::AccountingBatch& batch : decoded.batches) {
+    const auto pair = std::make_pair(batch.id.node, batch.id.shard);
+    auto mark = marks.find(pair);
+    if (mark == marks.end()) {
+      const auto last = backend.last_sequence(batch.id.node, batch.id.shard);
+      if (!last.ok()) return "reading the batch marks: " + last.error();
+      mark = marks.emplace(pair, last.value()).first;
+    }
+    if (batch.id.sequence <= mark->second) continue;  // applied: the database is newer
+    for (const store::AccountingDelta& delta : batch.deltas) {
+      ++overlaid;
+      if (delta.closed) {
+        by_key.erase(delta.key);
+        continue;
+      }
+      by_key[delta.key] = {delta.key, delta.baseline_uploaded, delta.baseline_downloaded,
+                           delta.announced_unix_s, delta.seeding};
+    }
+  }
+  baselines.clear();
+  for (const auto& [key, baseline] : by_key) baselines.push_back(baseline);
+  if (overlaid != 0) {
+    TYTO_LOG(log::Level::info, "storage journal {}: {} peers' baselines taken from it", path,
+             overlaid);
+  }
   return {};
 }
 

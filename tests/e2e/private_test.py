@@ -6,6 +6,7 @@ import json
 import os
 import random
 import socket
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -107,9 +108,10 @@ class PrivateTest(unittest.TestCase):
         self.port = free_port()
         self.tracker = None
 
-    def start(self, cores="0", extra=()):
+    def start(self, cores="0", extra=(), storage_options=""):
         self.tracker = Tracker(BINARY, [
-            "--private", "--storage", "sqlite:" + self.database, "--storage-node", "test",
+            "--private", "--storage", "sqlite:" + self.database + storage_options,
+            "--storage-node", "test",
             "--udp", "127.0.0.1:%d" % self.port, "--udp", "[::1]:%d" % self.port,
             "--http", "127.0.0.1:%d" % self.port, "--http", "[::1]:%d" % self.port,
             "--cores", cores] + list(extra), [("127.0.0.1", self.port)])
@@ -309,6 +311,95 @@ class PrivateTest(unittest.TestCase):
             http_announce(self.port, "erin2", T1, peer, left=1)))
         self.assertLess(took, 2.0)
         self.stop()
+
+    # storage.sync = "always": a stopped announce is answered only once its last delta is
+    # durable. Without a journal and with the database locked by the site, the reply waits.
+    def test_sync_always_answers_stopped_once_durable(self):
+        self.start(extra=["--storage-sync", "always", "--storage-journal", "off"],
+                   storage_options="?busy_timeout_ms=50")
+        peer = b"-qB4500-" + b"s" * 12
+        http_announce(self.port, "alice-Key_1", T1, peer, left=5, event=STARTED)
+        http_announce(self.port, "alice-Key_1", T1, peer, uploaded=100, left=5)
+        self.site.wait_transfer(1, 10, lambda row: row[2] == 100)
+        udp = Client(("127.0.0.1", self.port), timeout=1.0)
+        udp.connect()
+        udp_peer = b"-qB4500-" + b"u" * 12
+        options = url_data_options(b"/alice-Key_1/announce")
+        udp.announce(T1, 7777, left=5, peer_id=udp_peer, options=options, event=STARTED)
+        self.site.wait_transfer(1, 10, lambda row: True)
+        time.sleep(1.2)  # the UDP peer's first sighting is written
+        self.site.execute("BEGIN IMMEDIATE")  # the site holds the write lock
+        results = {}
+
+        def stop_http():
+            results["http"] = http_announce(self.port, "alice-Key_1", T1, peer, uploaded=250,
+                                            left=5, event=STOPPED)
+            results["http_at"] = time.time()
+
+        import threading
+        worker = threading.Thread(target=stop_http)
+        worker.start()
+        with self.assertRaises(socket.timeout):  # held: no reply while nothing is durable
+            udp.announce(T1, 7777, left=5, peer_id=udp_peer, options=options, event=STOPPED,
+                         uploaded=40)
+        time.sleep(1.0)
+        self.assertNotIn("http", results)
+        released_at = time.time()
+        self.site.execute("COMMIT")
+        worker.join(timeout=10)
+        self.assertIn("http", results)
+        self.assertEqual(failure(results["http"]), "")
+        self.assertLess(results["http_at"] - released_at, 3.0)
+        # Committed before the reply: the credit is there when the client hears back (the UDP
+        # peer's close went with it: 150 + 40).
+        row = self.site.transfer(1, 10)
+        self.assertEqual(row[2], 290)
+        # The UDP client's retry finds its peer closed: answered, nothing credited twice.
+        udp.sock.settimeout(5)
+        udp.announce(T1, 7777, left=5, peer_id=udp_peer, options=options, event=STOPPED,
+                     uploaded=40)
+        time.sleep(1.2)
+        self.assertEqual(self.site.transfer(1, 10)[2], 290)
+        udp.close()
+        counters = self.stop()
+        self.assertEqual(self.site.execute("SELECT count(*) FROM tyto_peers")[0][0], 0)
+        self.assertGreaterEqual(counters["private_announces"], 6)
+
+    # The journal: while the site holds the database, batches go to the journal; tyto is killed;
+    # the restarted tyto writes them with their own ids. A peer that stopped during the outage
+    # (nothing left to re-derive from) is credited exactly, and nothing twice.
+    def test_journal_keeps_what_the_database_could_not_take_across_kill_9(self):
+        extra = ["--storage-sync", "always"]
+        self.start(extra=extra, storage_options="?busy_timeout_ms=50")
+        peers = [b"-qB4500-%012d" % index for index in range(3)]
+        for index, peer in enumerate(peers):
+            http_announce(self.port, "alice-Key_1", T1, peer, peer_port=8000 + index, left=5,
+                          event=STARTED)
+        time.sleep(1.5)  # first sightings written
+        self.site.execute("BEGIN IMMEDIATE")
+        for index, peer in enumerate(peers):
+            http_announce(self.port, "alice-Key_1", T1, peer, peer_port=8000 + index,
+                          uploaded=1000 * (index + 1), left=5)
+        # A stopped during the outage is answered once journalled (sync = always).
+        reply = http_announce(self.port, "alice-Key_1", T1, peers[0], peer_port=8000,
+                              uploaded=1500, left=5, event=STOPPED)
+        self.assertEqual(failure(reply), "")
+        time.sleep(1.5)  # the other deltas' batch fails too and is journalled
+        journal = self.database + ".tyto-journal"
+        self.assertGreater(os.path.getsize(journal), 0)
+        self.tracker.kill()
+        self.site.execute("COMMIT")
+        self.start(extra=extra)
+        # Peers 1 and 2 announce again (their credit would be re-derived anyway); peer 0 is gone.
+        for index in (1, 2):
+            http_announce(self.port, "alice-Key_1", T1, peers[index], peer_port=8000 + index,
+                          uploaded=1000 * (index + 1) + 10, left=5)
+        row = self.site.wait_transfer(1, 10, lambda row: row[2] == 1500 + 2010 + 3010)
+        time.sleep(1.5)
+        self.assertEqual(self.site.transfer(1, 10)[2], 1500 + 2010 + 3010)
+        self.stop()
+        self.assertEqual(os.path.getsize(journal), 0)  # emptied once the database had it all
+        self.assertEqual(row[0], 2 * row[2])
 
     # kill -9 at random moments: every peer's next announce after a restart re-derives what was
     # not yet written, so the credited totals end equal to each client's last report minus its

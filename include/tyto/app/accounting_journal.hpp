@@ -13,6 +13,7 @@
 
 #include "tyto/core/result.hpp"
 #include "tyto/store/accounting.hpp"
+#include "tyto/store/backend.hpp"
 
 namespace tyto::app {
 
@@ -39,5 +40,13 @@ class AccountingJournal {
   std::string path_;
   std::vector<std::uint8_t> buffer_;
 };
+
+// At start, before the shards load the persisted baselines: the journal's batches the database
+// has not applied (sequence above its (node, shard) mark) hold newer baselines than it does;
+// they replace (or, for a closed peer, remove) those in `baselines`, so a peer's next announce
+// is not credited again for what the journal will write. Reads `path` without changing it (a
+// missing file holds nothing). Error text or "".
+std::string overlay_journal_baselines(const std::string& path, store::Backend& backend,
+                                      std::vector<store::Baseline>& baselines);
 
 }  // namespace tyto::app
