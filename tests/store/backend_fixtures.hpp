@@ -50,7 +50,6 @@ class MemoryFixture {
   MemoryFixture() : backend_(make_memory_backend()) { EXPECT_EQ(backend_->migrate(), ""); }
 
   Backend& backend() { return *backend_; }
-  std::unique_ptr<Backend> reopen() { return nullptr; }  // nothing persists
 
   void put_user(const SiteUser& user) {
     const auto row =
