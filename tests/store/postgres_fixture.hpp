@@ -45,6 +45,7 @@ class PostgresFixture {
 
   const std::string& skip_reason() const { return skip_reason_; }
   PostgresServer& server() { return *server_; }
+  const std::string& database() const { return database_; }
   Backend& backend() { return *backend_; }
   std::string uri(std::string_view extra = options) const {
     return server_->uri(database_, extra);

@@ -390,9 +390,12 @@ std::string_view sqlstate(const PGresult* result) noexcept {
   return state != nullptr ? state : "";
 }
 
+// One line for the log: the server's message and SQLSTATE (its LINE/caret display dropped).
 std::string statement_error(const PGresult* result) {
   if (PQresultStatus(result) == PGRES_PIPELINE_ABORTED) return "aborted by an earlier error";
-  return trimmed(PQresultErrorMessage(result));
+  const char* primary = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
+  if (primary == nullptr) return trimmed(PQresultErrorMessage(result));
+  return fmt::format("{} (SQLSTATE {})", primary, sqlstate(result));
 }
 
 Field field_of(const PGresult* result, int row, int column) noexcept {
@@ -880,9 +883,12 @@ Result<bool, std::string> PostgresBackend::write_batch(const AccountingBatch& ba
   if (begin_index > 0) {
     for (std::size_t i = 0; i < begin_index; ++i) {
       if (succeeded(result[i].get())) continue;
-      // Some may exist now: a new connection prepares them all again.
-      work_.reset();
-      return Failure{error("preparing the batch statements", statement_error(result[i].get()))};
+      // Some may exist now: drop them all, the next batch prepares them again (preparing takes
+      // the tables' locks, so a site's lock can fail it).
+      const std::string failed = statement_error(result[i].get());
+      auto dropped = run_script(work_.get(), "DEALLOCATE ALL", deadline());
+      if (!dropped || dropped.value() != nullptr) work_.reset();
+      return Failure{error("preparing the batch statements", failed)};
     }
     statements_prepared_ = true;
   }
