@@ -233,3 +233,85 @@ TEST(PostgresqlBackend, ALargeBatchIsOnePipeline) {
 
 }  // namespace
 }  // namespace tyto::store::testing
+
+namespace tyto::store::testing {
+namespace {
+
+// kill -9 of the server (postmaster and backends) twice while a writer sends batches with
+// growing sequences, retrying each failed batch with the same id until it is applied: every
+// delta is counted exactly once and the mark is the last sequence.
+TEST(PostgresqlBackend, KillNineMidBatchesLosesNothingAndDoublesNothing) {
+  PostgresFixture site;
+  SKIP_WITHOUT_SERVER(site);
+  auto backend = site.reopen("tyto_timeout_ms=5000");
+  ASSERT_NE(backend, nullptr);
+  constexpr std::uint64_t batches = 120;
+  constexpr std::uint64_t deltas_per_batch = 300;
+  constexpr auto writer_time_max = 120s;
+  constexpr int attempts_max = 2000;
+  std::atomic<std::uint64_t> sequence_written{0};
+  std::atomic<int> failures{0};
+  std::atomic<int> already_applied{0};
+  std::uint64_t uploaded_expected = 0;
+  for (std::uint64_t sequence = 1; sequence <= batches; ++sequence) {
+    for (std::uint64_t i = 0; i < deltas_per_batch; ++i) uploaded_expected += sequence * 1000 + i;
+  }
+  std::thread writer([&] {
+    const auto deadline = Clock::now() + writer_time_max;
+    int attempts = 0;
+    for (std::uint64_t sequence = 1; sequence <= batches && Clock::now() < deadline; ++sequence) {
+      AccountingBatch batch{{"node-k", 3, sequence}, {}};
+      for (std::uint64_t i = 0; i < deltas_per_batch; ++i) {
+        // Sorted by key: users 1..30, torrents 1..10, one peer each.
+        batch.deltas.push_back(credit(1 + i / 10, 1 + i % 10, 'k', sequence * 1000 + i));
+      }
+      while (Clock::now() < deadline && attempts < attempts_max) {
+        ++attempts;
+        const auto applied = backend->write_batch(batch);
+        if (applied.ok()) {
+          if (!applied.value()) ++already_applied;  // its COMMIT went through unseen
+          break;
+        }
+        ++failures;
+        std::this_thread::sleep_for(50ms);
+      }
+      sequence_written = sequence;
+    }
+  });
+  const auto started = Clock::now();
+  int kills = 0;
+  for (const std::uint64_t kill_at : {batches / 3, 2 * batches / 3}) {
+    const auto wait_deadline = Clock::now() + 60s;
+    while (sequence_written < kill_at && Clock::now() < wait_deadline) {
+      std::this_thread::sleep_for(1ms);
+    }
+    if (site.server().kill_hard()) ++kills;
+    std::this_thread::sleep_for(300ms);  // batches fail meanwhile
+    ASSERT_TRUE(site.server().start()) << "the server did not restart";
+  }
+  writer.join();
+  const auto elapsed = Clock::now() - started;
+  RecordProperty("batches", static_cast<int>(batches));
+  RecordProperty("kills", kills);
+  fmt::print("kill -9 test: {} batches of {} deltas, {} kills, {} failed calls retried, {} "
+             "retries found already applied, {} ms\n",
+             batches, deltas_per_batch, kills, failures.load(), already_applied.load(),
+             std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count());
+  EXPECT_EQ(kills, 2);
+  EXPECT_GE(failures.load(), kills);  // the kills did land in the middle of batches
+  ASSERT_EQ(sequence_written.load(), batches);
+  site.connect_site();
+  EXPECT_EQ(site.value("SELECT sum(uploaded) FROM tyto_transfers"),
+            std::to_string(uploaded_expected));
+  EXPECT_EQ(site.value("SELECT sum(uploaded) FROM tyto_user_totals"),
+            std::to_string(uploaded_expected));
+  EXPECT_EQ(site.count("tyto_transfers"), 300);
+  EXPECT_EQ(site.value("SELECT sequence FROM tyto_batches WHERE node = 'node-k' AND shard = 3"),
+            std::to_string(batches));
+  const auto last = backend->last_sequence("node-k", 3);
+  ASSERT_TRUE(last.ok()) << last.error();
+  EXPECT_EQ(last.value(), batches);
+}
+
+}  // namespace
+}  // namespace tyto::store::testing
