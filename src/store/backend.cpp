@@ -19,8 +19,9 @@ Result<std::unique_ptr<Backend>, std::string> open_backend(std::string_view uri)
   }
   // Only the scheme goes to the message: a URI may carry a password.
   const auto scheme_end = uri.find(':');
-  return Failure{fmt::format("storage: unknown URI scheme '{}' (memory:, sqlite:PATH, postgresql://...)",
-                             uri.substr(0, scheme_end == std::string_view::npos ? 0 : scheme_end))};
+  return Failure{
+      fmt::format("storage: unknown URI scheme '{}' (memory:, sqlite:PATH, postgresql://...)",
+                  uri.substr(0, scheme_end == std::string_view::npos ? 0 : scheme_end))};
 }
 
 }  // namespace tyto::store

@@ -47,9 +47,7 @@ class PostgresFixture {
   PostgresServer& server() { return *server_; }
   const std::string& database() const { return database_; }
   Backend& backend() { return *backend_; }
-  std::string uri(std::string_view extra = options) const {
-    return server_->uri(database_, extra);
-  }
+  std::string uri(std::string_view extra = options) const { return server_->uri(database_, extra); }
   std::unique_ptr<Backend> reopen(std::string_view extra = options) {
     auto opened = open_backend(uri(extra));
     EXPECT_TRUE(opened.ok()) << opened.error();
@@ -75,8 +73,8 @@ class PostgresFixture {
   // The first column of the first row, or nullopt for no row or NULL.
   std::optional<std::string> value(const std::string& text) {
     PGresult* result = PQexec(site_, text.c_str());
-    EXPECT_EQ(PQresultStatus(result), PGRES_TUPLES_OK) << text << ": "
-                                                       << PQresultErrorMessage(result);
+    EXPECT_EQ(PQresultStatus(result), PGRES_TUPLES_OK)
+        << text << ": " << PQresultErrorMessage(result);
     std::optional<std::string> got;
     if (PQntuples(result) > 0 && PQgetisnull(result, 0, 0) == 0) got = PQgetvalue(result, 0, 0);
     PQclear(result);
@@ -117,10 +115,10 @@ class PostgresFixture {
     sql(fmt::format("DELETE FROM tyto_torrents WHERE torrent_id = {}", torrent_id));
   }
   void put_client_rule(std::string_view prefix, bool allowed) {
-    sql(fmt::format(
-        "INSERT INTO tyto_client_rules(peer_id_prefix, allowed) VALUES ({}, {}) "
-        "ON CONFLICT(peer_id_prefix) DO UPDATE SET allowed = excluded.allowed",
-        quote(prefix), allowed));
+    sql(
+        fmt::format("INSERT INTO tyto_client_rules(peer_id_prefix, allowed) VALUES ({}, {}) "
+                    "ON CONFLICT(peer_id_prefix) DO UPDATE SET allowed = excluded.allowed",
+                    quote(prefix), allowed));
   }
   void remove_client_rule(std::string_view prefix) {
     sql(fmt::format("DELETE FROM tyto_client_rules WHERE peer_id_prefix = {}", quote(prefix)));
@@ -153,12 +151,12 @@ class PostgresFixture {
 
   std::optional<TransferRow> transfer(std::uint64_t user_id, std::uint64_t torrent_id) {
     PGresult* result = PQexec(
-        site_, fmt::format("SELECT uploaded, downloaded, uploaded_real, downloaded_real, seed_s, "
-                           "leech_s, completed_at, last_announce_at FROM tyto_transfers WHERE "
-                           "user_id = {} AND torrent_id = {}",
-                           static_cast<std::int64_t>(user_id),
-                           static_cast<std::int64_t>(torrent_id))
-                   .c_str());
+        site_,
+        fmt::format("SELECT uploaded, downloaded, uploaded_real, downloaded_real, seed_s, "
+                    "leech_s, completed_at, last_announce_at FROM tyto_transfers WHERE "
+                    "user_id = {} AND torrent_id = {}",
+                    static_cast<std::int64_t>(user_id), static_cast<std::int64_t>(torrent_id))
+            .c_str());
     EXPECT_EQ(PQresultStatus(result), PGRES_TUPLES_OK) << PQresultErrorMessage(result);
     std::optional<TransferRow> row;
     if (PQntuples(result) > 0) {

@@ -38,9 +38,15 @@ bool server_tried = false;
 std::string server_skip_reason;
 
 std::string find_bin_dir() {
-  if (const char* forced = ::getenv("TYTO_PG_BIN"); forced != nullptr) return forced;
-  for (const char* version : {"17", "16", "15", "14"}) {
-    const std::string dir = fmt::format("/usr/lib/postgresql/{}/bin", version);
+  std::vector<std::string> candidates;
+  if (const char* forced = ::getenv("TYTO_PG_BIN"); forced != nullptr) {
+    candidates.push_back(forced);
+  } else {
+    for (const char* version : {"17", "16", "15", "14"}) {
+      candidates.push_back(fmt::format("/usr/lib/postgresql/{}/bin", version));
+    }
+  }
+  for (const std::string& dir : candidates) {
     if (::access((dir + "/postgres").c_str(), X_OK) == 0 &&
         ::access((dir + "/initdb").c_str(), X_OK) == 0) {
       return dir;
@@ -135,7 +141,9 @@ PostgresServer* PostgresServer::get(std::string& skip_reason) {
   return server.get();
 }
 
-void PostgresServer::shut_down() { server.reset(); }
+void PostgresServer::shut_down() {
+  server.reset();
+}
 
 bool PostgresServer::init() {
   bin_dir_ = find_bin_dir();
@@ -189,9 +197,9 @@ bool PostgresServer::start() {
   const std::string ping = conninfo("postgres");
   // A restart right after a crash may find the old shared memory still held: try again.
   while (Clock::now() < deadline) {
-    pid_ = spawn({bin_dir_ + "/postgres", "-D", data_dir_, "-k", dir_, "-p",
-                  std::to_string(port), "-c", "listen_addresses=", "-c", "fsync=off", "-c",
-                  "shared_buffers=16MB", "-c", "max_connections=50"},
+    pid_ = spawn({bin_dir_ + "/postgres", "-D", data_dir_, "-k", dir_, "-p", std::to_string(port),
+                  "-c", "listen_addresses=", "-c", "fsync=off", "-c", "shared_buffers=16MB", "-c",
+                  "max_connections=50"},
                  dir_ + "/postgres.log", drop_root_, uid_, gid_);
     if (pid_ < 0) return false;
     while (Clock::now() < deadline) {

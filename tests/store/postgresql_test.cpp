@@ -21,8 +21,11 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-#define SKIP_WITHOUT_SERVER(site) \
-  if (!(site).skip_reason().empty()) GTEST_SKIP() << (site).skip_reason()
+#define SKIP_WITHOUT_SERVER(site)                                            \
+  if (!(site).skip_reason().empty()) {                                       \
+    if (::testing::Test::HasFailure()) GTEST_FAIL() << (site).skip_reason(); \
+    GTEST_SKIP() << (site).skip_reason();                                    \
+  }
 
 bool readable_within(int fd, int timeout_ms) {
   if (fd < 0) return false;
@@ -65,7 +68,8 @@ TEST(PostgresqlUri, DescribeNeverShowsThePassword) {
             "postgres://alice@h/db?sslmode=require");
   EXPECT_EQ(postgresql::describe_uri("postgresql://alice:s3/cr@t@h/db?tyto_timeout_ms=9"),
             "postgresql://alice@h/db");
-  EXPECT_EQ(postgresql::describe_uri("postgresql:///db?host=/tmp/x"), "postgresql:///db?host=/tmp/x");
+  EXPECT_EQ(postgresql::describe_uri("postgresql:///db?host=/tmp/x"),
+            "postgresql:///db?host=/tmp/x");
   // Opening fails (no server there), and the error does not show it either.
   const auto failed =
       open_backend("postgresql://alice:s3cret@/db?host=/nonexistent-dir&tyto_timeout_ms=2000");
@@ -124,8 +128,9 @@ TEST(PostgresqlBackend, ChangesAreReadFromTheLogWhenTheNotificationIsMissed) {
   SKIP_WITHOUT_SERVER(site);
   ASSERT_TRUE(site.backend().load_catalogue().ok());
   // The listening connection dies; the change made meanwhile notifies nobody.
-  site.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-           "datname = current_database() AND query LIKE 'LISTEN%'");
+  site.sql(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+      "datname = current_database() AND query LIKE 'LISTEN%'");
   site.put_user({1, "key-1"});
   std::vector<CatalogueChange> changes;
   ASSERT_EQ(site.backend().changes(changes), "");
@@ -179,8 +184,9 @@ TEST(PostgresqlBackend, ABatchFailingHalfwayLeavesNothing) {
       "CREATE FUNCTION refuse_user_99() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
       "IF NEW.user_id = 99 THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; "
       "END $$");
-  site.sql("CREATE TRIGGER refuse_user_99 BEFORE INSERT ON tyto_peers FOR EACH ROW "
-           "EXECUTE FUNCTION refuse_user_99()");
+  site.sql(
+      "CREATE TRIGGER refuse_user_99 BEFORE INSERT ON tyto_peers FOR EACH ROW "
+      "EXECUTE FUNCTION refuse_user_99()");
   const AccountingBatch batch{{"node-a", 0, 1}, {credit(1, 10, 'a', 5), credit(99, 10, 'b', 7)}};
   const auto failed = site.backend().write_batch(batch);
   ASSERT_FALSE(failed.ok());
@@ -201,9 +207,10 @@ TEST(PostgresqlBackend, ADroppedConnectionFailsOneCallAndTheNextReconnects) {
   PostgresFixture site;
   SKIP_WITHOUT_SERVER(site);
   ASSERT_TRUE(site.backend().write_batch({{"node-a", 0, 1}, {credit(1, 10, 'a', 5)}}).ok());
-  site.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-           "datname = current_database() AND application_name = 'tyto' AND query NOT LIKE "
-           "'LISTEN%'");
+  site.sql(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+      "datname = current_database() AND application_name = 'tyto' AND query NOT LIKE "
+      "'LISTEN%'");
   const AccountingBatch second{{"node-a", 0, 2}, {credit(1, 10, 'a', 7)}};
   const auto failed = site.backend().write_batch(second);
   EXPECT_FALSE(failed.ok());
@@ -293,10 +300,11 @@ TEST(PostgresqlBackend, KillNineMidBatchesLosesNothingAndDoublesNothing) {
   const auto elapsed = Clock::now() - started;
   RecordProperty("batches", static_cast<int>(batches));
   RecordProperty("kills", kills);
-  fmt::print("kill -9 test: {} batches of {} deltas, {} kills, {} failed calls retried, {} "
-             "retries found already applied, {} ms\n",
-             batches, deltas_per_batch, kills, failures.load(), already_applied.load(),
-             std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count());
+  fmt::print(
+      "kill -9 test: {} batches of {} deltas, {} kills, {} failed calls retried, {} "
+      "retries found already applied, {} ms\n",
+      batches, deltas_per_batch, kills, failures.load(), already_applied.load(),
+      std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count());
   EXPECT_EQ(kills, 2);
   EXPECT_GE(failures.load(), kills);  // the kills did land in the middle of batches
   ASSERT_EQ(sequence_written.load(), batches);

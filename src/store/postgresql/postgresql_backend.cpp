@@ -236,7 +236,9 @@ struct Query {
     return *this;
   }
   // A uint64 as BIGINT with the same bits (counters beyond 2^63 read back unchanged).
-  Query& add(std::uint64_t value) { return add(fmt::format("{}", static_cast<std::int64_t>(value))); }
+  Query& add(std::uint64_t value) {
+    return add(fmt::format("{}", static_cast<std::int64_t>(value)));
+  }
   Query& add_null() {
     TYTO_ASSERT(param_count < static_cast<int>(params_max));
     null[param_count] = true;
@@ -414,8 +416,8 @@ std::optional<std::uint64_t> unsigned_of(std::string_view text) noexcept {
 
 Result<Connection, std::string> connect(const Location& location) {
   // Ours first: a connect_timeout or application_name in the URI overrides them.
-  const std::string timeout_s = fmt::format("{}", std::max<std::uint32_t>(
-                                                      2, (location.timeout_ms + 999) / 1000));
+  const std::string timeout_s =
+      fmt::format("{}", std::max<std::uint32_t>(2, (location.timeout_ms + 999) / 1000));
   const char* keywords[] = {"connect_timeout", "application_name", "dbname", nullptr};
   const char* values[] = {timeout_s.c_str(), "tyto", location.libpq_uri.c_str(), nullptr};
   Connection connection(PQconnectdbParams(keywords, values, 1));
@@ -450,8 +452,15 @@ constexpr const char* changes_sql =
     "  (CASE WHEN c.key ~ '^[0-9]{1,18}$' THEN c.key::bigint END) "
     "LEFT JOIN tyto_client_rules r ON c.kind = 'client_rule' AND r.peer_id_prefix = c.key "
     "WHERE c.xid >= $1::xid8 ORDER BY c.seq";
-enum ChangeColumn : int { seq_column = 0, kind_column, key_column, xid_column, user_column = 4,
-  torrent_column = 10, rule_column = 14 };
+enum ChangeColumn : int {
+  seq_column = 0,
+  kind_column,
+  key_column,
+  xid_column,
+  user_column = 4,
+  torrent_column = 10,
+  rule_column = 14
+};
 
 class PostgresBackend final : public Backend {
  public:
@@ -610,7 +619,8 @@ std::string PostgresBackend::migrate() {
       return failed;
     }
     const PGresult* rows = read.value()[0].get();
-    for (int row = 0; row < PQntuples(rows); ++row) applied.insert(std::atoi(PQgetvalue(rows, row, 0)));
+    for (int row = 0; row < PQntuples(rows); ++row)
+      applied.insert(std::atoi(PQgetvalue(rows, row, 0)));
   }
   for (const Migration& migration : migrations) {
     if (applied.contains(migration.version)) continue;
@@ -746,9 +756,9 @@ std::optional<CatalogueChange> PostgresBackend::change_of(const PGresult* result
   const auto column = [&](int index) { return field_of(result, row, index); };
   std::string reason;
   if (is_user && PQgetisnull(result, row, user_column) == 0) {
-    auto user = check_user_row({column(user_column), column(user_column + 1),
-                                column(user_column + 2), column(user_column + 3),
-                                column(user_column + 4), column(user_column + 5)});
+    auto user =
+        check_user_row({column(user_column), column(user_column + 1), column(user_column + 2),
+                        column(user_column + 3), column(user_column + 4), column(user_column + 5)});
     if (user) {
       change.kind = CatalogueChangeKind::user;
       change.user = user.value();
@@ -906,12 +916,13 @@ Result<bool, std::string> PostgresBackend::write_batch(const AccountingBatch& ba
   }
   // A COMMIT of a transaction that failed answers ROLLBACK.
   const std::string_view committed = PQcmdStatus(result.back().get());
-  if (committed != "COMMIT") return Failure{error(what, fmt::format("COMMIT answered {}", committed))};
+  if (committed != "COMMIT")
+    return Failure{error(what, fmt::format("COMMIT answered {}", committed))};
   return true;
 }
 
 Result<std::uint64_t, std::string> PostgresBackend::last_sequence(std::string_view node,
-                                                                 std::uint32_t shard) {
+                                                                  std::uint32_t shard) {
   Query query = Query::text("SELECT sequence FROM tyto_batches WHERE node = $1 AND shard = $2");
   query.add(node).add(std::uint64_t{shard});
   constexpr std::string_view what = "reading tyto_batches";
@@ -999,8 +1010,8 @@ Result<Location, std::string> parse_location(std::string_view uri) {
     const auto [at, failed] = std::from_chars(timeout_value.data(), end, location.timeout_ms);
     if (timeout_value.empty() || failed != std::errc{} || at != end || location.timeout_ms == 0 ||
         location.timeout_ms > timeout_ms_max) {
-      return Failure{fmt::format("postgresql: {} '{}' is not 1..{}", timeout_option,
-                                 timeout_value, timeout_ms_max)};
+      return Failure{fmt::format("postgresql: {} '{}' is not 1..{}", timeout_option, timeout_value,
+                                 timeout_ms_max)};
     }
   }
   return location;
@@ -1014,8 +1025,8 @@ std::string describe_uri(std::string_view uri) {
   if (scheme_end == std::string::npos) return described;
   const auto authority_at = scheme_end + 3;
   const auto query_at = described.find('?', authority_at);
-  const auto at = described.rfind('@', query_at == std::string::npos ? std::string::npos
-                                                                      : query_at);
+  const auto at =
+      described.rfind('@', query_at == std::string::npos ? std::string::npos : query_at);
   if (at == std::string::npos || at < authority_at) return described;
   const auto colon = described.find(':', authority_at);
   if (colon != std::string::npos && colon < at) described.erase(colon, at - colon);
