@@ -1,8 +1,8 @@
 // One fixture class per storage backend for the typed suite in backend_test.cpp. Each opens a
 // fresh, migrated backend and plays the site: it writes the catalogue the way a site would with
 // that backend (the memory backend's setters; plain SQL through the test's own sqlite3
-// connection) and reads the accounting tables back the same way. A PostgreSQL fixture is one
-// more class with these members, added to the type list in backend_test.cpp.
+// connection) and reads the accounting tables back the same way. The PostgreSQL fixture, with the
+// same members, is in postgres_fixture.hpp.
 #pragma once
 
 #include <fmt/core.h>
@@ -49,8 +49,9 @@ class MemoryFixture {
 
   MemoryFixture() : backend_(make_memory_backend()) { EXPECT_EQ(backend_->migrate(), ""); }
 
+  std::string skip_reason() const { return ""; }  // non-empty: the backend is not available here
+
   Backend& backend() { return *backend_; }
-  std::unique_ptr<Backend> reopen() { return nullptr; }  // nothing persists
 
   void put_user(const SiteUser& user) {
     const auto row =
@@ -128,6 +129,7 @@ class SqliteFixture {
   SqliteFixture(const SqliteFixture&) = delete;
   SqliteFixture& operator=(const SqliteFixture&) = delete;
 
+  std::string skip_reason() const { return ""; }
   Backend& backend() { return *backend_; }
   // A second backend on the same file, as after a restart.
   std::unique_ptr<Backend> reopen() { return open_sqlite(); }

@@ -4,7 +4,7 @@
 // (storage.uri, open_backend below):
 //  - `memory:`      nothing persisted (public mode's default; tests use its catalogue setters);
 //  - `sqlite:PATH`  one file, no server (src/store/sqlite);
-//  - `postgresql://...` (libpq), later.
+//  - `postgresql://...` (libpq; src/store/postgresql), a server shared with the site.
 //
 // Contract for every implementation:
 //  - Used from one thread at a time (the storage bridge's thread; at start, the main thread
@@ -54,7 +54,8 @@ class Backend {
   // to `out`. Cheap when nothing changed (polled about once a second).
   virtual std::string changes(std::vector<CatalogueChange>& out) = 0;
   // A descriptor that becomes readable when a change may be waiting (PostgreSQL's notifications),
-  // or -1 when changes() is only polled.
+  // or -1 when changes() is only polled. It may change when changes() reconnects: ask again
+  // before each wait, and call changes() when it is readable.
   virtual int change_fd() { return -1; }
 
   // --- Accounting sink ---
