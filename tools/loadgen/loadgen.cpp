@@ -30,6 +30,13 @@
 //             evenly over the torrents, or --fill-spread popularity: by the model's popularity)
 //   tyto-load --info-hash-file hashes.txt --torrents 1000000    (write the hashes, exit)
 //   tyto-load --core 0 --stall-probe-s 5    (no load: how long the core is taken away)
+//   tyto-load --target 127.0.0.1:6969 --passkeys 100000   (a private tracker's users)
+//
+// --passkeys N (private tracker): peer p belongs to user p % N, whose passkey is the text
+// "bench%06u" of that number (bench000000, bench000001, ...; the site's user_id is the number
+// + 1), and torrent t is the t-th line of --info-hash-file (torrent_id t + 1). Over UDP the
+// announce carries "/<passkey>/announce" as BEP 41 URL data after its 98 bytes; over HTTP it
+// is the path, and scrapes go to /<passkey>/scrape (UDP scrapes carry no URL data, BEP 41).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -87,8 +94,16 @@ struct Config {
   std::string info_hash_file;
   double stall_probe_s = 0;  // spin on the clock instead: how long this core is taken away
   bool http = false;
-  bool keep_alive = true;  // HTTP only
+  bool keep_alive = true;      // HTTP only
+  std::uint32_t passkeys = 0;  // private tracker: users, peer p is user p % passkeys (0: public)
 };
+
+// The private tracker's user of a peer, and the user's passkey: "bench%06u", ≤ 15 bytes.
+constexpr std::size_t passkey_size_max = 16;
+std::size_t passkey_of(std::uint32_t user, char (&out)[passkey_size_max]) {
+  const int size = std::snprintf(out, sizeof out, "bench%06u", user);
+  return static_cast<std::size_t>(size);
+}
 
 std::uint64_t splitmix64(std::uint64_t& state) {
   std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
@@ -308,7 +323,17 @@ class Workload {
     return true;
   }
 
+  // The first error reply's text, for a misconfigured run (a refused passkey, say) to say why.
+  void note_error(std::string_view text) {
+    if (first_error_.empty()) first_error_ = text.empty() ? "(no text)" : text.substr(0, 200);
+  }
+
+ public:
+  const std::string& first_error() const { return first_error_; }
+
+ protected:
   const Config& config_;
+  std::string first_error_;
   std::vector<tyto::InfoHash> hashes_;
   std::mt19937_64 random_;
   std::exponential_distribution<double> exponential_{1.0};
@@ -319,6 +344,7 @@ class Workload {
 class Generator : Workload {
  public:
   explicit Generator(const Config& config) : Workload(config) {}
+  using Workload::first_error;
 
   bool open() {
     if (!parse_target()) return false;
@@ -444,7 +470,29 @@ class Generator : Workload {
     writer.u32(static_cast<std::uint32_t>(peer));
     writer.i32(config_.numwant);
     writer.u16(port);
+    static_assert(16 + 82 == 98, "BEP 15 announce: 16-byte header and 82 bytes of fields");
+    if (config_.passkeys != 0) {
+      append_url_data(writer, static_cast<std::uint32_t>(peer % config_.passkeys));
+    }
     return writer.size();
+  }
+
+  // BEP 41: "/<passkey>/announce" as one URL data option (type 2, length, bytes), then the end
+  // of options (type 0). On the stack: the public path stays as it was, the private adds bytes.
+  static void append_url_data(tyto::ByteWriter& writer, std::uint32_t user) {
+    static constexpr std::string_view suffix = "/announce";
+    char passkey[passkey_size_max];
+    const std::size_t passkey_size = passkey_of(user, passkey);
+    std::uint8_t path[1 + passkey_size_max + suffix.size()];
+    static_assert(sizeof path <= 255, "one URL data option holds at most 255 bytes (BEP 41)");
+    path[0] = '/';
+    std::memcpy(path + 1, passkey, passkey_size);
+    std::memcpy(path + 1 + passkey_size, suffix.data(), suffix.size());
+    const std::size_t path_size = 1 + passkey_size + suffix.size();
+    writer.u8(2);
+    writer.u8(static_cast<std::uint8_t>(path_size));
+    writer.bytes(std::span<const std::uint8_t>(path, path_size));
+    writer.u8(0);
   }
 
   void send(Socket& socket, Totals& totals, Clock::time_point now, std::uint8_t (*packets)[2048],
@@ -535,6 +583,7 @@ class Generator : Workload {
       }
       if (action == 3) {
         ++totals.errors;
+        note_error({reinterpret_cast<const char*>(buffers[i]) + 8, messages[i].msg_len - 8});
         if (slot.kind != 1) socket.connection_id = 0;  // most likely an expired id: reconnect
       } else if (slot.kind == 1 && action == 0) {
         socket.connection_id = reader.u64();
@@ -565,6 +614,7 @@ class Generator : Workload {
 class HttpGenerator : Workload {
  public:
   explicit HttpGenerator(const Config& config) : Workload(config) {}
+  using Workload::first_error;
   ~HttpGenerator() {
     for (Connection& connection : connections_)
       if (connection.fd >= 0) ::close(connection.fd);
@@ -735,11 +785,21 @@ class HttpGenerator : Workload {
     }
   }
 
+  static void append_passkey(std::string& out, std::uint32_t user) {
+    char passkey[passkey_size_max];
+    const std::size_t passkey_size = passkey_of(user, passkey);
+    out += '/';
+    out.append(passkey, passkey_size);
+  }
+
   Kind append_request(std::string& out) {
     Kind kind;
     if (pick_scrape()) {
       kind = scrape;
-      out += "GET /scrape?";
+      out += "GET ";
+      // Private: a scrape needs a passkey too; users take turns (no draw from the model's random).
+      if (config_.passkeys != 0) append_passkey(out, scrapes_built_++ % config_.passkeys);
+      out += "/scrape?";
       for (std::uint32_t i = 0; i < config_.scrape_hashes; ++i) {
         out += i == 0 ? "info_hash=" : "&info_hash=";
         append_escaped(out, hashes_[pick_torrent()].bytes);
@@ -749,7 +809,11 @@ class HttpGenerator : Workload {
       const auto [peer, torrent] = pick_peer(0);  // no fill mode over HTTP
       std::uint8_t peer_id[20];
       peer_id_of(peer, peer_id);
-      out += "GET /announce?info_hash=";
+      out += "GET ";
+      if (config_.passkeys != 0) {
+        append_passkey(out, static_cast<std::uint32_t>(peer % config_.passkeys));
+      }
+      out += "/announce?info_hash=";
       append_escaped(out, hashes_[torrent].bytes);
       out += "&peer_id=";
       append_escaped(out, peer_id);
@@ -820,6 +884,7 @@ class HttpGenerator : Workload {
     }
     if (length == std::string_view::npos) {
       ++totals.errors;  // both trackers measured send it
+      note_error(head);
       return input.size();
     }
     if (input.size() < head_end + 4 + length) return 0;
@@ -831,7 +896,8 @@ class HttpGenerator : Workload {
     } else if (ok && kind == scrape && body.find("5:filesd") != std::string_view::npos) {
       ++totals.scrapes;
     } else {
-      ++totals.errors;
+      ++totals.errors;  // another status, or a failure reason (a refused passkey, say)
+      note_error(body.size() > 0 ? body : head);
     }
     return head_end + 4 + length;
   }
@@ -850,6 +916,7 @@ class HttpGenerator : Workload {
 
   int epoll_ = -1;
   std::vector<Connection> connections_;
+  std::uint32_t scrapes_built_ = 0;
 };
 
 // --stall-probe-s: reads the clock in a tight loop on this core; a gap between two reads is time
@@ -934,6 +1001,8 @@ bool parse(int argc, char** argv, Config& config) {
       config.http = value == "http";
     else if (flag == "--keep-alive" && (value == "0" || value == "1"))
       config.keep_alive = value == "1";
+    else if (flag == "--passkeys" || flag == "--users")
+      config.passkeys = static_cast<std::uint32_t>(std::stoul(value));
     else
       return false;
   }
@@ -961,7 +1030,11 @@ int main(int argc, char** argv) {
         "  [--stall-probe-s S (no load: spin on --core, report the gaps)]\n"
         "  (--fill-peers needs N <= sockets x 64000: one source address per socket)\n"
         "  (--sockets is the number of TCP connections in HTTP mode; --inflight the pipeline "
-        "depth)\n");
+        "depth)\n"
+        "  [--passkeys N (or --users N): private tracker; peer p is user p %% N, passkey\n"
+        "   \"bench%%06u\" of p %% N (site user_id p %% N + 1); UDP announces carry\n"
+        "   \"/<passkey>/announce\" as BEP 41 URL data, HTTP uses /<passkey>/announce and\n"
+        "   /<passkey>/scrape; torrent t is line t of --info-hash-file (torrent_id t + 1)]\n");
     return 2;
   }
   if (!config.info_hash_file.empty()) {
@@ -985,14 +1058,21 @@ int main(int argc, char** argv) {
   const Histogram& latency = latencies.all;  // both protocols
   double measured_s = 0;
   Totals totals;
+  std::string first_error;
   if (config.http) {
     HttpGenerator generator(config);
     if (!generator.open()) return 1;
     totals = generator.run(latencies.all, measured_s);
+    first_error = generator.first_error();
   } else {
     Generator generator(config);
     if (!generator.open()) return 1;
     totals = generator.run(latencies, measured_s);
+    first_error = generator.first_error();
+  }
+  // Error replies are counted apart from responses; the first one's text says why (stderr).
+  if (!first_error.empty()) {
+    std::fprintf(stderr, "tyto-load: first error reply: %s\n", first_error.c_str());
   }
   // UDP connects are answered requests; HTTP connects are TCP handshakes, not responses.
   const double responses =
