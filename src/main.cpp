@@ -187,9 +187,10 @@ std::optional<int> open_storage(const tyto::app::Options& options, Storage& stor
     return std::nullopt;
   }
   auto catalogue = storage.backend->load_catalogue();
-  auto baselines = catalogue.ok() ? storage.backend->load_baselines()
-                                  : decltype(storage.backend->load_baselines())(
-                                        tyto::Failure{std::string("not read")});
+  auto baselines =
+      catalogue.ok()
+          ? storage.backend->load_baselines()
+          : decltype(storage.backend->load_baselines())(tyto::Failure{std::string("not read")});
   if (!catalogue.ok() || !baselines.ok()) {
     tyto::log::write(Level::error, "storage " + storage.backend->describe() + ": " +
                                        (catalogue.ok() ? baselines.error() : catalogue.error()));
@@ -231,8 +232,7 @@ std::string start_storage(const tyto::app::Options& options, Storage& storage,
   storage.catalogue = {};
   storage.baselines = {};
   return storage.thread.start(
-      "storage", tyto::shard::BridgeThread::doorbell_of(runtime.storage_bridge()),
-      *storage.client);
+      "storage", tyto::shard::BridgeThread::doorbell_of(runtime.storage_bridge()), *storage.client);
 }
 
 // After the shards stopped: every accounting delta still in the bridge or the shards is written

@@ -533,7 +533,8 @@ std::string OpsServer::metrics(const Question& question) {
   const std::size_t metrics_count = shard::counter_rows(shard::ShardTotals{}).size();
   if (storage_status_ != nullptr) {
     for (const auto& row : storage_status_->rows()) {
-      const std::string name = fmt::format("tyto_storage_{}{}", row.name, row.gauge ? "" : "_total");
+      const std::string name =
+          fmt::format("tyto_storage_{}{}", row.name, row.gauge ? "" : "_total");
       body += fmt::format("# HELP {0} {1}.\n# TYPE {0} {2}\n{0} {3}\n", name, row.help,
                           row.gauge ? "gauge" : "counter", row.value);
     }

@@ -37,8 +37,7 @@ void merge(store::AccountingDelta& sum, const store::AccountingDelta& later) noe
   sum.uploaded_real += later.uploaded_real;
   sum.downloaded_real += later.downloaded_real;
   sum.seed_s = later.seed_s > UINT32_MAX - sum.seed_s ? UINT32_MAX : sum.seed_s + later.seed_s;
-  sum.leech_s =
-      later.leech_s > UINT32_MAX - sum.leech_s ? UINT32_MAX : sum.leech_s + later.leech_s;
+  sum.leech_s = later.leech_s > UINT32_MAX - sum.leech_s ? UINT32_MAX : sum.leech_s + later.leech_s;
   sum.baseline_uploaded = later.baseline_uploaded;
   sum.baseline_downloaded = later.baseline_downloaded;
   sum.announced_unix_s = std::max(sum.announced_unix_s, later.announced_unix_s);
@@ -98,8 +97,9 @@ std::string StorageClient::init(const store::CatalogueRows& loaded) {
   if (std::string error = waker_.init(); !error.empty()) return "storage bridge: " + error;
   for (std::uint32_t shard = 0; shard < states_.size(); ++shard) {
     const auto last = backend_.last_sequence(config_.node, shard);
-    if (!last.ok()) return "storage: reading the last batch of shard " + std::to_string(shard) +
-                           ": " + last.error();
+    if (!last.ok())
+      return "storage: reading the last batch of shard " + std::to_string(shard) + ": " +
+             last.error();
     states_[shard].next_sequence = last.value() + 1;
   }
   if (!config_.journal_path.empty()) {
@@ -289,8 +289,8 @@ std::size_t StorageClient::finish(Clock::time_point deadline) {
   for (;;) {
     write_batches(Clock::now(), true);
     if (backlog_rows_ == 0 || Clock::now() >= deadline) break;
-    std::this_thread::sleep_for(std::min<Clock::duration>(retry_backoff_min,
-                                                          deadline - Clock::now()));
+    std::this_thread::sleep_for(
+        std::min<Clock::duration>(retry_backoff_min, deadline - Clock::now()));
   }
   if (backlog_rows_ != 0) {
     TYTO_LOG(log::Level::error,

@@ -9,27 +9,23 @@
 namespace tyto::shard {
 
 namespace oa = open_addressing;
-using IndexTraits = oa::SentinelTraits<std::uint64_t, 0>;
+using IndexTraits = oa::TaggedPosition;
 
 namespace {
 constexpr std::size_t index_capacity_min = 64;
 
-std::uint32_t tag_of_entry(std::uint64_t entry) noexcept {
-  return static_cast<std::uint32_t>(entry >> 32);
+store::Passkey passkey_of(const store::UserRow& row) {
+  return row.passkey;
 }
-std::uint32_t position_of_entry(std::uint64_t entry) noexcept {
-  return static_cast<std::uint32_t>(entry) - 1;
-}
-std::uint64_t make_entry(std::uint32_t tag, std::size_t position) noexcept {
-  return (std::uint64_t{tag} << 32) | static_cast<std::uint32_t>(position + 1);
-}
-
-store::Passkey passkey_of(const store::UserRow& row) { return row.passkey; }
 std::span<const std::uint8_t> passkey_bytes(const store::Passkey& key) {
   return {reinterpret_cast<const std::uint8_t*>(key.text.data()), key.size};
 }
-InfoHash info_hash_of(const store::TorrentRow& row) { return row.info_hash; }
-std::span<const std::uint8_t> info_hash_bytes(const InfoHash& key) { return key.bytes; }
+InfoHash info_hash_of(const store::TorrentRow& row) {
+  return row.info_hash;
+}
+std::span<const std::uint8_t> info_hash_bytes(const InfoHash& key) {
+  return key.bytes;
+}
 }  // namespace
 
 template <class Row, class Key>
@@ -43,11 +39,11 @@ template <class Row, class Key>
 std::uint32_t RowTable<Row, Key>::slot_of(const Key& key, std::uint64_t hash) const noexcept {
   const std::uint32_t tag = oa::tag_of(hash);
   const auto capacity = static_cast<std::uint32_t>(index_.size());
-  return oa::find<IndexTraits>(
-      std::span<const std::uint64_t>(index_), oa::home_of(tag, capacity),
-      [&](std::uint64_t entry) {
-        return tag_of_entry(entry) == tag && key_of_(rows_[position_of_entry(entry)]) == key;
-      });
+  return oa::find<IndexTraits>(std::span<const std::uint64_t>(index_), oa::home_of(tag, capacity),
+                               [&](std::uint64_t entry) {
+                                 return IndexTraits::tag(entry) == tag &&
+                                        key_of_(rows_[IndexTraits::position(entry)]) == key;
+                               });
 }
 
 template <class Row, class Key>
@@ -55,7 +51,7 @@ const Row* RowTable<Row, Key>::find(const Key& key) const noexcept {
   if (index_.empty()) return nullptr;
   const std::uint32_t slot = slot_of(key, hash(key));
   if (IndexTraits::is_empty(index_[slot])) return nullptr;
-  return &rows_[position_of_entry(index_[slot])];
+  return &rows_[IndexTraits::position(index_[slot])];
 }
 
 template <class Row, class Key>
@@ -65,10 +61,10 @@ void RowTable<Row, Key>::put(const Row& row) {
   const std::uint64_t key_hash = hash(key);
   const std::uint32_t slot = slot_of(key, key_hash);
   if (!IndexTraits::is_empty(index_[slot])) {
-    rows_[position_of_entry(index_[slot])] = row;
+    rows_[IndexTraits::position(index_[slot])] = row;
     return;
   }
-  index_[slot] = make_entry(oa::tag_of(key_hash), rows_.size());
+  index_[slot] = IndexTraits::make(oa::tag_of(key_hash), static_cast<std::uint32_t>(rows_.size()));
   rows_.push_back(row);
 }
 
@@ -77,10 +73,10 @@ bool RowTable<Row, Key>::remove(const Key& key) noexcept {
   if (index_.empty()) return false;
   const std::uint32_t slot = slot_of(key, hash(key));
   if (IndexTraits::is_empty(index_[slot])) return false;
-  const std::uint32_t position = position_of_entry(index_[slot]);
+  const std::uint32_t position = IndexTraits::position(index_[slot]);
   const auto capacity = static_cast<std::uint32_t>(index_.size());
   oa::erase<IndexTraits>(std::span<std::uint64_t>(index_), slot, [&](std::uint64_t entry) {
-    return oa::home_of(tag_of_entry(entry), capacity);
+    return oa::home_of(IndexTraits::tag(entry), capacity);
   });
   const std::size_t last = rows_.size() - 1;
   if (position != last) {
@@ -88,7 +84,7 @@ bool RowTable<Row, Key>::remove(const Key& key) noexcept {
     const Key moved = key_of_(rows_[last]);
     const std::uint32_t moved_slot = slot_of(moved, hash(moved));
     TYTO_ASSERT(!IndexTraits::is_empty(index_[moved_slot]));
-    index_[moved_slot] = make_entry(tag_of_entry(index_[moved_slot]), position);
+    index_[moved_slot] = IndexTraits::make(IndexTraits::tag(index_[moved_slot]), position);
     rows_[position] = rows_[last];
   }
   rows_.pop_back();
@@ -103,7 +99,7 @@ void RowTable<Row, Key>::rebuild(std::size_t capacity) {
   for (std::size_t position = 0; position < rows_.size(); ++position) {
     const std::uint32_t tag = oa::tag_of(hash(key_of_(rows_[position])));
     oa::insert<IndexTraits>(std::span<std::uint64_t>(index_), oa::home_of(tag, slots),
-                            make_entry(tag, position));
+                            IndexTraits::make(tag, static_cast<std::uint32_t>(position)));
   }
 }
 
@@ -125,9 +121,13 @@ void CatalogueCopy::put_user(const store::UserRow& row) {
   users_.put(row);
 }
 
-void CatalogueCopy::remove_user(const store::Passkey& passkey) noexcept { users_.remove(passkey); }
+void CatalogueCopy::remove_user(const store::Passkey& passkey) noexcept {
+  users_.remove(passkey);
+}
 
-void CatalogueCopy::put_torrent(const store::TorrentRow& row) { torrents_.put(row); }
+void CatalogueCopy::put_torrent(const store::TorrentRow& row) {
+  torrents_.put(row);
+}
 
 void CatalogueCopy::remove_torrent(const InfoHash& info_hash) noexcept {
   torrents_.remove(info_hash);

@@ -224,8 +224,9 @@ void HttpFront::announce(net::ConnectionRef connection, const http::RequestHead&
 }
 
 void HttpFront::forward_announce(net::ConnectionRef connection, const AnnounceRequest& request,
-                                 const Member& member, const PeerEndpoint& client, std::uint32_t peers_max,
-                                 std::uint32_t owner, bool keep_alive, bool compact) noexcept {
+                                 const Member& member, const PeerEndpoint& client,
+                                 std::uint32_t peers_max, std::uint32_t owner, bool keep_alive,
+                                 bool compact) noexcept {
   ShardCounters& counters = shard_.counters();
   if (free_lent_buffers_.empty()) {
     ++counters.http_busy;
@@ -381,8 +382,8 @@ void HttpFront::on_forwarded_announce(const ForwardedHttpAnnounce& forwarded,
   answer.connection = forwarded.connection;
   answer.lent_index = forwarded.lent_index;
   std::uint64_t ticket = 0;
-  answer.reply = shard_.apply_announce(forwarded.request, forwarded.member, lent.first(peers_size),
-                                       ticket);
+  answer.reply =
+      shard_.apply_announce(forwarded.request, forwarded.member, lent.first(peers_size), ticket);
   if (ticket != 0) {
     shard_.hold_reply({ticket, Shard::HeldHttpAnswer{from, answer}});
     return;

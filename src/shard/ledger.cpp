@@ -11,19 +11,12 @@
 namespace tyto::shard {
 
 namespace oa = open_addressing;
-using IndexTraits = oa::SentinelTraits<std::uint64_t, 0>;
+using IndexTraits = oa::TaggedPosition;
 
 namespace {
 // Expiry visits this many positions per call (once a second): 1 M entries in under 5 minutes,
 // far below the peer timeout.
 constexpr std::uint32_t expire_positions_per_step = 4096;
-
-std::uint32_t tag_of_entry(std::uint64_t entry) noexcept {
-  return static_cast<std::uint32_t>(entry >> 32);
-}
-std::uint32_t position_of_entry(std::uint64_t entry) noexcept {
-  return static_cast<std::uint32_t>(entry) - 1;
-}
 
 // real × torrent factor × user factor, rounded down; factors are checked to [0, 100] by the
 // backend, so the product stays finite; it is capped at 2^62 all the same.
@@ -69,9 +62,9 @@ std::uint32_t Ledger::find(const store::PeerKey& key) const noexcept {
   const std::uint32_t start = home(key, tag);
   const std::uint32_t slot =
       oa::find<IndexTraits>(std::span<const std::uint64_t>(index_), start, [&](std::uint64_t e) {
-        return tag_of_entry(e) == tag && entry(position_of_entry(e)).key == key;
+        return IndexTraits::tag(e) == tag && entry(IndexTraits::position(e)).key == key;
       });
-  return IndexTraits::is_empty(index_[slot]) ? absent : position_of_entry(index_[slot]);
+  return IndexTraits::is_empty(index_[slot]) ? absent : IndexTraits::position(index_[slot]);
 }
 
 LedgerVerdict Ledger::admit(const store::PeerKey& key) const noexcept {
@@ -82,11 +75,11 @@ LedgerVerdict Ledger::admit(const store::PeerKey& key) const noexcept {
   // The whole run from the home: every entry of this (user, torrent) is in it.
   for (std::uint32_t probes = 0; probes < capacity && !IndexTraits::is_empty(index_[slot]);
        ++probes, slot = oa::next_slot(slot, capacity)) {
-    if (tag_of_entry(index_[slot]) != tag) continue;
-    const Entry& held = entry(position_of_entry(index_[slot]));
+    if (IndexTraits::tag(index_[slot]) != tag) continue;
+    const Entry& held = entry(IndexTraits::position(index_[slot]));
     if (held.key == key) return LedgerVerdict::ok;  // known peer
-    same_pair_active += held.key.user_id == key.user_id && held.key.torrent_id == key.torrent_id &&
-                        !held.closed;
+    same_pair_active +=
+        held.key.user_id == key.user_id && held.key.torrent_id == key.torrent_id && !held.closed;
   }
   if (same_pair_active >= limits_.peers_per_user_torrent_max) {
     return LedgerVerdict::user_torrent_full;
@@ -108,7 +101,7 @@ std::uint32_t Ledger::insert(const store::PeerKey& key) noexcept {
   std::uint32_t tag = 0;
   const std::uint32_t start = home(key, tag);
   oa::insert<IndexTraits>(std::span<std::uint64_t>(index_), start,
-                          (std::uint64_t{tag} << 32) | (position + 1));
+                          IndexTraits::make(tag, position));
   ++entries_count_;
   Entry& fresh = entry(position);
   fresh = Entry{};
@@ -123,12 +116,12 @@ void Ledger::erase(std::uint32_t position) noexcept {
   std::uint32_t tag = 0;
   std::uint32_t slot = home(gone.key, tag);
   const auto capacity = static_cast<std::uint32_t>(index_.size());
-  while (position_of_entry(index_[slot]) != position) {
+  while (IndexTraits::position(index_[slot]) != position) {
     TYTO_ASSERT(!IndexTraits::is_empty(index_[slot]));
     slot = oa::next_slot(slot, capacity);
   }
   oa::erase<IndexTraits>(std::span<std::uint64_t>(index_), slot, [&](std::uint64_t e) {
-    return oa::home_of(tag_of_entry(e), capacity);
+    return oa::home_of(IndexTraits::tag(e), capacity);
   });
   gone.live = false;
   free_positions_.push_back(position);

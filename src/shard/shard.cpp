@@ -419,8 +419,7 @@ const char* Shard::admit_member(std::string_view passkey_segment, const Announce
     return "account disabled";
   }
   if (request != nullptr) {
-    if (request->left_bytes > 0 && !user->can_leech &&
-        request->event != AnnounceEvent::stopped) {
+    if (request->left_bytes > 0 && !user->can_leech && request->event != AnnounceEvent::stopped) {
       ++private_counters_.refused_leech_not_allowed;
       return "your account may not download: seeding only";
     }
@@ -493,7 +492,8 @@ void Shard::release_held(std::uint64_t ticket) noexcept {
       http_.send_answer(answer->to, answer->answer);
     }
   }
-  held_replies_.erase(held_replies_.begin() + static_cast<std::ptrdiff_t>(kept), held_replies_.end());
+  held_replies_.erase(held_replies_.begin() + static_cast<std::ptrdiff_t>(kept),
+                      held_replies_.end());
 }
 
 std::size_t Shard::drain_storage() noexcept {

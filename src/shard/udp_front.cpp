@@ -185,9 +185,8 @@ void UdpFront::send_announce_reply(const AnnounceReply& reply, std::uint32_t tra
     ++shard_.counters().udp_error_replies;
     size = udp::write_error_reply(buffer, transaction_id, announce_status_message(reply.status));
   } else {
-    size = udp::write_announce_reply_header(buffer, transaction_id,
-                                            shard_.config().announce_interval_s, reply.leechers,
-                                            reply.seeders);
+    size = udp::write_announce_reply_header(
+        buffer, transaction_id, shard_.config().announce_interval_s, reply.leechers, reply.seeders);
   }
   udp_.send(shard_.ring(), *slot, size, route);
 }

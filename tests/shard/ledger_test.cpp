@@ -185,9 +185,8 @@ TEST_F(LedgerTest, AStoppedWithTicketsCarriesItsTicketToTheBridge) {
   store::TorrentRow torrent = torrent_;
   EXPECT_EQ(ledger_.record(key, announce(0, 0, 1), torrent, member_, now_s_, 0, true), 0u);
   take();
-  const std::uint64_t ticket =
-      ledger_.record(key, announce(10, 0, 1, AnnounceEvent::stopped), torrent, member_, now_s_, 0,
-                     true);
+  const std::uint64_t ticket = ledger_.record(key, announce(10, 0, 1, AnnounceEvent::stopped),
+                                              torrent, member_, now_s_, 0, true);
   EXPECT_NE(ticket, 0u);
   std::vector<std::uint64_t> tickets;
   ledger_.flush(
@@ -199,8 +198,7 @@ TEST_F(LedgerTest, AStoppedWithTicketsCarriesItsTicketToTheBridge) {
       SIZE_MAX);
   EXPECT_EQ(tickets, std::vector<std::uint64_t>{ticket});
   // Without the flag (storage.sync = "batch") nothing is ticketed.
-  EXPECT_EQ(ledger_.record(key_of(1, 10, 'b'), announce(0, 0, 1), torrent, member_, now_s_, 0),
-            0u);
+  EXPECT_EQ(ledger_.record(key_of(1, 10, 'b'), announce(0, 0, 1), torrent, member_, now_s_, 0), 0u);
   EXPECT_EQ(ledger_.record(key_of(1, 10, 'b'), announce(0, 0, 1, AnnounceEvent::stopped), torrent,
                            member_, now_s_, 0),
             0u);
@@ -239,7 +237,8 @@ TEST_F(LedgerTest, OnePeerIdIsOnePeerWhateverItsAddress) {
 }
 
 TEST_F(LedgerTest, PeersPerUserTorrentAreLimitedAndClosedOnesDoNotCount) {
-  for (std::uint8_t peer = 'a'; peer < 'a' + 3; ++peer) record(key_of(1, 10, peer), announce(0, 0, 1));
+  for (std::uint8_t peer = 'a'; peer < 'a' + 3; ++peer)
+    record(key_of(1, 10, peer), announce(0, 0, 1));
   EXPECT_EQ(ledger_.admit(key_of(1, 10, 'd')), LedgerVerdict::user_torrent_full);
   EXPECT_EQ(ledger_.admit(key_of(1, 10, 'a')), LedgerVerdict::ok);  // known peers go on
   EXPECT_EQ(ledger_.admit(key_of(2, 10, 'd')), LedgerVerdict::ok);  // another user

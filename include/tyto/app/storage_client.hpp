@@ -42,7 +42,7 @@
 namespace tyto::app {
 
 struct StorageClientConfig {
-  std::string node;  // this tracker's name in batch ids
+  std::string node;          // this tracker's name in batch ids
   std::string journal_path;  // "" = no journal
   std::chrono::milliseconds flush_interval{1000};
   std::chrono::milliseconds changes_poll_interval{1000};
@@ -81,9 +81,8 @@ class StorageClient final : public shard::BridgeThread::Client {
   using Clock = shard::BridgeThread::Clock;
   using OwnerOf = std::function<std::uint32_t(const InfoHash&)>;
 
-  StorageClient(StorageClientConfig config, store::Backend& backend,
-                shard::StorageBridge& bridge, std::span<shard::Presence> shards,
-                OwnerOf owner_of);
+  StorageClient(StorageClientConfig config, store::Backend& backend, shard::StorageBridge& bridge,
+                std::span<shard::Presence> shards, OwnerOf owner_of);
 
   // Before the thread starts: the catalogue as loaded (the shards start from the same rows),
   // each shard's next batch sequence from the backend, and the journal: what an earlier run left

@@ -34,6 +34,25 @@ struct SentinelTraits {
   static constexpr T empty() noexcept { return empty_value; }
 };
 
+// Entries naming a row of a dense array by a 32-bit tag (the high half of the key's keyed
+// hash) and its position + 1, in 64 bits; 0 is empty. The catalogue copy's tables and the
+// ledger index with these.
+struct TaggedPosition {
+  using Entry = std::uint64_t;
+  static constexpr bool is_empty(Entry entry) noexcept { return entry == 0; }
+  static constexpr Entry empty() noexcept { return 0; }
+  static constexpr Entry make(std::uint32_t tag, std::uint32_t position) noexcept {
+    return (std::uint64_t{tag} << 32) | (std::uint64_t{position} + 1);
+  }
+  static constexpr std::uint32_t tag(Entry entry) noexcept {
+    return static_cast<std::uint32_t>(entry >> 32);
+  }
+  static constexpr std::uint32_t position(Entry entry) noexcept {
+    return static_cast<std::uint32_t>(entry) - 1;
+  }
+};
+static_assert(TaggedPosition::position(TaggedPosition::make(7, 0xfffffffe)) == 0xfffffffe);
+
 // The home of a 32-bit tag (the high half of a keyed hash) in `capacity` slots: a multiply and
 // a shift instead of a division (Lemire's fast range), uniform for uniform tags.
 constexpr std::uint32_t home_of(std::uint32_t tag, std::uint32_t capacity) noexcept {

@@ -68,9 +68,8 @@ class Ledger {
   // the storage bridge, which confirms it once the delta is durable. A second `stopped` before
   // the first was handed on shares its ticket.
   std::uint64_t record(const store::PeerKey& key, const AnnounceRequest& request,
-                       const store::TorrentRow& torrent, const Member& member,
-                       std::uint32_t now_s, std::uint64_t now_unix_s,
-                       bool ticket_stopped = false) noexcept;
+                       const store::TorrentRow& torrent, const Member& member, std::uint32_t now_s,
+                       std::uint64_t now_unix_s, bool ticket_stopped = false) noexcept;
   // At start, before any announce: a baseline persisted by an earlier run. Its announce time
   // maps onto the shard clock (now_s at now_unix_s). false when the table is full.
   bool restore(const store::Baseline& baseline, std::uint32_t now_s,

@@ -35,7 +35,7 @@ struct StorageFromShard {
 
 inline constexpr std::size_t storage_changes_queue_max = 1024;  // per shard
 inline constexpr std::size_t storage_deltas_queue_max = 4096;   // per shard
-using StorageBridge = Bridge<StorageToShard, StorageFromShard, storage_changes_queue_max,
-                             storage_deltas_queue_max>;
+using StorageBridge =
+    Bridge<StorageToShard, StorageFromShard, storage_changes_queue_max, storage_deltas_queue_max>;
 
 }  // namespace tyto::shard

@@ -34,7 +34,7 @@ void append_batch_record(const AccountingBatch& batch, std::vector<std::uint8_t>
 
 struct DecodedRecords {
   std::vector<AccountingBatch> batches;
-  std::size_t bytes_used = 0;  // the valid prefix; a torn or corrupt tail after it is ignored
+  std::size_t bytes_used = 0;   // the valid prefix; a torn or corrupt tail after it is ignored
   std::string stopped_because;  // "" when every byte was a valid record
 };
 // Every valid record from the front of `bytes`, up to the first that is not.

@@ -50,7 +50,9 @@ struct Passkey {
 // (freeleech: download factor 0; double upload: upload factor 2). Rows outside this range are
 // refused by the backend.
 inline constexpr float factor_max = 100.0f;
-inline bool factor_valid(double factor) noexcept { return factor >= 0.0 && factor <= factor_max; }
+inline bool factor_valid(double factor) noexcept {
+  return factor >= 0.0 && factor <= factor_max;
+}
 
 // tyto_users: written by the site.
 struct UserRow {
@@ -79,7 +81,9 @@ struct ClientRuleRow {
   std::array<std::uint8_t, client_prefix_size_max> prefix{};
   bool allowed = false;
 
-  std::span<const std::uint8_t> prefix_bytes() const noexcept { return {prefix.data(), prefix_size}; }
+  std::span<const std::uint8_t> prefix_bytes() const noexcept {
+    return {prefix.data(), prefix_size};
+  }
   bool matches(const PeerId& peer_id) const noexcept {
     return std::memcmp(peer_id.bytes.data(), prefix.data(), prefix_size) == 0;
   }
