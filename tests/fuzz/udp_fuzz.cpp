@@ -5,6 +5,7 @@
 #include <span>
 #include <vector>
 
+#include "tyto/proto/http.hpp"
 #include "tyto/proto/udp.hpp"
 
 namespace {
@@ -41,6 +42,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       check(announce->url_data(url) == announce->url_data_size);
       check(announce->url_data({url.data(), 7}) ==
             std::min<std::size_t>(7, announce->url_data_size));
+      // The private tracker reads its passkey from the URL data as the shard does (route into
+      // a 512-byte buffer): a passkey, when found, lies inside the data and holds no '/'.
+      std::uint8_t shard_buffer[512];
+      const std::size_t used = announce->url_data(shard_buffer);
+      std::string_view query, passkey;
+      const auto path = proto::http::route(
+          {reinterpret_cast<const char*>(shard_buffer), used}, query, passkey);
+      if (!passkey.empty()) {
+        check(path != proto::http::Path::unknown);
+        check(passkey.find('/') == std::string_view::npos);
+        check(passkey.data() >= reinterpret_cast<const char*>(shard_buffer) &&
+              passkey.data() + passkey.size() <= reinterpret_cast<const char*>(shard_buffer) + used);
+      }
       check(announce->announce.peer.family == source.family);
       check(static_cast<std::uint8_t>(announce->announce.event) <= 3);
       const std::uint32_t peers = udp_peers_max(announce->announce.numwant, source.family, 50, 200);
