@@ -47,13 +47,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       std::uint8_t shard_buffer[512];
       const std::size_t used = announce->url_data(shard_buffer);
       std::string_view query, passkey;
-      const auto path = proto::http::route(
-          {reinterpret_cast<const char*>(shard_buffer), used}, query, passkey);
+      const auto path =
+          proto::http::route({reinterpret_cast<const char*>(shard_buffer), used}, query, passkey);
       if (!passkey.empty()) {
         check(path != proto::http::Path::unknown);
         check(passkey.find('/') == std::string_view::npos);
         check(passkey.data() >= reinterpret_cast<const char*>(shard_buffer) &&
-              passkey.data() + passkey.size() <= reinterpret_cast<const char*>(shard_buffer) + used);
+              passkey.data() + passkey.size() <=
+                  reinterpret_cast<const char*>(shard_buffer) + used);
       }
       check(announce->announce.peer.family == source.family);
       check(static_cast<std::uint8_t>(announce->announce.event) <= 3);
