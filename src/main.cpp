@@ -64,7 +64,7 @@ std::optional<int> check_before_start(const tyto::app::Options& options,
       return 2;
     }
   }
-  if (options.access_mode != tyto::app::AccessMode::off) {
+  if (tyto::app::uses_access_file(options.access_mode)) {
     auto loaded = tyto::app::load_access_list(
         tyto::app::path_before_chroot(options, options.access_list_path), options.access_mode);
     if (!loaded.ok()) {
@@ -166,7 +166,8 @@ std::optional<int> open_storage(const tyto::app::Options& options, Storage& stor
                                 tyto::shard::Runtime& runtime) {
   using tyto::log::Level;
   const bool private_mode = options.runtime.shard.private_tracker.enabled;
-  if (!private_mode && !options.migrate && options.storage_uri == "memory:") return std::nullopt;
+  const bool catalogue_mode = private_mode || options.runtime.shard.catalogue_whitelist;
+  if (!catalogue_mode && !options.migrate && options.storage_uri == "memory:") return std::nullopt;
   auto opened = tyto::store::open_backend(options.storage_uri);
   if (!opened.ok()) {
     tyto::log::write(Level::error, "storage: " + opened.error());
@@ -181,16 +182,18 @@ std::optional<int> open_storage(const tyto::app::Options& options, Storage& stor
     TYTO_LOG(Level::info, "storage {}: schema up to date", storage.backend->describe());
     return 0;
   }
-  if (!private_mode) {
-    TYTO_LOG(Level::warning, "storage {}: public mode keeps nothing in it yet",
+  if (!catalogue_mode) {
+    TYTO_LOG(Level::warning,
+             "storage {}: public mode keeps nothing in it yet (access.mode = \"catalogue\" "
+             "takes its torrents as the whitelist)",
              storage.backend->describe());
     return std::nullopt;
   }
   auto catalogue = storage.backend->load_catalogue();
-  auto baselines =
-      catalogue.ok()
-          ? storage.backend->load_baselines()
-          : decltype(storage.backend->load_baselines())(tyto::Failure{std::string("not read")});
+  using Baselines = decltype(storage.backend->load_baselines());
+  auto baselines = !catalogue.ok() ? Baselines(tyto::Failure{std::string("not read")})
+                   : private_mode  ? storage.backend->load_baselines()
+                                   : Baselines(std::vector<tyto::store::Baseline>{});
   if (!catalogue.ok() || !baselines.ok()) {
     tyto::log::write(Level::error, "storage " + storage.backend->describe() + ": " +
                                        (catalogue.ok() ? baselines.error() : catalogue.error()));
@@ -208,8 +211,9 @@ std::optional<int> open_storage(const tyto::app::Options& options, Storage& stor
     }
   }
   TYTO_LOG(Level::info,
-           "private tracker on {}: {} users, {} torrents, {} client rules, {} peer baselines "
+           "{} on {}: {} users, {} torrents, {} client rules, {} peer baselines "
            "({} rows refused)",
+           private_mode ? "private tracker" : "public tracker of registered torrents",
            storage.backend->describe(), storage.catalogue.users.size(),
            storage.catalogue.torrents.size(), storage.catalogue.client_rules.size(),
            storage.baselines.size(), storage.backend->rows_refused());
@@ -220,7 +224,10 @@ std::optional<int> open_storage(const tyto::app::Options& options, Storage& stor
 // The storage bridge's thread, once the shards run. Error or "".
 std::string start_storage(const tyto::app::Options& options, Storage& storage,
                           tyto::shard::Runtime& runtime) {
-  if (!options.runtime.shard.private_tracker.enabled) return {};
+  if (!options.runtime.shard.private_tracker.enabled &&
+      !options.runtime.shard.catalogue_whitelist) {
+    return {};
+  }
   tyto::app::StorageClientConfig config;
   config.node = options.storage_node;
   config.journal_path = journal_path(options);
@@ -284,7 +291,7 @@ int wait_for_stop(const tyto::app::Options& options, tyto::shard::Runtime& runti
                   const sigset_t& handled_signals) {
   using tyto::log::Level;
   tyto::app::FileWatch access_file(options.access_list_path);
-  if (options.access_mode != tyto::app::AccessMode::off) access_file.changed();  // records
+  if (tyto::app::uses_access_file(options.access_mode)) access_file.changed();  // records
   auto reload_access_list = [&](const char* why) {
     auto loaded = tyto::app::load_access_list(options.access_list_path, options.access_mode);
     if (!loaded.ok()) {
@@ -300,7 +307,7 @@ int wait_for_stop(const tyto::app::Options& options, tyto::shard::Runtime& runti
     const timespec one_second{1, 0};
     const int signal_number = sigtimedwait(&handled_signals, nullptr, &one_second);
     if (signal_number == SIGINT || signal_number == SIGTERM) return signal_number;
-    if (options.access_mode == tyto::app::AccessMode::off) continue;
+    if (!tyto::app::uses_access_file(options.access_mode)) continue;
     if (signal_number == SIGHUP) {
       access_file.changed();  // a reload now covers any change seen so far
       reload_access_list("SIGHUP");

@@ -72,7 +72,7 @@ const char* const address_hint = "an address (try 0.0.0.0:6969 or [::]:6969)";
 const char* const prefix_hint = "an address prefix (try 10.0.0.0/8 or ::1)";
 
 constexpr const char* log_level_names[] = {"error", "warning", "info", "debug"};
-constexpr const char* access_mode_names[] = {"off", "whitelist", "blacklist"};
+constexpr const char* access_mode_names[] = {"off", "whitelist", "blacklist", "catalogue"};
 constexpr const char* udp_steering_names[] = {"hash", "info_hash"};  // net::UdpSteering
 
 template <class Enum, std::size_t N>
@@ -356,7 +356,8 @@ const Setting settings[] = {
        return integer_value(o.runtime.shard.private_tracker.ledger.peers_max);
      }},
     {"access.mode", "--access-mode", "MODE", Kind::text, 0, 0,
-     "off (default), whitelist (only listed info_hashes) or blacklist (all but listed)",
+     "off (default), whitelist (only listed info_hashes), blacklist (all but listed) or "
+     "catalogue (only the storage backend's registered torrents, tyto_torrents)",
      [](Options& o, const Value& v) { return parse_name(v, access_mode_names, o.access_mode); },
      [](const Options& o) {
        return text_value(access_mode_names[static_cast<std::size_t>(o.access_mode)]);
@@ -435,7 +436,17 @@ std::string finish(Options& options) {
     char host[256] = {};
     options.storage_node = gethostname(host, sizeof host - 1) == 0 && host[0] != 0 ? host : "tyto";
   }
-  if (options.access_mode != AccessMode::off && options.access_list_path.empty()) {
+  if (options.access_mode == AccessMode::catalogue) {
+    if (!options.access_list_path.empty()) {
+      return "access.mode is catalogue (the storage's tyto_torrents): access.file must be empty";
+    }
+    if (options.storage_uri == "memory:") {
+      return "access.mode is catalogue but storage.uri is memory: (sqlite:PATH or "
+             "postgresql://...)";
+    }
+    shard.catalogue_whitelist = true;
+  }
+  if (uses_access_file(options.access_mode) && options.access_list_path.empty()) {
     return "access.mode is " + std::string(access_mode_names[int(options.access_mode)]) +
            " but access.file is not set";
   }

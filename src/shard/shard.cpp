@@ -52,8 +52,10 @@ Shard::Shard(std::uint32_t index, const ShardConfig& config, ShardDirectory& dir
       scrapes_(*this) {
   TYTO_ASSERT(index < directory.shards_count && store_ != nullptr);
   control_answer_ = std::make_unique<ControlAnswer>();
-  if (config.private_tracker.enabled) {
+  if (config.private_tracker.enabled || config.catalogue_whitelist) {
     catalogue_ = std::make_unique<CatalogueCopy>(secret);
+  }
+  if (config.private_tracker.enabled) {
     ledger_ = std::make_unique<Ledger>(config.private_tracker.ledger, secret);
     held_replies_.reserve(held_replies_max);
   }
@@ -73,7 +75,7 @@ std::string Shard::open() {
   if (std::string error = http_.open(ring_); !error.empty()) return error;
   directory_.lent_areas[index_] = http_.lent_area();
   if (std::string error = restore_snapshot(); !error.empty()) return error;
-  if (private_tracker()) open_private_tracker();
+  if (catalogue_ != nullptr) open_catalogue();
   ring_.submit();
   refresh_clock();
   last_tick_s_ = now_s_;
@@ -95,22 +97,27 @@ std::string Shard::restore_snapshot() {
 
 // The catalogue's users and client rules, the torrents this shard owns, and the baselines of
 // their peers (start-up, on the shard's own thread: the tables are first touched here).
-void Shard::open_private_tracker() {
+void Shard::open_catalogue() {
   refresh_clock();
   std::vector<std::uint64_t> own_torrent_ids;  // sorted, for the baselines below
   if (const store::CatalogueRows* rows = directory_.catalogue_rows) {
     for (const auto& torrent : rows->torrents) {
       if (owner_of(torrent.info_hash) == index_) own_torrent_ids.push_back(torrent.torrent_id);
     }
-    catalogue_->reserve(rows->users.size(), own_torrent_ids.size());
-    for (const auto& user : rows->users) catalogue_->put_user(user);
+    // Users and client rules matter to the private tracker only.
+    const bool users = private_tracker();
+    catalogue_->reserve(users ? rows->users.size() : 0, own_torrent_ids.size());
     for (const auto& torrent : rows->torrents) {
       if (owner_of(torrent.info_hash) == index_) catalogue_->put_torrent(torrent);
     }
-    for (const auto& rule : rows->client_rules) {
+    for (const auto& user : users ? rows->users : std::vector<store::UserRow>{}) {
+      catalogue_->put_user(user);
+    }
+    for (const auto& rule : users ? rows->client_rules : std::vector<store::ClientRuleRow>{}) {
       private_counters_.client_rules_refused += !catalogue_->put_client_rule(rule);
     }
   }
+  if (!private_tracker()) return;
   std::sort(own_torrent_ids.begin(), own_torrent_ids.end());
   std::uint64_t refused = 0;
   for (const store::Baseline& baseline : directory_.baselines) {
@@ -178,7 +185,7 @@ bool Shard::mail_waiting() const noexcept {
     if (from != index_ && !directory_.mailbox(from, index_).empty_before_sleep()) return true;
   }
   return directory_.control.waiting(index_) ||
-         (private_tracker() && directory_.storage.waiting(index_));
+         (catalogue_ != nullptr && directory_.storage.waiting(index_));
 }
 
 bool Shard::turn(bool may_sleep) noexcept {
@@ -189,7 +196,7 @@ bool Shard::turn(bool may_sleep) noexcept {
   refresh_access_list();
   std::size_t work = drain_mailboxes();
   work += drain_control();
-  if (private_tracker()) work += drain_storage();
+  if (catalogue_ != nullptr) work += drain_storage();
   read_ahead_announces();
   work += ring_.drain([this](const io_uring_cqe& cqe) { on_completion(cqe); });
   http_.retry_answers();
@@ -373,6 +380,8 @@ ShardTotals Shard::totals() const noexcept {
   if (private_tracker()) {
     totals.private_tracker.ledger_peers = ledger_->entries_count();
     totals.private_tracker.ledger_deltas_waiting = ledger_->dirty_count();
+  }
+  if (catalogue_ != nullptr) {
     totals.private_tracker.catalogue_users = catalogue_->users_count();
     totals.private_tracker.catalogue_torrents = catalogue_->torrents_count();
   }
@@ -440,7 +449,13 @@ AnnounceReply Shard::apply_announce(const AnnounceRequest& request, const Member
                                     std::uint64_t& ticket) noexcept {
   TYTO_DEBUG_ASSERT(owner_of(request.info_hash) == index_);
   ticket = 0;
-  if (member.user_id == 0) return store_->announce(request, now_s_, peers_out);
+  if (member.user_id == 0) {
+    if (config_.catalogue_whitelist && catalogue_->torrent(request.info_hash) == nullptr) {
+      ++counters_.announces_denied;  // public mode: the catalogue is the whitelist
+      return {AnnounceStatus::torrent_unregistered};
+    }
+    return store_->announce(request, now_s_, peers_out);
+  }
   TYTO_ASSERT(private_tracker());
   const store::TorrentRow* torrent = catalogue_->torrent(request.info_hash);
   if (torrent == nullptr) {
@@ -510,6 +525,8 @@ std::size_t Shard::drain_storage() noexcept {
 void Shard::on_catalogue_change(const store::CatalogueChange& change) noexcept {
   using Kind = store::CatalogueChangeKind;
   ++private_counters_.catalogue_changes;
+  const bool torrent = change.kind == Kind::torrent || change.kind == Kind::torrent_removed;
+  if (!torrent && !private_tracker()) return;  // users and rules: private mode only
   switch (change.kind) {
     case Kind::user:
       catalogue_->put_user(change.user);

@@ -135,11 +135,19 @@ TEST(ConfigFile, ErrorsNameTheFileLineAndKey) {
   EXPECT_EQ(config_error("[http]\nlisten = \"0.0.0.0:1\"\n"),
             "t.toml:2: http.listen: expected a list of strings, like [\"a\", \"b\"]");
   EXPECT_EQ(config_error("[access]\nmode = \"greylist\"\n"),
-            "t.toml:2: access.mode: 'greylist' is not one of off, whitelist, blacklist");
+            "t.toml:2: access.mode: 'greylist' is not one of off, whitelist, blacklist, catalogue");
   EXPECT_EQ(config_error("[announce]\ninterval_s = 600\ninterval_min_s = 700\n"),
             "t.toml: announce.interval_min_s (700) is above announce.interval_s (600)");
   EXPECT_EQ(config_error("[access]\nmode = \"whitelist\"\n"),
             "t.toml: access.mode is whitelist but access.file is not set");
+  EXPECT_EQ(config_error("[access]\nmode = \"catalogue\"\n"),
+            "t.toml: access.mode is catalogue but storage.uri is memory: (sqlite:PATH or "
+            "postgresql://...)");
+  EXPECT_EQ(config_error("[private]\nenabled = true\n"),
+            "t.toml: private.enabled needs a storage.uri that keeps users and accounting "
+            "(sqlite:PATH or postgresql://...)");
+  EXPECT_EQ(config_error("[storage]\nsync = \"sometimes\"\n"),
+            "t.toml:2: storage.sync: 'sometimes' is not one of batch, always");
   EXPECT_EQ(config_error("[process]\nchroot = \"/var/empty\"\n"),
             "t.toml: process.chroot needs process.user (root could leave the chroot)");
   const std::string syntax = config_error("[udp]\nlisten = [\n\n");

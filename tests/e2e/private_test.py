@@ -461,6 +461,46 @@ class PrivateTest(unittest.TestCase):
             self.assertEqual(row[2], real, (user, torrent))
 
 
+class PublicCatalogueTest(unittest.TestCase):
+    """Public mode with access.mode = "catalogue": no passkeys, the site's tyto_torrents is the
+    whitelist, changed by SQL while tyto runs."""
+
+    def test_registered_torrents_only_and_changes_within_two_seconds(self):
+        directory = tempfile.mkdtemp(prefix="tyto-catalogue-")
+        database = os.path.join(directory, "tyto.db")
+        run_migrate(database)
+        site = Site(database)
+        site.torrent(10, T1)
+        port = free_port()
+        tracker = Tracker(BINARY, ["--storage", "sqlite:" + database, "--access-mode",
+                                   "catalogue", "--udp", "127.0.0.1:%d" % port, "--http",
+                                   "127.0.0.1:%d" % port, "--cores", "0-1"],
+                          [("127.0.0.1", port)])
+        try:
+            peer = b"-qB4500-" + b"p" * 12
+            self.assertEqual(failure(http_announce(port, None, T1, peer, left=1)), "")
+            self.assertIn("not registered", failure(http_announce(port, None, T2, peer, left=1)))
+            # A passkey URL is not this tracker's: it is public.
+            self.assertIn("public", failure(http_announce(port, "alice", T1, peer, left=1)))
+            udp = Client(("127.0.0.1", port))
+            udp.connect()
+            with self.assertRaises(TrackerError):
+                udp.announce(T2, 6881, left=1)
+            site.torrent(20, T2)
+            started = time.time()
+            while failure(http_announce(port, None, T2, peer, left=1)) != "":
+                self.assertLess(time.time() - started, 2.5)
+                time.sleep(0.05)
+            self.assertEqual(udp.announce(T2, 6882, left=1)["leechers"], 2)
+            udp.close()
+        finally:
+            code, counters, stderr = tracker.stop()
+        self.assertEqual(code, 0, stderr)
+        self.assertGreaterEqual(counters["announces_denied"], 2)
+        self.assertEqual(counters["catalogue_torrents"], 2)
+        self.assertEqual(counters["catalogue_users"], 0)  # users matter to private mode only
+
+
 if __name__ == "__main__":
     BINARY = sys.argv.pop(1)
     unittest.main(verbosity=2)

@@ -15,7 +15,12 @@
 
 namespace tyto::app {
 
-enum class AccessMode { off, whitelist, blacklist };
+// whitelist, blacklist: info_hashes in access.file; catalogue: the storage backend's registered
+// torrents (tyto_torrents) are the whitelist.
+enum class AccessMode { off, whitelist, blacklist, catalogue };
+inline bool uses_access_file(AccessMode mode) noexcept {
+  return mode == AccessMode::whitelist || mode == AccessMode::blacklist;
+}
 
 struct Options {
   shard::RuntimeConfig runtime;

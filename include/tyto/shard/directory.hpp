@@ -61,6 +61,9 @@ struct ShardConfig {
   // can see connection ids and peers expire in seconds. Always 1 in production.
   std::uint32_t clock_speedup = 1;
   PrivateConfig private_tracker;
+  // Public mode with a storage backend: only its registered torrents are tracked
+  // (access.mode = "catalogue"). Private mode always serves registered torrents only.
+  bool catalogue_whitelist = false;
 };
 
 struct ShardDirectory {

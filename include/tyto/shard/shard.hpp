@@ -79,7 +79,7 @@ class Shard {
     return access_list_ != nullptr && !access_list_->allows(info_hash);
   }
   // Private tracker (README "Private tracker").
-  bool private_tracker() const noexcept { return catalogue_ != nullptr; }
+  bool private_tracker() const noexcept { return ledger_ != nullptr; }
   // Whether a request naming `passkey_segment` (as sent in the URL, percent-encoded; empty for
   // none) may go on: nullptr and `member` set, or the failure reason (counted). `request` is the
   // announce (its left and peer_id are checked), or null for a scrape. Public mode: always on.
@@ -142,7 +142,7 @@ class Shard {
   void refresh_clock() noexcept;
   void refresh_access_list() noexcept;
   std::string restore_snapshot();
-  void open_private_tracker();
+  void open_catalogue();
   std::size_t drain_storage() noexcept;
   void on_catalogue_change(const store::CatalogueChange& change) noexcept;
   void flush_ledger() noexcept;
@@ -175,7 +175,8 @@ class Shard {
   OwnerThread owner_;  // debug builds: the loop only ever runs on the shard's own thread
   std::unique_ptr<ControlAnswer> control_answer_;  // built here (8 KiB), then copied to the queue
   const AccessList* access_list_ = nullptr;        // this loop turn's (access_list.hpp)
-  // Private mode only (null otherwise): this shard's catalogue copy and accounting table.
+  // This shard's catalogue copy (private mode, or public with access.mode = "catalogue"; null
+  // otherwise) and accounting table (private mode only).
   std::unique_ptr<CatalogueCopy> catalogue_;
   std::unique_ptr<Ledger> ledger_;
   PrivateCounters private_counters_;
