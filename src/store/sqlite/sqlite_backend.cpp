@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "store/batch_sums.hpp"
 #include "tyto/core/log.hpp"
 #include "tyto/store/row_check.hpp"
 
@@ -208,7 +209,10 @@ class SqliteBackend final : public Backend {
   }
   // Ends a failed write transaction; the error that caused it is what the caller reports.
   void rollback() noexcept;
-  std::string apply(const AccountingDelta& delta);
+  std::string add_transfer(const TransferSum& sum);
+  std::string add_totals(const UserSum& sum);
+  std::string put_baseline(const AccountingDelta& delta);
+  std::string apply(const AccountingBatch& batch);
   void refuse(std::string_view table, const std::string& key, const std::string& reason);
   void prune_changes(std::uint64_t seq_through);
   std::string read_change(const ChangedKey& key, std::vector<CatalogueChange>& out);
@@ -220,6 +224,7 @@ class SqliteBackend final : public Backend {
   // The batch path's statements, prepared once (after migrate(): they name its tables).
   Statement begin_immediate_, commit_, rollback_, mark_read_, mark_write_, transfer_add_,
       totals_add_, peer_put_, peer_delete_;
+  BatchSums sums_;  // the current batch's, kept for its capacity
 };
 
 std::string SqliteBackend::exec(const char* sql, std::string_view what) {
@@ -583,37 +588,38 @@ std::string SqliteBackend::prepare_batch_statements() {
   return "";
 }
 
-std::string SqliteBackend::apply(const AccountingDelta& delta) {
-  const auto user_id = stored(delta.key.user_id);
-  const auto torrent_id = stored(delta.key.torrent_id);
-  const void* peer_id = delta.key.peer_id.bytes.data();
-  const int peer_id_size = static_cast<int>(delta.key.peer_id.bytes.size());
-  {
-    Use use(transfer_add_.get());
-    sqlite3_stmt* statement = use.get();
-    sqlite3_bind_int64(statement, 1, user_id);
-    sqlite3_bind_int64(statement, 2, torrent_id);
-    sqlite3_bind_int64(statement, 3, stored(delta.uploaded));
-    sqlite3_bind_int64(statement, 4, stored(delta.downloaded));
-    sqlite3_bind_int64(statement, 5, stored(delta.uploaded_real));
-    sqlite3_bind_int64(statement, 6, stored(delta.downloaded_real));
-    sqlite3_bind_int64(statement, 7, delta.seed_s);
-    sqlite3_bind_int64(statement, 8, delta.leech_s);
-    if (delta.completed) sqlite3_bind_int64(statement, 9, stored(delta.announced_unix_s));
-    sqlite3_bind_int64(statement, 10, stored(delta.announced_unix_s));
-    if (sqlite3_step(statement) != SQLITE_DONE) return error("writing tyto_transfers");
-  }
-  {
-    Use use(totals_add_.get());
-    sqlite3_bind_int64(use.get(), 1, user_id);
-    sqlite3_bind_int64(use.get(), 2, stored(delta.uploaded));
-    sqlite3_bind_int64(use.get(), 3, stored(delta.downloaded));
-    if (sqlite3_step(use.get()) != SQLITE_DONE) return error("writing tyto_user_totals");
-  }
+std::string SqliteBackend::add_transfer(const TransferSum& sum) {
+  Use use(transfer_add_.get());
+  sqlite3_stmt* statement = use.get();
+  sqlite3_bind_int64(statement, 1, stored(sum.user_id));
+  sqlite3_bind_int64(statement, 2, stored(sum.torrent_id));
+  sqlite3_bind_int64(statement, 3, stored(sum.uploaded));
+  sqlite3_bind_int64(statement, 4, stored(sum.downloaded));
+  sqlite3_bind_int64(statement, 5, stored(sum.uploaded_real));
+  sqlite3_bind_int64(statement, 6, stored(sum.downloaded_real));
+  sqlite3_bind_int64(statement, 7, stored(sum.seed_s));
+  sqlite3_bind_int64(statement, 8, stored(sum.leech_s));
+  if (sum.completed) sqlite3_bind_int64(statement, 9, stored(sum.completed_unix_s));
+  sqlite3_bind_int64(statement, 10, stored(sum.last_announce_unix_s));
+  if (sqlite3_step(statement) != SQLITE_DONE) return error("writing tyto_transfers");
+  return "";
+}
+
+std::string SqliteBackend::add_totals(const UserSum& sum) {
+  Use use(totals_add_.get());
+  sqlite3_bind_int64(use.get(), 1, stored(sum.user_id));
+  sqlite3_bind_int64(use.get(), 2, stored(sum.uploaded));
+  sqlite3_bind_int64(use.get(), 3, stored(sum.downloaded));
+  if (sqlite3_step(use.get()) != SQLITE_DONE) return error("writing tyto_user_totals");
+  return "";
+}
+
+std::string SqliteBackend::put_baseline(const AccountingDelta& delta) {
   Use use(delta.closed ? peer_delete_.get() : peer_put_.get());
-  sqlite3_bind_int64(use.get(), 1, user_id);
-  sqlite3_bind_int64(use.get(), 2, torrent_id);
-  sqlite3_bind_blob(use.get(), 3, peer_id, peer_id_size, SQLITE_STATIC);
+  sqlite3_bind_int64(use.get(), 1, stored(delta.key.user_id));
+  sqlite3_bind_int64(use.get(), 2, stored(delta.key.torrent_id));
+  sqlite3_bind_blob(use.get(), 3, delta.key.peer_id.bytes.data(),
+                    static_cast<int>(delta.key.peer_id.bytes.size()), SQLITE_STATIC);
   if (!delta.closed) {
     sqlite3_bind_int64(use.get(), 4, stored(delta.baseline_uploaded));
     sqlite3_bind_int64(use.get(), 5, stored(delta.baseline_downloaded));
@@ -621,6 +627,21 @@ std::string SqliteBackend::apply(const AccountingDelta& delta) {
     sqlite3_bind_int(use.get(), 7, delta.seeding ? 1 : 0);
   }
   if (sqlite3_step(use.get()) != SQLITE_DONE) return error("writing tyto_peers");
+  return "";
+}
+
+// The batch's rows: transfers and totals summed per key (batch_sums.hpp), baselines per delta.
+std::string SqliteBackend::apply(const AccountingBatch& batch) {
+  sum_batch(batch.deltas, sums_);
+  for (const TransferSum& sum : sums_.transfers) {
+    if (auto failed = add_transfer(sum); !failed.empty()) return failed;
+  }
+  for (const UserSum& sum : sums_.users) {
+    if (auto failed = add_totals(sum); !failed.empty()) return failed;
+  }
+  for (const AccountingDelta& delta : batch.deltas) {
+    if (auto failed = put_baseline(delta); !failed.empty()) return failed;
+  }
   return "";
 }
 
@@ -650,9 +671,7 @@ Result<bool, std::string> SqliteBackend::write_batch(const AccountingBatch& batc
     rollback();
     return false;  // applied before: at most once
   }
-  for (std::size_t i = 0; i < batch.deltas.size() && failed.empty(); ++i) {
-    failed = apply(batch.deltas[i]);
-  }
+  if (failed.empty()) failed = apply(batch);
   if (failed.empty()) {
     Use use(mark_write_.get());
     sqlite3_bind_text(use.get(), 1, batch.id.node.data(), static_cast<int>(batch.id.node.size()),
