@@ -3,7 +3,9 @@
 #include <fmt/core.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -380,6 +382,105 @@ TYPED_TEST(BackendTest, AFailedWriteWritesNothingAndItsRetryAppliesOnce) {
   EXPECT_EQ(this->site.transfer(1, 10)->uploaded, 100u);
   EXPECT_EQ(this->site.user_totals(1)->uploaded, 100u);
   EXPECT_EQ(this->last_sequence("node-a", 0), 1u);
+}
+
+// Several rows of one user, and several clients of one user on one torrent, in one batch: the
+// tables end as if each delta had been applied alone in batch order (the memory backend does
+// exactly that), whatever a backend sums before writing. The first completed delta in batch
+// order sets completed_at even when a later one announced earlier.
+TYPED_TEST(BackendTest, ManyRowsOfOneUserInABatchEndAsIfAppliedOneByOne) {
+  auto first_snatch = delta(1, 10, 'a');
+  first_snatch.completed = true;
+  first_snatch.announced_unix_s = 3000;
+  first_snatch.uploaded = 5;
+  first_snatch.seed_s = 10;
+  auto second_snatch = delta(1, 10, 'b');
+  second_snatch.completed = true;
+  second_snatch.announced_unix_s = 2000;
+  second_snatch.uploaded = 7;
+  second_snatch.downloaded_real = 3;
+  second_snatch.leech_s = 20;
+  auto stopped = delta(1, 10, 'c');
+  stopped.closed = true;
+  stopped.uploaded = 1;
+  stopped.downloaded = 2;
+  stopped.announced_unix_s = 3500;
+  auto idle = delta(1, 20, 'a');  // nothing credited: the rows exist all the same
+  idle.announced_unix_s = 100;
+  auto other_user = delta(2, 10, 'a');
+  other_user.downloaded = 9;
+  ASSERT_TRUE(this->write(batch(1, {first_snatch, second_snatch, stopped, idle, other_user})));
+
+  EXPECT_EQ(this->site.transfer(1, 10), (TransferRow{13, 2, 0, 3, 10, 20, 3000, 3500}));
+  EXPECT_EQ(this->site.transfer(1, 20), (TransferRow{0, 0, 0, 0, 0, 0, std::nullopt, 100}));
+  EXPECT_EQ(this->site.transfer(2, 10), (TransferRow{0, 9, 0, 0, 0, 0, std::nullopt, 0}));
+  EXPECT_EQ(this->site.user_totals(1), (UserTotalsRow{13, 2}));
+  EXPECT_EQ(this->site.user_totals(2), (UserTotalsRow{0, 9}));
+  const auto stored = this->backend().load_baselines();
+  ASSERT_TRUE(stored.ok()) << stored.error();
+  ASSERT_EQ(stored.value().size(), 4u);  // 'c' was closed
+  EXPECT_EQ(stored.value()[0].key, first_snatch.key);
+  EXPECT_EQ(stored.value()[1].key, second_snatch.key);
+  EXPECT_EQ(stored.value()[2].key, idle.key);
+  EXPECT_EQ(stored.value()[3].key, other_user.key);
+}
+
+// Random batches (seeded) over few torrents and clients, so keys share users and pairs,
+// with snatches, stops and zero deltas; the last batch out of key order. Every row is compared
+// with the memory backend's, which applies delta by delta.
+TYPED_TEST(BackendTest, RandomBatchesEndAsTheMemoryBackendDeltaByDelta) {
+  std::mt19937_64 random(7);
+  auto reference = make_memory_backend();
+  // Enough users, pairs and baselines for a backend's multi-row statements (SQLite's take 64
+  // rows) to run full and partly full.
+  constexpr std::uint64_t users_count = 80, torrents_count = 2;
+  constexpr int batches_count = 4;
+  for (int b = 1; b <= batches_count; ++b) {
+    std::vector<AccountingDelta> deltas;
+    for (std::uint64_t user = 1; user <= users_count; ++user) {
+      for (std::uint64_t torrent = 1; torrent <= torrents_count; ++torrent) {
+        for (char client = 'a'; client < 'e'; ++client) {
+          if (random() % 3 == 0) continue;
+          auto made = delta(user, torrent, client);
+          made.uploaded = random() % 4 == 0 ? 0 : random() % 100000;
+          made.downloaded = random() % 100000;
+          made.uploaded_real = random() % 1000;
+          made.downloaded_real = random() % 1000;
+          made.seed_s = static_cast<std::uint32_t>(random() % 1800);
+          made.leech_s = static_cast<std::uint32_t>(random() % 1800);
+          made.baseline_uploaded = random();
+          made.baseline_downloaded = random() % 1000000;
+          made.announced_unix_s = 1000 * static_cast<std::uint64_t>(b) + random() % 1000;
+          made.seeding = random() % 2 == 0;
+          made.completed = random() % 5 == 0;
+          made.closed = random() % 6 == 0;
+          deltas.push_back(made);
+        }
+      }
+    }
+    if (b == batches_count) std::shuffle(deltas.begin(), deltas.end(), random);
+    const auto written = batch(static_cast<std::uint64_t>(b), deltas);
+    ASSERT_TRUE(this->write(written));
+    ASSERT_TRUE(reference->write_batch(written).ok());
+  }
+  for (std::uint64_t user = 1; user <= users_count; ++user) {
+    EXPECT_EQ(this->site.user_totals(user), reference->user_totals(user)) << "user " << user;
+    for (std::uint64_t torrent = 1; torrent <= torrents_count; ++torrent) {
+      EXPECT_EQ(this->site.transfer(user, torrent), reference->transfer(user, torrent))
+          << "user " << user << " torrent " << torrent;
+    }
+  }
+  const auto stored = this->backend().load_baselines();
+  ASSERT_TRUE(stored.ok()) << stored.error();
+  const std::vector<Baseline> expected = reference->baselines();
+  ASSERT_EQ(stored.value().size(), expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(stored.value()[i].key, expected[i].key) << i;
+    EXPECT_EQ(stored.value()[i].uploaded, expected[i].uploaded) << i;
+    EXPECT_EQ(stored.value()[i].downloaded, expected[i].downloaded) << i;
+    EXPECT_EQ(stored.value()[i].announced_unix_s, expected[i].announced_unix_s) << i;
+    EXPECT_EQ(stored.value()[i].seeding, expected[i].seeding) << i;
+  }
 }
 
 }  // namespace

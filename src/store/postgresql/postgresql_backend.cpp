@@ -24,6 +24,7 @@
 #include <climits>
 #include <cstring>
 #include <ctime>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <set>
@@ -32,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "store/batch_sums.hpp"
 #include "tyto/core/log.hpp"
 #include "tyto/store/row_check.hpp"
 
@@ -158,11 +160,17 @@ constexpr Prepared mark_write{
     "INSERT INTO tyto_batches(node, shard, sequence, applied_at) VALUES ($1, $2, $3, $4) "
     "ON CONFLICT (node, shard) DO UPDATE SET sequence = CASE WHEN tyto_batches.sequence < "
     "excluded.sequence THEN excluded.sequence END, applied_at = excluded.applied_at"};
-constexpr Prepared transfer_add{
-    "tyto_transfer_add",
+// The rows go as arrays, one statement per table per batch (unnest zips them into rows): a
+// statement per delta cost the server its per-statement overhead 3 times per delta. An upsert
+// may not touch a row twice, so transfers and totals are summed per key first (batch_sums.hpp);
+// each baseline key is in a batch once. Arrays are in primary-key order, so every writer locks
+// rows in the same order. peer_id goes as hex text, decoded by the server.
+constexpr Prepared transfers_add{
+    "tyto_transfers_add",
     "INSERT INTO tyto_transfers(user_id, torrent_id, uploaded, downloaded, uploaded_real, "
     "downloaded_real, seed_s, leech_s, completed_at, last_announce_at) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+    "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], "
+    "$5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[]) "
     "ON CONFLICT (user_id, torrent_id) DO UPDATE SET "
     "uploaded = tyto_transfers.uploaded + excluded.uploaded, "
     "downloaded = tyto_transfers.downloaded + excluded.downloaded, "
@@ -172,25 +180,72 @@ constexpr Prepared transfer_add{
     "leech_s = tyto_transfers.leech_s + excluded.leech_s, "
     "completed_at = coalesce(tyto_transfers.completed_at, excluded.completed_at), "
     "last_announce_at = greatest(tyto_transfers.last_announce_at, excluded.last_announce_at)"};
-constexpr Prepared totals_add{
-    "tyto_totals_add",
-    "INSERT INTO tyto_user_totals(user_id, uploaded, downloaded) VALUES ($1, $2, $3) "
-    "ON CONFLICT (user_id) DO UPDATE SET "
-    "uploaded = tyto_user_totals.uploaded + excluded.uploaded, "
-    "downloaded = tyto_user_totals.downloaded + excluded.downloaded"};
-constexpr Prepared peer_put{
-    "tyto_peer_put",
+constexpr Prepared totals_add{"tyto_totals_add",
+                              "INSERT INTO tyto_user_totals(user_id, uploaded, downloaded) "
+                              "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) "
+                              "ON CONFLICT (user_id) DO UPDATE SET "
+                              "uploaded = tyto_user_totals.uploaded + excluded.uploaded, "
+                              "downloaded = tyto_user_totals.downloaded + excluded.downloaded"};
+constexpr Prepared peers_put{
+    "tyto_peers_put",
     "INSERT INTO tyto_peers(user_id, torrent_id, peer_id, uploaded, downloaded, announced_at, "
-    "seeding) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+    "seeding) SELECT r.user_id, r.torrent_id, decode(r.peer_id, 'hex'), r.uploaded, "
+    "r.downloaded, r.announced_at, r.seeding FROM unnest($1::bigint[], $2::bigint[], "
+    "$3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::boolean[]) "
+    "AS r(user_id, torrent_id, peer_id, uploaded, downloaded, announced_at, seeding) "
     "ON CONFLICT (user_id, torrent_id, peer_id) DO UPDATE SET "
     "uploaded = excluded.uploaded, downloaded = excluded.downloaded, "
     "announced_at = excluded.announced_at, seeding = excluded.seeding"};
-constexpr Prepared peer_delete{
-    "tyto_peer_delete",
-    "DELETE FROM tyto_peers WHERE user_id = $1 AND torrent_id = $2 AND peer_id = $3"};
-constexpr Prepared batch_statements[] = {mark_write, transfer_add, totals_add, peer_put,
-                                         peer_delete};
-constexpr std::size_t statements_per_delta = 3;
+constexpr Prepared peers_delete{
+    "tyto_peers_delete",
+    "DELETE FROM tyto_peers p USING unnest($1::bigint[], $2::bigint[], $3::text[]) "
+    "AS d(user_id, torrent_id, peer_id) WHERE p.user_id = d.user_id AND "
+    "p.torrent_id = d.torrent_id AND p.peer_id = decode(d.peer_id, 'hex')"};
+constexpr Prepared batch_statements[] = {mark_write, transfers_add, totals_add, peers_put,
+                                         peers_delete};
+constexpr std::size_t row_statements_count = 4;
+
+// A PostgreSQL array literal built element by element ("{1,2,NULL}").
+class ArrayText {
+ public:
+  explicit ArrayText(std::size_t elements_count) {
+    text_.reserve(2 + 41 * elements_count);  // 40 hex digits or a BIGINT's 20 characters, a comma
+    text_ += '{';
+  }
+  // A uint64 as BIGINT with the same bits (counters beyond 2^63 read back unchanged).
+  void add(std::uint64_t value) {
+    separate();
+    fmt::format_to(std::back_inserter(text_), "{}", static_cast<std::int64_t>(value));
+  }
+  void add_null() {
+    separate();
+    text_ += "NULL";
+  }
+  void add_bool(bool value) {
+    separate();
+    text_ += value ? 't' : 'f';
+  }
+  void add_hex(std::span<const std::uint8_t> bytes) {
+    separate();
+    constexpr char digits[] = "0123456789abcdef";
+    for (const std::uint8_t byte : bytes) {
+      text_ += digits[byte >> 4];
+      text_ += digits[byte & 0x0f];
+    }
+  }
+  std::string done() && {
+    text_ += '}';
+    return std::move(text_);
+  }
+
+ private:
+  void separate() {
+    if (elements_count_ > 0) text_ += ',';
+    ++elements_count_;
+  }
+  std::string text_;
+  std::size_t elements_count_ = 0;
+};
 
 struct ResultClear {
   void operator()(PGresult* result) const noexcept { PQclear(result); }
@@ -232,6 +287,12 @@ struct Query {
     TYTO_ASSERT(param_count < static_cast<int>(params_max));
     values[param_count] = std::string(value);
     binary[param_count] = is_binary;
+    ++param_count;
+    return *this;
+  }
+  Query& add_owned(std::string value) {
+    TYTO_ASSERT(param_count < static_cast<int>(params_max));
+    values[param_count] = std::move(value);
     ++param_count;
     return *this;
   }
@@ -496,7 +557,7 @@ class PostgresBackend final : public Backend {
                                                  std::string_view what);
   std::string first_error(const std::vector<PgResult>& results, std::string_view what) const;
   void refuse(std::string_view table, const std::string& key, const std::string& reason);
-  void add_delta(std::vector<Query>& queries, const AccountingDelta& delta) const;
+  void add_rows(std::vector<Query>& queries, const AccountingBatch& batch);
   std::optional<CatalogueChange> change_of(const PGresult* result, int row);
   void prune_changes();
 
@@ -511,6 +572,7 @@ class PostgresBackend final : public Backend {
   std::set<std::int64_t> changes_reported_;
   Clock::time_point pruned_at_{};
   std::uint64_t rows_refused_ = 0;
+  BatchSums sums_;  // the current batch's, kept for its capacity
 };
 
 std::string PostgresBackend::ensure_connected() {
@@ -844,28 +906,69 @@ void PostgresBackend::prune_changes() {
   if (!failed.empty()) TYTO_LOG_LIMITED(log::Level::debug, "storage {}: {}", description_, failed);
 }
 
-void PostgresBackend::add_delta(std::vector<Query>& queries, const AccountingDelta& delta) const {
-  const std::string_view peer_id(reinterpret_cast<const char*>(delta.key.peer_id.bytes.data()),
-                                 delta.key.peer_id.bytes.size());
-  Query& transfer = queries.emplace_back(Query::run(transfer_add));
-  transfer.add(delta.key.user_id).add(delta.key.torrent_id);
-  transfer.add(delta.uploaded).add(delta.downloaded).add(delta.uploaded_real);
-  transfer.add(delta.downloaded_real).add(std::uint64_t{delta.seed_s});
-  transfer.add(std::uint64_t{delta.leech_s});
-  if (delta.completed) {
-    transfer.add(delta.announced_unix_s);
-  } else {
-    transfer.add_null();
+void PostgresBackend::add_rows(std::vector<Query>& queries, const AccountingBatch& batch) {
+  sum_batch(batch.deltas, sums_);
+  const std::size_t transfers_count = sums_.transfers.size();
+  std::array<ArrayText, 10> transfers{ArrayText(transfers_count), ArrayText(transfers_count),
+                                      ArrayText(transfers_count), ArrayText(transfers_count),
+                                      ArrayText(transfers_count), ArrayText(transfers_count),
+                                      ArrayText(transfers_count), ArrayText(transfers_count),
+                                      ArrayText(transfers_count), ArrayText(transfers_count)};
+  for (const TransferSum& sum : sums_.transfers) {
+    transfers[0].add(sum.user_id);
+    transfers[1].add(sum.torrent_id);
+    transfers[2].add(sum.uploaded);
+    transfers[3].add(sum.downloaded);
+    transfers[4].add(sum.uploaded_real);
+    transfers[5].add(sum.downloaded_real);
+    transfers[6].add(sum.seed_s);
+    transfers[7].add(sum.leech_s);
+    if (sum.completed) {
+      transfers[8].add(sum.completed_unix_s);
+    } else {
+      transfers[8].add_null();
+    }
+    transfers[9].add(sum.last_announce_unix_s);
   }
-  transfer.add(delta.announced_unix_s);
-  Query& totals = queries.emplace_back(Query::run(totals_add));
-  totals.add(delta.key.user_id).add(delta.uploaded).add(delta.downloaded);
-  Query& peer = queries.emplace_back(Query::run(delta.closed ? peer_delete : peer_put));
-  peer.add(delta.key.user_id).add(delta.key.torrent_id).add(peer_id, true);
-  if (!delta.closed) {
-    peer.add(delta.baseline_uploaded).add(delta.baseline_downloaded);
-    peer.add(delta.announced_unix_s).add(delta.seeding ? "true" : "false");
+  Query& transfer = queries.emplace_back(Query::run(transfers_add));
+  for (ArrayText& column : transfers) transfer.add_owned(std::move(column).done());
+
+  const std::size_t users_count = sums_.users.size();
+  std::array<ArrayText, 3> totals{ArrayText(users_count), ArrayText(users_count),
+                                  ArrayText(users_count)};
+  for (const UserSum& sum : sums_.users) {
+    totals[0].add(sum.user_id);
+    totals[1].add(sum.uploaded);
+    totals[2].add(sum.downloaded);
   }
+  Query& total = queries.emplace_back(Query::run(totals_add));
+  for (ArrayText& column : totals) total.add_owned(std::move(column).done());
+
+  const std::size_t deltas_count = batch.deltas.size();
+  std::array<ArrayText, 7> puts{ArrayText(deltas_count), ArrayText(deltas_count),
+                                ArrayText(deltas_count), ArrayText(deltas_count),
+                                ArrayText(deltas_count), ArrayText(deltas_count),
+                                ArrayText(deltas_count)};
+  std::array<ArrayText, 3> deletes{ArrayText(0), ArrayText(0), ArrayText(0)};
+  for (const AccountingDelta& delta : batch.deltas) {
+    if (delta.closed) {
+      deletes[0].add(delta.key.user_id);
+      deletes[1].add(delta.key.torrent_id);
+      deletes[2].add_hex(delta.key.peer_id.bytes);
+      continue;
+    }
+    puts[0].add(delta.key.user_id);
+    puts[1].add(delta.key.torrent_id);
+    puts[2].add_hex(delta.key.peer_id.bytes);
+    puts[3].add(delta.baseline_uploaded);
+    puts[4].add(delta.baseline_downloaded);
+    puts[5].add(delta.announced_unix_s);
+    puts[6].add_bool(delta.seeding);
+  }
+  Query& put = queries.emplace_back(Query::run(peers_put));
+  for (ArrayText& column : puts) put.add_owned(std::move(column).done());
+  Query& erase = queries.emplace_back(Query::run(peers_delete));
+  for (ArrayText& column : deletes) erase.add_owned(std::move(column).done());
 }
 
 Result<bool, std::string> PostgresBackend::write_batch(const AccountingBatch& batch) {
@@ -874,7 +977,7 @@ Result<bool, std::string> PostgresBackend::write_batch(const AccountingBatch& ba
   // Connect first: whether the statements are prepared on this connection decides the pipeline.
   if (auto failed = ensure_connected(); !failed.empty()) return Failure{failed};
   std::vector<Query> queries;
-  queries.reserve(std::size(batch_statements) + 3 + statements_per_delta * batch.deltas.size());
+  queries.reserve(std::size(batch_statements) + 3 + row_statements_count);
   if (!statements_prepared_) {
     for (const Prepared& statement : batch_statements) queries.push_back(Query::prepare(statement));
   }
@@ -883,7 +986,7 @@ Result<bool, std::string> PostgresBackend::write_batch(const AccountingBatch& ba
   queries.push_back(Query::run(mark_write));
   queries.back().add(batch.id.node).add(std::uint64_t{batch.id.shard}).add(batch.id.sequence);
   queries.back().add(static_cast<std::uint64_t>(std::time(nullptr)));
-  for (const AccountingDelta& delta : batch.deltas) add_delta(queries, delta);
+  add_rows(queries, batch);
   queries.push_back(Query::text("COMMIT"));
 
   constexpr std::string_view what = "writing a batch";

@@ -11,10 +11,13 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <span>
+#include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
 
+#include "store/batch_sums.hpp"
 #include "tyto/core/log.hpp"
 #include "tyto/store/row_check.hpp"
 
@@ -172,6 +175,89 @@ struct ChangedKey {
   friend auto operator<=>(const ChangedKey&, const ChangedKey&) = default;
 };
 
+// The batch's upserts, each as a one-row statement and a rows_per_statement-row one: a statement
+// per row cost SQLite its per-statement work (step, reset, opening the write) for every row.
+constexpr std::size_t rows_per_statement = 64;
+constexpr int transfer_columns = 10, totals_columns = 3, peer_columns = 7;
+static_assert(rows_per_statement * transfer_columns <= 32766);  // SQLITE_MAX_VARIABLE_NUMBER
+
+struct UpsertSql {
+  std::string one;
+  std::string many;
+};
+
+UpsertSql upsert_sql(std::string_view head, int columns, std::string_view tail) {
+  std::string row = "(?";
+  for (int column = 1; column < columns; ++column) row += ",?";
+  row += ')';
+  UpsertSql sql{fmt::format("{} {} {}", head, row, tail), std::string(head) + " "};
+  for (std::size_t i = 0; i < rows_per_statement; ++i) sql.many += (i == 0 ? "" : ",") + row;
+  sql.many += " ";
+  sql.many += tail;
+  return sql;
+}
+
+const UpsertSql transfer_sql = upsert_sql(
+    "INSERT INTO tyto_transfers(user_id, torrent_id, uploaded, downloaded, uploaded_real, "
+    "downloaded_real, seed_s, leech_s, completed_at, last_announce_at) VALUES",
+    transfer_columns,
+    "ON CONFLICT(user_id, torrent_id) DO UPDATE SET "
+    "uploaded = tyto_transfers.uploaded + excluded.uploaded, "
+    "downloaded = tyto_transfers.downloaded + excluded.downloaded, "
+    "uploaded_real = tyto_transfers.uploaded_real + excluded.uploaded_real, "
+    "downloaded_real = tyto_transfers.downloaded_real + excluded.downloaded_real, "
+    "seed_s = tyto_transfers.seed_s + excluded.seed_s, "
+    "leech_s = tyto_transfers.leech_s + excluded.leech_s, "
+    "completed_at = coalesce(tyto_transfers.completed_at, excluded.completed_at), "
+    "last_announce_at = max(tyto_transfers.last_announce_at, excluded.last_announce_at)");
+const UpsertSql totals_sql =
+    upsert_sql("INSERT INTO tyto_user_totals(user_id, uploaded, downloaded) VALUES", totals_columns,
+               "ON CONFLICT(user_id) DO UPDATE SET "
+               "uploaded = tyto_user_totals.uploaded + excluded.uploaded, "
+               "downloaded = tyto_user_totals.downloaded + excluded.downloaded");
+const UpsertSql peer_sql = upsert_sql(
+    "INSERT INTO tyto_peers(user_id, torrent_id, peer_id, uploaded, downloaded, announced_at, "
+    "seeding) VALUES",
+    peer_columns,
+    "ON CONFLICT(user_id, torrent_id, peer_id) DO UPDATE SET "
+    "uploaded = excluded.uploaded, downloaded = excluded.downloaded, "
+    "announced_at = excluded.announced_at, seeding = excluded.seeding");
+
+void bind_transfer(sqlite3_stmt* statement, int first, const TransferSum& sum) noexcept {
+  sqlite3_bind_int64(statement, first, stored(sum.user_id));
+  sqlite3_bind_int64(statement, first + 1, stored(sum.torrent_id));
+  sqlite3_bind_int64(statement, first + 2, stored(sum.uploaded));
+  sqlite3_bind_int64(statement, first + 3, stored(sum.downloaded));
+  sqlite3_bind_int64(statement, first + 4, stored(sum.uploaded_real));
+  sqlite3_bind_int64(statement, first + 5, stored(sum.downloaded_real));
+  sqlite3_bind_int64(statement, first + 6, stored(sum.seed_s));
+  sqlite3_bind_int64(statement, first + 7, stored(sum.leech_s));
+  if (sum.completed) {
+    sqlite3_bind_int64(statement, first + 8, stored(sum.completed_unix_s));
+  } else {
+    sqlite3_bind_null(statement, first + 8);
+  }
+  sqlite3_bind_int64(statement, first + 9, stored(sum.last_announce_unix_s));
+}
+
+void bind_totals(sqlite3_stmt* statement, int first, const UserSum& sum) noexcept {
+  sqlite3_bind_int64(statement, first, stored(sum.user_id));
+  sqlite3_bind_int64(statement, first + 1, stored(sum.uploaded));
+  sqlite3_bind_int64(statement, first + 2, stored(sum.downloaded));
+}
+
+void bind_peer(sqlite3_stmt* statement, int first, const AccountingDelta* delta) noexcept {
+  TYTO_ASSERT(!delta->closed);
+  sqlite3_bind_int64(statement, first, stored(delta->key.user_id));
+  sqlite3_bind_int64(statement, first + 1, stored(delta->key.torrent_id));
+  sqlite3_bind_blob(statement, first + 2, delta->key.peer_id.bytes.data(),
+                    static_cast<int>(delta->key.peer_id.bytes.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(statement, first + 3, stored(delta->baseline_uploaded));
+  sqlite3_bind_int64(statement, first + 4, stored(delta->baseline_downloaded));
+  sqlite3_bind_int64(statement, first + 5, stored(delta->announced_unix_s));
+  sqlite3_bind_int(statement, first + 6, delta->seeding ? 1 : 0);
+}
+
 class SqliteBackend final : public Backend {
  public:
   SqliteBackend(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {
@@ -203,12 +289,17 @@ class SqliteBackend final : public Backend {
   std::string prepare(Statement& slot, const char* sql);
   std::string prepare_batch_statements();
   std::vector<Statement*> batch_statements() noexcept {
-    return {&begin_immediate_, &commit_,     &rollback_, &mark_read_,  &mark_write_,
-            &transfer_add_,    &totals_add_, &peer_put_, &peer_delete_};
+    return {&begin_immediate_, &commit_,        &rollback_,        &mark_read_,
+            &mark_write_,      &transfer_add_,  &totals_add_,      &peer_put_,
+            &peer_delete_,     &transfers_add_, &totals_many_add_, &peers_put_};
   }
   // Ends a failed write transaction; the error that caused it is what the caller reports.
   void rollback() noexcept;
-  std::string apply(const AccountingDelta& delta);
+  template <class Row, class Bind>
+  std::string upsert_rows(std::span<const Row> rows, Statement& many, Statement& one, int columns,
+                          Bind bind, std::string_view table);
+  std::string delete_baseline(const AccountingDelta& delta);
+  std::string apply(const AccountingBatch& batch);
   void refuse(std::string_view table, const std::string& key, const std::string& reason);
   void prune_changes(std::uint64_t seq_through);
   std::string read_change(const ChangedKey& key, std::vector<CatalogueChange>& out);
@@ -218,8 +309,12 @@ class SqliteBackend final : public Backend {
   std::uint64_t change_seq_seen_ = 0;
   std::uint64_t rows_refused_ = 0;
   // The batch path's statements, prepared once (after migrate(): they name its tables).
+  // Each upsert twice: one row, and rows_per_statement rows (transfers_add_, totals_many_add_,
+  // peers_put_) for the bulk of a batch.
   Statement begin_immediate_, commit_, rollback_, mark_read_, mark_write_, transfer_add_,
-      totals_add_, peer_put_, peer_delete_;
+      totals_add_, peer_put_, peer_delete_, transfers_add_, totals_many_add_, peers_put_;
+  std::vector<const AccountingDelta*> open_deltas_;  // the current batch's not closed
+  BatchSums sums_;                                   // the current batch's, kept for its capacity
 };
 
 std::string SqliteBackend::exec(const char* sql, std::string_view what) {
@@ -550,30 +645,12 @@ std::string SqliteBackend::prepare_batch_statements() {
        "INSERT INTO tyto_batches(node, shard, sequence, applied_at) VALUES (?1, ?2, ?3, ?4) "
        "ON CONFLICT(node, shard) DO UPDATE SET sequence = excluded.sequence, "
        "applied_at = excluded.applied_at"},
-      {&transfer_add_,
-       "INSERT INTO tyto_transfers(user_id, torrent_id, uploaded, downloaded, uploaded_real, "
-       "downloaded_real, seed_s, leech_s, completed_at, last_announce_at) "
-       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
-       "ON CONFLICT(user_id, torrent_id) DO UPDATE SET "
-       "uploaded = tyto_transfers.uploaded + excluded.uploaded, "
-       "downloaded = tyto_transfers.downloaded + excluded.downloaded, "
-       "uploaded_real = tyto_transfers.uploaded_real + excluded.uploaded_real, "
-       "downloaded_real = tyto_transfers.downloaded_real + excluded.downloaded_real, "
-       "seed_s = tyto_transfers.seed_s + excluded.seed_s, "
-       "leech_s = tyto_transfers.leech_s + excluded.leech_s, "
-       "completed_at = coalesce(tyto_transfers.completed_at, excluded.completed_at), "
-       "last_announce_at = max(tyto_transfers.last_announce_at, excluded.last_announce_at)"},
-      {&totals_add_,
-       "INSERT INTO tyto_user_totals(user_id, uploaded, downloaded) VALUES (?1, ?2, ?3) "
-       "ON CONFLICT(user_id) DO UPDATE SET "
-       "uploaded = tyto_user_totals.uploaded + excluded.uploaded, "
-       "downloaded = tyto_user_totals.downloaded + excluded.downloaded"},
-      {&peer_put_,
-       "INSERT INTO tyto_peers(user_id, torrent_id, peer_id, uploaded, downloaded, announced_at, "
-       "seeding) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
-       "ON CONFLICT(user_id, torrent_id, peer_id) DO UPDATE SET "
-       "uploaded = excluded.uploaded, downloaded = excluded.downloaded, "
-       "announced_at = excluded.announced_at, seeding = excluded.seeding"},
+      {&transfer_add_, transfer_sql.one.c_str()},
+      {&totals_add_, totals_sql.one.c_str()},
+      {&peer_put_, peer_sql.one.c_str()},
+      {&transfers_add_, transfer_sql.many.c_str()},
+      {&totals_many_add_, totals_sql.many.c_str()},
+      {&peers_put_, peer_sql.many.c_str()},
       {&peer_delete_,
        "DELETE FROM tyto_peers WHERE user_id = ?1 AND torrent_id = ?2 AND peer_id = ?3"},
   };
@@ -583,45 +660,60 @@ std::string SqliteBackend::prepare_batch_statements() {
   return "";
 }
 
-std::string SqliteBackend::apply(const AccountingDelta& delta) {
-  const auto user_id = stored(delta.key.user_id);
-  const auto torrent_id = stored(delta.key.torrent_id);
-  const void* peer_id = delta.key.peer_id.bytes.data();
-  const int peer_id_size = static_cast<int>(delta.key.peer_id.bytes.size());
-  {
-    Use use(transfer_add_.get());
-    sqlite3_stmt* statement = use.get();
-    sqlite3_bind_int64(statement, 1, user_id);
-    sqlite3_bind_int64(statement, 2, torrent_id);
-    sqlite3_bind_int64(statement, 3, stored(delta.uploaded));
-    sqlite3_bind_int64(statement, 4, stored(delta.downloaded));
-    sqlite3_bind_int64(statement, 5, stored(delta.uploaded_real));
-    sqlite3_bind_int64(statement, 6, stored(delta.downloaded_real));
-    sqlite3_bind_int64(statement, 7, delta.seed_s);
-    sqlite3_bind_int64(statement, 8, delta.leech_s);
-    if (delta.completed) sqlite3_bind_int64(statement, 9, stored(delta.announced_unix_s));
-    sqlite3_bind_int64(statement, 10, stored(delta.announced_unix_s));
-    if (sqlite3_step(statement) != SQLITE_DONE) return error("writing tyto_transfers");
+template <class Row, class Bind>
+std::string SqliteBackend::upsert_rows(std::span<const Row> rows, Statement& many, Statement& one,
+                                       int columns, Bind bind, std::string_view table) {
+  std::size_t at = 0;
+  for (; rows.size() - at >= rows_per_statement; at += rows_per_statement) {
+    Use use(many.get());
+    for (std::size_t row = 0; row < rows_per_statement; ++row) {
+      bind(use.get(), 1 + static_cast<int>(row) * columns, rows[at + row]);
+    }
+    if (sqlite3_step(use.get()) != SQLITE_DONE) return error(fmt::format("writing {}", table));
   }
-  {
-    Use use(totals_add_.get());
-    sqlite3_bind_int64(use.get(), 1, user_id);
-    sqlite3_bind_int64(use.get(), 2, stored(delta.uploaded));
-    sqlite3_bind_int64(use.get(), 3, stored(delta.downloaded));
-    if (sqlite3_step(use.get()) != SQLITE_DONE) return error("writing tyto_user_totals");
+  for (; at < rows.size(); ++at) {
+    Use use(one.get());
+    bind(use.get(), 1, rows[at]);
+    if (sqlite3_step(use.get()) != SQLITE_DONE) return error(fmt::format("writing {}", table));
   }
-  Use use(delta.closed ? peer_delete_.get() : peer_put_.get());
-  sqlite3_bind_int64(use.get(), 1, user_id);
-  sqlite3_bind_int64(use.get(), 2, torrent_id);
-  sqlite3_bind_blob(use.get(), 3, peer_id, peer_id_size, SQLITE_STATIC);
-  if (!delta.closed) {
-    sqlite3_bind_int64(use.get(), 4, stored(delta.baseline_uploaded));
-    sqlite3_bind_int64(use.get(), 5, stored(delta.baseline_downloaded));
-    sqlite3_bind_int64(use.get(), 6, stored(delta.announced_unix_s));
-    sqlite3_bind_int(use.get(), 7, delta.seeding ? 1 : 0);
-  }
+  return "";
+}
+
+std::string SqliteBackend::delete_baseline(const AccountingDelta& delta) {
+  TYTO_ASSERT(delta.closed);
+  Use use(peer_delete_.get());
+  sqlite3_bind_int64(use.get(), 1, stored(delta.key.user_id));
+  sqlite3_bind_int64(use.get(), 2, stored(delta.key.torrent_id));
+  sqlite3_bind_blob(use.get(), 3, delta.key.peer_id.bytes.data(),
+                    static_cast<int>(delta.key.peer_id.bytes.size()), SQLITE_STATIC);
   if (sqlite3_step(use.get()) != SQLITE_DONE) return error("writing tyto_peers");
   return "";
+}
+
+// The batch's rows: transfers and totals summed per key (batch_sums.hpp), baselines per delta,
+// each upsert rows_per_statement rows at a time. Each key is in the batch once, so the order of
+// the baselines' puts and deletes does not matter.
+std::string SqliteBackend::apply(const AccountingBatch& batch) {
+  sum_batch(batch.deltas, sums_);
+  open_deltas_.clear();
+  for (const AccountingDelta& delta : batch.deltas) {
+    if (!delta.closed) open_deltas_.push_back(&delta);
+  }
+  std::string failed =
+      upsert_rows(std::span<const TransferSum>(sums_.transfers), transfers_add_, transfer_add_,
+                  transfer_columns, bind_transfer, "tyto_transfers");
+  if (failed.empty()) {
+    failed = upsert_rows(std::span<const UserSum>(sums_.users), totals_many_add_, totals_add_,
+                         totals_columns, bind_totals, "tyto_user_totals");
+  }
+  if (failed.empty()) {
+    failed = upsert_rows(std::span<const AccountingDelta* const>(open_deltas_), peers_put_,
+                         peer_put_, peer_columns, bind_peer, "tyto_peers");
+  }
+  for (std::size_t i = 0; i < batch.deltas.size() && failed.empty(); ++i) {
+    if (batch.deltas[i].closed) failed = delete_baseline(batch.deltas[i]);
+  }
+  return failed;
 }
 
 Result<bool, std::string> SqliteBackend::write_batch(const AccountingBatch& batch) {
@@ -650,9 +742,7 @@ Result<bool, std::string> SqliteBackend::write_batch(const AccountingBatch& batc
     rollback();
     return false;  // applied before: at most once
   }
-  for (std::size_t i = 0; i < batch.deltas.size() && failed.empty(); ++i) {
-    failed = apply(batch.deltas[i]);
-  }
+  if (failed.empty()) failed = apply(batch);
   if (failed.empty()) {
     Use use(mark_write_.get());
     sqlite3_bind_text(use.get(), 1, batch.id.node.data(), static_cast<int>(batch.id.node.size()),
