@@ -152,9 +152,14 @@ bool SwarmStore::append_snapshot_slice(store::SnapshotCursor& cursor, std::uint3
     if (cursor.peers_done > 0 && !(swarm.info_hash == cursor.info_hash)) cursor.peers_done = 0;
     const std::uint32_t ipv4_total = swarm.ipv4.count();
     const std::uint32_t total = ipv4_total + (swarm.ipv6 != nullptr ? swarm.ipv6->count() : 0);
-    // Peers this record takes: what the budget has room for, at least one (progress).
+    // Peers this record takes: what the budget has room for, at least one (progress). A swarm
+    // that fits a whole slice but not this one's rest waits for the next slice (no split).
     const std::size_t room = budget_bytes - (out.size() - start);
     const std::uint32_t from = std::min(cursor.peers_done, total);
+    const std::size_t whole_bytes = swarm_header_size + peers_size(ipv4_total, total - ipv4_total);
+    if (from == 0 && out.size() > start && whole_bytes > room && whole_bytes <= budget_bytes) {
+      return false;
+    }
     const auto to = static_cast<std::uint32_t>(std::min<std::uint64_t>(
         total, from + std::max<std::size_t>(1, room / peer_record_size<Ipv4Peers>)));
     const std::uint32_t ipv4_from = std::min(from, ipv4_total);
