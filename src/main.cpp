@@ -162,9 +162,9 @@ std::string start_periodic_snapshots(const tyto::app::Options& options,
   if (std::string error = snapshots.writer->init(); !error.empty()) return error;
   TYTO_LOG(tyto::log::Level::info, "periodic snapshots to {} every {} s", options.snapshot_path,
            options.snapshot_interval_s);
-  return snapshots.thread.start(
-      "snapshot", tyto::shard::BridgeThread::doorbell_of(runtime.snapshot_bridge()),
-      *snapshots.writer);
+  return snapshots.thread.start("snapshot",
+                                tyto::shard::BridgeThread::doorbell_of(runtime.snapshot_bridge()),
+                                *snapshots.writer);
 }
 
 // The storage backend and what the private tracker starts from (README "Private tracker").

@@ -592,8 +592,8 @@ std::string OpsServer::stats(const Question& question) {
       "{{\"version\":\"0.1.0\",\"uptime_s\":{},\"shards\":{},\"shards_unanswered\":{},"
       "\"totals\":{},\"per_shard\":{}{}{}{}{}}}\n",
       now_s - started_unix_s_, runtime_.shards_count(), missing, object(totals), per_shard,
-      storage.empty() ? "" : ",\"storage\":", storage, snapshot.empty() ? "" : ",\"snapshot\":",
-      snapshot);
+      storage.empty() ? "" : ",\"storage\":", storage,
+      snapshot.empty() ? "" : ",\"snapshot\":", snapshot);
   return response(200, "OK", "application/json", body);
 }
 

