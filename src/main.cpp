@@ -15,6 +15,7 @@
 #include "tyto/app/options.hpp"
 #include "tyto/app/process.hpp"
 #include "tyto/app/snapshot.hpp"
+#include "tyto/app/snapshot_writer.hpp"
 #include "tyto/app/storage_client.hpp"
 #include "tyto/core/clock.hpp"
 #include "tyto/core/log.hpp"
@@ -118,6 +119,8 @@ void load_snapshot(const tyto::app::Options& options, tyto::shard::Runtime& runt
     const auto down_s = static_cast<std::uint32_t>(
         now_unix_s > written_s ? std::min<std::uint64_t>(now_unix_s - written_s, UINT32_MAX / 2)
                                : 0);
+    TYTO_LOG(Level::info, "snapshot {}: written {} s ago; every peer is aged by that", path,
+             down_s);
     runtime.set_snapshot(std::move(snapshot.value().records), down_s);
   } else if (missing) {
     TYTO_LOG(Level::info, "no snapshot at {} yet; starting empty", path);
@@ -139,6 +142,29 @@ void save_snapshot(const tyto::app::Options& options, tyto::shard::Runtime& runt
     TYTO_LOG(Level::info, "snapshot: {} swarms written to {}", snapshot.swarms,
              options.snapshot_path);
   }
+}
+
+// Periodic snapshots (app/snapshot_writer.hpp): with snapshot.path and snapshot.interval_s.
+struct PeriodicSnapshots {
+  tyto::app::SnapshotStatus status;
+  std::unique_ptr<tyto::app::SnapshotWriter> writer;
+  tyto::shard::BridgeThread thread;
+};
+
+// Once the shards run and privileges are dropped (the path is the one inside a chroot, as for
+// the snapshot on stop). Error or "".
+std::string start_periodic_snapshots(const tyto::app::Options& options,
+                                     tyto::shard::Runtime& runtime, PeriodicSnapshots& snapshots) {
+  if (options.snapshot_path.empty() || options.snapshot_interval_s == 0) return {};
+  snapshots.writer = std::make_unique<tyto::app::SnapshotWriter>(
+      options.snapshot_path, std::chrono::seconds(options.snapshot_interval_s),
+      runtime.snapshot_bridge(), runtime.shard_presence(), snapshots.status);
+  if (std::string error = snapshots.writer->init(); !error.empty()) return error;
+  TYTO_LOG(tyto::log::Level::info, "periodic snapshots to {} every {} s", options.snapshot_path,
+           options.snapshot_interval_s);
+  return snapshots.thread.start("snapshot",
+                                tyto::shard::BridgeThread::doorbell_of(runtime.snapshot_bridge()),
+                                *snapshots.writer);
 }
 
 // The storage backend and what the private tracker starts from (README "Private tracker").
@@ -345,16 +371,36 @@ int main(int argc, char** argv) {
   Storage storage;
   if (const auto code = open_storage(options, storage, runtime)) return *code;
   tyto::app::OpsServer ops(options, runtime);
+  PeriodicSnapshots snapshots;
+  if (!options.snapshot_path.empty() && options.snapshot_interval_s > 0) {
+    ops.set_snapshot_status(&snapshots.status);
+  }
   if (const std::string error = start(options, runtime, ops, storage); !error.empty()) {
     tyto::log::write(Level::error, error);
+    return 1;
+  }
+  if (const std::string error = start_periodic_snapshots(options, runtime, snapshots);
+      !error.empty()) {
+    tyto::log::write(Level::error, "periodic snapshots: " + error);
+    ops.stop();
+    runtime.stop();
     return 1;
   }
   const int signal_number = wait_for_stop(options, runtime, handled_signals);
   TYTO_LOG(Level::info, "{}, stopping", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
   ops.stop();
-  runtime.stop();  // drains what is in flight
+  snapshots.thread.stop();  // a periodic snapshot under way is abandoned: the one below replaces it
+  runtime.stop();           // drains what is in flight
+  if (snapshots.writer != nullptr) snapshots.writer->discard_pieces();
   stop_storage(storage, runtime);
   save_snapshot(options, runtime);
-  if (options.print_counters) print_counters(runtime.totals());
+  if (options.print_counters) {
+    print_counters(runtime.totals());
+    if (snapshots.writer != nullptr) {
+      for (const auto& row : snapshots.status.rows()) {
+        std::fprintf(stderr, "tyto: counter snapshot_%s=%" PRIu64 "\n", row.name, row.value);
+      }
+    }
+  }
   return 0;
 }

@@ -539,6 +539,14 @@ std::string OpsServer::metrics(const Question& question) {
                           row.gauge ? "gauge" : "counter", row.value);
     }
   }
+  if (snapshot_status_ != nullptr) {
+    for (const auto& row : snapshot_status_->rows()) {
+      const std::string name =
+          fmt::format("tyto_snapshot_{}{}", row.name, row.gauge ? "" : "_total");
+      body += fmt::format("# HELP {0} {1}.\n# TYPE {0} {2}\n{0} {3}\n", name, row.help,
+                          row.gauge ? "gauge" : "counter", row.value);
+    }
+  }
   for (std::size_t m = 0; m < metrics_count && !rows.empty(); ++m) {
     const shard::CounterRow& first = rows[0][m];
     const std::string name = fmt::format("tyto_{}{}", first.name, first.gauge ? "" : "_total");
@@ -573,11 +581,19 @@ std::string OpsServer::stats(const Question& question) {
   per_shard += "]";
   const std::uint64_t now_s = unix_time_s();
   const std::string storage = storage_json();
+  std::string snapshot;
+  if (snapshot_status_ != nullptr) {
+    for (const auto& row : snapshot_status_->rows()) {
+      snapshot += fmt::format("{}\"{}\":{}", snapshot.empty() ? "{" : ",", row.name, row.value);
+    }
+    snapshot += "}";
+  }
   const std::string body = fmt::format(
       "{{\"version\":\"0.1.0\",\"uptime_s\":{},\"shards\":{},\"shards_unanswered\":{},"
-      "\"totals\":{},\"per_shard\":{}{}{}}}\n",
+      "\"totals\":{},\"per_shard\":{}{}{}{}{}}}\n",
       now_s - started_unix_s_, runtime_.shards_count(), missing, object(totals), per_shard,
-      storage.empty() ? "" : ",\"storage\":", storage);
+      storage.empty() ? "" : ",\"storage\":", storage,
+      snapshot.empty() ? "" : ",\"snapshot\":", snapshot);
   return response(200, "OK", "application/json", body);
 }
 

@@ -262,12 +262,21 @@ const Setting settings[] = {
        return text_value(log_level_names[static_cast<std::size_t>(o.log_level)]);
      }},
     {"snapshot.path", "--snapshot-path", "FILE", Kind::text, 0, 0,
-     "on SIGTERM write every swarm here; on start load it (default: none)",
+     "on SIGTERM (and every snapshot.interval_s) write every swarm here; on start load it "
+     "(default: none)",
      [](Options& o, const Value& v) {
        o.snapshot_path = v.text;
        return std::string();
      },
      [](const Options& o) { return text_value(o.snapshot_path); }},
+    {"snapshot.interval_s", "--snapshot-interval-s", "S", Kind::integer, 0, 7 * 86400,
+     "with snapshot.path: also write a snapshot every S seconds while running, in the "
+     "background (a crash loses at most S seconds of swarms); 0: only on stop (default 300)",
+     [](Options& o, const Value& v) {
+       o.snapshot_interval_s = static_cast<std::uint32_t>(v.integer);
+       return std::string();
+     },
+     [](const Options& o) { return integer_value(o.snapshot_interval_s); }},
     {"metrics.listen", "--metrics", "ADDR:PORT", Kind::text_list, 0, 0,
      "/metrics and /stats listen addresses, repeatable; 'off' for none (default 127.0.0.1:6970)",
      [](Options& o, const Value& v) {

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <memory>
 
 #include "tyto/core/assert.hpp"
 #include "tyto/core/bytes.hpp"
@@ -73,30 +74,70 @@ Result<SnapshotFile, std::string> decode_snapshot(const std::vector<std::uint8_t
 }
 
 std::string write_snapshot_file(const std::string& path, const SnapshotFile& snapshot) {
-  const std::vector<std::uint8_t> bytes = encode_snapshot(snapshot);
-  const std::string temporary = path + ".tmp";
-  const int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return errno_text("cannot create " + temporary);
+  const std::span<const std::uint8_t> records(snapshot.records);
+  return write_snapshot_pieces(path, snapshot.written_unix_s, snapshot.swarms,
+                               std::span(&records, 1));
+}
+
+namespace {
+
+// Writes all of `bytes` to fd; "" or what failed.
+std::string write_all(int fd, std::span<const std::uint8_t> bytes, const std::string& name) {
   for (std::size_t written = 0; written < bytes.size();) {
     const ssize_t wrote = write(fd, bytes.data() + written, bytes.size() - written);
     if (wrote < 0 && errno == EINTR) continue;
-    if (wrote <= 0) {
-      const std::string error = errno_text("cannot write " + temporary);
-      close(fd);
-      unlink(temporary.c_str());
-      return error;
-    }
+    if (wrote <= 0) return errno_text("cannot write " + name);
     written += static_cast<std::size_t>(wrote);
   }
-  if (fsync(fd) != 0) {
-    const std::string error = errno_text("fsync " + temporary);
-    close(fd);
-    unlink(temporary.c_str());
-    return error;
+  return {};
+}
+
+// The header, then every piece, then the checksum of all of them: "" or what failed.
+std::string write_contents(int fd, const std::string& name, std::uint64_t written_unix_s,
+                           std::uint64_t swarms,
+                           std::span<const std::span<const std::uint8_t>> pieces) {
+  std::uint64_t records_size = 0;
+  for (const auto& piece : pieces) records_size += piece.size();
+  std::uint8_t header[header_size];
+  ByteWriter out{std::span(header)};
+  out.bytes(magic);
+  out.u32(snapshot_version);
+  out.u32(0);  // reserved
+  out.u64(written_unix_s);
+  out.u64(swarms);
+  out.u64(records_size);
+  TYTO_ASSERT(out.ok() && out.remaining() == 0);
+  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
+                                                                 &XXH3_freeState);
+  TYTO_ASSERT(state != nullptr);
+  XXH3_64bits_reset(state.get());  // streaming gives the same value as XXH3_64bits at once
+  XXH3_64bits_update(state.get(), header, sizeof header);
+  if (std::string error = write_all(fd, header, name); !error.empty()) return error;
+  for (const auto& piece : pieces) {
+    XXH3_64bits_update(state.get(), piece.data(), piece.size());
+    if (std::string error = write_all(fd, piece, name); !error.empty()) return error;
   }
+  std::uint8_t trailer[checksum_size];
+  ByteWriter checksum{std::span(trailer)};
+  checksum.u64(XXH3_64bits_digest(state.get()));
+  return write_all(fd, trailer, name);
+}
+
+}  // namespace
+
+std::string write_snapshot_pieces(const std::string& path, std::uint64_t written_unix_s,
+                                  std::uint64_t swarms,
+                                  std::span<const std::span<const std::uint8_t>> pieces) {
+  const std::string temporary = path + ".tmp";
+  const int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return errno_text("cannot create " + temporary);
+  std::string error = write_contents(fd, temporary, written_unix_s, swarms, pieces);
+  if (error.empty() && fsync(fd) != 0) error = errno_text("fsync " + temporary);
   close(fd);
-  if (rename(temporary.c_str(), path.c_str()) != 0) {
-    const std::string error = errno_text("cannot rename " + temporary + " to " + path);
+  if (error.empty() && rename(temporary.c_str(), path.c_str()) != 0) {
+    error = errno_text("cannot rename " + temporary + " to " + path);
+  }
+  if (!error.empty()) {
     unlink(temporary.c_str());
     return error;
   }

@@ -26,6 +26,7 @@ std::string Runtime::start() {
   if (count == 0 || count > shards_max) return "between 1 and 64 shards are supported";
   directory_ = std::make_unique<ShardDirectory>(count);
   if (std::string error = directory_->control.init(count); !error.empty()) return error;
+  if (std::string error = directory_->snapshot.init(count); !error.empty()) return error;
   if (config_.shard.private_tracker.enabled || config_.shard.catalogue_whitelist) {
     if (std::string error = directory_->storage.init(count); !error.empty()) return error;
     directory_->catalogue_rows = catalogue_rows_;

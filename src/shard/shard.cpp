@@ -184,7 +184,7 @@ bool Shard::mail_waiting() const noexcept {
   for (std::uint32_t from = 0; from < directory_.shards_count; ++from) {
     if (from != index_ && !directory_.mailbox(from, index_).empty_before_sleep()) return true;
   }
-  return directory_.control.waiting(index_) ||
+  return directory_.control.waiting(index_) || directory_.snapshot.waiting(index_) ||
          (catalogue_ != nullptr && directory_.storage.waiting(index_));
 }
 
@@ -196,12 +196,14 @@ bool Shard::turn(bool may_sleep) noexcept {
   refresh_access_list();
   std::size_t work = drain_mailboxes();
   work += drain_control();
+  work += snapshot_step();
   if (catalogue_ != nullptr) work += drain_storage();
   read_ahead_announces();
   work += ring_.drain([this](const io_uring_cqe& cqe) { on_completion(cqe); });
   http_.retry_answers();
   publish_mailboxes();
   directory_.control.publish_answers(index_, ring_);
+  directory_.snapshot.publish_answers(index_, ring_);
   if (private_tracker()) flush_ledger();
   udp_.flush();
   if (now_s_ != last_tick_s_) tick();
@@ -367,6 +369,57 @@ std::size_t Shard::drain_control() noexcept {
     }
     if (!directory_.control.answer(index_, answer)) ++counters_.control_answers_dropped;
   });
+}
+
+// Periodic snapshots (snapshot_bridge.hpp). Invariants: the store is only read, on this thread,
+// between announces; a turn spends at most snapshot_turn_budget here (checked after each slice
+// of snapshot_slice_bytes, so at most one slice over), and none in a turn that ticks; nothing
+// blocks or waits: a piece the writer has no room for waits here and slicing pauses. Returns
+// the work done (0 lets the shard sleep; while slicing it does not, so a snapshot advances
+// every turn).
+std::size_t Shard::snapshot_step() noexcept {
+  std::size_t work = directory_.snapshot.drain(index_, [this](const SnapshotRequest& request) {
+    snapshot_ = SnapshotWork{};  // a new generation abandons an unfinished one
+    snapshot_.active = true;
+    snapshot_.generation = request.generation;
+  });
+  // Not in the turn that ticks (expiry's slice): the two together could pass 1 ms.
+  if (!snapshot_.active || now_s_ != last_tick_s_) return work;
+  const auto start = std::chrono::steady_clock::now();
+  while (snapshot_.active) {
+    if (snapshot_.ready) {
+      if (!hand_snapshot_piece()) break;  // the writer is behind: try next turn
+      ++work;
+      continue;
+    }
+    if (snapshot_.piece == nullptr) {
+      snapshot_.piece = std::make_unique<std::vector<std::uint8_t>>();
+      snapshot_.piece->reserve(snapshot_piece_bytes + 2 * snapshot_slice_bytes);
+    }
+    const std::uint64_t swarms_before = snapshot_.cursor.swarms;
+    const bool done = store_->append_snapshot_slice(snapshot_.cursor, now_s_, *snapshot_.piece,
+                                                    snapshot_slice_bytes);
+    snapshot_.piece_swarms += snapshot_.cursor.swarms - swarms_before;
+    ++work;
+    if (done || snapshot_.piece->size() >= snapshot_piece_bytes) {
+      snapshot_.ready = true;
+      snapshot_.last = done;
+    }
+    if (std::chrono::steady_clock::now() - start >= snapshot_turn_budget) break;
+  }
+  return work;
+}
+
+bool Shard::hand_snapshot_piece() noexcept {
+  TYTO_ASSERT(snapshot_.active && snapshot_.ready && snapshot_.piece != nullptr);
+  const SnapshotPiece piece{snapshot_.generation, snapshot_.piece.get(), snapshot_.piece_swarms,
+                            snapshot_.last};
+  if (!directory_.snapshot.answer(index_, piece)) return false;
+  [[maybe_unused]] auto* handed = snapshot_.piece.release();  // the writer owns it now
+  snapshot_.piece_swarms = 0;
+  snapshot_.ready = false;
+  if (snapshot_.last) snapshot_ = SnapshotWork{};
+  return true;
 }
 
 ShardTotals Shard::totals() const noexcept {

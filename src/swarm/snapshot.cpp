@@ -22,10 +22,12 @@ std::uint64_t peers_size(std::uint64_t ipv4_count, std::uint64_t ipv6_count) {
   return ipv4_count * peer_record_size<Ipv4Peers> + ipv6_count * peer_record_size<Ipv6Peers>;
 }
 
+// Peers [from, to) of one family (all of them by default).
 template <class Peers>
-void write_peers(const Peers& peers, const StampClock& stamps, std::uint32_t now_s,
-                 ByteWriter& out) {
-  for (std::uint32_t i = 0; i < peers.count(); ++i) {
+void write_peers(const Peers& peers, const StampClock& stamps, std::uint32_t now_s, ByteWriter& out,
+                 std::uint32_t from = 0, std::uint32_t to = UINT32_MAX) {
+  to = std::min(to, peers.count());
+  for (std::uint32_t i = from; i < to; ++i) {
     out.bytes(std::span(peers.wire(i), Peers::wire_size));
     const std::uint8_t stamp = peers.stamp(i);
     const bool completed = stamp & stamp_completed_bit;
@@ -123,6 +125,71 @@ std::uint64_t SwarmStore::append_snapshot(std::uint32_t now_s,
   return swarms;
 }
 
+// Slices walk the dense records from the last position down (cursor.position = positions left
+// to visit, [0, position)), because of how the table moves records: an insert appends at
+// records_count_, an erase moves the last record into the hole; nothing else moves a record,
+// and index growth moves index entries only. So a record not yet visited (below the cursor)
+// only ever moves down, into a hole below it, and stays below the cursor: a swarm present
+// throughout is never skipped. The last record moved into an unvisited hole may have been
+// visited already: that swarm is written twice (restore merges). A swarm inserted meanwhile is
+// written or not. position is clamped to records_count_ before each visit (erases shrink it).
+// A swarm larger than the budget is split: peers_done of its peers (IPv4 first, then IPv6)
+// went out in earlier records; if another swarm has moved into the position since (its
+// info_hash differs), that one is written whole from its first peer.
+bool SwarmStore::append_snapshot_slice(store::SnapshotCursor& cursor, std::uint32_t now_s,
+                                       std::vector<std::uint8_t>& out,
+                                       std::size_t budget_bytes) const {
+  if (!cursor.started) {
+    cursor = store::SnapshotCursor{};
+    cursor.started = true;
+    cursor.position = records_count_;
+  }
+  const std::size_t start = out.size();
+  while (out.size() - start < budget_bytes) {
+    cursor.position = std::min<std::uint64_t>(cursor.position, records_count_);
+    if (cursor.position == 0) return true;
+    const Swarm& swarm = records_[cursor.position - 1];
+    if (cursor.peers_done > 0 && !(swarm.info_hash == cursor.info_hash)) cursor.peers_done = 0;
+    const std::uint32_t ipv4_total = swarm.ipv4.count();
+    const std::uint32_t total = ipv4_total + (swarm.ipv6 != nullptr ? swarm.ipv6->count() : 0);
+    // Peers this record takes: what the budget has room for, at least one (progress). A swarm
+    // that fits a whole slice but not this one's rest waits for the next slice (no split).
+    const std::size_t room = budget_bytes - (out.size() - start);
+    const std::uint32_t from = std::min(cursor.peers_done, total);
+    const std::size_t whole_bytes = swarm_header_size + peers_size(ipv4_total, total - ipv4_total);
+    if (from == 0 && out.size() > start && whole_bytes > room && whole_bytes <= budget_bytes) {
+      return false;
+    }
+    const auto to = static_cast<std::uint32_t>(std::min<std::uint64_t>(
+        total, from + std::max<std::size_t>(1, room / peer_record_size<Ipv4Peers>)));
+    const std::uint32_t ipv4_from = std::min(from, ipv4_total);
+    const std::uint32_t ipv4_to = std::min(to, ipv4_total);
+    const std::uint32_t ipv6_from = from - ipv4_from;
+    const std::uint32_t ipv6_to = to - ipv4_to;
+    const std::size_t at = out.size();
+    out.resize(at + swarm_header_size + peers_size(ipv4_to - ipv4_from, ipv6_to - ipv6_from));
+    ByteWriter record{std::span(out).subspan(at)};
+    record.bytes(swarm.info_hash.bytes);
+    record.u32(swarm.completed);
+    record.u32(now_s - swarm.activity.created_s);
+    record.u32(ipv4_to - ipv4_from);
+    record.u32(ipv6_to - ipv6_from);
+    write_peers(swarm.ipv4, stamps_, now_s, record, ipv4_from, ipv4_to);
+    if (swarm.ipv6 != nullptr) write_peers(*swarm.ipv6, stamps_, now_s, record, ipv6_from, ipv6_to);
+    TYTO_ASSERT(record.ok() && record.remaining() == 0);  // the size above matches the writes
+    cursor.swarms += from == 0;
+    if (to == total) {
+      --cursor.position;
+      cursor.peers_done = 0;
+    } else {
+      TYTO_ASSERT(to > from);
+      cursor.peers_done = to;
+      cursor.info_hash = swarm.info_hash;
+    }
+  }
+  return false;
+}
+
 Result<SwarmStore::Restored, std::string> SwarmStore::restore_snapshot(
     std::span<const std::uint8_t> records, std::uint32_t now_s, std::uint32_t extra_age_s,
     const std::function<bool(const InfoHash&)>& keep) {
@@ -136,6 +203,7 @@ Result<SwarmStore::Restored, std::string> SwarmStore::restore_snapshot(
     if (!keep(record.info_hash)) continue;
     const std::uint64_t hash = hash_info_hash(record.info_hash, secret_);
     Swarm* swarm = find(record.info_hash, hash);
+    const bool merged = swarm != nullptr;  // a second record of a swarm (slices): merged
     if (swarm == nullptr) {
       if (swarms_count() >= limits_.swarms_max) {
         ++counters_.swarms_refused;
@@ -163,7 +231,7 @@ Result<SwarmStore::Restored, std::string> SwarmStore::restore_snapshot(
       erase(static_cast<std::uint32_t>(swarm - records_));
       continue;
     }
-    ++restored.swarms;
+    restored.swarms += !merged;
   }
   return restored;
 }

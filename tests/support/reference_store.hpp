@@ -132,30 +132,24 @@ class ReferenceStore final : public store::PeerStore {
   // The record format of src/swarm/snapshot.cpp, written from its header comment.
   std::uint64_t append_snapshot(std::uint32_t now_s,
                                 std::vector<std::uint8_t>& out) const override {
-    for (const auto& [key, swarm] : swarms_) {
-      std::uint32_t ipv4 = 0;
-      for (const auto& [wire, peer] : swarm.peers) ipv4 += wire.size() == 6;
-      const std::size_t ipv6 = swarm.peers.size() - ipv4;
-      const std::size_t at = out.size();
-      out.resize(at + 20 + 4 * 4 + ipv4 * (6 + 3) + ipv6 * (18 + 3));
-      ByteWriter record(std::span<std::uint8_t>(out).subspan(at));
-      record.bytes(swarm.info_hash.bytes);
-      record.u32(swarm.completed);
-      record.u32(now_s - swarm.created_s);
-      record.u32(ipv4);
-      record.u32(static_cast<std::uint32_t>(ipv6));
-      for (const std::size_t family_size : {std::size_t{6}, std::size_t{18}}) {
-        for (const auto& [wire, peer] : swarm.peers) {
-          if (wire.size() != family_size) continue;
-          record.bytes(wire);
-          record.u8((peer.seeder ? 1 : 0) | (peer.completed ? 2 : 0));
-          record.u16(
-              static_cast<std::uint16_t>(std::min<std::uint32_t>(now_s - peer.last_s, 0xffff)));
-        }
-      }
-      TYTO_ASSERT(record.ok() && record.remaining() == 0);
-    }
+    for (const auto& [key, swarm] : swarms_) append_swarm(swarm, now_s, out);
     return swarms_.size();
+  }
+  // Slices in key order: the cursor is the last info_hash written, so inserts and erases never
+  // move it (an ordered map's keys are a stable key space). Whole swarms only: a slice may
+  // overshoot its budget by one swarm.
+  bool append_snapshot_slice(store::SnapshotCursor& cursor, std::uint32_t now_s,
+                             std::vector<std::uint8_t>& out,
+                             std::size_t budget_bytes) const override {
+    auto next = cursor.started ? swarms_.upper_bound(key_of(cursor.info_hash)) : swarms_.begin();
+    cursor.started = true;
+    const std::size_t start = out.size();
+    for (; next != swarms_.end() && out.size() - start < budget_bytes; ++next) {
+      append_swarm(next->second, now_s, out);
+      cursor.info_hash = next->second.info_hash;
+      ++cursor.swarms;
+    }
+    return next == swarms_.end();
   }
   Result<store::Restored, std::string> restore_snapshot(
       std::span<const std::uint8_t> records, std::uint32_t now_s, std::uint32_t extra_age_s,
@@ -181,7 +175,17 @@ class ReferenceStore final : public store::PeerStore {
                                                          now_s - peer_age_s};
         }
       }
-      if (!keep(info_hash) || gone(swarm, now_s)) continue;
+      if (!keep(info_hash)) continue;
+      // A second record of one info_hash (a slice split or repeated it): merged, the first
+      // record's peers kept.
+      if (auto found = swarms_.find(key_of(info_hash)); found != swarms_.end()) {
+        Swarm& kept = found->second;
+        kept.completed = std::max(kept.completed, swarm.completed);
+        for (auto& [wire, peer] : swarm.peers)
+          restored.peers += kept.peers.emplace(wire, peer).second;
+        continue;
+      }
+      if (gone(swarm, now_s)) continue;
       restored.peers += swarm.peers.size();
       ++restored.swarms;
       swarms_[key_of(info_hash)] = std::move(swarm);
@@ -204,6 +208,30 @@ class ReferenceStore final : public store::PeerStore {
     std::map<Wire, Peer> peers;
     std::uint32_t last_s = 0;  // the last announce, or the last peer seen
   };
+  static void append_swarm(const Swarm& swarm, std::uint32_t now_s,
+                           std::vector<std::uint8_t>& out) {
+    std::uint32_t ipv4 = 0;
+    for (const auto& [wire, peer] : swarm.peers) ipv4 += wire.size() == 6;
+    const std::size_t ipv6 = swarm.peers.size() - ipv4;
+    const std::size_t at = out.size();
+    out.resize(at + 20 + 4 * 4 + ipv4 * (6 + 3) + ipv6 * (18 + 3));
+    ByteWriter record(std::span<std::uint8_t>(out).subspan(at));
+    record.bytes(swarm.info_hash.bytes);
+    record.u32(swarm.completed);
+    record.u32(now_s - swarm.created_s);
+    record.u32(ipv4);
+    record.u32(static_cast<std::uint32_t>(ipv6));
+    for (const std::size_t family_size : {std::size_t{6}, std::size_t{18}}) {
+      for (const auto& [wire, peer] : swarm.peers) {
+        if (wire.size() != family_size) continue;
+        record.bytes(wire);
+        record.u8((peer.seeder ? 1 : 0) | (peer.completed ? 2 : 0));
+        record.u16(
+            static_cast<std::uint16_t>(std::min<std::uint32_t>(now_s - peer.last_s, 0xffff)));
+      }
+    }
+    TYTO_ASSERT(record.ok() && record.remaining() == 0);
+  }
   // Empty, and its completed count (if any) kept long enough.
   bool gone(const Swarm& swarm, std::uint32_t now_s) const noexcept {
     return swarm.peers.empty() &&

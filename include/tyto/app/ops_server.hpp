@@ -29,6 +29,7 @@
 
 #include "tyto/app/dashboard.hpp"
 #include "tyto/app/options.hpp"
+#include "tyto/app/snapshot_writer.hpp"
 #include "tyto/app/storage_client.hpp"
 #include "tyto/shard/bridge_thread.hpp"
 #include "tyto/shard/runtime.hpp"
@@ -48,6 +49,9 @@ class OpsServer : private shard::BridgeThread::Client {
   // Before start(): the private tracker's storage thread, whose status is exported as
   // tyto_storage_*, in /stats' "storage" and as the dashboard's accounting section.
   void set_storage_status(const StorageStatus* status) noexcept { storage_status_ = status; }
+  // Before start(): the periodic snapshot writer's status, exported as tyto_snapshot_* and in
+  // /stats' "snapshot".
+  void set_snapshot_status(const SnapshotStatus* status) noexcept { snapshot_status_ = status; }
   // Binds every metrics address (before privileges are dropped) and starts the thread.
   std::string start();
   void stop();
@@ -117,6 +121,7 @@ class OpsServer : private shard::BridgeThread::Client {
   };
   std::array<TopCache, std::size(store::top_order_names)> top_cache_;
   const StorageStatus* storage_status_ = nullptr;
+  const SnapshotStatus* snapshot_status_ = nullptr;
   shard::BridgeThread thread_;  // last: stopped (by stop()) before the members it uses go
 };
 

@@ -30,6 +30,8 @@ struct Options {
   bool allow_root = false;
   log::Level log_level = log::Level::info;
   std::string snapshot_path;  // "" = no snapshot on stop, none loaded at start
+  // With snapshot_path: a periodic snapshot every this many seconds (0 = only on stop).
+  std::uint32_t snapshot_interval_s = 300;
   // Operations endpoints (/metrics, /stats...), answered only to metrics_allow.
   std::vector<net::SocketAddress> metrics_listeners;
   std::vector<net::AddressPrefix> metrics_allow;

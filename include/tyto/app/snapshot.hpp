@@ -1,5 +1,6 @@
-// Snapshot files: every swarm written at a graceful stop and read back at start, so clients do
-// not see empty swarms after a restart.
+// Snapshot files: every swarm written at a graceful stop (and periodically, by
+// app/snapshot_writer.hpp) and read back at start, so clients do not see empty swarms after a
+// restart or a crash.
 //
 // Format (big-endian): "TYTOSNAP" | version u32 (1) | reserved u32 (0) | written_unix_s u64 |
 // swarms u64 | records_size u64 | records (swarm/snapshot.cpp) | XXH3-64 of all the bytes
@@ -8,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -30,6 +32,11 @@ Result<SnapshotFile, std::string> decode_snapshot(const std::vector<std::uint8_t
 
 // "" or what failed.
 std::string write_snapshot_file(const std::string& path, const SnapshotFile& snapshot);
+// The same file from records in pieces (their concatenation is the records), written in turn
+// without copying them into one buffer; the checksum is computed as they go.
+std::string write_snapshot_pieces(const std::string& path, std::uint64_t written_unix_s,
+                                  std::uint64_t swarms,
+                                  std::span<const std::span<const std::uint8_t>> pieces);
 // `missing` is set when the failure is that the file does not exist.
 Result<SnapshotFile, std::string> read_snapshot_file(const std::string& path, bool& missing);
 

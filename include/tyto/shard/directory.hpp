@@ -20,6 +20,7 @@
 #include "tyto/shard/control.hpp"
 #include "tyto/shard/ledger.hpp"
 #include "tyto/shard/messages.hpp"
+#include "tyto/shard/snapshot_bridge.hpp"
 #include "tyto/shard/storage_bridge.hpp"
 #include "tyto/shard/waker.hpp"
 #include "tyto/store/backend.hpp"
@@ -101,6 +102,8 @@ struct ShardDirectory {
   std::vector<std::span<std::uint8_t>> lent_areas;  // per shard, see lent_buffer()
   // The control bridge (control.hpp): the ops server's queues, one pair per shard.
   ControlBridge control;
+  // The snapshot bridge (snapshot_bridge.hpp): the snapshot writer's queues, one pair per shard.
+  SnapshotBridge snapshot;
   std::atomic<bool> stopping{false};
   // Start-up only: snapshot records each shard restores its own swarms from in open(), aged by
   // the time the tracker was down; what they restored.

@@ -79,6 +79,8 @@ class Runtime {
   // The control bridge (control.hpp) and the shards' presence (waker.hpp), for its one bridge
   // thread (the ops server), after start().
   ControlBridge& control_bridge() noexcept { return directory_->control; }
+  // The snapshot bridge (snapshot_bridge.hpp), for the snapshot writer's thread, after start().
+  SnapshotBridge& snapshot_bridge() noexcept { return directory_->snapshot; }
   std::span<Presence> shard_presence() noexcept {
     return {directory_->presence.get(), directory_->shards_count};
   }

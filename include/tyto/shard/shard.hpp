@@ -153,6 +153,8 @@ class Shard {
   void on_message(const Message& message, std::uint32_t from) noexcept;
   void publish_mailboxes() noexcept;
   std::size_t drain_control() noexcept;
+  std::size_t snapshot_step() noexcept;
+  bool hand_snapshot_piece() noexcept;
   void tick() noexcept;
 
   std::uint32_t index_;
@@ -181,6 +183,18 @@ class Shard {
   std::unique_ptr<Ledger> ledger_;
   PrivateCounters private_counters_;
   std::vector<HeldReply> held_replies_;  // at most held_replies_max, reserved at start
+  // A periodic snapshot in progress (snapshot_bridge.hpp): this shard's cursor and the piece it
+  // is filling (or could not hand over yet: ready). One piece at most is held here.
+  struct SnapshotWork {
+    bool active = false;
+    bool ready = false;  // piece is complete and waits for room in the writer's queue
+    bool last = false;   // ... and it is this generation's last
+    std::uint64_t generation = 0;
+    std::uint64_t piece_swarms = 0;
+    store::SnapshotCursor cursor;
+    std::unique_ptr<std::vector<std::uint8_t>> piece;
+  };
+  SnapshotWork snapshot_;
   bool draining_ = false;
 };
 

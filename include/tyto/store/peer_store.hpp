@@ -8,6 +8,7 @@
 // Contract for every implementation:
 //  - One store per shard, used only on that shard's thread (no locking), except that
 //    append_snapshot may be called from another thread once the shard has stopped.
+//    append_snapshot_slice runs on the shard's thread, a bounded slice per loop turn.
 //  - announce, scrape, prefetch, expire_step and the read-outs are the announce path: noexcept,
 //    no blocking call, no outside round trip, no general-heap allocation in steady state.
 //  - Time is the caller's coarse clock in seconds (now_s), never read by the store itself.
@@ -122,6 +123,16 @@ struct Restored {
   std::uint64_t peers = 0;
 };
 
+// Where an incremental snapshot (PeerStore::append_snapshot_slice) goes on from. Each store
+// gives the fields its own meaning; a fresh cursor (started false) starts a snapshot.
+struct SnapshotCursor {
+  bool started = false;
+  std::uint64_t position = 0;    // the store's key space (SwarmStore: positions left to visit)
+  std::uint32_t peers_done = 0;  // peers already written of the swarm being split
+  InfoHash info_hash;            // that swarm (or the last swarm written)
+  std::uint64_t swarms = 0;      // swarms begun so far (the file header's count)
+};
+
 class PeerStore {
  public:
   virtual ~PeerStore() = default;
@@ -163,6 +174,22 @@ class PeerStore {
   virtual Result<Restored, std::string> restore_snapshot(
       std::span<const std::uint8_t> records, std::uint32_t now_s, std::uint32_t extra_age_s,
       const std::function<bool(const InfoHash&)>& keep) = 0;
+
+  // Periodic snapshots, on the owner's thread between announces: appends the next slice of the
+  // records (the same format) to `out`, about budget_bytes of them, and returns true once every
+  // swarm has been visited. The snapshot is fuzzy: swarms change between slices, so a record
+  // holds the swarm as it was at its own slice. Guarantees, whatever announces, expiry and table
+  // growth do between slices:
+  //  - every swarm present from the first slice to the last is written (possibly changed);
+  //  - a swarm may be written more than once, and a large one split over several records of the
+  //    same info_hash: restore_snapshot merges records of one info_hash (a peer listed twice is
+  //    kept once), so duplicates cost bytes, never correctness;
+  //  - a call's work is bounded by budget_bytes (plus one record header and one peer for
+  //    SwarmStore, which splits a swarm; a store that does not split may overshoot by one
+  //    swarm, as the reference store does), never by the store's size.
+  virtual bool append_snapshot_slice(SnapshotCursor& cursor, std::uint32_t now_s,
+                                     std::vector<std::uint8_t>& out,
+                                     std::size_t budget_bytes) const = 0;
 };
 
 // How a shard makes its store: the shard's limits, the process's hash secret (keyed tables: never

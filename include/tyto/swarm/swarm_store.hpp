@@ -123,6 +123,11 @@ class SwarmStore final : public store::PeerStore {
   // with its peers as records appended to `out`; returns the number of swarms. Reads only: any
   // thread may call it once the owning shard has stopped.
   std::uint64_t append_snapshot(std::uint32_t now_s, std::vector<std::uint8_t>& out) const override;
+  // A bounded slice of the same records, on the owner's thread (PeerStore's contract; the
+  // cursor's walk is explained in src/swarm/snapshot.cpp).
+  bool append_snapshot_slice(store::SnapshotCursor& cursor, std::uint32_t now_s,
+                             std::vector<std::uint8_t>& out,
+                             std::size_t budget_bytes) const override;
   using Restored = store::Restored;
   // Reads records back, restoring the swarms `keep` accepts (each shard keeps its own) and
   // aging every peer by `extra_age_s` (the time the tracker was down); peers past the timeout
