@@ -507,15 +507,33 @@ std::string OpsServer::dashboard(std::uint64_t since_second, store::TopOrder ord
                        dashboard_json(inputs));
 }
 
-// The storage thread's status as a JSON object; "" when there is none (public mode).
-std::string OpsServer::storage_json() const {
-  if (storage_status_ == nullptr) return {};
+namespace {
+// Rows as one JSON object of name: value.
+std::string rows_json(const std::vector<shard::CounterRow>& rows) {
   std::string text = "{";
-  for (const auto& row : storage_status_->rows()) {
+  for (const auto& row : rows) {
     if (text.size() > 1) text += ',';
     text += fmt::format("\"{}\":{}", row.name, row.value);
   }
   return text + "}";
+}
+
+// A process-wide thread's rows (the storage thread, the snapshot writer) as Prometheus metrics
+// named tyto_PREFIX_NAME, without a shard label.
+void append_metrics(std::string& body, std::string_view prefix,
+                    const std::vector<shard::CounterRow>& rows) {
+  for (const auto& row : rows) {
+    const std::string name =
+        fmt::format("tyto_{}_{}{}", prefix, row.name, row.gauge ? "" : "_total");
+    body += fmt::format("# HELP {0} {1}.\n# TYPE {0} {2}\n{0} {3}\n", name, row.help,
+                        row.gauge ? "gauge" : "counter", row.value);
+  }
+}
+}  // namespace
+
+// The storage thread's status as a JSON object; "" when there is none (public mode).
+std::string OpsServer::storage_json() const {
+  return storage_status_ == nullptr ? std::string() : rows_json(storage_status_->rows());
 }
 
 std::string OpsServer::metrics(const Question& question) {
@@ -531,22 +549,8 @@ std::string OpsServer::metrics(const Question& question) {
   std::vector<std::vector<shard::CounterRow>> rows;
   for (const auto& answer : answers) rows.push_back(shard::counter_rows(answer.answer.totals));
   const std::size_t metrics_count = shard::counter_rows(shard::ShardTotals{}).size();
-  if (storage_status_ != nullptr) {
-    for (const auto& row : storage_status_->rows()) {
-      const std::string name =
-          fmt::format("tyto_storage_{}{}", row.name, row.gauge ? "" : "_total");
-      body += fmt::format("# HELP {0} {1}.\n# TYPE {0} {2}\n{0} {3}\n", name, row.help,
-                          row.gauge ? "gauge" : "counter", row.value);
-    }
-  }
-  if (snapshot_status_ != nullptr) {
-    for (const auto& row : snapshot_status_->rows()) {
-      const std::string name =
-          fmt::format("tyto_snapshot_{}{}", row.name, row.gauge ? "" : "_total");
-      body += fmt::format("# HELP {0} {1}.\n# TYPE {0} {2}\n{0} {3}\n", name, row.help,
-                          row.gauge ? "gauge" : "counter", row.value);
-    }
-  }
+  if (storage_status_ != nullptr) append_metrics(body, "storage", storage_status_->rows());
+  if (snapshot_status_ != nullptr) append_metrics(body, "snapshot", snapshot_status_->rows());
   for (std::size_t m = 0; m < metrics_count && !rows.empty(); ++m) {
     const shard::CounterRow& first = rows[0][m];
     const std::string name = fmt::format("tyto_{}{}", first.name, first.gauge ? "" : "_total");
@@ -564,14 +568,7 @@ std::string OpsServer::stats(const Question& question) {
   const auto missing = runtime_.shards_count() - answers.size();
   shard::ShardTotals totals;
   for (const auto& answer : answers) totals.add(answer.answer.totals);
-  auto object = [](const shard::ShardTotals& t) {
-    std::string text = "{";
-    for (const auto& row : shard::counter_rows(t)) {
-      if (text.size() > 1) text += ',';
-      text += fmt::format("\"{}\":{}", row.name, row.value);
-    }
-    return text + "}";
-  };
+  auto object = [](const shard::ShardTotals& t) { return rows_json(shard::counter_rows(t)); };
   std::string per_shard = "[";
   for (const auto& answer : answers) {
     if (per_shard.size() > 1) per_shard += ',';
@@ -581,13 +578,8 @@ std::string OpsServer::stats(const Question& question) {
   per_shard += "]";
   const std::uint64_t now_s = unix_time_s();
   const std::string storage = storage_json();
-  std::string snapshot;
-  if (snapshot_status_ != nullptr) {
-    for (const auto& row : snapshot_status_->rows()) {
-      snapshot += fmt::format("{}\"{}\":{}", snapshot.empty() ? "{" : ",", row.name, row.value);
-    }
-    snapshot += "}";
-  }
+  const std::string snapshot =
+      snapshot_status_ == nullptr ? std::string() : rows_json(snapshot_status_->rows());
   const std::string body = fmt::format(
       "{{\"version\":\"0.1.0\",\"uptime_s\":{},\"shards\":{},\"shards_unanswered\":{},"
       "\"totals\":{},\"per_shard\":{}{}{}{}{}}}\n",

@@ -9,7 +9,7 @@
 
 namespace tyto::app {
 
-std::vector<SnapshotStatus::Row> SnapshotStatus::rows() const {
+std::vector<shard::CounterRow> SnapshotStatus::rows() const {
   auto read = [](const std::atomic<std::uint64_t>& field) {
     return field.load(std::memory_order_relaxed);
   };

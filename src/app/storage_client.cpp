@@ -47,7 +47,7 @@ void merge(store::AccountingDelta& sum, const store::AccountingDelta& later) noe
 }
 }  // namespace
 
-std::vector<StorageStatus::Row> StorageStatus::rows() const {
+std::vector<shard::CounterRow> StorageStatus::rows() const {
   auto read = [](const std::atomic<std::uint64_t>& field) {
     return field.load(std::memory_order_relaxed);
   };

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "tyto/shard/bridge_thread.hpp"
+#include "tyto/shard/counters.hpp"
 #include "tyto/shard/snapshot_bridge.hpp"
 #include "tyto/shard/waker.hpp"
 
@@ -37,13 +38,8 @@ struct SnapshotStatus {
   std::atomic<std::uint64_t> last_swarms{0};
   std::atomic<std::uint64_t> last_unix_s{0};
 
-  struct Row {
-    const char* name;
-    const char* help;
-    bool gauge;
-    std::uint64_t value;
-  };
-  std::vector<Row> rows() const;
+  // Every field as a row (shard/counters.hpp), as the shards' counters are exported.
+  std::vector<shard::CounterRow> rows() const;
 };
 
 class SnapshotWriter final : public shard::BridgeThread::Client {

@@ -35,6 +35,7 @@
 
 #include "tyto/app/accounting_journal.hpp"
 #include "tyto/shard/bridge_thread.hpp"
+#include "tyto/shard/counters.hpp"
 #include "tyto/shard/storage_bridge.hpp"
 #include "tyto/shard/waker.hpp"
 #include "tyto/store/backend.hpp"
@@ -67,13 +68,8 @@ struct StorageStatus {
   std::atomic<std::uint64_t> tickets_confirmed{0};
 
   // Every field, named for /metrics (tyto_storage_NAME), /stats and the dashboard.
-  struct Row {
-    const char* name;
-    const char* help;
-    bool gauge;
-    std::uint64_t value;
-  };
-  std::vector<Row> rows() const;
+  // Every field as a row (shard/counters.hpp), as the shards' counters are exported.
+  std::vector<shard::CounterRow> rows() const;
 };
 
 class StorageClient final : public shard::BridgeThread::Client {
