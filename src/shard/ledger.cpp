@@ -128,9 +128,16 @@ void Ledger::erase(std::uint32_t position) noexcept {
   --entries_count_;
 }
 
+void Ledger::drop_flushed() noexcept {
+  dirty_.erase(dirty_.begin(), dirty_.begin() + static_cast<std::ptrdiff_t>(dirty_head_));
+  dirty_head_ = 0;
+}
+
 void Ledger::mark_dirty(std::uint32_t position, Entry& held) noexcept {
   if (held.dirty) return;
   held.dirty = true;
+  // Each entry is queued at most once, so the live part never passes peers_max (the reserve).
+  if (dirty_.size() == dirty_.capacity()) drop_flushed();
   dirty_.push_back(position);
 }
 

@@ -85,7 +85,7 @@ class Ledger {
   void expire_step(std::uint32_t now_s) noexcept;
 
   std::size_t entries_count() const noexcept { return entries_count_; }
-  std::size_t dirty_count() const noexcept { return dirty_.size(); }
+  std::size_t dirty_count() const noexcept { return dirty_.size() - dirty_head_; }
   std::size_t capacity() const noexcept { return limits_.peers_max; }
   // Whether the entry for key exists (tests).
   bool holds(const store::PeerKey& key) const noexcept { return find(key) != absent; }
@@ -112,7 +112,12 @@ class Ledger {
   std::vector<std::uint32_t> free_positions_;
   std::uint32_t positions_used_ = 0;  // positions ever handed out (free ones are reused first)
   std::size_t entries_count_ = 0;
-  std::vector<std::uint32_t> dirty_;  // positions with a pending delta, oldest first
+  // Positions with a pending delta, oldest first, from dirty_head_ (a flush advances the head
+  // instead of moving the rest forward each turn; the handed-on front is dropped once it is
+  // half the vector, or when a push would otherwise reallocate).
+  std::vector<std::uint32_t> dirty_;
+  std::size_t dirty_head_ = 0;
+  void drop_flushed() noexcept;
   std::uint32_t expire_cursor_ = 0;
   std::uint64_t tickets_issued_ = 0;
 };
@@ -142,14 +147,15 @@ struct Ledger::Entry {
 template <class Give>
 std::size_t Ledger::flush(Give&& give, std::size_t count_max) {
   std::size_t given = 0;
-  while (given < dirty_.size() && given < count_max) {
-    const std::uint32_t position = dirty_[given];
+  while (dirty_head_ < dirty_.size() && given < count_max) {
+    const std::uint32_t position = dirty_[dirty_head_];
     Entry& held = entry(position);
     if (!give(take_delta(held), held.ticket)) break;
     ++given;
+    ++dirty_head_;
     clear_delta(position, held);
   }
-  dirty_.erase(dirty_.begin(), dirty_.begin() + static_cast<std::ptrdiff_t>(given));
+  if (2 * dirty_head_ >= dirty_.size()) drop_flushed();
   return given;
 }
 
