@@ -25,7 +25,9 @@ void init_sodium() {
   if (sodium_init() < 0) std::abort();
 }
 
-std::size_t change_size(const Change& change) noexcept {
+}  // namespace
+
+std::size_t encoded_change_size(const Change& change) noexcept {
   const std::size_t wire = change.peer.wire_size();
   switch (change.kind) {
     case ChangeKind::peer:
@@ -38,6 +40,7 @@ std::size_t change_size(const Change& change) noexcept {
   return 0;
 }
 
+namespace {
 void write_change(ByteWriter& out, const Change& change) noexcept {
   const bool ipv6 =
       change.kind != ChangeKind::completed && change.peer.family == AddressFamily::ipv6;
@@ -88,8 +91,9 @@ bool encode_batch(const Batch& batch, const ClusterKey& key, std::vector<std::ui
   if (batch.origin.empty() || batch.origin.size() > origin_size_max || batch.sequence == 0) {
     return false;
   }
-  std::size_t size = 4 + 1 + 1 + batch.origin.size() + 2 + 8 + 4 + 4 + batch_mac_size;
-  for (const Change& change : batch.changes) size += change_size(change);
+  if (batch.shards_count == 0 || batch.shard >= batch.shards_count) return false;
+  std::size_t size = 4 + 1 + 1 + batch.origin.size() + 2 + 2 + 8 + 8 + 4 + batch_mac_size;
+  for (const Change& change : batch.changes) size += encoded_change_size(change);
   if (size > batch_size_max) return false;
   const std::size_t at = out.size();
   out.resize(at + size);
@@ -98,9 +102,10 @@ bool encode_batch(const Batch& batch, const ClusterKey& key, std::vector<std::ui
   writer.u8(batch_version);
   writer.u8(static_cast<std::uint8_t>(batch.origin.size()));
   writer.bytes({reinterpret_cast<const std::uint8_t*>(batch.origin.data()), batch.origin.size()});
+  writer.u16(batch.shards_count);
   writer.u16(batch.shard);
   writer.u64(batch.sequence);
-  writer.u32(batch.base_unix_s);
+  writer.u64(batch.base_unix_ms);
   writer.u32(static_cast<std::uint32_t>(batch.changes.size()));
   for (const Change& change : batch.changes) write_change(writer, change);
   TYTO_ASSERT(writer.ok() && writer.remaining() == 0);
@@ -131,38 +136,188 @@ const char* refusal_name(Refusal refusal) noexcept {
   return "unknown";
 }
 
-Result<Batch, Refusal> decode_batch(std::span<const std::uint8_t> bytes, const ClusterKey& key) {
+namespace {
+// The MAC over everything but the last batch_mac_size bytes; the signed part, or a refusal.
+bool verify(std::span<const std::uint8_t> bytes, std::size_t size_min, const ClusterKey& key,
+            Refusal& refusal) {
   init_sodium();
-  constexpr std::size_t size_min = 4 + 1 + 1 + 1 + 2 + 8 + 4 + 4 + batch_mac_size;
-  if (bytes.size() < size_min) return Failure{Refusal::too_short};
-  if (bytes.size() > batch_size_max) return Failure{Refusal::too_large};
+  if (bytes.size() < size_min) {
+    refusal = Refusal::too_short;
+    return false;
+  }
+  if (bytes.size() > batch_size_max) {
+    refusal = Refusal::too_large;
+    return false;
+  }
   const std::size_t signed_size = bytes.size() - batch_mac_size;
   if (crypto_auth_hmacsha512256_verify(bytes.data() + signed_size, bytes.data(), signed_size,
                                        key.data()) != 0) {
-    return Failure{Refusal::bad_mac};
+    refusal = Refusal::bad_mac;
+    return false;
   }
-  ByteReader in(bytes.first(signed_size));
+  return true;
+}
+
+void sign(std::vector<std::uint8_t>& out, std::size_t at, const ClusterKey& key) {
+  const std::size_t size = out.size() - at;
+  crypto_auth_hmacsha512256(out.data() + at + size - batch_mac_size, out.data() + at,
+                            size - batch_mac_size, key.data());
+}
+
+// magic | version | origin_size | origin: the common head of every message.
+bool read_head(ByteReader& in, const std::uint8_t (&expected)[4], std::string& origin,
+               Refusal& refusal) {
   const auto found_magic = in.bytes(4);
-  if (std::memcmp(found_magic.data(), magic, 4) != 0) return Failure{Refusal::bad_magic};
-  if (in.u8() != batch_version) return Failure{Refusal::bad_version};
-  Batch batch;
+  if (!in.ok() || std::memcmp(found_magic.data(), expected, 4) != 0) {
+    refusal = Refusal::bad_magic;
+    return false;
+  }
+  if (in.u8() != batch_version) {
+    refusal = Refusal::bad_version;
+    return false;
+  }
   const std::uint8_t origin_size = in.u8();
-  const auto origin = in.bytes(origin_size);
+  const auto bytes = in.bytes(origin_size);
+  if (!in.ok() || origin_size == 0 || origin_size > origin_size_max) {
+    refusal = Refusal::bad_header;
+    return false;
+  }
+  origin.assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  return true;
+}
+}  // namespace
+
+bool decode_batch(std::span<const std::uint8_t> bytes, const ClusterKey& key, Batch& batch,
+                  Refusal& refusal) {
+  constexpr std::size_t size_min = 4 + 1 + 1 + 1 + 2 + 2 + 8 + 8 + 4 + batch_mac_size;
+  if (!verify(bytes, size_min, key, refusal)) return false;
+  ByteReader in(bytes.first(bytes.size() - batch_mac_size));
+  if (!read_head(in, magic, batch.origin, refusal)) return false;
+  batch.shards_count = in.u16();
   batch.shard = in.u16();
   batch.sequence = in.u64();
-  batch.base_unix_s = in.u32();
+  batch.base_unix_ms = in.u64();
   const std::uint32_t count = in.u32();
-  if (!in.ok() || origin_size == 0 || origin_size > origin_size_max || batch.sequence == 0) {
-    return Failure{Refusal::bad_header};
+  if (!in.ok() || batch.sequence == 0 || batch.shards_count == 0 ||
+      batch.shard >= batch.shards_count) {
+    refusal = Refusal::bad_header;
+    return false;
   }
-  batch.origin.assign(reinterpret_cast<const char*>(origin.data()), origin.size());
-  if (count > in.remaining() / change_size_min) return Failure{Refusal::bad_count};
+  if (count > in.remaining() / change_size_min) {
+    refusal = Refusal::bad_count;
+    return false;
+  }
   batch.changes.resize(count);
   for (Change& change : batch.changes) {
-    if (!read_change(in, change)) return Failure{Refusal::bad_change};
+    change = Change{};
+    if (!read_change(in, change)) {
+      refusal = Refusal::bad_change;
+      return false;
+    }
   }
-  if (in.remaining() != 0) return Failure{Refusal::bad_count};
-  return batch;
+  if (in.remaining() != 0) {
+    refusal = Refusal::bad_count;
+    return false;
+  }
+  return true;
+}
+
+namespace {
+constexpr std::uint8_t warm_magics[3][4] = {
+    {'T', 'Y', 'W', 'Q'}, {'T', 'Y', 'W', 'P'}, {'T', 'Y', 'W', 'D'}};
+}  // namespace
+
+bool encode_warm(const WarmMessage& message, const ClusterKey& key,
+                 std::vector<std::uint8_t>& out) {
+  init_sodium();
+  if (message.origin.empty() || message.origin.size() > origin_size_max ||
+      message.records.size() > warm_piece_records_max) {
+    return false;
+  }
+  const auto kind = static_cast<std::size_t>(message.kind);
+  std::size_t size = 4 + 1 + 1 + message.origin.size() + 8 + batch_mac_size;
+  if (message.kind == WarmKind::piece) size += 4 + 8 + message.records.size();
+  if (message.kind == WarmKind::done) size += 4;
+  const std::size_t at = out.size();
+  out.resize(at + size);
+  ByteWriter writer({out.data() + at, size - batch_mac_size});
+  writer.bytes(warm_magics[kind]);
+  writer.u8(batch_version);
+  writer.u8(static_cast<std::uint8_t>(message.origin.size()));
+  writer.bytes(
+      {reinterpret_cast<const std::uint8_t*>(message.origin.data()), message.origin.size()});
+  writer.u64(message.nonce);
+  if (message.kind == WarmKind::piece) {
+    writer.u32(message.index);
+    writer.u64(message.unix_ms);
+    writer.bytes(message.records);
+  }
+  if (message.kind == WarmKind::done) writer.u32(message.index);
+  TYTO_ASSERT(writer.ok() && writer.remaining() == 0);
+  sign(out, at, key);
+  return true;
+}
+
+bool decode_warm(std::span<const std::uint8_t> bytes, const ClusterKey& key, WarmMessage& out,
+                 Refusal& refusal) {
+  constexpr std::size_t size_min = 4 + 1 + 1 + 1 + 8 + batch_mac_size;
+  if (!verify(bytes, size_min, key, refusal)) return false;
+  ByteReader in(bytes.first(bytes.size() - batch_mac_size));
+  const auto found = bytes.first(4);
+  std::size_t kind = 0;
+  while (kind < 3 && std::memcmp(found.data(), warm_magics[kind], 4) != 0) ++kind;
+  if (kind == 3) {
+    refusal = Refusal::bad_magic;
+    return false;
+  }
+  if (!read_head(in, warm_magics[kind], out.origin, refusal)) return false;
+  out.kind = static_cast<WarmKind>(kind);
+  out.nonce = in.u64();
+  out.index = 0;
+  out.unix_ms = 0;
+  out.records = {};
+  if (out.kind == WarmKind::piece) {
+    out.index = in.u32();
+    out.unix_ms = in.u64();
+    if (in.remaining() > warm_piece_records_max) {
+      refusal = Refusal::bad_count;
+      return false;
+    }
+    out.records = in.bytes(in.remaining());
+  }
+  if (out.kind == WarmKind::done) out.index = in.u32();
+  if (!in.ok()) {
+    refusal = Refusal::bad_header;
+    return false;
+  }
+  if (in.remaining() != 0) {
+    refusal = Refusal::bad_count;
+    return false;
+  }
+  return true;
+}
+
+namespace {
+template <std::size_t N>
+void derive(const ClusterKey& key, const char* context, std::array<std::uint8_t, N>& out) {
+  init_sodium();
+  crypto_generichash(out.data(), out.size(), reinterpret_cast<const unsigned char*>(context),
+                     std::strlen(context), key.data(), key.size());
+}
+}  // namespace
+
+std::uint64_t cluster_shard_seed(const ClusterKey& key) {
+  std::array<std::uint8_t, 16> bytes;  // BLAKE2b's smallest output
+  derive(key, "tyto cluster shard key v1", bytes);
+  std::uint64_t seed = 0;
+  std::memcpy(&seed, bytes.data(), sizeof seed);
+  return seed;
+}
+
+std::array<std::uint8_t, 16> cluster_connection_id_key(const ClusterKey& key) {
+  std::array<std::uint8_t, 16> bytes;
+  derive(key, "tyto cluster connection id key v1", bytes);
+  return bytes;
 }
 
 }  // namespace tyto::cluster

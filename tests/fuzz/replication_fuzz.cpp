@@ -1,5 +1,5 @@
 // libFuzzer target for replication batches (cluster/replication_batch.hpp), the bytes a node
-// receives from NATS: hostile. The input is tried under the fixed test key and, signed with it
+// receives from NATS, and warm-start messages: hostile. The input is tried under the fixed test key and, signed with it
 // (so the checks behind the MAC are reached), as a batch body. Never a crash; whatever decodes
 // encodes back to exactly the same bytes.
 #include <sodium.h>
@@ -24,14 +24,23 @@ const tyto::cluster::ClusterKey& test_key() {
 
 void try_bytes(std::span<const std::uint8_t> bytes) {
   using namespace tyto::cluster;
-  const auto decoded = decode_batch(bytes, test_key());
-  if (!decoded.ok()) {
-    check(refusal_name(decoded.error()) != nullptr);
-    return;
+  Batch batch;
+  Refusal refusal{};
+  if (decode_batch(bytes, test_key(), batch, refusal)) {
+    std::vector<std::uint8_t> again;
+    check(encode_batch(batch, test_key(), again));
+    check(again.size() == bytes.size() && std::equal(again.begin(), again.end(), bytes.begin()));
+  } else {
+    check(refusal_name(refusal) != nullptr);
   }
-  std::vector<std::uint8_t> again;
-  check(encode_batch(decoded.value(), test_key(), again));
-  check(again.size() == bytes.size() && std::equal(again.begin(), again.end(), bytes.begin()));
+  WarmMessage warm;
+  if (decode_warm(bytes, test_key(), warm, refusal)) {
+    std::vector<std::uint8_t> again;
+    check(encode_warm(warm, test_key(), again));
+    check(again.size() == bytes.size() && std::equal(again.begin(), again.end(), bytes.begin()));
+  } else {
+    check(refusal_name(refusal) != nullptr);
+  }
 }
 }  // namespace
 
