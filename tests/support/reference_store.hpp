@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <vector>
 
@@ -71,6 +73,65 @@ class ReferenceStore final : public store::PeerStore {
     AnnounceReply reply = reply_of(swarm, static_cast<std::uint32_t>(written / wire.size()));
     reply.completion_counted = counted;
     return reply;
+  }
+
+  // Another node's announce: the same rules without a reply, not counted in announces.
+  ReplicaResult apply_replica(const ReplicaChange& change, std::uint32_t now_s) noexcept override {
+    auto found = swarms_.find(key_of(change.info_hash));
+    if (change.kind == ReplicaChange::Kind::completed) {
+      if (change.completed_count == 0) return ReplicaResult::unchanged;
+      if (found == swarms_.end()) {
+        if (limits_.completed_keep_s == 0) return ReplicaResult::unchanged;
+        if (swarms_.size() >= limits_.swarms_max) {
+          ++counters_.swarms_refused;
+          return ReplicaResult::swarm_limit;
+        }
+        found =
+            swarms_.emplace(key_of(change.info_hash), Swarm{change.info_hash, now_s, 0, {}, now_s})
+                .first;
+      }
+      Swarm& swarm = found->second;
+      if (swarm.completed == UINT32_MAX) return ReplicaResult::unchanged;
+      swarm.completed = static_cast<std::uint32_t>(std::min<std::uint64_t>(
+          std::uint64_t{swarm.completed} + change.completed_count, UINT32_MAX));
+      swarm.last_s = now_s;
+      return ReplicaResult::applied;
+    }
+    const Wire wire(change.peer.wire.begin(), change.peer.wire.begin() + change.peer.wire_size());
+    if (change.kind == ReplicaChange::Kind::peer_removed) {
+      if (found == swarms_.end()) return ReplicaResult::unchanged;
+      if (found->second.peers.erase(wire) == 0) return ReplicaResult::unchanged;
+      found->second.last_s = now_s;
+      if (gone(found->second, now_s)) swarms_.erase(found);
+      return ReplicaResult::applied;
+    }
+    if (change.age_s >= limits_.peer_timeout_s) return ReplicaResult::expired;
+    if (found == swarms_.end()) {
+      if (swarms_.size() >= limits_.swarms_max) {
+        ++counters_.swarms_refused;
+        return ReplicaResult::swarm_limit;
+      }
+      found =
+          swarms_.emplace(key_of(change.info_hash), Swarm{change.info_hash, now_s, 0, {}, now_s})
+              .first;
+    }
+    Swarm& swarm = found->second;
+    swarm.last_s = now_s;
+    const std::uint32_t announced_s = now_s >= change.age_s ? now_s - change.age_s : 0;
+    auto peer = swarm.peers.find(wire);
+    if (peer == swarm.peers.end()) {
+      if (swarm.peers.size() >= limits_.peers_per_swarm_max) {
+        ++counters_.peers_refused;
+        return ReplicaResult::peer_limit;
+      }
+      swarm.peers.emplace(wire, Peer{change.seeder, false, announced_s});
+      return ReplicaResult::applied;
+    }
+    if (peer->second.last_s > announced_s) return ReplicaResult::unchanged;  // fresher here
+    const bool changed = peer->second.last_s != announced_s || peer->second.seeder != change.seeder;
+    peer->second.last_s = announced_s;
+    peer->second.seeder = change.seeder;
+    return changed ? ReplicaResult::applied : ReplicaResult::unchanged;
   }
 
   ScrapeEntry scrape(const InfoHash& info_hash) const noexcept override {
