@@ -240,16 +240,31 @@ class ReferenceStore final : public store::PeerStore {
         }
       }
       if (!keep(info_hash)) continue;
-      // A second record of one info_hash (a slice split or repeated it): merged, the first
-      // record's peers kept.
+      // A swarm held already (a second record of it, or made by replicated changes before this
+      // warm start): merged, the peers it holds kept as they are.
       if (auto found = swarms_.find(key_of(info_hash)); found != swarms_.end()) {
         Swarm& kept = found->second;
         kept.completed = std::max(kept.completed, swarm.completed);
-        for (auto& [wire, peer] : swarm.peers)
-          restored.peers += kept.peers.emplace(wire, peer).second;
+        for (auto& [wire, peer] : swarm.peers) {
+          if (kept.peers.contains(wire)) continue;
+          if (kept.peers.size() >= limits_.peers_per_swarm_max) {
+            ++counters_.peers_refused;
+            continue;
+          }
+          kept.peers.emplace(wire, peer);
+          ++restored.peers;
+        }
         continue;
       }
       if (gone(swarm, now_s)) continue;
+      if (swarms_.size() >= limits_.swarms_max) {
+        ++counters_.swarms_refused;
+        continue;
+      }
+      while (swarm.peers.size() > limits_.peers_per_swarm_max) {
+        swarm.peers.erase(std::prev(swarm.peers.end()));
+        ++counters_.peers_refused;
+      }
       restored.peers += swarm.peers.size();
       ++restored.swarms;
       swarms_[key_of(info_hash)] = std::move(swarm);

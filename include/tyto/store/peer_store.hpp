@@ -187,7 +187,11 @@ class PeerStore {
   // Snapshots, in the record format of src/swarm/snapshot.cpp (app/snapshot frames and
   // checksums them): append every swarm and its peers, returning how many swarms; restore the
   // swarms `keep` accepts, aging every peer by extra_age_s, skipping what is past the timeout or
-  // over the limits. Records are hostile input: a structure error returns its reason and leaves
+  // over the limits. A record of a swarm the store holds already (another record of it, or a
+  // warm start while replicated changes made swarms: apply_replica) is merged: the record's
+  // peers the swarm lacks are added, a peer it holds stays as it is (never replaced, never
+  // aged, never twice), and the completed count is the larger of the two. Restored counts what
+  // was added. Records are hostile input: a structure error returns its reason and leaves
   // what was restored before it.
   virtual std::uint64_t append_snapshot(std::uint32_t now_s,
                                         std::vector<std::uint8_t>& out) const = 0;
