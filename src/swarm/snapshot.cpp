@@ -73,7 +73,9 @@ struct PeerRestore {
 };
 
 // Reads `count` peer records of one family into `peers` (one of `swarm`'s sets), skipping
-// expired, duplicate and over-the-limit ones; returns how many were restored.
+// expired, duplicate and over-the-limit ones; returns how many were restored. A peer the set
+// holds already (listed twice, or live in a swarm that existed before: a warm start among
+// replicated changes) is left as it is: the record is never fresher news than the store.
 template <class Peers>
 std::uint64_t restore_peers(const PeerRestore& store, const Swarm& swarm, Peers& peers,
                             std::uint64_t count, ByteReader& in, std::uint64_t& family_gauge) {
@@ -83,13 +85,13 @@ std::uint64_t restore_peers(const PeerRestore& store, const Swarm& swarm, Peers&
     const std::uint8_t flags = in.u8();
     const std::uint32_t age_s = std::uint32_t{in.u16()} + store.extra_age_s;
     if (age_s > store.limits.peer_timeout_s) continue;
+    if (peers.find(wire, store.secret) != Peers::not_found) continue;  // held already
     const std::uint32_t total =
         swarm.ipv4.count() + (swarm.ipv6 != nullptr ? swarm.ipv6->count() : 0);
     if (total >= store.limits.peers_per_swarm_max) {
       ++store.counters.peers_refused;
       continue;
     }
-    if (peers.find(wire, store.secret) != Peers::not_found) continue;  // listed twice
     const bool seeder = flags & peer_seeder;
     const auto stamp =
         static_cast<std::uint8_t>(store.stamps.stamp_aged(store.now_s, age_s) |
@@ -203,7 +205,9 @@ Result<SwarmStore::Restored, std::string> SwarmStore::restore_snapshot(
     if (!keep(record.info_hash)) continue;
     const std::uint64_t hash = hash_info_hash(record.info_hash, secret_);
     Swarm* swarm = find(record.info_hash, hash);
-    const bool merged = swarm != nullptr;  // a second record of a swarm (slices): merged
+    // A swarm held already (a second record of it, or made by replicated changes before this
+    // warm start): merged, its peers kept as they are, the larger completed count.
+    const bool merged = swarm != nullptr;
     if (swarm == nullptr) {
       if (swarms_count() >= limits_.swarms_max) {
         ++counters_.swarms_refused;

@@ -227,6 +227,25 @@ Swarm* SwarmStore::insert(const InfoHash& info_hash, std::uint64_t hash) noexcep
   return &swarm;
 }
 
+Swarm* SwarmStore::create(const InfoHash& info_hash, std::uint64_t hash,
+                          std::uint32_t now_s) noexcept {
+  if (swarms_count() >= limits_.swarms_max) {
+    ++counters_.swarms_refused;
+    return nullptr;
+  }
+  Swarm* swarm = insert(info_hash, hash);
+  swarm->activity.created_s = now_s;
+  swarm->activity.window = window_of(now_s);
+  return swarm;
+}
+
+void SwarmStore::erase_if_done(Swarm& swarm) noexcept {
+  TYTO_ASSERT(&swarm >= records_ && &swarm < records_ + records_count_);
+  if (swarm.ipv4.empty() && swarm.ipv6 == nullptr && !keeps_completed(swarm)) {
+    erase(static_cast<std::uint32_t>(&swarm - records_));
+  }
+}
+
 void SwarmStore::erase(std::uint32_t position) noexcept {
   const auto [index, slot] = entry_of_record(position);
   const std::uint32_t capacity = index->capacity;
@@ -298,6 +317,7 @@ AnnounceReply SwarmStore::apply(Swarm& swarm, Peers& peers, const AnnounceReques
     if (completed) {  // counted once per peer: the bit remembers it
       stamp |= stamp_completed_bit;
       ++swarm.completed;
+      reply.completion_counted = true;
       bump(swarm.activity.unmatched_completions);  // never a leecher here
     }
     position = peers.insert(wire, seeder, stamp, arena_, secret_);
@@ -310,6 +330,7 @@ AnnounceReply SwarmStore::apply(Swarm& swarm, Peers& peers, const AnnounceReques
     if (completed && !counted) {
       counted = true;
       ++swarm.completed;
+      reply.completion_counted = true;
       if (position < peers.seeders()) bump(swarm.activity.unmatched_completions);
     }
     stamp =
@@ -339,15 +360,12 @@ AnnounceReply SwarmStore::announce(const AnnounceRequest& request, std::uint32_t
   Swarm* swarm = find(request.info_hash, hash);
   if (swarm == nullptr) {
     if (request.event == AnnounceEvent::stopped) return {};  // nothing to remove, nothing to make
-    if (swarms_count() >= limits_.swarms_max) {
-      ++counters_.swarms_refused;
+    swarm = create(request.info_hash, hash, now_s);
+    if (swarm == nullptr) {
       AnnounceReply refused;
       refused.status = AnnounceStatus::swarm_limit;
       return refused;
     }
-    swarm = insert(request.info_hash, hash);
-    swarm->activity.created_s = now_s;
-    swarm->activity.window = window_of(now_s);
   }
   close_window(*swarm, now_s);
   bump(swarm->activity.announces);
@@ -368,6 +386,128 @@ AnnounceReply SwarmStore::announce(const AnnounceRequest& request, std::uint32_t
     erase(static_cast<std::uint32_t>(swarm - records_));
   }
   return reply;
+}
+
+ReplicaResult SwarmStore::apply_replica(const ReplicaChange& change, std::uint32_t now_s) noexcept {
+  owner_.check();
+  migrate(migrate_entries_per_operation);  // swarms may be inserted: keep growth's pace (insert)
+  switch (change.kind) {
+    case ReplicaChange::Kind::peer:
+      return replica_peer(change, now_s);
+    case ReplicaChange::Kind::peer_removed:
+      return replica_removed(change, now_s);
+    case ReplicaChange::Kind::completed:
+      return replica_completed(change, now_s);
+  }
+  return ReplicaResult::unchanged;  // not a kind: the codec should have refused it
+}
+
+// Another node's announce, without its statistics (PeerStore::apply_replica): no announces,
+// joins or unmatched completions counted. Windows still close with time, as for any swarm.
+ReplicaResult SwarmStore::replica_peer(const ReplicaChange& change, std::uint32_t now_s) noexcept {
+  if (change.age_s >= limits_.peer_timeout_s) return ReplicaResult::expired;
+  const std::uint64_t hash = hash_info_hash(change.info_hash, secret_);
+  Swarm* swarm = find(change.info_hash, hash);
+  if (swarm == nullptr) {
+    swarm = create(change.info_hash, hash, now_s);
+    if (swarm == nullptr) return ReplicaResult::swarm_limit;
+  }
+  close_window(*swarm, now_s);
+  ReplicaResult result = ReplicaResult::unchanged;
+  if (change.peer.family == AddressFamily::ipv4) {
+    result = upsert_replica(*swarm, swarm->ipv4, change, now_s, counters_.peers_ipv4);
+  } else {
+    if (swarm->ipv6 == nullptr) swarm->ipv6 = new (arena_.allocate(sizeof(Ipv6Peers))) Ipv6Peers();
+    result = upsert_replica(*swarm, *swarm->ipv6, change, now_s, counters_.peers_ipv6);
+    if (swarm->ipv6->empty()) free_swarm(*swarm);
+  }
+  erase_if_done(*swarm);  // a swarm made for a peer that was refused
+  return result;
+}
+
+template <class Peers>
+ReplicaResult SwarmStore::upsert_replica(Swarm& swarm, Peers& peers, const ReplicaChange& change,
+                                         std::uint32_t now_s,
+                                         std::uint64_t& family_gauge) noexcept {
+  const std::uint8_t* wire = change.peer.wire.data();
+  const std::uint8_t announced = stamps_.stamp_aged(now_s, change.age_s);
+  TYTO_ASSERT((announced & stamp_completed_bit) == 0);
+  std::uint32_t position = peers.find(wire, secret_);
+  if (position == Peers::not_found) {
+    const std::uint32_t total =
+        swarm.ipv4.count() + (swarm.ipv6 != nullptr ? swarm.ipv6->count() : 0);
+    if (total >= limits_.peers_per_swarm_max) {
+      ++counters_.peers_refused;
+      return ReplicaResult::peer_limit;
+    }
+    peers.insert(wire, change.seeder, announced, arena_, secret_);
+    ++(change.seeder ? counters_.seeders : counters_.leechers);
+    ++family_gauge;
+    return ReplicaResult::applied;
+  }
+  std::uint8_t& stamp = peers.stamp(position);
+  // Announced here more recently: the change is older news, role included. Ages are compared,
+  // not stamps: stamps wrap at 128 units.
+  if (stamps_.age_s(stamp, now_s) < stamps_.age_s(announced, now_s)) {
+    return ReplicaResult::unchanged;
+  }
+  const auto refreshed = static_cast<std::uint8_t>((stamp & stamp_completed_bit) | announced);
+  bool changed = refreshed != stamp;
+  stamp = refreshed;
+  const bool was_seeder = position < peers.seeders();
+  if (was_seeder != change.seeder) {
+    position = peers.set_seeder(position, change.seeder, secret_);
+    --(was_seeder ? counters_.seeders : counters_.leechers);
+    ++(change.seeder ? counters_.seeders : counters_.leechers);
+    changed = true;
+  }
+  TYTO_DEBUG_ASSERT((position < peers.seeders()) == change.seeder);
+  return changed ? ReplicaResult::applied : ReplicaResult::unchanged;
+}
+
+ReplicaResult SwarmStore::replica_removed(const ReplicaChange& change,
+                                          std::uint32_t now_s) noexcept {
+  Swarm* swarm = find(change.info_hash, hash_info_hash(change.info_hash, secret_));
+  if (swarm == nullptr) return ReplicaResult::unchanged;
+  // As a local stopped: the window closes first (an emptied swarm's keep time counts from it);
+  // no leave is counted.
+  auto remove = [&](auto& peers, std::uint64_t& family_gauge) {
+    const std::uint32_t position = peers.find(change.peer.wire.data(), secret_);
+    if (position == std::remove_reference_t<decltype(peers)>::not_found) return false;
+    close_window(*swarm, now_s);
+    (position < peers.seeders() ? counters_.seeders : counters_.leechers) -= 1;
+    --family_gauge;
+    peers.remove(position, arena_, secret_);
+    return true;
+  };
+  bool removed = false;
+  if (change.peer.family == AddressFamily::ipv4) {
+    removed = remove(swarm->ipv4, counters_.peers_ipv4);
+  } else if (swarm->ipv6 != nullptr) {
+    removed = remove(*swarm->ipv6, counters_.peers_ipv6);
+    if (swarm->ipv6->empty()) free_swarm(*swarm);
+  }
+  if (!removed) return ReplicaResult::unchanged;
+  erase_if_done(*swarm);
+  return ReplicaResult::applied;
+}
+
+ReplicaResult SwarmStore::replica_completed(const ReplicaChange& change,
+                                            std::uint32_t now_s) noexcept {
+  if (change.completed_count == 0) return ReplicaResult::unchanged;
+  const std::uint64_t hash = hash_info_hash(change.info_hash, secret_);
+  Swarm* swarm = find(change.info_hash, hash);
+  if (swarm == nullptr) {
+    if (limits_.completed_keep_s == 0) return ReplicaResult::unchanged;  // nothing would keep it
+    swarm = create(change.info_hash, hash, now_s);
+    if (swarm == nullptr) return ReplicaResult::swarm_limit;
+  }
+  if (swarm->completed == UINT32_MAX) return ReplicaResult::unchanged;
+  close_window(*swarm, now_s);  // activity: an empty swarm's keep time counts from now
+  swarm->completed = static_cast<std::uint32_t>(std::min<std::uint64_t>(
+      std::uint64_t{swarm->completed} + change.completed_count, UINT32_MAX));
+  TYTO_ASSERT(swarm->completed >= change.completed_count);  // saturated, never wrapped
+  return ReplicaResult::applied;
 }
 
 void SwarmStore::prefetch(std::span<const InfoHash> info_hashes) const noexcept {

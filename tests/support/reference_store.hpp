@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <vector>
 
@@ -54,7 +56,8 @@ class ReferenceStore final : public store::PeerStore {
     }
     peer->second.seeder = request.left_bytes == 0;
     peer->second.last_s = now_s;
-    if (request.event == AnnounceEvent::completed && !peer->second.completed) {
+    const bool counted = request.event == AnnounceEvent::completed && !peer->second.completed;
+    if (counted) {
       peer->second.completed = true;
       ++swarm.completed;
     }
@@ -67,7 +70,68 @@ class ReferenceStore final : public store::PeerStore {
       std::memcpy(peers_out.data() + written, other.data(), other.size());
       written += other.size();
     }
-    return reply_of(swarm, static_cast<std::uint32_t>(written / wire.size()));
+    AnnounceReply reply = reply_of(swarm, static_cast<std::uint32_t>(written / wire.size()));
+    reply.completion_counted = counted;
+    return reply;
+  }
+
+  // Another node's announce: the same rules without a reply, not counted in announces.
+  ReplicaResult apply_replica(const ReplicaChange& change, std::uint32_t now_s) noexcept override {
+    auto found = swarms_.find(key_of(change.info_hash));
+    if (change.kind == ReplicaChange::Kind::completed) {
+      if (change.completed_count == 0) return ReplicaResult::unchanged;
+      if (found == swarms_.end()) {
+        if (limits_.completed_keep_s == 0) return ReplicaResult::unchanged;
+        if (swarms_.size() >= limits_.swarms_max) {
+          ++counters_.swarms_refused;
+          return ReplicaResult::swarm_limit;
+        }
+        found =
+            swarms_.emplace(key_of(change.info_hash), Swarm{change.info_hash, now_s, 0, {}, now_s})
+                .first;
+      }
+      Swarm& swarm = found->second;
+      if (swarm.completed == UINT32_MAX) return ReplicaResult::unchanged;
+      swarm.completed = static_cast<std::uint32_t>(std::min<std::uint64_t>(
+          std::uint64_t{swarm.completed} + change.completed_count, UINT32_MAX));
+      swarm.last_s = now_s;
+      return ReplicaResult::applied;
+    }
+    const Wire wire(change.peer.wire.begin(), change.peer.wire.begin() + change.peer.wire_size());
+    if (change.kind == ReplicaChange::Kind::peer_removed) {
+      if (found == swarms_.end()) return ReplicaResult::unchanged;
+      if (found->second.peers.erase(wire) == 0) return ReplicaResult::unchanged;
+      found->second.last_s = now_s;
+      if (gone(found->second, now_s)) swarms_.erase(found);
+      return ReplicaResult::applied;
+    }
+    if (change.age_s >= limits_.peer_timeout_s) return ReplicaResult::expired;
+    if (found == swarms_.end()) {
+      if (swarms_.size() >= limits_.swarms_max) {
+        ++counters_.swarms_refused;
+        return ReplicaResult::swarm_limit;
+      }
+      found =
+          swarms_.emplace(key_of(change.info_hash), Swarm{change.info_hash, now_s, 0, {}, now_s})
+              .first;
+    }
+    Swarm& swarm = found->second;
+    swarm.last_s = now_s;
+    const std::uint32_t announced_s = now_s >= change.age_s ? now_s - change.age_s : 0;
+    auto peer = swarm.peers.find(wire);
+    if (peer == swarm.peers.end()) {
+      if (swarm.peers.size() >= limits_.peers_per_swarm_max) {
+        ++counters_.peers_refused;
+        return ReplicaResult::peer_limit;
+      }
+      swarm.peers.emplace(wire, Peer{change.seeder, false, announced_s});
+      return ReplicaResult::applied;
+    }
+    if (peer->second.last_s > announced_s) return ReplicaResult::unchanged;  // fresher here
+    const bool changed = peer->second.last_s != announced_s || peer->second.seeder != change.seeder;
+    peer->second.last_s = announced_s;
+    peer->second.seeder = change.seeder;
+    return changed ? ReplicaResult::applied : ReplicaResult::unchanged;
   }
 
   ScrapeEntry scrape(const InfoHash& info_hash) const noexcept override {
@@ -176,16 +240,31 @@ class ReferenceStore final : public store::PeerStore {
         }
       }
       if (!keep(info_hash)) continue;
-      // A second record of one info_hash (a slice split or repeated it): merged, the first
-      // record's peers kept.
+      // A swarm held already (a second record of it, or made by replicated changes before this
+      // warm start): merged, the peers it holds kept as they are.
       if (auto found = swarms_.find(key_of(info_hash)); found != swarms_.end()) {
         Swarm& kept = found->second;
         kept.completed = std::max(kept.completed, swarm.completed);
-        for (auto& [wire, peer] : swarm.peers)
-          restored.peers += kept.peers.emplace(wire, peer).second;
+        for (auto& [wire, peer] : swarm.peers) {
+          if (kept.peers.contains(wire)) continue;
+          if (kept.peers.size() >= limits_.peers_per_swarm_max) {
+            ++counters_.peers_refused;
+            continue;
+          }
+          kept.peers.emplace(wire, peer);
+          ++restored.peers;
+        }
         continue;
       }
       if (gone(swarm, now_s)) continue;
+      if (swarms_.size() >= limits_.swarms_max) {
+        ++counters_.swarms_refused;
+        continue;
+      }
+      while (swarm.peers.size() > limits_.peers_per_swarm_max) {
+        swarm.peers.erase(std::prev(swarm.peers.end()));
+        ++counters_.peers_refused;
+      }
       restored.peers += swarm.peers.size();
       ++restored.swarms;
       swarms_[key_of(info_hash)] = std::move(swarm);

@@ -47,11 +47,15 @@ enum class AnnounceStatus : std::uint8_t {
 // written, in wire format, to the caller's buffer.
 struct AnnounceReply {
   AnnounceStatus status = AnnounceStatus::ok;
+  // This announce counted a completion (the peer's first event=completed: `completed` grew by
+  // one), so the shard can tell the cluster (issue 20). Sits in the padding after status.
+  bool completion_counted = false;
   std::uint32_t seeders = 0;    // "complete"
   std::uint32_t leechers = 0;   // "incomplete"
   std::uint32_t completed = 0;  // completed downloads ever seen ("downloaded", BEP 48)
   std::uint32_t peers_count = 0;
 };
+static_assert(sizeof(AnnounceReply) == 20, "it travels in mailbox messages");
 
 struct ScrapeEntry {
   std::uint32_t seeders = 0;

@@ -9,8 +9,9 @@
 //  - One store per shard, used only on that shard's thread (no locking), except that
 //    append_snapshot may be called from another thread once the shard has stopped.
 //    append_snapshot_slice runs on the shard's thread, a bounded slice per loop turn.
-//  - announce, scrape, prefetch, expire_step and the read-outs are the announce path: noexcept,
-//    no blocking call, no outside round trip, no general-heap allocation in steady state.
+//  - announce, apply_replica, scrape, prefetch, expire_step and the read-outs are the announce
+//    path: noexcept, no blocking call, no outside round trip, no general-heap allocation in
+//    steady state.
 //  - Time is the caller's coarse clock in seconds (now_s), never read by the store itself.
 //  - Every limit in StoreLimits is enforced and every refusal counted in StoreCounters.
 //  - A swarm's completed count outlives its peers for limits.completed_keep_s (scrape still
@@ -27,6 +28,7 @@
 #include "tyto/core/counter_field.hpp"
 #include "tyto/core/hash.hpp"
 #include "tyto/core/limits.hpp"
+#include "tyto/core/replica.hpp"
 #include "tyto/core/request.hpp"
 #include "tyto/core/result.hpp"
 
@@ -143,6 +145,24 @@ class PeerStore {
   // families, never the requester, seeders get leechers only. Counts are after the announce.
   virtual AnnounceReply announce(const AnnounceRequest& request, std::uint32_t now_s,
                                  std::span<std::uint8_t> peers_out) noexcept = 0;
+  // Applies one change another cluster node made (issue 20) as if announced here at now_s, with
+  // no reply. Another node's announces are not this store's: StoreCounters::announces and the
+  // swarm's statistics windows (announces, joins, leaves, unmatched completions) do not count
+  // them, so the anomaly flags judge what this node's clients do. Limits, refusals and the
+  // gauges (swarms, peers, seeders, leechers) are as for announce.
+  //  - peer: age_s >= peer_timeout_s is `expired` (nothing changes). Otherwise the peer is added
+  //    (and its swarm, if absent) with the change's role, last announced age_s before now_s.
+  //    An existing peer takes the role and that time unless its own last announce is more
+  //    recent (in whole stamp units, SwarmStore): then the change is older news and the peer
+  //    stays as it is (`unchanged`); nothing ever makes a peer older. Its completion-counted
+  //    mark is kept either way (a new peer has none).
+  //  - peer_removed: removes the peer (`unchanged` if absent); an emptied swarm goes as after a
+  //    local event=stopped (kept for completed_keep_s if it has completions).
+  //  - completed: adds completed_count to the swarm's completed count, saturating; an absent
+  //    swarm is made to hold it (within swarms_max) and kept as any swarm with completions and
+  //    no peers; with completed_keep_s = 0 an absent swarm is not made (`unchanged`).
+  virtual ReplicaResult apply_replica(const ReplicaChange& change,
+                                      std::uint32_t now_s) noexcept = 0;
   virtual ScrapeEntry scrape(const InfoHash& info_hash) const noexcept = 0;
   // A hint before a batch of announces for these swarms (at most prefetch_batch_max): start
   // loading what their lookups will read. Changes nothing; a store may ignore it.
@@ -167,7 +187,11 @@ class PeerStore {
   // Snapshots, in the record format of src/swarm/snapshot.cpp (app/snapshot frames and
   // checksums them): append every swarm and its peers, returning how many swarms; restore the
   // swarms `keep` accepts, aging every peer by extra_age_s, skipping what is past the timeout or
-  // over the limits. Records are hostile input: a structure error returns its reason and leaves
+  // over the limits. A record of a swarm the store holds already (another record of it, or a
+  // warm start while replicated changes made swarms: apply_replica) is merged: the record's
+  // peers the swarm lacks are added, a peer it holds stays as it is (never replaced, never
+  // aged, never twice), and the completed count is the larger of the two. Restored counts what
+  // was added. Records are hostile input: a structure error returns its reason and leaves
   // what was restored before it.
   virtual std::uint64_t append_snapshot(std::uint32_t now_s,
                                         std::vector<std::uint8_t>& out) const = 0;

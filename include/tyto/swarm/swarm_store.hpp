@@ -32,6 +32,7 @@
 #include "tyto/core/hash.hpp"
 #include "tyto/core/limits.hpp"
 #include "tyto/core/owner.hpp"
+#include "tyto/core/replica.hpp"
 #include "tyto/core/request.hpp"
 #include "tyto/core/result.hpp"
 #include "tyto/store/peer_store.hpp"
@@ -86,6 +87,9 @@ class SwarmStore final : public store::PeerStore {
   // peers_out. Counts are after the announce. event=stopped removes the peer, selects nothing.
   AnnounceReply announce(const AnnounceRequest& request, std::uint32_t now_s,
                          std::span<std::uint8_t> peers_out) noexcept override;
+  // A change another cluster node made (PeerStore's contract): as an announce without reply,
+  // counted in no statistics window and not in counters().announces.
+  ReplicaResult apply_replica(const ReplicaChange& change, std::uint32_t now_s) noexcept override;
   ScrapeEntry scrape(const InfoHash& info_hash) const noexcept override;
 
   // Read-ahead for a batch about to be served: starts loading the index entries where lookups
@@ -166,6 +170,10 @@ class SwarmStore final : public store::PeerStore {
   // The index and entry position that point at record `position` (which must exist).
   std::pair<Index*, std::uint32_t> entry_of_record(std::uint32_t position) noexcept;
   Swarm* insert(const InfoHash& info_hash, std::uint64_t hash) noexcept;
+  // A new swarm at now_s, or nullptr (counted in swarms_refused) when the shard holds swarms_max.
+  Swarm* create(const InfoHash& info_hash, std::uint64_t hash, std::uint32_t now_s) noexcept;
+  // Erases the swarm if it is empty and keeps no completed count.
+  void erase_if_done(Swarm& swarm) noexcept;
   void erase(std::uint32_t position) noexcept;  // the last record moves into `position`
   void release_record_pages() noexcept;
   void free_swarm(Swarm& swarm) noexcept;
@@ -178,6 +186,13 @@ class SwarmStore final : public store::PeerStore {
   void close_window(Swarm& swarm, std::uint32_t now_s) noexcept;  // when now_s is past it
   SwarmStatistics statistics_of(const Swarm& swarm, std::uint32_t now_s) const noexcept;
   std::uint64_t next_random() noexcept;
+
+  ReplicaResult replica_peer(const ReplicaChange& change, std::uint32_t now_s) noexcept;
+  ReplicaResult replica_removed(const ReplicaChange& change, std::uint32_t now_s) noexcept;
+  ReplicaResult replica_completed(const ReplicaChange& change, std::uint32_t now_s) noexcept;
+  template <class Peers>
+  ReplicaResult upsert_replica(Swarm& swarm, Peers& peers, const ReplicaChange& change,
+                               std::uint32_t now_s, std::uint64_t& family_gauge) noexcept;
 
   template <class Peers>
   AnnounceReply apply(Swarm& swarm, Peers& peers, const AnnounceRequest& request,
