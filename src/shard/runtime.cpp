@@ -24,9 +24,15 @@ Runtime::~Runtime() {
 std::string Runtime::start() {
   const auto count = static_cast<std::uint32_t>(config_.cores.size());
   if (count == 0 || count > shards_max) return "between 1 and 64 shards are supported";
-  directory_ = std::make_unique<ShardDirectory>(count);
+  directory_ = std::make_unique<ShardDirectory>(
+      count,
+      config_.shard_key_seed ? ShardKey::from_seed(*config_.shard_key_seed) : ShardKey::random());
   if (std::string error = directory_->control.init(count); !error.empty()) return error;
   if (std::string error = directory_->snapshot.init(count); !error.empty()) return error;
+  if (config_.shard.cluster) {
+    if (std::string error = directory_->cluster.init(count); !error.empty()) return error;
+    if (std::string error = directory_->cluster_snapshot.init(count); !error.empty()) return error;
+  }
   if (config_.shard.private_tracker.enabled || config_.shard.catalogue_whitelist) {
     if (std::string error = directory_->storage.init(count); !error.empty()) return error;
     directory_->catalogue_rows = catalogue_rows_;
@@ -35,7 +41,9 @@ std::string Runtime::start() {
   directory_->access_list.store(access_list_.get());
   directory_->snapshot_records = snapshot_records_;
   directory_->snapshot_extra_age_s = snapshot_extra_age_s_;
-  const auto connection_ids = proto::ConnectionIds::random();
+  const auto connection_ids = config_.connection_id_key
+                                  ? proto::ConnectionIds::from_key(*config_.connection_id_key)
+                                  : proto::ConnectionIds::random();
   const HashSecret secret = HashSecret::random();
   for (std::uint32_t i = 0; i < count; ++i) {
     shards_.push_back(

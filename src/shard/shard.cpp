@@ -24,9 +24,9 @@ std::unique_ptr<store::PeerStore> make_store(const ShardConfig& config, const Ha
 }
 }  // namespace
 
-ShardDirectory::ShardDirectory(std::uint32_t count)
+ShardDirectory::ShardDirectory(std::uint32_t count, ShardKey key)
     : shards_count(count),
-      shard_key(ShardKey::random()),
+      shard_key(key),
       presence(new Presence[count]),
       entries(new Entry[count]),
       lent_areas(count) {
@@ -185,7 +185,9 @@ bool Shard::mail_waiting() const noexcept {
     if (from != index_ && !directory_.mailbox(from, index_).empty_before_sleep()) return true;
   }
   return directory_.control.waiting(index_) || directory_.snapshot.waiting(index_) ||
-         (catalogue_ != nullptr && directory_.storage.waiting(index_));
+         (catalogue_ != nullptr && directory_.storage.waiting(index_)) ||
+         (config_.cluster &&
+          (directory_.cluster.waiting(index_) || directory_.cluster_snapshot.waiting(index_)));
 }
 
 bool Shard::turn(bool may_sleep) noexcept {
@@ -196,14 +198,22 @@ bool Shard::turn(bool may_sleep) noexcept {
   refresh_access_list();
   std::size_t work = drain_mailboxes();
   work += drain_control();
-  work += snapshot_step();
+  work += snapshot_step(directory_.snapshot, snapshot_);
   if (catalogue_ != nullptr) work += drain_storage();
+  if (config_.cluster) {
+    work += drain_cluster();
+    work += snapshot_step(directory_.cluster_snapshot, cluster_snapshot_);
+  }
   read_ahead_announces();
   work += ring_.drain([this](const io_uring_cqe& cqe) { on_completion(cqe); });
   http_.retry_answers();
   publish_mailboxes();
   directory_.control.publish_answers(index_, ring_);
   directory_.snapshot.publish_answers(index_, ring_);
+  if (config_.cluster) {
+    directory_.cluster.publish_answers(index_, ring_);  // never wakes it: it takes them on time
+    directory_.cluster_snapshot.publish_answers(index_, ring_);
+  }
   if (private_tracker()) flush_ledger();
   udp_.flush();
   if (now_s_ != last_tick_s_) tick();
@@ -377,48 +387,53 @@ std::size_t Shard::drain_control() noexcept {
 // blocks or waits: a piece the writer has no room for waits here and slicing pauses. Returns
 // the work done (0 lets the shard sleep; while slicing it does not, so a snapshot advances
 // every turn).
-std::size_t Shard::snapshot_step() noexcept {
-  std::size_t work = directory_.snapshot.drain(index_, [this](const SnapshotRequest& request) {
-    snapshot_ = SnapshotWork{};  // a new generation abandons an unfinished one
-    snapshot_.active = true;
-    snapshot_.generation = request.generation;
+std::size_t Shard::snapshot_step(SnapshotBridge& bridge, SnapshotWork& work) noexcept {
+  std::size_t done_work = bridge.drain(index_, [&work](const SnapshotRequest& request) {
+    work = SnapshotWork{};  // a new generation abandons an unfinished one
+    work.active = true;
+    work.generation = request.generation;
+    work.piece_bytes = request.piece_bytes != 0 ? request.piece_bytes : snapshot_piece_bytes;
   });
   // Not in the turn that ticks (expiry's slice): the two together could pass 1 ms.
-  if (!snapshot_.active || now_s_ != last_tick_s_) return work;
+  if (!work.active || now_s_ != last_tick_s_) return done_work;
   const auto start = std::chrono::steady_clock::now();
-  while (snapshot_.active) {
-    if (snapshot_.ready) {
-      if (!hand_snapshot_piece()) break;  // the writer is behind: try next turn
-      ++work;
+  while (work.active) {
+    if (work.ready) {
+      if (!hand_snapshot_piece(bridge, work)) break;  // the writer is behind: try next turn
+      ++done_work;
       continue;
     }
-    if (snapshot_.piece == nullptr) {
-      snapshot_.piece = std::make_unique<std::vector<std::uint8_t>>();
-      snapshot_.piece->reserve(snapshot_piece_bytes + 2 * snapshot_slice_bytes);
+    if (work.piece == nullptr) {
+      work.piece = std::make_unique<std::vector<std::uint8_t>>();
+      work.piece->reserve(work.piece_bytes + 2 * snapshot_slice_bytes);
     }
-    const std::uint64_t swarms_before = snapshot_.cursor.swarms;
-    const bool done = store_->append_snapshot_slice(snapshot_.cursor, now_s_, *snapshot_.piece,
-                                                    snapshot_slice_bytes);
-    snapshot_.piece_swarms += snapshot_.cursor.swarms - swarms_before;
-    ++work;
-    if (done || snapshot_.piece->size() >= snapshot_piece_bytes) {
-      snapshot_.ready = true;
-      snapshot_.last = done;
+    const std::uint64_t swarms_before = work.cursor.swarms;
+    // The slice's budget is what the piece has room for, so a piece passes piece_bytes by at
+    // most a slice's overshoot (a record header and a peer); it is handed over once less than
+    // piece_room_min is left.
+    constexpr std::size_t piece_room_min = 256;
+    const std::size_t room = work.piece_bytes - std::min(work.piece_bytes, work.piece->size());
+    const bool done = store_->append_snapshot_slice(work.cursor, now_s_, *work.piece,
+                                                    std::min(snapshot_slice_bytes, room));
+    work.piece_swarms += work.cursor.swarms - swarms_before;
+    ++done_work;
+    if (done || work.piece->size() + piece_room_min >= work.piece_bytes) {
+      work.ready = true;
+      work.last = done;
     }
     if (std::chrono::steady_clock::now() - start >= snapshot_turn_budget) break;
   }
-  return work;
+  return done_work;
 }
 
-bool Shard::hand_snapshot_piece() noexcept {
-  TYTO_ASSERT(snapshot_.active && snapshot_.ready && snapshot_.piece != nullptr);
-  const SnapshotPiece piece{snapshot_.generation, snapshot_.piece.get(), snapshot_.piece_swarms,
-                            snapshot_.last};
-  if (!directory_.snapshot.answer(index_, piece)) return false;
-  [[maybe_unused]] auto* handed = snapshot_.piece.release();  // the writer owns it now
-  snapshot_.piece_swarms = 0;
-  snapshot_.ready = false;
-  if (snapshot_.last) snapshot_ = SnapshotWork{};
+bool Shard::hand_snapshot_piece(SnapshotBridge& bridge, SnapshotWork& work) noexcept {
+  TYTO_ASSERT(work.active && work.ready && work.piece != nullptr);
+  const SnapshotPiece piece{work.generation, work.piece.get(), work.piece_swarms, work.last};
+  if (!bridge.answer(index_, piece)) return false;
+  [[maybe_unused]] auto* handed = work.piece.release();  // the writer owns it now
+  work.piece_swarms = 0;
+  work.ready = false;
+  if (work.last) work = SnapshotWork{};
   return true;
 }
 
@@ -430,6 +445,7 @@ ShardTotals Shard::totals() const noexcept {
   totals.store = store_->counters();
   totals.gauges.store_memory_bytes = store_->memory_bytes();
   totals.private_tracker = private_counters_;
+  totals.cluster = cluster_counters_;
   if (private_tracker()) {
     totals.private_tracker.ledger_peers = ledger_->entries_count();
     totals.private_tracker.ledger_deltas_waiting = ledger_->dirty_count();
@@ -507,7 +523,9 @@ AnnounceReply Shard::apply_announce(const AnnounceRequest& request, const Member
       ++counters_.announces_denied;  // public mode: the catalogue is the whitelist
       return {AnnounceStatus::torrent_unregistered};
     }
-    return store_->announce(request, now_s_, peers_out);
+    const AnnounceReply reply = store_->announce(request, now_s_, peers_out);
+    if (config_.cluster) replicate(request, reply);
+    return reply;
   }
   TYTO_ASSERT(private_tracker());
   const store::TorrentRow* torrent = catalogue_->torrent(request.info_hash);
@@ -535,6 +553,7 @@ AnnounceReply Shard::apply_announce(const AnnounceRequest& request, const Member
   if (reply.status == AnnounceStatus::ok) {
     ticket = ledger_->record(key, request, *torrent, member, now_s_, now_unix_s(), hold);
   }
+  if (config_.cluster) replicate(request, reply);
   return reply;
 }
 
@@ -611,6 +630,85 @@ void Shard::flush_ledger() noexcept {
       },
       deltas_per_turn_max);
   directory_.storage.publish_answers(index_, ring_);
+}
+
+// --- Cluster (cluster_bridge.hpp) ---
+
+namespace {
+// Bounds a turn's share of remote changes (about 0.1 µs each, so well under a millisecond).
+constexpr std::size_t cluster_changes_per_turn_max = 4096;
+}  // namespace
+
+// What a local announce changed, for the other nodes: one queue push (two with a completion),
+// dropped and counted when the bridge's queue is full. A refused announce changed nothing.
+void Shard::replicate(const AnnounceRequest& request, const AnnounceReply& reply) noexcept {
+  if (reply.status != AnnounceStatus::ok) return;
+  ClusterFromShard message;
+  message.change.info_hash = request.info_hash;
+  message.change.peer = request.peer;
+  if (request.event == AnnounceEvent::stopped) {
+    message.change.kind = ReplicaChange::Kind::peer_removed;
+  } else {
+    message.change.kind = ReplicaChange::Kind::peer;
+    message.change.seeder = request.left_bytes == 0;
+  }
+  const bool sent = directory_.cluster.answer(index_, message);
+  cluster_counters_.changes_sent += sent;
+  cluster_counters_.changes_dropped += !sent;
+  if (!reply.completion_counted) return;
+  ClusterFromShard completed;
+  completed.change.kind = ReplicaChange::Kind::completed;
+  completed.change.info_hash = request.info_hash;
+  completed.change.completed_count = 1;
+  const bool completed_sent = directory_.cluster.answer(index_, completed);
+  cluster_counters_.changes_sent += completed_sent;
+  cluster_counters_.changes_dropped += !completed_sent;
+}
+
+std::size_t Shard::drain_cluster() noexcept {
+  return directory_.cluster.drain(
+      index_,
+      [this](const ClusterToShard& message) {
+        if (message.kind == ClusterToShard::Kind::records) {
+          restore_warm_records(*message.records);
+          return;
+        }
+        TYTO_DEBUG_ASSERT(owner_of(message.change.info_hash) == index_);
+        switch (store_->apply_replica(message.change, now_s_)) {
+          case ReplicaResult::applied:
+            ++cluster_counters_.changes_applied;
+            break;
+          case ReplicaResult::unchanged:
+            ++cluster_counters_.changes_unchanged;
+            break;
+          case ReplicaResult::swarm_limit:
+          case ReplicaResult::peer_limit:
+            ++cluster_counters_.changes_refused;
+            break;
+          case ReplicaResult::expired:
+            ++cluster_counters_.changes_expired;
+            break;
+        }
+      },
+      cluster_changes_per_turn_max);
+}
+
+// A warm-up's records (another node's swarms): this shard restores those it owns, merged with
+// what live changes already brought (restore_snapshot never ages or replaces a peer it holds).
+// Records are hostile input: a malformed one ends this piece here, counted.
+void Shard::restore_warm_records(SharedRecords& records) noexcept {
+  const auto restored = store_->restore_snapshot(
+      records.bytes, now_s_, records.extra_age_s,
+      [this](const InfoHash& info_hash) { return owner_of(info_hash) == index_; });
+  if (restored.ok()) {
+    cluster_counters_.warm_swarms += restored.value().swarms;
+    cluster_counters_.warm_peers += restored.value().peers;
+  } else {
+    ++cluster_counters_.warm_pieces_refused;
+    TYTO_LOG_LIMITED(log::Level::warning, "shard {}: cluster warm-up piece refused: {}", index_,
+                     restored.error());
+  }
+  records.release();
 }
 
 }  // namespace tyto::shard

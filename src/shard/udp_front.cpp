@@ -79,7 +79,7 @@ void UdpFront::on_datagram(const net::Datagram& datagram) noexcept {
   ++(announce != nullptr ? counters.udp_announces : counters.udp_scrapes);
   const std::uint64_t connection_id =
       announce != nullptr ? announce->connection_id : scrape->connection_id;
-  if (!connection_ids_.valid(connection_id, datagram.source, shard_.now_s())) {
+  if (!connection_ids_.valid(connection_id, datagram.source, shard_.connection_clock_s())) {
     ++counters.udp_bad_connection_id;
     send_error(announce != nullptr ? announce->transaction_id : scrape->transaction_id,
                "invalid or expired connection id", datagram.route);
@@ -96,7 +96,7 @@ void UdpFront::send_connect_reply(std::uint32_t transaction_id,
                                   const net::Datagram& datagram) noexcept {
   const auto slot = udp_.acquire_send_slot();
   if (!slot) return;
-  const std::uint64_t id = connection_ids_.issue(datagram.source, shard_.now_s());
+  const std::uint64_t id = connection_ids_.issue(datagram.source, shard_.connection_clock_s());
   const std::size_t size = udp::write_connect_reply(udp_.send_buffer(*slot), transaction_id, id);
   udp_.send(shard_.ring(), *slot, size, datagram.route);
 }

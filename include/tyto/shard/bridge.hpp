@@ -22,8 +22,8 @@
 //    times out. Nothing else depends on them.
 //  - accounting deltas (private tracker): never dropped. The shard keeps them summed in its own
 //    fixed table and offers them again next turn until the bridge has room.
-//  - replication deltas (cluster): dropped and counted under overload; a peer's next announce
-//    repairs what was lost.
+//  - replication deltas (cluster_bridge.hpp): dropped and counted under overload; a peer's next
+//    announce repairs what was lost.
 #pragma once
 
 #include <sys/eventfd.h>
@@ -117,9 +117,11 @@ class Bridge {
   }
 
   // --- A shard (each shard touches only its own pair) ---
+  // At most count_max messages per call (a turn's share of a busy bridge).
   template <class Handle>
-  std::size_t drain(std::uint32_t shard, Handle&& handle) noexcept {
-    return pair(shard).to_shard.consume(handle);
+  std::size_t drain(std::uint32_t shard, Handle&& handle,
+                    std::size_t count_max = ToShardCapacity) noexcept {
+    return pair(shard).to_shard.consume(handle, count_max);
   }
   // Stages an answer; false when the bridge's queue is full (the caller keeps it and retries).
   bool answer(std::uint32_t shard, const ToBridge& message) noexcept {

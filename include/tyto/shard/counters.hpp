@@ -165,7 +165,44 @@ struct PrivateCounters {
        "registered torrents this shard owns", CounterKind::gauge},
   };
 };
-static_assert(counter_fields_complete<PrivateCounters>(), "each field has exactly one row in fields");
+static_assert(counter_fields_complete<PrivateCounters>(),
+              "each field has exactly one row in fields");
+
+// The cluster's work in this shard (cluster_bridge.hpp; all zero without a cluster).
+struct ClusterCounters {
+  std::uint64_t changes_sent = 0;
+  std::uint64_t changes_dropped = 0;
+  std::uint64_t changes_applied = 0;
+  std::uint64_t changes_unchanged = 0;
+  std::uint64_t changes_refused = 0;
+  std::uint64_t changes_expired = 0;
+  std::uint64_t warm_swarms = 0;
+  std::uint64_t warm_peers = 0;
+  std::uint64_t warm_pieces_refused = 0;
+
+  static constexpr CounterField<ClusterCounters> fields[] = {
+      {&ClusterCounters::changes_sent, "cluster_changes_sent",
+       "swarm changes of local announces handed to the cluster bridge"},
+      {&ClusterCounters::changes_dropped, "cluster_changes_dropped",
+       "swarm changes of local announces dropped: the cluster bridge's queue was full"},
+      {&ClusterCounters::changes_applied, "cluster_changes_applied",
+       "swarm changes from other nodes applied"},
+      {&ClusterCounters::changes_unchanged, "cluster_changes_unchanged",
+       "swarm changes from other nodes that changed nothing (already so here)"},
+      {&ClusterCounters::changes_refused, "cluster_changes_refused",
+       "swarm changes from other nodes refused by the swarm or peer limits"},
+      {&ClusterCounters::changes_expired, "cluster_changes_expired",
+       "swarm changes from other nodes about peers already past the peer timeout"},
+      {&ClusterCounters::warm_swarms, "cluster_warm_swarms",
+       "swarms restored from a warm-up streamed by another node"},
+      {&ClusterCounters::warm_peers, "cluster_warm_peers",
+       "peers restored from a warm-up streamed by another node"},
+      {&ClusterCounters::warm_pieces_refused, "cluster_warm_pieces_refused",
+       "warm-up pieces whose records were malformed (what came before the fault is kept)"},
+  };
+};
+static_assert(counter_fields_complete<ClusterCounters>(),
+              "each field has exactly one row in fields");
 
 struct ShardTotals {
   ShardCounters shard;
@@ -174,11 +211,13 @@ struct ShardTotals {
   store::StoreCounters store;
   ShardGauges gauges;
   PrivateCounters private_tracker;
+  ClusterCounters cluster;
 
   // Every part, in the order counter_rows exports them.
   static constexpr auto parts =
       std::tuple{&ShardTotals::udp,    &ShardTotals::shard,  &ShardTotals::tcp,
-                 &ShardTotals::store,  &ShardTotals::gauges, &ShardTotals::private_tracker};
+                 &ShardTotals::store,  &ShardTotals::gauges, &ShardTotals::private_tracker,
+                 &ShardTotals::cluster};
 
   void add(const ShardTotals& other) noexcept;
 };

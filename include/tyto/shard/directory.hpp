@@ -17,6 +17,7 @@
 #include "tyto/net/steering.hpp"
 #include "tyto/net/udp_socket.hpp"
 #include "tyto/shard/access_list.hpp"
+#include "tyto/shard/cluster_bridge.hpp"
 #include "tyto/shard/control.hpp"
 #include "tyto/shard/ledger.hpp"
 #include "tyto/shard/messages.hpp"
@@ -65,6 +66,9 @@ struct ShardConfig {
   // Public mode with a storage backend: only its registered torrents are tracked
   // (access.mode = "catalogue"). Private mode always serves registered torrents only.
   bool catalogue_whitelist = false;
+  // Cluster (issue 20): local announces are replicated through the cluster bridge and remote
+  // changes applied (ShardDirectory::cluster). False: none of it runs.
+  bool cluster = false;
 };
 
 struct ShardDirectory {
@@ -73,7 +77,8 @@ struct ShardDirectory {
         0};                          // access_list.hpp: read-copy-update
     std::atomic<bool> quiet{false};  // stopping: nothing of this shard's is in flight
   };
-  explicit ShardDirectory(std::uint32_t shards_count);
+  // shard_key: which shard owns an info_hash (random per process, or the cluster's).
+  ShardDirectory(std::uint32_t shards_count, ShardKey shard_key);
   // The mailbox from one shard to another; a shard has none to itself.
   Mailbox& mailbox(std::uint32_t from, std::uint32_t to) noexcept {
     TYTO_ASSERT(from != to && from < shards_count && to < shards_count);
@@ -121,6 +126,10 @@ struct ShardDirectory {
   StorageBridge storage;
   const store::CatalogueRows* catalogue_rows = nullptr;
   std::span<const store::Baseline> baselines;
+  // Cluster (ShardConfig::cluster; initialised only then): the NATS client's queues, and the
+  // snapshot queues through which it asks the shards for their swarms to warm another node.
+  ClusterBridge cluster;
+  SnapshotBridge cluster_snapshot;
 };
 
 }  // namespace tyto::shard

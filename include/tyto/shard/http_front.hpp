@@ -67,8 +67,8 @@ class HttpFront {
   void announce(net::ConnectionRef connection, const proto::http::RequestHead& head,
                 std::string_view query, std::string_view passkey) noexcept;
   void forward_announce(net::ConnectionRef connection, const AnnounceRequest& request,
-                        const Member& member, const PeerEndpoint& client, std::uint32_t peers_max, std::uint32_t owner,
-                        bool keep_alive, bool compact) noexcept;
+                        const Member& member, const PeerEndpoint& client, std::uint32_t peers_max,
+                        std::uint32_t owner, bool keep_alive, bool compact) noexcept;
   void scrape(net::ConnectionRef connection, const proto::http::RequestHead& head,
               std::string_view query, std::string_view passkey) noexcept;
   void respond_status(net::ConnectionRef connection, int status, std::string_view reason,

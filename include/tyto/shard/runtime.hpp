@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -20,6 +21,11 @@ namespace tyto::shard {
 struct RuntimeConfig {
   ShardConfig shard;
   std::vector<int> cores;  // one shard per entry, pinned to that CPU
+  // Cluster: keys every node shares (cluster/replication_batch.hpp derives them from the
+  // cluster secret), so nodes with as many shards own each swarm in the same shard and accept
+  // each other's UDP connection ids. Unset: random per process.
+  std::optional<std::uint64_t> shard_key_seed;
+  std::optional<std::array<std::uint8_t, proto::ConnectionIds::key_size>> connection_id_key;
 };
 
 class Runtime {
@@ -81,6 +87,10 @@ class Runtime {
   ControlBridge& control_bridge() noexcept { return directory_->control; }
   // The snapshot bridge (snapshot_bridge.hpp), for the snapshot writer's thread, after start().
   SnapshotBridge& snapshot_bridge() noexcept { return directory_->snapshot; }
+  // The cluster's bridges (cluster_bridge.hpp), for the NATS client's thread, after start()
+  // with ShardConfig::cluster.
+  ClusterBridge& cluster_bridge() noexcept { return directory_->cluster; }
+  SnapshotBridge& cluster_snapshot_bridge() noexcept { return directory_->cluster_snapshot; }
   std::span<Presence> shard_presence() noexcept {
     return {directory_->presence.get(), directory_->shards_count};
   }

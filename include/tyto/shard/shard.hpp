@@ -114,6 +114,10 @@ class Shard {
   void hold_reply(const HeldReply& held) noexcept;
   // Unix time, read with the shard clock (accounting).
   std::uint64_t now_unix_s() const noexcept;
+  // The clock UDP connection ids are issued and judged by: Unix time at the start plus shard
+  // seconds (so it runs with the test clock's speed-up), the same on every node of a cluster
+  // give or take the start's rounding, which the ids' slots absorb.
+  std::uint64_t connection_clock_s() const noexcept { return directory_.unix_origin_s + now_s_; }
   // Once the loop stopped (any thread): hands every accounting delta still summed here to
   // give(const store::AccountingDelta&) -> bool.
   template <class Give>
@@ -134,6 +138,7 @@ class Shard {
   void scrape_failed(PendingScrape& pending, bool timed_out) noexcept;
 
  private:
+  struct SnapshotWork;
   bool turn(bool may_sleep) noexcept;
   // Stopping: no new requests; finish what is in flight (see run()).
   void drain() noexcept;
@@ -153,8 +158,12 @@ class Shard {
   void on_message(const Message& message, std::uint32_t from) noexcept;
   void publish_mailboxes() noexcept;
   std::size_t drain_control() noexcept;
-  std::size_t snapshot_step() noexcept;
-  bool hand_snapshot_piece() noexcept;
+  std::size_t snapshot_step(SnapshotBridge& bridge, SnapshotWork& work) noexcept;
+  bool hand_snapshot_piece(SnapshotBridge& bridge, SnapshotWork& work) noexcept;
+  // Cluster (cluster_bridge.hpp).
+  void replicate(const AnnounceRequest& request, const AnnounceReply& reply) noexcept;
+  std::size_t drain_cluster() noexcept;
+  void restore_warm_records(SharedRecords& records) noexcept;
   void tick() noexcept;
 
   std::uint32_t index_;
@@ -182,19 +191,23 @@ class Shard {
   std::unique_ptr<CatalogueCopy> catalogue_;
   std::unique_ptr<Ledger> ledger_;
   PrivateCounters private_counters_;
+  ClusterCounters cluster_counters_;
   std::vector<HeldReply> held_replies_;  // at most held_replies_max, reserved at start
-  // A periodic snapshot in progress (snapshot_bridge.hpp): this shard's cursor and the piece it
-  // is filling (or could not hand over yet: ready). One piece at most is held here.
+  // A snapshot in progress (snapshot_bridge.hpp): this shard's cursor and the piece it is filling
+  // (or could not hand over yet: ready). One piece at most is held here. Two: the snapshot
+  // writer's, and the cluster's (a warm-up served to another node).
   struct SnapshotWork {
     bool active = false;
     bool ready = false;  // piece is complete and waits for room in the writer's queue
     bool last = false;   // ... and it is this generation's last
     std::uint64_t generation = 0;
+    std::size_t piece_bytes = 0;
     std::uint64_t piece_swarms = 0;
     store::SnapshotCursor cursor;
     std::unique_ptr<std::vector<std::uint8_t>> piece;
   };
   SnapshotWork snapshot_;
+  SnapshotWork cluster_snapshot_;
   bool draining_ = false;
 };
 

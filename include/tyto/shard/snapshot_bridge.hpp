@@ -28,6 +28,7 @@ namespace tyto::shard {
 
 struct SnapshotRequest {
   std::uint64_t generation = 0;
+  std::uint32_t piece_bytes = 0;  // 0: snapshot_piece_bytes (the cluster's are one NATS message)
 };
 
 struct SnapshotPiece {
@@ -44,6 +45,8 @@ inline constexpr auto snapshot_turn_budget = std::chrono::microseconds(200);
 static_assert(snapshot_slice_bytes * 4 <= snapshot_piece_bytes, "a piece holds several slices");
 
 // A request at a time (4 leave room for one abandoned); 64 pieces (64 MiB) in flight per shard.
+// Two of these: the snapshot writer's (ShardDirectory::snapshot) and the cluster's, which serves
+// a warm-up to another node (ShardDirectory::cluster_snapshot, cluster_bridge.hpp).
 using SnapshotBridge = Bridge<SnapshotRequest, SnapshotPiece, 4, 64>;
 
 }  // namespace tyto::shard

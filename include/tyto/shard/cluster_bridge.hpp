@@ -1,0 +1,60 @@
+// The cluster bridge (DESIGN §9 "Cluster", issue 20): the queues between the shards and the
+// thread that runs the NATS client (cluster/cluster_client.hpp). A Bridge (bridge.hpp) like the
+// others, with these message kinds and policies:
+//  - shard → bridge: what a local announce changed in a swarm this shard owns (a peer added or
+//    updated with its role, a peer removed by `stopped`, a completion counted), one
+//    ReplicaChange each, pushed by the owner right after the store applied the announce. The
+//    bridge takes them every publishing interval (it never sleeps on this queue: shards do not
+//    wake it, so an announce costs one queue push and nothing else). Full queue: the change is
+//    dropped and counted (cluster_changes_dropped); the peer's next announce repairs it.
+//  - bridge → shard: changes other nodes made (kind change), applied with
+//    PeerStore::apply_replica as if announced here; full queue: dropped and counted by the
+//    bridge. And, while this node warms up, snapshot records streamed from a live node (kind
+//    records): every shard restores the swarms it owns from the same bytes, then lets go of
+//    them; the bridge frees them once every shard let go (or, at exit, once the shards stopped).
+//    Records are never dropped: the bridge keeps what a full queue refuses and offers it again.
+// The shards also serve a warm-up to another node: the bridge asks them for their swarms through
+// a second SnapshotBridge (ShardDirectory::cluster_snapshot), exactly as the snapshot writer
+// does, with pieces small enough for one NATS message each.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "tyto/core/replica.hpp"
+#include "tyto/shard/bridge.hpp"
+
+namespace tyto::shard {
+
+// Snapshot records shared by every shard during a warm-up (see above), owned by the bridge.
+// `holders` starts at the number of shards; each shard releases it once when done with it.
+struct SharedRecords {
+  std::vector<std::uint8_t> bytes;
+  std::uint32_t extra_age_s = 0;  // how old the records were when they arrived
+  std::atomic<std::uint32_t> holders{0};
+  void release() noexcept { holders.fetch_sub(1, std::memory_order_release); }
+  bool released() const noexcept { return holders.load(std::memory_order_acquire) == 0; }
+};
+
+struct ClusterToShard {
+  enum class Kind : std::uint8_t { change, records };
+  Kind kind = Kind::change;
+  ReplicaChange change;              // change
+  SharedRecords* records = nullptr;  // records: the shard calls release() once done
+};
+
+struct ClusterFromShard {
+  ReplicaChange change;  // age_s 0: announced now
+};
+
+// Per shard. A turn's worth of remote changes (at a million per second per shard, 100 ms is
+// 100 k; the bridge hands them as they come, so far fewer wait), and a publishing interval's
+// worth of local ones at ~300 k announces/s per shard.
+inline constexpr std::size_t cluster_changes_in_max = 1u << 15;
+inline constexpr std::size_t cluster_changes_out_max = 1u << 15;
+using ClusterBridge =
+    Bridge<ClusterToShard, ClusterFromShard, cluster_changes_in_max, cluster_changes_out_max>;
+
+}  // namespace tyto::shard
