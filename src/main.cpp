@@ -3,8 +3,10 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,6 +19,7 @@
 #include "tyto/app/snapshot.hpp"
 #include "tyto/app/snapshot_writer.hpp"
 #include "tyto/app/storage_client.hpp"
+#include "tyto/cluster/cluster_client.hpp"
 #include "tyto/core/clock.hpp"
 #include "tyto/core/log.hpp"
 #include "tyto/net/ring.hpp"
@@ -167,6 +170,62 @@ std::string start_periodic_snapshots(const tyto::app::Options& options,
                                 *snapshots.writer);
 }
 
+// The cluster (README "Cluster"): its key from the secret file, read before anything starts (and
+// by --check-config); its client and thread once the shards run.
+struct Cluster {
+  tyto::cluster::ClusterKey key{};
+  std::unique_ptr<tyto::cluster::ClusterClient> client;
+  tyto::shard::BridgeThread thread;
+};
+
+std::optional<int> load_cluster_secret(tyto::app::Options& options, Cluster& cluster) {
+  if (!options.cluster.enabled()) return std::nullopt;
+  std::FILE* file =
+      std::fopen(tyto::app::path_before_chroot(options, options.cluster.secret_file).c_str(), "rb");
+  if (file == nullptr) {
+    TYTO_LOG(tyto::log::Level::error, "cluster.secret_file {}: {}", options.cluster.secret_file,
+             std::strerror(errno));
+    return 2;
+  }
+  std::vector<std::uint8_t> secret(tyto::cluster::cluster_secret_size_max + 1);
+  secret.resize(std::fread(secret.data(), 1, secret.size(), file));
+  std::fclose(file);
+  // A trailing newline is not part of a secret written with echo.
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+  auto key = tyto::cluster::cluster_key_from_secret(secret);
+  if (!key.ok()) {
+    TYTO_LOG(tyto::log::Level::error, "cluster.secret_file {}: {}", options.cluster.secret_file,
+             key.error());
+    return 2;
+  }
+  cluster.key = key.value();
+  options.runtime.shard_key_seed = tyto::cluster::cluster_shard_seed(cluster.key);
+  options.runtime.connection_id_key = tyto::cluster::cluster_connection_id_key(cluster.key);
+  return std::nullopt;
+}
+
+std::string start_cluster(const tyto::app::Options& options, Cluster& cluster,
+                          tyto::shard::Runtime& runtime) {
+  if (!options.cluster.enabled()) return {};
+  tyto::cluster::ClusterClientConfig config;
+  config.servers = options.cluster.nats;
+  config.node = options.cluster.node;
+  config.name = options.cluster.name;
+  config.key = cluster.key;
+  config.publish_interval = std::chrono::milliseconds(options.cluster.publish_interval_ms);
+  config.credentials_file = options.cluster.credentials_file;
+  config.tls_ca_file = options.cluster.tls_ca_file;
+  config.tls_cert_file = options.cluster.tls_cert_file;
+  config.tls_key_file = options.cluster.tls_key_file;
+  cluster.client = std::make_unique<tyto::cluster::ClusterClient>(
+      std::move(config), runtime.cluster_bridge(), runtime.cluster_snapshot_bridge(),
+      runtime.shard_presence(),
+      [&runtime](const tyto::InfoHash& info_hash) { return runtime.owner_of(info_hash); },
+      options.runtime.shard.store_limits.peer_timeout_s);
+  if (std::string error = cluster.client->init(); !error.empty()) return "cluster: " + error;
+  return cluster.thread.start("cluster", cluster.client->doorbell(), *cluster.client);
+}
+
 // The storage backend and what the private tracker starts from (README "Private tracker").
 struct Storage {
   std::unique_ptr<tyto::store::Backend> backend;  // null: nothing to store
@@ -283,13 +342,18 @@ void stop_storage(Storage& storage, tyto::shard::Runtime& runtime) {
 
 // The shards, then the ops server, then (every socket bound) privileges dropped. Error or "".
 std::string start(const tyto::app::Options& options, tyto::shard::Runtime& runtime,
-                  tyto::app::OpsServer& ops, Storage& storage) {
+                  tyto::app::OpsServer& ops, Storage& storage, Cluster& cluster) {
   if (std::string error = runtime.start(); !error.empty()) return error;
   if (std::string error = start_storage(options, storage, runtime); !error.empty()) {
     runtime.stop();
     return error;
   }
   if (storage.client != nullptr) ops.set_storage_status(&storage.client->status());
+  if (std::string error = start_cluster(options, cluster, runtime); !error.empty()) {
+    runtime.stop();
+    return error;
+  }
+  if (cluster.client != nullptr) ops.set_cluster_status(&cluster.client->status());
   if (std::string error = ops.start(); !error.empty()) {
     runtime.stop();
     return error;
@@ -300,6 +364,7 @@ std::string start(const tyto::app::Options& options, tyto::shard::Runtime& runti
   }
   if (std::string error = tyto::app::drop_privileges(options); !error.empty()) {
     ops.stop();
+    cluster.thread.stop();
     runtime.stop();
     return "dropping privileges: " + error;
   }
@@ -353,9 +418,11 @@ int main(int argc, char** argv) {
     tyto::log::write(Level::error, parsed.error());
     return 2;
   }
-  const tyto::app::Options& options = parsed.value();
+  tyto::app::Options& options = parsed.value();
   if (const auto code = print_and_exit(options)) return *code;
   tyto::log::set_level(options.log_level);
+  Cluster cluster;
+  if (const auto code = load_cluster_secret(options, cluster)) return *code;
   std::unique_ptr<const tyto::shard::AccessList> access_list;
   if (const auto code = check_before_start(options, access_list)) return *code;
   raise_open_files_limit();
@@ -375,7 +442,7 @@ int main(int argc, char** argv) {
   if (!options.snapshot_path.empty() && options.snapshot_interval_s > 0) {
     ops.set_snapshot_status(&snapshots.status);
   }
-  if (const std::string error = start(options, runtime, ops, storage); !error.empty()) {
+  if (const std::string error = start(options, runtime, ops, storage, cluster); !error.empty()) {
     tyto::log::write(Level::error, error);
     return 1;
   }
@@ -390,8 +457,10 @@ int main(int argc, char** argv) {
   TYTO_LOG(Level::info, "{}, stopping", signal_number == SIGINT ? "SIGINT" : "SIGTERM");
   ops.stop();
   snapshots.thread.stop();  // a periodic snapshot under way is abandoned: the one below replaces it
+  cluster.thread.stop();    // what it had not published yet the other nodes learn from re-announces
   runtime.stop();           // drains what is in flight
   if (snapshots.writer != nullptr) snapshots.writer->discard_pieces();
+  if (cluster.client != nullptr) cluster.client->finish();
   stop_storage(storage, runtime);
   save_snapshot(options, runtime);
   if (options.print_counters) {
@@ -399,6 +468,11 @@ int main(int argc, char** argv) {
     if (snapshots.writer != nullptr) {
       for (const auto& row : snapshots.status.rows()) {
         std::fprintf(stderr, "tyto: counter snapshot_%s=%" PRIu64 "\n", row.name, row.value);
+      }
+    }
+    if (cluster.client != nullptr) {
+      for (const auto& row : cluster.client->status().rows()) {
+        std::fprintf(stderr, "tyto: counter cluster_%s=%" PRIu64 "\n", row.name, row.value);
       }
     }
   }

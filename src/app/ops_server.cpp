@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "tyto/cluster/cluster_client.hpp"
 #include "tyto/core/clock.hpp"
 #include "tyto/core/log.hpp"
 #include "tyto/proto/http.hpp"
@@ -503,6 +504,8 @@ std::string OpsServer::dashboard(std::uint64_t since_second, store::TopOrder ord
   inputs.top = std::span(cache.swarms).first(std::min<std::size_t>(count, cache.swarms.size()));
   const std::string accounting = storage_json();
   inputs.accounting_json = accounting;
+  const std::string cluster = cluster_json();
+  inputs.cluster_json = cluster;
   return response_with(200, "OK", "application/json", "Cache-Control: no-store\r\n",
                        dashboard_json(inputs));
 }
@@ -536,6 +539,11 @@ std::string OpsServer::storage_json() const {
   return storage_status_ == nullptr ? std::string() : rows_json(storage_status_->rows());
 }
 
+// The cluster client's status as a JSON object; "" without a cluster.
+std::string OpsServer::cluster_json() const {
+  return cluster_status_ == nullptr ? std::string() : rows_json(cluster_status_->rows());
+}
+
 std::string OpsServer::metrics(const Question& question) {
   const auto& answers = question.answers;
   const auto missing = runtime_.shards_count() - answers.size();
@@ -551,6 +559,7 @@ std::string OpsServer::metrics(const Question& question) {
   const std::size_t metrics_count = shard::counter_rows(shard::ShardTotals{}).size();
   if (storage_status_ != nullptr) append_metrics(body, "storage", storage_status_->rows());
   if (snapshot_status_ != nullptr) append_metrics(body, "snapshot", snapshot_status_->rows());
+  if (cluster_status_ != nullptr) append_metrics(body, "cluster", cluster_status_->rows());
   for (std::size_t m = 0; m < metrics_count && !rows.empty(); ++m) {
     const shard::CounterRow& first = rows[0][m];
     const std::string name = fmt::format("tyto_{}{}", first.name, first.gauge ? "" : "_total");
@@ -580,12 +589,14 @@ std::string OpsServer::stats(const Question& question) {
   const std::string storage = storage_json();
   const std::string snapshot =
       snapshot_status_ == nullptr ? std::string() : rows_json(snapshot_status_->rows());
+  const std::string cluster = cluster_json();
   const std::string body = fmt::format(
       "{{\"version\":\"0.1.0\",\"uptime_s\":{},\"shards\":{},\"shards_unanswered\":{},"
-      "\"totals\":{},\"per_shard\":{}{}{}{}{}}}\n",
+      "\"totals\":{},\"per_shard\":{}{}{}{}{}{}{}}}\n",
       now_s - started_unix_s_, runtime_.shards_count(), missing, object(totals), per_shard,
       storage.empty() ? "" : ",\"storage\":", storage,
-      snapshot.empty() ? "" : ",\"snapshot\":", snapshot);
+      snapshot.empty() ? "" : ",\"snapshot\":", snapshot,
+      cluster.empty() ? "" : ",\"cluster\":", cluster);
   return response(200, "OK", "application/json", body);
 }
 

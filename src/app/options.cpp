@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstring>
 #include <fstream>
@@ -331,6 +332,88 @@ const Setting settings[] = {
        return std::string();
      },
      [](const Options& o) { return text_value(o.storage_journal); }},
+    {"cluster.nats", "--cluster-nats", "URL", Kind::text_list, 0, 0,
+     "repeatable: NATS servers of the cluster (nats://HOST:PORT or tls://HOST:PORT); set, every "
+     "swarm is shared with the cluster's other nodes (README \"Cluster\")",
+     [](Options& o, const Value& v) {
+       for (const std::string& url : v.list) {
+         if (!url.starts_with("nats://") && !url.starts_with("tls://")) {
+           return "not a NATS URL: '" + url + "' (try nats://127.0.0.1:4222)";
+         }
+       }
+       o.cluster.nats = v.list;
+       return std::string();
+     },
+     [](const Options& o) {
+       Value value;
+       value.list = o.cluster.nats;
+       return value;
+     }},
+    {"cluster.node", "--cluster-node", "NAME", Kind::text, 0, 0,
+     "this node's name, unique in the cluster (default: storage.node, the host name)",
+     [](Options& o, const Value& v) {
+       if (v.text.size() > 64) return std::string("at most 64 characters");
+       o.cluster.node = v.text;
+       return std::string();
+     },
+     [](const Options& o) { return text_value(o.cluster.node); }},
+    {"cluster.name", "--cluster-name", "NAME", Kind::text, 0, 0,
+     "the cluster's name: its NATS subjects are tyto.NAME.* (default tyto; letters, digits, - "
+     "and _)",
+     [](Options& o, const Value& v) {
+       const bool valid =
+           !v.text.empty() && v.text.size() <= 64 &&
+           std::all_of(v.text.begin(), v.text.end(), [](char c) {
+             return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+           });
+       if (!valid) return "'" + v.text + "': 1 to 64 letters, digits, - or _";
+       o.cluster.name = v.text;
+       return std::string();
+     },
+     [](const Options& o) { return text_value(o.cluster.name); }},
+    {"cluster.secret_file", "--cluster-secret-file", "FILE", Kind::text, 0, 0,
+     "the cluster secret, the same file on every node: at least 32 random bytes (e.g. 64 hex "
+     "characters); batches are authenticated with it and UDP connection ids made from it",
+     [](Options& o, const Value& v) {
+       o.cluster.secret_file = v.text;
+       return std::string();
+     },
+     [](const Options& o) { return text_value(o.cluster.secret_file); }},
+    {"cluster.publish_interval_ms", "--cluster-publish-interval-ms", "MS", Kind::integer, 10, 1000,
+     "how often each node publishes what its announces changed (default 100)",
+     [](Options& o, const Value& v) {
+       o.cluster.publish_interval_ms = static_cast<std::uint32_t>(v.integer);
+       return std::string();
+     },
+     [](const Options& o) { return integer_value(o.cluster.publish_interval_ms); }},
+    {"cluster.credentials_file", "--cluster-credentials-file", "FILE", Kind::text, 0, 0,
+     "NATS credentials (a .creds file with the user JWT and seed), passed to libnats",
+     [](Options& o, const Value& v) {
+       o.cluster.credentials_file = v.text;
+       return std::string();
+     },
+     [](const Options& o) { return text_value(o.cluster.credentials_file); }},
+    {"cluster.tls_ca_file", "--cluster-tls-ca-file", "FILE", Kind::text, 0, 0,
+     "TLS to the NATS servers: the CA certificates to trust (PEM)",
+     [](Options& o, const Value& v) {
+       o.cluster.tls_ca_file = v.text;
+       return std::string();
+     },
+     [](const Options& o) { return text_value(o.cluster.tls_ca_file); }},
+    {"cluster.tls_cert_file", "--cluster-tls-cert-file", "FILE", Kind::text, 0, 0,
+     "TLS to the NATS servers: this node's certificate chain (PEM), with cluster.tls_key_file",
+     [](Options& o, const Value& v) {
+       o.cluster.tls_cert_file = v.text;
+       return std::string();
+     },
+     [](const Options& o) { return text_value(o.cluster.tls_cert_file); }},
+    {"cluster.tls_key_file", "--cluster-tls-key-file", "FILE", Kind::text, 0, 0,
+     "TLS to the NATS servers: this node's private key (PEM)",
+     [](Options& o, const Value& v) {
+       o.cluster.tls_key_file = v.text;
+       return std::string();
+     },
+     [](const Options& o) { return text_value(o.cluster.tls_key_file); }},
     {"private.enabled", "--private", "", Kind::boolean, 0, 0,
      "private tracker: announces need a user's passkey in the URL, only registered torrents are "
      "served, and every user's transfer is accounted in the storage backend",
@@ -444,6 +527,24 @@ std::string finish(Options& options) {
   if (options.storage_node.empty()) {
     char host[256] = {};
     options.storage_node = gethostname(host, sizeof host - 1) == 0 && host[0] != 0 ? host : "tyto";
+  }
+  if (options.cluster.enabled()) {
+    if (options.cluster.secret_file.empty()) {
+      return "cluster.nats is set but cluster.secret_file is not (every node needs the same "
+             "secret)";
+    }
+    if (options.cluster.node.empty()) options.cluster.node = options.storage_node;
+    if (options.cluster.node.size() > 64) options.cluster.node.resize(64);
+    if ((options.cluster.tls_cert_file.empty()) != (options.cluster.tls_key_file.empty())) {
+      return "cluster.tls_cert_file and cluster.tls_key_file go together";
+    }
+    if (shard.private_tracker.enabled) {
+      return "private.enabled with cluster.nats: not supported yet (each node's accounting "
+             "baselines do not travel between nodes)";
+    }
+    options.runtime.shard.cluster = true;
+  } else if (!options.cluster.secret_file.empty() || !options.cluster.credentials_file.empty()) {
+    return "cluster.* is set but cluster.nats is empty";
   }
   if (options.access_mode == AccessMode::catalogue) {
     if (!options.access_list_path.empty()) {

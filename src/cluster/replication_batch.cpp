@@ -79,10 +79,15 @@ Result<ClusterKey, std::string> cluster_key_from_secret(std::span<const std::uin
     return Failure{"the cluster secret has " + std::to_string(secret.size()) +
                    " bytes; at least 32 are needed"};
   }
+  if (secret.size() > cluster_secret_size_max) {
+    return Failure{"the cluster secret has " + std::to_string(secret.size()) +
+                   " bytes; at most 4096 are read"};
+  }
+  // BLAKE2b of the secret (any length) keyed by the context (BLAKE2b keys are 64 bytes at most).
   ClusterKey key;
-  crypto_generichash(key.data(), key.size(),
+  crypto_generichash(key.data(), key.size(), secret.data(), secret.size(),
                      reinterpret_cast<const unsigned char*>(derivation_context),
-                     sizeof derivation_context - 1, secret.data(), secret.size());
+                     sizeof derivation_context - 1);
   return key;
 }
 
@@ -298,6 +303,7 @@ bool decode_warm(std::span<const std::uint8_t> bytes, const ClusterKey& key, War
 }
 
 namespace {
+// BLAKE2b of the context keyed by the cluster key (32 bytes, within BLAKE2b's key limit).
 template <std::size_t N>
 void derive(const ClusterKey& key, const char* context, std::array<std::uint8_t, N>& out) {
   init_sodium();

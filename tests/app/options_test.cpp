@@ -77,6 +77,38 @@ TEST(ParseOptions, HttpListenersLimitsAndTrustedProxies) {
   EXPECT_FALSE(parse_options({"--http", "nowhere"}).ok());
 }
 
+TEST(ParseOptions, ClusterSettingsAreCheckedTogether) {
+  EXPECT_FALSE(parse_options({}).value().runtime.shard.cluster);
+  const auto on = parse_options({"--cluster-nats", "nats://127.0.0.1:4222", "--cluster-nats",
+                                 "tls://10.0.0.2:4222", "--cluster-secret-file", "/s",
+                                 "--storage-node", "edge-1"});
+  ASSERT_TRUE(on.ok()) << on.error();
+  EXPECT_TRUE(on.value().runtime.shard.cluster);
+  EXPECT_EQ(on.value().cluster.nats.size(), 2u);
+  EXPECT_EQ(on.value().cluster.node, "edge-1");  // storage.node's default
+  EXPECT_EQ(on.value().cluster.publish_interval_ms, 100u);
+  auto error_of = [](std::vector<std::string> arguments) {
+    const auto parsed = parse_options(arguments);
+    return parsed.ok() ? std::string("accepted") : parsed.error();
+  };
+  EXPECT_NE(error_of({"--cluster-nats", "nats://127.0.0.1:4222"}).find("secret_file"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--cluster-nats", "127.0.0.1:4222"}).find("not a NATS URL"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--cluster-secret-file", "/s"}).find("cluster.nats is empty"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--cluster-name", "a.b"}).find("letters"), std::string::npos);
+  EXPECT_NE(error_of({"--cluster-nats", "nats://h:1", "--cluster-secret-file", "/s",
+                      "--cluster-tls-cert-file", "/c"})
+                .find("go together"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--cluster-nats", "nats://h:1", "--cluster-secret-file", "/s", "--private",
+                      "--storage", "sqlite:/tmp/x.db"})
+                .find("not supported yet"),
+            std::string::npos);
+  EXPECT_FALSE(parse_options({"--cluster-publish-interval-ms", "5"}).ok());
+}
+
 TEST(ConfigFile, ValuesApplyAndFlagsOverrideThem) {
   const char* path = "options_test_config.toml";
   {

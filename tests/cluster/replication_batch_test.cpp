@@ -185,8 +185,8 @@ TEST(WarmMessages, RoundTripAndAreRefusedWhenAltered) {
     EXPECT_EQ(decoded.nonce, message.nonce);
     EXPECT_EQ(decoded.index, message.index);
     EXPECT_EQ(decoded.unix_ms, message.unix_ms);
-    EXPECT_TRUE(std::equal(decoded.records.begin(), decoded.records.end(),
-                           message.records.begin(), message.records.end()));
+    EXPECT_TRUE(std::equal(decoded.records.begin(), decoded.records.end(), message.records.begin(),
+                           message.records.end()));
     EXPECT_FALSE(decode_warm(bytes, key_of(2), decoded, refusal));
     EXPECT_EQ(refusal, Refusal::bad_mac);
     bytes[bytes.size() / 2] ^= 1;
@@ -219,6 +219,12 @@ TEST(ClusterKey, DerivedKeysAgreeForOneSecretAndDifferForAnother) {
 
 TEST(ClusterKey, NeedsThirtyTwoBytesAndDependsOnEveryByte) {
   EXPECT_FALSE(cluster_key_from_secret(std::vector<std::uint8_t>(31, 1)).ok());
+  EXPECT_FALSE(cluster_key_from_secret(std::vector<std::uint8_t>(4097, 1)).ok());
+  // Longer than a BLAKE2b key (64 bytes): every byte still counts.
+  std::vector<std::uint8_t> long_secret(4096, 1);
+  const ClusterKey long_key = cluster_key_from_secret(long_secret).value();
+  long_secret[4095] = 2;
+  EXPECT_NE(cluster_key_from_secret(long_secret).value(), long_key);
   std::vector<std::uint8_t> secret(64, 1);
   const ClusterKey a = cluster_key_from_secret(secret).value();
   EXPECT_EQ(cluster_key_from_secret(secret).value(), a);

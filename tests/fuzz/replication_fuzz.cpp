@@ -1,7 +1,7 @@
 // libFuzzer target for replication batches (cluster/replication_batch.hpp), the bytes a node
-// receives from NATS, and warm-start messages: hostile. The input is tried under the fixed test key and, signed with it
-// (so the checks behind the MAC are reached), as a batch body. Never a crash; whatever decodes
-// encodes back to exactly the same bytes.
+// receives from NATS, and warm-start messages: hostile. The input is tried under the fixed test key
+// and, signed with it (so the checks behind the MAC are reached), as a batch body. Never a crash;
+// whatever decodes encodes back to exactly the same bytes.
 #include <sodium.h>
 
 #include <cstdint>

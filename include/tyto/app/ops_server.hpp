@@ -34,6 +34,10 @@
 #include "tyto/shard/bridge_thread.hpp"
 #include "tyto/shard/runtime.hpp"
 
+namespace tyto::cluster {
+struct ClusterStatus;
+}
+
 namespace tyto::app {
 
 class OpsServer : private shard::BridgeThread::Client {
@@ -52,6 +56,11 @@ class OpsServer : private shard::BridgeThread::Client {
   // Before start(): the periodic snapshot writer's status, exported as tyto_snapshot_* and in
   // /stats' "snapshot".
   void set_snapshot_status(const SnapshotStatus* status) noexcept { snapshot_status_ = status; }
+  // Before start(): the cluster client's status, exported as tyto_cluster_*, in /stats'
+  // "cluster" and as the dashboard's cluster section.
+  void set_cluster_status(const cluster::ClusterStatus* status) noexcept {
+    cluster_status_ = status;
+  }
   // Binds every metrics address (before privileges are dropped) and starts the thread.
   std::string start();
   void stop();
@@ -87,6 +96,7 @@ class OpsServer : private shard::BridgeThread::Client {
   std::string metrics(const Question& question);
   std::string stats(const Question& question);
   std::string storage_json() const;
+  std::string cluster_json() const;
   // The dashboard's answer from the last sample and the top list cached for `order`.
   std::string dashboard(std::uint64_t since_second, store::TopOrder order, std::uint32_t count);
   std::vector<store::SwarmStatistics> merged_top(const Question& question) const;
@@ -122,6 +132,7 @@ class OpsServer : private shard::BridgeThread::Client {
   std::array<TopCache, std::size(store::top_order_names)> top_cache_;
   const StorageStatus* storage_status_ = nullptr;
   const SnapshotStatus* snapshot_status_ = nullptr;
+  const cluster::ClusterStatus* cluster_status_ = nullptr;
   shard::BridgeThread thread_;  // last: stopped (by stop()) before the members it uses go
 };
 

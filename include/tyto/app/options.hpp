@@ -44,6 +44,20 @@ struct Options {
   // The storage journal (app/accounting_journal.hpp): "" = beside an SQLite file
   // (PATH.tyto-journal), none for other stores; "off" = none.
   std::string storage_journal;
+  // Cluster (README "Cluster"; cluster/cluster_client.hpp): off while `nats` is empty.
+  struct Cluster {
+    std::vector<std::string> nats;  // NATS server URLs
+    std::string node;               // "" until finished: storage.node
+    std::string name = "tyto";
+    std::string secret_file;
+    std::uint32_t publish_interval_ms = 100;
+    std::string credentials_file;
+    std::string tls_ca_file;
+    std::string tls_cert_file;
+    std::string tls_key_file;
+    bool enabled() const noexcept { return !nats.empty(); }
+  };
+  Cluster cluster;
 
   // What this invocation does rather than configures (command line only).
   std::string config_path;

@@ -39,8 +39,10 @@ namespace tyto::cluster {
 
 inline constexpr std::size_t cluster_key_size = 32;
 using ClusterKey = std::array<std::uint8_t, cluster_key_size>;
-// The key from the cluster secret (cluster.secret_file: at least 32 bytes, the same on every
-// node): a keyed BLAKE2b of the secret, so any length of secret gives a full key.
+// The key from the cluster secret (cluster.secret_file: 32 to 4096 bytes, the same on every
+// node): BLAKE2b-256 of the secret keyed by a fixed context string, so any length of secret
+// gives a full key.
+inline constexpr std::size_t cluster_secret_size_max = 4096;
 Result<ClusterKey, std::string> cluster_key_from_secret(std::span<const std::uint8_t> secret);
 
 enum class ChangeKind : std::uint8_t { peer = 0, peer_removed = 1, completed = 2 };
@@ -56,7 +58,7 @@ struct Change {
 };
 
 struct Batch {
-  std::string origin;  // the publishing node's name, 1..origin_size_max bytes
+  std::string origin;              // the publishing node's name, 1..origin_size_max bytes
   std::uint16_t shards_count = 1;  // the origin's; shard < shards_count
   std::uint16_t shard = 0;
   std::uint64_t sequence = 0;  // increasing per (origin, shard)
@@ -111,13 +113,12 @@ struct WarmMessage {
   WarmKind kind = WarmKind::request;
   std::string origin;
   std::uint64_t nonce = 0;
-  std::uint32_t index = 0;   // piece: its index from 0; done: the number of pieces
+  std::uint32_t index = 0;    // piece: its index from 0; done: the number of pieces
   std::uint64_t unix_ms = 0;  // piece: when the responder cut it (the records' ages are from then)
   std::span<const std::uint8_t> records;  // piece: points into the decoded bytes
 };
 inline constexpr std::size_t warm_piece_records_max = 64 * 1024;
-bool encode_warm(const WarmMessage& message, const ClusterKey& key,
-                 std::vector<std::uint8_t>& out);
+bool encode_warm(const WarmMessage& message, const ClusterKey& key, std::vector<std::uint8_t>& out);
 bool decode_warm(std::span<const std::uint8_t> bytes, const ClusterKey& key, WarmMessage& out,
                  Refusal& refusal);
 
