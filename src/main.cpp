@@ -172,13 +172,15 @@ std::string start_periodic_snapshots(const tyto::app::Options& options,
 
 // The cluster (README "Cluster"): its key from the secret file, read before anything starts (and
 // by --check-config); its client and thread once the shards run.
+// Declared after the runtime, so it goes first: the client holds the runtime's bridges.
 struct Cluster {
   tyto::cluster::ClusterKey key{};
   std::unique_ptr<tyto::cluster::ClusterClient> client;
-  tyto::shard::BridgeThread thread;
+  tyto::shard::BridgeThread thread;  // last: stopped before the client goes
 };
 
-std::optional<int> load_cluster_secret(tyto::app::Options& options, Cluster& cluster) {
+std::optional<int> load_cluster_secret(tyto::app::Options& options,
+                                       tyto::cluster::ClusterKey& cluster_key) {
   if (!options.cluster.enabled()) return std::nullopt;
   std::FILE* file =
       std::fopen(tyto::app::path_before_chroot(options, options.cluster.secret_file).c_str(), "rb");
@@ -198,9 +200,9 @@ std::optional<int> load_cluster_secret(tyto::app::Options& options, Cluster& clu
              key.error());
     return 2;
   }
-  cluster.key = key.value();
-  options.runtime.shard_key_seed = tyto::cluster::cluster_shard_seed(cluster.key);
-  options.runtime.connection_id_key = tyto::cluster::cluster_connection_id_key(cluster.key);
+  cluster_key = key.value();
+  options.runtime.shard_key_seed = tyto::cluster::cluster_shard_seed(cluster_key);
+  options.runtime.connection_id_key = tyto::cluster::cluster_connection_id_key(cluster_key);
   return std::nullopt;
 }
 
@@ -421,14 +423,16 @@ int main(int argc, char** argv) {
   tyto::app::Options& options = parsed.value();
   if (const auto code = print_and_exit(options)) return *code;
   tyto::log::set_level(options.log_level);
-  Cluster cluster;
-  if (const auto code = load_cluster_secret(options, cluster)) return *code;
+  tyto::cluster::ClusterKey cluster_key{};
+  if (const auto code = load_cluster_secret(options, cluster_key)) return *code;
   std::unique_ptr<const tyto::shard::AccessList> access_list;
   if (const auto code = check_before_start(options, access_list)) return *code;
   raise_open_files_limit();
   const sigset_t handled_signals = block_signals();
 
   tyto::shard::Runtime runtime(options.runtime);
+  Cluster cluster;
+  cluster.key = cluster_key;
   if (access_list != nullptr) {
     TYTO_LOG(Level::info, "access list: {} info_hashes ({}) from {}", access_list->size(),
              access_list->whitelist() ? "whitelist" : "blacklist", options.access_list_path);

@@ -686,6 +686,8 @@ void ClusterClient::update_status(Clock::time_point now) {
 }
 
 void ClusterClient::finish() noexcept {
+  if (finished_) return;
+  finished_ = true;
   if (connection_ != nullptr) {
     // Destroying a subscription or the connection waits for libnats's threads to let go.
     natsConnection_Close(nats_connection(connection_));

@@ -114,7 +114,7 @@ class ClusterClient final : public shard::BridgeThread::Client {
   void turn(std::span<const pollfd> polled) override;
 
   // Once the thread and the shards stopped: closes the connection and frees what the queues
-  // still hold.
+  // still hold. Idempotent; the destructor calls it (the runtime must still exist then).
   void finish() noexcept;
 
   const ClusterStatus& status() const noexcept { return status_; }
@@ -204,6 +204,7 @@ class ClusterClient final : public shard::BridgeThread::Client {
 
   Clock::time_point next_status_at_{};
   std::atomic<bool> connection_event_{false};
+  bool finished_ = false;
   ClusterStatus status_;
 };
 
