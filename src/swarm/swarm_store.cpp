@@ -298,6 +298,7 @@ AnnounceReply SwarmStore::apply(Swarm& swarm, Peers& peers, const AnnounceReques
     if (completed) {  // counted once per peer: the bit remembers it
       stamp |= stamp_completed_bit;
       ++swarm.completed;
+      reply.completion_counted = true;
       bump(swarm.activity.unmatched_completions);  // never a leecher here
     }
     position = peers.insert(wire, seeder, stamp, arena_, secret_);
@@ -310,6 +311,7 @@ AnnounceReply SwarmStore::apply(Swarm& swarm, Peers& peers, const AnnounceReques
     if (completed && !counted) {
       counted = true;
       ++swarm.completed;
+      reply.completion_counted = true;
       if (position < peers.seeders()) bump(swarm.activity.unmatched_completions);
     }
     stamp =

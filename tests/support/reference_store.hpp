@@ -54,7 +54,9 @@ class ReferenceStore final : public store::PeerStore {
     }
     peer->second.seeder = request.left_bytes == 0;
     peer->second.last_s = now_s;
-    if (request.event == AnnounceEvent::completed && !peer->second.completed) {
+    const bool completion_counted =
+        request.event == AnnounceEvent::completed && !peer->second.completed;
+    if (completion_counted) {
       peer->second.completed = true;
       ++swarm.completed;
     }
@@ -67,7 +69,9 @@ class ReferenceStore final : public store::PeerStore {
       std::memcpy(peers_out.data() + written, other.data(), other.size());
       written += other.size();
     }
-    return reply_of(swarm, static_cast<std::uint32_t>(written / wire.size()));
+    AnnounceReply reply = reply_of(swarm, static_cast<std::uint32_t>(written / wire.size()));
+    reply.completion_counted = completion_counted;
+    return reply;
   }
 
   ScrapeEntry scrape(const InfoHash& info_hash) const noexcept override {

@@ -51,6 +51,7 @@ struct AnnounceReply {
   std::uint32_t leechers = 0;   // "incomplete"
   std::uint32_t completed = 0;  // completed downloads ever seen ("downloaded", BEP 48)
   std::uint32_t peers_count = 0;
+  bool completion_counted = false;  // this announce counted a completion (event=completed, first time for the peer)
 };
 
 struct ScrapeEntry {
