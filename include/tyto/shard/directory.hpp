@@ -65,6 +65,12 @@ struct ShardConfig {
   // Public mode with a storage backend: only its registered torrents are tracked
   // (access.mode = "catalogue"). Private mode always serves registered torrents only.
   bool catalogue_whitelist = false;
+  // A storage.uri other than memory: keeps each torrent's completed count, in public and
+  // private mode (README "Completed counts"): each shard holds its torrents' counts in a
+  // CompletionTable (completion_table.hpp) of at most completions_max torrents and hands what
+  // it counts to the storage bridge.
+  bool completions_persisted = false;
+  std::uint32_t completions_max = 1u << 18;
 };
 
 struct ShardDirectory {
@@ -115,12 +121,16 @@ struct ShardDirectory {
   std::atomic<const AccessList*> access_list{nullptr};
   std::atomic<std::uint64_t> access_epoch{0};
   // Private tracker: Unix time at clock_origin_s (accounting writes Unix seconds); the storage
-  // bridge's queues (initialised only in private mode); start-up only: the catalogue and the
+  // bridge's queues (initialised in private mode, catalogue whitelist mode, or when completed
+  // counts are persisted); start-up only: the catalogue and the
   // persisted baselines each shard copies its part of in open().
   std::uint64_t unix_origin_s = 0;
   StorageBridge storage;
   const store::CatalogueRows* catalogue_rows = nullptr;
   std::span<const store::Baseline> baselines;
+  // Start-up only: the persisted completed counts (completions_persisted), each shard taking
+  // those of the info_hashes it owns in open().
+  std::span<const store::CompletionCount> completions;
 };
 
 }  // namespace tyto::shard
