@@ -10,10 +10,10 @@
 // Owner: its shard's thread only. Entries are never removed (a count is forever). Fixed
 // capacity (limits.completions_per_shard_max): the index (16 bytes per entry of capacity, up to
 // 32 when it is not a power of two) and the queue of pending entries (4 bytes per entry) are
-// allocated at construction; entries (32 bytes) in chunks of 4096, one kept ready ahead by prepare() (called once a second) so the
-// announce path allocates only when more than a chunk of new torrents complete within a second.
-// When the table is full a new torrent's completion is not persisted (refused, counted): the
-// swarm still counts it in memory.
+// allocated at construction; entries (32 bytes) in chunks of 4096, one kept ready ahead by
+// prepare() (called once a second) so the announce path allocates only when more than a chunk
+// of new torrents complete within a second. When the table is full a new torrent's completion
+// is not persisted (refused, counted): the swarm still counts it in memory.
 #pragma once
 
 #include <cstdint>
