@@ -53,10 +53,10 @@ class CompletionsTest(unittest.TestCase):
         if self.tracker is not None and self.tracker.process.poll() is None:
             self.tracker.kill()
 
-    def start(self, extra=()):
+    def start(self, extra=(), storage_options=""):
         # completed_keep_s 0: a swarm goes with its last peer, so only the store can remember.
         self.tracker = Tracker(BINARY, [
-            "--storage", "sqlite:" + self.database, "--storage-node", "test",
+            "--storage", "sqlite:" + self.database + storage_options, "--storage-node", "test",
             "--completed-keep-s", "0", "--udp", "127.0.0.1:%d" % self.port,
             "--http", "127.0.0.1:%d" % self.port, "--cores", "0-1"] + list(extra),
             [("127.0.0.1", self.port)])
@@ -106,6 +106,36 @@ class CompletionsTest(unittest.TestCase):
         client.close()
         self.stop()
         self.assertEqual(persisted(self.database, T1), 2)
+
+    def test_journal_replay_after_kill_9_adds_once(self):
+        client = self.start(storage_options="?busy_timeout_ms=50")
+        client.announce(T1, 6881, left=0, event=STARTED)  # the database exists and is migrated
+        site = sqlite3.connect(self.database, timeout=10, isolation_level=None)
+        site.execute("BEGIN IMMEDIATE")  # the site holds the write lock: batches fail
+        client.announce(T2, 6881, left=0, event=COMPLETED)
+        client.announce(T2, 6882, left=0, event=COMPLETED)
+        journal = self.database + ".tyto-journal"
+        deadline = time.time() + 10
+        while not (os.path.exists(journal) and os.path.getsize(journal) > 0):
+            self.assertLess(time.time(), deadline, "nothing journalled")
+            time.sleep(0.1)
+        client.close()
+        self.tracker.kill()
+        site.execute("COMMIT")
+        site.close()
+        self.assertIsNone(persisted(self.database, T2))
+        # The journal's counts are answered at once, and written once.
+        client = self.start()
+        self.assertEqual(self.downloaded(client, T2), 2)
+        wait_persisted(self.database, T2, 2)
+        client.close()
+        self.stop()
+        self.assertEqual(os.path.getsize(journal), 0)
+        client = self.start()
+        self.assertEqual(self.downloaded(client, T2), 2)
+        client.close()
+        self.stop()
+        self.assertEqual(persisted(self.database, T2), 2)
 
     def test_private_mode_keeps_the_count_too(self):
         run_migrate(self.database)
