@@ -233,6 +233,7 @@ struct Storage {
   std::unique_ptr<tyto::store::Backend> backend;  // null: nothing to store
   tyto::store::CatalogueRows catalogue;
   std::vector<tyto::store::Baseline> baselines;
+  std::vector<tyto::store::CompletionCount> completions;  // README "Completed counts"
   std::unique_ptr<tyto::app::StorageClient> client;
   tyto::shard::BridgeThread thread;
 };
@@ -247,8 +248,26 @@ std::string journal_path(const tyto::app::Options& options) {
          ".tyto-journal";
 }
 
-// Opens the backend and applies its migrations (all --migrate does); in private mode loads the
-// catalogue and the persisted baselines for the shards. An exit code, or nothing to go on.
+// The persisted completed counts, with what the storage journal will add to them, for the
+// shards (README "Completed counts"). Error text or "".
+std::string load_completions(const tyto::app::Options& options, Storage& storage) {
+  auto completions = storage.backend->load_completions();
+  if (!completions.ok()) return completions.error();
+  storage.completions = std::move(completions.value());
+  const std::string journal = journal_path(options);
+  if (journal.empty()) return {};
+  std::vector<tyto::store::Baseline> unused;
+  if (std::string error = tyto::app::overlay_journal_baselines(journal, *storage.backend, unused,
+                                                               &storage.completions);
+      !error.empty()) {
+    return "storage journal: " + error;
+  }
+  return {};
+}
+
+// Opens the backend and applies its migrations (all --migrate does); loads the persisted
+// completed counts, and in private mode (or with access.mode = "catalogue") the catalogue and
+// the persisted baselines for the shards. An exit code, or nothing to go on.
 std::optional<int> open_storage(const tyto::app::Options& options, Storage& storage,
                                 tyto::shard::Runtime& runtime) {
   using tyto::log::Level;
@@ -269,11 +288,19 @@ std::optional<int> open_storage(const tyto::app::Options& options, Storage& stor
     TYTO_LOG(Level::info, "storage {}: schema up to date", storage.backend->describe());
     return 0;
   }
+  if (options.runtime.shard.completions_persisted) {
+    if (std::string error = load_completions(options, storage); !error.empty()) {
+      tyto::log::write(Level::error, "storage " + storage.backend->describe() + ": " + error);
+      return 1;
+    }
+    runtime.set_completions(storage.completions);
+  }
   if (!catalogue_mode) {
-    TYTO_LOG(Level::warning,
-             "storage {}: public mode keeps nothing in it yet (access.mode = \"catalogue\" "
-             "takes its torrents as the whitelist)",
-             storage.backend->describe());
+    TYTO_LOG(Level::info,
+             "public tracker on {}: it keeps each torrent's completed count ({} held, {} rows "
+             "refused)",
+             storage.backend->describe(), storage.completions.size(),
+             storage.backend->rows_refused());
     return std::nullopt;
   }
   auto catalogue = storage.backend->load_catalogue();
@@ -298,12 +325,12 @@ std::optional<int> open_storage(const tyto::app::Options& options, Storage& stor
     }
   }
   TYTO_LOG(Level::info,
-           "{} on {}: {} users, {} torrents, {} client rules, {} peer baselines "
-           "({} rows refused)",
+           "{} on {}: {} users, {} torrents, {} client rules, {} peer baselines, {} completed "
+           "counts ({} rows refused)",
            private_mode ? "private tracker" : "public tracker of registered torrents",
            storage.backend->describe(), storage.catalogue.users.size(),
            storage.catalogue.torrents.size(), storage.catalogue.client_rules.size(),
-           storage.baselines.size(), storage.backend->rows_refused());
+           storage.baselines.size(), storage.completions.size(), storage.backend->rows_refused());
   runtime.set_catalogue(&storage.catalogue, storage.baselines);
   return std::nullopt;
 }
@@ -311,13 +338,13 @@ std::optional<int> open_storage(const tyto::app::Options& options, Storage& stor
 // The storage bridge's thread, once the shards run. Error or "".
 std::string start_storage(const tyto::app::Options& options, Storage& storage,
                           tyto::shard::Runtime& runtime) {
-  if (!options.runtime.shard.private_tracker.enabled &&
-      !options.runtime.shard.catalogue_whitelist) {
-    return {};
-  }
+  const bool catalogue =
+      options.runtime.shard.private_tracker.enabled || options.runtime.shard.catalogue_whitelist;
+  if (!catalogue && !options.runtime.shard.completions_persisted) return {};
   tyto::app::StorageClientConfig config;
   config.node = options.storage_node;
   config.journal_path = journal_path(options);
+  config.catalogue = catalogue;
   storage.client = std::make_unique<tyto::app::StorageClient>(
       config, *storage.backend, runtime.storage_bridge(), runtime.shard_presence(),
       [&runtime](const tyto::InfoHash& info_hash) { return runtime.owner_of(info_hash); });
@@ -325,12 +352,14 @@ std::string start_storage(const tyto::app::Options& options, Storage& storage,
   // The shards copied their part; the bridge keeps its own mirror.
   storage.catalogue = {};
   storage.baselines = {};
+  storage.completions = {};
   return storage.thread.start(
       "storage", tyto::shard::BridgeThread::doorbell_of(runtime.storage_bridge()), *storage.client);
 }
 
-// After the shards stopped: every accounting delta still in the bridge or the shards is written
-// (10 s at most; what is left is re-derived by each peer's next announce).
+// After the shards stopped: every accounting delta and completion count still in the bridge or
+// the shards is written (10 s at most; what is left of the deltas is re-derived by each peer's
+// next announce, what is left of the completions is lost and logged).
 void stop_storage(Storage& storage, tyto::shard::Runtime& runtime) {
   if (storage.client == nullptr) return;
   storage.thread.stop();
@@ -339,6 +368,11 @@ void stop_storage(Storage& storage, tyto::shard::Runtime& runtime) {
     storage.client->take(shard, delta);
     return true;
   });
+  runtime.take_completions(
+      [&](std::uint32_t shard, const tyto::store::CompletionDelta& completion) {
+        storage.client->take_completion(shard, completion);
+        return true;
+      });
   storage.client->finish(tyto::app::StorageClient::Clock::now() + std::chrono::seconds(10));
 }
 

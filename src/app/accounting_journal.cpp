@@ -93,7 +93,8 @@ std::string AccountingJournal::append(const store::AccountingBatch& batch) {
 }
 
 std::string overlay_journal_baselines(const std::string& path, store::Backend& backend,
-                                      std::vector<store::Baseline>& baselines) {
+                                      std::vector<store::Baseline>& baselines,
+                                      std::vector<store::CompletionCount>* completions) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno == ENOENT ? std::string() : error_text("reading", path);
   std::vector<std::uint8_t> bytes;
@@ -122,6 +123,7 @@ std::string overlay_journal_baselines(const std::string& path, store::Backend& b
   for (const store::Baseline& baseline : baselines) by_key[baseline.key] = baseline;
   std::map<std::pair<std::string, std::uint32_t>, std::uint64_t> marks;
   std::size_t overlaid = 0;
+  std::map<InfoHash, std::uint64_t> completed_by_hash;  // what the journal will add
   for (const store::AccountingBatch& batch : decoded.batches) {
     const auto pair = std::make_pair(batch.id.node, batch.id.shard);
     auto mark = marks.find(pair);
@@ -140,10 +142,26 @@ std::string overlay_journal_baselines(const std::string& path, store::Backend& b
       by_key[delta.key] = {delta.key, delta.baseline_uploaded, delta.baseline_downloaded,
                            delta.announced_unix_s, delta.seeding};
     }
+    for (const store::CompletionDelta& completion : batch.completions) {
+      completed_by_hash[completion.info_hash] += completion.count;
+    }
+  }
+  if (completions != nullptr && !completed_by_hash.empty()) {
+    for (store::CompletionCount& persisted : *completions) {
+      const auto added = completed_by_hash.find(persisted.info_hash);
+      if (added == completed_by_hash.end()) continue;
+      persisted.completed += added->second;
+      completed_by_hash.erase(added);
+    }
+    for (const auto& [info_hash, count] : completed_by_hash) {
+      completions->push_back({info_hash, count});
+    }
+    TYTO_LOG(log::Level::info, "storage journal {}: completed counts of torrents taken from it",
+             path);
   }
   baselines.clear();
   for (const auto& [key, baseline] : by_key) baselines.push_back(baseline);
-  if (overlaid != 0) {
+  if (overlaid != 0 && completions == nullptr) {  // with completions: a call for those
     TYTO_LOG(log::Level::info, "storage journal {}: {} peers' baselines taken from it", path,
              overlaid);
   }

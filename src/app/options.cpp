@@ -191,6 +191,16 @@ const Setting settings[] = {
        return std::string();
      },
      [](const Options& o) { return integer_value(o.runtime.shard.store_limits.completed_keep_s); }},
+    {"limits.completions_per_shard_max", "--completions-per-shard-max", "N", Kind::integer, 1,
+     1 << 30,
+     "torrents whose completed count one shard keeps when storage.uri persists them (32 bytes "
+     "each, 20 more allocated per torrent of this limit at start); beyond, a new torrent's "
+     "completions are not persisted (counted) (default 262144)",
+     [](Options& o, const Value& v) {
+       o.runtime.shard.completions_max = static_cast<std::uint32_t>(v.integer);
+       return std::string();
+     },
+     [](const Options& o) { return integer_value(o.runtime.shard.completions_max); }},
     {"runtime.cores", "--cores", "LIST", Kind::text, 0, 0,
      "one shard per listed CPU, each pinned: 0-3, 2, 0,2,4-5 (default: every CPU allowed)",
      [](Options& o, const Value& v) {
@@ -524,6 +534,8 @@ std::string finish(Options& options) {
     return "private.enabled needs a storage.uri that keeps users and accounting "
            "(sqlite:PATH or postgresql://...)";
   }
+  // Completed counts persist in any store that keeps anything (README "Completed counts").
+  shard.completions_persisted = options.storage_uri != "memory:";
   if (options.storage_node.empty()) {
     char host[256] = {};
     options.storage_node = gethostname(host, sizeof host - 1) == 0 && host[0] != 0 ? host : "tyto";

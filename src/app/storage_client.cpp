@@ -111,7 +111,7 @@ std::string StorageClient::init(const store::CatalogueRows& loaded) {
         auto& next = states_[batch.id.shard].next_sequence;
         next = std::max(next, batch.id.sequence + 1);
       }
-      backlog_rows_ += batch.deltas.size();
+      backlog_rows_ += batch.deltas.size() + batch.completions.size();
       recovered_.push_back({std::move(batch), {}, true});
     }
     if (!recovered_.empty()) {
@@ -130,8 +130,12 @@ std::string StorageClient::init(const store::CatalogueRows& loaded) {
 }
 
 void StorageClient::watch(std::vector<pollfd>& polled, Clock::time_point& wake_at) {
-  if (const int fd = backend_.change_fd(); fd >= 0) polled.push_back({fd, POLLIN, 0});
-  wake_at = std::min({wake_at, next_flush_at_, next_poll_at_, next_reload_at_});
+  if (!config_.catalogue) {
+    wake_at = std::min(wake_at, next_flush_at_);
+  } else {
+    if (const int fd = backend_.change_fd(); fd >= 0) polled.push_back({fd, POLLIN, 0});
+    wake_at = std::min({wake_at, next_flush_at_, next_poll_at_, next_reload_at_});
+  }
   if (retry_at_ != Clock::time_point{}) wake_at = std::min(wake_at, retry_at_);
 }
 
@@ -142,11 +146,13 @@ void StorageClient::turn(std::span<const pollfd> polled) {
     write_batches(now, false);
     if (now >= next_flush_at_) next_flush_at_ = now + config_.flush_interval;
   }
-  const bool change_signalled = !polled.empty() && polled[0].revents != 0;
-  if (now >= next_poll_at_ || change_signalled) poll_catalogue(now);
-  if (now >= next_reload_at_) {
-    reload_catalogue();
-    next_reload_at_ = now + config_.reload_interval;
+  if (config_.catalogue) {
+    const bool change_signalled = !polled.empty() && polled[0].revents != 0;
+    if (now >= next_poll_at_ || change_signalled) poll_catalogue(now);
+    if (now >= next_reload_at_) {
+      reload_catalogue();
+      next_reload_at_ = now + config_.reload_interval;
+    }
   }
   send_changes();
   update_status(now);
@@ -164,8 +170,31 @@ void StorageClient::take(std::uint32_t shard, const store::AccountingDelta& delt
   if (!inserted) {
     merge(at->second, delta);
   } else {
-    ++backlog_rows_;
-    if (state.pending.size() == 1 && state.in_flight.empty()) state.oldest_pending = Clock::now();
+    note_pending(state);
+  }
+}
+
+void StorageClient::take_completion(std::uint32_t shard, const store::CompletionDelta& completion) {
+  TYTO_ASSERT(shard < states_.size() && completion.count > 0);
+  ShardState& state = states_[shard];
+  const auto [at, inserted] = state.completions.try_emplace(completion.info_hash, 0);
+  at->second += completion.count;
+  if (inserted) note_pending(state);
+}
+
+// A new row in a shard's pending sums.
+void StorageClient::note_pending(ShardState& state) {
+  ++backlog_rows_;
+  if (state.pending.size() + state.completions.size() == 1 && state.in_flight.empty()) {
+    state.oldest_pending = Clock::now();
+  }
+}
+
+void StorageClient::receive(std::uint32_t shard, const shard::StorageFromShard& message) {
+  if (message.kind == shard::StorageFromShard::Kind::completion) {
+    take_completion(shard, message.completion);
+  } else {
+    take(shard, message.delta, message.ticket);
   }
 }
 
@@ -173,7 +202,7 @@ void StorageClient::receive_deltas() {
   // Past the bound the deltas stay where they are (bridge queues, then the shards' ledgers).
   if (backlog_rows_ >= config_.backlog_rows_max) return;
   bridge_.receive([this](std::uint32_t shard, const shard::StorageFromShard& message) {
-    take(shard, message.delta, message.ticket);
+    receive(shard, message);
   });
 }
 
@@ -189,7 +218,8 @@ void StorageClient::write_batches(Clock::time_point now, bool force) {
   }
   for (std::uint32_t shard = 0; shard < states_.size(); ++shard) {
     ShardState& state = states_[shard];
-    if (!state.pending.empty() && (!failed || !state.pending_tickets.empty())) {
+    const bool rows_pending = !state.pending.empty() || !state.completions.empty();
+    if (rows_pending && (!failed || !state.pending_tickets.empty())) {
       form_batch(shard, state);
     }
     while (!failed && !state.in_flight.empty()) {
@@ -225,8 +255,13 @@ void StorageClient::form_batch(std::uint32_t shard, ShardState& state) {
   formed.batch.id = {config_.node, shard, state.next_sequence++};
   formed.batch.deltas.reserve(state.pending.size());
   for (const auto& [key, delta] : state.pending) formed.batch.deltas.push_back(delta);
+  formed.batch.completions.reserve(state.completions.size());
+  for (const auto& [info_hash, count] : state.completions) {
+    formed.batch.completions.push_back({info_hash, count});  // the map's order: info_hash's
+  }
   formed.tickets.swap(state.pending_tickets);
   state.pending.clear();
+  state.completions.clear();
   state.in_flight.push_back(std::move(formed));
 }
 
@@ -257,34 +292,37 @@ void StorageClient::confirm(std::uint32_t shard, InFlight& durable) {
 // `shard` is UINT32_MAX for a batch recovered from the journal (logged by its own id).
 bool StorageClient::write_one(std::uint32_t shard, InFlight& in_flight) {
   const store::AccountingBatch& batch = in_flight.batch;
+  const std::size_t rows = batch.deltas.size() + batch.completions.size();
   const auto written = backend_.write_batch(batch);
   if (!written.ok()) {
     status_.batch_failures.fetch_add(1, std::memory_order_relaxed);
     TYTO_LOG_LIMITED(log::Level::warning,
                      "storage: batch {} of shard {} ({} rows) not written, kept for a retry: {}",
-                     batch.id.sequence, batch.id.shard, batch.deltas.size(), written.error());
+                     batch.id.sequence, batch.id.shard, rows, written.error());
     return false;
   }
   if (written.value()) {
     status_.batches_written.fetch_add(1, std::memory_order_relaxed);
-    status_.rows_written.fetch_add(batch.deltas.size(), std::memory_order_relaxed);
+    status_.rows_written.fetch_add(rows, std::memory_order_relaxed);
   } else {
     status_.batches_already_applied.fetch_add(1, std::memory_order_relaxed);
     TYTO_LOG(log::Level::info, "storage: batch {} of {} shard {} had been applied already",
              batch.id.sequence, batch.id.node, batch.id.shard);
   }
-  backlog_rows_ -= std::min(backlog_rows_, batch.deltas.size());
+  backlog_rows_ -= std::min(backlog_rows_, rows);
   if (shard != UINT32_MAX) {
     ShardState& state = states_[shard];
     state.oldest_pending =
-        state.pending.empty() && state.in_flight.size() <= 1 ? Clock::time_point{} : Clock::now();
+        state.pending.empty() && state.completions.empty() && state.in_flight.size() <= 1
+            ? Clock::time_point{}
+            : Clock::now();
   }
   return true;
 }
 
 std::size_t StorageClient::finish(Clock::time_point deadline) {
   bridge_.receive([this](std::uint32_t shard, const shard::StorageFromShard& message) {
-    take(shard, message.delta, message.ticket);
+    receive(shard, message);
   });
   for (;;) {
     write_batches(Clock::now(), true);

@@ -33,10 +33,12 @@ std::string Runtime::start() {
     if (std::string error = directory_->cluster.init(count); !error.empty()) return error;
     if (std::string error = directory_->cluster_snapshot.init(count); !error.empty()) return error;
   }
-  if (config_.shard.private_tracker.enabled || config_.shard.catalogue_whitelist) {
+  if (config_.shard.private_tracker.enabled || config_.shard.catalogue_whitelist ||
+      config_.shard.completions_persisted) {
     if (std::string error = directory_->storage.init(count); !error.empty()) return error;
     directory_->catalogue_rows = catalogue_rows_;
     directory_->baselines = baselines_;
+    directory_->completions = completions_;
   }
   directory_->access_list.store(access_list_.get());
   directory_->snapshot_records = snapshot_records_;
@@ -104,6 +106,7 @@ std::string Runtime::start() {
   std::vector<std::uint8_t>().swap(snapshot_records_);
   directory_->catalogue_rows = nullptr;
   directory_->baselines = {};
+  directory_->completions = {};
   if (!error.empty()) stop();
   return error;
 }
@@ -119,6 +122,11 @@ void Runtime::set_catalogue(const store::CatalogueRows* rows,
   TYTO_ASSERT(directory_ == nullptr);  // before start()
   catalogue_rows_ = rows;
   baselines_ = baselines;
+}
+
+void Runtime::set_completions(std::span<const store::CompletionCount> completions) {
+  TYTO_ASSERT(directory_ == nullptr);  // before start()
+  completions_ = completions;
 }
 
 Runtime::Restored Runtime::restored() const noexcept {

@@ -38,7 +38,7 @@ void ScrapeGather::gather(PendingScrape& pending) noexcept {
     const InfoHash& info_hash = pending.info_hashes[position];
     const std::uint32_t owner = shard_.owner_of(info_hash);
     if (owner == shard_.index()) {
-      pending.entries[position] = shard_.peer_store().scrape(info_hash);
+      pending.entries[position] = shard_.scrape(info_hash);
       continue;
     }
     ScrapePart& part = parts_[owner];
@@ -75,7 +75,7 @@ void ScrapeGather::on_part(const ScrapePart& part, std::uint32_t from) noexcept 
   answer.count = part.count;
   for (std::uint8_t i = 0; i < part.count; ++i) {
     answer.positions[i] = part.positions[i];
-    answer.entries[i] = shard_.peer_store().scrape(part.info_hashes[i]);
+    answer.entries[i] = shard_.scrape(part.info_hashes[i]);
   }
   shard_.forward(from, Message{answer});
 }

@@ -59,6 +59,9 @@ Shard::Shard(std::uint32_t index, const ShardConfig& config, ShardDirectory& dir
     ledger_ = std::make_unique<Ledger>(config.private_tracker.ledger, secret);
     held_replies_.reserve(held_replies_max);
   }
+  if (config.completions_persisted) {
+    completions_ = std::make_unique<CompletionTable>(config.completions_max, secret);
+  }
 }
 
 Shard::~Shard() = default;
@@ -76,6 +79,7 @@ std::string Shard::open() {
   directory_.lent_areas[index_] = http_.lent_area();
   if (std::string error = restore_snapshot(); !error.empty()) return error;
   if (catalogue_ != nullptr) open_catalogue();
+  if (completions_ != nullptr) open_completions();
   ring_.submit();
   refresh_clock();
   last_tick_s_ = now_s_;
@@ -185,7 +189,7 @@ bool Shard::mail_waiting() const noexcept {
     if (from != index_ && !directory_.mailbox(from, index_).empty_before_sleep()) return true;
   }
   return directory_.control.waiting(index_) || directory_.snapshot.waiting(index_) ||
-         (catalogue_ != nullptr && directory_.storage.waiting(index_)) ||
+         (storage_bridge_used() && directory_.storage.waiting(index_)) ||
          (config_.cluster &&
           (directory_.cluster.waiting(index_) || directory_.cluster_snapshot.waiting(index_)));
 }
@@ -199,7 +203,7 @@ bool Shard::turn(bool may_sleep) noexcept {
   std::size_t work = drain_mailboxes();
   work += drain_control();
   work += snapshot_step(directory_.snapshot, snapshot_);
-  if (catalogue_ != nullptr) work += drain_storage();
+  if (storage_bridge_used()) work += drain_storage();
   if (config_.cluster) {
     work += drain_cluster();
     work += snapshot_step(directory_.cluster_snapshot, cluster_snapshot_);
@@ -215,6 +219,7 @@ bool Shard::turn(bool may_sleep) noexcept {
     directory_.cluster_snapshot.publish_answers(index_, ring_);
   }
   if (private_tracker()) flush_ledger();
+  if (completions_ != nullptr) flush_completions();
   udp_.flush();
   if (now_s_ != last_tick_s_) tick();
   const auto work_time = std::chrono::steady_clock::now() - work_start;
@@ -247,6 +252,7 @@ void Shard::tick() noexcept {
   turn_max_this_second_ = {};
   store_->expire_step(now_s_);
   if (ledger_ != nullptr) ledger_->expire_step(now_s_);
+  if (completions_ != nullptr) completions_->prepare();
   scrapes_.expire(now_s_);
   http_.tick(now_s_);
 }
@@ -450,6 +456,11 @@ ShardTotals Shard::totals() const noexcept {
     totals.private_tracker.ledger_peers = ledger_->entries_count();
     totals.private_tracker.ledger_deltas_waiting = ledger_->dirty_count();
   }
+  if (completions_ != nullptr) {
+    totals.private_tracker.completions_refused = completions_->refused();
+    totals.private_tracker.completions_torrents = completions_->size();
+    totals.private_tracker.completions_waiting = completions_->pending_count();
+  }
   if (catalogue_ != nullptr) {
     totals.private_tracker.catalogue_users = catalogue_->users_count();
     totals.private_tracker.catalogue_torrents = catalogue_->torrents_count();
@@ -523,7 +534,8 @@ AnnounceReply Shard::apply_announce(const AnnounceRequest& request, const Member
       ++counters_.announces_denied;  // public mode: the catalogue is the whitelist
       return {AnnounceStatus::torrent_unregistered};
     }
-    const AnnounceReply reply = store_->announce(request, now_s_, peers_out);
+    AnnounceReply reply = store_->announce(request, now_s_, peers_out);
+    if (completions_ != nullptr) note_completion(request.info_hash, reply);
     if (config_.cluster) replicate(request, reply);
     return reply;
   }
@@ -549,10 +561,11 @@ AnnounceReply Shard::apply_announce(const AnnounceRequest& request, const Member
     ++private_counters_.refused_ledger_full;  // nothing recorded: the client retries
     return {AnnounceStatus::ledger_full};
   }
-  const AnnounceReply reply = store_->announce(request, now_s_, peers_out);
+  AnnounceReply reply = store_->announce(request, now_s_, peers_out);
   if (reply.status == AnnounceStatus::ok) {
     ticket = ledger_->record(key, request, *torrent, member, now_s_, now_unix_s(), hold);
   }
+  if (completions_ != nullptr) note_completion(request.info_hash, reply);
   if (config_.cluster) replicate(request, reply);
   return reply;
 }
@@ -709,6 +722,60 @@ void Shard::restore_warm_records(SharedRecords& records) noexcept {
                      restored.error());
   }
   records.release();
+}
+
+// --- Completed counts (README "Completed counts") ---
+
+namespace {
+std::uint32_t clamp32(std::uint64_t count) noexcept {
+  return count > UINT32_MAX ? UINT32_MAX : static_cast<std::uint32_t>(count);
+}
+}  // namespace
+
+// Start-up, on the shard's own thread: the persisted counts of the info_hashes it owns.
+void Shard::open_completions() {
+  std::uint64_t refused = 0;
+  for (const store::CompletionCount& persisted : directory_.completions) {
+    if (owner_of(persisted.info_hash) == index_) refused += !completions_->restore(persisted);
+  }
+  if (refused > 0) {
+    TYTO_LOG(log::Level::warning,
+             "shard {}: {} persisted completed counts not held (limits.completions_per_shard_max "
+             "{}): their torrents' scrapes count from 0",
+             index_, refused, completions_->capacity());
+  }
+}
+
+void Shard::note_completion(const InfoHash& info_hash, AnnounceReply& reply) noexcept {
+  if (reply.status != AnnounceStatus::ok) return;
+  if (reply.completion_counted && !completions_->count(info_hash)) {
+    TYTO_LOG_LIMITED(log::Level::warning,
+                     "shard {}: completion table full ({} torrents): a completion is counted in "
+                     "memory only",
+                     index_, completions_->capacity());
+  }
+  reply.completed = std::max(reply.completed, clamp32(completions_->completed(info_hash)));
+}
+
+ScrapeEntry Shard::scrape(const InfoHash& info_hash) const noexcept {
+  ScrapeEntry entry = store_->scrape(info_hash);
+  if (completions_ != nullptr) {
+    entry.completed = std::max(entry.completed, clamp32(completions_->completed(info_hash)));
+  }
+  return entry;
+}
+
+void Shard::flush_completions() noexcept {
+  if (completions_->pending_count() == 0) return;
+  private_counters_.completions_handed += completions_->flush(
+      [this](const store::CompletionDelta& completion) {
+        StorageFromShard message;
+        message.kind = StorageFromShard::Kind::completion;
+        message.completion = completion;
+        return directory_.storage.answer(index_, message);
+      },
+      deltas_per_turn_max);
+  directory_.storage.publish_answers(index_, ring_);
 }
 
 }  // namespace tyto::shard

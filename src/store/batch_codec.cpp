@@ -12,7 +12,8 @@ namespace tyto::store {
 
 namespace {
 constexpr std::uint8_t magic[4] = {'T', 'Y', 'J', 'B'};
-constexpr std::uint8_t record_version = 1;
+// Version 1 has no completions; a batch without any is still written as version 1.
+constexpr std::uint8_t record_version_deltas = 1, record_version_completions = 2;
 constexpr std::uint16_t flag_seeding = 1, flag_completed = 2, flag_closed = 4;
 constexpr std::uint16_t flags_known = flag_seeding | flag_completed | flag_closed;
 
@@ -61,8 +62,35 @@ bool read_delta(ByteReader& in, AccountingDelta& delta) noexcept {
          delta.key.torrent_id != 0;
 }
 
+bool read_completion(ByteReader& in, CompletionDelta& completion) noexcept {
+  in.copy_to(completion.info_hash.bytes);
+  completion.count = in.u64();
+  return in.ok() && completion.count != 0;
+}
+
+// Version 2's tail after the deltas: the completions, in info_hash order, each once.
+Result<bool, std::string> read_completions(ByteReader& in, AccountingBatch& batch) {
+  const std::uint32_t count = in.u32();
+  // Zero would re-encode as version 1: one batch, one encoding.
+  if (!in.ok() || count == 0 || count > batch_deltas_max ||
+      std::uint64_t{count} * batch_completion_wire_size != in.remaining()) {
+    return Failure{std::string("completion count does not match the record's size")};
+  }
+  batch.completions.resize(count);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    if (!read_completion(in, batch.completions[i])) {
+      return Failure{"bad completion " + std::to_string(i)};
+    }
+    if (i > 0 && !(batch.completions[i - 1].info_hash < batch.completions[i].info_hash)) {
+      return Failure{"completions not in info_hash order at " + std::to_string(i)};
+    }
+  }
+  return true;
+}
+
 // The payload of one record, or the reason it is not one.
-Result<AccountingBatch, std::string> read_payload(std::span<const std::uint8_t> payload) {
+Result<AccountingBatch, std::string> read_payload(std::span<const std::uint8_t> payload,
+                                                  std::uint8_t version) {
   ByteReader in(payload);
   AccountingBatch batch;
   const std::uint8_t node_size = in.u8();
@@ -75,7 +103,10 @@ Result<AccountingBatch, std::string> read_payload(std::span<const std::uint8_t> 
   batch.id.sequence = in.u64();
   const std::uint32_t count = in.u32();
   if (!in.ok() || batch.id.sequence == 0) return Failure{std::string("bad batch id")};
-  if (count > batch_deltas_max || std::uint64_t{count} * batch_delta_wire_size != in.remaining()) {
+  const std::uint64_t deltas_size = std::uint64_t{count} * batch_delta_wire_size;
+  const bool fits = version == record_version_deltas ? deltas_size == in.remaining()
+                                                     : deltas_size + 4 <= in.remaining();
+  if (count > batch_deltas_max || !fits) {
     return Failure{"delta count " + std::to_string(count) + " does not match the record's size"};
   }
   batch.deltas.resize(count);
@@ -85,14 +116,21 @@ Result<AccountingBatch, std::string> read_payload(std::span<const std::uint8_t> 
       return Failure{"deltas not in key order at " + std::to_string(i)};
     }
   }
+  if (version == record_version_completions) {
+    auto read = read_completions(in, batch);
+    if (!read.ok()) return Failure{read.error()};
+  }
+  TYTO_ASSERT(in.remaining() == 0);
   return batch;
 }
 }  // namespace
 
 void append_batch_record(const AccountingBatch& batch, std::vector<std::uint8_t>& out) {
   const std::size_t node_size = std::min(batch.id.node.size(), batch_node_size_max);
+  const bool completions = !batch.completions.empty();
   const std::size_t payload_size =
-      1 + node_size + 4 + 8 + 4 + batch.deltas.size() * batch_delta_wire_size;
+      1 + node_size + 4 + 8 + 4 + batch.deltas.size() * batch_delta_wire_size +
+      (completions ? 4 + batch.completions.size() * batch_completion_wire_size : 0);
   const std::size_t at = out.size();
   out.resize(at + batch_record_header_size + payload_size);
   ByteWriter payload({out.data() + at + batch_record_header_size, payload_size});
@@ -102,10 +140,18 @@ void append_batch_record(const AccountingBatch& batch, std::vector<std::uint8_t>
   payload.u64(batch.id.sequence);
   payload.u32(static_cast<std::uint32_t>(batch.deltas.size()));
   for (const AccountingDelta& delta : batch.deltas) write_delta(payload, delta);
+  if (completions) {
+    payload.u32(static_cast<std::uint32_t>(batch.completions.size()));
+    for (const CompletionDelta& completion : batch.completions) {
+      TYTO_ASSERT(completion.count != 0);
+      payload.bytes(completion.info_hash.bytes);
+      payload.u64(completion.count);
+    }
+  }
   TYTO_ASSERT(payload.ok() && payload.remaining() == 0);
   ByteWriter header({out.data() + at, batch_record_header_size});
   header.bytes(magic);
-  header.u8(record_version);
+  header.u8(completions ? record_version_completions : record_version_deltas);
   header.u32(static_cast<std::uint32_t>(payload_size));
   header.u64(XXH3_64bits(out.data() + at + batch_record_header_size, payload_size));
   TYTO_ASSERT(header.ok());
@@ -123,7 +169,8 @@ DecodedRecords decode_batch_records(std::span<const std::uint8_t> bytes) {
       decoded.stopped_because = "a torn record header at the end";
       break;
     }
-    if (std::memcmp(found_magic.data(), magic, 4) != 0 || version != record_version) {
+    if (std::memcmp(found_magic.data(), magic, 4) != 0 ||
+        (version != record_version_deltas && version != record_version_completions)) {
       decoded.stopped_because = "not a batch record (magic or version)";
       break;
     }
@@ -136,7 +183,7 @@ DecodedRecords decode_batch_records(std::span<const std::uint8_t> bytes) {
       decoded.stopped_because = "a record whose checksum does not match";
       break;
     }
-    auto batch = read_payload(payload);
+    auto batch = read_payload(payload, version);
     if (!batch.ok()) {
       decoded.stopped_because = batch.error();
       break;

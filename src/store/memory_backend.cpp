@@ -166,12 +166,28 @@ Result<bool, std::string> MemoryBackend::write_batch(const AccountingBatch& batc
                                       delta.announced_unix_s, delta.seeding};
     }
   }
+  for (const CompletionDelta& completion : batch.completions) {
+    completions_[completion.info_hash] += completion.count;
+  }
   mark = batch.id.sequence;
   return true;
 }
 
 Result<std::vector<Baseline>, std::string> MemoryBackend::load_baselines() {
   return baselines();
+}
+
+std::optional<std::uint64_t> MemoryBackend::completed(const InfoHash& info_hash) const {
+  const auto found = completions_.find(info_hash);
+  if (found == completions_.end()) return std::nullopt;
+  return found->second;
+}
+
+Result<std::vector<CompletionCount>, std::string> MemoryBackend::load_completions() {
+  std::vector<CompletionCount> rows;
+  rows.reserve(completions_.size());
+  for (const auto& [info_hash, completed] : completions_) rows.push_back({info_hash, completed});
+  return rows;
 }
 
 }  // namespace tyto::store

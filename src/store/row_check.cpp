@@ -143,6 +143,20 @@ Result<ClientRuleRow, std::string> check_client_rule_row(const ClientRuleFields&
   return row;
 }
 
+Result<CompletionCount, std::string> check_completion_row(const CompletionFields& fields) {
+  if (fields.info_hash.type != Type::text) {
+    return refuse("info_hash", "is not text", fields.info_hash);
+  }
+  const auto info_hash = parse_info_hash_hex(fields.info_hash.text);
+  if (!info_hash) return refuse("info_hash", "is not 40 hex digits", fields.info_hash);
+  // tyto writes it from a uint64 sum that never nears 2^63: a negative count is someone else's.
+  const auto completed = integer_of(fields.completed);
+  if (!completed || *completed < 0) {
+    return refuse("completed", "is not an integer >= 0", fields.completed);
+  }
+  return CompletionCount{*info_hash, static_cast<std::uint64_t>(*completed)};
+}
+
 Result<Baseline, std::string> check_baseline_row(const BaselineFields& fields) {
   const auto user_id = check_id(fields.user_id, "user_id");
   if (!user_id) return Failure{user_id.error()};

@@ -2,7 +2,8 @@
 // crash; a row that passes holds only values its type allows, and passes again unchanged when
 // its own values are fed back; the log text of any field is printable and bounded.
 //
-// Input: the first byte picks the table (user, torrent, client rule, baseline); the rest is
+// Input: the first byte picks the table (user, torrent, client rule, baseline; every input is
+// also read as a tyto_completions row by its first two fields); the rest is
 // fields separated by '\n', each a tag and a value: N (NULL), I<decimal> (integer),
 // R<decimal> (double), T<bytes> (text); an untagged field is text.
 #include <charconv>
@@ -108,6 +109,23 @@ void check_baseline(const std::vector<Field>& fields) {
   check(fields[2].text.size() == row.value().key.peer_id.bytes.size());
 }
 
+// Run on every input's first two fields (no selector value of its own, so the stored corpus
+// keeps its meaning): a passing row round-trips through its lowercase hex.
+void check_completion(const std::vector<Field>& fields) {
+  using namespace tyto::store;
+  const auto row = check_completion_row({fields[0], fields[1]});
+  if (!row.ok()) {
+    check(!row.error().empty());
+    return;
+  }
+  check(row.value().completed <= static_cast<std::uint64_t>(INT64_MAX));
+  const std::string hex = tyto::to_hex(row.value().info_hash);
+  const auto again =
+      check_completion_row({Field::of(std::string_view(hex)),
+                            Field::of(static_cast<std::int64_t>(row.value().completed))});
+  check(again.ok() && again.value() == row.value());
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -122,6 +140,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     at = end + 1;
   }
   for (const Field& field : fields) check_log_text(field);
+  check_completion(fields);
   switch (data[0] % 4) {
     case 0:
       check_user(fields);

@@ -118,5 +118,56 @@ TEST(ShardAllocations, UdpAndHttpAnnouncesThroughTwoShardsAllocateNothing) {
   EXPECT_GT(runtime.totals().shard.announces_forwarded, 0u);
 }
 
+// With completed counts persisted (storage.uri not memory:): an announce that counts a
+// completion also counts it in the owner's completion table and hands it to the storage
+// bridge, allocating nothing. Nobody drains the bridge here, so its queue fills and the counts
+// then wait, summed, in the tables: both paths are measured.
+TEST(ShardAllocations, CountedCompletionsAllocateNothing) {
+  const std::uint16_t udp_port = free_port(SOCK_DGRAM);
+  const std::uint16_t http_port = free_port(SOCK_STREAM);
+  RuntimeConfig config = testing::two_shards(udp_port, http_port);
+  config.shard.completions_persisted = true;
+  config.shard.completions_max = 1024;
+  Runtime runtime(std::move(config));
+  ASSERT_EQ(runtime.start(), "");
+  const int udp = client_socket(SOCK_DGRAM, udp_port);
+  const auto connect_request = testing::udp_connect_request(1);
+  std::uint8_t connect_reply[16];
+  ASSERT_EQ(send(udp, connect_request.data(), 16, 0), 16);
+  ASSERT_EQ(receive(udp, connect_reply, 16), 16);
+  std::uint64_t connection_id = 0;
+  for (int i = 8; i < 16; ++i) connection_id = connection_id << 8 | connect_reply[i];
+  // Each peer completes, then stops: its next `completed` is a new peer's, counted again.
+  std::vector<UdpAnnounce> requests;
+  for (const InfoHash& info_hash : testing::swarms_on_both_shards(runtime, swarms_count)) {
+    for (std::uint32_t peer = 0; peer < peers_per_swarm; ++peer) {
+      const auto port = static_cast<std::uint16_t>(6000 + peer);
+      requests.push_back(testing::udp_announce_request(connection_id, peer, info_hash, port, 0, 50,
+                                                       AnnounceEvent::completed));
+      requests.push_back(testing::udp_announce_request(connection_id, peer, info_hash, port, 0, 50,
+                                                       AnnounceEvent::stopped));
+    }
+  }
+  for (int round = 0; round < 3; ++round) {
+    for (const auto& request : requests) ASSERT_TRUE(udp_round_trip(udp, request));
+  }
+  const std::uint64_t before = testing::allocations_count();
+  std::uint32_t answered = 0;
+  // 83 rounds of 64 completions per shard in all: past each shard's bridge queue of 4096.
+  constexpr std::uint32_t rounds = 80;
+  for (std::uint32_t round = 0; round < rounds; ++round) {
+    for (const auto& request : requests) answered += udp_round_trip(udp, request);
+  }
+  const std::uint64_t counted = testing::allocations_count() - before;
+  EXPECT_EQ(answered, rounds * 2 * swarms_count * peers_per_swarm);
+  EXPECT_EQ(counted, 0u);
+  close(udp);
+  runtime.stop();
+  const ShardTotals totals = runtime.totals();
+  EXPECT_EQ(totals.private_tracker.completions_handed, 2 * storage_deltas_queue_max);
+  EXPECT_EQ(totals.private_tracker.completions_torrents, swarms_count);
+  EXPECT_EQ(totals.private_tracker.completions_waiting, swarms_count);
+}
+
 }  // namespace
 }  // namespace tyto::shard

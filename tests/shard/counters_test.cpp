@@ -100,10 +100,21 @@ TEST(CounterRows, CountersComeFirstThenTheGauges) {
       std::all_of(first_gauge, rows.end(), [](const CounterRow& row) { return row.gauge; }));
   std::set<std::string> gauges;
   for (auto row = first_gauge; row != rows.end(); ++row) gauges.insert(row->name);
-  const std::set<std::string> expected = {
-      "swarms",        "peers_ipv4",         "peers_ipv6",       "seeders",         "leechers",
-      "mailbox_depth", "store_memory_bytes", "http_connections", "loop_turn_max_us",
-      "ledger_peers",  "ledger_deltas_waiting", "catalogue_users", "catalogue_torrents"};
+  const std::set<std::string> expected = {"swarms",
+                                          "peers_ipv4",
+                                          "peers_ipv6",
+                                          "seeders",
+                                          "leechers",
+                                          "mailbox_depth",
+                                          "store_memory_bytes",
+                                          "http_connections",
+                                          "loop_turn_max_us",
+                                          "ledger_peers",
+                                          "ledger_deltas_waiting",
+                                          "catalogue_users",
+                                          "catalogue_torrents",
+                                          "completions_torrents",
+                                          "completions_waiting"};
   EXPECT_EQ(gauges, expected);
 }
 

@@ -86,6 +86,8 @@ class MemoryFixture {
   }
   void remove_client_rule(std::string_view prefix) { backend_->remove_client_rule(prefix); }
   void put_invalid_rows() {}
+  // Rows of tyto_completions a site (or a corrupt file) could hold; returns how many are invalid.
+  int put_completion_rows() { return 0; }
 
   // The next write_batch fails; end_write_failure() lets writes through again.
   void make_next_write_fail() { backend_->fail_next_writes(1); }
@@ -197,6 +199,18 @@ class SqliteFixture {
         std::string(40, 'b') + "', 1000)");
     sql("INSERT INTO tyto_client_rules(peer_id_prefix, allowed) VALUES ('" + std::string(21, 'p') +
         "', 1)");
+  }
+
+  int put_completion_rows() {
+    sql("INSERT INTO tyto_completions(info_hash, completed) VALUES ('" + std::string(39, 'c') +
+        "', 5)");
+    sql("INSERT INTO tyto_completions(info_hash, completed) VALUES ('" + std::string(40, 'd') +
+        "', -1)");
+    sql("INSERT INTO tyto_completions(info_hash, completed) VALUES ('" + std::string(40, 'e') +
+        "', 'many')");
+    sql("INSERT INTO tyto_completions(info_hash, completed) VALUES ('" + std::string(40, 'F') +
+        "', 7)");  // upper case: valid
+    return 3;
   }
 
   // The site holds the write lock (BEGIN IMMEDIATE) past the backend's busy timeout.

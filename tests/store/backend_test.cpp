@@ -483,5 +483,66 @@ TYPED_TEST(BackendTest, RandomBatchesEndAsTheMemoryBackendDeltaByDelta) {
   }
 }
 
+// --- Completed counts (tyto_completions) ---
+
+InfoHash info_hash_of(char fill) {
+  InfoHash made;
+  std::memset(made.bytes.data(), fill, made.bytes.size());
+  return made;
+}
+
+AccountingBatch completions_batch(std::uint64_t sequence, std::vector<CompletionDelta> completions,
+                                  std::string node = "node-a", std::uint32_t shard = 0) {
+  AccountingBatch made = batch(sequence, {}, std::move(node), shard);
+  made.completions = std::move(completions);
+  return made;
+}
+
+std::vector<CompletionCount> completions_of(Backend& backend) {
+  const auto loaded = backend.load_completions();
+  EXPECT_TRUE(loaded.ok()) << loaded.error();
+  return loaded.ok() ? loaded.value() : std::vector<CompletionCount>{};
+}
+
+TYPED_TEST(BackendTest, CompletionsAreAddedPerTorrentAndLoadedBackInInfoHashOrder) {
+  EXPECT_TRUE(completions_of(this->backend()).empty());
+  ASSERT_TRUE(
+      this->write(completions_batch(1, {{info_hash_of(0x22), 2}, {info_hash_of(0x7f), 1}})));
+  // Another shard's batch, and one with accounting rows beside its completions.
+  ASSERT_TRUE(this->write(completions_batch(1, {{info_hash_of(0x01), 4}}, "node-a", 1)));
+  auto with_delta = completions_batch(2, {{info_hash_of(0x22), 3}});
+  with_delta.deltas.push_back(delta(1, 10, 'a'));
+  with_delta.deltas.back().uploaded = 9;
+  ASSERT_TRUE(this->write(with_delta));
+  EXPECT_EQ(this->site.transfer(1, 10)->uploaded, 9u);
+  const std::vector<CompletionCount> expected = {
+      {info_hash_of(0x01), 4}, {info_hash_of(0x22), 5}, {info_hash_of(0x7f), 1}};
+  EXPECT_EQ(completions_of(this->backend()), expected);
+}
+
+TYPED_TEST(BackendTest, ARetriedBatchAddsItsCompletionsOnce) {
+  const auto counted = completions_batch(1, {{info_hash_of(0x33), 2}});
+  this->site.make_next_write_fail();
+  ASSERT_FALSE(this->backend().write_batch(counted).ok());
+  this->site.end_write_failure();
+  EXPECT_TRUE(completions_of(this->backend()).empty());  // the failed write wrote nothing
+  EXPECT_TRUE(this->write(counted));
+  EXPECT_FALSE(this->write(counted));  // applied before: the count is not doubled
+  EXPECT_FALSE(this->write(completions_batch(1, {{info_hash_of(0x44), 1}})));  // at the mark
+  const std::vector<CompletionCount> expected = {{info_hash_of(0x33), 2}};
+  EXPECT_EQ(completions_of(this->backend()), expected);
+}
+
+TYPED_TEST(BackendTest, InvalidCompletionRowsAreRefusedAndCountedTheRestLoad) {
+  ASSERT_TRUE(this->write(completions_batch(1, {{info_hash_of(0x10), 3}})));
+  const std::uint64_t refused_before = this->backend().rows_refused();
+  const int invalid = this->site.put_completion_rows();
+  const auto loaded = completions_of(this->backend());
+  EXPECT_EQ(this->backend().rows_refused() - refused_before, static_cast<std::uint64_t>(invalid));
+  std::vector<CompletionCount> expected = {{info_hash_of(0x10), 3}};
+  if (invalid > 0) expected.push_back({info_hash_of(static_cast<char>(0xff)), 7});
+  EXPECT_EQ(loaded, expected);
+}
+
 }  // namespace
 }  // namespace tyto::store::testing

@@ -138,6 +138,16 @@ class PostgresFixture {
         "', true)");
   }
 
+  int put_completion_rows() {
+    sql("INSERT INTO tyto_completions(info_hash, completed) VALUES ('" + std::string(39, 'c') +
+        "', 5)");
+    sql("INSERT INTO tyto_completions(info_hash, completed) VALUES ('" + std::string(40, 'd') +
+        "', -1)");
+    sql("INSERT INTO tyto_completions(info_hash, completed) VALUES ('" + std::string(40, 'F') +
+        "', 7)");  // upper case: valid
+    return 2;
+  }
+
   // The site holds a lock on tyto_batches past the backend's lock_timeout.
   void make_next_write_fail() {
     sql("BEGIN");

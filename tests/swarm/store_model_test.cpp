@@ -227,9 +227,13 @@ TEST(SwarmStoreModel, MillionMixedOperationsMatchTheModel) {
     const std::uint32_t wanted = static_cast<std::uint32_t>(random() % 60);
     const AnnounceReply reply = store.announce(
         request, clock.now_s(), std::span(out).first(wanted * request.peer.wire_size()));
+    const auto* before = model.swarm(hash);
+    const std::uint32_t completed_before = before != nullptr ? before->completed_count : 0;
     const ScrapeEntry expected = model.announce(request, clock.now_s());
     ++announces;
     ASSERT_EQ(reply.status, AnnounceStatus::ok);
+    // The flag the storage bridge counts by: set exactly when the count went up.
+    ASSERT_EQ(reply.completion_counted, expected.completed > completed_before) << "op " << op;
     ASSERT_EQ((ScrapeEntry{reply.seeders, reply.leechers, reply.completed}), expected)
         << "op " << op;
     if (event == AnnounceEvent::stopped) {

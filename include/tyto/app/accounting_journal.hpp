@@ -45,8 +45,11 @@ class AccountingJournal {
 // has not applied (sequence above its (node, shard) mark) hold newer baselines than it does;
 // they replace (or, for a closed peer, remove) those in `baselines`, so a peer's next announce
 // is not credited again for what the journal will write. Reads `path` without changing it (a
-// missing file holds nothing). Error text or "".
+// missing file holds nothing). With `completions` (the persisted completed counts), those
+// batches' completions are added to them too (a torrent without a row gets one), as the journal
+// will write them. Error text or "".
 std::string overlay_journal_baselines(const std::string& path, store::Backend& backend,
-                                      std::vector<store::Baseline>& baselines);
+                                      std::vector<store::Baseline>& baselines,
+                                      std::vector<store::CompletionCount>* completions = nullptr);
 
 }  // namespace tyto::app

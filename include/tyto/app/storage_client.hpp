@@ -12,7 +12,10 @@
 //  - a delta with a durability ticket (storage.sync = "always": a `stopped` whose reply its
 //    shard holds) is written at once, not at the next interval, and the ticket is confirmed to
 //    the shard as soon as its batch is committed or journalled;
-//  - polls the catalogue's changes (and reloads it whole every reload interval, as a safety net),
+//  - sums the shards' completions per shard and per info_hash and writes them in the same
+//    batches (tyto_completions), so they share the batches' exactly-once and journal;
+//  - polls the catalogue's changes (not in public mode without access.mode = "catalogue") (and
+//  reloads it whole every reload interval, as a safety net),
 //    keeps a mirror of it and sends each change to the shards that hold the row: users and
 //    client rules to every shard, a torrent to its owner. What a full queue refuses waits, in
 //    order, in that shard's outbox.
@@ -50,6 +53,9 @@ struct StorageClientConfig {
   std::chrono::seconds reload_interval{300};
   std::size_t batch_rows_max = 20000;
   std::size_t backlog_rows_max = 1u << 20;
+  // Whether the shards hold a catalogue copy to keep up to date (private mode, or public with
+  // access.mode = "catalogue"); false: the client only writes batches.
+  bool catalogue = true;
 };
 
 // What the client did, for /metrics and /stats (read by other threads: relaxed atomics).
@@ -92,6 +98,8 @@ class StorageClient final : public shard::BridgeThread::Client {
   // the caller (Runtime::take_ledger_deltas), and writes everything, retrying until `deadline`.
   // Returns the rows left unwritten (logged).
   void take(std::uint32_t shard, const store::AccountingDelta& delta, std::uint64_t ticket = 0);
+  // The same for a completion count (Runtime::take_completions).
+  void take_completion(std::uint32_t shard, const store::CompletionDelta& completion);
   std::size_t finish(Clock::time_point deadline);
 
   const StorageStatus& status() const noexcept { return status_; }
@@ -108,6 +116,7 @@ class StorageClient final : public shard::BridgeThread::Client {
   };
   struct ShardState {
     std::map<store::PeerKey, store::AccountingDelta, KeyLess> pending;
+    std::map<InfoHash, std::uint64_t> completions;  // pending too: counts summed per torrent
     std::vector<std::uint64_t> pending_tickets;
     std::deque<InFlight> in_flight;  // oldest first; each written in order
     std::uint64_t next_sequence = 1;
@@ -116,6 +125,8 @@ class StorageClient final : public shard::BridgeThread::Client {
   };
 
   void receive_deltas();
+  void receive(std::uint32_t shard, const shard::StorageFromShard& message);
+  void note_pending(ShardState& state);
   void write_batches(Clock::time_point now, bool force);
   void form_batch(std::uint32_t shard, ShardState& state);
   bool write_one(std::uint32_t shard, InFlight& in_flight);

@@ -110,7 +110,8 @@ struct ShardGauges {
 };
 static_assert(counter_fields_complete<ShardGauges>(), "each field has exactly one row in fields");
 
-// The private tracker's decisions and its accounting (all zero in public mode).
+// The private tracker's decisions and its accounting (all zero in public mode), and the
+// persisted completed counts (zero without a storage.uri that keeps them).
 struct PrivateCounters {
   std::uint64_t announces = 0;
   std::uint64_t refused_passkey_missing = 0;
@@ -128,6 +129,10 @@ struct PrivateCounters {
   std::uint64_t ledger_deltas_waiting = 0;
   std::uint64_t catalogue_users = 0;
   std::uint64_t catalogue_torrents = 0;
+  std::uint64_t completions_handed = 0;
+  std::uint64_t completions_refused = 0;
+  std::uint64_t completions_torrents = 0;
+  std::uint64_t completions_waiting = 0;
 
   static constexpr CounterField<PrivateCounters> fields[] = {
       {&PrivateCounters::announces, "private_announces",
@@ -163,6 +168,15 @@ struct PrivateCounters {
        "users in the shard's catalogue copy (every shard holds all)", CounterKind::maximum},
       {&PrivateCounters::catalogue_torrents, "catalogue_torrents",
        "registered torrents this shard owns", CounterKind::gauge},
+      {&PrivateCounters::completions_handed, "completions_handed",
+       "completed counts (summed per torrent) handed to the storage bridge"},
+      {&PrivateCounters::completions_refused, "completions_refused",
+       "completions not persisted: the shard's completion table was full"},
+      {&PrivateCounters::completions_torrents, "completions_torrents",
+       "torrents whose persisted completed count this shard holds", CounterKind::gauge},
+      {&PrivateCounters::completions_waiting, "completions_waiting",
+       "torrents with completions summed in the shard, waiting for room in the storage bridge",
+       CounterKind::gauge},
   };
 };
 static_assert(counter_fields_complete<PrivateCounters>(),

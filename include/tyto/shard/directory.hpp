@@ -69,6 +69,12 @@ struct ShardConfig {
   // Cluster (issue 20): local announces are replicated through the cluster bridge and remote
   // changes applied (ShardDirectory::cluster). False: none of it runs.
   bool cluster = false;
+  // A storage.uri other than memory: keeps each torrent's completed count, in public and
+  // private mode (README "Completed counts"): each shard holds its torrents' counts in a
+  // CompletionTable (completion_table.hpp) of at most completions_max torrents and hands what
+  // it counts to the storage bridge.
+  bool completions_persisted = false;
+  std::uint32_t completions_max = 1u << 18;
 };
 
 struct ShardDirectory {
@@ -120,7 +126,8 @@ struct ShardDirectory {
   std::atomic<const AccessList*> access_list{nullptr};
   std::atomic<std::uint64_t> access_epoch{0};
   // Private tracker: Unix time at clock_origin_s (accounting writes Unix seconds); the storage
-  // bridge's queues (initialised only in private mode); start-up only: the catalogue and the
+  // bridge's queues (initialised in private mode, catalogue whitelist mode, or when completed
+  // counts are persisted); start-up only: the catalogue and the
   // persisted baselines each shard copies its part of in open().
   std::uint64_t unix_origin_s = 0;
   StorageBridge storage;
@@ -130,6 +137,9 @@ struct ShardDirectory {
   // snapshot queues through which it asks the shards for their swarms to warm another node.
   ClusterBridge cluster;
   SnapshotBridge cluster_snapshot;
+  // Start-up only: the persisted completed counts (completions_persisted), each shard taking
+  // those of the info_hashes it owns in open().
+  std::span<const store::CompletionCount> completions;
 };
 
 }  // namespace tyto::shard

@@ -62,8 +62,12 @@ class Runtime {
   // Private tracker, before start(): the catalogue and the persisted baselines, which each shard
   // copies its part of while starting. The caller keeps them alive until start() returns.
   void set_catalogue(const store::CatalogueRows* rows, std::span<const store::Baseline> baselines);
+  // Before start(), when completed counts are persisted: the counts loaded from the store,
+  // which each shard takes its part of while starting. Kept alive by the caller until start()
+  // returns.
+  void set_completions(std::span<const store::CompletionCount> completions);
   // The storage bridge (storage_bridge.hpp), for its one bridge thread, after start() in
-  // private mode.
+  // private mode, catalogue whitelist mode, or when completed counts are persisted.
   StorageBridge& storage_bridge() noexcept { return directory_->storage; }
   // After stop(): every accounting delta still summed in a shard, to
   // give(shard, const store::AccountingDelta&) -> bool (see Ledger::flush).
@@ -73,6 +77,17 @@ class Runtime {
     for (std::uint32_t i = 0; i < shards_.size(); ++i) {
       taken += shards_[i]->take_ledger_deltas(
           [&](const store::AccountingDelta& delta, std::uint64_t) { return give(i, delta); });
+    }
+    return taken;
+  }
+  // After stop(): every completion count still summed in a shard, to
+  // give(shard, const store::CompletionDelta&) -> bool.
+  template <class Give>
+  std::size_t take_completions(Give&& give) {
+    std::size_t taken = 0;
+    for (std::uint32_t i = 0; i < shards_.size(); ++i) {
+      taken += shards_[i]->take_completions(
+          [&](const store::CompletionDelta& completion) { return give(i, completion); });
     }
     return taken;
   }
@@ -106,6 +121,7 @@ class Runtime {
   std::unique_ptr<const AccessList> access_list_;
   const store::CatalogueRows* catalogue_rows_ = nullptr;
   std::span<const store::Baseline> baselines_;
+  std::span<const store::CompletionCount> completions_;
   std::vector<std::unique_ptr<const AccessList>> retired_access_lists_;  // see set_access_list
   // Start-up handshake (start-up only, never on the hot path).
   std::mutex start_mutex_;

@@ -28,6 +28,7 @@
 #include "tyto/proto/connection_id.hpp"
 #include "tyto/shard/access_list.hpp"
 #include "tyto/shard/catalogue_copy.hpp"
+#include "tyto/shard/completion_table.hpp"
 #include "tyto/shard/counters.hpp"
 #include "tyto/shard/directory.hpp"
 #include "tyto/shard/http_front.hpp"
@@ -124,6 +125,15 @@ class Shard {
   std::size_t take_ledger_deltas(Give&& give) {
     return ledger_ == nullptr ? 0 : ledger_->flush(give, SIZE_MAX);
   }
+  // Once the loop stopped (any thread): hands every completion count still summed here to
+  // give(const store::CompletionDelta&) -> bool.
+  template <class Give>
+  std::size_t take_completions(Give&& give) {
+    return completions_ == nullptr ? 0 : completions_->flush(give, SIZE_MAX);
+  }
+  // On the owner: the swarm's counts for a scrape, its completed count at least the persisted
+  // one (README "Completed counts"), whether or not the swarm still exists.
+  ScrapeEntry scrape(const InfoHash& info_hash) const noexcept;
   // Stages a message for another shard; false (counted, logged) when its mailbox is full.
   bool forward(std::uint32_t owner, const Message& message) noexcept;
   // The same, for a caller that keeps a refused message and retries it (nothing counted).
@@ -148,6 +158,14 @@ class Shard {
   void refresh_access_list() noexcept;
   std::string restore_snapshot();
   void open_catalogue();
+  void open_completions();
+  bool storage_bridge_used() const noexcept {
+    return catalogue_ != nullptr || completions_ != nullptr;
+  }
+  // After the store applied an announce: counts its completion for the storage and raises the
+  // reply's completed count to the persisted one.
+  void note_completion(const InfoHash& info_hash, AnnounceReply& reply) noexcept;
+  void flush_completions() noexcept;
   std::size_t drain_storage() noexcept;
   void on_catalogue_change(const store::CatalogueChange& change) noexcept;
   void flush_ledger() noexcept;
@@ -190,6 +208,8 @@ class Shard {
   // otherwise) and accounting table (private mode only).
   std::unique_ptr<CatalogueCopy> catalogue_;
   std::unique_ptr<Ledger> ledger_;
+  // This shard's torrents' completed counts (storage.uri keeps them; null otherwise).
+  std::unique_ptr<CompletionTable> completions_;
   PrivateCounters private_counters_;
   ClusterCounters cluster_counters_;
   std::vector<HeldReply> held_replies_;  // at most held_replies_max, reserved at start

@@ -11,6 +11,8 @@
 //    ticket (storage.sync = "always": a `stopped` announce whose reply the shard holds); the
 //    bridge answers `durable` with that ticket once the delta is committed to the database or
 //    appended to the storage journal and fsync'd, and only then does the shard reply.
+//  - shard → bridge: completions (store::CompletionDelta), when completed counts are persisted.
+//    Never dropped: the shard's CompletionTable keeps them summed until the queue takes them.
 #pragma once
 
 #include <cstddef>
@@ -29,8 +31,11 @@ struct StorageToShard {
 };
 
 struct StorageFromShard {
-  store::AccountingDelta delta;
-  std::uint64_t ticket = 0;  // 0: nobody waits on this delta
+  enum class Kind : std::uint8_t { delta, completion };
+  store::AccountingDelta delta;  // delta
+  std::uint64_t ticket = 0;      // delta; 0: nobody waits on it
+  Kind kind = Kind::delta;
+  store::CompletionDelta completion{};  // completion
 };
 
 inline constexpr std::size_t storage_changes_queue_max = 1024;  // per shard

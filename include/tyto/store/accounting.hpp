@@ -58,9 +58,29 @@ struct BatchId {
   std::uint64_t sequence = 0;  // 1, 2, ... per (node, shard); never reused
 };
 
+// Completions a torrent's owner shard counted since it last handed them on (public and private
+// mode alike, README "Completed counts"): an announce with event=completed from a peer not
+// counted before. Keyed by info_hash, not torrent_id: public torrents have no catalogue row.
+struct CompletionDelta {
+  InfoHash info_hash;
+  std::uint64_t count = 0;  // > 0
+  friend bool operator==(const CompletionDelta&, const CompletionDelta&) = default;
+};
+
 struct AccountingBatch {
   BatchId id;
   std::vector<AccountingDelta> deltas;  // sorted by (user_id, torrent_id, peer_id)
+  // Sorted by info_hash, each once; written in the batch's transaction, so a batch applied at
+  // most once adds each completion at most once.
+  std::vector<CompletionDelta> completions{};
+};
+
+// A torrent's persisted completed count (tyto_completions), loaded at start: a scrape's
+// `downloaded` is at least this much, whether or not the swarm has peers.
+struct CompletionCount {
+  InfoHash info_hash;
+  std::uint64_t completed = 0;
+  friend bool operator==(const CompletionCount&, const CompletionCount&) = default;
 };
 
 // A persisted baseline (tyto_peers), loaded at start so the next announce derives against it.
@@ -78,6 +98,8 @@ struct Baseline {
 //    last_announce_at = max(last_announce_at, announced_unix_s). The row is created if absent.
 //  - tyto_user_totals (user_id): uploaded and downloaded (credited) added.
 //  - tyto_peers (user_id, torrent_id, peer_id): the baseline set; deleted if closed.
+// And per completion delta: tyto_completions (info_hash, 40 lowercase hex digits): completed
+// increased by count (the row created if absent).
 // And once per batch: tyto_batches (node, shard) gets the batch's sequence.
 
 }  // namespace tyto::store

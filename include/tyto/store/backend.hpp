@@ -67,6 +67,10 @@ class Backend {
   virtual Result<bool, std::string> write_batch(const AccountingBatch& batch) = 0;
   // Every persisted baseline (tyto_peers), for the shards at start.
   virtual Result<std::vector<Baseline>, std::string> load_baselines() = 0;
+  // Every persisted completed count (tyto_completions), for the shards at start. Rows are
+  // checked like the catalogue's (an info_hash that is not 40 hex digits, a count that is not
+  // an integer ≥ 0 is refused and counted).
+  virtual Result<std::vector<CompletionCount>, std::string> load_completions() = 0;
 
   // Rows skipped as invalid since the backend was opened.
   virtual std::uint64_t rows_refused() const noexcept = 0;

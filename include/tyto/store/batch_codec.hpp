@@ -2,13 +2,14 @@
 // where a batch the database could not take yet, or one a `stopped` announce waits on, is made
 // durable before anything depends on it. Pure: no I/O, no allocation beyond the output.
 //
-// One record (big-endian): "TYJB" | version u8 (1) | payload_size u32 | XXH3-64 of the payload
-// u64 | payload. Payload: node_size u8 | node | shard u32 | sequence u64 | deltas_count u32 |
-// deltas_count × 102-byte deltas (user_id u64, torrent_id u64, peer_id 20, uploaded u64,
-// downloaded u64, uploaded_real u64, downloaded_real u64, seed_s u32, leech_s u32,
+// One record (big-endian): "TYJB" | version u8 (1, or 2 with completions) | payload_size u32 |
+// XXH3-64 of the payload u64 | payload. Payload: node_size u8 | node | shard u32 | sequence u64 |
+// deltas_count u32 | deltas_count × 102-byte deltas (user_id u64, torrent_id u64, peer_id 20,
+// uploaded u64, downloaded u64, uploaded_real u64, downloaded_real u64, seed_s u32, leech_s u32,
 // baseline_uploaded u64, baseline_downloaded u64, announced_unix_s u64, flags u16 (bit 0
-// seeding, 1 completed, 2 closed)). The reader trusts nothing: sizes, counts, the checksum, the
-// order of keys and unknown flag bits are all checked.
+// seeding, 1 completed, 2 closed)); version 2 then has completions_count u32 | completions_count
+// × 28-byte completions (info_hash 20, count u64 > 0) in info_hash order. The reader trusts
+// nothing: sizes, counts, the checksum, the order of keys and unknown flag bits are all checked.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +25,7 @@ namespace tyto::store {
 inline constexpr std::size_t batch_record_header_size = 4 + 1 + 4 + 8;
 inline constexpr std::size_t batch_delta_wire_size = 8 + 8 + 20 + 8 * 4 + 4 * 2 + 8 * 3 + 2;
 static_assert(batch_delta_wire_size == 102);
+inline constexpr std::size_t batch_completion_wire_size = 20 + 8;
 // A record holds at most this many deltas (a batch is cut to the storage thread's batch size,
 // 20 000 rows by default): bounds what a hostile file can make the reader allocate.
 inline constexpr std::uint32_t batch_deltas_max = 1u << 20;

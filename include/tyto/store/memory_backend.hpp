@@ -55,6 +55,8 @@ class MemoryBackend final : public Backend {
   std::optional<TransferRow> transfer(std::uint64_t user_id, std::uint64_t torrent_id) const;
   std::optional<UserTotalsRow> user_totals(std::uint64_t user_id) const;
   std::vector<Baseline> baselines() const;
+  // tyto_completions' count for the torrent; nullopt when it has no row.
+  std::optional<std::uint64_t> completed(const InfoHash& info_hash) const;
 
   // The next `count` write_batch calls fail with an error and write nothing (the retry path).
   void fail_next_writes(std::uint32_t count) noexcept { writes_failing_count_ = count; }
@@ -67,6 +69,7 @@ class MemoryBackend final : public Backend {
                                                    std::uint32_t shard) override;
   Result<bool, std::string> write_batch(const AccountingBatch& batch) override;
   Result<std::vector<Baseline>, std::string> load_baselines() override;
+  Result<std::vector<CompletionCount>, std::string> load_completions() override;
   // Rows come in typed through the setters, so none is ever refused.
   std::uint64_t rows_refused() const noexcept override { return 0; }
   std::string describe() const override { return "memory:"; }
@@ -92,6 +95,7 @@ class MemoryBackend final : public Backend {
   std::map<std::pair<std::uint64_t, std::uint64_t>, TransferRow> transfers_;
   std::map<std::uint64_t, UserTotalsRow> user_totals_;
   std::map<PeerMapKey, Baseline> baselines_;
+  std::map<InfoHash, std::uint64_t> completions_;
   std::map<std::pair<std::string, std::uint32_t>, std::uint64_t> marks_;  // (node, shard)
   std::uint32_t writes_failing_count_ = 0;
 };

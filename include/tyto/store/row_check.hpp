@@ -56,10 +56,16 @@ struct BaselineFields {
   Field user_id, torrent_id, peer_id, uploaded, downloaded, announced_at, seeding;
 };
 
+// tyto_completions(info_hash, completed): text of 40 hex digits and an integer ≥ 0.
+struct CompletionFields {
+  Field info_hash, completed;
+};
+
 Result<UserRow, std::string> check_user_row(const UserFields& fields);
 Result<TorrentRow, std::string> check_torrent_row(const TorrentFields& fields);
 Result<ClientRuleRow, std::string> check_client_rule_row(const ClientRuleFields& fields);
 Result<Baseline, std::string> check_baseline_row(const BaselineFields& fields);
+Result<CompletionCount, std::string> check_completion_row(const CompletionFields& fields);
 
 // A key column alone, for a deleted row reported by its key. `column` names it in the reason.
 Result<std::uint64_t, std::string> check_id(const Field& field, std::string_view column);

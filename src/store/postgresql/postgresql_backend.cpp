@@ -145,6 +145,13 @@ CREATE TABLE tyto_batches (
   applied_at BIGINT NOT NULL,
   PRIMARY KEY (node, shard));
 )sql"},
+    // Completed counts per torrent, public or registered (README "Completed counts"): keyed by
+    // info_hash as 40 lowercase hex digits, the count added to by each batch.
+    {4, R"sql(
+CREATE TABLE tyto_completions (
+  info_hash TEXT PRIMARY KEY,
+  completed BIGINT NOT NULL DEFAULT 0);
+)sql"},
 };
 
 // The batch path's statements, prepared once per connection (in the first batch's pipeline).
@@ -201,9 +208,14 @@ constexpr Prepared peers_delete{
     "DELETE FROM tyto_peers p USING unnest($1::bigint[], $2::bigint[], $3::text[]) "
     "AS d(user_id, torrent_id, peer_id) WHERE p.user_id = d.user_id AND "
     "p.torrent_id = d.torrent_id AND p.peer_id = decode(d.peer_id, 'hex')"};
-constexpr Prepared batch_statements[] = {mark_write, transfers_add, totals_add, peers_put,
-                                         peers_delete};
-constexpr std::size_t row_statements_count = 4;
+constexpr Prepared completions_add{"tyto_completions_add",
+                                   "INSERT INTO tyto_completions(info_hash, completed) "
+                                   "SELECT * FROM unnest($1::text[], $2::bigint[]) "
+                                   "ON CONFLICT (info_hash) DO UPDATE SET "
+                                   "completed = tyto_completions.completed + excluded.completed"};
+constexpr Prepared batch_statements[] = {mark_write, transfers_add, totals_add,
+                                         peers_put,  peers_delete,  completions_add};
+constexpr std::size_t row_statements_count = 5;
 
 // A PostgreSQL array literal built element by element ("{1,2,NULL}").
 class ArrayText {
@@ -540,6 +552,7 @@ class PostgresBackend final : public Backend {
                                                    std::uint32_t shard) override;
   Result<bool, std::string> write_batch(const AccountingBatch& batch) override;
   Result<std::vector<Baseline>, std::string> load_baselines() override;
+  Result<std::vector<CompletionCount>, std::string> load_completions() override;
   std::uint64_t rows_refused() const noexcept override { return rows_refused_; }
   std::string describe() const override { return description_; }
 
@@ -969,6 +982,15 @@ void PostgresBackend::add_rows(std::vector<Query>& queries, const AccountingBatc
   for (ArrayText& column : puts) put.add_owned(std::move(column).done());
   Query& erase = queries.emplace_back(Query::run(peers_delete));
   for (ArrayText& column : deletes) erase.add_owned(std::move(column).done());
+
+  const std::size_t completions_count = batch.completions.size();
+  std::array<ArrayText, 2> completions{ArrayText(completions_count), ArrayText(completions_count)};
+  for (const CompletionDelta& completion : batch.completions) {
+    completions[0].add_hex(completion.info_hash.bytes);  // lowercase
+    completions[1].add(completion.count);
+  }
+  Query& completed = queries.emplace_back(Query::run(completions_add));
+  for (ArrayText& column : completions) completed.add_owned(std::move(column).done());
 }
 
 Result<bool, std::string> PostgresBackend::write_batch(const AccountingBatch& batch) {
@@ -1074,6 +1096,28 @@ Result<std::vector<Baseline>, std::string> PostgresBackend::load_baselines() {
     }
   }
   return baselines;
+}
+
+Result<std::vector<CompletionCount>, std::string> PostgresBackend::load_completions() {
+  const Query query =
+      Query::text("SELECT info_hash, completed FROM tyto_completions ORDER BY info_hash");
+  constexpr std::string_view what = "reading tyto_completions";
+  auto results = run({&query, 1}, what);
+  if (!results) return Failure{results.error()};
+  if (auto failed = first_error(results.value(), what); !failed.empty()) return Failure{failed};
+  const PGresult* rows = results.value()[0].get();
+  std::vector<CompletionCount> counts;
+  counts.reserve(static_cast<std::size_t>(PQntuples(rows)));
+  for (int row = 0; row < PQntuples(rows); ++row) {
+    const CompletionFields fields{field_of(rows, row, 0), field_of(rows, row, 1)};
+    auto count = check_completion_row(fields);
+    if (count) {
+      counts.push_back(count.value());
+    } else {
+      refuse("tyto_completions", "info_hash " + field_log_text(fields.info_hash), count.error());
+    }
+  }
+  return counts;
 }
 
 // The query part of a URI, split on '&', without the parameters `drop` names.

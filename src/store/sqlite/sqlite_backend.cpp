@@ -117,6 +117,13 @@ CREATE TABLE tyto_batches (
   applied_at INTEGER NOT NULL,
   PRIMARY KEY (node, shard)) WITHOUT ROWID;
 )sql"},
+    // Completed counts per torrent, public or registered (README "Completed counts"): keyed by
+    // info_hash as 40 lowercase hex digits, the count added to by each batch.
+    {4, R"sql(
+CREATE TABLE tyto_completions (
+  info_hash TEXT PRIMARY KEY,
+  completed INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+)sql"},
 };
 
 struct StatementFinalizer {
@@ -178,7 +185,7 @@ struct ChangedKey {
 // The batch's upserts, each as a one-row statement and a rows_per_statement-row one: a statement
 // per row cost SQLite its per-statement work (step, reset, opening the write) for every row.
 constexpr std::size_t rows_per_statement = 64;
-constexpr int transfer_columns = 10, totals_columns = 3, peer_columns = 7;
+constexpr int transfer_columns = 10, totals_columns = 3, peer_columns = 7, completion_columns = 2;
 static_assert(rows_per_statement * transfer_columns <= 32766);  // SQLITE_MAX_VARIABLE_NUMBER
 
 struct UpsertSql {
@@ -222,6 +229,17 @@ const UpsertSql peer_sql = upsert_sql(
     "ON CONFLICT(user_id, torrent_id, peer_id) DO UPDATE SET "
     "uploaded = excluded.uploaded, downloaded = excluded.downloaded, "
     "announced_at = excluded.announced_at, seeding = excluded.seeding");
+
+const UpsertSql completion_sql =
+    upsert_sql("INSERT INTO tyto_completions(info_hash, completed) VALUES", completion_columns,
+               "ON CONFLICT(info_hash) DO UPDATE SET "
+               "completed = tyto_completions.completed + excluded.completed");
+
+void bind_completion(sqlite3_stmt* statement, int first, const CompletionDelta& completion) {
+  const std::string hex = to_hex(completion.info_hash);  // lowercase
+  sqlite3_bind_text(statement, first, hex.data(), static_cast<int>(hex.size()), SQLITE_TRANSIENT);
+  sqlite3_bind_int64(statement, first + 1, stored(completion.count));
+}
 
 void bind_transfer(sqlite3_stmt* statement, int first, const TransferSum& sum) noexcept {
   sqlite3_bind_int64(statement, first, stored(sum.user_id));
@@ -278,6 +296,7 @@ class SqliteBackend final : public Backend {
                                                    std::uint32_t shard) override;
   Result<bool, std::string> write_batch(const AccountingBatch& batch) override;
   Result<std::vector<Baseline>, std::string> load_baselines() override;
+  Result<std::vector<CompletionCount>, std::string> load_completions() override;
   std::uint64_t rows_refused() const noexcept override { return rows_refused_; }
   std::string describe() const override { return "sqlite:" + path_; }
 
@@ -289,9 +308,9 @@ class SqliteBackend final : public Backend {
   std::string prepare(Statement& slot, const char* sql);
   std::string prepare_batch_statements();
   std::vector<Statement*> batch_statements() noexcept {
-    return {&begin_immediate_, &commit_,        &rollback_,        &mark_read_,
-            &mark_write_,      &transfer_add_,  &totals_add_,      &peer_put_,
-            &peer_delete_,     &transfers_add_, &totals_many_add_, &peers_put_};
+    return {&begin_immediate_, &commit_,     &rollback_,       &mark_read_,      &mark_write_,
+            &transfer_add_,    &totals_add_, &peer_put_,       &peer_delete_,    &transfers_add_,
+            &totals_many_add_, &peers_put_,  &completion_add_, &completions_add_};
   }
   // Ends a failed write transaction; the error that caused it is what the caller reports.
   void rollback() noexcept;
@@ -312,7 +331,8 @@ class SqliteBackend final : public Backend {
   // Each upsert twice: one row, and rows_per_statement rows (transfers_add_, totals_many_add_,
   // peers_put_) for the bulk of a batch.
   Statement begin_immediate_, commit_, rollback_, mark_read_, mark_write_, transfer_add_,
-      totals_add_, peer_put_, peer_delete_, transfers_add_, totals_many_add_, peers_put_;
+      totals_add_, peer_put_, peer_delete_, transfers_add_, totals_many_add_, peers_put_,
+      completion_add_, completions_add_;
   std::vector<const AccountingDelta*> open_deltas_;  // the current batch's not closed
   BatchSums sums_;                                   // the current batch's, kept for its capacity
 };
@@ -651,6 +671,8 @@ std::string SqliteBackend::prepare_batch_statements() {
       {&transfers_add_, transfer_sql.many.c_str()},
       {&totals_many_add_, totals_sql.many.c_str()},
       {&peers_put_, peer_sql.many.c_str()},
+      {&completion_add_, completion_sql.one.c_str()},
+      {&completions_add_, completion_sql.many.c_str()},
       {&peer_delete_,
        "DELETE FROM tyto_peers WHERE user_id = ?1 AND torrent_id = ?2 AND peer_id = ?3"},
   };
@@ -712,6 +734,10 @@ std::string SqliteBackend::apply(const AccountingBatch& batch) {
   }
   for (std::size_t i = 0; i < batch.deltas.size() && failed.empty(); ++i) {
     if (batch.deltas[i].closed) failed = delete_baseline(batch.deltas[i]);
+  }
+  if (failed.empty()) {
+    failed = upsert_rows(std::span<const CompletionDelta>(batch.completions), completions_add_,
+                         completion_add_, completion_columns, bind_completion, "tyto_completions");
   }
   return failed;
 }
@@ -808,6 +834,28 @@ Result<std::vector<Baseline>, std::string> SqliteBackend::load_baselines() {
   }
   if (step != SQLITE_DONE) return Failure{error("reading tyto_peers")};
   return baselines;
+}
+
+Result<std::vector<CompletionCount>, std::string> SqliteBackend::load_completions() {
+  Statement statement;
+  if (auto failed = prepare(statement,
+                            "SELECT info_hash, completed FROM tyto_completions ORDER BY info_hash");
+      !failed.empty()) {
+    return Failure{failed};
+  }
+  std::vector<CompletionCount> counts;
+  int step = SQLITE_ROW;
+  while ((step = sqlite3_step(statement.get())) == SQLITE_ROW) {
+    const CompletionFields fields{field_of(statement.get(), 0), field_of(statement.get(), 1)};
+    auto count = check_completion_row(fields);
+    if (count) {
+      counts.push_back(count.value());
+    } else {
+      refuse("tyto_completions", "info_hash " + field_log_text(fields.info_hash), count.error());
+    }
+  }
+  if (step != SQLITE_DONE) return Failure{error("reading tyto_completions")};
+  return counts;
 }
 
 // PATH[?busy_timeout_ms=N]
