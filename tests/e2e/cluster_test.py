@@ -438,10 +438,10 @@ class Cluster(unittest.TestCase):
         took = time.time() - resumed
         after = cluster_stats(c.metrics_port)[0]
         print("\n  paused %.1f s; C agreed on %d swarms (%d peers) %.3f s after SIGCONT "
-              "(agreed: %s; %d changes in, %d dropped)" %
+              "(agreed: %s; %d changes in, %d deferred)" %
               (paused_s, len(hashes), sum(s + l for s, _, l in expected), took,
                seen["c"] == expected, after["changes_in"] - before["changes_in"],
-               after["changes_in_dropped"] - before["changes_in_dropped"]), file=sys.stderr)
+               after["changes_in_deferred"] - before["changes_in_deferred"]), file=sys.stderr)
         self.assertSameSwarms(seen["c"], expected, "C")
         self.assertLessEqual(took, 3.0)
         self.assertSameSwarms(self.scrape("b", hashes), expected, "B")
