@@ -9,6 +9,7 @@
 #include <cstring>
 #include <random>
 
+#include "tyto/core/assert.hpp"
 #include "tyto/core/clock.hpp"
 #include "tyto/core/log.hpp"
 
@@ -32,6 +33,8 @@ constexpr auto no_responders_retry = std::chrono::milliseconds(250);
 // A serve that no shard advanced for this long is abandoned (the requester asks again).
 constexpr auto serve_stall = std::chrono::seconds(10);
 constexpr std::size_t lag_samples_max = 65536;
+// While a shard's queue is full, the bridge looks again this soon (the shard drains it meanwhile).
+constexpr auto outbox_retry = std::chrono::milliseconds(1);
 
 natsConnection* nats_connection(void* connection) {
   return static_cast<natsConnection*>(connection);
@@ -131,8 +134,10 @@ std::vector<shard::CounterRow> ClusterStatus::rows() const {
       {"bytes_in", "replication batch bytes received", false, value(bytes_in)},
       {"changes_in", "swarm changes from other nodes handed to the shards", false,
        value(changes_in)},
-      {"changes_in_dropped", "swarm changes from other nodes dropped: a shard's queue was full",
-       false, value(changes_in_dropped)},
+      {"changes_in_deferred",
+       "swarm changes from other nodes held back: a shard's queue was full (no message is taken "
+       "until it drained)",
+       false, value(changes_in_deferred)},
       {"batches_duplicate", "batches skipped: at or below the last sequence of their origin", false,
        value(batches_duplicate)},
       {"batches_own", "batches skipped: sent under this node's own name", false,
@@ -168,7 +173,7 @@ ClusterClient::ClusterClient(ClusterClientConfig config, shard::ClusterBridge& b
       warm_subject_("tyto." + config_.name + ".warm"),
       local_(shards.size()),
       next_sequence_(shards.size()),
-      records_outbox_(shards.size()) {
+      outbox_(shards.size()) {
   // Sequences above every earlier run's: this run's start in µs.
   const auto start_us = std::chrono::duration_cast<std::chrono::microseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
@@ -309,6 +314,10 @@ void ClusterClient::connection_changed(bool connected) noexcept {
 }
 
 void ClusterClient::watch(std::vector<pollfd>&, Clock::time_point& wake_at) {
+  // Held back by a full shard queue: try again soon, the shards drain it meanwhile.
+  if (!outbox_empty() || inbound_next_ < inbound_taken_.size()) {
+    wake_at = std::min(wake_at, Clock::now() + outbox_retry);
+  }
   wake_at = std::min(wake_at, next_publish_at_);
   wake_at = std::min(wake_at, next_status_at_);
   if (!warm_ && warm_nonce_ != 0) wake_at = std::min(wake_at, warm_deadline_);
@@ -319,13 +328,13 @@ void ClusterClient::turn(std::span<const pollfd>) {
   const bool connected =
       natsConnection_Status(nats_connection(connection_)) == NATS_CONN_STATUS_CONNECTED;
   status_.connected.store(connected ? 1 : 0, std::memory_order_relaxed);
+  send_outbox();
   handle_inbound();
   take_local_changes();
   if (now >= next_publish_at_) {
     publish_batches(now - last_publish_at_ >= heartbeat_interval);
     next_publish_at_ = now + config_.publish_interval;
   }
-  send_records();
   serve_pieces();
   if (serving_ && now > serve_deadline_) {
     TYTO_LOG(log::Level::warning, "cluster: warm-up for {} stalled; abandoned", serve_reply_);
@@ -418,13 +427,18 @@ void ClusterClient::publish_batches(bool heartbeat) {
   if (published) last_publish_at_ = Clock::now();
 }
 
+// Messages are taken in order, and none while a shard's queue refused something (outbox_): the
+// backlog waits in inbound_ (up to inbound_max) instead of being dropped (a paused node catching
+// up).
 void ClusterClient::handle_inbound() {
-  {
+  if (inbound_next_ == inbound_taken_.size()) {
+    inbound_taken_.clear();
+    inbound_next_ = 0;
     std::lock_guard lock(inbound_mutex_);
     inbound_taken_.swap(inbound_);
   }
-  for (void* opaque : inbound_taken_) {
-    auto* message = static_cast<natsMsg*>(opaque);
+  while (inbound_next_ < inbound_taken_.size() && outbox_empty()) {
+    auto* message = static_cast<natsMsg*>(inbound_taken_[inbound_next_++]);
     const std::string_view subject = natsMsg_GetSubject(message);
     const auto* data = reinterpret_cast<const std::uint8_t*>(natsMsg_GetData(message));
     const std::span<const std::uint8_t> bytes(
@@ -438,7 +452,7 @@ void ClusterClient::handle_inbound() {
     }
     natsMsg_Destroy(message);
   }
-  inbound_taken_.clear();
+  TYTO_ASSERT(inbound_next_ <= inbound_taken_.size());
   bridge_.publish(shards_, waker_);
 }
 
@@ -477,22 +491,25 @@ void ClusterClient::on_batch(std::span<const std::uint8_t> bytes) {
   }
   const auto base_age_s =
       static_cast<std::uint32_t>(std::min<std::uint64_t>(lag_ms / 1000, peer_timeout_s_));
-  std::uint64_t handed = 0;
-  std::uint64_t dropped = 0;
+  // A change a full queue refuses waits in its shard's outbox, and so does every later one for
+  // that shard (order kept): at most this batch's changes, as no message is taken meanwhile.
+  std::uint64_t deferred = 0;
   for (const Change& change : received_.changes) {
     shard::ClusterToShard message;
     message.kind = shard::ClusterToShard::Kind::change;
     message.change = to_replica(change, base_age_s);
-    if (bridge_.send(owner_of_(change.info_hash), message)) {
-      ++handed;
-    } else {
-      ++dropped;
+    const std::uint32_t shard = owner_of_(change.info_hash);
+    TYTO_ASSERT(shard < outbox_.size());
+    if (!outbox_[shard].empty() || !bridge_.send(shard, message)) {
+      outbox_[shard].push_back(message);
+      ++deferred;
     }
   }
-  status_.changes_in.fetch_add(handed, std::memory_order_relaxed);
-  if (dropped != 0) {
-    status_.changes_in_dropped.fetch_add(dropped, std::memory_order_relaxed);
-    bridge_.publish(shards_, waker_);  // let the shards catch up before the next batch
+  TYTO_ASSERT(deferred <= received_.changes.size());
+  status_.changes_in.fetch_add(received_.changes.size(), std::memory_order_relaxed);
+  if (deferred != 0) {
+    status_.changes_in_deferred.fetch_add(deferred, std::memory_order_relaxed);
+    bridge_.publish(shards_, waker_);  // let the shards start on what they took
   }
 }
 
@@ -561,17 +578,22 @@ void ClusterClient::on_warm_answer(std::span<const std::uint8_t> bytes) {
   records->extra_age_s =
       static_cast<std::uint32_t>(now_ms > message.unix_ms ? (now_ms - message.unix_ms) / 1000 : 0);
   records->holders.store(static_cast<std::uint32_t>(shards_.size()), std::memory_order_relaxed);
-  for (auto& outbox : records_outbox_) {
+  for (auto& outbox : outbox_) {
     outbox.push_back({shard::ClusterToShard::Kind::records, {}, records.get()});
   }
   records_.push_back(std::move(records));
-  send_records();
+  send_outbox();
 }
 
-void ClusterClient::send_records() {
+bool ClusterClient::outbox_empty() const noexcept {
+  return std::all_of(outbox_.begin(), outbox_.end(),
+                     [](const auto& outbox) { return outbox.empty(); });
+}
+
+void ClusterClient::send_outbox() {
   bool sent = false;
-  for (std::uint32_t shard = 0; shard < records_outbox_.size(); ++shard) {
-    auto& outbox = records_outbox_[shard];
+  for (std::uint32_t shard = 0; shard < outbox_.size(); ++shard) {
+    auto& outbox = outbox_[shard];
     while (!outbox.empty() && bridge_.send(shard, outbox.front())) {
       outbox.pop_front();
       sent = true;
@@ -706,6 +728,11 @@ void ClusterClient::finish() noexcept {
   }
   for (void* message : inbound_) natsMsg_Destroy(static_cast<natsMsg*>(message));
   inbound_.clear();
+  for (; inbound_next_ < inbound_taken_.size(); ++inbound_next_) {
+    natsMsg_Destroy(static_cast<natsMsg*>(inbound_taken_[inbound_next_]));
+  }
+  inbound_taken_.clear();
+  inbound_next_ = 0;
   // Pieces the shards handed over and nobody took (the shards stopped).
   snapshots_.release_bridge_side();
   snapshots_.receive([](std::uint32_t, const shard::SnapshotPiece& piece) { delete piece.bytes; });

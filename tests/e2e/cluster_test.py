@@ -10,7 +10,13 @@ shards, C with one, so a batch is routed both straight and by the receiver's own
     README documents);
   - kill -9 of one NATS server: replication goes on through the others;
   - kill -9 of node A: B and C keep A's swarms; A restarted with no snapshot is warm within 10 s
-    and its scrape of every swarm equals B's.
+    and its scrape of every swarm equals B's;
+  - node C stopped (SIGSTOP) for 10 s while A and B add peers (50 000 of them), stop one and
+    count a completion: resumed (SIGCONT), it agrees with them within 3 s, from what NATS held
+    for it (its server neither cuts it as a slow consumer nor as stale, it does not reconnect);
+  - all three NATS servers killed for 10 s: every node answers UDP and HTTP announces and scrapes
+    from its own state; restarted, the nodes reconnect, new announces replicate again, and a
+    re-announce repairs whatever the outage's announces left unreplicated.
 Every wait is bounded; every process is stopped by its pid."""
 import hashlib
 import hmac
@@ -25,7 +31,9 @@ import sys
 import tempfile
 import time
 import unittest
+from urllib.parse import quote_from_bytes
 
+from http_test import announce_target, bdecode
 from tracker import COMPLETED, STOPPED, Client, Tracker, TrackerError, free_port
 
 BINARY = None
@@ -43,7 +51,7 @@ def http_get(port, target):
                 break
             data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body.decode()
+    return int(head.split()[1]), body
 
 
 def cluster_stats(metrics_port):
@@ -51,6 +59,33 @@ def cluster_stats(metrics_port):
     assert status == 200, body
     stats = json.loads(body)
     return stats["cluster"], stats["totals"]
+
+
+def wait_until(predicate, seconds, step_s=0.05):
+    """Polls `predicate` until it holds or `seconds` pass; returns the seconds it took, or None."""
+    started = time.time()
+    while True:
+        if predicate():
+            return time.time() - started
+        if time.time() - started > seconds:
+            return None
+        time.sleep(step_s)
+
+
+def http_scrape(port, info_hash):
+    """(seeders, completed, leechers) from the HTTP scrape, as the UDP scrape orders them."""
+    status, body = http_get(port, "/scrape?info_hash=" + quote_from_bytes(info_hash, safe=""))
+    assert status == 200, body
+    files = bdecode(body)[0][b"files"]
+    entry = files.get(info_hash, {b"complete": 0, b"downloaded": 0, b"incomplete": 0})
+    return entry[b"complete"], entry[b"downloaded"], entry[b"incomplete"]
+
+
+def http_announce(port, info_hash, peer_port, left, event=None):
+    status, body = http_get(port, announce_target(info_hash, peer_port, left, event=event))
+    reply = bdecode(body)[0]
+    assert status == 200 and b"failure reason" not in reply, body
+    return reply
 
 
 # --- The batch format (cluster/replication_batch.hpp), written independently of the C++ codec ---
@@ -89,6 +124,7 @@ class NatsServer:
                      "--cluster_name", "tyto-test", "--cluster", "nats://127.0.0.1:%d" % cluster_port,
                      "--routes", routes, "-l", os.path.join(directory, name + ".log")]
         self.port = port
+        self.log_path = os.path.join(directory, name + ".log")
         self.start()
 
     def start(self):
@@ -107,6 +143,10 @@ class NatsServer:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
 
 
 def nats_publish(port, subject, payload):
@@ -189,9 +229,11 @@ class Cluster(unittest.TestCase):
         return client
 
     def scrape(self, name, info_hashes):
+        """The node's UDP scrape of any number of swarms (70 to a request)."""
         client = self.client(name)
         try:
-            return client.scrape(info_hashes)
+            return [row for at in range(0, len(info_hashes), 70)
+                    for row in client.scrape(info_hashes[at:at + 70])]
         finally:
             client.close()
 
@@ -341,6 +383,168 @@ class Cluster(unittest.TestCase):
         stats, totals = cluster_stats(self.nodes["a"].metrics_port)
         self.assertEqual(stats["warm"], 1)
         self.assertGreater(totals["cluster_warm_peers"], 0)
+        a.close()
+
+    def assertSameSwarms(self, seen, expected, name):
+        """Equal scrapes, told as a count of swarms that differ (a diff of 5 000 is no help)."""
+        differing = [(i, a, b) for i, (a, b) in enumerate(zip(seen, expected)) if a != b]
+        self.assertEqual(len(seen), len(expected), name)
+        self.assertEqual(len(differing), 0, "%s differs on %d of %d swarms, such as %s" % (
+            name, len(differing), len(expected), differing[:3]))
+
+    def blast(self, name, hashes, peers_per_hash):
+        """Announces `peers_per_hash` seeders on every swarm without waiting for the replies (as
+        fast as a busy tracker sees them); the node may drop some: compare with its scrape."""
+        client = self.client(name)
+        sent = 0
+        for info_hash in hashes:
+            for i in range(peers_per_hash):
+                client.sock.sendto(struct.pack(
+                    ">QII20s20sQQQIIIiH", client.connection_id, 1, sent, info_hash,
+                    os.urandom(20), 0, 0, 0, 0, 0, 0, 0, 10000 + i), client.address)
+                sent += 1
+                if sent % 100 == 0:
+                    time.sleep(0.001)
+        client.close()
+
+    def test_6_a_paused_node_catches_up_after_sigcont(self):
+        kept = os.urandom(20)
+        added = [os.urandom(20) for _ in range(20)]
+        bulk = [os.urandom(20) for _ in range(5000)]
+        a, b = self.client("a"), self.client("b")
+        leaving, finishing = os.urandom(20), os.urandom(20)
+        a.announce(kept, 7401, left=0)
+        a.announce(kept, 7402, left=10, peer_id=leaving)
+        b.announce(kept, 7403, left=10, peer_id=finishing)
+        seen = self.wait_scrape("abc", [kept], [(1, 0, 2)])
+        for name in "abc":
+            self.assertEqual(seen[name], [(1, 0, 2)], name)
+        c = self.nodes["c"]  # one shard: the smallest queue from its bridge
+        server = self.nats[c.nats_index]
+        before = cluster_stats(c.metrics_port)[0]
+        log_before = len(server.log())
+        os.kill(c.process.pid, signal.SIGSTOP)
+        stopped = time.time()
+        try:
+            # A stop (on A), a completion (on B), twenty new swarms (on A), 50 000 peers in 5 000
+            # swarms (on A), then five seconds later more peers (on B): the later batches are
+            # old when C applies them.
+            a.announce(kept, 7402, left=10, event=STOPPED, peer_id=leaving)
+            b.announce(kept, 7403, left=0, event=COMPLETED, peer_id=finishing)
+            for n, info_hash in enumerate(added):
+                a.announce(info_hash, 7410 + n, left=n % 2)
+            self.blast("a", bulk, 10)
+            time.sleep(max(0.0, stopped + 5 - time.time()))
+            for info_hash in added[:5]:
+                b.announce(info_hash, 7450, left=5)
+            expected = [(2, 1, 0)] + [(1 - n % 2, 0, n % 2 + (1 if n < 5 else 0))
+                                      for n in range(len(added))]
+            seen = self.wait_scrape("ab", [kept] + added, expected)
+            for name in "ab":
+                self.assertEqual(seen[name], expected, name)
+            expected += self.scrape("a", bulk)
+            self.assertGreater(sum(seeders for seeders, _, _ in expected), 20000)
+            time.sleep(max(0.0, stopped + 10 - time.time()))
+        finally:
+            os.kill(c.process.pid, signal.SIGCONT)
+        resumed = time.time()
+        paused_s = resumed - stopped
+        hashes = [kept] + added + bulk
+        seen = self.wait_scrape("c", hashes, expected, seconds=10)
+        took = time.time() - resumed
+        after = cluster_stats(c.metrics_port)[0]
+        print("\n  paused %.1f s; C agreed on %d swarms (%d peers) %.3f s after SIGCONT "
+              "(agreed: %s; %d changes in, %d deferred)" %
+              (paused_s, len(hashes), sum(s + l for s, _, l in expected), took,
+               seen["c"] == expected, after["changes_in"] - before["changes_in"],
+               after["changes_in_deferred"] - before["changes_in_deferred"]), file=sys.stderr)
+        self.assertSameSwarms(seen["c"], expected, "C")
+        self.assertLessEqual(took, 3.0)
+        self.assertSameSwarms(self.scrape("b", hashes), expected, "B")
+        # It caught up from what NATS held for it: its server kept the connection (not a slow
+        # consumer, not stale) and libnats did not reconnect (which would have lost messages).
+        server_log = server.log()[log_before:]
+        self.assertNotIn("Slow Consumer", server_log)
+        self.assertNotIn("Stale", server_log)
+        self.assertEqual(after["connected"], 1)
+        self.assertEqual(after["reconnects"], before["reconnects"])
+        self.assertEqual(after["messages_dropped"], before["messages_dropped"])
+        a.close()
+        b.close()
+
+    def test_7_all_nats_servers_down_nodes_serve_alone_then_reconnect(self):
+        names = "abc"
+        known = os.urandom(20)  # a swarm every node holds before the outage
+        a = self.client("a")
+        a.announce(known, 7501, left=0)
+        seen = self.wait_scrape(names, [known], [(1, 0, 0)])
+        for name in names:
+            self.assertEqual(seen[name], [(1, 0, 0)], name)
+        before = {name: cluster_stats(self.nodes[name].metrics_port)[0] for name in names}
+        for server in self.nats:
+            server.kill()
+        down = time.time()
+        outage = os.urandom(20)
+        try:
+            took = wait_until(lambda: all(
+                cluster_stats(self.nodes[name].metrics_port)[0]["connected"] == 0
+                for name in names), seconds=5)
+            self.assertIsNotNone(took, "a node still says it is connected")
+            # Every node serves from its own state: its own announces (UDP and HTTP), and the
+            # swarm replicated before the outage.
+            for n, name in enumerate(names):
+                node = self.nodes[name]
+                client = self.client(name)
+                reply = client.announce(outage, 7510 + n, left=0)
+                self.assertEqual((reply["seeders"], reply["leechers"]), (1, 0), name)
+                reply = http_announce(node.port, outage, 7520 + n, left=10)
+                self.assertEqual((reply[b"complete"], reply[b"incomplete"]), (1, 1), name)
+                self.assertEqual(client.scrape([outage, known]), [(1, 0, 1), (1, 0, 0)], name)
+                self.assertEqual(http_scrape(node.port, outage), (1, 0, 1), name)
+                self.assertEqual(http_scrape(node.port, known), (1, 0, 0), name)
+                client.close()
+            time.sleep(max(0.0, down + 10 - time.time()))
+            for name in names:  # still alone, still answering
+                self.assertEqual(self.scrape(name, [outage, known]), [(1, 0, 1), (1, 0, 0)])
+                self.assertEqual(cluster_stats(self.nodes[name].metrics_port)[0]["connected"], 0)
+        finally:
+            restarting = time.time()
+            for server in self.nats:
+                server.start()
+        restarted = time.time()
+        reconnected_s = wait_until(lambda: all(
+            stats["connected"] == 1 and stats["reconnects"] > before[name]["reconnects"]
+            for name, stats in ((name, cluster_stats(self.nodes[name].metrics_port)[0])
+                                for name in names)), seconds=10, step_s=0.01)
+        self.assertIsNotNone(reconnected_s, {
+            name: cluster_stats(self.nodes[name].metrics_port)[0] for name in names})
+        # New announces replicate again (the servers' routes form again meanwhile).
+        fresh = os.urandom(20)
+        started = time.time()
+        replicated_s = None
+        while time.time() - started < 10:
+            a.announce(fresh, 7530, left=0)
+            seen = self.wait_scrape("bc", [fresh], [(1, 0, 0)], seconds=0.5)
+            if all(value == [(1, 0, 0)] for value in seen.values()):
+                replicated_s = time.time() - started
+                break
+        self.assertIsNotNone(replicated_s, seen)
+        # The outage's announces: each node holds its own; what the others hold of them is what
+        # libnats's reconnect buffer carried over (soft state: re-announces repair the rest).
+        carried = {name: self.scrape(name, [outage]) for name in names}
+        print("\n  NATS down %.1f s; the three servers took %.2f s to start; every node "
+              "reconnected %.2f s after the first started; an announce replicated %.2f s after "
+              "that; the outage swarm, reconnected: %s" %
+              (restarting - down, restarted - restarting, restarted - restarting + reconnected_s,
+               replicated_s, carried), file=sys.stderr)
+        for n, name in enumerate(names):
+            client = self.client(name)
+            client.announce(outage, 7510 + n, left=0)
+            client.close()
+            http_announce(self.nodes[name].port, outage, 7520 + n, left=10)
+        seen = self.wait_scrape(names, [outage, known], [(3, 0, 3), (1, 0, 0)])
+        for name in names:
+            self.assertEqual(seen[name], [(3, 0, 3), (1, 0, 0)], name)
         a.close()
 
 

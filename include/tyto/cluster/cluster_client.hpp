@@ -13,7 +13,9 @@
 //    locked queue and an eventfd; past the bound a message is dropped and counted): a batch is
 //    verified (MAC first), skipped when it is this node's own or its sequence is not above the
 //    last one applied from that (node, shard) (a replay or a duplicate changes nothing), and each
-//    change goes to the shard owning its info_hash, aged by the batch's age;
+//    change goes to the shard owning its info_hash, aged by the batch's age (what a full shard
+//    queue refuses is held and offered again, and no message is taken meanwhile: a backlog, as
+//    after a pause, waits in the handover queue, bounded as above, rather than being dropped);
 //  - warms the node at start: subscribed to the batches first, it asks `tyto.<name>.warm` (a
 //    queue group: one warm node answers) and restores the snapshot records streamed back into
 //    its inbox; warm once the responder's `done` says every piece came (a gap asks again), or
@@ -79,7 +81,7 @@ struct ClusterStatus {
   std::atomic<std::uint64_t> batches_in{0};
   std::atomic<std::uint64_t> bytes_in{0};
   std::atomic<std::uint64_t> changes_in{0};
-  std::atomic<std::uint64_t> changes_in_dropped{0};
+  std::atomic<std::uint64_t> changes_in_deferred{0};
   std::atomic<std::uint64_t> batches_duplicate{0};
   std::atomic<std::uint64_t> batches_own{0};
   std::atomic<std::uint64_t> messages_dropped{0};
@@ -139,7 +141,8 @@ class ClusterClient final : public shard::BridgeThread::Client {
   void request_warm(Clock::time_point now);
   void become_warm(const char* why);
   void serve_pieces();
-  void send_records();
+  bool outbox_empty() const noexcept;
+  void send_outbox();
   void update_status(Clock::time_point now);
   std::uint64_t nodes_heard(Clock::time_point now) const;
   void refuse(Refusal refusal, const char* what);
@@ -166,7 +169,8 @@ class ClusterClient final : public shard::BridgeThread::Client {
   // Handed over by libnats's threads (natsMsg*), under inbound_mutex_.
   std::mutex inbound_mutex_;
   std::vector<void*> inbound_;
-  std::vector<void*> inbound_taken_;  // this thread's swap partner
+  std::vector<void*> inbound_taken_;  // this thread's swap partner, taken from inbound_next_ on
+  std::size_t inbound_next_ = 0;
 
   // Publishing.
   std::vector<std::vector<Change>> local_;  // per shard, since the last batch
@@ -190,8 +194,10 @@ class ClusterClient final : public shard::BridgeThread::Client {
   std::uint32_t warm_attempts_ = 0;
   Clock::time_point warm_started_{};
   Clock::time_point warm_deadline_{};
-  std::vector<std::unique_ptr<shard::SharedRecords>> records_;     // until every shard released
-  std::vector<std::deque<shard::ClusterToShard>> records_outbox_;  // per shard
+  std::vector<std::unique_ptr<shard::SharedRecords>> records_;  // until every shard released
+  // Per shard: what its full queue refused (changes, warm-up records), offered again each turn;
+  // while anything waits here no message is taken, so it holds at most one batch's changes.
+  std::vector<std::deque<shard::ClusterToShard>> outbox_;
 
   // Serving a warm-up to another node.
   bool serving_ = false;

@@ -8,11 +8,12 @@
 //    wake it, so an announce costs one queue push and nothing else). Full queue: the change is
 //    dropped and counted (cluster_changes_dropped); the peer's next announce repairs it.
 //  - bridge → shard: changes other nodes made (kind change), applied with
-//    PeerStore::apply_replica as if announced here; full queue: dropped and counted by the
-//    bridge. And, while this node warms up, snapshot records streamed from a live node (kind
-//    records): every shard restores the swarms it owns from the same bytes, then lets go of
-//    them; the bridge frees them once every shard let go (or, at exit, once the shards stopped).
-//    Records are never dropped: the bridge keeps what a full queue refuses and offers it again.
+//    PeerStore::apply_replica as if announced here; full queue: the bridge holds the change and
+//    takes no more messages until the shard drained (counted as deferred, never dropped). And,
+//    while this node warms up, snapshot records streamed from a live node (kind records): every
+//    shard restores the swarms it owns from the same bytes, then lets go of them; the bridge
+//    frees them once every shard let go (or, at exit, once the shards stopped). Records are
+//    never dropped either: the bridge keeps what a full queue refuses and offers it again.
 // The shards also serve a warm-up to another node: the bridge asks them for their swarms through
 // a second SnapshotBridge (ShardDirectory::cluster_snapshot), exactly as the snapshot writer
 // does, with pieces small enough for one NATS message each.
