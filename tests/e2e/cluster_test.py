@@ -34,24 +34,11 @@ import unittest
 from urllib.parse import quote_from_bytes
 
 from http_test import announce_target, bdecode
-from tracker import COMPLETED, STOPPED, Client, Tracker, TrackerError, free_port
+from tracker import COMPLETED, STOPPED, Client, Tracker, TrackerError, free_port, http_get
 
 BINARY = None
 NATS_SERVER = shutil.which("nats-server")
 SECRET = b"5f1c3e9a0b7d4c2e8f6a1b3d5c7e9f0a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e"
-
-
-def http_get(port, target):
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % target).encode())
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
 
 
 def cluster_stats(metrics_port):
@@ -74,7 +61,8 @@ def wait_until(predicate, seconds, step_s=0.05):
 
 def http_scrape(port, info_hash):
     """(seeders, completed, leechers) from the HTTP scrape, as the UDP scrape orders them."""
-    status, body = http_get(port, "/scrape?info_hash=" + quote_from_bytes(info_hash, safe=""))
+    status, body = http_get(port, "/scrape?info_hash=" + quote_from_bytes(info_hash, safe=""),
+                            raw=True)
     assert status == 200, body
     files = bdecode(body)[0][b"files"]
     entry = files.get(info_hash, {b"complete": 0, b"downloaded": 0, b"incomplete": 0})
@@ -82,7 +70,8 @@ def http_scrape(port, info_hash):
 
 
 def http_announce(port, info_hash, peer_port, left, event=None):
-    status, body = http_get(port, announce_target(info_hash, peer_port, left, event=event))
+    status, body = http_get(port, announce_target(info_hash, peer_port, left, event=event),
+                            raw=True)
     reply = bdecode(body)[0]
     assert status == 200 and b"failure reason" not in reply, body
     return reply

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from tracker import Client, Tracker, TrackerError, free_port
+from tracker import Client, Tracker, TrackerError, free_port, http_get
 
 BINARY = None
 SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -104,20 +104,6 @@ class PrivilegeDrop(unittest.TestCase):
             self.assertEqual(code, 0, stderr)
             self.assertIn("running as nobody", stderr)
             self.assertNotIn("poll:", stderr)
-
-
-def http_get(port, target, source="127.0.0.1"):
-    """(status, body) of GET target on the metrics port, from `source`."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0)) as s:
-        s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target).encode())
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body.decode()
 
 
 def prometheus(text):

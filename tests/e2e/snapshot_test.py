@@ -11,23 +11,10 @@ import tempfile
 import time
 import unittest
 
-from tracker import COMPLETED, Client, Tracker, free_port
+from tracker import COMPLETED, Client, Tracker, free_port, http_get
 
 BINARY = None
 PERIODIC = "periodic snapshot: "
-
-
-def http_get(port, target):
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % target).encode())
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body.decode()
 
 
 def sanitized(binary):

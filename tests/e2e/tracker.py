@@ -44,6 +44,21 @@ def free_port():
     raise RuntimeError("no free port")
 
 
+def http_get(port, target, source="127.0.0.1", raw=False):
+    """(status, body) of GET target on 127.0.0.1:port, from `source`; body as text, or as bytes
+    with `raw` (a bencoded reply)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0)) as s:
+        s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % target).encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body if raw else body.decode()
+
+
 class Tracker:
     """Runs `tyto` with the given flags; stop() sends SIGTERM and returns its counters."""
 
