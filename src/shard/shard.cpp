@@ -516,7 +516,8 @@ AnnounceReply Shard::apply_announce(const AnnounceRequest& request, const Member
     return {AnnounceStatus::torrent_unregistered};
   }
   const store::PeerKey key{member.user_id, torrent->torrent_id, request.peer_id};
-  switch (ledger_->admit(key)) {
+  Ledger::Spot spot;  // where admit found the key: record uses it without probing again
+  switch (ledger_->admit(key, spot)) {
     case LedgerVerdict::user_torrent_full:
       ++private_counters_.refused_user_torrent_full;
       return {AnnounceStatus::user_torrent_full};
@@ -533,7 +534,7 @@ AnnounceReply Shard::apply_announce(const AnnounceRequest& request, const Member
   }
   const AnnounceReply reply = store_->announce(request, now_s_, peers_out);
   if (reply.status == AnnounceStatus::ok) {
-    ticket = ledger_->record(key, request, *torrent, member, now_s_, now_unix_s(), hold);
+    ticket = ledger_->record(spot, key, request, *torrent, member, now_s_, now_unix_s(), hold);
   }
   return reply;
 }
