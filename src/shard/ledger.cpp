@@ -67,9 +67,17 @@ std::uint32_t Ledger::find(const store::PeerKey& key) const noexcept {
   return IndexTraits::is_empty(index_[slot]) ? absent : IndexTraits::position(index_[slot]);
 }
 
-LedgerVerdict Ledger::admit(const store::PeerKey& key) const noexcept {
+Ledger::Spot Ledger::locate(const store::PeerKey& key) const noexcept {
+  Spot spot;
+  spot.home = home(key, spot.tag);
+  spot.position = find(key);
+  return spot;
+}
+
+LedgerVerdict Ledger::admit(const store::PeerKey& key, Spot& spot) const noexcept {
   std::uint32_t tag = 0;
   std::uint32_t slot = home(key, tag);
+  spot = Spot{absent, tag, slot};
   std::uint32_t same_pair_active = 0;
   const auto capacity = static_cast<std::uint32_t>(index_.size());
   // The whole run from the home: every entry of this (user, torrent) is in it.
@@ -77,7 +85,10 @@ LedgerVerdict Ledger::admit(const store::PeerKey& key) const noexcept {
        ++probes, slot = oa::next_slot(slot, capacity)) {
     if (IndexTraits::tag(index_[slot]) != tag) continue;
     const Entry& held = entry(IndexTraits::position(index_[slot]));
-    if (held.key == key) return LedgerVerdict::ok;  // known peer
+    if (held.key == key) {
+      spot.position = IndexTraits::position(index_[slot]);
+      return LedgerVerdict::ok;  // known peer
+    }
     same_pair_active +=
         held.key.user_id == key.user_id && held.key.torrent_id == key.torrent_id && !held.closed;
   }
@@ -88,6 +99,14 @@ LedgerVerdict Ledger::admit(const store::PeerKey& key) const noexcept {
 }
 
 std::uint32_t Ledger::insert(const store::PeerKey& key) noexcept {
+  std::uint32_t tag = 0;
+  const std::uint32_t start = home(key, tag);
+  return insert(key, tag, start);
+}
+
+std::uint32_t Ledger::insert(const store::PeerKey& key, std::uint32_t tag,
+                             std::uint32_t start) noexcept {
+  TYTO_DEBUG_ASSERT(start == home(key, tag));
   if (entries_count_ >= limits_.peers_max) return absent;
   std::uint32_t position = 0;
   if (!free_positions_.empty()) {
@@ -98,8 +117,6 @@ std::uint32_t Ledger::insert(const store::PeerKey& key) noexcept {
     auto& chunk = chunks_[position / chunk_entries];
     if (chunk == nullptr) chunk = std::make_unique<Entry[]>(chunk_entries);
   }
-  std::uint32_t tag = 0;
-  const std::uint32_t start = home(key, tag);
   oa::insert<IndexTraits>(std::span<std::uint64_t>(index_), start,
                           IndexTraits::make(tag, position));
   ++entries_count_;
@@ -141,16 +158,19 @@ void Ledger::mark_dirty(std::uint32_t position, Entry& held) noexcept {
   dirty_.push_back(position);
 }
 
-std::uint64_t Ledger::record(const store::PeerKey& key, const AnnounceRequest& request,
-                             const store::TorrentRow& torrent, const Member& member,
-                             std::uint32_t now_s, std::uint64_t now_unix_s,
+std::uint64_t Ledger::record(const Spot& spot, const store::PeerKey& key,
+                             const AnnounceRequest& request, const store::TorrentRow& torrent,
+                             const Member& member, std::uint32_t now_s, std::uint64_t now_unix_s,
                              bool ticket_stopped) noexcept {
   TYTO_ASSERT(key.user_id == member.user_id && key.torrent_id == torrent.torrent_id);
-  std::uint32_t position = find(key);
+  // The spot is admit's for this key, and nothing changed the ledger since (paired: admit).
+  TYTO_DEBUG_ASSERT(spot.position == find(key));
+  TYTO_ASSERT(spot.position == absent || entry(spot.position).key == key);
+  std::uint32_t position = spot.position;
   const bool first_sighting = position == absent || entry(position).closed;
   if (position == absent) {
     if (request.event == AnnounceEvent::stopped) return 0;  // never seen: nothing to close
-    position = insert(key);
+    position = insert(key, spot.tag, spot.home);
     if (position == absent) return 0;  // admit() said full first; the caller refused it
   }
   Entry* held = &entry(position);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include "tyto/core/assert.hpp"
@@ -480,6 +481,19 @@ ShardTotals Shard::totals() const noexcept {
 namespace {
 // Bounds what one turn hands to the storage bridge (its queue holds 4096 per shard anyway).
 constexpr std::size_t deltas_per_turn_max = 1024;
+
+// The passkey a URL path segment names (percent-decoded; '+' is a space, which no passkey has).
+// Passkeys are printable ASCII, so a segment with neither '%' nor '+' is its own decoding.
+std::optional<store::Passkey> passkey_of(std::string_view segment) noexcept {
+  // A plain loop: string_view::find_first_of cost ~250 instructions here (a find per byte).
+  bool encoded = false;
+  for (const char c : segment) encoded |= c == '%' || c == '+';
+  if (!encoded) return store::Passkey::parse(segment);
+  std::uint8_t decoded[store::passkey_size_max];
+  std::size_t decoded_size = 0;
+  if (!proto::http::percent_decode(segment, decoded, decoded_size)) return std::nullopt;
+  return store::Passkey::parse({reinterpret_cast<const char*>(decoded), decoded_size});
+}
 }  // namespace
 
 const char* Shard::admit_member(std::string_view passkey_segment, const AnnounceRequest* request,
@@ -492,12 +506,7 @@ const char* Shard::admit_member(std::string_view passkey_segment, const Announce
     ++private_counters_.refused_passkey_missing;
     return "passkey required: use the announce URL from your account page";
   }
-  std::uint8_t decoded[store::passkey_size_max];
-  std::size_t decoded_size = 0;
-  const auto passkey =
-      proto::http::percent_decode(passkey_segment, decoded, decoded_size)
-          ? store::Passkey::parse({reinterpret_cast<const char*>(decoded), decoded_size})
-          : std::nullopt;
+  const auto passkey = passkey_of(passkey_segment);
   const store::UserRow* user = passkey ? catalogue_->user(*passkey) : nullptr;
   if (user == nullptr) {
     ++private_counters_.refused_passkey_unknown;
@@ -546,7 +555,8 @@ AnnounceReply Shard::apply_announce(const AnnounceRequest& request, const Member
     return {AnnounceStatus::torrent_unregistered};
   }
   const store::PeerKey key{member.user_id, torrent->torrent_id, request.peer_id};
-  switch (ledger_->admit(key)) {
+  Ledger::Spot spot;  // where admit found the key: record uses it without probing again
+  switch (ledger_->admit(key, spot)) {
     case LedgerVerdict::user_torrent_full:
       ++private_counters_.refused_user_torrent_full;
       return {AnnounceStatus::user_torrent_full};
@@ -563,7 +573,7 @@ AnnounceReply Shard::apply_announce(const AnnounceRequest& request, const Member
   }
   AnnounceReply reply = store_->announce(request, now_s_, peers_out);
   if (reply.status == AnnounceStatus::ok) {
-    ticket = ledger_->record(key, request, *torrent, member, now_s_, now_unix_s(), hold);
+    ticket = ledger_->record(spot, key, request, *torrent, member, now_s_, now_unix_s(), hold);
   }
   if (completions_ != nullptr) note_completion(request.info_hash, reply);
   if (config_.cluster) replicate(request, reply);

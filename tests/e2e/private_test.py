@@ -133,7 +133,9 @@ class PrivateTest(unittest.TestCase):
             (None, T1, peer, 10, "passkey required"),
             ("nobody", T1, peer, 10, "unknown passkey"),
             ("alice-key_1", T1, peer, 10, "unknown passkey"),  # case matters
+            ("alice+Key_1", T1, peer, 10, "unknown passkey"),  # '+' is a space: never a passkey
             ("bob", T1, peer, 10, "account disabled"),
+            ("%62o%62", T1, peer, 10, "account disabled"),  # percent-encoded: bob
             ("carol", T1, peer, 10, "may not download"),
             ("alice-Key_1", T3, peer, 10, "not registered"),
             ("alice-Key_1", T1, b"-BAD001-" + b"a" * 12, 10, "client not allowed"),
@@ -167,8 +169,8 @@ class PrivateTest(unittest.TestCase):
         connection.close()
         counters = self.stop()
         self.assertEqual(counters["private_refused_passkey_missing"], 1)
-        self.assertEqual(counters["private_refused_passkey_unknown"], 2)
-        self.assertEqual(counters["private_refused_user_disabled"], 2)
+        self.assertEqual(counters["private_refused_passkey_unknown"], 3)
+        self.assertEqual(counters["private_refused_user_disabled"], 3)
         self.assertEqual(counters["private_refused_leech_not_allowed"], 1)
         self.assertEqual(counters["private_refused_torrent_unregistered"], 1)
         self.assertEqual(counters["private_refused_client"], 1)

@@ -42,13 +42,16 @@ class LedgerTest : public ::testing::Test {
     return limits;
   }
   void record(const store::PeerKey& key, const AnnounceRequest& request) {
-    ASSERT_EQ(ledger_.admit(key), LedgerVerdict::ok);
+    // As the shard does: admit's spot goes to record (one hash and probe).
+    Ledger::Spot spot;
+    ASSERT_EQ(ledger_.admit(key, spot), LedgerVerdict::ok);
+    ASSERT_EQ(spot.position == UINT32_MAX, !ledger_.holds(key));
     // The key's user and torrent, with the factors the test set.
     store::TorrentRow torrent = torrent_;
     torrent.torrent_id = key.torrent_id;
     Member member = member_;
     member.user_id = key.user_id;
-    ledger_.record(key, request, torrent, member, now_s_, 1'700'000'000 + now_s_);
+    ledger_.record(spot, key, request, torrent, member, now_s_, 1'700'000'000 + now_s_);
   }
   // Everything the bridge would take now.
   std::vector<store::AccountingDelta> take() {

@@ -60,14 +60,33 @@ class Ledger {
   Ledger(const Ledger&) = delete;
   Ledger& operator=(const Ledger&) = delete;
 
+  // Where admit() found the key (or the run it would join): record() takes it instead of
+  // hashing and probing again. Valid only until the ledger next changes (a record, flush,
+  // expire_step or restore); between admit and record only the peer store runs.
+  struct Spot {
+    std::uint32_t position = UINT32_MAX;  // the entry's, or UINT32_MAX when the key has none
+    std::uint32_t tag = 0;
+    std::uint32_t home = 0;
+  };
+
   // Before the announce is applied: may this peer be recorded? Known peers always may.
-  LedgerVerdict admit(const store::PeerKey& key) const noexcept;
+  LedgerVerdict admit(const store::PeerKey& key) const noexcept {
+    Spot spot;
+    return admit(key, spot);
+  }
+  LedgerVerdict admit(const store::PeerKey& key, Spot& spot) const noexcept;
   // After the peer store accepted the announce (admit said ok). now_s is the shard clock,
   // now_unix_s Unix time (written to the database). With `ticket_stopped`, a `stopped` that
   // closes an entry gets a durability ticket (returned; 0 otherwise): its delta carries it to
   // the storage bridge, which confirms it once the delta is durable. A second `stopped` before
   // the first was handed on shares its ticket.
   std::uint64_t record(const store::PeerKey& key, const AnnounceRequest& request,
+                       const store::TorrentRow& torrent, const Member& member, std::uint32_t now_s,
+                       std::uint64_t now_unix_s, bool ticket_stopped = false) noexcept {
+    return record(locate(key), key, request, torrent, member, now_s, now_unix_s, ticket_stopped);
+  }
+  // The same with the spot admit(key, spot) gave for this key (one hash and probe in all).
+  std::uint64_t record(const Spot& spot, const store::PeerKey& key, const AnnounceRequest& request,
                        const store::TorrentRow& torrent, const Member& member, std::uint32_t now_s,
                        std::uint64_t now_unix_s, bool ticket_stopped = false) noexcept;
   // At start, before any announce: a baseline persisted by an earlier run. Its announce time
@@ -97,9 +116,11 @@ class Ledger {
   static constexpr std::uint32_t absent = UINT32_MAX;
   // The entry's position, or absent.
   std::uint32_t find(const store::PeerKey& key) const noexcept;
+  Spot locate(const store::PeerKey& key) const noexcept;
   Entry& entry(std::uint32_t position) const noexcept;
   std::uint32_t home(const store::PeerKey& key, std::uint32_t& tag) const noexcept;
   std::uint32_t insert(const store::PeerKey& key) noexcept;  // absent when full
+  std::uint32_t insert(const store::PeerKey& key, std::uint32_t tag, std::uint32_t start) noexcept;
   void erase(std::uint32_t position) noexcept;
   void mark_dirty(std::uint32_t position, Entry& entry) noexcept;
   store::AccountingDelta take_delta(const Entry& entry) const noexcept;
