@@ -24,6 +24,7 @@ constexpr std::uint32_t warm_piece_bytes = warm_piece_records_max - 1024;
 constexpr std::size_t inbound_max = 65536;
 constexpr auto heartbeat_interval = std::chrono::seconds(1);
 constexpr auto node_forgotten_after = std::chrono::seconds(5);
+constexpr auto node_pruned_after = std::chrono::minutes(10);
 constexpr std::uint32_t warm_attempts_max = 5;
 // Other nodes are heard but no warm one answers (they started together, all cold): after this
 // many warm_wait, the node calls itself warm and live changes fill it in.
@@ -698,6 +699,15 @@ std::uint64_t ClusterClient::nodes_heard(Clock::time_point now) const {
 }
 
 void ClusterClient::update_status(Clock::time_point now) {
+  // Nodes silent for node_pruned_after are forgotten with their sequences, so the maps hold the
+  // nodes of the last minutes, not every name ever seen. A batch of theirs older than that (no
+  // NATS delivery is that late) would be applied again: peers are upserts; only a completion
+  // could count twice.
+  std::erase_if(nodes_, [&](const auto& node) {
+    if (now - node.second < node_pruned_after) return false;
+    std::erase_if(origins_, [&](const auto& origin) { return origin.first.first == node.first; });
+    return true;
+  });
   status_.nodes_seen.store(nodes_heard(now), std::memory_order_relaxed);
   if (!lags_ms_.empty()) {
     std::sort(lags_ms_.begin(), lags_ms_.end());
