@@ -219,8 +219,10 @@ bool Shard::turn(bool may_sleep) noexcept {
     directory_.cluster.publish_answers(index_, ring_);  // never wakes it: it takes them on time
     directory_.cluster_snapshot.publish_answers(index_, ring_);
   }
-  if (private_tracker()) flush_ledger();
-  if (completions_ != nullptr) flush_completions();
+  // What was handed on counts as work: a shard with deltas still waiting keeps turning instead of
+  // sleeping up to a second between flushes of deltas_per_turn_max.
+  if (private_tracker()) work += flush_ledger();
+  if (completions_ != nullptr) work += flush_completions();
   udp_.flush();
   if (now_s_ != last_tick_s_) tick();
   const auto work_time = std::chrono::steady_clock::now() - work_start;
@@ -645,14 +647,16 @@ void Shard::on_catalogue_change(const store::CatalogueChange& change) noexcept {
   }
 }
 
-void Shard::flush_ledger() noexcept {
-  if (ledger_->dirty_count() == 0) return;
-  private_counters_.deltas_handed += ledger_->flush(
+std::size_t Shard::flush_ledger() noexcept {
+  if (ledger_->dirty_count() == 0) return 0;
+  const std::size_t handed = ledger_->flush(
       [this](const store::AccountingDelta& delta, std::uint64_t ticket) {
         return directory_.storage.answer(index_, StorageFromShard{delta, ticket});
       },
       deltas_per_turn_max);
+  private_counters_.deltas_handed += handed;
   directory_.storage.publish_answers(index_, ring_);
+  return handed;
 }
 
 // --- Cluster (cluster_bridge.hpp) ---
@@ -775,9 +779,9 @@ ScrapeEntry Shard::scrape(const InfoHash& info_hash) const noexcept {
   return entry;
 }
 
-void Shard::flush_completions() noexcept {
-  if (completions_->pending_count() == 0) return;
-  private_counters_.completions_handed += completions_->flush(
+std::size_t Shard::flush_completions() noexcept {
+  if (completions_->pending_count() == 0) return 0;
+  const std::size_t handed = completions_->flush(
       [this](const store::CompletionDelta& completion) {
         StorageFromShard message;
         message.kind = StorageFromShard::Kind::completion;
@@ -785,7 +789,9 @@ void Shard::flush_completions() noexcept {
         return directory_.storage.answer(index_, message);
       },
       deltas_per_turn_max);
+  private_counters_.completions_handed += handed;
   directory_.storage.publish_answers(index_, ring_);
+  return handed;
 }
 
 }  // namespace tyto::shard

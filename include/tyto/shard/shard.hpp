@@ -165,10 +165,10 @@ class Shard {
   // After the store applied an announce: counts its completion for the storage and raises the
   // reply's completed count to the persisted one.
   void note_completion(const InfoHash& info_hash, AnnounceReply& reply) noexcept;
-  void flush_completions() noexcept;
+  std::size_t flush_completions() noexcept;
   std::size_t drain_storage() noexcept;
   void on_catalogue_change(const store::CatalogueChange& change) noexcept;
-  void flush_ledger() noexcept;
+  std::size_t flush_ledger() noexcept;
   void release_held(std::uint64_t ticket) noexcept;
   void read_ahead_announces() noexcept;
   void on_completion(const io_uring_cqe& cqe) noexcept;
