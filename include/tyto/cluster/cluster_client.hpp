@@ -4,9 +4,9 @@
 // never touch the cluster bridge.
 //
 // Each turn of its poll loop (shard/bridge_thread.hpp) it
-//  - takes the changes the shards' local announces made (cluster_bridge.hpp) and, every publish
-//    interval, publishes them per shard as MAC'd batches (replication_batch.hpp) on
-//    `tyto.<name>.swarm.<shards>.<shard>`, each with a sequence increasing per (node, shard)
+//  - takes the changes the shards' local announces made (cluster_bridge.hpp) at least every 20 ms
+//    and, every publish interval, publishes them per shard as MAC'd batches (replication_batch.hpp)
+//    on `tyto.<name>.swarm.<shards>.<shard>`, each with a sequence increasing per (node, shard)
 //    from the node's start time in µs; with nothing to say, an empty batch once a second (the
 //    other nodes see the node alive and measure the lag);
 //  - takes what libnats delivered (its own threads hand each message over through a bounded,
@@ -124,7 +124,7 @@ class ClusterClient final : public shard::BridgeThread::Client {
   // For libnats's callbacks (its threads); not for anyone else.
   struct Inbound;
   void deliver(void* message) noexcept;
-  void connection_changed(bool connected) noexcept;
+  void connection_changed(bool connected, bool reconnected = false) noexcept;
 
  private:
   struct OriginShard {
@@ -209,7 +209,6 @@ class ClusterClient final : public shard::BridgeThread::Client {
   Clock::time_point serve_deadline_{};
 
   Clock::time_point next_status_at_{};
-  std::atomic<bool> connection_event_{false};
   bool finished_ = false;
   ClusterStatus status_;
 };

@@ -4,7 +4,7 @@
 //  - shard → bridge: what a local announce changed in a swarm this shard owns (a peer added or
 //    updated with its role, a peer removed by `stopped`, a completion counted), one
 //    ReplicaChange each, pushed by the owner right after the store applied the announce. The
-//    bridge takes them every publishing interval (it never sleeps on this queue: shards do not
+//    bridge takes them at least every 20 ms (it never sleeps on this queue: shards do not
 //    wake it, so an announce costs one queue push and nothing else). Full queue: the change is
 //    dropped and counted (cluster_changes_dropped); the peer's next announce repairs it.
 //  - bridge → shard: changes other nodes made (kind change), applied with
