@@ -481,12 +481,12 @@ void ClusterClient::on_batch(std::span<const std::uint8_t> bytes) {
     return;
   }
   nodes_[received_.origin] = Clock::now();
-  OriginShard& origin = origins_[{received_.origin, received_.shard}];
-  if (received_.sequence <= origin.last_sequence) {
+  std::uint64_t& last_sequence = last_sequences_[{received_.origin, received_.shard}];
+  if (received_.sequence <= last_sequence) {
     status_.batches_duplicate.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  origin.last_sequence = received_.sequence;
+  last_sequence = received_.sequence;
   status_.batches_in.fetch_add(1, std::memory_order_relaxed);
   status_.bytes_in.fetch_add(bytes.size(), std::memory_order_relaxed);
   const std::uint64_t now_ms = unix_time_ms();
@@ -710,7 +710,8 @@ void ClusterClient::update_status(Clock::time_point now) {
   // could count twice.
   std::erase_if(nodes_, [&](const auto& node) {
     if (now - node.second < node_pruned_after) return false;
-    std::erase_if(origins_, [&](const auto& origin) { return origin.first.first == node.first; });
+    std::erase_if(last_sequences_,
+                  [&](const auto& origin) { return origin.first.first == node.first; });
     return true;
   });
   status_.nodes_seen.store(nodes_heard(now), std::memory_order_relaxed);

@@ -122,14 +122,10 @@ class ClusterClient final : public shard::BridgeThread::Client {
   const ClusterStatus& status() const noexcept { return status_; }
 
   // For libnats's callbacks (its threads); not for anyone else.
-  struct Inbound;
   void deliver(void* message) noexcept;
   void connection_changed(bool connected, bool reconnected = false) noexcept;
 
  private:
-  struct OriginShard {
-    std::uint64_t last_sequence = 0;
-  };
   void take_local_changes();
   void publish_batches(bool heartbeat);
   void publish(const std::string& subject, const std::vector<std::uint8_t>& bytes,
@@ -182,7 +178,8 @@ class ClusterClient final : public shard::BridgeThread::Client {
 
   // Receiving.
   Batch received_;  // reused
-  std::map<std::pair<std::string, std::uint16_t>, OriginShard> origins_;
+  // The last sequence applied per (origin, shard).
+  std::map<std::pair<std::string, std::uint16_t>, std::uint64_t> last_sequences_;
   std::map<std::string, Clock::time_point> nodes_;
   std::vector<std::uint32_t> lags_ms_;  // since the last status update
 
