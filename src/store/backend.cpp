@@ -24,4 +24,43 @@ Result<std::unique_ptr<Backend>, std::string> open_backend(std::string_view uri)
                   uri.substr(0, scheme_end == std::string_view::npos ? 0 : scheme_end))};
 }
 
+namespace {
+// One counter: what the peer moved past `stored`, at most what the delta credited for it; the
+// credited bytes cut in the same proportion as the real ones.
+bool cut_counter(std::uint64_t to, std::uint64_t stored, std::uint64_t& real,
+                 std::uint64_t& credited) noexcept {
+  const std::uint64_t past = to >= stored ? to - stored : 0;
+  if (past >= real) return false;
+  credited = static_cast<std::uint64_t>(static_cast<unsigned __int128>(credited) * past / real);
+  real = past;
+  return true;
+}
+}  // namespace
+
+bool arbitrate_delta(AccountingDelta& delta, const Baseline* stored) noexcept {
+  if (stored == nullptr) return false;
+  const bool same = stored->announced_unix_s == delta.from_announced_unix_s &&
+                    stored->uploaded == delta.from_uploaded &&
+                    stored->downloaded == delta.from_downloaded;
+  if (same || !baseline_not_older(stored->announced_unix_s, stored->uploaded, stored->downloaded,
+                                  delta.from_announced_unix_s, delta.from_uploaded,
+                                  delta.from_downloaded)) {
+    return false;
+  }
+  bool changed = cut_counter(delta.baseline_uploaded, stored->uploaded, delta.uploaded_real,
+                             delta.uploaded);
+  changed |= cut_counter(delta.baseline_downloaded, stored->downloaded, delta.downloaded_real,
+                         delta.downloaded);
+  const std::uint64_t after_s = delta.announced_unix_s > stored->announced_unix_s
+                                    ? delta.announced_unix_s - stored->announced_unix_s
+                                    : 0;
+  for (std::uint32_t* seconds : {&delta.seed_s, &delta.leech_s}) {
+    if (*seconds > after_s) {
+      *seconds = static_cast<std::uint32_t>(after_s);
+      changed = true;
+    }
+  }
+  return changed;
+}
+
 }  // namespace tyto::store

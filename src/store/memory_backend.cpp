@@ -142,7 +142,15 @@ Result<bool, std::string> MemoryBackend::write_batch(const AccountingBatch& batc
   TYTO_ASSERT(batch.id.sequence > 0);
   std::uint64_t& mark = marks_[{batch.id.node, batch.id.shard}];
   if (batch.id.sequence <= mark) return false;
-  for (const AccountingDelta& delta : batch.deltas) {
+  for (AccountingDelta delta : batch.deltas) {
+    const PeerMapKey peer_key{
+        delta.key.user_id, delta.key.torrent_id,
+        std::string(reinterpret_cast<const char*>(delta.key.peer_id.bytes.data()),
+                    delta.key.peer_id.bytes.size())};
+    const auto stored = baselines_.find(peer_key);
+    if (batch.arbitrate) {
+      arbitrate_delta(delta, stored == baselines_.end() ? nullptr : &stored->second);
+    }
     TransferRow& transfer = transfers_[{delta.key.user_id, delta.key.torrent_id}];
     transfer.uploaded += delta.uploaded;
     transfer.downloaded += delta.downloaded;
@@ -155,12 +163,14 @@ Result<bool, std::string> MemoryBackend::write_batch(const AccountingBatch& batc
     UserTotalsRow& totals = user_totals_[delta.key.user_id];
     totals.uploaded += delta.uploaded;
     totals.downloaded += delta.downloaded;
-    const PeerMapKey peer_key{
-        delta.key.user_id, delta.key.torrent_id,
-        std::string(reinterpret_cast<const char*>(delta.key.peer_id.bytes.data()),
-                    delta.key.peer_id.bytes.size())};
+    if (stored != baselines_.end() &&
+        !baseline_not_older(delta.announced_unix_s, delta.baseline_uploaded,
+                            delta.baseline_downloaded, stored->second.announced_unix_s,
+                            stored->second.uploaded, stored->second.downloaded)) {
+      continue;  // another node's later announce of the peer holds the baseline
+    }
     if (delta.closed) {
-      baselines_.erase(peer_key);
+      if (stored != baselines_.end()) baselines_.erase(stored);
     } else {
       baselines_[peer_key] = Baseline{delta.key, delta.baseline_uploaded, delta.baseline_downloaded,
                                       delta.announced_unix_s, delta.seeding};

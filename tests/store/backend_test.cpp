@@ -333,6 +333,81 @@ TYPED_TEST(BackendTest, BaselinesAreStoredReplacedAndDeletedWhenClosed) {
   EXPECT_EQ(this->site.transfer(1, 10)->uploaded, 9u);
 }
 
+// Two cluster nodes write one peer's baselines: the later announce's stays, whichever batch
+// commits last; a close deletes only a baseline not newer than itself.
+TYPED_TEST(BackendTest, AnOlderBaselineNeverReplacesANewerOne) {
+  auto later = delta(1, 10, 'a');
+  later.baseline_uploaded = 150;
+  later.announced_unix_s = 2000;
+  ASSERT_TRUE(this->write(batch(1, {later}, "node-b")));
+  auto earlier = delta(1, 10, 'a');
+  earlier.baseline_uploaded = 120;
+  earlier.announced_unix_s = 1500;
+  ASSERT_TRUE(this->write(batch(1, {earlier}, "node-a")));
+  auto stored = this->backend().load_baselines();
+  ASSERT_TRUE(stored.ok()) << stored.error();
+  ASSERT_EQ(stored.value().size(), 1u);
+  EXPECT_EQ(stored.value()[0].uploaded, 150u);
+  EXPECT_EQ(stored.value()[0].announced_unix_s, 2000u);
+  earlier.closed = true;
+  earlier.announced_unix_s = 1800;
+  ASSERT_TRUE(this->write(batch(2, {earlier}, "node-a")));
+  stored = this->backend().load_baselines();
+  ASSERT_TRUE(stored.ok()) << stored.error();
+  ASSERT_EQ(stored.value().size(), 1u);  // an older close leaves the newer baseline
+  later.closed = true;
+  ASSERT_TRUE(this->write(batch(2, {later}, "node-b")));
+  stored = this->backend().load_baselines();
+  ASSERT_TRUE(stored.ok()) << stored.error();
+  EXPECT_TRUE(stored.value().empty());
+}
+
+// A peer that announced at node A (1000 -> 1500) and then at node B (-> 1800) before A's
+// baseline reached B: both derived from 1000. Arbitrated, every byte is credited once, in
+// either commit order, the credited bytes keeping each node's factor, and seconds too.
+TYPED_TEST(BackendTest, ArbitratedBatchesCreditEachByteOnceAcrossNodes) {
+  for (const bool a_first : {true, false}) {
+    const std::uint64_t user = a_first ? 1 : 2;
+    auto first = delta(user, 10, 'a');  // the first sighting, written by A
+    first.baseline_uploaded = 1000;
+    first.announced_unix_s = 1000;
+    first.from_uploaded = 1000;
+    first.from_announced_unix_s = 1000;
+    auto first_batch = batch(a_first ? 1 : 3, {first}, "node-a");
+    first_batch.arbitrate = true;
+    ASSERT_TRUE(this->write(first_batch));
+    auto at_a = first;  // 1000 -> 1500 at A, factor 1
+    at_a.uploaded = at_a.uploaded_real = 500;
+    at_a.seed_s = 100;
+    at_a.baseline_uploaded = 1500;
+    at_a.announced_unix_s = 1100;
+    auto at_b = first;  // 1000 -> 1800 at B (A's baseline not there yet), factor 2
+    at_b.uploaded_real = 800;
+    at_b.uploaded = 1600;
+    at_b.seed_s = 200;
+    at_b.baseline_uploaded = 1800;
+    at_b.announced_unix_s = 1200;
+    auto batch_a = batch(a_first ? 2 : 4, {at_a}, "node-a");
+    auto batch_b = batch(a_first ? 1 : 2, {at_b}, "node-b");
+    batch_a.arbitrate = batch_b.arbitrate = true;
+    ASSERT_TRUE(this->write(a_first ? batch_a : batch_b));
+    ASSERT_TRUE(this->write(a_first ? batch_b : batch_a));
+    const auto transfer = this->site.transfer(user, 10);
+    ASSERT_TRUE(transfer.has_value());
+    EXPECT_EQ(transfer->uploaded_real, 800u) << "A first: " << a_first;
+    // A first: A's 500 at factor 1, then B's last 300 at factor 2; B first: B's 800 at 2.
+    EXPECT_EQ(transfer->uploaded, a_first ? 500u + 600u : 1600u) << "A first: " << a_first;
+    EXPECT_EQ(this->site.user_totals(user)->uploaded, transfer->uploaded);
+    EXPECT_EQ(transfer->seed_s, 200u) << "A first: " << a_first;
+    auto stored = this->backend().load_baselines();
+    ASSERT_TRUE(stored.ok()) << stored.error();
+    const auto held = std::find_if(stored.value().begin(), stored.value().end(),
+                                   [&](const Baseline& b) { return b.key == first.key; });
+    ASSERT_NE(held, stored.value().end());
+    EXPECT_EQ(held->uploaded, 1800u);  // the later announce's, whatever the order
+  }
+}
+
 TYPED_TEST(BackendTest, ABatchIsAppliedAtMostOnce) {
   auto credit = delta(1, 10, 'a');
   credit.uploaded = 100;

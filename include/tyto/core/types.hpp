@@ -41,15 +41,18 @@ inline std::optional<InfoHash> parse_info_hash_hex(std::string_view text) noexce
   return hash;
 }
 
-inline std::string to_hex(const InfoHash& hash) {
+// Lowercase hex digits of any bytes.
+inline std::string to_hex(std::span<const std::uint8_t> bytes) {
   static constexpr char digits[] = "0123456789abcdef";
-  std::string text(2 * hash.bytes.size(), '0');
-  for (std::size_t i = 0; i < hash.bytes.size(); ++i) {
-    text[2 * i] = digits[hash.bytes[i] >> 4];
-    text[2 * i + 1] = digits[hash.bytes[i] & 15];
+  std::string text(2 * bytes.size(), '0');
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    text[2 * i] = digits[bytes[i] >> 4];
+    text[2 * i + 1] = digits[bytes[i] & 15];
   }
   return text;
 }
+
+inline std::string to_hex(const InfoHash& hash) { return to_hex(std::span(hash.bytes)); }
 
 struct PeerId {
   std::array<std::uint8_t, limits::peer_id_size> bytes{};

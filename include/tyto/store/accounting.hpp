@@ -47,6 +47,13 @@ struct AccountingDelta {
   std::uint64_t baseline_uploaded = 0;
   std::uint64_t baseline_downloaded = 0;
   std::uint64_t announced_unix_s = 0;  // the latest announce this delta covers
+  // The baseline the credits were derived against (before this delta's first announce):
+  // from_announced_unix_s 0 when nothing was (a first sighting). A cluster's backends compare it
+  // with the stored baseline so that credits another node committed meanwhile are not counted
+  // again (arbitrate_delta below).
+  std::uint64_t from_uploaded = 0;
+  std::uint64_t from_downloaded = 0;
+  std::uint64_t from_announced_unix_s = 0;
   bool seeding = false;                // left = 0 at that announce
   bool completed = false;              // a snatch: counted once per (user, torrent) by the sink
   bool closed = false;                 // stopped or expired: the baseline row is deleted
@@ -73,6 +80,9 @@ struct AccountingBatch {
   // Sorted by info_hash, each once; written in the batch's transaction, so a batch applied at
   // most once adds each completion at most once.
   std::vector<CompletionDelta> completions{};
+  // Several tyto nodes credit the same peers (a cluster, README "Cluster"): each delta is
+  // arbitrated against the baseline stored when the batch is applied (arbitrate_delta).
+  bool arbitrate = false;
 };
 
 // A torrent's persisted completed count (tyto_completions), loaded at start: a scrape's
@@ -92,12 +102,42 @@ struct Baseline {
   bool seeding = false;
 };
 
+// Arbitration between nodes (README "Cluster", private mode). Each node derives credits against
+// the baseline it holds; a peer that moved between nodes may have had a newer baseline committed
+// by another node (its credits up to there counted) that this node had not received yet. Applied
+// inside the batch's transaction, with `stored` the tyto_peers row for the key (nullptr: none):
+// when stored is newer than the delta's from-baseline (not older, and not that very baseline;
+// from_announced_unix_s 0, unknown as in a batch recovered from the journal, is older than any),
+// only what the peer moved past the stored
+// baseline is credited, each counter on its own (credited bytes scaled in proportion to the real
+// ones, so the factors are kept), and the times are cut to the seconds after the stored
+// announce. Never credits more than the delta did. Returns whether the delta changed.
+bool arbitrate_delta(AccountingDelta& delta, const Baseline* stored) noexcept;
+// Whether a baseline announced at `t` (Unix seconds) with counters (u, d) is at least as recent
+// as one at (t0, u0, d0). Counters order a client's announces within its session (they only
+// grow), and time orders sessions (a restarted client starts low again); nodes' announce times
+// are whole seconds of clocks that may differ a little, so time decides only beyond
+// baseline_clock_skew_s, and counters that grew decide only when not clearly earlier. The rule
+// for every baseline that meets another: the tyto_peers upsert and the delete of a closed peer
+// apply only when not older (another node's later announce of the same peer wins, whichever
+// commits last), a ledger adopts a newer one (Ledger::adopt), and arbitrate_delta cuts against a
+// stored one newer than its from-baseline.
+inline constexpr std::uint64_t baseline_clock_skew_s = 2;
+inline bool baseline_not_older(std::uint64_t t, std::uint64_t u, std::uint64_t d,
+                               std::uint64_t t0, std::uint64_t u0, std::uint64_t d0) noexcept {
+  return (u >= u0 && d >= d0 && t + baseline_clock_skew_s >= t0) ||
+         t > t0 + baseline_clock_skew_s;
+}
+
 // The sink's effect of one delta, which every backend applies exactly this way:
 //  - tyto_transfers (user_id, torrent_id): uploaded, downloaded, uploaded_real, downloaded_real,
 //    seed_s, leech_s added; completed_at set to announced_unix_s if completed and still unset;
 //    last_announce_at = max(last_announce_at, announced_unix_s). The row is created if absent.
 //  - tyto_user_totals (user_id): uploaded and downloaded (credited) added.
-//  - tyto_peers (user_id, torrent_id, peer_id): the baseline set; deleted if closed.
+//  - tyto_peers (user_id, torrent_id, peer_id): the baseline set; deleted if closed; in both
+//    cases only when the delta's baseline is not older than the stored row's
+//    (baseline_not_older, on announced_at, uploaded and downloaded; the same rule in SQL).
+//  With batch.arbitrate, each delta first goes through arbitrate_delta against the stored row.
 // And per completion delta: tyto_completions (info_hash, 40 lowercase hex digits): completed
 // increased by count (the row created if absent).
 // And once per batch: tyto_batches (node, shard) gets the batch's sequence.

@@ -202,12 +202,22 @@ constexpr Prepared peers_put{
     "AS r(user_id, torrent_id, peer_id, uploaded, downloaded, announced_at, seeding) "
     "ON CONFLICT (user_id, torrent_id, peer_id) DO UPDATE SET "
     "uploaded = excluded.uploaded, downloaded = excluded.downloaded, "
-    "announced_at = excluded.announced_at, seeding = excluded.seeding"};
+    "announced_at = excluded.announced_at, seeding = excluded.seeding "
+    // Another node's later announce of the peer keeps its baseline (baseline_not_older).
+    "WHERE (excluded.uploaded >= tyto_peers.uploaded AND "
+    "excluded.downloaded >= tyto_peers.downloaded AND "
+    "excluded.announced_at + 2 >= tyto_peers.announced_at) OR "
+    "excluded.announced_at > tyto_peers.announced_at + 2"};
+static_assert(baseline_clock_skew_s == 2, "the SQL above and below says 2");
 constexpr Prepared peers_delete{
     "tyto_peers_delete",
-    "DELETE FROM tyto_peers p USING unnest($1::bigint[], $2::bigint[], $3::text[]) "
-    "AS d(user_id, torrent_id, peer_id) WHERE p.user_id = d.user_id AND "
-    "p.torrent_id = d.torrent_id AND p.peer_id = decode(d.peer_id, 'hex')"};
+    "DELETE FROM tyto_peers p USING unnest($1::bigint[], $2::bigint[], $3::text[], "
+    "$4::bigint[], $5::bigint[], $6::bigint[]) "
+    "AS d(user_id, torrent_id, peer_id, announced_at, uploaded, downloaded) "
+    "WHERE p.user_id = d.user_id AND p.torrent_id = d.torrent_id AND "
+    "p.peer_id = decode(d.peer_id, 'hex') AND ((d.uploaded >= p.uploaded AND "
+    "d.downloaded >= p.downloaded AND d.announced_at + 2 >= p.announced_at) OR "
+    "d.announced_at > p.announced_at + 2)"};
 constexpr Prepared completions_add{"tyto_completions_add",
                                    "INSERT INTO tyto_completions(info_hash, completed) "
                                    "SELECT * FROM unnest($1::text[], $2::bigint[]) "
@@ -566,8 +576,15 @@ class PostgresBackend final : public Backend {
   std::string ensure_connected();
   std::string listen();
   void drain_notifications();
+  // leave_open: a transaction the queries began and did not end stays open (unless it failed).
   Result<std::vector<PgResult>, std::string> run(std::span<const Query> queries,
-                                                 std::string_view what);
+                                                 std::string_view what, bool leave_open = false);
+  // batch.arbitrate's first half: BEGIN, the mark, and the stored baselines of the batch's peers
+  // locked (FOR UPDATE) and put through arbitrate_delta into `arbitrated`; the transaction is
+  // left open for the rows. false: applied before (nothing open); error text on failure.
+  Result<bool, std::string> begin_arbitrated(const AccountingBatch& batch,
+                                             std::vector<Query>& queries,
+                                             AccountingBatch& arbitrated);
   std::string first_error(const std::vector<PgResult>& results, std::string_view what) const;
   void refuse(std::string_view table, const std::string& key, const std::string& reason);
   void add_rows(std::vector<Query>& queries, const AccountingBatch& batch);
@@ -634,7 +651,8 @@ void PostgresBackend::drain_notifications() {
 }
 
 Result<std::vector<PgResult>, std::string> PostgresBackend::run(std::span<const Query> queries,
-                                                                std::string_view what) {
+                                                                std::string_view what,
+                                                                bool leave_open) {
   if (auto failed = ensure_connected(); !failed.empty()) return Failure{failed};
   const auto until = deadline();
   auto results = run_pipeline(work_.get(), queries, until);
@@ -644,7 +662,8 @@ Result<std::vector<PgResult>, std::string> PostgresBackend::run(std::span<const 
     return Failure{error(what, results.error())};
   }
   // A failed statement inside BEGIN leaves the transaction aborted until a ROLLBACK.
-  if (PQtransactionStatus(work_.get()) != PQTRANS_IDLE) {
+  const PGTransactionStatusType state = PQtransactionStatus(work_.get());
+  if (state != PQTRANS_IDLE && !(leave_open && state == PQTRANS_INTRANS)) {
     auto rolled_back = run_script(work_.get(), "ROLLBACK", until);
     if (!rolled_back || rolled_back.value() != nullptr) work_.reset();
   }
@@ -962,12 +981,16 @@ void PostgresBackend::add_rows(std::vector<Query>& queries, const AccountingBatc
                                 ArrayText(deltas_count), ArrayText(deltas_count),
                                 ArrayText(deltas_count), ArrayText(deltas_count),
                                 ArrayText(deltas_count)};
-  std::array<ArrayText, 3> deletes{ArrayText(0), ArrayText(0), ArrayText(0)};
+  std::array<ArrayText, 6> deletes{ArrayText(0), ArrayText(0), ArrayText(0),
+                                   ArrayText(0), ArrayText(0), ArrayText(0)};
   for (const AccountingDelta& delta : batch.deltas) {
     if (delta.closed) {
       deletes[0].add(delta.key.user_id);
       deletes[1].add(delta.key.torrent_id);
       deletes[2].add_hex(delta.key.peer_id.bytes);
+      deletes[3].add(delta.announced_unix_s);
+      deletes[4].add(delta.baseline_uploaded);
+      deletes[5].add(delta.baseline_downloaded);
       continue;
     }
     puts[0].add(delta.key.user_id);
@@ -1008,6 +1031,24 @@ Result<bool, std::string> PostgresBackend::write_batch(const AccountingBatch& ba
   queries.push_back(Query::run(mark_write));
   queries.back().add(batch.id.node).add(std::uint64_t{batch.id.shard}).add(batch.id.sequence);
   queries.back().add(static_cast<std::uint64_t>(std::time(nullptr)));
+  if (batch.arbitrate) {
+    AccountingBatch arbitrated;
+    auto begun = begin_arbitrated(batch, queries, arbitrated);
+    if (!begun) return Failure{begun.error()};
+    if (!begun.value()) return false;
+    std::vector<Query> rows;
+    add_rows(rows, arbitrated);
+    rows.push_back(Query::text("COMMIT"));
+    constexpr std::string_view what = "writing a batch";
+    auto results = run(rows, what);
+    if (!results) return Failure{results.error()};
+    if (auto failed = first_error(results.value(), what); !failed.empty()) return Failure{failed};
+    const std::string_view committed = PQcmdStatus(results.value().back().get());
+    if (committed != "COMMIT") {
+      return Failure{error(what, fmt::format("COMMIT answered {}", committed))};
+    }
+    return true;
+  }
   add_rows(queries, batch);
   queries.push_back(Query::text("COMMIT"));
 
@@ -1043,6 +1084,63 @@ Result<bool, std::string> PostgresBackend::write_batch(const AccountingBatch& ba
   const std::string_view committed = PQcmdStatus(result.back().get());
   if (committed != "COMMIT")
     return Failure{error(what, fmt::format("COMMIT answered {}", committed))};
+  return true;
+}
+
+Result<bool, std::string> PostgresBackend::begin_arbitrated(const AccountingBatch& batch,
+                                                           std::vector<Query>& queries,
+                                                           AccountingBatch& arbitrated) {
+  const std::size_t begin_index = queries.size() - 2;  // BEGIN and the mark are the last two
+  std::array<ArrayText, 3> keys{ArrayText(batch.deltas.size()), ArrayText(batch.deltas.size()),
+                                ArrayText(batch.deltas.size())};
+  for (const AccountingDelta& delta : batch.deltas) {
+    keys[0].add(delta.key.user_id);
+    keys[1].add(delta.key.torrent_id);
+    keys[2].add_hex(delta.key.peer_id.bytes);
+  }
+  Query& read = queries.emplace_back(Query::text(
+      "SELECT p.user_id, p.torrent_id, encode(p.peer_id, 'hex'), p.uploaded, p.downloaded, "
+      "p.announced_at FROM tyto_peers p JOIN unnest($1::bigint[], $2::bigint[], $3::text[]) "
+      "AS d(user_id, torrent_id, peer_id) ON p.user_id = d.user_id AND "
+      "p.torrent_id = d.torrent_id AND p.peer_id = decode(d.peer_id, 'hex') FOR UPDATE OF p"));
+  for (ArrayText& column : keys) read.add_owned(std::move(column).done());
+  constexpr std::string_view what = "reading the batch's baselines";
+  auto results = run(queries, what, true);
+  if (!results) return Failure{results.error()};
+  const auto& result = results.value();
+  for (std::size_t i = 0; i < begin_index; ++i) {  // the statements prepared first, if any
+    if (!succeeded(result[i].get())) return Failure{error(what, statement_error(result[i].get()))};
+  }
+  if (begin_index > 0) statements_prepared_ = true;
+  const PGresult* mark = result[begin_index + 1].get();
+  if (!succeeded(mark) && sqlstate(mark) == "23502") {
+    const char* table = PQresultErrorField(mark, PG_DIAG_TABLE_NAME);
+    if (table != nullptr && std::string_view(table) == "tyto_batches") return false;
+  }
+  if (auto failed = first_error(result, what); !failed.empty()) return Failure{failed};
+  // Stored rows are outside input: one that does not parse is left out (no arbitration for it).
+  std::map<std::tuple<std::uint64_t, std::uint64_t, std::string>, Baseline> stored;
+  const PGresult* rows = result.back().get();
+  for (int row = 0; row < PQntuples(rows); ++row) {
+    const auto user_id = unsigned_of(PQgetvalue(rows, row, 0));
+    const auto torrent_id = unsigned_of(PQgetvalue(rows, row, 1));
+    const auto uploaded = unsigned_of(PQgetvalue(rows, row, 3));
+    const auto downloaded = unsigned_of(PQgetvalue(rows, row, 4));
+    const auto announced = unsigned_of(PQgetvalue(rows, row, 5));
+    if (!user_id || !torrent_id || !uploaded || !downloaded || !announced) continue;
+    Baseline& held = stored[{*user_id, *torrent_id, PQgetvalue(rows, row, 2)}];
+    held.uploaded = *uploaded;
+    held.downloaded = *downloaded;
+    held.announced_unix_s = *announced;
+  }
+  arbitrated.id = batch.id;
+  arbitrated.deltas = batch.deltas;
+  arbitrated.completions = batch.completions;
+  for (AccountingDelta& delta : arbitrated.deltas) {
+    const auto found = stored.find(
+        {delta.key.user_id, delta.key.torrent_id, to_hex(std::span(delta.key.peer_id.bytes))});
+    if (found != stored.end()) arbitrate_delta(delta, &found->second);
+  }
   return true;
 }
 

@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <charconv>
 #include <ctime>
 #include <limits>
@@ -228,7 +229,13 @@ const UpsertSql peer_sql = upsert_sql(
     peer_columns,
     "ON CONFLICT(user_id, torrent_id, peer_id) DO UPDATE SET "
     "uploaded = excluded.uploaded, downloaded = excluded.downloaded, "
-    "announced_at = excluded.announced_at, seeding = excluded.seeding");
+    "announced_at = excluded.announced_at, seeding = excluded.seeding "
+    // Another node's later announce of the peer keeps its baseline (baseline_not_older).
+    "WHERE (excluded.uploaded >= tyto_peers.uploaded AND "
+    "excluded.downloaded >= tyto_peers.downloaded AND "
+    "excluded.announced_at + 2 >= tyto_peers.announced_at) OR "
+    "excluded.announced_at > tyto_peers.announced_at + 2");
+static_assert(baseline_clock_skew_s == 2, "the SQL above and below says 2");
 
 const UpsertSql completion_sql =
     upsert_sql("INSERT INTO tyto_completions(info_hash, completed) VALUES", completion_columns,
@@ -310,7 +317,7 @@ class SqliteBackend final : public Backend {
   std::vector<Statement*> batch_statements() noexcept {
     return {&begin_immediate_, &commit_,     &rollback_,       &mark_read_,      &mark_write_,
             &transfer_add_,    &totals_add_, &peer_put_,       &peer_delete_,    &transfers_add_,
-            &totals_many_add_, &peers_put_,  &completion_add_, &completions_add_};
+            &totals_many_add_, &peers_put_,  &completion_add_, &completions_add_, &peer_read_};
   }
   // Ends a failed write transaction; the error that caused it is what the caller reports.
   void rollback() noexcept;
@@ -318,6 +325,8 @@ class SqliteBackend final : public Backend {
   std::string upsert_rows(std::span<const Row> rows, Statement& many, Statement& one, int columns,
                           Bind bind, std::string_view table);
   std::string delete_baseline(const AccountingDelta& delta);
+  // batch.arbitrate: the deltas against the stored baselines (arbitrate_delta), into arbitrated_.
+  std::string arbitrate(std::span<const AccountingDelta> deltas);
   std::string apply(const AccountingBatch& batch);
   void refuse(std::string_view table, const std::string& key, const std::string& reason);
   void prune_changes(std::uint64_t seq_through);
@@ -332,7 +341,8 @@ class SqliteBackend final : public Backend {
   // peers_put_) for the bulk of a batch.
   Statement begin_immediate_, commit_, rollback_, mark_read_, mark_write_, transfer_add_,
       totals_add_, peer_put_, peer_delete_, transfers_add_, totals_many_add_, peers_put_,
-      completion_add_, completions_add_;
+      completion_add_, completions_add_, peer_read_;
+  std::vector<AccountingDelta> arbitrated_;          // the current batch's, when arbitrated
   std::vector<const AccountingDelta*> open_deltas_;  // the current batch's not closed
   BatchSums sums_;                                   // the current batch's, kept for its capacity
 };
@@ -674,7 +684,12 @@ std::string SqliteBackend::prepare_batch_statements() {
       {&completion_add_, completion_sql.one.c_str()},
       {&completions_add_, completion_sql.many.c_str()},
       {&peer_delete_,
-       "DELETE FROM tyto_peers WHERE user_id = ?1 AND torrent_id = ?2 AND peer_id = ?3"},
+       "DELETE FROM tyto_peers WHERE user_id = ?1 AND torrent_id = ?2 AND peer_id = ?3 "
+       "AND ((?5 >= uploaded AND ?6 >= downloaded AND ?4 + 2 >= announced_at) OR "
+       "?4 > announced_at + 2)"},
+      {&peer_read_,
+       "SELECT uploaded, downloaded, announced_at, seeding FROM tyto_peers "
+       "WHERE user_id = ?1 AND torrent_id = ?2 AND peer_id = ?3"},
   };
   for (const Entry& entry : entries) {
     if (auto failed = prepare(*entry.slot, entry.sql); !failed.empty()) return failed;
@@ -708,7 +723,31 @@ std::string SqliteBackend::delete_baseline(const AccountingDelta& delta) {
   sqlite3_bind_int64(use.get(), 2, stored(delta.key.torrent_id));
   sqlite3_bind_blob(use.get(), 3, delta.key.peer_id.bytes.data(),
                     static_cast<int>(delta.key.peer_id.bytes.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(use.get(), 4, stored(delta.announced_unix_s));
+  sqlite3_bind_int64(use.get(), 5, stored(delta.baseline_uploaded));
+  sqlite3_bind_int64(use.get(), 6, stored(delta.baseline_downloaded));
   if (sqlite3_step(use.get()) != SQLITE_DONE) return error("writing tyto_peers");
+  return "";
+}
+
+std::string SqliteBackend::arbitrate(std::span<const AccountingDelta> deltas) {
+  arbitrated_.assign(deltas.begin(), deltas.end());
+  for (AccountingDelta& delta : arbitrated_) {
+    Use use(peer_read_.get());
+    sqlite3_bind_int64(use.get(), 1, stored(delta.key.user_id));
+    sqlite3_bind_int64(use.get(), 2, stored(delta.key.torrent_id));
+    sqlite3_bind_blob(use.get(), 3, delta.key.peer_id.bytes.data(),
+                      static_cast<int>(delta.key.peer_id.bytes.size()), SQLITE_STATIC);
+    const int step = sqlite3_step(use.get());
+    if (step == SQLITE_DONE) continue;  // no stored baseline: nothing to arbitrate
+    if (step != SQLITE_ROW) return error("reading tyto_peers");
+    // A row is outside input: a negative number reads as 0 (it can only cut credits).
+    auto column = [&](int index) {
+      return static_cast<std::uint64_t>(std::max<sqlite3_int64>(0, sqlite3_column_int64(use.get(), index)));
+    };
+    const Baseline held{delta.key, column(0), column(1), column(2), column(3) != 0};
+    arbitrate_delta(delta, &held);
+  }
   return "";
 }
 
@@ -716,9 +755,14 @@ std::string SqliteBackend::delete_baseline(const AccountingDelta& delta) {
 // each upsert rows_per_statement rows at a time. Each key is in the batch once, so the order of
 // the baselines' puts and deletes does not matter.
 std::string SqliteBackend::apply(const AccountingBatch& batch) {
-  sum_batch(batch.deltas, sums_);
+  std::span<const AccountingDelta> deltas = batch.deltas;
+  if (batch.arbitrate) {
+    if (std::string failed = arbitrate(deltas); !failed.empty()) return failed;
+    deltas = arbitrated_;
+  }
+  sum_batch(deltas, sums_);
   open_deltas_.clear();
-  for (const AccountingDelta& delta : batch.deltas) {
+  for (const AccountingDelta& delta : deltas) {
     if (!delta.closed) open_deltas_.push_back(&delta);
   }
   std::string failed =
@@ -732,8 +776,8 @@ std::string SqliteBackend::apply(const AccountingBatch& batch) {
     failed = upsert_rows(std::span<const AccountingDelta* const>(open_deltas_), peers_put_,
                          peer_put_, peer_columns, bind_peer, "tyto_peers");
   }
-  for (std::size_t i = 0; i < batch.deltas.size() && failed.empty(); ++i) {
-    if (batch.deltas[i].closed) failed = delete_baseline(batch.deltas[i]);
+  for (std::size_t i = 0; i < deltas.size() && failed.empty(); ++i) {
+    if (deltas[i].closed) failed = delete_baseline(deltas[i]);
   }
   if (failed.empty()) {
     failed = upsert_rows(std::span<const CompletionDelta>(batch.completions), completions_add_,
