@@ -176,8 +176,14 @@ std::string start_periodic_snapshots(const tyto::app::Options& options,
 struct Cluster {
   tyto::cluster::ClusterKey key{};
   std::unique_ptr<tyto::cluster::ClusterClient> client;
+  // Private mode: durable accounting baselines, from the storage thread to the cluster's.
+  tyto::shard::BaselineHandoff baselines;
   tyto::shard::BridgeThread thread;  // last: stopped before the client goes
 };
+
+bool private_cluster(const tyto::app::Options& options) {
+  return options.cluster.enabled() && options.runtime.shard.private_tracker.enabled;
+}
 
 std::optional<int> load_cluster_secret(tyto::app::Options& options,
                                        tyto::cluster::ClusterKey& cluster_key) {
@@ -223,7 +229,8 @@ std::string start_cluster(const tyto::app::Options& options, Cluster& cluster,
       std::move(config), runtime.cluster_bridge(), runtime.cluster_snapshot_bridge(),
       runtime.shard_presence(),
       [&runtime](const tyto::InfoHash& info_hash) { return runtime.owner_of(info_hash); },
-      options.runtime.shard.store_limits.peer_timeout_s);
+      options.runtime.shard.store_limits.peer_timeout_s,
+      private_cluster(options) ? &cluster.baselines : nullptr);
   if (std::string error = cluster.client->init(); !error.empty()) return "cluster: " + error;
   return cluster.thread.start("cluster", cluster.client->doorbell(), *cluster.client);
 }
@@ -336,7 +343,7 @@ std::optional<int> open_storage(const tyto::app::Options& options, Storage& stor
 }
 
 // The storage bridge's thread, once the shards run. Error or "".
-std::string start_storage(const tyto::app::Options& options, Storage& storage,
+std::string start_storage(const tyto::app::Options& options, Storage& storage, Cluster& cluster,
                           tyto::shard::Runtime& runtime) {
   const bool catalogue =
       options.runtime.shard.private_tracker.enabled || options.runtime.shard.catalogue_whitelist;
@@ -345,6 +352,10 @@ std::string start_storage(const tyto::app::Options& options, Storage& storage,
   config.node = options.storage_node;
   config.journal_path = journal_path(options);
   config.catalogue = catalogue;
+  if (private_cluster(options)) {
+    config.arbitrate = true;
+    config.baselines = &cluster.baselines;
+  }
   storage.client = std::make_unique<tyto::app::StorageClient>(
       config, *storage.backend, runtime.storage_bridge(), runtime.shard_presence(),
       [&runtime](const tyto::InfoHash& info_hash) { return runtime.owner_of(info_hash); });
@@ -380,7 +391,7 @@ void stop_storage(Storage& storage, tyto::shard::Runtime& runtime) {
 std::string start(const tyto::app::Options& options, tyto::shard::Runtime& runtime,
                   tyto::app::OpsServer& ops, Storage& storage, Cluster& cluster) {
   if (std::string error = runtime.start(); !error.empty()) return error;
-  if (std::string error = start_storage(options, storage, runtime); !error.empty()) {
+  if (std::string error = start_storage(options, storage, cluster, runtime); !error.empty()) {
     runtime.stop();
     return error;
   }

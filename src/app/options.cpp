@@ -536,7 +536,8 @@ std::string finish(Options& options) {
   }
   // Completed counts persist in any store that keeps anything (README "Completed counts").
   shard.completions_persisted = options.storage_uri != "memory:";
-  if (options.storage_node.empty()) {
+  const bool storage_node_given = !options.storage_node.empty();
+  if (!storage_node_given) {
     char host[256] = {};
     options.storage_node = gethostname(host, sizeof host - 1) == 0 && host[0] != 0 ? host : "tyto";
   }
@@ -547,12 +548,11 @@ std::string finish(Options& options) {
     }
     if (options.cluster.node.empty()) options.cluster.node = options.storage_node;
     if (options.cluster.node.size() > 64) options.cluster.node.resize(64);
+    // Accounting batch ids must differ between nodes writing to one database: a node named for
+    // the cluster is named so there too, unless storage.node says otherwise.
+    if (!storage_node_given) options.storage_node = options.cluster.node;
     if ((options.cluster.tls_cert_file.empty()) != (options.cluster.tls_key_file.empty())) {
       return "cluster.tls_cert_file and cluster.tls_key_file go together";
-    }
-    if (shard.private_tracker.enabled) {
-      return "private.enabled with cluster.nats: not supported yet (each node's accounting "
-             "baselines do not travel between nodes)";
     }
     options.runtime.shard.cluster = true;
   } else if (!options.cluster.secret_file.empty() || !options.cluster.credentials_file.empty()) {

@@ -112,6 +112,7 @@ std::string StorageClient::init(const store::CatalogueRows& loaded) {
         next = std::max(next, batch.id.sequence + 1);
       }
       backlog_rows_ += batch.deltas.size() + batch.completions.size();
+      batch.arbitrate = config_.arbitrate;  // its from-baselines were not journalled: see there
       recovered_.push_back({std::move(batch), {}, true});
     }
     if (!recovered_.empty()) {
@@ -253,6 +254,7 @@ void StorageClient::write_batches(Clock::time_point now, bool force) {
 void StorageClient::form_batch(std::uint32_t shard, ShardState& state) {
   InFlight formed;
   formed.batch.id = {config_.node, shard, state.next_sequence++};
+  formed.batch.arbitrate = config_.arbitrate;
   formed.batch.deltas.reserve(state.pending.size());
   for (const auto& [key, delta] : state.pending) formed.batch.deltas.push_back(delta);
   formed.batch.completions.reserve(state.completions.size());
@@ -287,6 +289,24 @@ void StorageClient::confirm(std::uint32_t shard, InFlight& durable) {
   }
   status_.tickets_confirmed.fetch_add(durable.tickets.size(), std::memory_order_relaxed);
   durable.tickets.clear();
+  hand_baselines(shard, durable);
+}
+
+// Each peer's baseline after a durable batch, for the other nodes (README "Cluster"); the
+// torrent's info_hash from the mirror routes it there (a torrent removed since is skipped).
+void StorageClient::hand_baselines(std::uint32_t shard, InFlight& durable) {
+  if (config_.baselines == nullptr || durable.baselines_handed) return;
+  durable.baselines_handed = true;
+  baselines_.clear();
+  for (const store::AccountingDelta& delta : durable.batch.deltas) {
+    const auto torrent = torrents_.find(delta.key.torrent_id);
+    if (torrent == torrents_.end()) continue;
+    baselines_.push_back({torrent->second.info_hash,
+                          {delta.key, delta.baseline_uploaded, delta.baseline_downloaded,
+                           delta.announced_unix_s, delta.seeding},
+                          delta.closed});
+  }
+  config_.baselines->put(shard, baselines_);
 }
 
 // `shard` is UINT32_MAX for a batch recovered from the journal (logged by its own id).

@@ -108,6 +108,9 @@ ReplicaChange to_replica(const Change& change, std::uint32_t base_age_s) {
       replica.kind = ReplicaChange::Kind::completed;
       replica.completed_count = change.completed_count;
       break;
+    case ChangeKind::baseline:  // not a swarm change (on_batch hands it on as a baseline)
+      TYTO_ASSERT(false);
+      break;
   }
   return replica;
 }
@@ -143,6 +146,13 @@ std::vector<shard::CounterRow> ClusterStatus::rows() const {
        "swarm changes from other nodes held back: a shard's queue was full (no message is taken "
        "until it drained)",
        false, value(changes_in_deferred)},
+      {"baselines_out", "private peers' accounting baselines published (once durable here)", false,
+       value(baselines_out)},
+      {"baselines_in", "private peers' accounting baselines from other nodes handed to the shards",
+       false, value(baselines_in)},
+      {"baselines_dropped",
+       "durable baselines not published: too many waited for this thread (storage is ahead)",
+       false, value(baselines_dropped)},
       {"batches_duplicate", "batches skipped: at or below the last sequence of their origin", false,
        value(batches_duplicate)},
       {"batches_own", "batches skipped: sent under this node's own name", false,
@@ -167,13 +177,15 @@ std::vector<shard::CounterRow> ClusterStatus::rows() const {
 
 ClusterClient::ClusterClient(ClusterClientConfig config, shard::ClusterBridge& bridge,
                              shard::SnapshotBridge& snapshots, std::span<shard::Presence> shards,
-                             OwnerOf owner_of, std::uint32_t peer_timeout_s)
+                             OwnerOf owner_of, std::uint32_t peer_timeout_s,
+                             shard::BaselineHandoff* baselines)
     : config_(std::move(config)),
       bridge_(bridge),
       snapshots_(snapshots),
       shards_(shards),
       owner_of_(std::move(owner_of)),
       peer_timeout_s_(peer_timeout_s),
+      baselines_(baselines),
       swarm_prefix_("tyto." + config_.name + ".swarm."),
       warm_subject_("tyto." + config_.name + ".warm"),
       local_(shards.size()),
@@ -376,6 +388,26 @@ void ClusterClient::take_local_changes() {
   bridge_.receive([this](std::uint32_t shard, const shard::ClusterFromShard& message) {
     local_[shard].push_back(to_change(message.change));
   });
+  if (baselines_ == nullptr) return;
+  baselines_->take(baselines_taken_);
+  for (const shard::BaselineHandoff::Held& held : baselines_taken_) {
+    TYTO_ASSERT(held.shard < local_.size());
+    const store::Baseline& baseline = held.baseline.baseline;
+    Change change;
+    change.kind = ChangeKind::baseline;
+    change.info_hash = held.baseline.info_hash;
+    change.user_id = baseline.key.user_id;
+    change.torrent_id = baseline.key.torrent_id;
+    change.peer_id = baseline.key.peer_id;
+    change.uploaded = baseline.uploaded;
+    change.downloaded = baseline.downloaded;
+    change.announced_unix_s = baseline.announced_unix_s;
+    change.seeder = baseline.seeding;
+    change.closed = held.baseline.closed;
+    local_[held.shard].push_back(change);
+  }
+  status_.baselines_out.fetch_add(baselines_taken_.size(), std::memory_order_relaxed);
+  status_.baselines_dropped.store(baselines_->dropped(), std::memory_order_relaxed);
 }
 
 void ClusterClient::publish(const std::string& subject, const std::vector<std::uint8_t>& bytes,
@@ -500,10 +532,23 @@ void ClusterClient::on_batch(std::span<const std::uint8_t> bytes) {
   // A change a full queue refuses waits in its shard's outbox, and so does every later one for
   // that shard (order kept): at most this batch's changes, as no message is taken meanwhile.
   std::uint64_t deferred = 0;
+  std::uint64_t baselines = 0;
   for (const Change& change : received_.changes) {
     shard::ClusterToShard message;
-    message.kind = shard::ClusterToShard::Kind::change;
-    message.change = to_replica(change, base_age_s);
+    if (change.kind == ChangeKind::baseline) {
+      message.kind = shard::ClusterToShard::Kind::baseline;
+      message.baseline.info_hash = change.info_hash;
+      message.baseline.baseline = {{change.user_id, change.torrent_id, change.peer_id},
+                                   change.uploaded,
+                                   change.downloaded,
+                                   change.announced_unix_s,
+                                   change.seeder};
+      message.baseline.closed = change.closed;
+      ++baselines;
+    } else {
+      message.kind = shard::ClusterToShard::Kind::change;
+      message.change = to_replica(change, base_age_s);
+    }
     const std::uint32_t shard = owner_of_(change.info_hash);
     TYTO_ASSERT(shard < outbox_.size());
     if (!outbox_[shard].empty() || !bridge_.send(shard, message)) {
@@ -512,7 +557,8 @@ void ClusterClient::on_batch(std::span<const std::uint8_t> bytes) {
     }
   }
   TYTO_ASSERT(deferred <= received_.changes.size());
-  status_.changes_in.fetch_add(received_.changes.size(), std::memory_order_relaxed);
+  status_.changes_in.fetch_add(received_.changes.size() - baselines, std::memory_order_relaxed);
+  status_.baselines_in.fetch_add(baselines, std::memory_order_relaxed);
   if (deferred != 0) {
     status_.changes_in_deferred.fetch_add(deferred, std::memory_order_relaxed);
     bridge_.publish(shards_, waker_);  // let the shards start on what they took

@@ -11,8 +11,9 @@ namespace tyto::cluster {
 namespace {
 constexpr std::uint8_t magic[4] = {'T', 'Y', 'R', 'B'};
 constexpr std::uint8_t batch_version = 1;
-constexpr std::uint8_t kind_mask = 0x03, flag_ipv6 = 0x04, flag_seeder = 0x08;
-constexpr std::uint8_t flags_known = kind_mask | flag_ipv6 | flag_seeder;
+constexpr std::uint8_t kind_mask = 0x03, flag_ipv6 = 0x04, flag_seeder = 0x08, flag_closed = 0x10;
+constexpr std::uint8_t flags_known = kind_mask | flag_ipv6 | flag_seeder | flag_closed;
+constexpr std::size_t baseline_change_size = 1 + 20 + 8 + 8 + 20 + 8 + 8 + 8;
 // The smallest change: flags, info_hash and a completed count.
 constexpr std::size_t change_size_min = 1 + 20 + 2;
 // Keyed BLAKE2b's personal key for deriving the MAC key from the secret.
@@ -36,12 +37,27 @@ std::size_t encoded_change_size(const Change& change) noexcept {
       return 1 + 20 + wire;
     case ChangeKind::completed:
       return 1 + 20 + 2;
+    case ChangeKind::baseline:
+      return baseline_change_size;
   }
   return 0;
 }
 
 namespace {
 void write_change(ByteWriter& out, const Change& change) noexcept {
+  if (change.kind == ChangeKind::baseline) {
+    out.u8(static_cast<std::uint8_t>(static_cast<std::uint8_t>(change.kind) |
+                                     (change.seeder ? flag_seeder : 0) |
+                                     (change.closed ? flag_closed : 0)));
+    out.bytes(change.info_hash.bytes);
+    out.u64(change.user_id);
+    out.u64(change.torrent_id);
+    out.bytes(change.peer_id.bytes);
+    out.u64(change.uploaded);
+    out.u64(change.downloaded);
+    out.u64(change.announced_unix_s);
+    return;
+  }
   const bool ipv6 =
       change.kind != ChangeKind::completed && change.peer.family == AddressFamily::ipv6;
   out.u8(static_cast<std::uint8_t>(
@@ -56,9 +72,22 @@ void write_change(ByteWriter& out, const Change& change) noexcept {
 bool read_change(ByteReader& in, Change& change) noexcept {
   const std::uint8_t flags = in.u8();
   const std::uint8_t kind = flags & kind_mask;
-  if ((flags & ~flags_known) != 0 || kind > 2) return false;
+  if ((flags & ~flags_known) != 0) return false;
   change.kind = static_cast<ChangeKind>(kind);
   in.copy_to(change.info_hash.bytes);
+  if (change.kind == ChangeKind::baseline) {
+    if ((flags & flag_ipv6) != 0) return false;
+    change.seeder = (flags & flag_seeder) != 0;
+    change.closed = (flags & flag_closed) != 0;
+    change.user_id = in.u64();
+    change.torrent_id = in.u64();
+    in.copy_to(change.peer_id.bytes);
+    change.uploaded = in.u64();
+    change.downloaded = in.u64();
+    change.announced_unix_s = in.u64();
+    return in.ok() && change.user_id != 0 && change.torrent_id != 0;
+  }
+  if ((flags & flag_closed) != 0) return false;
   if (change.kind == ChangeKind::completed) {
     if ((flags & (flag_ipv6 | flag_seeder)) != 0) return false;
     change.completed_count = in.u16();

@@ -174,7 +174,13 @@ std::uint64_t Ledger::record(const Spot& spot, const store::PeerKey& key,
     if (position == absent) return 0;  // admit() said full first; the caller refused it
   }
   Entry* held = &entry(position);
-  if (first_sighting || request.event == AnnounceEvent::started) {
+  const bool fresh_baseline = first_sighting || request.event == AnnounceEvent::started;
+  if (!held->dirty) {  // a new pending delta: its credits start from here
+    held->from_uploaded = fresh_baseline ? request.uploaded_bytes : held->baseline_uploaded;
+    held->from_downloaded = fresh_baseline ? request.downloaded_bytes : held->baseline_downloaded;
+    held->from_announced_unix_s = fresh_baseline ? now_unix_s : held->announced_unix_s;
+  }
+  if (fresh_baseline) {
     // A new baseline, nothing credited (a restarted client or a re-added torrent).
     held->closed = false;
   } else {
@@ -203,6 +209,7 @@ std::uint64_t Ledger::record(const Spot& spot, const store::PeerKey& key,
   held->seeding = request.left_bytes == 0;
   held->completed |= request.event == AnnounceEvent::completed;
   held->closed = request.event == AnnounceEvent::stopped;
+  held->remote = false;
   mark_dirty(position, *held);
   if (ticket_stopped && held->closed && held->ticket == 0) held->ticket = ++tickets_issued_;
   return held->closed ? held->ticket : 0;
@@ -216,13 +223,49 @@ bool Ledger::restore(const store::Baseline& baseline, std::uint32_t now_s,
   Entry* held = &entry(position);
   held->baseline_uploaded = baseline.uploaded;
   held->baseline_downloaded = baseline.downloaded;
-  held->announced_unix_s = baseline.announced_unix_s;
   held->seeding = baseline.seeding;
-  // Seconds since that announce, on the shard clock (never before its start).
-  const std::uint64_t ago_s =
-      now_unix_s > baseline.announced_unix_s ? now_unix_s - baseline.announced_unix_s : 0;
-  held->announced_s = ago_s >= now_s ? 0 : now_s - static_cast<std::uint32_t>(ago_s);
+  set_announced(*held, baseline.announced_unix_s, now_s, now_unix_s);
   return true;
+}
+
+void Ledger::set_announced(Entry& held, std::uint64_t announced_unix_s, std::uint32_t now_s,
+                           std::uint64_t now_unix_s) noexcept {
+  held.announced_unix_s = announced_unix_s;
+  // Seconds since that announce, on the shard clock (never before its start).
+  const std::uint64_t ago_s = now_unix_s > announced_unix_s ? now_unix_s - announced_unix_s : 0;
+  held.announced_s = ago_s >= now_s ? 0 : now_s - static_cast<std::uint32_t>(ago_s);
+}
+
+Ledger::Adopted Ledger::adopt(const store::Baseline& baseline, bool closed, std::uint32_t now_s,
+                              std::uint64_t now_unix_s) noexcept {
+  std::uint32_t position = find(baseline.key);
+  if (position == absent) {
+    if (closed) return Adopted::unchanged;  // nothing here to close
+    position = insert(baseline.key);
+    if (position == absent) return Adopted::full;
+  } else {
+    const Entry& held = entry(position);
+    const bool same = baseline.announced_unix_s == held.announced_unix_s &&
+                      baseline.uploaded == held.baseline_uploaded &&
+                      baseline.downloaded == held.baseline_downloaded;
+    if ((same && !closed) || !store::baseline_not_older(baseline.announced_unix_s, baseline.uploaded,
+                                           baseline.downloaded, held.announced_unix_s,
+                                           held.baseline_uploaded, held.baseline_downloaded)) {
+      return Adopted::unchanged;
+    }
+  }
+  Entry& held = entry(position);
+  if (closed && !held.dirty) {
+    erase(position);
+    return Adopted::adopted;
+  }
+  held.baseline_uploaded = baseline.uploaded;
+  held.baseline_downloaded = baseline.downloaded;
+  held.seeding = baseline.seeding;
+  set_announced(held, baseline.announced_unix_s, now_s, now_unix_s);
+  held.closed = closed;  // dirty and closed: leaves once its pending delta was handed on
+  held.remote = true;
+  return Adopted::adopted;
 }
 
 store::AccountingDelta Ledger::take_delta(const Entry& held) const noexcept {
@@ -237,6 +280,9 @@ store::AccountingDelta Ledger::take_delta(const Entry& held) const noexcept {
   delta.baseline_uploaded = held.baseline_uploaded;
   delta.baseline_downloaded = held.baseline_downloaded;
   delta.announced_unix_s = held.announced_unix_s;
+  delta.from_uploaded = held.from_uploaded;
+  delta.from_downloaded = held.from_downloaded;
+  delta.from_announced_unix_s = held.from_announced_unix_s;
   delta.seeding = held.seeding;
   delta.completed = held.completed;
   delta.closed = held.closed;
@@ -259,6 +305,10 @@ void Ledger::expire_step(std::uint32_t now_s) noexcept {
     const std::uint32_t position = expire_cursor_++;
     Entry& held = entry(position);
     if (!held.live || held.closed || now_s - held.announced_s <= limits_.peer_timeout_s) continue;
+    if (held.remote) {  // the node it announced at last closes it in the database
+      if (!held.dirty) erase(position);
+      continue;
+    }
     held.closed = true;
     mark_dirty(position, held);
   }

@@ -700,6 +700,10 @@ std::size_t Shard::drain_cluster() noexcept {
           restore_warm_records(*message.records);
           return;
         }
+        if (message.kind == ClusterToShard::Kind::baseline) {
+          adopt_baseline(message.baseline);
+          return;
+        }
         TYTO_DEBUG_ASSERT(owner_of(message.change.info_hash) == index_);
         switch (store_->apply_replica(message.change, now_s_)) {
           case ReplicaResult::applied:
@@ -718,6 +722,26 @@ std::size_t Shard::drain_cluster() noexcept {
         }
       },
       cluster_changes_per_turn_max);
+}
+
+// A private peer's baseline another node made durable (README "Cluster", private mode).
+void Shard::adopt_baseline(const ReplicaBaseline& replica) noexcept {
+  TYTO_DEBUG_ASSERT(owner_of(replica.info_hash) == index_);
+  if (ledger_ == nullptr) {
+    ++cluster_counters_.baselines_refused;
+    return;
+  }
+  switch (ledger_->adopt(replica.baseline, replica.closed, now_s_, now_unix_s())) {
+    case Ledger::Adopted::adopted:
+      ++cluster_counters_.baselines_adopted;
+      break;
+    case Ledger::Adopted::unchanged:
+      ++cluster_counters_.baselines_unchanged;
+      break;
+    case Ledger::Adopted::full:
+      ++cluster_counters_.baselines_refused;
+      break;
+  }
 }
 
 // A warm-up's records (another node's swarms): this shard restores those it owns, merged with

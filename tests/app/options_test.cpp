@@ -102,10 +102,16 @@ TEST(ParseOptions, ClusterSettingsAreCheckedTogether) {
                       "--cluster-tls-cert-file", "/c"})
                 .find("go together"),
             std::string::npos);
-  EXPECT_NE(error_of({"--cluster-nats", "nats://h:1", "--cluster-secret-file", "/s", "--private",
-                      "--storage", "sqlite:/tmp/x.db"})
-                .find("not supported yet"),
-            std::string::npos);
+  // A private tracker in a cluster: its batch ids carry the cluster's node name by default.
+  const auto private_node = parse_options({"--cluster-nats", "nats://h:1", "--cluster-secret-file",
+                                           "/s", "--private", "--storage", "sqlite:/tmp/x.db",
+                                           "--cluster-node", "node-b"});
+  ASSERT_TRUE(private_node.ok()) << private_node.error();
+  EXPECT_EQ(private_node.value().storage_node, "node-b");
+  const auto named = parse_options({"--cluster-nats", "nats://h:1", "--cluster-secret-file", "/s",
+                                    "--storage-node", "db-b", "--cluster-node", "node-b"});
+  ASSERT_TRUE(named.ok()) << named.error();
+  EXPECT_EQ(named.value().storage_node, "db-b");
   EXPECT_FALSE(parse_options({"--cluster-publish-interval-ms", "5"}).ok());
 }
 

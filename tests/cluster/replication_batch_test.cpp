@@ -133,7 +133,8 @@ TEST(ReplicationBatch, ContentIsCheckedBehindAValidMac) {
   EXPECT_EQ(refused([&](auto& b) { b[after_origin + 1] = 0; }), "bad_header");  // 0 shards
   EXPECT_EQ(refused([&](auto& b) { b[count_at] = 0x7f; }), "bad_count");
   EXPECT_EQ(refused([&](auto& b) { b[count_at + 3] = 3; }), "bad_count");       // fewer than sent
-  EXPECT_EQ(refused([&](auto& b) { b[first_change] = 3; }), "bad_change");      // kind 3
+  EXPECT_EQ(refused([&](auto& b) { b[first_change] = 3 | 0x04; }), "bad_change");  // IPv6 baseline
+  EXPECT_EQ(refused([&](auto& b) { b[first_change] |= 0x10; }), "bad_change");  // a closed peer
   EXPECT_EQ(refused([&](auto& b) { b[first_change] |= 0x40; }), "bad_change");  // unknown flag
   EXPECT_EQ(refused([&](auto& b) { b.insert(b.end() - batch_mac_size, 0); }), "bad_count");
   // A completed change with a zero count, and a removal marked seeder.
@@ -146,6 +147,44 @@ TEST(ReplicationBatch, ContentIsCheckedBehindAValidMac) {
   const std::size_t removed_at = completed_at - 27;
   EXPECT_EQ(refused([&](auto& b) { b[removed_at] |= 0x08; }), "bad_change");
   EXPECT_EQ(refused([](auto&) {}), "accepted");
+}
+
+// Private mode: a peer's accounting baseline travels with its swarm changes (81 bytes).
+TEST(ReplicationBatch, BaselinesRoundTripAndZeroIdsAreRefused) {
+  const ClusterKey key = key_of(1);
+  Batch batch = sample();
+  batch.changes.clear();
+  std::vector<std::uint8_t> empty;
+  ASSERT_TRUE(encode_batch(batch, key, empty));
+  for (const bool closed : {false, true}) {
+    Change baseline;
+    baseline.kind = ChangeKind::baseline;
+    baseline.info_hash.bytes.fill(closed ? 9 : 8);
+    baseline.user_id = 0x0102030405060708;
+    baseline.torrent_id = closed ? 1 : ~std::uint64_t{0};
+    baseline.peer_id.bytes.fill('p');
+    baseline.uploaded = ~std::uint64_t{0} - 1;
+    baseline.downloaded = 12345;
+    baseline.announced_unix_s = 1'800'000'000;
+    baseline.seeder = !closed;
+    baseline.closed = closed;
+    batch.changes.push_back(baseline);
+  }
+  batch.changes.push_back(peer_change(5, false, true));
+  std::vector<std::uint8_t> bytes;
+  ASSERT_TRUE(encode_batch(batch, key, bytes));
+  EXPECT_EQ(bytes.size() - empty.size(), 2 * 81 + ipv4_peer_change_size);
+  auto decoded = decode(bytes, key);
+  ASSERT_TRUE(decoded.ok) << refusal_name(decoded.refusal);
+  EXPECT_EQ(decoded.batch.changes, batch.changes);
+  // user_id 0 (bytes 21..28 of the first change) under a valid MAC.
+  const std::size_t first_change = empty.size() - batch_mac_size;
+  auto zero_user = bytes;
+  for (std::size_t i = 0; i < 8; ++i) zero_user[first_change + 21 + i] = 0;
+  resign(zero_user, key);
+  decoded = decode(zero_user, key);
+  ASSERT_FALSE(decoded.ok);
+  EXPECT_EQ(decoded.refusal, Refusal::bad_change);
 }
 
 TEST(ReplicationBatch, EncodingRefusesWhatCannotBeSent) {

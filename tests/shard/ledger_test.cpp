@@ -292,6 +292,101 @@ TEST_F(LedgerTest, RestoredBaselinesAreCreditedAgainst) {
   EXPECT_EQ(deltas[0].leech_s, 30u);
 }
 
+// Each delta says which baseline its credits start from: the first sighting's own counters, then
+// the baseline before the first announce it sums (a cluster's backends arbitrate against it).
+TEST_F(LedgerTest, DeltasCarryTheBaselineTheyStartFrom) {
+  const auto key = key_of(1, 10, 'a');
+  record(key, announce(100, 200, 1));
+  auto deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_EQ(deltas[0].from_uploaded, 100u);
+  EXPECT_EQ(deltas[0].from_downloaded, 200u);
+  EXPECT_EQ(deltas[0].from_announced_unix_s, 1'700'000'000u + now_s_);
+  const std::uint32_t first_s = now_s_;
+  now_s_ += 60;
+  record(key, announce(150, 300, 1));
+  now_s_ += 60;
+  record(key, announce(190, 320, 1));  // summed into the same pending delta
+  deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_EQ(deltas[0].uploaded, 90u);
+  EXPECT_EQ(deltas[0].from_uploaded, 100u);
+  EXPECT_EQ(deltas[0].from_downloaded, 200u);
+  EXPECT_EQ(deltas[0].from_announced_unix_s, 1'700'000'000u + first_s);
+  EXPECT_EQ(deltas[0].baseline_uploaded, 190u);
+}
+
+// Cluster, private mode: a baseline another node made durable is taken when newer; the next
+// announce here credits only what came after it; older ones change nothing.
+TEST_F(LedgerTest, AdoptedBaselinesAreCreditedAgainstAndOlderOnesIgnored) {
+  const std::uint64_t unix_origin = 1'700'000'000;
+  const auto key = key_of(1, 10, 'a');
+  record(key, announce(1000, 0, 1));
+  take();
+  store::Baseline there{key, 1600, 50, unix_origin + now_s_ + 20, true};
+  now_s_ += 30;
+  const std::uint64_t now_unix = unix_origin + now_s_;
+  EXPECT_EQ(ledger_.adopt(there, false, now_s_, now_unix), Ledger::Adopted::adopted);
+  EXPECT_TRUE(take().empty());  // nothing to write: the other node wrote it
+  store::Baseline older = there;
+  older.uploaded = 1200;
+  older.announced_unix_s -= 10;
+  EXPECT_EQ(ledger_.adopt(older, false, now_s_, now_unix), Ledger::Adopted::unchanged);
+  store::Baseline same_second_lower = there;
+  same_second_lower.uploaded = 1500;
+  EXPECT_EQ(ledger_.adopt(same_second_lower, false, now_s_, now_unix),
+            Ledger::Adopted::unchanged);
+  record(key, announce(1700, 50, 0));
+  const auto deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_EQ(deltas[0].uploaded, 100u);  // 1700 - 1600, not 1700 - 1000
+  EXPECT_EQ(deltas[0].downloaded, 0u);
+  EXPECT_EQ(deltas[0].seed_s, 10u);  // seeding there, since its announce 10 s ago
+  EXPECT_EQ(deltas[0].from_uploaded, 1600u);
+  EXPECT_EQ(deltas[0].from_announced_unix_s, there.announced_unix_s);
+}
+
+// A peer only seen elsewhere: its entry is made from the baseline, counts towards the user's
+// limit in the torrent, expires silently (the other node closes it in the database), and a
+// closed baseline removes it.
+TEST_F(LedgerTest, RemoteEntriesCountExpireSilentlyAndCloseWithTheOtherNode) {
+  const std::uint64_t unix_origin = 1'700'000'000;
+  for (std::uint8_t peer : {'a', 'b', 'c'}) {
+    store::Baseline there{key_of(1, 10, peer), 10, 10, unix_origin + now_s_, false};
+    EXPECT_EQ(ledger_.adopt(there, false, now_s_, unix_origin + now_s_),
+              Ledger::Adopted::adopted);
+  }
+  EXPECT_EQ(ledger_.admit(key_of(1, 10, 'd')), LedgerVerdict::user_torrent_full);
+  store::Baseline closed{key_of(1, 10, 'c'), 20, 20, unix_origin + now_s_ + 1, false};
+  EXPECT_EQ(ledger_.adopt(closed, true, now_s_, unix_origin + now_s_), Ledger::Adopted::adopted);
+  EXPECT_FALSE(ledger_.holds(key_of(1, 10, 'c')));
+  EXPECT_EQ(ledger_.admit(key_of(1, 10, 'd')), LedgerVerdict::ok);
+  // A closed baseline of a peer not held here is nothing to do.
+  EXPECT_EQ(ledger_.adopt(closed, true, now_s_, unix_origin + now_s_), Ledger::Adopted::unchanged);
+  ledger_.expire_step(now_s_ + 3901);
+  EXPECT_TRUE(take().empty());  // no close written from here
+  EXPECT_FALSE(ledger_.holds(key_of(1, 10, 'a')));
+  EXPECT_FALSE(ledger_.holds(key_of(1, 10, 'b')));
+}
+
+// A local announce's pending delta survives a newer baseline from elsewhere (it is this node's
+// credit, handed on as usual); a closed one then closes the entry once the delta is taken.
+TEST_F(LedgerTest, APendingDeltaIsKeptWhenAnotherNodesBaselineArrives) {
+  const std::uint64_t unix_origin = 1'700'000'000;
+  const auto key = key_of(1, 10, 'a');
+  record(key, announce(0, 0, 1));
+  take();
+  record(key, announce(300, 0, 1));  // pending: 300
+  store::Baseline there{key, 500, 0, unix_origin + now_s_ + 5, false};
+  EXPECT_EQ(ledger_.adopt(there, true, now_s_ + 5, unix_origin + now_s_ + 5),
+            Ledger::Adopted::adopted);
+  const auto deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_EQ(deltas[0].uploaded, 300u);
+  EXPECT_TRUE(deltas[0].closed);
+  EXPECT_FALSE(ledger_.holds(key));
+}
+
 // Entries removed and added again reuse positions; every key stays findable.
 TEST_F(LedgerTest, ManyOpensAndClosesKeepEveryKeyFindable) {
   std::vector<store::PeerKey> open;

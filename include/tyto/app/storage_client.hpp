@@ -38,6 +38,7 @@
 
 #include "tyto/app/accounting_journal.hpp"
 #include "tyto/shard/bridge_thread.hpp"
+#include "tyto/shard/cluster_bridge.hpp"
 #include "tyto/shard/counters.hpp"
 #include "tyto/shard/storage_bridge.hpp"
 #include "tyto/shard/waker.hpp"
@@ -56,6 +57,11 @@ struct StorageClientConfig {
   // Whether the shards hold a catalogue copy to keep up to date (private mode, or public with
   // access.mode = "catalogue"); false: the client only writes batches.
   bool catalogue = true;
+  // A private tracker in a cluster (README "Cluster"): batches are arbitrated against the stored
+  // baselines (AccountingBatch::arbitrate), and each durable batch's baselines are handed to the
+  // cluster thread here, to travel with their peers.
+  bool arbitrate = false;
+  shard::BaselineHandoff* baselines = nullptr;
 };
 
 // What the client did, for /metrics and /stats (read by other threads: relaxed atomics).
@@ -113,6 +119,7 @@ class StorageClient final : public shard::BridgeThread::Client {
     store::AccountingBatch batch;
     std::vector<std::uint64_t> tickets;
     bool journalled = false;
+    bool baselines_handed = false;  // to the cluster (config_.baselines), once durable
   };
   struct ShardState {
     std::map<store::PeerKey, store::AccountingDelta, KeyLess> pending;
@@ -132,6 +139,7 @@ class StorageClient final : public shard::BridgeThread::Client {
   bool write_one(std::uint32_t shard, InFlight& in_flight);
   void make_durable(std::uint32_t shard, InFlight& in_flight);
   void confirm(std::uint32_t shard, InFlight& in_flight);
+  void hand_baselines(std::uint32_t shard, InFlight& durable);
   void poll_catalogue(Clock::time_point now);
   void apply_change(const store::CatalogueChange& change);
   void reload_catalogue();
@@ -155,6 +163,7 @@ class StorageClient final : public shard::BridgeThread::Client {
   std::unordered_map<std::uint64_t, store::TorrentRow> torrents_;
   std::map<std::string, store::ClientRuleRow> client_rules_;
   std::vector<store::CatalogueChange> changes_;  // reused
+  std::vector<shard::ReplicaBaseline> baselines_;  // reused
   Clock::time_point next_flush_at_{};
   Clock::time_point next_poll_at_{};
   Clock::time_point next_reload_at_{};

@@ -4,6 +4,8 @@
 // never touch the cluster bridge.
 //
 // Each turn of its poll loop (shard/bridge_thread.hpp) it
+//  - in private mode, takes the accounting baselines the storage thread made durable
+//    (BaselineHandoff) and publishes them with their shard's changes;
 //  - takes the changes the shards' local announces made (cluster_bridge.hpp) at least every 20 ms
 //    and, every publish interval, publishes them per shard as MAC'd batches (replication_batch.hpp)
 //    on `tyto.<name>.swarm.<shards>.<shard>`, each with a sequence increasing per (node, shard)
@@ -82,6 +84,9 @@ struct ClusterStatus {
   std::atomic<std::uint64_t> bytes_in{0};
   std::atomic<std::uint64_t> changes_in{0};
   std::atomic<std::uint64_t> changes_in_deferred{0};
+  std::atomic<std::uint64_t> baselines_out{0};
+  std::atomic<std::uint64_t> baselines_in{0};
+  std::atomic<std::uint64_t> baselines_dropped{0};
   std::atomic<std::uint64_t> batches_duplicate{0};
   std::atomic<std::uint64_t> batches_own{0};
   std::atomic<std::uint64_t> messages_dropped{0};
@@ -99,7 +104,8 @@ class ClusterClient final : public shard::BridgeThread::Client {
 
   ClusterClient(ClusterClientConfig config, shard::ClusterBridge& bridge,
                 shard::SnapshotBridge& snapshots, std::span<shard::Presence> shards,
-                OwnerOf owner_of, std::uint32_t peer_timeout_s);
+                OwnerOf owner_of, std::uint32_t peer_timeout_s,
+                shard::BaselineHandoff* baselines = nullptr);
   ~ClusterClient() override;
   ClusterClient(const ClusterClient&) = delete;
   ClusterClient& operator=(const ClusterClient&) = delete;
@@ -149,6 +155,8 @@ class ClusterClient final : public shard::BridgeThread::Client {
   std::span<shard::Presence> shards_;
   OwnerOf owner_of_;
   std::uint32_t peer_timeout_s_;
+  shard::BaselineHandoff* baselines_;  // private mode; nullptr otherwise
+  std::vector<shard::BaselineHandoff::Held> baselines_taken_;  // reused
   shard::Waker waker_;
   int inbound_fd_ = -1;
   std::string swarm_prefix_;  // tyto.<name>.swarm.

@@ -10,13 +10,17 @@
 //   changes | MAC (32 bytes, HMAC-SHA-512-256 of everything before it, keyed by the cluster key).
 // shards_count and shard say which of the origin's shards made the changes: a receiver with as
 // many shards (the shard key is the cluster's, cluster_shard_key) owns them in the same shard.
-// Change: flags u8 (bits 0-1 kind: 0 peer, 1 peer removed, 2 completed; bit 2 IPv6; bit 3
-// seeder; other bits 0) | info_hash 20 | then by kind:
+// Change: flags u8 (bits 0-1 kind: 0 peer, 1 peer removed, 2 completed, 3 baseline; bit 2 IPv6;
+// bit 3 seeder; bit 4 closed (baseline only); other bits 0) | info_hash 20 | then by kind:
 //   peer:          peer wire (6 or 18) | announced_before_base_s u16 (the peer's last announce,
 //                  wherever it was made, seconds before base_unix_s: every node expires it from
 //                  the same moment)
 //   peer removed:  peer wire (6 or 18)
 //   completed:     count u16 (completions counted at the origin in this batch)
+//   baseline:      user_id u64 | torrent_id u64 | peer_id 20 | uploaded u64 | downloaded u64 |
+//                  announced_unix_s u64 (private mode: a peer's accounting baseline the origin
+//                  made durable; bit 3 says it was seeding, bit 4 that the peer closed; user and
+//                  torrent ids are never 0)
 // An IPv4 peer change is 1 + 20 + 6 + 2 = 29 bytes (the goal: at most 32).
 //
 // Idempotence: peer changes are upserts and removals (applying one twice changes nothing);
@@ -45,7 +49,7 @@ using ClusterKey = std::array<std::uint8_t, cluster_key_size>;
 inline constexpr std::size_t cluster_secret_size_max = 4096;
 Result<ClusterKey, std::string> cluster_key_from_secret(std::span<const std::uint8_t> secret);
 
-enum class ChangeKind : std::uint8_t { peer = 0, peer_removed = 1, completed = 2 };
+enum class ChangeKind : std::uint8_t { peer = 0, peer_removed = 1, completed = 2, baseline = 3 };
 
 struct Change {
   ChangeKind kind = ChangeKind::peer;
@@ -54,6 +58,14 @@ struct Change {
   bool seeder = false;                        // peer
   std::uint16_t announced_before_base_s = 0;  // peer
   std::uint16_t completed_count = 0;          // completed
+  // baseline (seeder says whether the peer was seeding):
+  std::uint64_t user_id = 0;
+  std::uint64_t torrent_id = 0;
+  PeerId peer_id;
+  std::uint64_t uploaded = 0;
+  std::uint64_t downloaded = 0;
+  std::uint64_t announced_unix_s = 0;
+  bool closed = false;
   friend bool operator==(const Change&, const Change&) = default;
 };
 

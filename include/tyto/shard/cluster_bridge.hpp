@@ -14,6 +14,13 @@
 //    shard restores the swarms it owns from the same bytes, then lets go of them; the bridge
 //    frees them once every shard let go (or, at exit, once the shards stopped). Records are
 //    never dropped either: the bridge keeps what a full queue refuses and offers it again.
+//  - bridge → shard, private mode (kind baseline): a peer's accounting baseline another node made
+//    durable (its batch committed or journalled), adopted by the owner's Ledger (Ledger::adopt)
+//    so that a peer moving between nodes is credited from where the last node left it. Held
+//    like changes when a queue is full, never dropped here.
+// Baselines reach this node's cluster thread from its own storage thread through a
+// BaselineHandoff (below): published only once durable, so another node never derives against a
+// baseline whose credit a crash could still lose.
 // The shards also serve a warm-up to another node: the bridge asks them for their swarms through
 // a second SnapshotBridge (ShardDirectory::cluster_snapshot), exactly as the snapshot writer
 // does, with pieces small enough for one NATS message each.
@@ -22,10 +29,13 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
+#include <span>
 #include <vector>
 
 #include "tyto/core/replica.hpp"
 #include "tyto/shard/bridge.hpp"
+#include "tyto/store/accounting.hpp"
 
 namespace tyto::shard {
 
@@ -39,11 +49,56 @@ struct SharedRecords {
   bool released() const noexcept { return holders.load(std::memory_order_acquire) == 0; }
 };
 
+// A private peer's accounting baseline, as it travels between nodes.
+struct ReplicaBaseline {
+  InfoHash info_hash;  // the torrent's: which shard owns it
+  store::Baseline baseline;
+  bool closed = false;  // the peer stopped or expired there
+};
+
 struct ClusterToShard {
-  enum class Kind : std::uint8_t { change, records };
+  enum class Kind : std::uint8_t { change, records, baseline };
   Kind kind = Kind::change;
   ReplicaChange change;              // change
   SharedRecords* records = nullptr;  // records: the shard calls release() once done
+  ReplicaBaseline baseline{};        // baseline
+};
+
+// Baselines the storage thread made durable, waiting for the cluster thread to publish them: a
+// locked hand-over, one lock per batch on either side (neither is a shard). Bounded: past
+// held_max a baseline is dropped and counted; the peer's next announce on another node then
+// derives against an older baseline, and the backend's arbitration (store::arbitrate_delta)
+// keeps what the two nodes credit from overlapping.
+class BaselineHandoff {
+ public:
+  static constexpr std::size_t held_max = 1u << 18;
+  struct Held {
+    std::uint32_t shard = 0;  // the origin's shard (the one owning the torrent)
+    ReplicaBaseline baseline;
+  };
+  // The storage thread.
+  void put(std::uint32_t shard, std::span<const ReplicaBaseline> baselines) {
+    std::lock_guard lock(mutex_);
+    for (const ReplicaBaseline& baseline : baselines) {
+      if (held_.size() >= held_max) {
+        dropped_.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      held_.push_back({shard, baseline});
+    }
+  }
+  // The cluster thread: what is held, swapped into `out` (cleared first).
+  void take(std::vector<Held>& out) {
+    out.clear();
+    std::lock_guard lock(mutex_);
+    out.swap(held_);
+  }
+  std::uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
+
+ private:
+  std::mutex mutex_;
+  std::vector<Held> held_;
+  std::atomic<std::uint64_t> dropped_{0};
 };
 
 struct ClusterFromShard {

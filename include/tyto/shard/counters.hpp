@@ -190,6 +190,9 @@ struct ClusterCounters {
   std::uint64_t changes_unchanged = 0;
   std::uint64_t changes_refused = 0;
   std::uint64_t changes_expired = 0;
+  std::uint64_t baselines_adopted = 0;
+  std::uint64_t baselines_unchanged = 0;
+  std::uint64_t baselines_refused = 0;
   std::uint64_t warm_swarms = 0;
   std::uint64_t warm_peers = 0;
   std::uint64_t warm_pieces_refused = 0;
@@ -207,6 +210,12 @@ struct ClusterCounters {
        "swarm changes from other nodes refused by the swarm or peer limits"},
       {&ClusterCounters::changes_expired, "cluster_changes_expired",
        "swarm changes from other nodes about peers already past the peer timeout"},
+      {&ClusterCounters::baselines_adopted, "cluster_baselines_adopted",
+       "private peers' baselines from other nodes taken by this shard's ledger"},
+      {&ClusterCounters::baselines_unchanged, "cluster_baselines_unchanged",
+       "private peers' baselines from other nodes not newer than the one held here"},
+      {&ClusterCounters::baselines_refused, "cluster_baselines_refused",
+       "private peers' baselines from other nodes refused: ledger full, or not a private tracker"},
       {&ClusterCounters::warm_swarms, "cluster_warm_swarms",
        "swarms restored from a warm-up streamed by another node"},
       {&ClusterCounters::warm_peers, "cluster_warm_peers",

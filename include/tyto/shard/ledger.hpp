@@ -94,6 +94,19 @@ class Ledger {
   bool restore(const store::Baseline& baseline, std::uint32_t now_s,
                std::uint64_t now_unix_s) noexcept;
 
+  // A baseline another cluster node made durable (its batch committed or journalled): the peer
+  // announced there last (README "Cluster", private mode). Taken when newer than what the entry
+  // holds (store::baseline_not_older, and not the same baseline): the entry's baseline,
+  // role and announce time become the other node's, so this node's next announce of the peer
+  // derives against it and credits only what came after; a `closed` one closes the entry. An
+  // entry made or updated this way is `remote`: it expires silently (the node where the peer
+  // announced writes its close), and the per-(user, torrent) limit counts it, as the peer is
+  // active in the cluster. Nothing is credited or marked dirty. A pending delta of this node's
+  // own earlier announces stays and is handed on as usual.
+  enum class Adopted : std::uint8_t { adopted, unchanged, full };
+  Adopted adopt(const store::Baseline& baseline, bool closed, std::uint32_t now_s,
+                std::uint64_t now_unix_s) noexcept;
+
   // Hands dirty entries' deltas to give(const AccountingDelta&, std::uint64_t ticket) -> bool,
   // oldest first, until it returns false (no room: the rest wait, summed) or `count_max` were
   // given. Returns how many.
@@ -125,6 +138,9 @@ class Ledger {
   void mark_dirty(std::uint32_t position, Entry& entry) noexcept;
   store::AccountingDelta take_delta(const Entry& entry) const noexcept;
   void clear_delta(std::uint32_t position, Entry& entry) noexcept;
+  // The announce time (Unix) and its place on the shard clock (never before the clock's start).
+  static void set_announced(Entry& entry, std::uint64_t announced_unix_s, std::uint32_t now_s,
+                            std::uint64_t now_unix_s) noexcept;
 
   LedgerLimits limits_;
   HashSecret secret_;
@@ -154,6 +170,11 @@ struct Ledger::Entry {
   std::uint64_t uploaded_real = 0;
   std::uint64_t downloaded_real = 0;
   std::uint64_t announced_unix_s = 0;
+  // The baseline the pending delta's credits start from (AccountingDelta::from_*), set when the
+  // entry turns dirty.
+  std::uint64_t from_uploaded = 0;
+  std::uint64_t from_downloaded = 0;
+  std::uint64_t from_announced_unix_s = 0;
   std::uint64_t ticket = 0;  // a reply waits until this delta is durable (0: none)
   std::uint32_t seed_s = 0;
   std::uint32_t leech_s = 0;
@@ -163,6 +184,7 @@ struct Ledger::Entry {
   bool seeding = false;
   bool completed = false;
   bool closed = false;
+  bool remote = false;  // last announced on another cluster node (adopt)
 };
 
 template <class Give>

@@ -182,6 +182,7 @@ class Shard {
   void replicate(const AnnounceRequest& request, const AnnounceReply& reply) noexcept;
   std::size_t drain_cluster() noexcept;
   void restore_warm_records(SharedRecords& records) noexcept;
+  void adopt_baseline(const ReplicaBaseline& replica) noexcept;
   void tick() noexcept;
 
   std::uint32_t index_;
