@@ -354,6 +354,7 @@ std::string start_storage(const tyto::app::Options& options, Storage& storage, C
   config.catalogue = catalogue;
   if (private_cluster(options)) {
     config.arbitrate = true;
+    config.arbitrate_window_s = options.runtime.shard.store_limits.peer_timeout_s;
     config.baselines = &cluster.baselines;
   }
   storage.client = std::make_unique<tyto::app::StorageClient>(

@@ -42,6 +42,8 @@ void merge(store::AccountingDelta& sum, const store::AccountingDelta& later) noe
   sum.baseline_downloaded = later.baseline_downloaded;
   sum.announced_unix_s = std::max(sum.announced_unix_s, later.announced_unix_s);
   sum.seeding = later.seeding;
+  sum.upload_scale = later.upload_scale;
+  sum.download_scale = later.download_scale;
   sum.completed |= later.completed;
   sum.closed = later.closed;
 }
@@ -255,6 +257,7 @@ void StorageClient::form_batch(std::uint32_t shard, ShardState& state) {
   InFlight formed;
   formed.batch.id = {config_.node, shard, state.next_sequence++};
   formed.batch.arbitrate = config_.arbitrate;
+  formed.batch.arbitrate_window_s = config_.arbitrate_window_s;
   formed.batch.deltas.reserve(state.pending.size());
   for (const auto& [key, delta] : state.pending) formed.batch.deltas.push_back(delta);
   formed.batch.completions.reserve(state.completions.size());

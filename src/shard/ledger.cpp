@@ -18,15 +18,6 @@ namespace {
 // far below the peer timeout.
 constexpr std::uint32_t expire_positions_per_step = 4096;
 
-// real × torrent factor × user factor, rounded down; factors are checked to [0, 100] by the
-// backend, so the product stays finite; it is capped at 2^62 all the same.
-std::uint64_t credited(std::uint64_t real, float torrent_factor, float user_factor) noexcept {
-  const double scaled = static_cast<double>(real) * torrent_factor * user_factor;
-  constexpr double cap = 4611686018427387904.0;  // 2^62
-  if (!(scaled > 0)) return 0;
-  return scaled >= cap ? std::uint64_t{1} << 62 : static_cast<std::uint64_t>(scaled);
-}
-
 std::uint32_t add_capped(std::uint32_t a, std::uint32_t b) noexcept {
   return b > UINT32_MAX - a ? UINT32_MAX : a + b;
 }
@@ -179,7 +170,10 @@ std::uint64_t Ledger::record(const Spot& spot, const store::PeerKey& key,
     held->from_uploaded = fresh_baseline ? request.uploaded_bytes : held->baseline_uploaded;
     held->from_downloaded = fresh_baseline ? request.downloaded_bytes : held->baseline_downloaded;
     held->from_announced_unix_s = fresh_baseline ? now_unix_s : held->announced_unix_s;
+    held->from_first_sighting = first_sighting && request.event != AnnounceEvent::started;
   }
+  held->upload_scale = static_cast<double>(torrent.upload_factor) * member.upload_factor;
+  held->download_scale = static_cast<double>(torrent.download_factor) * member.download_factor;
   if (fresh_baseline) {
     // A new baseline, nothing credited (a restarted client or a re-added torrent).
     held->closed = false;
@@ -194,12 +188,12 @@ std::uint64_t Ledger::record(const Spot& spot, const store::PeerKey& key,
     if (request.uploaded_bytes >= held->baseline_uploaded) {
       const std::uint64_t real = request.uploaded_bytes - held->baseline_uploaded;
       held->uploaded_real += real;
-      held->uploaded += credited(real, torrent.upload_factor, member.upload_factor);
+      held->uploaded += store::credited_bytes(real, held->upload_scale);
     }
     if (request.downloaded_bytes >= held->baseline_downloaded) {
       const std::uint64_t real = request.downloaded_bytes - held->baseline_downloaded;
       held->downloaded_real += real;
-      held->downloaded += credited(real, torrent.download_factor, member.download_factor);
+      held->downloaded += store::credited_bytes(real, held->download_scale);
     }
   }
   held->baseline_uploaded = request.uploaded_bytes;
@@ -283,6 +277,9 @@ store::AccountingDelta Ledger::take_delta(const Entry& held) const noexcept {
   delta.from_uploaded = held.from_uploaded;
   delta.from_downloaded = held.from_downloaded;
   delta.from_announced_unix_s = held.from_announced_unix_s;
+  delta.from_first_sighting = held.from_first_sighting;
+  delta.upload_scale = held.upload_scale;
+  delta.download_scale = held.download_scale;
   delta.seeding = held.seeding;
   delta.completed = held.completed;
   delta.closed = held.closed;

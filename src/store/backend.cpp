@@ -3,6 +3,8 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
+
 #include "store/postgresql/postgresql_backend.hpp"
 #include "store/sqlite/sqlite_backend.hpp"
 #include "tyto/store/memory_backend.hpp"
@@ -35,17 +37,54 @@ bool cut_counter(std::uint64_t to, std::uint64_t stored, std::uint64_t& real,
   real = past;
   return true;
 }
+
+// One counter from the stored baseline to the sighting, when it did not go down.
+void extend_counter(std::uint64_t sighted, std::uint64_t stored, double scale, std::uint64_t& real,
+                    std::uint64_t& credited) noexcept {
+  if (sighted <= stored) return;
+  const std::uint64_t extra = sighted - stored;
+  real += extra;
+  credited += credited_bytes(extra, scale);
+}
+
+std::uint32_t add_seconds(std::uint32_t held, std::uint64_t more) noexcept {
+  return static_cast<std::uint32_t>(std::min<std::uint64_t>(std::uint64_t{held} + more, UINT32_MAX));
+}
+
+bool extend_first_sighting(AccountingDelta& delta, const Baseline& stored,
+                           std::uint32_t window_s) noexcept {
+  if (!delta.from_first_sighting || window_s == 0 ||
+      delta.from_announced_unix_s > stored.announced_unix_s + window_s) {
+    return false;
+  }
+  const std::uint64_t real_before = delta.uploaded_real + delta.downloaded_real;
+  extend_counter(delta.from_uploaded, stored.uploaded, delta.upload_scale, delta.uploaded_real,
+                 delta.uploaded);
+  extend_counter(delta.from_downloaded, stored.downloaded, delta.download_scale,
+                 delta.downloaded_real, delta.downloaded);
+  const std::uint64_t between_s = delta.from_announced_unix_s > stored.announced_unix_s
+                                      ? delta.from_announced_unix_s - stored.announced_unix_s
+                                      : 0;
+  if (stored.seeding) {
+    delta.seed_s = add_seconds(delta.seed_s, between_s);
+  } else {
+    delta.leech_s = add_seconds(delta.leech_s, between_s);
+  }
+  return between_s != 0 || delta.uploaded_real + delta.downloaded_real != real_before;
+}
 }  // namespace
 
-bool arbitrate_delta(AccountingDelta& delta, const Baseline* stored) noexcept {
+bool arbitrate_delta(AccountingDelta& delta, const Baseline* stored,
+                     std::uint32_t window_s) noexcept {
   if (stored == nullptr) return false;
   const bool same = stored->announced_unix_s == delta.from_announced_unix_s &&
                     stored->uploaded == delta.from_uploaded &&
                     stored->downloaded == delta.from_downloaded;
-  if (same || !baseline_not_older(stored->announced_unix_s, stored->uploaded, stored->downloaded,
-                                  delta.from_announced_unix_s, delta.from_uploaded,
-                                  delta.from_downloaded)) {
-    return false;
+  if (same) return false;
+  if (!baseline_not_older(stored->announced_unix_s, stored->uploaded, stored->downloaded,
+                          delta.from_announced_unix_s, delta.from_uploaded,
+                          delta.from_downloaded)) {
+    return extend_first_sighting(delta, *stored, window_s);
   }
   bool changed = cut_counter(delta.baseline_uploaded, stored->uploaded, delta.uploaded_real,
                              delta.uploaded);

@@ -149,7 +149,8 @@ Result<bool, std::string> MemoryBackend::write_batch(const AccountingBatch& batc
                     delta.key.peer_id.bytes.size())};
     const auto stored = baselines_.find(peer_key);
     if (batch.arbitrate) {
-      arbitrate_delta(delta, stored == baselines_.end() ? nullptr : &stored->second);
+      arbitrate_delta(delta, stored == baselines_.end() ? nullptr : &stored->second,
+                      batch.arbitrate_window_s);
     }
     TransferRow& transfer = transfers_[{delta.key.user_id, delta.key.torrent_id}];
     transfer.uploaded += delta.uploaded;

@@ -302,6 +302,7 @@ TEST_F(LedgerTest, DeltasCarryTheBaselineTheyStartFrom) {
   EXPECT_EQ(deltas[0].from_uploaded, 100u);
   EXPECT_EQ(deltas[0].from_downloaded, 200u);
   EXPECT_EQ(deltas[0].from_announced_unix_s, 1'700'000'000u + now_s_);
+  EXPECT_TRUE(deltas[0].from_first_sighting);  // it may come from another node
   const std::uint32_t first_s = now_s_;
   now_s_ += 60;
   record(key, announce(150, 300, 1));
@@ -314,6 +315,13 @@ TEST_F(LedgerTest, DeltasCarryTheBaselineTheyStartFrom) {
   EXPECT_EQ(deltas[0].from_downloaded, 200u);
   EXPECT_EQ(deltas[0].from_announced_unix_s, 1'700'000'000u + first_s);
   EXPECT_EQ(deltas[0].baseline_uploaded, 190u);
+  EXPECT_FALSE(deltas[0].from_first_sighting);
+  // A `started` first sighting is a new session: nothing to credit from anywhere.
+  record(key_of(1, 10, 'b'), announce(5, 5, 1, AnnounceEvent::started));
+  deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_FALSE(deltas[0].from_first_sighting);
+  EXPECT_EQ(deltas[0].upload_scale, 1.0);
 }
 
 // Cluster, private mode: a baseline another node made durable is taken when newer; the next

@@ -408,6 +408,49 @@ TYPED_TEST(BackendTest, ArbitratedBatchesCreditEachByteOnceAcrossNodes) {
   }
 }
 
+// A peer that reached node B before its baseline did is a first sighting there (nothing credited
+// by the shard); the store credits it from A's stored baseline to the sighting, by B's factors,
+// once, and only within the window (older, the peer had expired).
+TYPED_TEST(BackendTest, AFirstSightingIsCreditedFromAnotherNodesStoredBaseline) {
+  auto at_a = delta(3, 10, 'a');  // A's baseline: 1000 up, 50 down, leeching
+  at_a.baseline_uploaded = 1000;
+  at_a.baseline_downloaded = 50;
+  at_a.announced_unix_s = 5000;
+  ASSERT_TRUE(this->write(batch(1, {at_a}, "node-a")));
+  auto sighted = delta(3, 10, 'a');  // B: first seen at 1600 up, 40 down (a counter went down)
+  sighted.baseline_uploaded = sighted.from_uploaded = 1600;
+  sighted.baseline_downloaded = sighted.from_downloaded = 40;
+  sighted.announced_unix_s = sighted.from_announced_unix_s = 5030;
+  sighted.from_first_sighting = true;
+  sighted.upload_scale = 2.0;
+  auto late = sighted;  // the same, but past the window
+  late.key = delta(3, 10, 'b').key;
+  auto late_a = at_a;
+  late_a.key = late.key;
+  ASSERT_TRUE(this->write(batch(2, {late_a}, "node-a")));
+  auto b_batch = batch(1, {sighted, late}, "node-b");
+  b_batch.arbitrate = true;
+  b_batch.arbitrate_window_s = 29;  // 'b' was seen 30 s after A's announce: too late...
+  b_batch.deltas[0].from_announced_unix_s = b_batch.deltas[0].announced_unix_s = 5029;  // ...'a' not
+  ASSERT_TRUE(this->write(b_batch));
+  const auto transfer = this->site.transfer(3, 10);
+  ASSERT_TRUE(transfer.has_value());
+  EXPECT_EQ(transfer->uploaded_real, 600u);
+  EXPECT_EQ(transfer->uploaded, 1200u);
+  EXPECT_EQ(transfer->downloaded_real, 0u);
+  EXPECT_EQ(transfer->leech_s, 29u);
+  // Written again (a retry under another id would be a bug; the same batch is skipped).
+  EXPECT_FALSE(this->write(b_batch));
+  // Without arbitration (one node) a first sighting credits nothing, as before.
+  auto alone = sighted;
+  alone.key = delta(3, 10, 'c').key;
+  auto alone_a = at_a;
+  alone_a.key = alone.key;
+  ASSERT_TRUE(this->write(batch(3, {alone_a}, "node-a")));
+  ASSERT_TRUE(this->write(batch(2, {alone}, "node-b")));
+  EXPECT_EQ(this->site.transfer(3, 10)->uploaded_real, 600u);
+}
+
 TYPED_TEST(BackendTest, ABatchIsAppliedAtMostOnce) {
   auto credit = delta(1, 10, 'a');
   credit.uploaded = 100;

@@ -61,6 +61,7 @@ struct StorageClientConfig {
   // baselines (AccountingBatch::arbitrate), and each durable batch's baselines are handed to the
   // cluster thread here, to travel with their peers.
   bool arbitrate = false;
+  std::uint32_t arbitrate_window_s = 0;  // AccountingBatch::arbitrate_window_s (the peer timeout)
   shard::BaselineHandoff* baselines = nullptr;
 };
 

@@ -175,6 +175,8 @@ struct Ledger::Entry {
   std::uint64_t from_uploaded = 0;
   std::uint64_t from_downloaded = 0;
   std::uint64_t from_announced_unix_s = 0;
+  double upload_scale = 1.0;  // the torrent's factor × the user's, at the last announce
+  double download_scale = 1.0;
   std::uint64_t ticket = 0;  // a reply waits until this delta is durable (0: none)
   std::uint32_t seed_s = 0;
   std::uint32_t leech_s = 0;
@@ -185,6 +187,7 @@ struct Ledger::Entry {
   bool completed = false;
   bool closed = false;
   bool remote = false;  // last announced on another cluster node (adopt)
+  bool from_first_sighting = false;
 };
 
 template <class Give>

@@ -54,6 +54,12 @@ struct AccountingDelta {
   std::uint64_t from_uploaded = 0;
   std::uint64_t from_downloaded = 0;
   std::uint64_t from_announced_unix_s = 0;
+  // The from-baseline is a first sighting on this node (not `started`): the peer may have
+  // announced on another node before (arbitrate_delta credits from that node's baseline on).
+  bool from_first_sighting = false;
+  // Credited bytes per real byte (the torrent's factor × the user's), for that extension.
+  double upload_scale = 1.0;
+  double download_scale = 1.0;
   bool seeding = false;                // left = 0 at that announce
   bool completed = false;              // a snatch: counted once per (user, torrent) by the sink
   bool closed = false;                 // stopped or expired: the baseline row is deleted
@@ -83,6 +89,9 @@ struct AccountingBatch {
   // Several tyto nodes credit the same peers (a cluster, README "Cluster"): each delta is
   // arbitrated against the baseline stored when the batch is applied (arbitrate_delta).
   bool arbitrate = false;
+  // With arbitrate: how old a stored baseline a first sighting may be credited from (the peer
+  // timeout; older, the peer had expired). 0: never.
+  std::uint32_t arbitrate_window_s = 0;
 };
 
 // A torrent's persisted completed count (tyto_completions), loaded at start: a scrape's
@@ -102,6 +111,16 @@ struct Baseline {
   bool seeding = false;
 };
 
+// Credited bytes: real × scale (the torrent's factor × the user's), rounded down. Factors are
+// checked to [0, 100] by the backends, so the product stays finite; it is capped at 2^62 all
+// the same.
+inline std::uint64_t credited_bytes(std::uint64_t real, double scale) noexcept {
+  const double scaled = static_cast<double>(real) * scale;
+  constexpr double cap = 4611686018427387904.0;  // 2^62
+  if (!(scaled > 0)) return 0;
+  return scaled >= cap ? std::uint64_t{1} << 62 : static_cast<std::uint64_t>(scaled);
+}
+
 // Arbitration between nodes (README "Cluster", private mode). Each node derives credits against
 // the baseline it holds; a peer that moved between nodes may have had a newer baseline committed
 // by another node (its credits up to there counted) that this node had not received yet. Applied
@@ -111,8 +130,15 @@ struct Baseline {
 // only what the peer moved past the stored
 // baseline is credited, each counter on its own (credited bytes scaled in proportion to the real
 // ones, so the factors are kept), and the times are cut to the seconds after the stored
-// announce. Never credits more than the delta did. Returns whether the delta changed.
-bool arbitrate_delta(AccountingDelta& delta, const Baseline* stored) noexcept;
+// announce. Never credits more than the delta did.
+// The other way round: a delta whose from-baseline is a first sighting here (the peer came from
+// another node before its baseline did) and older stored baseline, not older than window_s
+// before the sighting: what the peer moved from the stored baseline to the sighting is credited
+// too (each counter that did not go down, scaled by the delta's factors; the seconds between
+// them as seeding or leeching by the stored role), as the node that sighted it never could.
+// Returns whether the delta changed.
+bool arbitrate_delta(AccountingDelta& delta, const Baseline* stored,
+                     std::uint32_t window_s = 0) noexcept;
 // Whether a baseline announced at `t` (Unix seconds) with counters (u, d) is at least as recent
 // as one at (t0, u0, d0). Counters order a client's announces within its session (they only
 // grow), and time orders sessions (a restarted client starts low again); nodes' announce times

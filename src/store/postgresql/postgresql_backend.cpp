@@ -1100,7 +1100,7 @@ Result<bool, std::string> PostgresBackend::begin_arbitrated(const AccountingBatc
   }
   Query& read = queries.emplace_back(Query::text(
       "SELECT p.user_id, p.torrent_id, encode(p.peer_id, 'hex'), p.uploaded, p.downloaded, "
-      "p.announced_at FROM tyto_peers p JOIN unnest($1::bigint[], $2::bigint[], $3::text[]) "
+      "p.announced_at, p.seeding FROM tyto_peers p JOIN unnest($1::bigint[], $2::bigint[], $3::text[]) "
       "AS d(user_id, torrent_id, peer_id) ON p.user_id = d.user_id AND "
       "p.torrent_id = d.torrent_id AND p.peer_id = decode(d.peer_id, 'hex') FOR UPDATE OF p"));
   for (ArrayText& column : keys) read.add_owned(std::move(column).done());
@@ -1132,14 +1132,17 @@ Result<bool, std::string> PostgresBackend::begin_arbitrated(const AccountingBatc
     held.uploaded = *uploaded;
     held.downloaded = *downloaded;
     held.announced_unix_s = *announced;
+    held.seeding = std::string_view(PQgetvalue(rows, row, 6)) == "t";
   }
   arbitrated.id = batch.id;
   arbitrated.deltas = batch.deltas;
   arbitrated.completions = batch.completions;
+  arbitrated.arbitrate = true;
+  arbitrated.arbitrate_window_s = batch.arbitrate_window_s;
   for (AccountingDelta& delta : arbitrated.deltas) {
     const auto found = stored.find(
         {delta.key.user_id, delta.key.torrent_id, to_hex(std::span(delta.key.peer_id.bytes))});
-    if (found != stored.end()) arbitrate_delta(delta, &found->second);
+    if (found != stored.end()) arbitrate_delta(delta, &found->second, batch.arbitrate_window_s);
   }
   return true;
 }

@@ -326,7 +326,7 @@ class SqliteBackend final : public Backend {
                           Bind bind, std::string_view table);
   std::string delete_baseline(const AccountingDelta& delta);
   // batch.arbitrate: the deltas against the stored baselines (arbitrate_delta), into arbitrated_.
-  std::string arbitrate(std::span<const AccountingDelta> deltas);
+  std::string arbitrate(std::span<const AccountingDelta> deltas, std::uint32_t window_s);
   std::string apply(const AccountingBatch& batch);
   void refuse(std::string_view table, const std::string& key, const std::string& reason);
   void prune_changes(std::uint64_t seq_through);
@@ -730,7 +730,8 @@ std::string SqliteBackend::delete_baseline(const AccountingDelta& delta) {
   return "";
 }
 
-std::string SqliteBackend::arbitrate(std::span<const AccountingDelta> deltas) {
+std::string SqliteBackend::arbitrate(std::span<const AccountingDelta> deltas,
+                                     std::uint32_t window_s) {
   arbitrated_.assign(deltas.begin(), deltas.end());
   for (AccountingDelta& delta : arbitrated_) {
     Use use(peer_read_.get());
@@ -746,7 +747,7 @@ std::string SqliteBackend::arbitrate(std::span<const AccountingDelta> deltas) {
       return static_cast<std::uint64_t>(std::max<sqlite3_int64>(0, sqlite3_column_int64(use.get(), index)));
     };
     const Baseline held{delta.key, column(0), column(1), column(2), column(3) != 0};
-    arbitrate_delta(delta, &held);
+    arbitrate_delta(delta, &held, window_s);
   }
   return "";
 }
@@ -757,7 +758,9 @@ std::string SqliteBackend::arbitrate(std::span<const AccountingDelta> deltas) {
 std::string SqliteBackend::apply(const AccountingBatch& batch) {
   std::span<const AccountingDelta> deltas = batch.deltas;
   if (batch.arbitrate) {
-    if (std::string failed = arbitrate(deltas); !failed.empty()) return failed;
+    if (std::string failed = arbitrate(deltas, batch.arbitrate_window_s); !failed.empty()) {
+      return failed;
+    }
     deltas = arbitrated_;
   }
   sum_batch(deltas, sums_);
