@@ -1,6 +1,7 @@
 #include "tyto/swarm/swarm_store.hpp"
 
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +17,18 @@ namespace tyto::swarm {
 namespace {
 constexpr std::uint32_t initial_capacity = 1024;  // index entries
 constexpr std::uint32_t migrate_entries_per_operation = 16;
+// The most an expiry step migrates (elapsed time can ask for the whole index after a stall):
+// entries are read in order and written near-in-order, some 10 ns each.
+constexpr std::uint32_t migrate_entries_per_step_max = 1u << 15;
+// A growth's new index is mapped at 70 % load and its pages are faulted in one per
+// prefault_inserts_per_page inserts (a first touch costs some 4 us on a VM): 12 bytes per
+// entry of the old capacity are C / 341 pages, faulted within 0.047 × C inserts, long before
+// the growth at 80 % load. Random inserts into an untouched index would otherwise fault up to
+// one page each (a 256-announce turn: 1 ms).
+constexpr std::uint32_t prefault_inserts_per_page = 16;
+// Migrated pages of the old index go back to the kernel in chunks of this many entries (64 KiB,
+// page aligned): unmapping the whole of it at the end would free tens of MB at once (2-6 ms).
+constexpr std::uint32_t release_chunk_entries = 8192;
 // Record pages are given back once the array uses less than half of what it touched, and at
 // least this much would go.
 constexpr std::size_t record_release_bytes_min = std::size_t{1} << 20;
@@ -25,8 +38,13 @@ using open_addressing::home_of;
 using open_addressing::next_slot;
 using open_addressing::tag_of;
 
+std::size_t page_size() noexcept {  // madvise needs it
+  static const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  return page;
+}
+
 std::size_t page_round_up(std::size_t bytes) noexcept {
-  static const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));  // madvise needs it
+  const std::size_t page = page_size();
   return (bytes + page - 1) / page * page;
 }
 
@@ -51,6 +69,12 @@ T* map_array(std::uint32_t count) noexcept {
 template <class T>
 void unmap_array(T* array, std::uint32_t count) noexcept {
   if (array != nullptr) munmap(array, std::size_t{count} * sizeof(T));
+}
+
+std::int64_t thread_cpu_ns() noexcept {
+  timespec now{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
 }
 
 void bump(std::uint16_t& counter) noexcept {
@@ -111,6 +135,7 @@ SwarmStore::~SwarmStore() {
   munmap(records_, std::size_t{records_capacity_} * sizeof(Swarm));
   unmap_array(current_.entries, current_.capacity);
   unmap_array(previous_.entries, previous_.capacity);
+  unmap_array(next_.entries, next_.capacity);
 }
 
 std::uint64_t SwarmStore::next_random() noexcept {
@@ -136,8 +161,11 @@ const Swarm* SwarmStore::find(const InfoHash& info_hash, std::uint64_t hash) con
   };
   for (const Index* index : {&current_, &previous_}) {
     if (index->count == 0) continue;
-    const IndexEntry entry = index->entries[open_addressing::find<IndexTraits>(
-        index->slots(), home_of(tag, index->capacity), matches)];
+    const std::uint32_t home = home_of(tag, index->capacity);
+    // A migrated home is empty, so the run ends there; its page may be released: not read.
+    if (index == &previous_ && migrated(home)) continue;
+    const IndexEntry entry =
+        index->entries[open_addressing::find<IndexTraits>(index->slots(), home, matches)];
     if (!IndexTraits::is_empty(entry)) return &records_[entry.position_plus_one - 1];
   }
   return nullptr;
@@ -156,25 +184,76 @@ std::pair<SwarmStore::Index*, std::uint32_t> SwarmStore::entry_of_record(
   };
   for (Index* index : {&current_, &previous_}) {
     if (index->count == 0) continue;
-    const std::uint32_t slot =
-        open_addressing::find<IndexTraits>(index->slots(), home_of(tag, index->capacity), matches);
+    const std::uint32_t home = home_of(tag, index->capacity);
+    if (index == &previous_ && migrated(home)) continue;  // as in find()
+    const std::uint32_t slot = open_addressing::find<IndexTraits>(index->slots(), home, matches);
     if (!IndexTraits::is_empty(index->entries[slot])) return {index, slot};
   }
   TYTO_ASSERT(false && "every record has an index entry");
   return {nullptr, 0};
 }
 
+// Called on every insert: from 70 % load, the next index is mapped and faulted in a page per
+// prefault_inserts_per_page inserts (see there), so the growth finds it resident.
+void SwarmStore::prepare_growth() noexcept {
+  if (std::uint64_t{records_count_} * 10 < std::uint64_t{current_.capacity} * 7) return;
+  if (next_.entries == nullptr) {
+    const std::int64_t start_ns = thread_cpu_ns();
+    next_.capacity = current_.capacity / 2 * 3;
+    next_.entries = map_array<IndexEntry>(next_.capacity);
+    next_faulted_ = 0;
+    prefault_inserts_ = 0;
+    note_growth_step(start_ns);
+  }
+  if (next_faulted_ >= next_.capacity || ++prefault_inserts_ < prefault_inserts_per_page) return;
+  prefault_inserts_ = 0;
+  // A write of the empty value it already holds: the page becomes resident, nothing changes.
+  *static_cast<volatile std::uint32_t*>(&next_.entries[next_faulted_].position_plus_one) = 0;
+  next_faulted_ += static_cast<std::uint32_t>(page_size() / sizeof(IndexEntry));
+}
+
 void SwarmStore::start_growth() noexcept {
   TYTO_ASSERT(previous_.entries == nullptr);
+  const std::int64_t start_ns = thread_cpu_ns();
+  const std::uint32_t capacity = current_.capacity / 2 * 3;
+  if (next_.entries == nullptr) {  // never prepared (a restore, or more than 10 % at once)
+    next_.capacity = capacity;
+    next_.entries = map_array<IndexEntry>(capacity);
+  }
+  TYTO_ASSERT(next_.capacity == capacity && next_.count == 0);
   previous_ = current_;
-  current_.capacity = previous_.capacity / 2 * 3;
-  current_.count = 0;
-  current_.entries = map_array<IndexEntry>(current_.capacity);
+  current_ = next_;
+  next_ = {};
+  next_faulted_ = 0;
   // The first empty entry (one exists: load factor < 1).
   const std::uint32_t empty = open_addressing::find<IndexTraits>(
       previous_.slots(), 0, [](const IndexEntry&) { return false; });
   migrate_stop_ = empty;
   migrate_cursor_ = next_slot(empty, previous_.capacity);
+  // Releases start at the first whole chunk after the cursor (chunks are page aligned).
+  previous_released_ = std::min(
+      (migrate_cursor_ + release_chunk_entries - 1) / release_chunk_entries * release_chunk_entries,
+      previous_.capacity);
+  note_growth_step(start_ns);
+}
+
+bool SwarmStore::migrated(std::uint32_t slot) const noexcept {
+  const std::uint32_t start = next_slot(migrate_stop_, previous_.capacity);
+  return migrate_cursor_ >= start ? slot >= start && slot < migrate_cursor_
+                                  : slot >= start || slot < migrate_cursor_;
+}
+
+// [previous_released_, cursor) was migrated: every entry there is empty and stays so (nothing
+// inserts into previous_, and erasing shifts only within runs ahead of the cursor), and
+// lookups do not read it (migrated()). Its pages go back to the kernel now, a chunk at a time.
+void SwarmStore::release_migrated() noexcept {
+  const std::uint32_t end = migrate_cursor_ == 0 ? previous_.capacity : migrate_cursor_;
+  if (end > previous_released_) {
+    TYTO_ASSERT(previous_released_ % release_chunk_entries == 0);
+    madvise(previous_.entries + previous_released_,
+            std::size_t{end - previous_released_} * sizeof(IndexEntry), MADV_DONTNEED);
+  }
+  previous_released_ = migrate_cursor_;  // 0 after the wrap: released from the start on
 }
 
 // Moves entries from previous_ into current_, at least `entries_budget` entries' worth, and
@@ -185,8 +264,10 @@ void SwarmStore::migrate(std::uint32_t entries_budget) noexcept {
   for (;;) {
     if (migrate_cursor_ == migrate_stop_) {
       TYTO_ASSERT(previous_.count == 0);
-      unmap_array(previous_.entries, previous_.capacity);
+      const std::int64_t start_ns = thread_cpu_ns();
+      unmap_array(previous_.entries, previous_.capacity);  // mostly released already
       previous_ = {};
+      note_growth_step(start_ns);
       return;
     }
     IndexEntry& entry = previous_.entries[migrate_cursor_];
@@ -201,7 +282,18 @@ void SwarmStore::migrate(std::uint32_t entries_budget) noexcept {
     }
     if (entries_budget > 0) --entries_budget;
     migrate_cursor_ = next_slot(migrate_cursor_, previous_.capacity);
+    if (migrate_cursor_ % release_chunk_entries == 0) release_migrated();
   }
+}
+
+// The rare steps of a growth (mapping, an expiry step's slice, the end of a migration) are
+// timed; the bounded steps every operation takes are not (a clock read per announce). In the
+// thread's CPU time (page faults and unmapping included): a preemption on a busy machine is no
+// growth's doing, and wall time would count it.
+void SwarmStore::note_growth_step(std::int64_t start_ns) noexcept {
+  const auto us =
+      static_cast<std::uint64_t>(std::max<std::int64_t>(0, thread_cpu_ns() - start_ns) / 1000);
+  counters_.index_growth_step_max_us = std::max(counters_.index_growth_step_max_us, us);
 }
 
 Swarm* SwarmStore::insert(const InfoHash& info_hash, std::uint64_t hash) noexcept {
@@ -212,6 +304,8 @@ Swarm* SwarmStore::insert(const InfoHash& info_hash, std::uint64_t hash) noexcep
     if (previous_.entries != nullptr) migrate(previous_.capacity);  // finish (never expected)
     start_growth();
     migrate(migrate_entries_per_operation);
+  } else {
+    prepare_growth();
   }
   const std::uint32_t tag = tag_of(hash);
   const std::uint32_t position = records_count_++;
@@ -703,7 +797,12 @@ void SwarmStore::expire_step(std::uint32_t now_s) noexcept {
     return static_cast<std::uint32_t>(std::min<std::uint64_t>(
         capacity, (std::uint64_t{capacity} * elapsed_s + sweep_period_s - 1) / sweep_period_s));
   };
-  migrate(share(previous_.capacity) + migrate_entries_per_operation);
+  if (previous_.entries != nullptr) {
+    const std::int64_t start_ns = thread_cpu_ns();
+    migrate(std::min(share(previous_.capacity), migrate_entries_per_step_max) +
+            migrate_entries_per_operation);
+    note_growth_step(start_ns);
+  }
   const std::uint32_t budget = share(records_count_);
   for (std::uint32_t visited = 0; visited < budget && records_count_ > 0;) {
     if (sweep_cursor_ >= records_count_) sweep_cursor_ = 0;
@@ -720,7 +819,9 @@ void SwarmStore::expire_step(std::uint32_t now_s) noexcept {
 
 std::size_t SwarmStore::memory_bytes() const noexcept {
   return records_resident_bytes_ +
-         (std::size_t{current_.capacity} + previous_.capacity) * sizeof(IndexEntry) +
+         (std::size_t{current_.capacity} + previous_.capacity +
+          std::min(next_faulted_, next_.capacity)) *
+             sizeof(IndexEntry) +
          arena_.stats().slab_bytes + arena_.stats().large_bytes;
 }
 

@@ -79,6 +79,56 @@ TEST(CatalogueCopy, TorrentsMatchAModelThroughGrowthAndRemoval) {
   }
 }
 
+// Issue 21: a growth migrates the old index a few entries per put; lookups, replacements and
+// removals meanwhile find rows in either index. Puts and removes over 150 k keys pass several
+// growths (segments of rows and indexes of up to 2^19 entries, with released chunks) and are
+// checked against a model at every step, and whole at checkpoints, growing or not.
+TEST(CatalogueCopy, TorrentsStayFoundWhileTheIndexGrowsIncrementally) {
+  CatalogueCopy copy(HashSecret::from_seed(4));
+  std::map<InfoHash, std::uint64_t> model;
+  std::mt19937_64 random(5);
+  auto hash_of = [](std::uint32_t pick) {
+    InfoHash hash;
+    for (int i = 0; i < 4; ++i) hash.bytes[i] = static_cast<std::uint8_t>(pick >> (8 * i));
+    hash.bytes[19] = 0x5a;
+    return hash;
+  };
+  int checkpoints_growing = 0;
+  for (std::uint32_t step = 0; step < 400'000; ++step) {
+    // Mostly puts at first (growth), then a churn of removals and puts.
+    const std::uint32_t pick = static_cast<std::uint32_t>(random() % 150'000);
+    const InfoHash hash = hash_of(pick);
+    if (step > 200'000 && random() % 2 == 0) {
+      copy.remove_torrent(hash);
+      model.erase(hash);
+      ASSERT_EQ(copy.torrent(hash), nullptr) << step;
+    } else {
+      store::TorrentRow row;
+      row.torrent_id = step + 1;
+      row.info_hash = hash;
+      copy.put_torrent(row);
+      model[hash] = row.torrent_id;
+      ASSERT_NE(copy.torrent(hash), nullptr) << step;
+      ASSERT_EQ(copy.torrent(hash)->torrent_id, step + 1) << step;
+    }
+    if (step % 25'000 == 0 || (copy.growing() && step % 997 == 0)) {
+      checkpoints_growing += copy.growing();
+      copy.verify();
+      ASSERT_EQ(copy.torrents_count(), model.size()) << step;
+    }
+  }
+  EXPECT_GT(checkpoints_growing, 0);  // some checks fell inside a migration
+  copy.verify();
+  for (const auto& [hash, torrent_id] : model) {
+    const store::TorrentRow* row = copy.torrent(hash);
+    ASSERT_NE(row, nullptr);
+    EXPECT_EQ(row->torrent_id, torrent_id);
+  }
+  for (std::uint32_t pick = 150'000; pick < 151'000; ++pick) {
+    EXPECT_EQ(copy.torrent(hash_of(pick)), nullptr);
+  }
+}
+
 TEST(CatalogueCopy, ClientRules) {
   CatalogueCopy copy(HashSecret::from_seed(4));
   EXPECT_TRUE(copy.client_allowed(peer_id("-XX0001-")));  // no rules: everyone

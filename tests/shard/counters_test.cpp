@@ -114,7 +114,8 @@ TEST(CounterRows, CountersComeFirstThenTheGauges) {
                                           "catalogue_users",
                                           "catalogue_torrents",
                                           "completions_torrents",
-                                          "completions_waiting"};
+                                          "completions_waiting",
+                                          "index_growth_step_max_us"};
   EXPECT_EQ(gauges, expected);
 }
 
@@ -164,6 +165,7 @@ TEST(CounterRows, KeepTheNamesReadersKnow) {
                          "peers_refused",
                          "peers_expired",
                          "swarms_freed",
+                         "index_growth_step_max_us",
                          "dropped_stopping",
                          "loop_turns",
                          "loop_turns_over_250us",
@@ -181,7 +183,7 @@ TEST(CounterRows, KeepTheNamesReadersKnow) {
 }
 
 // Counters and gauges add up; a maximum (the longest loop turn; the users every shard holds
-// alike) is the largest shard's.
+// alike; the longest growth step) is the largest shard's.
 TEST(ShardTotals, AddSumsEveryFieldButTakesTheLargestMaximum) {
   ShardTotals sum = numbered_totals(1);
   sum.add(numbered_totals(1000));
@@ -190,9 +192,11 @@ TEST(ShardTotals, AddSumsEveryFieldButTakesTheLargestMaximum) {
       (offsetof(ShardTotals, gauges) + offsetof(ShardGauges, loop_turn_max_us)) /
           sizeof(std::uint64_t),
       (offsetof(ShardTotals, private_tracker) + offsetof(PrivateCounters, catalogue_users)) /
+          sizeof(std::uint64_t),
+      (offsetof(ShardTotals, store) + offsetof(store::StoreCounters, index_growth_step_max_us)) /
           sizeof(std::uint64_t)};
   for (std::size_t i = 0; i < slots_count; ++i) {
-    const bool maximum = i == maximum_slots[0] || i == maximum_slots[1];
+    const bool maximum = i == maximum_slots[0] || i == maximum_slots[1] || i == maximum_slots[2];
     EXPECT_EQ(slots[i], maximum ? 1000 + i : 1001 + 2 * i) << i;
   }
 }
@@ -207,7 +211,8 @@ TEST(ShardTotals, RowsOfASumAreTheSumsOfTheRows) {
   for (std::size_t i = 0; i < both.size(); ++i) {
     EXPECT_STREQ(both[i].name, a[i].name);
     const bool maximum = std::string_view(both[i].name) == "loop_turn_max_us" ||
-                         std::string_view(both[i].name) == "catalogue_users";
+                         std::string_view(both[i].name) == "catalogue_users" ||
+                         std::string_view(both[i].name) == "index_growth_step_max_us";
     EXPECT_EQ(both[i].value, maximum ? std::max(a[i].value, b[i].value) : a[i].value + b[i].value)
         << both[i].name;
   }

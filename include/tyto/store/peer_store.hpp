@@ -57,6 +57,10 @@ struct StoreCounters {
   std::uint64_t peers_refused = 0;   // a new peer over peers_per_swarm_max
   std::uint64_t peers_expired = 0;
   std::uint64_t swarms_freed = 0;
+  // The longest single step of a swarm table growth (mapping the next index, an expiry step's
+  // migration slice, unmapping the old one) in the shard thread's CPU time, since the start; 0
+  // for stores that do not grow.
+  std::uint64_t index_growth_step_max_us = 0;
 
   static constexpr CounterField<StoreCounters> fields[] = {
       {&StoreCounters::swarms, "swarms", "swarms held", CounterKind::gauge},
@@ -70,6 +74,9 @@ struct StoreCounters {
       {&StoreCounters::peers_refused, "peers_refused", "new peers refused: swarm full"},
       {&StoreCounters::peers_expired, "peers_expired", "peers expired"},
       {&StoreCounters::swarms_freed, "swarms_freed", "empty swarms freed"},
+      {&StoreCounters::index_growth_step_max_us, "index_growth_step_max_us",
+       "the longest single step of a swarm table growth since the start, in us of thread CPU time",
+       CounterKind::maximum},
   };
 };
 static_assert(counter_fields_complete<StoreCounters>(), "each field has exactly one row in fields");

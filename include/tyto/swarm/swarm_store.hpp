@@ -15,6 +15,10 @@
 //    entry never reads its record. Growth by 1.5×
 //    at 80 % load migrates a bounded number of entries per operation (lookups see both indexes
 //    meanwhile; a migration step always stops on an empty entry, so no probe run straddles it).
+//  - no growth step stalls a turn (issue 21): the next index is mapped at 70 % load and its
+//    pages faulted in a few per insert before it is needed; the old index's migrated pages go
+//    back to the kernel chunk by chunk as the migration passes them, and lookups never read
+//    them. counters().index_growth_step_max_us is the longest step seen.
 //
 // Ownership: one store per shard, used only on that shard's thread. Peer arrays live in the
 // store's SlabArena; in steady state an announce makes no heap call.
@@ -177,8 +181,13 @@ class SwarmStore final : public store::PeerStore {
   void erase(std::uint32_t position) noexcept;  // the last record moves into `position`
   void release_record_pages() noexcept;
   void free_swarm(Swarm& swarm) noexcept;
+  void prepare_growth() noexcept;  // from 70 % load: maps and faults in next_
   void start_growth() noexcept;
   void migrate(std::uint32_t entries_budget) noexcept;
+  // Whether `slot` of previous_ was migrated (empty for good, its page perhaps released).
+  bool migrated(std::uint32_t slot) const noexcept;
+  void release_migrated() noexcept;  // gives back [previous_released_, migrate_cursor_)
+  void note_growth_step(std::int64_t start_ns) noexcept;         // start_ns: thread CPU time
   bool sweep_swarm(Swarm& swarm, std::uint32_t now_s) noexcept;  // true: erase it
   bool keeps_completed(const Swarm& swarm) const noexcept;
   bool empty_expired(const Swarm& swarm, std::uint32_t now_s) const noexcept;
@@ -209,10 +218,14 @@ class SwarmStore final : public store::PeerStore {
   std::uint32_t records_count_ = 0;
   std::size_t records_resident_bytes_ = 0;  // high-water of the array since pages were released
   Index current_;
-  Index previous_;                    // being migrated into current_ (empty when not growing)
-  std::uint32_t migrate_cursor_ = 0;  // next entry of previous_ to migrate
-  std::uint32_t migrate_stop_ = 0;    // the empty entry where migration started and ends
-  std::uint32_t sweep_cursor_ = 0;    // next record the expiry sweep visits
+  Index previous_;                       // being migrated into current_ (empty when not growing)
+  Index next_;                           // mapped ahead of the growth, count 0 (else empty)
+  std::uint32_t next_faulted_ = 0;       // entries of next_ whose pages were touched
+  std::uint32_t prefault_inserts_ = 0;   // inserts since next_ was last touched
+  std::uint32_t migrate_cursor_ = 0;     // next entry of previous_ to migrate
+  std::uint32_t migrate_stop_ = 0;       // the empty entry where migration started and ends
+  std::uint32_t previous_released_ = 0;  // previous_'s pages before it (from the start) released
+  std::uint32_t sweep_cursor_ = 0;       // next record the expiry sweep visits
   std::uint32_t last_expire_s_ = 0;
   StoreCounters counters_;
   OwnerThread owner_;  // the shard's thread; debug builds check every operation
