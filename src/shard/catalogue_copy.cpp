@@ -14,13 +14,13 @@ using IndexTraits = oa::TaggedPosition;
 namespace {
 constexpr std::size_t index_capacity_min = 64;
 
-store::Passkey passkey_of(const store::UserRow& row) {
+const store::Passkey& passkey_of(const store::UserRow& row) {
   return row.passkey;
 }
 std::span<const std::uint8_t> passkey_bytes(const store::Passkey& key) {
   return {reinterpret_cast<const std::uint8_t*>(key.text.data()), key.size};
 }
-InfoHash info_hash_of(const store::TorrentRow& row) {
+const InfoHash& info_hash_of(const store::TorrentRow& row) {
   return row.info_hash;
 }
 std::span<const std::uint8_t> info_hash_bytes(const InfoHash& key) {
@@ -57,7 +57,7 @@ const Row* RowTable<Row, Key>::find(const Key& key) const noexcept {
 template <class Row, class Key>
 void RowTable<Row, Key>::put(const Row& row) {
   if (2 * (rows_.size() + 1) > index_.size()) reserve(std::max<std::size_t>(1, 2 * rows_.size()));
-  const Key key = key_of_(row);
+  const Key& key = key_of_(row);
   const std::uint64_t key_hash = hash(key);
   const std::uint32_t slot = slot_of(key, key_hash);
   if (!IndexTraits::is_empty(index_[slot])) {

@@ -25,7 +25,7 @@ namespace tyto::shard {
 template <class Row, class Key>
 class RowTable {
  public:
-  RowTable(const HashSecret& secret, Key (*key_of)(const Row&),
+  RowTable(const HashSecret& secret, const Key& (*key_of)(const Row&),
            std::span<const std::uint8_t> (*key_bytes)(const Key&))
       : secret_(secret), key_of_(key_of), key_bytes_(key_bytes) {}
 
@@ -43,7 +43,8 @@ class RowTable {
   void rebuild(std::size_t capacity);
 
   HashSecret secret_;
-  Key (*key_of_)(const Row&);
+  // A reference into the row: a probe compares in place (a Passkey is 65 bytes to copy).
+  const Key& (*key_of_)(const Row&);
   std::span<const std::uint8_t> (*key_bytes_)(const Key&);
   std::vector<Row> rows_;
   // (tag << 32) | (row position + 1); 0 is empty. At most half full.
