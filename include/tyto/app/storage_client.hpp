@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "tyto/app/accounting_journal.hpp"
+#include "tyto/app/pending_deltas.hpp"
 #include "tyto/shard/bridge_thread.hpp"
 #include "tyto/shard/counters.hpp"
 #include "tyto/shard/storage_bridge.hpp"
@@ -110,9 +111,6 @@ class StorageClient final : public shard::BridgeThread::Client {
   const StorageStatus& status() const noexcept { return status_; }
 
  private:
-  struct KeyLess {
-    bool operator()(const store::PeerKey& a, const store::PeerKey& b) const noexcept;
-  };
   // A batch formed and not yet committed, with the tickets waiting on it.
   struct InFlight {
     store::AccountingBatch batch;
@@ -120,7 +118,8 @@ class StorageClient final : public shard::BridgeThread::Client {
     bool journalled = false;
   };
   struct ShardState {
-    std::map<store::PeerKey, store::AccountingDelta, KeyLess> pending;
+    explicit ShardState(const HashSecret& secret) : pending(secret) {}
+    PendingDeltas pending;  // summed per key; a batch takes them in key order
     std::map<InfoHash, std::uint64_t> completions;  // pending too: counts summed per torrent
     std::vector<std::uint64_t> pending_tickets;
     std::deque<InFlight> in_flight;  // oldest first; each written in order
