@@ -55,12 +55,11 @@ bool PendingDeltas::add(const store::AccountingDelta& delta) {
   }
   const std::uint32_t tag = oa::tag_of(hash(delta.key));
   const auto capacity = static_cast<std::uint32_t>(index_.size());
-  const std::uint32_t slot =
-      oa::find<IndexTraits>(std::span<const std::uint64_t>(index_), oa::home_of(tag, capacity),
-                            [&](std::uint64_t entry) {
-                              return IndexTraits::tag(entry) == tag &&
-                                     rows_[IndexTraits::position(entry)].key == delta.key;
-                            });
+  const std::uint32_t slot = oa::find<IndexTraits>(
+      std::span<const std::uint64_t>(index_), oa::home_of(tag, capacity), [&](std::uint64_t entry) {
+        return IndexTraits::tag(entry) == tag &&
+               rows_[IndexTraits::position(entry)].key == delta.key;
+      });
   if (!IndexTraits::is_empty(index_[slot])) {
     merge_delta(rows_[IndexTraits::position(index_[slot])], delta);
     return false;
@@ -74,9 +73,8 @@ bool PendingDeltas::add(const store::AccountingDelta& delta) {
 void PendingDeltas::take_sorted(std::vector<store::AccountingDelta>& out) {
   order_.resize(rows_.size());
   std::iota(order_.begin(), order_.end(), std::uint32_t{0});
-  std::sort(order_.begin(), order_.end(), [&](std::uint32_t a, std::uint32_t b) {
-    return key_less(rows_[a].key, rows_[b].key);
-  });
+  std::sort(order_.begin(), order_.end(),
+            [&](std::uint32_t a, std::uint32_t b) { return key_less(rows_[a].key, rows_[b].key); });
   out.reserve(out.size() + rows_.size());
   for (const std::uint32_t position : order_) out.push_back(rows_[position]);
   rows_.clear();

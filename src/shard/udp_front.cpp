@@ -120,8 +120,8 @@ void UdpFront::on_announce(const udp::AnnounceRequest& request,
       in_place = {url_data, request.url_data(url_data)};
     }
     std::string_view query, passkey;
-    if (proto::http::route({reinterpret_cast<const char*>(in_place.data()), in_place.size()},
-                           query, passkey) != proto::http::Path::announce) {
+    if (proto::http::route({reinterpret_cast<const char*>(in_place.data()), in_place.size()}, query,
+                           passkey) != proto::http::Path::announce) {
       passkey = {};
     }
     if (const char* refusal = shard_.admit_member(passkey, &request.announce, member)) {
