@@ -222,6 +222,11 @@ const UpsertSql totals_sql =
                "ON CONFLICT(user_id) DO UPDATE SET "
                "uploaded = tyto_user_totals.uploaded + excluded.uploaded, "
                "downloaded = tyto_user_totals.downloaded + excluded.downloaded");
+// A user whose batch credits nothing (first sightings, announces that moved no bytes): the row
+// is created if absent and otherwise left alone. The upsert's "+ 0" rewrote the row, dirtying
+// its page, which SQLite's WAL then writes whole.
+const UpsertSql totals_touch_sql =
+    upsert_sql("INSERT OR IGNORE INTO tyto_user_totals(user_id) VALUES", 1, "");
 const UpsertSql peer_sql = upsert_sql(
     "INSERT INTO tyto_peers(user_id, torrent_id, peer_id, uploaded, downloaded, announced_at, "
     "seeding) VALUES",
@@ -262,6 +267,10 @@ void bind_totals(sqlite3_stmt* statement, int first, const UserSum& sum) noexcep
   sqlite3_bind_int64(statement, first, stored(sum.user_id));
   sqlite3_bind_int64(statement, first + 1, stored(sum.uploaded));
   sqlite3_bind_int64(statement, first + 2, stored(sum.downloaded));
+}
+
+void bind_user(sqlite3_stmt* statement, int first, const std::uint64_t& user_id) noexcept {
+  sqlite3_bind_int64(statement, first, stored(user_id));
 }
 
 void bind_peer(sqlite3_stmt* statement, int first, const AccountingDelta* delta) noexcept {
@@ -308,9 +317,10 @@ class SqliteBackend final : public Backend {
   std::string prepare(Statement& slot, const char* sql);
   std::string prepare_batch_statements();
   std::vector<Statement*> batch_statements() noexcept {
-    return {&begin_immediate_, &commit_,     &rollback_,       &mark_read_,      &mark_write_,
-            &transfer_add_,    &totals_add_, &peer_put_,       &peer_delete_,    &transfers_add_,
-            &totals_many_add_, &peers_put_,  &completion_add_, &completions_add_};
+    return {&begin_immediate_, &commit_,          &rollback_,        &mark_read_,
+            &mark_write_,      &transfer_add_,    &totals_add_,      &peer_put_,
+            &peer_delete_,     &transfers_add_,   &totals_many_add_, &peers_put_,
+            &completion_add_,  &completions_add_, &totals_touch_,    &totals_many_touch_};
   }
   // Ends a failed write transaction; the error that caused it is what the caller reports.
   void rollback() noexcept;
@@ -332,8 +342,10 @@ class SqliteBackend final : public Backend {
   // peers_put_) for the bulk of a batch.
   Statement begin_immediate_, commit_, rollback_, mark_read_, mark_write_, transfer_add_,
       totals_add_, peer_put_, peer_delete_, transfers_add_, totals_many_add_, peers_put_,
-      completion_add_, completions_add_;
+      completion_add_, completions_add_, totals_touch_, totals_many_touch_;
   std::vector<const AccountingDelta*> open_deltas_;  // the current batch's not closed
+  std::vector<UserSum> users_credited_;              // the current batch's users, split by
+  std::vector<std::uint64_t> users_uncredited_;      // whether their sums add anything
   BatchSums sums_;                                   // the current batch's, kept for its capacity
 };
 
@@ -670,6 +682,8 @@ std::string SqliteBackend::prepare_batch_statements() {
       {&peer_put_, peer_sql.one.c_str()},
       {&transfers_add_, transfer_sql.many.c_str()},
       {&totals_many_add_, totals_sql.many.c_str()},
+      {&totals_touch_, totals_touch_sql.one.c_str()},
+      {&totals_many_touch_, totals_touch_sql.many.c_str()},
       {&peers_put_, peer_sql.many.c_str()},
       {&completion_add_, completion_sql.one.c_str()},
       {&completions_add_, completion_sql.many.c_str()},
@@ -717,6 +731,15 @@ std::string SqliteBackend::delete_baseline(const AccountingDelta& delta) {
 // the baselines' puts and deletes does not matter.
 std::string SqliteBackend::apply(const AccountingBatch& batch) {
   sum_batch(batch.deltas, sums_);
+  users_credited_.clear();
+  users_uncredited_.clear();
+  for (const UserSum& user : sums_.users) {
+    if (user.uploaded == 0 && user.downloaded == 0) {
+      users_uncredited_.push_back(user.user_id);
+    } else {
+      users_credited_.push_back(user);
+    }
+  }
   open_deltas_.clear();
   for (const AccountingDelta& delta : batch.deltas) {
     if (!delta.closed) open_deltas_.push_back(&delta);
@@ -725,8 +748,12 @@ std::string SqliteBackend::apply(const AccountingBatch& batch) {
       upsert_rows(std::span<const TransferSum>(sums_.transfers), transfers_add_, transfer_add_,
                   transfer_columns, bind_transfer, "tyto_transfers");
   if (failed.empty()) {
-    failed = upsert_rows(std::span<const UserSum>(sums_.users), totals_many_add_, totals_add_,
+    failed = upsert_rows(std::span<const UserSum>(users_credited_), totals_many_add_, totals_add_,
                          totals_columns, bind_totals, "tyto_user_totals");
+  }
+  if (failed.empty()) {
+    failed = upsert_rows(std::span<const std::uint64_t>(users_uncredited_), totals_many_touch_,
+                         totals_touch_, 1, bind_user, "tyto_user_totals");
   }
   if (failed.empty()) {
     failed = upsert_rows(std::span<const AccountingDelta* const>(open_deltas_), peers_put_,
