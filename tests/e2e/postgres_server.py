@@ -75,6 +75,13 @@ class Postgres:
                                text=True).stdout.split()
         return sorted({int(pid) for pid in found} | {self.process.pid})
 
+    def server_pids(self):
+        """The postmaster and its children (backends, background workers): their command lines
+        do not name the data directory, pids() misses them."""
+        children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.process.pid)],
+                                  capture_output=True, text=True).stdout.split()
+        return [self.process.pid] + [int(pid) for pid in children]
+
     def kill(self):
         """kill -9 of the postmaster and every backend (they are their own session leaders)."""
         for pid in self.pids():
