@@ -30,23 +30,6 @@ bool same_torrent(const store::TorrentRow& a, const store::TorrentRow& b) noexce
          a.upload_factor == b.upload_factor && a.download_factor == b.download_factor;
 }
 
-// Sums `later` into `sum` (the same key): credits and times added, the rest the latest.
-void merge(store::AccountingDelta& sum, const store::AccountingDelta& later) noexcept {
-  sum.uploaded += later.uploaded;
-  sum.downloaded += later.downloaded;
-  sum.uploaded_real += later.uploaded_real;
-  sum.downloaded_real += later.downloaded_real;
-  sum.seed_s = later.seed_s > UINT32_MAX - sum.seed_s ? UINT32_MAX : sum.seed_s + later.seed_s;
-  sum.leech_s = later.leech_s > UINT32_MAX - sum.leech_s ? UINT32_MAX : sum.leech_s + later.leech_s;
-  sum.baseline_uploaded = later.baseline_uploaded;
-  sum.baseline_downloaded = later.baseline_downloaded;
-  sum.announced_unix_s = std::max(sum.announced_unix_s, later.announced_unix_s);
-  sum.seeding = later.seeding;
-  sum.upload_scale = later.upload_scale;
-  sum.download_scale = later.download_scale;
-  sum.completed |= later.completed;
-  sum.closed = later.closed;
-}
 }  // namespace
 
 std::vector<shard::CounterRow> StorageStatus::rows() const {
@@ -78,13 +61,6 @@ std::vector<shard::CounterRow> StorageStatus::rows() const {
   };
 }
 
-bool StorageClient::KeyLess::operator()(const store::PeerKey& a,
-                                        const store::PeerKey& b) const noexcept {
-  if (a.user_id != b.user_id) return a.user_id < b.user_id;
-  if (a.torrent_id != b.torrent_id) return a.torrent_id < b.torrent_id;
-  return std::memcmp(a.peer_id.bytes.data(), b.peer_id.bytes.data(), a.peer_id.bytes.size()) < 0;
-}
-
 StorageClient::StorageClient(StorageClientConfig config, store::Backend& backend,
                              shard::StorageBridge& bridge, std::span<shard::Presence> shards,
                              OwnerOf owner_of)
@@ -92,8 +68,11 @@ StorageClient::StorageClient(StorageClientConfig config, store::Backend& backend
       backend_(backend),
       bridge_(bridge),
       shards_(shards),
-      owner_of_(std::move(owner_of)),
-      states_(shards.size()) {}
+      owner_of_(std::move(owner_of)) {
+  const HashSecret secret = HashSecret::random();
+  states_.reserve(shards.size());
+  for (std::size_t shard = 0; shard < shards.size(); ++shard) states_.emplace_back(secret);
+}
 
 std::string StorageClient::init(const store::CatalogueRows& loaded) {
   if (std::string error = waker_.init(); !error.empty()) return "storage bridge: " + error;
@@ -169,12 +148,7 @@ void StorageClient::take(std::uint32_t shard, const store::AccountingDelta& delt
     state.pending_tickets.push_back(ticket);
     urgent_ = true;
   }
-  const auto [at, inserted] = state.pending.try_emplace(delta.key, delta);
-  if (!inserted) {
-    merge(at->second, delta);
-  } else {
-    note_pending(state);
-  }
+  if (state.pending.add(delta)) note_pending(state);
 }
 
 void StorageClient::take_completion(std::uint32_t shard, const store::CompletionDelta& completion) {
@@ -258,14 +232,12 @@ void StorageClient::form_batch(std::uint32_t shard, ShardState& state) {
   formed.batch.id = {config_.node, shard, state.next_sequence++};
   formed.batch.arbitrate = config_.arbitrate;
   formed.batch.arbitrate_window_s = config_.arbitrate_window_s;
-  formed.batch.deltas.reserve(state.pending.size());
-  for (const auto& [key, delta] : state.pending) formed.batch.deltas.push_back(delta);
+  state.pending.take_sorted(formed.batch.deltas);
   formed.batch.completions.reserve(state.completions.size());
   for (const auto& [info_hash, count] : state.completions) {
     formed.batch.completions.push_back({info_hash, count});  // the map's order: info_hash's
   }
   formed.tickets.swap(state.pending_tickets);
-  state.pending.clear();
   state.completions.clear();
   state.in_flight.push_back(std::move(formed));
 }

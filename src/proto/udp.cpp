@@ -130,6 +130,15 @@ std::size_t AnnounceRequest::url_data(std::span<std::uint8_t> out) const noexcep
   return written;
 }
 
+std::span<const std::uint8_t> AnnounceRequest::url_data_in_place() const noexcept {
+  // The parser checked every option's length against the packet (walk_options).
+  if (url_data_size == 0 || options_wire.size() < 2 + std::size_t{url_data_size} ||
+      options_wire[0] != option_url_data || options_wire[1] != url_data_size) {
+    return {};
+  }
+  return options_wire.subspan(2, url_data_size);
+}
+
 std::optional<InfoHash> peek_announce_info_hash(std::span<const std::uint8_t> packet) noexcept {
   if (packet.size() < limits::udp_announce_request_size) return std::nullopt;
   ByteReader reader(packet);

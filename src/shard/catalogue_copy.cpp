@@ -44,13 +44,13 @@ void unmap_entries(std::uint64_t* entries, std::uint32_t capacity) noexcept {
   if (entries != nullptr) munmap(entries, std::size_t{capacity} * sizeof(std::uint64_t));
 }
 
-store::Passkey passkey_of(const store::UserRow& row) {
+const store::Passkey& passkey_of(const store::UserRow& row) {
   return row.passkey;
 }
 std::span<const std::uint8_t> passkey_bytes(const store::Passkey& key) {
   return {reinterpret_cast<const std::uint8_t*>(key.text.data()), key.size};
 }
-InfoHash info_hash_of(const store::TorrentRow& row) {
+const InfoHash& info_hash_of(const store::TorrentRow& row) {
   return row.info_hash;
 }
 std::span<const std::uint8_t> info_hash_bytes(const InfoHash& key) {
@@ -59,7 +59,7 @@ std::span<const std::uint8_t> info_hash_bytes(const InfoHash& key) {
 }  // namespace
 
 template <class Row, class Key>
-RowTable<Row, Key>::RowTable(const HashSecret& secret, Key (*key_of)(const Row&),
+RowTable<Row, Key>::RowTable(const HashSecret& secret, const Key& (*key_of)(const Row&),
                              std::span<const std::uint8_t> (*key_bytes)(const Key&))
     : secret_(secret), key_of_(key_of), key_bytes_(key_bytes) {
   static_assert(std::is_trivially_copyable_v<Row> && std::is_trivially_destructible_v<Row>);
@@ -205,7 +205,7 @@ void RowTable<Row, Key>::migrate(std::uint32_t entries_budget) noexcept {
 template <class Row, class Key>
 void RowTable<Row, Key>::put(const Row& row_in) {
   migrate(migrate_entries_per_put);
-  const Key key = key_of_(row_in);
+  const Key& key = key_of_(row_in);
   const std::uint64_t key_hash = hash(key);
   if (const auto [index, entry] = entry_of(key, key_hash); entry != nullptr) {
     row(IndexTraits::position(*entry)) = row_in;

@@ -113,11 +113,15 @@ void UdpFront::on_announce(const udp::AnnounceRequest& request,
   Member member;
   if (shard_.private_tracker()) {
     // BEP 41: udp://host:port/<passkey>/announce sends "/<passkey>/announce" as URL data.
+    // In place when one option holds it all (the usual case), else concatenated here.
     std::uint8_t url_data[512];
-    const std::size_t size = request.url_data(url_data);
+    std::span<const std::uint8_t> in_place = request.url_data_in_place();
+    if (in_place.empty() && request.url_data_size != 0) {
+      in_place = {url_data, request.url_data(url_data)};
+    }
     std::string_view query, passkey;
-    if (proto::http::route({reinterpret_cast<const char*>(url_data), size}, query, passkey) !=
-        proto::http::Path::announce) {
+    if (proto::http::route({reinterpret_cast<const char*>(in_place.data()), in_place.size()}, query,
+                           passkey) != proto::http::Path::announce) {
       passkey = {};
     }
     if (const char* refusal = shard_.admit_member(passkey, &request.announce, member)) {

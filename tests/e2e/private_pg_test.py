@@ -3,96 +3,18 @@ starts itself (initdb in a temporary directory, a Unix socket only, as `nobody` 
 as root, stopped by its pid). The site writes with psql; tyto hears its changes through
 LISTEN/NOTIFY, credits announces, and loses and doubles nothing across kill -9 of tyto and of
 the database server."""
-import glob
-import os
 import random
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
 import private_test
 from private_test import NONE, STARTED, T1, T2, failure, http_announce
+from postgres_server import Postgres, postgres_bin
 from tracker import Tracker, free_port
 
 BINARY = None
-
-
-def postgres_bin():
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
-    return os.path.dirname(found[-1]) if found else None
-
-
-class Postgres:
-    """One server on a socket in its own directory, run by an unprivileged user."""
-
-    def __init__(self):
-        self.bin = postgres_bin()
-        self.directory = tempfile.mkdtemp(prefix="tyto-pg-")
-        self.data = os.path.join(self.directory, "data")
-        self.port = free_port()
-        self.user = "nobody" if os.geteuid() == 0 else None
-        if self.user:
-            shutil.chown(self.directory, user=self.user)
-        self.run([os.path.join(self.bin, "initdb"), "-D", self.data, "-U", "postgres", "-A",
-                  "trust", "--no-sync"], as_server=True)
-        self.process = None
-        self.start()
-        self.sql("CREATE DATABASE tyto", database="postgres")
-
-    def run(self, command, as_server=False):
-        result = subprocess.run(command, capture_output=True, text=True, timeout=120,
-                                user=self.user if as_server else None)
-        assert result.returncode == 0, (command, result.stderr)
-        return result.stdout
-
-    def start(self):
-        self.process = subprocess.Popen(
-            [os.path.join(self.bin, "postgres"), "-D", self.data, "-k", self.directory, "-p",
-             str(self.port), "-c", "listen_addresses=", "-c", "fsync=off"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, user=self.user)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if subprocess.run([os.path.join(self.bin, "pg_isready"), "-h", self.directory, "-p",
-                               str(self.port)], capture_output=True).returncode == 0:
-                return
-            assert self.process.poll() is None, "postgres exited"
-            time.sleep(0.1)
-        raise AssertionError("postgres did not start in 30 s")
-
-    def kill(self):
-        """kill -9 of the postmaster and every backend (they are their own session leaders)."""
-        pids = subprocess.run(["pgrep", "-f", "-d", " ", self.data], capture_output=True,
-                              text=True).stdout.split()
-        for pid in set(pids + [str(self.process.pid)]):
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.process.wait(timeout=20)
-        deadline = time.time() + 20
-        while time.time() < deadline and subprocess.run(
-                ["pgrep", "-f", self.data], capture_output=True).returncode == 0:
-            time.sleep(0.1)
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # fast shutdown
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-    def uri(self):
-        return "postgresql://postgres@/tyto?host=%s&port=%d" % (self.directory, self.port)
-
-    def sql(self, statement, database="tyto"):
-        return self.run(["psql", "-h", self.directory, "-p", str(self.port), "-U", "postgres",
-                         "-d", database, "-At", "-v", "ON_ERROR_STOP=1", "-c", statement])
 
 
 @unittest.skipIf(postgres_bin() is None, "PostgreSQL's server is not installed (package postgresql)")

@@ -145,6 +145,12 @@ TEST(UdpParse, Bep41Options) {
     std::array<std::uint8_t, 64> url{};
     const std::size_t size = announce.url_data(url);
     EXPECT_EQ(std::string(url.begin(), url.begin() + size), test.url);
+    // In place only when the first option holds it all; then it is the same bytes.
+    const auto in_place = announce.url_data_in_place();
+    const bool one_option = !test.options.empty() && test.options[0] == 0x02 &&
+                            test.options[1] == test.url.size() && !test.url.empty();
+    EXPECT_EQ(in_place.size(), one_option ? test.url.size() : 0u) << test.url;
+    EXPECT_EQ(std::string(in_place.begin(), in_place.end()), one_option ? test.url : "");
   }
 }
 
@@ -171,6 +177,7 @@ TEST(UdpParse, UrlDataIsAViewCopiedOutOnlyAsFarAsTheBufferHolds) {
   EXPECT_EQ(cut[254], 'a');
   EXPECT_EQ(cut[299], 'b');
   EXPECT_EQ(announce.url_data(std::span<std::uint8_t>()), 0u);
+  EXPECT_TRUE(announce.url_data_in_place().empty());  // three options: concatenated, not a view
 }
 
 TEST(UdpParse, ScrapeOfOneAndOfSeventyFourHashes) {

@@ -243,6 +243,36 @@ TYPED_TEST(BackendTest, CreditsAreSummedIntoTransfersAndUserTotals) {
   EXPECT_EQ(this->site.user_totals(2), (UserTotalsRow{11, 0}));
 }
 
+// First sightings credit nothing: the user's totals row is created at zero if absent, and an
+// existing one keeps its value (SQL backends skip rewriting it; the rows must not differ),
+// in batches that mix credited and uncredited users, more than a multi-row statement holds.
+TYPED_TEST(BackendTest, AUserCreditedNothingHasTotalsAtZeroOrAsTheyWere) {
+  auto credited = delta(1, 10, 'a');
+  credited.uploaded = 40;
+  credited.downloaded = 2;
+  ASSERT_TRUE(this->write(batch(1, {credited})));
+  std::vector<AccountingDelta> deltas;
+  for (std::uint64_t user = 1; user <= 150; ++user) {
+    auto first_sighting = delta(user, 20, 'b');
+    first_sighting.baseline_uploaded = 5000;
+    first_sighting.announced_unix_s = 100;
+    if (user % 7 == 0) first_sighting.downloaded = user;  // some users credited
+    deltas.push_back(first_sighting);
+  }
+  ASSERT_TRUE(this->write(batch(2, deltas)));
+  EXPECT_EQ(this->site.user_totals(1), (UserTotalsRow{40, 2}));  // as it was
+  EXPECT_EQ(this->site.user_totals(2), (UserTotalsRow{0, 0}));   // created at zero
+  EXPECT_EQ(this->site.user_totals(7), (UserTotalsRow{0, 7}));
+  EXPECT_EQ(this->site.user_totals(150), (UserTotalsRow{0, 0}));
+  EXPECT_EQ(this->site.user_totals(147), (UserTotalsRow{0, 147}));
+  EXPECT_FALSE(this->site.user_totals(151).has_value());
+  EXPECT_EQ(this->site.transfer(2, 20)->last_announce_at, 100u);  // the transfer row is written
+  // Uncredited again: the row stays.
+  auto again = delta(1, 10, 'a');
+  ASSERT_TRUE(this->write(batch(3, {again})));
+  EXPECT_EQ(this->site.user_totals(1), (UserTotalsRow{40, 2}));
+}
+
 TYPED_TEST(BackendTest, RealBytesAndSecondsAreKeptApart) {
   auto first = delta(1, 10, 'a');
   first.uploaded = 200;  // double upload

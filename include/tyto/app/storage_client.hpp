@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "tyto/app/accounting_journal.hpp"
+#include "tyto/app/pending_deltas.hpp"
 #include "tyto/shard/bridge_thread.hpp"
 #include "tyto/shard/cluster_bridge.hpp"
 #include "tyto/shard/counters.hpp"
@@ -52,7 +53,12 @@ struct StorageClientConfig {
   std::chrono::milliseconds flush_interval{1000};
   std::chrono::milliseconds changes_poll_interval{1000};
   std::chrono::seconds reload_interval{300};
-  std::size_t batch_rows_max = 20000;
+  // A batch is written once a second, or early when this many rows wait. SQLite's WAL writes
+  // every page a batch dirties whole, and random keys dirty about a page per row per table
+  // until a batch holds more rows than the tables have pages: 20 000 wrote ~5.7 KB per row
+  // (the writer fell behind at 28 k rows/s), 100 000+ ~3.6 KB. Bounded: the transaction holds
+  // SQLite's write lock, which the site's own writes wait for (busy_timeout).
+  std::size_t batch_rows_max = 100000;
   std::size_t backlog_rows_max = 1u << 20;
   // Whether the shards hold a catalogue copy to keep up to date (private mode, or public with
   // access.mode = "catalogue"); false: the client only writes batches.
@@ -112,9 +118,6 @@ class StorageClient final : public shard::BridgeThread::Client {
   const StorageStatus& status() const noexcept { return status_; }
 
  private:
-  struct KeyLess {
-    bool operator()(const store::PeerKey& a, const store::PeerKey& b) const noexcept;
-  };
   // A batch formed and not yet committed, with the tickets waiting on it.
   struct InFlight {
     store::AccountingBatch batch;
@@ -123,7 +126,8 @@ class StorageClient final : public shard::BridgeThread::Client {
     bool baselines_handed = false;  // to the cluster (config_.baselines), once durable
   };
   struct ShardState {
-    std::map<store::PeerKey, store::AccountingDelta, KeyLess> pending;
+    explicit ShardState(const HashSecret& secret) : pending(secret) {}
+    PendingDeltas pending;  // summed per key; a batch takes them in key order
     std::map<InfoHash, std::uint64_t> completions;  // pending too: counts summed per torrent
     std::vector<std::uint64_t> pending_tickets;
     std::deque<InFlight> in_flight;  // oldest first; each written in order

@@ -44,6 +44,10 @@ struct AnnounceRequest {
   // order, into out; returns the bytes written: url_data_size, or out.size() if that is less
   // (the rest is cut).
   std::size_t url_data(std::span<std::uint8_t> out) const noexcept;
+  // The URL data in place when the first option holds all of it (what clients send: one
+  // option up to 255 bytes, e.g. "/<passkey>/announce"), so nothing is copied; otherwise empty,
+  // and url_data() concatenates. Also empty when there is no URL data.
+  std::span<const std::uint8_t> url_data_in_place() const noexcept;
 };
 
 struct ScrapeRequest {

@@ -34,7 +34,7 @@ class RowTable {
  public:
   static constexpr std::size_t rows_per_segment = 4096;
 
-  RowTable(const HashSecret& secret, Key (*key_of)(const Row&),
+  RowTable(const HashSecret& secret, const Key& (*key_of)(const Row&),
            std::span<const std::uint8_t> (*key_bytes)(const Key&));
   ~RowTable();
   RowTable(const RowTable&) = delete;
@@ -73,7 +73,8 @@ class RowTable {
   void release_migrated() noexcept;
 
   HashSecret secret_;
-  Key (*key_of_)(const Row&);
+  // A reference into the row: a probe compares in place (a Passkey is 65 bytes to copy).
+  const Key& (*key_of_)(const Row&);
   std::span<const std::uint8_t> (*key_bytes_)(const Key&);
   std::vector<Row*> segments_;  // each rows_per_segment rows, allocated uninitialised
   std::size_t size_ = 0;

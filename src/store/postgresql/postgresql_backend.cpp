@@ -192,7 +192,10 @@ constexpr Prepared totals_add{"tyto_totals_add",
                               "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) "
                               "ON CONFLICT (user_id) DO UPDATE SET "
                               "uploaded = tyto_user_totals.uploaded + excluded.uploaded, "
-                              "downloaded = tyto_user_totals.downloaded + excluded.downloaded"};
+                              "downloaded = tyto_user_totals.downloaded + excluded.downloaded "
+                              // A user the batch credits nothing keeps the row as it is: no
+                              // new row version to write, log and vacuum.
+                              "WHERE excluded.uploaded <> 0 OR excluded.downloaded <> 0"};
 constexpr Prepared peers_put{
     "tyto_peers_put",
     "INSERT INTO tyto_peers(user_id, torrent_id, peer_id, uploaded, downloaded, announced_at, "

@@ -223,6 +223,11 @@ const UpsertSql totals_sql =
                "ON CONFLICT(user_id) DO UPDATE SET "
                "uploaded = tyto_user_totals.uploaded + excluded.uploaded, "
                "downloaded = tyto_user_totals.downloaded + excluded.downloaded");
+// A user whose batch credits nothing (first sightings, announces that moved no bytes): the row
+// is created if absent and otherwise left alone. The upsert's "+ 0" rewrote the row, dirtying
+// its page, which SQLite's WAL then writes whole.
+const UpsertSql totals_touch_sql =
+    upsert_sql("INSERT OR IGNORE INTO tyto_user_totals(user_id) VALUES", 1, "");
 const UpsertSql peer_sql = upsert_sql(
     "INSERT INTO tyto_peers(user_id, torrent_id, peer_id, uploaded, downloaded, announced_at, "
     "seeding) VALUES",
@@ -271,6 +276,10 @@ void bind_totals(sqlite3_stmt* statement, int first, const UserSum& sum) noexcep
   sqlite3_bind_int64(statement, first + 2, stored(sum.downloaded));
 }
 
+void bind_user(sqlite3_stmt* statement, int first, const std::uint64_t& user_id) noexcept {
+  sqlite3_bind_int64(statement, first, stored(user_id));
+}
+
 void bind_peer(sqlite3_stmt* statement, int first, const AccountingDelta* delta) noexcept {
   TYTO_ASSERT(!delta->closed);
   sqlite3_bind_int64(statement, first, stored(delta->key.user_id));
@@ -315,9 +324,11 @@ class SqliteBackend final : public Backend {
   std::string prepare(Statement& slot, const char* sql);
   std::string prepare_batch_statements();
   std::vector<Statement*> batch_statements() noexcept {
-    return {&begin_immediate_, &commit_,     &rollback_,       &mark_read_,      &mark_write_,
-            &transfer_add_,    &totals_add_, &peer_put_,       &peer_delete_,    &transfers_add_,
-            &totals_many_add_, &peers_put_,  &completion_add_, &completions_add_, &peer_read_};
+    return {&begin_immediate_, &commit_,          &rollback_,        &mark_read_,
+            &mark_write_,      &transfer_add_,    &totals_add_,      &peer_put_,
+            &peer_delete_,     &transfers_add_,   &totals_many_add_, &peers_put_,
+            &completion_add_,  &completions_add_, &totals_touch_,    &totals_many_touch_,
+            &peer_read_};
   }
   // Ends a failed write transaction; the error that caused it is what the caller reports.
   void rollback() noexcept;
@@ -341,9 +352,11 @@ class SqliteBackend final : public Backend {
   // peers_put_) for the bulk of a batch.
   Statement begin_immediate_, commit_, rollback_, mark_read_, mark_write_, transfer_add_,
       totals_add_, peer_put_, peer_delete_, transfers_add_, totals_many_add_, peers_put_,
-      completion_add_, completions_add_, peer_read_;
+      completion_add_, completions_add_, totals_touch_, totals_many_touch_, peer_read_;
   std::vector<AccountingDelta> arbitrated_;          // the current batch's, when arbitrated
   std::vector<const AccountingDelta*> open_deltas_;  // the current batch's not closed
+  std::vector<UserSum> users_credited_;              // the current batch's users, split by
+  std::vector<std::uint64_t> users_uncredited_;      // whether their sums add anything
   BatchSums sums_;                                   // the current batch's, kept for its capacity
 };
 
@@ -680,6 +693,8 @@ std::string SqliteBackend::prepare_batch_statements() {
       {&peer_put_, peer_sql.one.c_str()},
       {&transfers_add_, transfer_sql.many.c_str()},
       {&totals_many_add_, totals_sql.many.c_str()},
+      {&totals_touch_, totals_touch_sql.one.c_str()},
+      {&totals_many_touch_, totals_touch_sql.many.c_str()},
       {&peers_put_, peer_sql.many.c_str()},
       {&completion_add_, completion_sql.one.c_str()},
       {&completions_add_, completion_sql.many.c_str()},
@@ -764,6 +779,15 @@ std::string SqliteBackend::apply(const AccountingBatch& batch) {
     deltas = arbitrated_;
   }
   sum_batch(deltas, sums_);
+  users_credited_.clear();
+  users_uncredited_.clear();
+  for (const UserSum& user : sums_.users) {
+    if (user.uploaded == 0 && user.downloaded == 0) {
+      users_uncredited_.push_back(user.user_id);
+    } else {
+      users_credited_.push_back(user);
+    }
+  }
   open_deltas_.clear();
   for (const AccountingDelta& delta : deltas) {
     if (!delta.closed) open_deltas_.push_back(&delta);
@@ -772,8 +796,12 @@ std::string SqliteBackend::apply(const AccountingBatch& batch) {
       upsert_rows(std::span<const TransferSum>(sums_.transfers), transfers_add_, transfer_add_,
                   transfer_columns, bind_transfer, "tyto_transfers");
   if (failed.empty()) {
-    failed = upsert_rows(std::span<const UserSum>(sums_.users), totals_many_add_, totals_add_,
+    failed = upsert_rows(std::span<const UserSum>(users_credited_), totals_many_add_, totals_add_,
                          totals_columns, bind_totals, "tyto_user_totals");
+  }
+  if (failed.empty()) {
+    failed = upsert_rows(std::span<const std::uint64_t>(users_uncredited_), totals_many_touch_,
+                         totals_touch_, 1, bind_user, "tyto_user_totals");
   }
   if (failed.empty()) {
     failed = upsert_rows(std::span<const AccountingDelta* const>(open_deltas_), peers_put_,

@@ -1,0 +1,98 @@
+// PendingDeltas: the storage thread's per-key sums (README "Private tracker": each peer once
+// per batch, credits added, baseline and flags the latest; a batch in primary-key order).
+#include "tyto/app/pending_deltas.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <tuple>
+#include <vector>
+
+namespace tyto::app {
+namespace {
+
+store::AccountingDelta delta_of(std::uint64_t user, std::uint64_t torrent, std::uint8_t peer) {
+  store::AccountingDelta delta;
+  delta.key.user_id = user;
+  delta.key.torrent_id = torrent;
+  delta.key.peer_id.bytes.fill(peer);
+  return delta;
+}
+
+auto key_tuple(const store::PeerKey& key) {
+  return std::tie(key.user_id, key.torrent_id, key.peer_id.bytes);
+}
+
+TEST(PendingDeltas, SumsRepeatsOfAKeyAndKeepsTheLatestBaseline) {
+  PendingDeltas pending(HashSecret::from_seed(1));
+  auto first = delta_of(7, 3, 'a');
+  first.uploaded = 100;
+  first.seed_s = UINT32_MAX - 5;
+  first.baseline_uploaded = 1000;
+  first.announced_unix_s = 50;
+  first.completed = true;
+  auto later = first;
+  later.uploaded = 20;
+  later.seed_s = 10;  // saturates
+  later.baseline_uploaded = 1020;
+  later.announced_unix_s = 40;  // older: the latest time stays
+  later.completed = false;
+  later.closed = true;
+  EXPECT_TRUE(pending.add(first));
+  EXPECT_FALSE(pending.add(later));
+  EXPECT_TRUE(pending.add(delta_of(7, 3, 'b')));  // another peer_id: another row
+  EXPECT_EQ(pending.size(), 2u);
+  std::vector<store::AccountingDelta> out;
+  pending.take_sorted(out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_TRUE(pending.empty());
+  EXPECT_EQ(out[0].key.peer_id.bytes[0], 'a');
+  EXPECT_EQ(out[0].uploaded, 120u);
+  EXPECT_EQ(out[0].seed_s, UINT32_MAX);
+  EXPECT_EQ(out[0].baseline_uploaded, 1020u);
+  EXPECT_EQ(out[0].announced_unix_s, 50u);
+  EXPECT_TRUE(out[0].completed);
+  EXPECT_TRUE(out[0].closed);
+  EXPECT_EQ(out[1].uploaded, 0u);
+}
+
+// Many keys, repeated, in random order, over several batches and growths: each batch holds each
+// key once, in (user_id, torrent_id, peer_id) order, with the sum a std::map would hold.
+TEST(PendingDeltas, MatchesAnOrderedMapOverBatches) {
+  PendingDeltas pending(HashSecret::from_seed(2));
+  std::mt19937_64 random(3);
+  for (int batch = 0; batch < 4; ++batch) {
+    std::map<std::tuple<std::uint64_t, std::uint64_t, std::uint8_t>, std::uint64_t> expected;
+    const int deltas = batch == 2 ? 0 : 5000 << batch;
+    for (int i = 0; i < deltas; ++i) {
+      const std::uint64_t user = random() % 300, torrent = random() % 40;
+      const auto peer = static_cast<std::uint8_t>(random() % 3);
+      auto delta = delta_of(user, torrent, peer);
+      delta.uploaded = random() % 1000;
+      const bool is_new = pending.add(delta);
+      auto [at, inserted] = expected.try_emplace({user, torrent, peer}, 0);
+      EXPECT_EQ(is_new, inserted);
+      at->second += delta.uploaded;
+    }
+    ASSERT_EQ(pending.size(), expected.size());
+    std::vector<store::AccountingDelta> out;
+    pending.take_sorted(out);
+    ASSERT_EQ(out.size(), expected.size());
+    EXPECT_TRUE(pending.empty());
+    auto want = expected.begin();
+    for (const auto& row : out) {
+      EXPECT_EQ(std::make_tuple(row.key.user_id, row.key.torrent_id, row.key.peer_id.bytes[0]),
+                want->first);
+      EXPECT_EQ(row.uploaded, want->second);
+      ++want;
+    }
+    EXPECT_TRUE(std::is_sorted(out.begin(), out.end(), [](const auto& a, const auto& b) {
+      return key_tuple(a.key) < key_tuple(b.key);
+    }));
+  }
+}
+
+}  // namespace
+}  // namespace tyto::app
