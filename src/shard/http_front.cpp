@@ -151,9 +151,10 @@ bool HttpFront::serve_request(net::ConnectionRef connection) noexcept {
 // requests pipelined behind it. Without resume the caller is the request loop, which goes on.
 void HttpFront::answer_written(net::ConnectionRef connection, bool keep_alive,
                                bool resume) noexcept {
+  if (!resume) return;  // the request loop flushes, after consuming the request (client_done)
   if (!keep_alive) {
     tcp_.flush(shard_.ring(), connection, true);
-  } else if (resume) {
+  } else {
     serve(connection);
   }
 }
