@@ -155,13 +155,7 @@ class HttpTracker(unittest.TestCase):
         code, counters, stderr = cls.tracker.stop()
         assert code == 0, stderr
         assert counters["http_announces"] > 0, counters
-        # Every idle client was accepted and closed. The listener defers accepting until a
-        # client's first bytes (TCP_DEFER_ACCEPT): a silent one is accepted when it answers the
-        # SYN-ACK sent again after 1 s, or when its FIN comes (the test's cleanup), so not all of
-        # them reach the idle timeout before the tracker stops.
-        assert counters["tcp_accepted"] >= IDLE_CONNECTIONS, counters
-        assert counters["tcp_closed"] == counters["tcp_accepted"], counters
-        assert counters["tcp_closed_idle"] > 0, counters
+        assert counters["tcp_closed_idle"] >= IDLE_CONNECTIONS, counters
         assert counters["announces_forwarded"] > 0, counters
 
     def connection(self, address=None, source=None):
@@ -328,8 +322,12 @@ class HttpTracker(unittest.TestCase):
             self.assertEqual(status, 200)
         time.sleep(4)  # idle timeout is 2 s, swept once a second
         self.assertTrue(slow.closed_by_peer())
-        for sock in (idle[0], idle[len(idle) // 2], idle[-1]):
-            sock.settimeout(2)
+        # Every idle client is closed by the tracker. Silent ones are accepted only when they
+        # answer the SYN-ACK the kernel sends again after the deferred accept's 1 s
+        # (TCP_DEFER_ACCEPT), or later when the listener's queues were full: allow for that.
+        deadline = time.monotonic() + 30
+        for sock in idle:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
             self.assertEqual(sock.recv(1), b"")
 
     def test_trusted_proxy_names_the_client_and_others_are_ignored(self):
