@@ -70,6 +70,11 @@ io_uring_sqe* Ring::sqe() noexcept {
   return entry;
 }
 
+void Ring::reserve(unsigned count) noexcept {
+  TYTO_ASSERT(count <= ring_.sq.ring_entries);
+  while (io_uring_sq_space_left(&ring_) < count) io_uring_submit(&ring_);
+}
+
 void Ring::submit() noexcept {
   io_uring_submit_and_get_events(&ring_);
 }

@@ -23,7 +23,8 @@ TcpServer::~TcpServer() {
     if (listener.fd >= 0) ::close(listener.fd);
   }
   for (Connection& connection : connections_) {
-    if (connection.fd >= 0) ::close(connection.fd);
+    // A linked close may have run already: its number may belong to another shard by now.
+    if (connection.fd >= 0 && !connection.close_in_flight) ::close(connection.fd);
     if (connection.input != nullptr) arena_.deallocate(connection.input, input_size_max);
     if (connection.output != nullptr) arena_.deallocate(connection.output, output_size_max);
   }
@@ -44,6 +45,10 @@ std::string TcpServer::open(Ring& ring, std::span<const SocketAddress> listen_ad
     if (address.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     // Accepted sockets inherit it: one syscall fewer per connection.
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    // Accept once the first bytes are in (nginx's "deferred"): the single-shot first receive
+    // then completes inline instead of arming a poll and waiting for a wake-up. A client silent
+    // for 1 s is accepted all the same, when it answers the SYN-ACK the kernel sends again.
+    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof one);
     if (bind(fd, address.get(), address.size) != 0)
       return errno_text("bind " + address.to_string());
     if (listen(fd, 4096) != 0) return errno_text("listen " + address.to_string());
@@ -66,10 +71,15 @@ void TcpServer::arm_accept(Ring& ring, std::uint32_t listener) noexcept {
   io_uring_sqe_set_data64(sqe, pack_user_data(Op::tcp_accept, listener));
 }
 
-void TcpServer::arm_receive(Ring& ring, std::uint32_t index) noexcept {
+void TcpServer::arm_receive(Ring& ring, std::uint32_t index, bool multishot) noexcept {
   Connection& connection = connections_[index];
+  TYTO_ASSERT(!connection.receive_armed && !connection.close_in_flight);
   io_uring_sqe* sqe = ring.sqe();
-  io_uring_prep_recv_multishot(sqe, connection.fd, nullptr, 0, 0);
+  if (multishot) {
+    io_uring_prep_recv_multishot(sqe, connection.fd, nullptr, 0, 0);
+  } else {
+    io_uring_prep_recv(sqe, connection.fd, nullptr, 0, 0);
+  }
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = buffers_.group();
   io_uring_sqe_set_data64(sqe, pack_user_data(Op::tcp_recv, index));
@@ -101,15 +111,19 @@ void TcpServer::on_accept(Ring& ring, const io_uring_cqe& cqe, std::uint32_t now
   free_connections_.pop_back();
   Connection& connection = connections_[index];
   TYTO_ASSERT(connection.fd < 0 && !connection.receive_armed && !connection.send_in_flight);
+  TYTO_ASSERT(!connection.close_in_flight);
   connection.fd = fd;
   connection.peer = *peer;
   connection.last_active_s = now_s;
   connection.closing = false;
   connection.close_after_flush = false;
   connection.draining = false;
+  connection.client_done = false;
   ++open_count_;
   ++counters_.accepted;
-  arm_receive(ring, index);
+  // Single-shot: if this first input is the client's only request, no receive is left armed
+  // when the answer goes, and the close can follow the send at once (send_and_close).
+  arm_receive(ring, index, false);
 }
 
 std::optional<ConnectionRef> TcpServer::on_receive(Ring& ring, const io_uring_cqe& cqe,
@@ -159,7 +173,9 @@ std::optional<ConnectionRef> TcpServer::on_receive(Ring& ring, const io_uring_cq
     release(ring, index);
     return result;
   }
-  if (!more && !connection.receive_armed) arm_receive(ring, index);
+  // With new input the caller looks at it first and then calls receive_more (which knows
+  // whether more can come); without, the receive goes on at once.
+  if (!more && !connection.receive_armed && !result) arm_receive(ring, index, true);
   return result;
 }
 
@@ -191,6 +207,21 @@ void TcpServer::on_send(Ring& ring, const io_uring_cqe& cqe) noexcept {
   arena_.deallocate(connection.output, output_size_max);
   connection.output = nullptr;
   if (connection.close_after_flush) finish(ring, ref);
+}
+
+void TcpServer::receive_more(Ring& ring, ConnectionRef ref) noexcept {
+  Connection* connection = get(ref);
+  if (connection == nullptr || connection->receive_armed || connection->close_in_flight) return;
+  // Nothing more comes from a client that is done; left-over input breaks its promise, so
+  // that connection is drained like any other.
+  if (connection->client_done && connection->input_size == 0) return;
+  arm_receive(ring, ref.index, true);
+}
+
+void TcpServer::client_done(ConnectionRef ref) noexcept {
+  Connection* connection = get(ref);
+  TYTO_ASSERT(connection != nullptr);
+  connection->client_done = true;
 }
 
 void TcpServer::finish(Ring& ring, ConnectionRef ref) noexcept {
@@ -280,11 +311,54 @@ std::size_t TcpServer::output_room(ConnectionRef ref) const noexcept {
 void TcpServer::start_send(Ring& ring, std::uint32_t index) noexcept {
   Connection& connection = connections_[index];
   TYTO_ASSERT(!connection.send_in_flight && connection.output_sent < connection.output_size);
+  // The client's last request answered, nothing unread and no receive holding the socket: a
+  // plain close after the answer loses nothing (no unread bytes, so a FIN, not a reset).
+  if (connection.close_after_flush && connection.client_done && !connection.receive_armed &&
+      connection.input_size == 0 && !connection.draining) {
+    send_and_close(ring, index);
+    return;
+  }
   io_uring_sqe* sqe = ring.sqe();
   io_uring_prep_send(sqe, connection.fd, connection.output + connection.output_sent,
                      connection.output_size - connection.output_sent, MSG_NOSIGNAL);
   io_uring_sqe_set_data64(sqe, pack_user_data(Op::tcp_send, index));
   connection.send_in_flight = true;
+}
+
+void TcpServer::send_and_close(Ring& ring, std::uint32_t index) noexcept {
+  Connection& connection = connections_[index];
+  const std::uint32_t size = connection.output_size - connection.output_sent;
+  // Both entries in one submission: a submission ending after the send would end its link.
+  ring.reserve(2);
+  io_uring_sqe* sqe = ring.sqe();
+  io_uring_prep_send(sqe, connection.fd, connection.output + connection.output_sent, size,
+                     MSG_NOSIGNAL | MSG_WAITALL | MSG_MORE);
+  io_uring_sqe_set_data64(sqe, pack_user_data(Op::tcp_send, index));
+  sqe->flags |= IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
+  sqe = ring.sqe();
+  io_uring_prep_close(sqe, connection.fd);
+  io_uring_sqe_set_data64(sqe, pack_user_data(Op::tcp_close, index));
+  connection.send_in_flight = true;
+  connection.close_in_flight = true;
+  counters_.bytes_sent += size;  // the send's own completion comes only when it fails
+  ++counters_.closed_linked;
+  mark_closed(connection);
+}
+
+void TcpServer::on_close(Ring& ring, const io_uring_cqe& cqe) noexcept {
+  const auto index = static_cast<std::uint32_t>(user_data_index(cqe.user_data));
+  TYTO_ASSERT(index < connections_.size());
+  Connection& connection = connections_[index];
+  TYTO_ASSERT(connection.close_in_flight && connection.closing && !connection.receive_armed);
+  connection.close_in_flight = false;
+  connection.send_in_flight = false;  // done: a failed send posts its completion before this
+  if (cqe.res < 0) {
+    // Not run (cancelled): the descriptor is still ours to close.
+    io_uring_sqe* sqe = ring.sqe();
+    io_uring_prep_close(sqe, connection.fd);
+    io_uring_sqe_set_data64(sqe, pack_user_data(Op::none, index));
+  }
+  free_slot(index);
 }
 
 void TcpServer::flush(Ring& ring, ConnectionRef ref, bool close_after) noexcept {
@@ -299,13 +373,17 @@ void TcpServer::flush(Ring& ring, ConnectionRef ref, bool close_after) noexcept 
   }
 }
 
+void TcpServer::mark_closed(Connection& connection) noexcept {
+  connection.closing = true;
+  ++connection.generation;  // the shard's references to it go stale now
+  ++counters_.closed;
+  --open_count_;
+}
+
 void TcpServer::close(Ring& ring, ConnectionRef ref) noexcept {
   Connection* connection = get(ref);
   if (connection == nullptr) return;
-  connection->closing = true;
-  ++connection->generation;  // the shard's references to it go stale now
-  ++counters_.closed;
-  --open_count_;
+  mark_closed(*connection);
   // Ends the multishot receive (it completes with EOF); the fd is closed in release(). Without
   // one armed (the usual end: the client's FIN after our answer) there is nothing to end.
   if (connection->receive_armed) {
@@ -320,13 +398,19 @@ void TcpServer::close(Ring& ring, ConnectionRef ref) noexcept {
 void TcpServer::release(Ring& ring, std::uint32_t index) noexcept {
   Connection& connection = connections_[index];
   TYTO_ASSERT(connection.closing);
-  if (connection.receive_armed || connection.send_in_flight) return;  // completions pending
+  // Completions pending (a linked close frees the slot itself, in on_close).
+  if (connection.receive_armed || connection.send_in_flight || connection.close_in_flight) return;
   // A CLOSE in the ring, submitted with the turn's other entries instead of a system call of its
   // own (a socket has no flush, so it runs inline). The slot is free at once: the descriptor
   // stays taken until the close runs, and nothing else in the ring names it by number.
   io_uring_sqe* sqe = ring.sqe();
   io_uring_prep_close(sqe, connection.fd);
   io_uring_sqe_set_data64(sqe, pack_user_data(Op::none, index));
+  free_slot(index);
+}
+
+void TcpServer::free_slot(std::uint32_t index) noexcept {
+  Connection& connection = connections_[index];
   connection.fd = -1;
   if (connection.input != nullptr) arena_.deallocate(connection.input, input_size_max);
   if (connection.output != nullptr) arena_.deallocate(connection.output, output_size_max);
@@ -335,6 +419,7 @@ void TcpServer::release(Ring& ring, std::uint32_t index) noexcept {
   connection.input_size = connection.output_size = connection.output_sent = 0;
   connection.closing = false;
   connection.draining = false;
+  connection.client_done = false;
   free_connections_.push_back(index);
 }
 

@@ -65,6 +65,9 @@ void HttpFront::on_completion(const io_uring_cqe& cqe) noexcept {
     case net::Op::tcp_recv:
       if (const auto connection = tcp_.on_receive(ring, cqe, shard_.now_s())) serve(*connection);
       break;
+    case net::Op::tcp_close:
+      tcp_.on_close(ring, cqe);
+      break;
     case net::Op::tcp_send: {
       tcp_.on_send(ring, cqe);
       // Output drained: requests held back by a full output buffer may go on.
@@ -83,6 +86,7 @@ void HttpFront::serve(net::ConnectionRef connection) noexcept {
     if (!serve_request(connection)) break;
   }
   tcp_.flush(shard_.ring(), connection, false);
+  tcp_.receive_more(shard_.ring(), connection);
 }
 
 // One request from the front of the connection's input. False when there is nothing complete to
@@ -134,6 +138,7 @@ bool HttpFront::serve_request(net::ConnectionRef connection) noexcept {
   // The handlers copied what they keep out of the input; now it may move.
   if (!tcp_.alive(connection)) return false;
   tcp_.consume_input(connection, head.head_size);
+  if (!head.keep_alive) tcp_.client_done(connection);  // its own promise (RFC 9112 §9.6)
   if (waiting(connection)) return false;  // the answer finishes it (and closes if asked)
   if (!head.keep_alive) {
     tcp_.flush(shard_.ring(), connection, true);  // after everything before it, then close
@@ -146,9 +151,10 @@ bool HttpFront::serve_request(net::ConnectionRef connection) noexcept {
 // requests pipelined behind it. Without resume the caller is the request loop, which goes on.
 void HttpFront::answer_written(net::ConnectionRef connection, bool keep_alive,
                                bool resume) noexcept {
+  if (!resume) return;  // the request loop flushes, after consuming the request (client_done)
   if (!keep_alive) {
     tcp_.flush(shard_.ring(), connection, true);
-  } else if (resume) {
+  } else {
     serve(connection);
   }
 }

@@ -282,6 +282,7 @@ void Shard::on_completion(const io_uring_cqe& cqe) noexcept {
     case net::Op::tcp_accept:
     case net::Op::tcp_recv:
     case net::Op::tcp_send:
+    case net::Op::tcp_close:
       http_.on_completion(cqe);
       break;
     case net::Op::wake:

@@ -148,6 +148,9 @@ class RealClients(unittest.TestCase):
             counters = self.stop()
         self.assertGreaterEqual(counters["http_announces"], 2)
         self.assertEqual(counters["udp_announces"], 0)
+        # libtorrent asks "Connection: close": each announce's answer went with the close
+        # linked behind it, and the download completing shows libtorrent read them whole.
+        self.assertGreaterEqual(counters["tcp_closed_linked"], 2)
 
     @unittest.skipIf(shutil.which("aria2c") is None, "aria2c is not installed")
     def test_aria2c_download_completes_through_tyto_http(self):

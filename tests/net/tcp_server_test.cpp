@@ -1,5 +1,6 @@
 // TcpServer on a real ring and real loopback sockets: accept, receive (split and pipelined
-// input), respond, close after flush, idle timeout, and the connection table's cap.
+// input), respond, close after flush (half-close and drain, or the close linked to the last
+// answer when the client is done), idle timeout, and the connection table's cap.
 #include "tyto/net/tcp_server.hpp"
 
 #include <arpa/inet.h>
@@ -48,7 +49,8 @@ class TcpServerTest : public ::testing::Test {
   }
 
   // Runs the loop until `done` or 5 s. Each complete line ("...\n") of input is answered with
-  // "<line length>\n"; a line "bye" is answered and the connection closed after the flush.
+  // "<line length>\n"; a line "bye" is answered and the connection closed after the flush; a
+  // line "end" too, and it is the client's last (client_done).
   template <class Done>
   void run_until(Done&& done) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
@@ -64,6 +66,9 @@ class TcpServerTest : public ::testing::Test {
             break;
           case Op::tcp_send:
             server_.on_send(ring_, cqe);
+            break;
+          case Op::tcp_close:
+            server_.on_close(ring_, cqe);
             break;
           default:
             break;
@@ -81,18 +86,22 @@ class TcpServerTest : public ::testing::Test {
       if (input.empty() || end == nullptr) break;
       const std::size_t line_size = static_cast<std::size_t>(end - input.data());
       const bool bye = line_size == 3 && std::memcmp(input.data(), "bye", 3) == 0;
+      const bool last = line_size == 3 && std::memcmp(input.data(), "end", 3) == 0;
       const std::string reply = std::to_string(line_size) + "\n";
       auto space = server_.output_space(connection, reply.size());
       ASSERT_EQ(space.size(), reply.size());
       std::memcpy(space.data(), reply.data(), reply.size());
       server_.commit_output(connection, reply.size());
       server_.consume_input(connection, line_size + 1);
-      if (bye) {
+      if (last) server_.client_done(connection);
+      if (bye || last) {
         server_.flush(ring_, connection, true);
+        server_.receive_more(ring_, connection);
         return;
       }
     }
     server_.flush(ring_, connection, false);
+    server_.receive_more(ring_, connection);
   }
 
   Ring ring_;
@@ -159,6 +168,48 @@ TEST_F(TcpServerTest, ClosedConnectionsGiveBackDescriptorsAndSlots) {
   EXPECT_EQ(server_.counters().refused_full, 0u);
   EXPECT_EQ(server_.open_connections(), 0u);
   EXPECT_EQ(open_descriptors(), descriptors_before);
+}
+
+// The client's last request: the answer and the close go in one submission, and the client
+// reads the whole answer, then EOF (a FIN, not a reset), without closing first.
+TEST_F(TcpServerTest, ClientsLastRequestIsAnsweredThenClosedWithTheCloseLinked) {
+  const std::ptrdiff_t descriptors_before = open_descriptors();
+  constexpr std::uint64_t connections_count = 20;  // 5 x the table of 4
+  for (std::uint64_t i = 1; i <= connections_count; ++i) {
+    const int client = connect_client();
+    ASSERT_EQ(send(client, "end\n", 4, 0), 4);
+    run_until(
+        [&] { return server_.counters().closed_linked == i && server_.open_connections() == 0; });
+    char reply[16] = {};
+    ASSERT_EQ(recv(client, reply, sizeof reply, 0), 2);
+    EXPECT_EQ(std::string(reply, 2), "3\n");
+    ASSERT_EQ(recv(client, reply, sizeof reply, 0), 0);  // EOF, before our own close
+    close(client);
+  }
+  run_until([&] { return open_descriptors() == descriptors_before; });
+  EXPECT_EQ(server_.counters().closed, connections_count);
+  EXPECT_EQ(server_.counters().closed_linked, connections_count);
+  EXPECT_EQ(server_.counters().send_errors, 0u);
+  EXPECT_EQ(server_.counters().bytes_sent, 2 * connections_count);
+  EXPECT_EQ(open_descriptors(), descriptors_before);
+}
+
+// A client that says "last" but sends more behind it is not closed at once (a close with unread
+// bytes is a reset, which can destroy the answer in flight): half-close, then drain.
+TEST_F(TcpServerTest, InputBehindTheLastRequestGetsTheHalfCloseAndDrain) {
+  const int client = connect_client();
+  ASSERT_EQ(send(client, "end\nmore\n", 9, 0), 9);
+  run_until([&] { return server_.counters().bytes_sent >= 2; });
+  char reply[16] = {};
+  ASSERT_EQ(recv(client, reply, sizeof reply, 0), 2);
+  ASSERT_EQ(recv(client, reply, sizeof reply, 0), 0);     // our FIN after the answer
+  ASSERT_EQ(send(client, "late\n", 5, MSG_NOSIGNAL), 5);  // drained, not reset
+  run_until([&] { return server_.counters().bytes_received >= 14; });
+  EXPECT_EQ(server_.counters().closed_linked, 0u);
+  EXPECT_EQ(server_.open_connections(), 1u);
+  close(client);
+  run_until([&] { return server_.open_connections() == 0; });
+  EXPECT_EQ(server_.open_connections(), 0u);
 }
 
 TEST_F(TcpServerTest, IdleConnectionsAreClosedAndTheTableCapHolds) {

@@ -24,6 +24,7 @@ enum class Op : std::uint8_t {
   tcp_recv = 6,    // index: connection slot
   tcp_send = 7,    // index: connection slot
   tcp_cancel = 8,  // completion of a cancel request
+  tcp_close = 9,   // index: connection slot; a close linked to the connection's last send
 };
 
 inline constexpr std::uint64_t pack_user_data(Op op, std::uint64_t index) noexcept {
@@ -51,6 +52,9 @@ class Ring {
 
   // Never null: when the SQ is full it submits what is queued first.
   io_uring_sqe* sqe() noexcept;
+  // Makes sure the next `count` sqe() calls do not submit in between (a link chain must go in
+  // one submission: its last entry ends the chain there). Submits first if fewer are free.
+  void reserve(unsigned count) noexcept;
 
   // Submits queued SQEs and runs deferred completions without waiting.
   void submit() noexcept;

@@ -1,6 +1,10 @@
 // TcpServer: one shard's TCP side for HTTP (DESIGN §4): a SO_REUSEPORT listening socket per
 // address with a multishot ACCEPT, a fixed table of connections, a multishot RECV per connection
 // drawing from the shard's TCP buffer ring, and at most one SEND in flight per connection.
+// A connection's first receive is single-shot: when that one request is all the client sends
+// (HTTP "Connection: close", or HTTP/1.0), its answer goes out with the CLOSE linked behind it
+// (one submission, no half-close, no wait for the client's FIN); otherwise the multishot receive
+// is armed once the shard has looked at the first input.
 //
 // It knows nothing of HTTP: the shard reads a connection's input (bytes not yet consumed),
 // consumes what it parsed, appends response bytes, and asks for a flush or a close.
@@ -45,6 +49,7 @@ struct TcpCounters {
   std::uint64_t bytes_sent = 0;
   std::uint64_t receive_no_buffer = 0;
   std::uint64_t send_errors = 0;
+  std::uint64_t closed_linked = 0;  // closed by a CLOSE linked to the last answer's SEND
 
   static constexpr CounterField<TcpCounters> fields[] = {
       {&TcpCounters::accepted, "tcp_accepted", "TCP connections accepted"},
@@ -60,6 +65,8 @@ struct TcpCounters {
        "TCP receives that found the buffer ring empty (-ENOBUFS; re-armed)"},
       {&TcpCounters::send_errors, "tcp_send_errors",
        "TCP sends that failed (the connection is closed)"},
+      {&TcpCounters::closed_linked, "tcp_closed_linked",
+       "TCP connections closed by a close linked to the answer (the client's last request)"},
   };
 };
 static_assert(counter_fields_complete<TcpCounters>(), "each field has exactly one row in fields");
@@ -89,11 +96,20 @@ class TcpServer {
   void on_accept(Ring& ring, const io_uring_cqe& cqe, std::uint32_t now_s) noexcept;
   // Op::tcp_recv completion: appends what arrived to the connection's input. Returns the
   // connection when it has new input to look at; nullopt when the completion was stale, the peer
-  // closed, or input overflowed (the connection is then closed).
+  // closed, or input overflowed (the connection is then closed). After looking at a returned
+  // connection's input, call receive_more: the receive may have ended with it.
   std::optional<ConnectionRef> on_receive(Ring& ring, const io_uring_cqe& cqe,
                                           std::uint32_t now_s) noexcept;
   // Op::tcp_send completion.
   void on_send(Ring& ring, const io_uring_cqe& cqe) noexcept;
+  // Op::tcp_close completion (the close linked to a last send): the slot is free.
+  void on_close(Ring& ring, const io_uring_cqe& cqe) noexcept;
+  // Arms the connection's (multishot) receive when none is armed and more input may come.
+  void receive_more(Ring& ring, ConnectionRef connection) noexcept;
+  // The client said the request just consumed is its last (HTTP "Connection: close", or
+  // HTTP/1.0 without keep-alive; RFC 9112 §9.6: it sends no further request). With no input
+  // left and no receive armed, the answer then closes the connection: SEND and CLOSE linked.
+  void client_done(ConnectionRef connection) noexcept;
 
   bool alive(ConnectionRef connection) const noexcept;
   // Alive and not closing after its pending output: requests may still be answered.
@@ -136,7 +152,9 @@ class TcpServer {
     std::uint32_t output_size = 0;
     std::uint32_t output_sent = 0;  // bytes of output already handed to the kernel
     bool send_in_flight = false;
+    bool close_in_flight = false;  // a CLOSE linked to the send in flight
     bool receive_armed = false;
+    bool client_done = false;  // the client sends no further request (client_done())
     bool close_after_flush = false;
     bool draining = false;  // answered and half-closed: input discarded until the peer's FIN
     bool closing = false;   // closed for the shard; waiting for in-flight completions
@@ -148,8 +166,15 @@ class TcpServer {
   Connection* get(ConnectionRef connection) noexcept;
   const Connection* get(ConnectionRef connection) const noexcept;
   void arm_accept(Ring& ring, std::uint32_t listener) noexcept;
-  void arm_receive(Ring& ring, std::uint32_t index) noexcept;
+  void arm_receive(Ring& ring, std::uint32_t index, bool multishot) noexcept;
   void start_send(Ring& ring, std::uint32_t index) noexcept;
+  // The last answer and the close in one submission: SEND (all of it, MSG_WAITALL; no CQE when
+  // it succeeds) hard-linked to CLOSE, so the close runs even when the send fails.
+  void send_and_close(Ring& ring, std::uint32_t index) noexcept;
+  // Closed for the shard: its references go stale; the slot waits for pending completions.
+  void mark_closed(Connection& connection) noexcept;
+  // Gives the slot back; its descriptor is closed already.
+  void free_slot(std::uint32_t index) noexcept;
   // After the last answer of a closing connection: half-close and drain, or close at once.
   void finish(Ring& ring, ConnectionRef connection) noexcept;
   void release(Ring& ring, std::uint32_t index) noexcept;

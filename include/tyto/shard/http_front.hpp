@@ -39,7 +39,7 @@ class HttpFront {
   // The buffers this shard lends owners (ShardDirectory::lent_buffer); empty when closed.
   std::span<std::uint8_t> lent_area() noexcept;
 
-  // Completions of Op::tcp_accept, tcp_recv and tcp_send.
+  // Completions of Op::tcp_accept, tcp_recv, tcp_send and tcp_close.
   void on_completion(const io_uring_cqe& cqe) noexcept;
   // On the owner: applies a forwarded announce into the lent buffer and answers it.
   void on_forwarded_announce(const ForwardedHttpAnnounce& forwarded, std::uint32_t from) noexcept;
