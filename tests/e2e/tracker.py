@@ -22,10 +22,21 @@ def url_data_options(url_data):
     return options + b"\x00"
 
 
+def ephemeral_ports_start():
+    """The first port the kernel hands to outgoing connections (ip_local_port_range)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
-    """A port free for UDP on 127.0.0.1 and ::1 (and TCP, for later listeners)."""
+    """A port free for UDP on 127.0.0.1 and ::1 (and TCP, for later listeners). Below the
+    kernel's ephemeral range: a port found free there can be taken by any outgoing connection
+    (a NATS client's, say) before the tracker binds it."""
     for _ in range(100):
-        port = random.randint(20000, 60000)
+        port = random.randint(20000, max(20001, ephemeral_ports_start() - 2))
         sockets = []
         try:
             for family, host, kind in ((socket.AF_INET, "127.0.0.1", socket.SOCK_DGRAM),
