@@ -123,15 +123,17 @@ class ClusterPrivateBase:
     store_class = None
 
     def setUp(self):
-        self.directory = tempfile.mkdtemp(prefix="tyto-cluster-private-")
-        self.secret_file = os.path.join(self.directory, "secret")
-        with open(self.secret_file, "wb") as f:
-            f.write(SECRET)
-        os.chmod(self.secret_file, 0o600)
         self.store = None
         self.nats = None
         self.nodes = {}
         self.dead_logs = []  # (name, stderr) of nodes killed
+        self.directory = tempfile.mkdtemp(prefix="tyto-cluster-private-")
+        # A cleanup, not tearDown: it runs when setUp fails half-way too.
+        self.addCleanup(self.stop_everything)
+        self.secret_file = os.path.join(self.directory, "secret")
+        with open(self.secret_file, "wb") as f:
+            f.write(SECRET)
+        os.chmod(self.secret_file, 0o600)
         self.store = self.store_class(self.directory)
         self.nats_port = free_port()
         self.nats = subprocess.Popen([NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.nats_port)],
@@ -148,7 +150,7 @@ class ClusterPrivateBase:
         for name in ("a", "b"):
             self.start_node(name)
 
-    def tearDown(self):
+    def stop_everything(self):
         for node in self.nodes.values():
             if node.process.poll() is None:
                 node.kill()

@@ -161,15 +161,30 @@ class Cluster(unittest.TestCase):
         with open(cls.secret_file, "wb") as f:
             f.write(SECRET + b"\n")
         os.chmod(cls.secret_file, 0o600)
-        nats_ports = [free_port() for _ in range(3)]
-        route_ports = [free_port() for _ in range(3)]
-        cls.nats = [NatsServer("n%d" % i, nats_ports[i], route_ports[i],
-                               [p for j, p in enumerate(route_ports) if j != i], cls.directory)
-                    for i in range(3)]
-        time.sleep(0.5)  # routes form
-        cls.nodes = {}
-        for name, nats_index, cores in (("a", 0, "0-1"), ("b", 1, "0-1"), ("c", 2, "0")):
-            cls.nodes[name] = cls.start_node(name, nats_index, cores, free_port(), free_port())
+        cls.nats, cls.nodes = [], {}
+        try:
+            nats_ports = [free_port() for _ in range(3)]
+            route_ports = [free_port() for _ in range(3)]
+            for i in range(3):
+                cls.nats.append(NatsServer("n%d" % i, nats_ports[i], route_ports[i],
+                                           [p for j, p in enumerate(route_ports) if j != i],
+                                           cls.directory))
+            time.sleep(0.5)  # routes form
+            for name, nats_index, cores in (("a", 0, "0-1"), ("b", 1, "0-1"), ("c", 2, "0")):
+                cls.nodes[name] = cls.start_node(name, nats_index, cores, free_port(), free_port())
+        except BaseException:
+            # unittest skips tearDownClass when setUpClass fails: stop what started, by pid.
+            cls.kill_all()
+            raise
+
+    @classmethod
+    def kill_all(cls):
+        for tracker in cls.nodes.values():
+            if tracker.process.poll() is None:
+                tracker.kill()
+        for server in cls.nats:
+            server.kill()
+        shutil.rmtree(cls.directory, ignore_errors=True)
 
     @classmethod
     def start_node(cls, name, nats_index, cores, port, metrics_port):
@@ -192,12 +207,7 @@ class Cluster(unittest.TestCase):
         try:
             cls.stop_nodes()
         finally:
-            for tracker in cls.nodes.values():
-                if tracker.process.poll() is None:
-                    tracker.kill()
-            for server in cls.nats:
-                server.kill()
-            shutil.rmtree(cls.directory, ignore_errors=True)
+            cls.kill_all()
 
     @classmethod
     def stop_nodes(cls):
