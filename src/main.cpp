@@ -221,6 +221,7 @@ std::string start_cluster(const tyto::app::Options& options, Cluster& cluster,
   config.name = options.cluster.name;
   config.key = cluster.key;
   config.publish_interval = std::chrono::milliseconds(options.cluster.publish_interval_ms);
+  config.frame = runtime.time_frame();
   config.credentials_file = options.cluster.credentials_file;
   config.tls_ca_file = options.cluster.tls_ca_file;
   config.tls_cert_file = options.cluster.tls_cert_file;
@@ -229,7 +230,6 @@ std::string start_cluster(const tyto::app::Options& options, Cluster& cluster,
       std::move(config), runtime.cluster_bridge(), runtime.cluster_snapshot_bridge(),
       runtime.shard_presence(),
       [&runtime](const tyto::InfoHash& info_hash) { return runtime.owner_of(info_hash); },
-      options.runtime.shard.store_limits.peer_timeout_s,
       private_cluster(options) ? &cluster.baselines : nullptr);
   if (std::string error = cluster.client->init(); !error.empty()) return "cluster: " + error;
   return cluster.thread.start("cluster", cluster.client->doorbell(), *cluster.client);

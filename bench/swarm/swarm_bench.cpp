@@ -88,7 +88,7 @@ void BM_StoreLookup(benchmark::State& state) {
   }
   std::size_t i = 0;
   for (auto _ : state) {
-    benchmark::DoNotOptimize(store.scrape(hashes[i]));
+    benchmark::DoNotOptimize(store.scrape(hashes[i], 1));
     i = i + 1 == count ? 0 : i + 1;
   }
 }

@@ -42,11 +42,6 @@ natsConnection* nats_connection(void* connection) {
   return static_cast<natsConnection*>(connection);
 }
 
-std::uint64_t unix_time_ms() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count());
-}
 
 std::string nats_error(natsStatus status) {
   std::string text = natsStatus_GetText(status);
@@ -90,7 +85,9 @@ Change to_change(const ReplicaChange& replica) {
   return change;
 }
 
-ReplicaChange to_replica(const Change& change, std::uint32_t base_age_s) {
+// base_at_zero_s: the batch's base second on this node's clock (frame Unix seconds less the
+// frame's unix_at_zero_s).
+ReplicaChange to_replica(const Change& change, std::int64_t base_at_zero_s) {
   ReplicaChange replica;
   replica.info_hash = change.info_hash;
   switch (change.kind) {
@@ -98,7 +95,8 @@ ReplicaChange to_replica(const Change& change, std::uint32_t base_age_s) {
       replica.kind = ReplicaChange::Kind::peer;
       replica.peer = change.peer;
       replica.seeder = change.seeder;
-      replica.age_s = change.announced_before_base_s + base_age_s;
+      replica.announced_s = static_cast<std::int32_t>(
+          std::clamp<std::int64_t>(base_at_zero_s - change.announced_before_base_s, INT32_MIN, INT32_MAX));
       break;
     case ChangeKind::peer_removed:
       replica.kind = ReplicaChange::Kind::peer_removed;
@@ -177,14 +175,13 @@ std::vector<shard::CounterRow> ClusterStatus::rows() const {
 
 ClusterClient::ClusterClient(ClusterClientConfig config, shard::ClusterBridge& bridge,
                              shard::SnapshotBridge& snapshots, std::span<shard::Presence> shards,
-                             OwnerOf owner_of, std::uint32_t peer_timeout_s,
+                             OwnerOf owner_of,
                              shard::BaselineHandoff* baselines)
     : config_(std::move(config)),
       bridge_(bridge),
       snapshots_(snapshots),
       shards_(shards),
       owner_of_(std::move(owner_of)),
-      peer_timeout_s_(peer_timeout_s),
       baselines_(baselines),
       swarm_prefix_("tyto." + config_.name + ".swarm."),
       warm_subject_("tyto." + config_.name + ".warm"),
@@ -384,9 +381,21 @@ void ClusterClient::turn(std::span<const pollfd>) {
   }
 }
 
+std::uint64_t ClusterClient::frame_unix_ms() const noexcept {
+  CoarseClock clock;
+  clock.refresh();
+  return config_.frame.unix_ms(clock.now_ns());
+}
+
 void ClusterClient::take_local_changes() {
   bridge_.receive([this](std::uint32_t shard, const shard::ClusterFromShard& message) {
-    local_[shard].push_back(to_change(message.change));
+    const std::uint64_t announced_unix_s =
+        message.change.kind == ReplicaChange::Kind::peer
+            ? static_cast<std::uint64_t>(
+                  std::max<std::int64_t>(0, std::int64_t{message.change.announced_s} +
+                                                static_cast<std::int64_t>(config_.frame.unix_at_zero_s())))
+            : 0;
+    local_[shard].push_back({to_change(message.change), announced_unix_s});
   });
   if (baselines_ == nullptr) return;
   baselines_->take(baselines_taken_);
@@ -404,7 +413,7 @@ void ClusterClient::take_local_changes() {
     change.announced_unix_s = baseline.announced_unix_s;
     change.seeder = baseline.seeding;
     change.closed = held.baseline.closed;
-    local_[held.shard].push_back(change);
+    local_[held.shard].push_back({change, 0});
   }
   status_.baselines_out.fetch_add(baselines_taken_.size(), std::memory_order_relaxed);
   status_.baselines_dropped.store(baselines_->dropped(), std::memory_order_relaxed);
@@ -431,7 +440,7 @@ void ClusterClient::publish_batches(bool heartbeat) {
   const auto shards = static_cast<std::uint16_t>(local_.size());
   bool published = false;
   for (std::uint16_t shard = 0; shard < shards; ++shard) {
-    std::vector<Change>& changes = local_[shard];
+    std::vector<LocalChange>& changes = local_[shard];
     const bool beat = heartbeat && shard == 0 && !published;
     if (changes.empty() && !beat) continue;
     const std::string subject =
@@ -442,12 +451,19 @@ void ClusterClient::publish_batches(bool heartbeat) {
       batch_.shards_count = shards;
       batch_.shard = shard;
       batch_.sequence = next_sequence_[shard]++;
-      batch_.base_unix_ms = unix_time_ms();
+      batch_.base_unix_ms = frame_unix_ms();
+      const std::uint64_t base_s = batch_.base_unix_ms / 1000;
       batch_.changes.clear();
       std::size_t size = batch_header_size_max + batch_mac_size;
-      while (from < changes.size() && size + encoded_change_size(changes[from]) < batch_bytes_max) {
-        size += encoded_change_size(changes[from]);
-        batch_.changes.push_back(changes[from++]);
+      while (from < changes.size() &&
+             size + encoded_change_size(changes[from].change) < batch_bytes_max) {
+        const LocalChange& local = changes[from++];
+        size += encoded_change_size(local.change);
+        batch_.changes.push_back(local.change);
+        if (local.change.kind == ChangeKind::peer) {  // the frame is monotonic: not after base
+          batch_.changes.back().announced_before_base_s = static_cast<std::uint16_t>(
+              std::min<std::uint64_t>(base_s - std::min(base_s, local.announced_unix_s), 0xffff));
+        }
       }
       bytes_.clear();
       if (!encode_batch(batch_, config_.key, bytes_)) {
@@ -521,14 +537,17 @@ void ClusterClient::on_batch(std::span<const std::uint8_t> bytes) {
   last_sequence = received_.sequence;
   status_.batches_in.fetch_add(1, std::memory_order_relaxed);
   status_.bytes_in.fetch_add(bytes.size(), std::memory_order_relaxed);
-  const std::uint64_t now_ms = unix_time_ms();
+  const std::uint64_t now_ms = frame_unix_ms();
   const std::uint64_t lag_ms =
       now_ms > received_.base_unix_ms ? now_ms - received_.base_unix_ms : 0;
   if (lags_ms_.size() < lag_samples_max) {
     lags_ms_.push_back(static_cast<std::uint32_t>(std::min<std::uint64_t>(lag_ms, UINT32_MAX)));
   }
-  const auto base_age_s =
-      static_cast<std::uint32_t>(std::min<std::uint64_t>(lag_ms / 1000, peer_timeout_s_));
+  // Announce times on this node's clock, exactly (they do not depend on when a shard takes
+  // them): the second the origin stamped is the second stamped here.
+  const std::int64_t base_at_zero_s =
+      static_cast<std::int64_t>(received_.base_unix_ms / 1000) -
+      static_cast<std::int64_t>(config_.frame.unix_at_zero_s());
   // A change a full queue refuses waits in its shard's outbox, and so does every later one for
   // that shard (order kept): at most this batch's changes, as no message is taken meanwhile.
   std::uint64_t deferred = 0;
@@ -547,7 +566,7 @@ void ClusterClient::on_batch(std::span<const std::uint8_t> bytes) {
       ++baselines;
     } else {
       message.kind = shard::ClusterToShard::Kind::change;
-      message.change = to_replica(change, base_age_s);
+      message.change = to_replica(change, base_at_zero_s);
     }
     const std::uint32_t shard = owner_of_(change.info_hash);
     TYTO_ASSERT(shard < outbox_.size());
@@ -626,9 +645,8 @@ void ClusterClient::on_warm_answer(std::span<const std::uint8_t> bytes) {
   if (message.records.empty()) return;
   auto records = std::make_unique<shard::SharedRecords>();
   records->bytes.assign(message.records.begin(), message.records.end());
-  const std::uint64_t now_ms = unix_time_ms();
-  records->extra_age_s =
-      static_cast<std::uint32_t>(now_ms > message.unix_ms ? (now_ms - message.unix_ms) / 1000 : 0);
+  records->cut_s = static_cast<std::int64_t>(message.unix_ms / 1000) -
+                   static_cast<std::int64_t>(config_.frame.unix_at_zero_s());
   records->holders.store(static_cast<std::uint32_t>(shards_.size()), std::memory_order_relaxed);
   for (auto& outbox : outbox_) {
     outbox.push_back({shard::ClusterToShard::Kind::records, {}, records.get()});
@@ -716,7 +734,7 @@ void ClusterClient::serve_pieces() {
     message.origin = config_.node;
     message.nonce = serve_nonce_;
     message.index = serve_pieces_;
-    message.unix_ms = unix_time_ms();
+    message.unix_ms = (config_.frame.unix_at_zero_s() + piece.cut_s) * 1000;  // the cut's second
     message.records = *records;
     bytes_.clear();
     if (!encode_warm(message, config_.key, bytes_)) {

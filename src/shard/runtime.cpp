@@ -26,7 +26,8 @@ std::string Runtime::start() {
   if (count == 0 || count > shards_max) return "between 1 and 64 shards are supported";
   directory_ = std::make_unique<ShardDirectory>(
       count,
-      config_.shard_key_seed ? ShardKey::from_seed(*config_.shard_key_seed) : ShardKey::random());
+      config_.shard_key_seed ? ShardKey::from_seed(*config_.shard_key_seed) : ShardKey::random(),
+      config_.shard.clock_speedup);
   if (std::string error = directory_->control.init(count); !error.empty()) return error;
   if (std::string error = directory_->snapshot.init(count); !error.empty()) return error;
   if (config_.shard.cluster) {

@@ -17,25 +17,24 @@ constexpr unsigned ring_entries = 4096;
 constexpr unsigned idle_wait_ms = 1000;
 constexpr unsigned stop_drain_ms = 2000;
 
-std::unique_ptr<store::PeerStore> make_store(const ShardConfig& config, const HashSecret& secret,
-                                             std::uint32_t index) {
+std::unique_ptr<store::PeerStore> make_store(const ShardConfig& config, const TimeFrame& frame,
+                                             const HashSecret& secret, std::uint32_t index) {
   const std::uint64_t seed = 0x7f4a7c15u + index;
-  if (config.make_peer_store) return config.make_peer_store(config.store_limits, secret, seed);
-  return store::make_memory_peer_store(config.store_limits, secret, seed);
+  store::StoreLimits limits = config.store_limits;
+  limits.unix_at_zero_s = frame.unix_at_zero_s();
+  if (config.make_peer_store) return config.make_peer_store(limits, secret, seed);
+  return store::make_memory_peer_store(limits, secret, seed);
 }
 }  // namespace
 
-ShardDirectory::ShardDirectory(std::uint32_t count, ShardKey key)
+ShardDirectory::ShardDirectory(std::uint32_t count, ShardKey key, std::uint32_t clock_speedup)
     : shards_count(count),
       shard_key(key),
+      time_frame(clock_speedup),
       presence(new Presence[count]),
       entries(new Entry[count]),
       lent_areas(count) {
   TYTO_ASSERT(count > 0);
-  CoarseClock clock;
-  clock.refresh();
-  clock_origin_s = clock.now_s();
-  unix_origin_s = unix_time_s();
   mailboxes.reserve(std::size_t{count} * (count - 1));
   for (std::size_t i = 0; i < std::size_t{count} * (count - 1); ++i) {
     mailboxes.push_back(std::make_unique<Mailbox>());
@@ -49,7 +48,7 @@ Shard::Shard(std::uint32_t index, const ShardConfig& config, ShardDirectory& dir
       directory_(directory),
       udp_(*this, connection_ids),
       http_(*this),
-      store_(make_store(config, secret, index)),
+      store_(make_store(config, directory.time_frame, secret, index)),
       scrapes_(*this) {
   TYTO_ASSERT(index < directory.shards_count && store_ != nullptr);
   control_answer_ = std::make_unique<ControlAnswer>();
@@ -140,13 +139,12 @@ void Shard::open_catalogue() {
 }
 
 std::uint64_t Shard::now_unix_s() const noexcept {
-  return directory_.unix_origin_s + (now_s_ - 1) / config_.clock_speedup;
+  return (directory_.time_frame.unix_at_zero_s() + now_s_) / directory_.time_frame.speedup();
 }
 
 void Shard::refresh_clock() noexcept {
   clock_.refresh();
-  // Starts at 1 so that 0 never means "now"; speedup is 1 outside tests.
-  now_s_ = 1 + (clock_.now_s() - directory_.clock_origin_s) * config_.clock_speedup;
+  now_s_ = directory_.time_frame.now_s(clock_.now_ns());
 }
 
 void Shard::run() noexcept {
@@ -417,6 +415,12 @@ std::size_t Shard::snapshot_step(SnapshotBridge& bridge, SnapshotWork& work) noe
       work.piece = std::make_unique<std::vector<std::uint8_t>>();
       work.piece->reserve(work.piece_bytes + 2 * snapshot_slice_bytes);
     }
+    if (work.piece->empty()) {
+      work.piece_cut_s = now_s_;
+    } else if (work.piece_cut_s != now_s_) {  // a piece's records share one cut second
+      work.ready = true;
+      continue;
+    }
     const std::uint64_t swarms_before = work.cursor.swarms;
     // The slice's budget is what the piece has room for, so a piece passes piece_bytes by at
     // most a slice's overshoot (a record header and a peer); it is handed over once less than
@@ -438,7 +442,8 @@ std::size_t Shard::snapshot_step(SnapshotBridge& bridge, SnapshotWork& work) noe
 
 bool Shard::hand_snapshot_piece(SnapshotBridge& bridge, SnapshotWork& work) noexcept {
   TYTO_ASSERT(work.active && work.ready && work.piece != nullptr);
-  const SnapshotPiece piece{work.generation, work.piece.get(), work.piece_swarms, work.last};
+  const SnapshotPiece piece{work.generation, work.piece.get(), work.piece_swarms, work.last,
+                            work.piece_cut_s};
   if (!bridge.answer(index_, piece)) return false;
   [[maybe_unused]] auto* handed = work.piece.release();  // the writer owns it now
   work.piece_swarms = 0;
@@ -679,6 +684,7 @@ void Shard::replicate(const AnnounceRequest& request, const AnnounceReply& reply
   } else {
     message.change.kind = ReplicaChange::Kind::peer;
     message.change.seeder = request.left_bytes == 0;
+    message.change.announced_s = static_cast<std::int32_t>(now_s_);
   }
   const bool sent = directory_.cluster.answer(index_, message);
   cluster_counters_.changes_sent += sent;
@@ -749,8 +755,10 @@ void Shard::adopt_baseline(const ReplicaBaseline& replica) noexcept {
 // what live changes already brought (restore_snapshot never ages or replaces a peer it holds).
 // Records are hostile input: a malformed one ends this piece here, counted.
 void Shard::restore_warm_records(SharedRecords& records) noexcept {
+  const auto extra_age_s = static_cast<std::uint32_t>(
+      std::clamp<std::int64_t>(std::int64_t{now_s_} - records.cut_s, 0, UINT32_MAX));
   const auto restored = store_->restore_snapshot(
-      records.bytes, now_s_, records.extra_age_s,
+      records.bytes, now_s_, extra_age_s,
       [this](const InfoHash& info_hash) { return owner_of(info_hash) == index_; });
   if (restored.ok()) {
     cluster_counters_.warm_swarms += restored.value().swarms;
@@ -796,8 +804,8 @@ void Shard::note_completion(const InfoHash& info_hash, AnnounceReply& reply) noe
   reply.completed = std::max(reply.completed, clamp32(completions_->completed(info_hash)));
 }
 
-ScrapeEntry Shard::scrape(const InfoHash& info_hash) const noexcept {
-  ScrapeEntry entry = store_->scrape(info_hash);
+ScrapeEntry Shard::scrape(const InfoHash& info_hash) noexcept {
+  ScrapeEntry entry = store_->scrape(info_hash, now_s_);
   if (completions_ != nullptr) {
     entry.completed = std::max(entry.completed, clamp32(completions_->completed(info_hash)));
   }

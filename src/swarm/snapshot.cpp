@@ -85,6 +85,12 @@ std::uint64_t restore_peers(const PeerRestore& store, const Swarm& swarm, Peers&
     const std::uint8_t flags = in.u8();
     const std::uint32_t age_s = std::uint32_t{in.u16()} + store.extra_age_s;
     if (age_s > store.limits.peer_timeout_s) continue;
+    // The stamp of the announce's own second: the record's age (whole units before the unit
+    // it was cut in) before the cut (now_s - extra_age_s), which, cut at a known second as a
+    // cluster's warm-up pieces are, is the stamp the peer had there. Past the timeout as the
+    // store counts it (a unit more than the seconds may say): expired already.
+    const std::uint8_t announced = store.stamps.stamp_at(std::int64_t{store.now_s} - age_s);
+    if (store.stamps.age_s(announced, store.now_s) > store.limits.peer_timeout_s) continue;
     if (peers.find(wire, store.secret) != Peers::not_found) continue;  // held already
     const std::uint32_t total =
         swarm.ipv4.count() + (swarm.ipv6 != nullptr ? swarm.ipv6->count() : 0);
@@ -94,8 +100,7 @@ std::uint64_t restore_peers(const PeerRestore& store, const Swarm& swarm, Peers&
     }
     const bool seeder = flags & peer_seeder;
     const auto stamp =
-        static_cast<std::uint8_t>(store.stamps.stamp_aged(store.now_s, age_s) |
-                                  (flags & peer_completed ? stamp_completed_bit : 0));
+        static_cast<std::uint8_t>(announced | (flags & peer_completed ? stamp_completed_bit : 0));
     peers.insert(wire, seeder, stamp, store.arena, store.secret);
     ++(seeder ? store.counters.seeders : store.counters.leechers);
     ++family_gauge;

@@ -109,7 +109,7 @@ constexpr std::uint32_t concentration_peers_min = 16;
 
 SwarmStore::SwarmStore(const StoreLimits& limits, const HashSecret& secret,
                        std::uint64_t random_seed)
-    : limits_(limits), stamps_(limits.peer_timeout_s), secret_(secret), random_state_(random_seed) {
+    : limits_(limits), stamps_(limits.peer_timeout_s, limits.unix_at_zero_s), secret_(secret), random_state_(random_seed) {
   TYTO_ASSERT(limits.peers_per_swarm_max > 0 && limits.peers_per_swarm_max <= peers_per_set_max);
   TYTO_ASSERT(limits.swarms_max > 0);
   // Address space for every record the limit allows; where it is short (ulimit -v, valgrind)
@@ -462,6 +462,7 @@ AnnounceReply SwarmStore::announce(const AnnounceRequest& request, std::uint32_t
     }
   }
   close_window(*swarm, now_s);
+  expire_due(*swarm, now_s);
   bump(swarm->activity.announces);
   AnnounceReply reply;
   if (request.peer.family == AddressFamily::ipv4) {
@@ -499,7 +500,12 @@ ReplicaResult SwarmStore::apply_replica(const ReplicaChange& change, std::uint32
 // Another node's announce, without its statistics (PeerStore::apply_replica): no announces,
 // joins or unmatched completions counted. Windows still close with time, as for any swarm.
 ReplicaResult SwarmStore::replica_peer(const ReplicaChange& change, std::uint32_t now_s) noexcept {
-  if (change.age_s >= limits_.peer_timeout_s) return ReplicaResult::expired;
+  // Announced at a second a node's clock skew may put a little ahead of ours: as now.
+  const std::int64_t announced_s = std::min<std::int64_t>(change.announced_s, now_s);
+  if (now_s - announced_s >= limits_.peer_timeout_s) return ReplicaResult::expired;
+  // Past the timeout in whole units (a unit more than the seconds may say): expired here too.
+  const std::uint8_t announced = stamps_.stamp_at(announced_s);
+  if (stamps_.age_s(announced, now_s) > limits_.peer_timeout_s) return ReplicaResult::expired;
   const std::uint64_t hash = hash_info_hash(change.info_hash, secret_);
   Swarm* swarm = find(change.info_hash, hash);
   if (swarm == nullptr) {
@@ -507,12 +513,13 @@ ReplicaResult SwarmStore::replica_peer(const ReplicaChange& change, std::uint32_
     if (swarm == nullptr) return ReplicaResult::swarm_limit;
   }
   close_window(*swarm, now_s);
+  expire_due(*swarm, now_s);
   ReplicaResult result = ReplicaResult::unchanged;
   if (change.peer.family == AddressFamily::ipv4) {
-    result = upsert_replica(*swarm, swarm->ipv4, change, now_s, counters_.peers_ipv4);
+    result = upsert_replica(*swarm, swarm->ipv4, change, announced, now_s, counters_.peers_ipv4);
   } else {
     if (swarm->ipv6 == nullptr) swarm->ipv6 = new (arena_.allocate(sizeof(Ipv6Peers))) Ipv6Peers();
-    result = upsert_replica(*swarm, *swarm->ipv6, change, now_s, counters_.peers_ipv6);
+    result = upsert_replica(*swarm, *swarm->ipv6, change, announced, now_s, counters_.peers_ipv6);
     if (swarm->ipv6->empty()) free_swarm(*swarm);
   }
   erase_if_done(*swarm);  // a swarm made for a peer that was refused
@@ -521,10 +528,9 @@ ReplicaResult SwarmStore::replica_peer(const ReplicaChange& change, std::uint32_
 
 template <class Peers>
 ReplicaResult SwarmStore::upsert_replica(Swarm& swarm, Peers& peers, const ReplicaChange& change,
-                                         std::uint32_t now_s,
+                                         std::uint8_t announced, std::uint32_t now_s,
                                          std::uint64_t& family_gauge) noexcept {
   const std::uint8_t* wire = change.peer.wire.data();
-  const std::uint8_t announced = stamps_.stamp_aged(now_s, change.age_s);
   TYTO_ASSERT((announced & stamp_completed_bit) == 0);
   std::uint32_t position = peers.find(wire, secret_);
   if (position == Peers::not_found) {
@@ -635,9 +641,17 @@ void SwarmStore::prefetch(std::span<const InfoHash> info_hashes) const noexcept 
   for (std::size_t i = 0; i < found; ++i) swarms[i]->ipv4.prefetch();
 }
 
-ScrapeEntry SwarmStore::scrape(const InfoHash& info_hash) const noexcept {
-  const Swarm* swarm = find(info_hash, hash_info_hash(info_hash, secret_));
-  return swarm == nullptr ? ScrapeEntry{} : entry_of(*swarm);
+ScrapeEntry SwarmStore::scrape(const InfoHash& info_hash, std::uint32_t now_s) noexcept {
+  owner_.check();
+  Swarm* swarm = find(info_hash, hash_info_hash(info_hash, secret_));
+  if (swarm == nullptr) return {};
+  expire_due(*swarm, now_s);
+  const ScrapeEntry entry = entry_of(*swarm);
+  // Every peer had expired: the swarm goes, as the sweep would take it.
+  if (entry.seeders + entry.leechers == 0 && !keeps_completed(*swarm)) {
+    erase(static_cast<std::uint32_t>(swarm - records_));
+  }
+  return entry;
 }
 
 // An empty swarm keeps only its completed count, for completed_keep_s after its last activity:
@@ -655,9 +669,18 @@ bool SwarmStore::empty_expired(const Swarm& swarm, std::uint32_t now_s) const no
          static_cast<std::uint16_t>(window_of(now_s) - swarm.activity.window) > keep_windows;
 }
 
-bool SwarmStore::sweep_swarm(Swarm& swarm, std::uint32_t now_s) noexcept {
-  if (swarm.ipv4.empty() && swarm.ipv6 == nullptr) return empty_expired(swarm, now_s);
-  close_window(swarm, now_s);
+// Expiry on a swarm's first touch in a stamp unit (README "Cluster", agreement): every read of a
+// swarm (announce, scrape, statistics, a replicated change) first drops the peers past the
+// timeout, so what a node answers follows from its peers' last announces and the time alone,
+// never from where the background sweep happens to be: nodes holding the same peers answer the
+// same, and drop a silent peer at the same moment. A set is swept at most once per unit; any
+// other touch compares one byte.
+void SwarmStore::expire_due(Swarm& swarm, std::uint32_t now_s) noexcept {
+  const std::uint8_t now_stamp = stamps_.stamp_of(now_s);
+  const bool ipv4_due = !swarm.ipv4.empty() && swarm.ipv4.expiry_due(now_stamp);
+  const bool ipv6_due = swarm.ipv6 != nullptr && swarm.ipv6->expiry_due(now_stamp);
+  if (!ipv4_due && !ipv6_due) return;
+  close_window(swarm, now_s);  // leaves count in the window they happen in
   auto expire = [&](auto& peers, std::uint64_t& family_gauge) {
     counters_.peers_expired +=
         peers.expire(now_s, limits_.peer_timeout_s, stamps_, arena_, secret_, [&](bool was_seeder) {
@@ -666,11 +689,17 @@ bool SwarmStore::sweep_swarm(Swarm& swarm, std::uint32_t now_s) noexcept {
           bump(swarm.activity.leaves);
         });
   };
-  expire(swarm.ipv4, counters_.peers_ipv4);
-  if (swarm.ipv6 != nullptr) {
+  if (ipv4_due) expire(swarm.ipv4, counters_.peers_ipv4);
+  if (ipv6_due) {
     expire(*swarm.ipv6, counters_.peers_ipv6);
     if (swarm.ipv6->empty()) free_swarm(swarm);
   }
+}
+
+bool SwarmStore::sweep_swarm(Swarm& swarm, std::uint32_t now_s) noexcept {
+  if (swarm.ipv4.empty() && swarm.ipv6 == nullptr) return empty_expired(swarm, now_s);
+  close_window(swarm, now_s);
+  expire_due(swarm, now_s);
   // Address concentration: the sweep visits every swarm's peers anyway.
   std::uint32_t share = 0;  // in 1/255 of the family's peers
   auto concentration = [&](const auto& peers, std::size_t prefix_bytes) {
@@ -755,6 +784,7 @@ bool SwarmStore::statistics(const InfoHash& info_hash, std::uint32_t now_s,
   owner_.check();
   Swarm* swarm = find(info_hash, hash_info_hash(info_hash, secret_));
   if (swarm == nullptr) return false;
+  expire_due(*swarm, now_s);
   if (!swarm->ipv4.empty() || swarm->ipv6 != nullptr) close_window(*swarm, now_s);  // see sweep
   out = statistics_of(*swarm, now_s);
   return true;
@@ -770,6 +800,7 @@ std::uint32_t SwarmStore::top(TopOrder order, std::uint32_t now_s,
   };
   std::size_t size = 0;
   for (Swarm& swarm : records()) {
+    expire_due(swarm, now_s);  // an emptied swarm stays for the sweep: records() is walked
     if (!swarm.ipv4.empty() || swarm.ipv6 != nullptr) close_window(swarm, now_s);  // see sweep
     const SwarmStatistics candidate = statistics_of(swarm, now_s);
     if (size < out.size()) {

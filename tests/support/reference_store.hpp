@@ -37,6 +37,7 @@ class ReferenceStore final : public store::PeerStore {
               .first;
     }
     Swarm& swarm = found->second;
+    expire_peers(swarm, now_s);  // the contract: no read shows an expired peer
     const Wire wire(request.peer.wire.begin(),
                     request.peer.wire.begin() + request.peer.wire_size());
     auto peer = swarm.peers.find(wire);
@@ -105,7 +106,8 @@ class ReferenceStore final : public store::PeerStore {
       if (gone(found->second, now_s)) swarms_.erase(found);
       return ReplicaResult::applied;
     }
-    if (change.age_s >= limits_.peer_timeout_s) return ReplicaResult::expired;
+    const std::int64_t announced_at_s = std::min<std::int64_t>(change.announced_s, now_s);
+    if (now_s - announced_at_s >= limits_.peer_timeout_s) return ReplicaResult::expired;
     if (found == swarms_.end()) {
       if (swarms_.size() >= limits_.swarms_max) {
         ++counters_.swarms_refused;
@@ -117,7 +119,7 @@ class ReferenceStore final : public store::PeerStore {
     }
     Swarm& swarm = found->second;
     swarm.last_s = now_s;
-    const std::uint32_t announced_s = now_s >= change.age_s ? now_s - change.age_s : 0;
+    const auto announced_s = static_cast<std::uint32_t>(std::max<std::int64_t>(announced_at_s, 0));
     auto peer = swarm.peers.find(wire);
     if (peer == swarm.peers.end()) {
       if (swarm.peers.size() >= limits_.peers_per_swarm_max) {
@@ -134,9 +136,10 @@ class ReferenceStore final : public store::PeerStore {
     return changed ? ReplicaResult::applied : ReplicaResult::unchanged;
   }
 
-  ScrapeEntry scrape(const InfoHash& info_hash) const noexcept override {
+  ScrapeEntry scrape(const InfoHash& info_hash, std::uint32_t now_s) noexcept override {
     const auto found = swarms_.find(key_of(info_hash));
     if (found == swarms_.end()) return {};
+    expire_peers(found->second, now_s);  // the contract: no read shows an expired peer
     const AnnounceReply reply = reply_of(found->second, 0);
     return {reply.seeders, reply.leechers, reply.completed};
   }
@@ -145,12 +148,7 @@ class ReferenceStore final : public store::PeerStore {
 
   void expire_step(std::uint32_t now_s) noexcept override {
     for (auto swarm = swarms_.begin(); swarm != swarms_.end();) {
-      std::erase_if(swarm->second.peers, [&](const auto& peer) {
-        const bool expired = now_s - peer.second.last_s > limits_.peer_timeout_s;
-        counters_.peers_expired += expired;
-        swarm->second.last_s = std::max(swarm->second.last_s, peer.second.last_s);
-        return expired;
-      });
+      expire_peers(swarm->second, now_s);
       if (gone(swarm->second, now_s)) {
         ++counters_.swarms_freed;
         swarm = swarms_.erase(swarm);
@@ -312,6 +310,14 @@ class ReferenceStore final : public store::PeerStore {
     TYTO_ASSERT(record.ok() && record.remaining() == 0);
   }
   // Empty, and its completed count (if any) kept long enough.
+  void expire_peers(Swarm& swarm, std::uint32_t now_s) noexcept {
+    std::erase_if(swarm.peers, [&](const auto& peer) {
+      const bool expired = now_s - peer.second.last_s > limits_.peer_timeout_s;
+      counters_.peers_expired += expired;
+      swarm.last_s = std::max(swarm.last_s, peer.second.last_s);
+      return expired;
+    });
+  }
   bool gone(const Swarm& swarm, std::uint32_t now_s) const noexcept {
     return swarm.peers.empty() &&
            (swarm.completed == 0 || now_s - swarm.last_s > limits_.completed_keep_s);

@@ -53,6 +53,7 @@ TEST(SwarmStoreAllocations, ReplicaChangesOnExistingSwarmsAllocateNothing) {
     return PeerEndpoint::ipv4(address, 6881);
   };
   ReplicaChange change;
+  change.announced_s = 10'000;
   for (std::uint32_t swarm = 0; swarm < 100; ++swarm) {
     change.info_hash.bytes[0] = static_cast<std::uint8_t>(swarm);
     for (std::uint32_t peer = 0; peer < swarm * 3; ++peer) {
@@ -69,7 +70,7 @@ TEST(SwarmStoreAllocations, ReplicaChangesOnExistingSwarmsAllocateNothing) {
     change.kind = i % 7 == 0 ? ReplicaChange::Kind::completed : ReplicaChange::Kind::peer;
     change.peer = endpoint(i % (1 + i % 99 * 3));
     change.seeder = i % 5 == 0;  // seeders and leechers flip role
-    change.age_s = i % 3 * 100;
+    change.announced_s = static_cast<std::int32_t>(10'020 - i % 3 * 100);
     change.completed_count = 1;
     applied += store.apply_replica(change, 10'020) == ReplicaResult::applied;
   }

@@ -116,7 +116,7 @@ TEST(SwarmTableGrowth, FourMillionSwarmsFromEmptyWithoutAStallOrALostAnnounce) {
   }
   // Every swarm is still found after the growths (a sample: scrape reads the index).
   for (std::uint64_t i = 0; i < swarms_wanted; i += 4099) {
-    ASSERT_EQ(store->scrape(hash_number(i)).leechers, 1u) << i;
+    ASSERT_EQ(store->scrape(hash_number(i), now_s).leechers, 1u) << i;
   }
 }
 

@@ -84,7 +84,7 @@ class ReplicaTest : public ::testing::Test {
     change.info_hash = hash_of(hash);
     change.peer = peer;
     change.seeder = seeder;
-    change.age_s = age_s;
+    change.announced_s = static_cast<std::int32_t>(now_s_) - static_cast<std::int32_t>(age_s);
     return apply(change);
   }
   ReplicaResult removed(std::uint32_t hash, const PeerEndpoint& peer) {
@@ -106,7 +106,7 @@ class ReplicaTest : public ::testing::Test {
     verify(*store_);
     return result;
   }
-  ScrapeEntry scrape(std::uint32_t hash) const { return store_->scrape(hash_of(hash)); }
+  ScrapeEntry scrape(std::uint32_t hash) { return store_->scrape(hash_of(hash), now_s_); }
   // Expiry steps every unit up to now_s_ + seconds (a sweep covers a one-swarm store each step).
   void advance(std::uint32_t seconds) {
     for (const std::uint32_t end_s = now_s_ + seconds; now_s_ < end_s;) {
@@ -443,7 +443,7 @@ TEST(ReplicaMix, BothStoresAgreeAndTheGaugesStayExact) {
       change.info_hash = hash_of(hash);
       change.peer = peer;
       change.seeder = pick(2) == 0;
-      change.age_s = pick(70) * unit_s;  // some past the timeout
+      change.announced_s = static_cast<std::int32_t>(now_s - pick(70) * unit_s);  // some expired
       change.completed_count = static_cast<std::uint16_t>(pick(3));
       ASSERT_EQ(memory.apply_replica(change, now_s), reference.apply_replica(change, now_s))
           << step;
@@ -455,7 +455,7 @@ TEST(ReplicaMix, BothStoresAgreeAndTheGaugesStayExact) {
     }
     if (step % 100 == 0) memory.verify();
     for (std::uint32_t h = 0; h < 16; ++h) {
-      ASSERT_EQ(memory.scrape(hash_of(h)), reference.scrape(hash_of(h))) << step << " " << h;
+      ASSERT_EQ(memory.scrape(hash_of(h), now_s), reference.scrape(hash_of(h), now_s)) << step << " " << h;
     }
     const auto& a = memory.counters();
     const auto& b = reference.counters();

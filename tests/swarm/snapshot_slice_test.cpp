@@ -113,7 +113,7 @@ TEST_P(SnapshotSliceTest, SlicesOfAQuietStoreRestoreEverySwarmExactly) {
     EXPECT_EQ(result.value().swarms, 500u);  // a split swarm's records are merged, not counted
     verify(*restored);
     for (std::uint32_t hash = 0; hash < 500; ++hash) {
-      EXPECT_EQ(restored->scrape(hash_of(hash)), store_->scrape(hash_of(hash))) << hash;
+      EXPECT_EQ(restored->scrape(hash_of(hash), now_s_), store_->scrape(hash_of(hash), now_s_)) << hash;
     }
   }
 }
@@ -152,14 +152,14 @@ TEST_P(SnapshotSliceTest, SwarmsPresentThroughoutSurviveChurnBetweenSlices) {
     ASSERT_TRUE(result.ok()) << result.error();
     verify(*restored);
     for (std::uint32_t hash = 0; hash < stable_count; ++hash) {
-      const ScrapeEntry entry = restored->scrape(hash_of(hash));
+      const ScrapeEntry entry = restored->scrape(hash_of(hash), now_s_);
       // Its first peer never left; the IPv6 seeder neither.
       ASSERT_GE(entry.leechers, 1u) << hash;
       if (hash % 5 == 0) {
         EXPECT_GE(entry.seeders, 1u) << hash;
       }
     }
-    EXPECT_GE(restored->scrape(hash_of(3)).leechers, 1u);
+    EXPECT_GE(restored->scrape(hash_of(3), now_s_).leechers, 1u);
     EXPECT_LE(restored->counters().peers_ipv4 + restored->counters().peers_ipv6,
               store_->counters().peers_ipv4 + store_->counters().peers_ipv6 + doomed_count + 2000)
         << "nothing invented";

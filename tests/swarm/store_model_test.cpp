@@ -83,6 +83,7 @@ class Model {
     const int family = request.peer.family == AddressFamily::ipv6;
     const Wire wire(request.peer.wire_bytes().begin(), request.peer.wire_bytes().end());
     auto found = swarms_.find(request.info_hash);
+    if (found != swarms_.end()) expire_swarm(found->second, now_s);  // no read shows one
     if (request.event == AnnounceEvent::stopped) {
       if (found == swarms_.end()) return {};
       const auto peer = found->second.peers[family].find(wire);
@@ -105,22 +106,18 @@ class Model {
 
   void expire(std::uint32_t now_s) {
     for (auto it = swarms_.begin(); it != swarms_.end();) {
-      for (int family = 0; family < 2; ++family) {
-        auto& peers = it->second.peers[family];
-        for (auto peer = peers.begin(); peer != peers.end();) {
-          const auto next = std::next(peer);
-          const std::uint32_t age_s = (now_s / unit_s_ - peer->second.last_s / unit_s_) * unit_s_;
-          if (age_s > timeout_s_) it->second.erase(family, peer);
-          peer = next;
-        }
-      }
+      expire_swarm(it->second, now_s);
       it = gone(it->second) ? swarms_.erase(it) : std::next(it);
     }
   }
 
-  ScrapeEntry scrape(const InfoHash& hash) const {
+  ScrapeEntry scrape(const InfoHash& hash, std::uint32_t now_s) {
     const auto found = swarms_.find(hash);
-    return found == swarms_.end() ? ScrapeEntry{} : entry_of(found->second);
+    if (found == swarms_.end()) return {};
+    expire_swarm(found->second, now_s);
+    const ScrapeEntry entry = entry_of(found->second);
+    if (gone(found->second)) swarms_.erase(found);
+    return entry;
   }
 
   const ModelSwarm* swarm(const InfoHash& hash) const {
@@ -132,6 +129,17 @@ class Model {
  private:
   // An empty swarm keeps its completed count (the runs below stay far inside completed_keep_s,
   // whose end store_rules_test checks).
+  void expire_swarm(ModelSwarm& swarm, std::uint32_t now_s) {
+    for (int family = 0; family < 2; ++family) {
+      auto& peers = swarm.peers[family];
+      for (auto peer = peers.begin(); peer != peers.end();) {
+        const auto next = std::next(peer);
+        const std::uint32_t age_s = (now_s / unit_s_ - peer->second.last_s / unit_s_) * unit_s_;
+        if (age_s > timeout_s_) swarm.erase(family, peer);
+        peer = next;
+      }
+    }
+  }
   static bool gone(const ModelSwarm& swarm) {
     return swarm.total() == 0 && swarm.completed_count == 0;
   }
@@ -211,7 +219,7 @@ TEST(SwarmStoreModel, MillionMixedOperationsMatchTheModel) {
         static_cast<std::uint32_t>(random() % (random() % 8 == 0 ? hashes : 40));
     const InfoHash hash = hash_number(hash_n);
     if (kind < 60) {
-      ASSERT_EQ(store.scrape(hash), model.scrape(hash)) << "op " << op;
+      ASSERT_EQ(store.scrape(hash, clock.now_s()), model.scrape(hash, clock.now_s())) << "op " << op;
       continue;
     }
     const bool ipv6 = random() % 4 == 0;
@@ -257,7 +265,8 @@ TEST(SwarmStoreModel, MillionMixedOperationsMatchTheModel) {
   EXPECT_EQ(store.swarms_count(), model.swarms_count());
   EXPECT_GT(model.swarms_count(), 0u);
   for (std::uint32_t h = 0; h < hashes; ++h) {
-    ASSERT_EQ(store.scrape(hash_number(h)), model.scrape(hash_number(h))) << "hash " << h;
+    ASSERT_EQ(store.scrape(hash_number(h), clock.now_s()), model.scrape(hash_number(h), clock.now_s()))
+        << "hash " << h;
   }
   EXPECT_EQ(store.counters().announces, announces);
 }

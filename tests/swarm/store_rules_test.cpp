@@ -95,7 +95,7 @@ TEST_F(StoreTest, CompletedCountsOncePerPeer) {
   EXPECT_EQ(announce(1, v4(1), 0, AnnounceEvent::completed).completed, 1u);
   // A new peer arriving with event=completed counts too.
   EXPECT_EQ(announce(1, v4(2), 0, AnnounceEvent::completed).completed, 2u);
-  EXPECT_EQ(store_.scrape(hash_of(1)).completed, 2u);
+  EXPECT_EQ(store_.scrape(hash_of(1), now_s_).completed, 2u);
 }
 
 TEST_F(StoreTest, StoppedRemovesThePeerAndAnEmptySwarmIsFreed) {
@@ -107,7 +107,7 @@ TEST_F(StoreTest, StoppedRemovesThePeerAndAnEmptySwarmIsFreed) {
   EXPECT_EQ(reply.seeders, 1u);
   announce(1, v4(2), 0, AnnounceEvent::stopped);
   EXPECT_EQ(store_.swarms_count(), 0u);
-  EXPECT_EQ(store_.scrape(hash_of(1)), ScrapeEntry{});
+  EXPECT_EQ(store_.scrape(hash_of(1), now_s_), ScrapeEntry{});
   // A stop for an unknown swarm creates nothing.
   announce(2, v4(3), 0, AnnounceEvent::stopped);
   EXPECT_EQ(store_.swarms_count(), 0u);
@@ -116,9 +116,9 @@ TEST_F(StoreTest, StoppedRemovesThePeerAndAnEmptySwarmIsFreed) {
 TEST_F(StoreTest, OnlyTheSameAddressAndPortUpdateAPeer) {
   announce(1, v4(1, 1000), 10);
   announce(1, v4(1, 1001), 10);  // same IP, other port: another peer
-  EXPECT_EQ(store_.scrape(hash_of(1)).leechers, 2u);
+  EXPECT_EQ(store_.scrape(hash_of(1), now_s_).leechers, 2u);
   announce(1, v4(1, 1001), 10, AnnounceEvent::stopped);
-  EXPECT_EQ(store_.scrape(hash_of(1)).leechers, 1u);
+  EXPECT_EQ(store_.scrape(hash_of(1), now_s_).leechers, 1u);
 }
 
 TEST_F(StoreTest, SeedersGetOnlyLeechersAndLeechersGetEveryone) {
@@ -160,16 +160,16 @@ TEST_F(StoreTest, FamiliesAreNeverMixed) {
 TEST_F(StoreTest, CrossingTheIndexThresholdBothWaysKeepsEveryPeerFindable) {
   // Up past the index threshold and back down, with stops in the middle of the arrays.
   for (std::uint32_t i = 0; i < 300; ++i) announce(1, v4(i), i % 3 == 0 ? 0 : 1);
-  EXPECT_EQ(store_.scrape(hash_of(1)).seeders + store_.scrape(hash_of(1)).leechers, 300u);
+  EXPECT_EQ(store_.scrape(hash_of(1), now_s_).seeders + store_.scrape(hash_of(1), now_s_).leechers, 300u);
   for (std::uint32_t i = 0; i < 300; i += 2) announce(1, v4(i), 0, AnnounceEvent::stopped);
   for (std::uint32_t i = 1; i < 300; i += 2) {  // re-announces find the existing peer
-    const auto before = store_.scrape(hash_of(1));
+    const auto before = store_.scrape(hash_of(1), now_s_);
     announce(1, v4(i), i % 3 == 0 ? 0 : 1);
-    ASSERT_EQ(store_.scrape(hash_of(1)).seeders + store_.scrape(hash_of(1)).leechers,
+    ASSERT_EQ(store_.scrape(hash_of(1), now_s_).seeders + store_.scrape(hash_of(1), now_s_).leechers,
               before.seeders + before.leechers);
   }
   for (std::uint32_t i = 1; i < 290; i += 2) announce(1, v4(i), 0, AnnounceEvent::stopped);
-  const auto left = store_.scrape(hash_of(1));
+  const auto left = store_.scrape(hash_of(1), now_s_);
   EXPECT_EQ(left.seeders + left.leechers, 5u);
 }
 
@@ -178,7 +178,7 @@ TEST_F(StoreTest, SetsPastTheNarrowIndexUseWideEntriesAndComeBack) {
   verify_each_ = false;  // PeerSet::verify is O(n^2)
   constexpr std::uint32_t peers = 80'000;
   auto total = [&] {
-    const ScrapeEntry entry = store_.scrape(hash_of(1));
+    const ScrapeEntry entry = store_.scrape(hash_of(1), now_s_);
     return entry.seeders + entry.leechers;
   };
   for (std::uint32_t i = 0; i < peers; ++i)
@@ -193,7 +193,7 @@ TEST_F(StoreTest, SetsPastTheNarrowIndexUseWideEntriesAndComeBack) {
   ASSERT_EQ(total(), peers / 8);
   for (std::uint32_t i = 0; i < peers; i += 8) announce(1, v4(i), 1, AnnounceEvent::none, 0);
   ASSERT_EQ(total(), peers / 8);
-  ASSERT_EQ(store_.scrape(hash_of(1)).seeders, 0u);
+  ASSERT_EQ(store_.scrape(hash_of(1), now_s_).seeders, 0u);
   for (std::uint32_t i = 0; i < peers; i += 8) announce(1, v4(i), 0, AnnounceEvent::stopped, 0);
   EXPECT_EQ(store_.swarms_count(), 0u);
 }
@@ -206,7 +206,7 @@ TEST_F(StoreTest, PeersExpireAndEmptySwarmsAreFreed) {
   for (std::uint32_t s = 0; s < limits_.peer_timeout_s / 4 + 2; ++s) store_.expire_step(++now_s_);
   store_.verify();
   EXPECT_EQ(store_.swarms_count(), 1u);
-  EXPECT_EQ(store_.scrape(hash_of(7)).leechers, 1u);
+  EXPECT_EQ(store_.scrape(hash_of(7), now_s_).leechers, 1u);
   EXPECT_EQ(store_.counters().peers_expired, 49u);
 }
 
@@ -217,14 +217,14 @@ TEST_F(StoreTest, TheTableGrowsWhileServing) {
     announce(i, v4(i), 1);
     if (i % 997 == 0) {
       for (std::uint32_t j = 0; j <= i; j += 101)
-        ASSERT_EQ(store_.scrape(hash_of(j)).leechers, 1u) << j;
+        ASSERT_EQ(store_.scrape(hash_of(j), now_s_).leechers, 1u) << j;
     }
   }
   EXPECT_EQ(store_.swarms_count(), 20000u);
   store_.verify();
   for (std::uint32_t i = 0; i < 20000; i += 2) announce(i, v4(i), 1, AnnounceEvent::stopped);
   EXPECT_EQ(store_.swarms_count(), 10000u);
-  for (std::uint32_t i = 1; i < 20000; i += 2) ASSERT_EQ(store_.scrape(hash_of(i)).leechers, 1u);
+  for (std::uint32_t i = 1; i < 20000; i += 2) ASSERT_EQ(store_.scrape(hash_of(i), now_s_).leechers, 1u);
 }
 
 TEST_F(StoreTest, ReadingAheadChangesNothingInAnyState) {
@@ -255,8 +255,8 @@ TEST_F(StoreTest, ReadingAheadChangesNothingInAnyState) {
   store_.prefetch(late);
   store_.verify();
   EXPECT_EQ(store_.swarms_count(), 3021u);
-  for (std::uint32_t i = 0; i < 3020; ++i) ASSERT_EQ(store_.scrape(hash_of(i)).leechers, 1u) << i;
-  EXPECT_EQ(store_.scrape(hash_of(3020)).leechers, 200u);
+  for (std::uint32_t i = 0; i < 3020; ++i) ASSERT_EQ(store_.scrape(hash_of(i), now_s_).leechers, 1u) << i;
+  EXPECT_EQ(store_.scrape(hash_of(3020), now_s_).leechers, 200u);
 }
 
 TEST_F(StoreTest, SwarmsLeaveWhileTheIndexGrows) {
@@ -273,7 +273,7 @@ TEST_F(StoreTest, SwarmsLeaveWhileTheIndexGrows) {
   EXPECT_EQ(store_.swarms_count(), 4000u - 1334u);
   for (std::uint32_t i = 0; i < 4000; ++i) {
     const bool stopped = i < next_to_stop && i % 2 == 0;
-    ASSERT_EQ(store_.scrape(hash_of(i)).leechers, stopped ? 0u : 1u) << i;
+    ASSERT_EQ(store_.scrape(hash_of(i), now_s_).leechers, stopped ? 0u : 1u) << i;
   }
 }
 
@@ -289,7 +289,7 @@ TEST_F(StoreTest, RecordPagesGoBackWhenSwarmsLeave) {
   // The records of the 99,000 swarms that went, 7.1 MB, less the hysteresis (the index does not
   // shrink).
   EXPECT_LE(store_.memory_bytes(), full_bytes - 6'000'000);
-  for (std::uint32_t i = 0; i < 1000; ++i) ASSERT_EQ(store_.scrape(hash_of(i)).leechers, 1u);
+  for (std::uint32_t i = 0; i < 1000; ++i) ASSERT_EQ(store_.scrape(hash_of(i), now_s_).leechers, 1u);
   for (std::uint32_t i = 0; i < 1000; ++i) announce(swarms + i, v4(i), 1);  // reuses the pages
   store_.verify();
   EXPECT_EQ(store_.swarms_count(), 2000u);
@@ -424,7 +424,7 @@ TEST_F(StoreTest, ASnapshotRestoresSwarmsPeersAndCounts) {
   EXPECT_EQ(result.value().peers, 20u * 21 / 2 + 20);
   restored.verify();
   for (std::uint32_t hash = 1; hash <= 20; ++hash) {
-    EXPECT_EQ(restored.scrape(hash_of(hash)), store_.scrape(hash_of(hash))) << hash;
+    EXPECT_EQ(restored.scrape(hash_of(hash), now_s_), store_.scrape(hash_of(hash), now_s_)) << hash;
   }
   EXPECT_EQ(restored.counters().peers_ipv6, 20u);
   SwarmStatistics statistics;
@@ -445,7 +445,7 @@ TEST_F(StoreTest, ASnapshotRestoresSwarmsPeersAndCounts) {
   restored.expire_step(later_s);
   restored.expire_step(later_s + limits_.peer_timeout_s - 50 - unit_s);  // > a sweep period
   EXPECT_EQ(restored.swarms_count(), 1u);  // only swarm 5 announced after the restart
-  EXPECT_EQ(restored.scrape(hash_of(5)).seeders, 1u);
+  EXPECT_EQ(restored.scrape(hash_of(5), now_s_).seeders, 1u);
 }
 
 TEST_F(StoreTest, ASnapshotKeepsWhatItIsToldAndRefusesTruncation) {
@@ -457,8 +457,8 @@ TEST_F(StoreTest, ASnapshotKeepsWhatItIsToldAndRefusesTruncation) {
       records, now_s_, 0, [](const InfoHash& hash) { return hash.bytes[0] % 2 == 1; });
   ASSERT_TRUE(kept.ok());
   EXPECT_EQ(kept.value().swarms, 5u);
-  EXPECT_EQ(odd.scrape(hash_of(3)).leechers, 1u);
-  EXPECT_EQ(odd.scrape(hash_of(4)).leechers, 0u);
+  EXPECT_EQ(odd.scrape(hash_of(3), now_s_).leechers, 1u);
+  EXPECT_EQ(odd.scrape(hash_of(4), now_s_).leechers, 0u);
   // Downtime beyond the peer timeout: nothing is restored.
   SwarmStore stale{limits_, HashSecret::from_seed(14), 4};
   const auto none = stale.restore_snapshot(records, now_s_, limits_.peer_timeout_s + 1,
@@ -490,8 +490,32 @@ TEST(StampClockTest, AgesAreWholeUnitsOfOne64thOfTheTimeout) {
   EXPECT_EQ(clock.age_s(stamp | stamp_completed_bit, then_s + 4), 61u);
   EXPECT_EQ(clock.age_s(stamp, then_s + 61 * 127), 61u * 127);
   EXPECT_EQ(clock.age_s(stamp, then_s + 61 * 128), 0u);  // the wrap the sweep never lets come
-  EXPECT_EQ(clock.age_s(clock.stamp_aged(20'000, 610), 20'000), 610u);
-  EXPECT_EQ(clock.stamp_aged(20'000, 610) & stamp_completed_bit, 0);
+  EXPECT_EQ(clock.age_s(clock.stamp_at(20'000 - 610), 20'000), 610u);
+  EXPECT_EQ(clock.stamp_at(20'000 - 610) & stamp_completed_bit, 0);
+  EXPECT_EQ(clock.stamp_at(then_s), stamp);
+}
+
+// Two processes that started at different times (cluster nodes) see the same stamp for the same
+// Unix second, and the same unit boundaries: units begin on multiples of the unit in Unix time.
+TEST(StampClockTest, UnitsAreAlignedToUnixTimeWheneverTheClockBegan) {
+  const std::uint64_t unix_s = 1'796'000'017;  // 2026-12 and a bit
+  for (const std::uint64_t zero_a : {unix_s - 5, unix_s - 4'000, unix_s - 1'234'567}) {
+    for (const std::uint64_t zero_b : {unix_s - 61, unix_s - 77, unix_s - 3'901}) {
+      const StampClock a(3900, zero_a);
+      const StampClock b(3900, zero_b);
+      for (std::uint64_t t = unix_s; t < unix_s + 200; ++t) {
+        const auto now_a = static_cast<std::uint32_t>(t - zero_a);
+        const auto now_b = static_cast<std::uint32_t>(t - zero_b);
+        ASSERT_EQ(a.stamp_of(now_a), b.stamp_of(now_b)) << t;
+        ASSERT_EQ(a.stamp_of(now_a), static_cast<std::uint8_t>((t / 61) & stamp_time_mask)) << t;
+      }
+    }
+  }
+  // A second before the clock began (another node's announce, a snapshot's cut) has its stamp.
+  const StampClock late(3900, unix_s - 10);
+  EXPECT_EQ(late.stamp_at(-1'000), static_cast<std::uint8_t>(((unix_s - 1'010) / 61) & 0x7f));
+  EXPECT_EQ(late.stamp_at(-100'000), static_cast<std::uint8_t>(((unix_s - 100'010) / 61) & 0x7f));
+  EXPECT_EQ(late.stamp_at(0), static_cast<std::uint8_t>(((unix_s - 10) / 61) & 0x7f));
 }
 
 TEST(StoreLimitsTest, TheSwarmLimitShrinksToTheAddressSpaceThereIs) {
@@ -507,7 +531,7 @@ TEST(StoreLimitsTest, TheSwarmLimitShrinksToTheAddressSpaceThereIs) {
     request.peer = v4(1);
     std::uint8_t out[6];
     if (store.announce(request, 1, out).status != AnnounceStatus::ok) return 12;
-    return store.scrape(hash_of(1)).seeders == 1 ? 0 : 13;
+    return store.scrape(hash_of(1), 1).seeders == 1 ? 0 : 13;
   });
   EXPECT_EQ(status, 0) << "100: no limit set, 101: died, 11: limit not reduced, 12/13: no swarm";
 }
@@ -562,7 +586,7 @@ TEST(CompletedCounts, OutliveTheLastPeerForTheKeepTime) {
   EXPECT_EQ(announce(1, AnnounceEvent::stopped, 1020).completed, 1u);
   announce(2, AnnounceEvent::started, 1000);
   announce(2, AnnounceEvent::stopped, 1020);
-  EXPECT_EQ(store.scrape(hash_of(1)), (ScrapeEntry{0, 0, 1}));
+  EXPECT_EQ(store.scrape(hash_of(1), 1020), (ScrapeEntry{0, 0, 1}));
   EXPECT_EQ(store.swarms_count(), 1u);  // the one without completions went
   store.verify();
   // Swept (and asked about) for the keep time: still there; a statistics query does not
@@ -575,17 +599,17 @@ TEST(CompletedCounts, OutliveTheLastPeerForTheKeepTime) {
     EXPECT_EQ(statistics.completed, 1u);
   }
   for (; now_s < 1020 + 720; now_s += 10) store.expire_step(now_s);
-  EXPECT_EQ(store.scrape(hash_of(1)), ScrapeEntry{});
+  EXPECT_EQ(store.scrape(hash_of(1), now_s), ScrapeEntry{});
   EXPECT_EQ(store.swarms_count(), 0u);
   store.verify();
   // An emptied swarm that comes back goes on counting from its kept history.
   announce(3, AnnounceEvent::completed, 2000);
   announce(3, AnnounceEvent::stopped, 2001);
   announce(3, AnnounceEvent::completed, 2100);
-  EXPECT_EQ(store.scrape(hash_of(3)), (ScrapeEntry{1, 0, 2}));
+  EXPECT_EQ(store.scrape(hash_of(3), 2100), (ScrapeEntry{1, 0, 2}));
   // Peers that expire (no stopped) leave the count behind too.
   for (now_s = 2100; now_s < 2400; now_s += 10) store.expire_step(now_s);
-  EXPECT_EQ(store.scrape(hash_of(3)), (ScrapeEntry{0, 0, 2}));
+  EXPECT_EQ(store.scrape(hash_of(3), now_s), (ScrapeEntry{0, 0, 2}));
   store.verify();
 }
 
@@ -632,11 +656,11 @@ TEST(SnapshotInterchange, TheReferenceStoreAndTheSwarmStoreReadEachOthersRecords
   ASSERT_TRUE(memory_again.restore_snapshot(from_reference, 200, 0, keep_all).ok());
   ASSERT_TRUE(reference_again.restore_snapshot(from_memory, 200, 0, keep_all).ok());
   for (std::uint32_t hash = 0; hash < 20; ++hash) {
-    const ScrapeEntry expected = memory.scrape(hash_of(hash));
+    const ScrapeEntry expected = memory.scrape(hash_of(hash), 200);
     EXPECT_GT(expected.seeders + expected.leechers, 0u);
-    EXPECT_EQ(reference.scrape(hash_of(hash)), expected);
-    EXPECT_EQ(memory_again.scrape(hash_of(hash)), expected) << "from the reference's records";
-    EXPECT_EQ(reference_again.scrape(hash_of(hash)), expected) << "from the memory store's";
+    EXPECT_EQ(reference.scrape(hash_of(hash), 200), expected);
+    EXPECT_EQ(memory_again.scrape(hash_of(hash), 200), expected) << "from the reference's records";
+    EXPECT_EQ(reference_again.scrape(hash_of(hash), 200), expected) << "from the memory store's";
   }
   // Records are hostile input: a truncated one is refused with its reason by both.
   from_memory.pop_back();

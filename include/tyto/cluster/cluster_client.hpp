@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "tyto/cluster/replication_batch.hpp"
+#include "tyto/core/clock.hpp"
 #include "tyto/shard/bridge_thread.hpp"
 #include "tyto/shard/cluster_bridge.hpp"
 #include "tyto/shard/counters.hpp"
@@ -57,6 +58,9 @@ struct ClusterClientConfig {
   ClusterKey key{};
   std::chrono::milliseconds publish_interval{100};
   std::chrono::milliseconds warm_wait{2000};
+  // The node's time frame (Runtime::time_frame): batches and warm-up pieces carry frame Unix
+  // time, which every node converts to its own shards' seconds exactly.
+  TimeFrame frame;
   // Passed through to libnats ("" = unset).
   std::string credentials_file;
   std::string tls_ca_file;
@@ -104,7 +108,7 @@ class ClusterClient final : public shard::BridgeThread::Client {
 
   ClusterClient(ClusterClientConfig config, shard::ClusterBridge& bridge,
                 shard::SnapshotBridge& snapshots, std::span<shard::Presence> shards,
-                OwnerOf owner_of, std::uint32_t peer_timeout_s,
+                OwnerOf owner_of,
                 shard::BaselineHandoff* baselines = nullptr);
   ~ClusterClient() override;
   ClusterClient(const ClusterClient&) = delete;
@@ -133,6 +137,7 @@ class ClusterClient final : public shard::BridgeThread::Client {
 
  private:
   void take_local_changes();
+  std::uint64_t frame_unix_ms() const noexcept;  // now, in the frame's Unix time
   void publish_batches(bool heartbeat);
   void publish(const std::string& subject, const std::vector<std::uint8_t>& bytes,
                const char* reply = nullptr);
@@ -154,7 +159,6 @@ class ClusterClient final : public shard::BridgeThread::Client {
   shard::SnapshotBridge& snapshots_;
   std::span<shard::Presence> shards_;
   OwnerOf owner_of_;
-  std::uint32_t peer_timeout_s_;
   shard::BaselineHandoff* baselines_;  // private mode; nullptr otherwise
   std::vector<shard::BaselineHandoff::Held> baselines_taken_;  // reused
   shard::Waker waker_;
@@ -177,7 +181,13 @@ class ClusterClient final : public shard::BridgeThread::Client {
   std::size_t inbound_next_ = 0;
 
   // Publishing.
-  std::vector<std::vector<Change>> local_;  // per shard, since the last batch
+  // A change of this node's, and for a peer the frame Unix second of its announce (the batch
+  // says it as seconds before the batch's base).
+  struct LocalChange {
+    Change change;
+    std::uint64_t announced_unix_s = 0;
+  };
+  std::vector<std::vector<LocalChange>> local_;  // per shard, since the last batch
   std::vector<std::uint64_t> next_sequence_;
   Batch batch_;  // reused
   std::vector<std::uint8_t> bytes_;

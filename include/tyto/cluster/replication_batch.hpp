@@ -74,7 +74,7 @@ struct Batch {
   std::uint16_t shards_count = 1;  // the origin's; shard < shards_count
   std::uint16_t shard = 0;
   std::uint64_t sequence = 0;  // increasing per (origin, shard)
-  std::uint64_t base_unix_ms = 0;
+  std::uint64_t base_unix_ms = 0;  // when it was cut, in frame Unix time (core/clock.hpp)
   std::vector<Change> changes;
 };
 
@@ -126,7 +126,9 @@ struct WarmMessage {
   std::string origin;
   std::uint64_t nonce = 0;
   std::uint32_t index = 0;    // piece: its index from 0; done: the number of pieces
-  std::uint64_t unix_ms = 0;  // piece: when the responder cut it (the records' ages are from then)
+  // piece: the second the responder's shard cut it at (frame Unix time, a whole second in ms):
+  // the records' ages count from it.
+  std::uint64_t unix_ms = 0;
   std::span<const std::uint8_t> records;  // piece: points into the decoded bytes
 };
 inline constexpr std::size_t warm_piece_records_max = 64 * 1024;

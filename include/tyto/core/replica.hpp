@@ -23,7 +23,10 @@ struct ReplicaChange {
   Kind kind = Kind::peer;
   bool seeder = false;                // peer: left = 0
   std::uint16_t completed_count = 0;  // completed: completions to add
-  std::uint32_t age_s = 0;            // peer: seconds since its last announce, wherever made
+  // peer: the second of its last announce, wherever made, on the clock (now_s) of the store it
+  // is given to: at or below 0 when that was before the clock began (the cluster's bridge
+  // converts it between nodes through frame Unix time, core/clock.hpp).
+  std::int32_t announced_s = 0;
   InfoHash info_hash;
   PeerEndpoint peer;  // peer, peer_removed
 };

@@ -43,7 +43,9 @@ namespace tyto::shard {
 // `holders` starts at the number of shards; each shard releases it once when done with it.
 struct SharedRecords {
   std::vector<std::uint8_t> bytes;
-  std::uint32_t extra_age_s = 0;  // how old the records were when they arrived
+  // The second the records were cut at, on this node's clock (now_s; at or below 0 when before
+  // it began): each shard ages them from there, exactly, whenever it takes them.
+  std::int64_t cut_s = 0;
   std::atomic<std::uint32_t> holders{0};
   void release() noexcept { holders.fetch_sub(1, std::memory_order_release); }
   bool released() const noexcept { return holders.load(std::memory_order_acquire) == 0; }
@@ -102,7 +104,7 @@ class BaselineHandoff {
 };
 
 struct ClusterFromShard {
-  ReplicaChange change;  // age_s 0: announced now
+  ReplicaChange change;  // announced_s: the shard's now_s
 };
 
 // Per shard. A turn's worth of remote changes (at a million per second per shard, 100 ms is

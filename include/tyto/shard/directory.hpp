@@ -83,8 +83,9 @@ struct ShardDirectory {
         0};                          // access_list.hpp: read-copy-update
     std::atomic<bool> quiet{false};  // stopping: nothing of this shard's is in flight
   };
-  // shard_key: which shard owns an info_hash (random per process, or the cluster's).
-  ShardDirectory(std::uint32_t shards_count, ShardKey shard_key);
+  // shard_key: which shard owns an info_hash (random per process, or the cluster's);
+  // clock_speedup: ShardConfig::clock_speedup (1 outside tests).
+  ShardDirectory(std::uint32_t shards_count, ShardKey shard_key, std::uint32_t clock_speedup = 1);
   // The mailbox from one shard to another; a shard has none to itself.
   Mailbox& mailbox(std::uint32_t from, std::uint32_t to) noexcept {
     TYTO_ASSERT(from != to && from < shards_count && to < shards_count);
@@ -104,9 +105,9 @@ struct ShardDirectory {
 
   std::uint32_t shards_count;
   ShardKey shard_key;
-  // One time origin for every shard, so a connection id issued by one shard's clock is judged
-  // by the same clock on another.
-  std::uint32_t clock_origin_s;
+  // One time frame for every shard (core/clock.hpp), so a connection id issued by one shard's
+  // clock is judged by the same clock on another, and every node's shards tick together.
+  TimeFrame time_frame;
   std::unique_ptr<Presence[]> presence;  // waker.hpp: whether each shard sleeps, its ring
   std::unique_ptr<Entry[]> entries;
   std::vector<std::unique_ptr<Mailbox>> mailboxes;  // N × (N - 1), see mailbox()
@@ -125,11 +126,10 @@ struct ShardDirectory {
   // The info-hash access list (null: none) and its epoch; see access_list.hpp.
   std::atomic<const AccessList*> access_list{nullptr};
   std::atomic<std::uint64_t> access_epoch{0};
-  // Private tracker: Unix time at clock_origin_s (accounting writes Unix seconds); the storage
+  // The storage
   // bridge's queues (initialised in private mode, catalogue whitelist mode, or when completed
   // counts are persisted); start-up only: the catalogue and the
   // persisted baselines each shard copies its part of in open().
-  std::uint64_t unix_origin_s = 0;
   StorageBridge storage;
   const store::CatalogueRows* catalogue_rows = nullptr;
   std::span<const store::Baseline> baselines;

@@ -94,6 +94,8 @@ class Runtime {
   // After stop(): every shard's swarms as snapshot records; `swarms` is set to their number.
   std::vector<std::uint8_t> snapshot_records(std::uint64_t& swarms) const;
 
+  // The shards' time frame (core/clock.hpp), after start().
+  const TimeFrame& time_frame() const noexcept { return directory_->time_frame; }
   // The shard that owns a swarm.
   std::uint32_t owner_of(const InfoHash& info_hash) const noexcept;
 

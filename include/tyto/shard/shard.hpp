@@ -115,10 +115,11 @@ class Shard {
   void hold_reply(const HeldReply& held) noexcept;
   // Unix time, read with the shard clock (accounting).
   std::uint64_t now_unix_s() const noexcept;
-  // The clock UDP connection ids are issued and judged by: Unix time at the start plus shard
-  // seconds (so it runs with the test clock's speed-up), the same on every node of a cluster
-  // give or take the start's rounding, which the ids' slots absorb.
-  std::uint64_t connection_clock_s() const noexcept { return directory_.unix_origin_s + now_s_; }
+  // The clock UDP connection ids are issued and judged by: the frame's Unix second (so it runs
+  // with the test clock's speed-up), the same on every node of a cluster.
+  std::uint64_t connection_clock_s() const noexcept {
+    return directory_.time_frame.unix_at_zero_s() + now_s_;
+  }
   // Once the loop stopped (any thread): hands every accounting delta still summed here to
   // give(const store::AccountingDelta&) -> bool.
   template <class Give>
@@ -133,7 +134,7 @@ class Shard {
   }
   // On the owner: the swarm's counts for a scrape, its completed count at least the persisted
   // one (README "Completed counts"), whether or not the swarm still exists.
-  ScrapeEntry scrape(const InfoHash& info_hash) const noexcept;
+  ScrapeEntry scrape(const InfoHash& info_hash) noexcept;
   // Stages a message for another shard; false (counted, logged) when its mailbox is full.
   bool forward(std::uint32_t owner, const Message& message) noexcept;
   // The same, for a caller that keeps a refused message and retries it (nothing counted).
@@ -224,6 +225,7 @@ class Shard {
     std::uint64_t generation = 0;
     std::size_t piece_bytes = 0;
     std::uint64_t piece_swarms = 0;
+    std::uint32_t piece_cut_s = 0;  // the now_s every slice of the piece was cut at
     store::SnapshotCursor cursor;
     std::unique_ptr<std::vector<std::uint8_t>> piece;
   };

@@ -36,6 +36,9 @@ struct SnapshotPiece {
   std::vector<std::uint8_t>* bytes = nullptr;  // owned by the receiver once taken
   std::uint64_t swarms = 0;                    // swarms begun in this piece (the header's count)
   bool last = false;                           // the shard's last piece of this generation
+  // The shard's now_s when every record of the piece was cut (a piece never spans two): the
+  // records' ages count from it, so a cluster's warm-up restores each peer's stamp exactly.
+  std::uint32_t cut_s = 0;
 };
 
 inline constexpr std::size_t snapshot_piece_bytes = std::size_t{1} << 20;

@@ -13,6 +13,11 @@
 //    path: noexcept, no blocking call, no outside round trip, no general-heap allocation in
 //    steady state.
 //  - Time is the caller's coarse clock in seconds (now_s), never read by the store itself.
+//  - Expiry follows from a peer's last announce and now_s alone: no read (an announce's counts
+//    and peers, scrape, statistics, top lists) shows a peer past the timeout as the store
+//    counts it, whenever its background expiry comes by. Cluster nodes holding the same peers
+//    then answer the same and drop a silent peer at the same moment (StoreLimits::
+//    unix_at_zero_s aligns a store's time units).
 //  - Every limit in StoreLimits is enforced and every refusal counted in StoreCounters.
 //  - A swarm's completed count outlives its peers for limits.completed_keep_s (scrape still
 //    says `downloaded`), then the swarm goes.
@@ -43,6 +48,11 @@ struct StoreLimits {
   // How long a swarm with completions outlives its last peer (limits.hpp); it counts against
   // swarms_max meanwhile.
   std::uint32_t completed_keep_s = limits::completed_keep_s;
+  // The caller's clock: the (frame) Unix second its now_s 0 stands for (core/clock.hpp
+  // TimeFrame). Expiry depends on nothing but a peer's last announce and now_s (see the
+  // contract), and a store that counts time in coarser units aligns them to Unix time, so every
+  // cluster node drops a peer at the same moment, whenever each started.
+  std::uint64_t unix_at_zero_s = 0;
 };
 
 // Every field is a std::uint64_t, exported by its row (core/counter_field.hpp).
@@ -157,8 +167,9 @@ class PeerStore {
   // swarm's statistics windows (announces, joins, leaves, unmatched completions) do not count
   // them, so the anomaly flags judge what this node's clients do. Limits, refusals and the
   // gauges (swarms, peers, seeders, leechers) are as for announce.
-  //  - peer: age_s >= peer_timeout_s is `expired` (nothing changes). Otherwise the peer is added
-  //    (and its swarm, if absent) with the change's role, last announced age_s before now_s.
+  //  - peer: last announced at announced_s (a second after now_s counts as now_s: clock skew
+  //    between nodes); past the timeout is `expired` (nothing changes). Otherwise the peer is
+  //    added (and its swarm, if absent) with the change's role, last announced then.
   //    An existing peer takes the role and that time unless its own last announce is more
   //    recent (in whole stamp units, SwarmStore): then the change is older news and the peer
   //    stays as it is (`unchanged`); nothing ever makes a peer older. Its completion-counted
@@ -170,7 +181,8 @@ class PeerStore {
   //    no peers; with completed_keep_s = 0 an absent swarm is not made (`unchanged`).
   virtual ReplicaResult apply_replica(const ReplicaChange& change,
                                       std::uint32_t now_s) noexcept = 0;
-  virtual ScrapeEntry scrape(const InfoHash& info_hash) const noexcept = 0;
+  // A swarm's counts at now_s (expired peers gone first, see the contract).
+  virtual ScrapeEntry scrape(const InfoHash& info_hash, std::uint32_t now_s) noexcept = 0;
   // A hint before a batch of announces for these swarms (at most prefetch_batch_max): start
   // loading what their lookups will read. Changes nothing; a store may ignore it.
   static constexpr std::size_t prefetch_batch_max = 64;
@@ -193,7 +205,9 @@ class PeerStore {
 
   // Snapshots, in the record format of src/swarm/snapshot.cpp (app/snapshot frames and
   // checksums them): append every swarm and its peers, returning how many swarms; restore the
-  // swarms `keep` accepts, aging every peer by extra_age_s, skipping what is past the timeout or
+  // swarms `keep` accepts, aging every peer by extra_age_s (the records were cut at now_s -
+  // extra_age_s: a store that counts in units gives each peer the unit it had at the cut),
+  // skipping what is past the timeout or
   // over the limits. A record of a swarm the store holds already (another record of it, or a
   // warm start while replicated changes made swarms: apply_replica) is merged: the record's
   // peers the swarm lacks are added, a peer it holds stays as it is (never replaced, never

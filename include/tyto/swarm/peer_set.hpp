@@ -31,9 +31,11 @@ namespace tyto::swarm {
 // A peer's stamp, one byte: bit 7, its completion was counted; bits 0-6, the time of its last
 // announce in stamp units, wrapping at 128 units. The unit is 1/64 of the peer timeout (rounded
 // up), so a peer expires 64 or 65 units after its last announce (timeout precision: one unit,
-// 61 s at the default 3900 s; opentracker keeps minutes). The sweep looks at every peer at least
-// once per timeout / 4, so it sees an age of at most 65 + 16 + 1 units < 128: a stale peer is
-// never mistaken for a fresh one.
+// 61 s at the default 3900 s; opentracker keeps minutes). Units begin on multiples of the unit
+// in (frame) Unix time, not at the process's start (StoreLimits::unix_at_zero_s), so a peer's
+// stamp, and the moment it expires, are the same on every cluster node that holds it. The
+// sweep looks at every peer at least once per timeout / 4, so it sees an age of at most
+// 65 + 16 + 1 units < 128: a stale peer is never mistaken for a fresh one.
 inline constexpr std::uint8_t stamp_completed_bit = 0x80;
 inline constexpr std::uint8_t stamp_time_mask = 0x7f;
 inline constexpr std::uint32_t stamp_units_per_timeout = 64;
@@ -41,25 +43,36 @@ static_assert(stamp_units_per_timeout + 1 + stamp_units_per_timeout / 4 + 1 < st
 
 class StampClock {
  public:
-  explicit constexpr StampClock(std::uint32_t peer_timeout_s) noexcept
+  // unix_at_zero_s: the (frame) Unix second of now_s 0 (StoreLimits::unix_at_zero_s).
+  explicit constexpr StampClock(std::uint32_t peer_timeout_s,
+                                std::uint64_t unix_at_zero_s = 0) noexcept
       : unit_s_(peer_timeout_s <= stamp_units_per_timeout
                     ? 1
-                    : (peer_timeout_s + stamp_units_per_timeout - 1) / stamp_units_per_timeout) {}
+                    : (peer_timeout_s + stamp_units_per_timeout - 1) / stamp_units_per_timeout),
+        // Only the Unix second's place in a 128-unit wrap matters to a stamp.
+        phase_s_(static_cast<std::uint32_t>(unix_at_zero_s %
+                                            (std::uint64_t{unit_s_} * (stamp_time_mask + 1)))) {}
   constexpr std::uint32_t unit_s() const noexcept { return unit_s_; }
   constexpr std::uint8_t stamp_of(std::uint32_t now_s) const noexcept {
-    return static_cast<std::uint8_t>((now_s / unit_s_) & stamp_time_mask);
+    return static_cast<std::uint8_t>(((std::uint64_t{now_s} + phase_s_) / unit_s_) &
+                                     stamp_time_mask);
+  }
+  // The stamp of second `second_s` of the same clock, which may lie before its start (<= 0:
+  // another node's announce, or a snapshot's, from before this process began).
+  constexpr std::uint8_t stamp_at(std::int64_t second_s) const noexcept {
+    const std::int64_t wrap_s = std::int64_t{unit_s_} * (stamp_time_mask + 1);
+    std::int64_t since_s = second_s + phase_s_;
+    if (since_s < 0) since_s += (-since_s / wrap_s + 1) * wrap_s;  // whole wraps: the same stamp
+    return static_cast<std::uint8_t>((since_s / unit_s_) & stamp_time_mask);
   }
   // Seconds since the stamp, in whole units, modulo the 128-unit wrap.
   constexpr std::uint32_t age_s(std::uint8_t stamp, std::uint32_t now_s) const noexcept {
     return ((stamp_of(now_s) - (stamp & stamp_time_mask)) & stamp_time_mask) * unit_s_;
   }
-  // The stamp of an announce `age_s` before now_s (snapshots restore ages).
-  constexpr std::uint8_t stamp_aged(std::uint32_t now_s, std::uint32_t age_s) const noexcept {
-    return static_cast<std::uint8_t>((stamp_of(now_s) - age_s / unit_s_) & stamp_time_mask);
-  }
 
  private:
   std::uint32_t unit_s_;
+  std::uint32_t phase_s_;
 };
 
 // Peer capacities by class, about 1.25× apart.
@@ -107,6 +120,10 @@ class PeerSet {
                             std::uint32_t peers_max, std::uint64_t random,
                             std::uint8_t* out) const noexcept;
 
+  // Expiry is due once per stamp unit (SwarmStore sweeps a set on its first touch in a unit, so
+  // no read ever shows a peer past its timeout, whenever the background sweep comes by).
+  bool expiry_due(std::uint8_t now_stamp) const noexcept { return swept_ != now_stamp; }
+
   // Removes peers older than timeout_s; calls on_removed(was_seeder) for each. Returns the count.
   template <class OnRemoved>
   std::uint32_t expire(std::uint32_t now_s, std::uint32_t timeout_s, const StampClock& clock,
@@ -120,6 +137,7 @@ class PeerSet {
       on_removed(was_seeder);
       ++removed;
     }
+    swept_ = clock.stamp_of(now_s);
     return removed;
   }
 
@@ -156,7 +174,10 @@ class PeerSet {
   std::uint8_t* block_ = nullptr;
   std::uint32_t count_ : 24 = 0;
   std::uint32_t class_ : 8 = 0;
-  std::uint32_t seeders_ = 0;
+  std::uint32_t seeders_ : 24 = 0;
+  // The stamp (time bits) of the unit expire() last ran in. Never older than the sweep's
+  // period (timeout / 4, 16 units) when compared: no wrap can fake a match.
+  std::uint32_t swept_ : 8 = 0;
 };
 
 using Ipv4Peers = PeerSet<6>;

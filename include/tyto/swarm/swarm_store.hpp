@@ -94,7 +94,7 @@ class SwarmStore final : public store::PeerStore {
   // A change another cluster node made (PeerStore's contract): as an announce without reply,
   // counted in no statistics window and not in counters().announces.
   ReplicaResult apply_replica(const ReplicaChange& change, std::uint32_t now_s) noexcept override;
-  ScrapeEntry scrape(const InfoHash& info_hash) const noexcept override;
+  ScrapeEntry scrape(const InfoHash& info_hash, std::uint32_t now_s) noexcept override;
 
   // Read-ahead for a batch about to be served: starts loading the index entries where lookups
   // of these info_hashes begin, then the records they name, then the first IPv4 peers of each
@@ -188,6 +188,7 @@ class SwarmStore final : public store::PeerStore {
   bool migrated(std::uint32_t slot) const noexcept;
   void release_migrated() noexcept;  // gives back [previous_released_, migrate_cursor_)
   void note_growth_step(std::int64_t start_ns) noexcept;         // start_ns: thread CPU time
+  void expire_due(Swarm& swarm, std::uint32_t now_s) noexcept;   // on first touch in a unit
   bool sweep_swarm(Swarm& swarm, std::uint32_t now_s) noexcept;  // true: erase it
   bool keeps_completed(const Swarm& swarm) const noexcept;
   bool empty_expired(const Swarm& swarm, std::uint32_t now_s) const noexcept;
@@ -201,7 +202,8 @@ class SwarmStore final : public store::PeerStore {
   ReplicaResult replica_completed(const ReplicaChange& change, std::uint32_t now_s) noexcept;
   template <class Peers>
   ReplicaResult upsert_replica(Swarm& swarm, Peers& peers, const ReplicaChange& change,
-                               std::uint32_t now_s, std::uint64_t& family_gauge) noexcept;
+                               std::uint8_t announced, std::uint32_t now_s,
+                               std::uint64_t& family_gauge) noexcept;
 
   template <class Peers>
   AnnounceReply apply(Swarm& swarm, Peers& peers, const AnnounceRequest& request,
