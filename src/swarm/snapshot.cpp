@@ -83,14 +83,16 @@ std::uint64_t restore_peers(const PeerRestore& store, const Swarm& swarm, Peers&
   for (std::uint64_t i = 0; i < count; ++i) {
     const std::uint8_t* wire = in.bytes(Peers::wire_size).data();
     const std::uint8_t flags = in.u8();
-    const std::uint32_t age_s = std::uint32_t{in.u16()} + store.extra_age_s;
-    if (age_s > store.limits.peer_timeout_s) continue;
+    const std::uint64_t age_s = std::uint64_t{in.u16()} + store.extra_age_s;
+    // So long ago that no stamp can say it (128 units wrap): expired for sure.
+    if (age_s >= std::uint64_t{store.limits.peer_timeout_s} + 2 * store.stamps.unit_s()) continue;
     // The stamp of the announce's own second: the record's age (whole units before the unit
     // it was cut in) before the cut (now_s - extra_age_s), which, cut at a known second as a
     // cluster's warm-up pieces are, is the stamp the peer had there. Past the timeout as the
-    // store counts it (a unit more than the seconds may say): expired already.
-    const std::uint8_t announced = store.stamps.stamp_at(std::int64_t{store.now_s} - age_s);
-    if (store.stamps.age_s(announced, store.now_s) > store.limits.peer_timeout_s) continue;
+    // stamps count it: expired already.
+    const std::uint8_t announced =
+        store.stamps.stamp_at(std::int64_t{store.now_s} - static_cast<std::int64_t>(age_s));
+    if (store.stamps.expired(announced, store.now_s, store.limits.peer_timeout_s)) continue;
     if (peers.find(wire, store.secret) != Peers::not_found) continue;  // held already
     const std::uint32_t total =
         swarm.ipv4.count() + (swarm.ipv6 != nullptr ? swarm.ipv6->count() : 0);

@@ -502,10 +502,13 @@ ReplicaResult SwarmStore::apply_replica(const ReplicaChange& change, std::uint32
 ReplicaResult SwarmStore::replica_peer(const ReplicaChange& change, std::uint32_t now_s) noexcept {
   // Announced at a second a node's clock skew may put a little ahead of ours: as now.
   const std::int64_t announced_s = std::min<std::int64_t>(change.announced_s, now_s);
-  if (now_s - announced_s >= limits_.peer_timeout_s) return ReplicaResult::expired;
-  // Past the timeout in whole units (a unit more than the seconds may say): expired here too.
+  // Past the timeout as stamps count it (StampClock::expired), as the origin will drop it; so
+  // long ago that no stamp can say it (128 units wrap), expired for sure.
+  if (now_s - announced_s >= std::int64_t{limits_.peer_timeout_s} + 2 * stamps_.unit_s()) {
+    return ReplicaResult::expired;
+  }
   const std::uint8_t announced = stamps_.stamp_at(announced_s);
-  if (stamps_.age_s(announced, now_s) > limits_.peer_timeout_s) return ReplicaResult::expired;
+  if (stamps_.expired(announced, now_s, limits_.peer_timeout_s)) return ReplicaResult::expired;
   const std::uint64_t hash = hash_info_hash(change.info_hash, secret_);
   Swarm* swarm = find(change.info_hash, hash);
   if (swarm == nullptr) {

@@ -16,7 +16,9 @@ shards, C with one, so a batch is routed both straight and by the receiver's own
     for it (its server neither cuts it as a slow consumer nor as stale, it does not reconnect);
   - all three NATS servers killed for 10 s: every node answers UDP and HTTP announces and scrapes
     from its own state; restarted, the nodes reconnect, new announces replicate again, and a
-    re-announce repairs whatever the outage's announces left unreplicated.
+    re-announce repairs whatever the outage's announces left unreplicated;
+  - (ClusterExpiry, two nodes on a fast test clock) a silent peer leaves both nodes' scrapes at
+    the same moment.
 Every wait is bounded; every process is stopped by its pid."""
 import hashlib
 import hmac
@@ -108,10 +110,13 @@ class NatsServer:
     """One nats-server of a three-server cluster on loopback."""
 
     def __init__(self, name, port, cluster_port, route_ports, directory):
-        routes = ",".join("nats://127.0.0.1:%d" % p for p in route_ports)
+        """cluster_port None: a server alone."""
         self.args = [NATS_SERVER, "-a", "127.0.0.1", "-p", str(port), "-n", name,
-                     "--cluster_name", "tyto-test", "--cluster", "nats://127.0.0.1:%d" % cluster_port,
-                     "--routes", routes, "-l", os.path.join(directory, name + ".log")]
+                     "-l", os.path.join(directory, name + ".log")]
+        if cluster_port is not None:
+            routes = ",".join("nats://127.0.0.1:%d" % p for p in route_ports)
+            self.args += ["--cluster_name", "tyto-test",
+                          "--cluster", "nats://127.0.0.1:%d" % cluster_port, "--routes", routes]
         self.port = port
         self.log_path = os.path.join(directory, name + ".log")
         self.start()
@@ -548,6 +553,110 @@ class Cluster(unittest.TestCase):
         for name in names:
             self.assertEqual(seen[name], [(3, 0, 3), (1, 0, 0)], name)
         a.close()
+
+
+@unittest.skipIf(NATS_SERVER is None, "nats-server is not installed")
+class ClusterExpiry(unittest.TestCase):
+    """Agreement on expiry (README "Cluster"): a peer expires from its last announce wherever it
+    was made, so the nodes drop a silent peer together, although they started at different
+    moments and sweep on their own. Both nodes' test clocks run 60 times as fast as Unix time from
+    the epoch (the shortest peer timeout, 2 x 60 + 300 = 420 s, passes in 7 s; a 7-second stamp
+    unit in 0.12 s); the nodes start 1.3 s (78 test seconds, 11 units) apart."""
+
+    SPEEDUP = 60
+
+    @classmethod
+    def setUpClass(cls):
+        cls.directory = tempfile.mkdtemp(prefix="tyto-cluster-expiry-")
+        cls.secret_file = os.path.join(cls.directory, "secret")
+        with open(cls.secret_file, "wb") as f:
+            f.write(SECRET)
+        os.chmod(cls.secret_file, 0o600)
+        cls.nats, cls.nodes = None, {}
+        try:
+            cls.nats = NatsServer("x0", free_port(), None, [], cls.directory)
+            # A with two shards, B with one: their sweeps visit the swarms in other orders.
+            for name, cores in (("a", "0-1"), ("b", "0")):
+                port = free_port()
+                args = ["--udp", "127.0.0.1:%d" % port, "--http", "127.0.0.1:%d" % port,
+                        "--cores", cores,
+                        "--cluster-node", name, "--cluster-secret-file", cls.secret_file,
+                        "--cluster-nats", "nats://127.0.0.1:%d" % cls.nats.port,
+                        "--cluster-publish-interval-ms", "20",
+                        "--interval", "60", "--test-clock-speedup", str(cls.SPEEDUP)]
+                tracker = Tracker(BINARY, args, [("127.0.0.1", port)])
+                tracker.port = port
+                cls.nodes[name] = tracker
+                assert tracker.wait_for_log("cluster: warm (", seconds=15), tracker.stderr()
+                time.sleep(1.3)
+        except BaseException:
+            cls.kill_all()
+            raise
+
+    @classmethod
+    def kill_all(cls):
+        for tracker in cls.nodes.values():
+            if tracker.process.poll() is None:
+                tracker.kill()
+        if cls.nats is not None:
+            cls.nats.kill()
+        shutil.rmtree(cls.directory, ignore_errors=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            for name, tracker in cls.nodes.items():
+                if tracker.process.poll() is None:
+                    code, _, stderr = tracker.stop()
+                    assert code == 0, (name, code, stderr[-4000:])
+                    assert "Sanitizer" not in stderr, (name, stderr[-4000:])
+        finally:
+            cls.kill_all()
+
+    def scrape(self, name, info_hashes):
+        client = Client(("127.0.0.1", self.nodes[name].port))
+        try:
+            client.connect()
+            return client.scrape(info_hashes)
+        finally:
+            client.close()
+
+    def test_a_silent_peer_leaves_every_node_at_the_same_moment(self):
+        # 24 swarms, each with one peer announced once on A or on B, spread over 1.2 s (72 test
+        # seconds: several stamp units), then silent.
+        hashes = [os.urandom(20) for _ in range(24)]
+        for i, info_hash in enumerate(hashes):
+            client = Client(("127.0.0.1", self.nodes["a" if i % 2 == 0 else "b"].port))
+            client.connect()
+            client.announce(info_hash, 7100 + i, left=i % 3)
+            client.close()
+            time.sleep(0.05)
+        # Polled together until every swarm is gone from both (the timeout is 7 s from the last
+        # announce; at most 15 s): when each node first answered a swarm empty.
+        gone = {"a": {}, "b": {}}
+        seen_on_both = set()
+        deadline = time.time() + 15
+        while time.time() < deadline and any(len(g) < len(hashes) for g in gone.values()):
+            rows = {name: self.scrape(name, hashes) for name in ("a", "b")}
+            now = time.time()
+            for i, info_hash in enumerate(hashes):
+                # A UDP scrape row: seeders, completed, leechers.
+                if all(rows[name][i][0] + rows[name][i][2] == 1 for name in ("a", "b")):
+                    seen_on_both.add(info_hash)
+                for name in ("a", "b"):
+                    if rows[name][i][0] + rows[name][i][2] == 0:
+                        gone[name].setdefault(info_hash, now)
+            time.sleep(0.01)
+        self.assertEqual(len(seen_on_both), len(hashes), "every peer reached both nodes")
+        for name in ("a", "b"):
+            self.assertEqual(len(gone[name]), len(hashes), name)
+        apart_s = [abs(gone["a"][h] - gone["b"][h]) for h in hashes]
+        print("expiry: nodes apart by at most %.3f s (%.1f test seconds; stamp unit 7)"
+              % (max(apart_s), max(apart_s) * self.SPEEDUP), file=sys.stderr)
+        # Polling both takes a few ms; a unit is 0.12 s. Unaligned clocks or a sweep's position
+        # would put the nodes seconds apart (11 units of start offset, a sweep period of 105 test
+        # seconds).
+        self.assertLess(max(apart_s), 0.35, apart_s)
 
 
 if __name__ == "__main__":

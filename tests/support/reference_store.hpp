@@ -107,7 +107,7 @@ class ReferenceStore final : public store::PeerStore {
       return ReplicaResult::applied;
     }
     const std::int64_t announced_at_s = std::min<std::int64_t>(change.announced_s, now_s);
-    if (now_s - announced_at_s >= limits_.peer_timeout_s) return ReplicaResult::expired;
+    if (now_s - announced_at_s > limits_.peer_timeout_s) return ReplicaResult::expired;
     if (found == swarms_.end()) {
       if (swarms_.size() >= limits_.swarms_max) {
         ++counters_.swarms_refused;

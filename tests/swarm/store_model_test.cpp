@@ -135,7 +135,7 @@ class Model {
       for (auto peer = peers.begin(); peer != peers.end();) {
         const auto next = std::next(peer);
         const std::uint32_t age_s = (now_s / unit_s_ - peer->second.last_s / unit_s_) * unit_s_;
-        if (age_s > timeout_s_) swarm.erase(family, peer);
+        if (age_s >= timeout_s_ + unit_s_) swarm.erase(family, peer);  // StampClock::expired
         peer = next;
       }
     }

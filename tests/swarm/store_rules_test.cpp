@@ -459,9 +459,10 @@ TEST_F(StoreTest, ASnapshotKeepsWhatItIsToldAndRefusesTruncation) {
   EXPECT_EQ(kept.value().swarms, 5u);
   EXPECT_EQ(odd.scrape(hash_of(3), now_s_).leechers, 1u);
   EXPECT_EQ(odd.scrape(hash_of(4), now_s_).leechers, 0u);
-  // Downtime beyond the peer timeout: nothing is restored.
+  // Downtime beyond the peer timeout (and the last stamp unit): nothing is restored.
   SwarmStore stale{limits_, HashSecret::from_seed(14), 4};
-  const auto none = stale.restore_snapshot(records, now_s_, limits_.peer_timeout_s + 1,
+  const auto none = stale.restore_snapshot(
+      records, now_s_, limits_.peer_timeout_s + StampClock(limits_.peer_timeout_s).unit_s(),
                                            [](const InfoHash&) { return true; });
   ASSERT_TRUE(none.ok());
   EXPECT_EQ(none.value().swarms, 0u);

@@ -30,16 +30,17 @@ namespace tyto::swarm {
 
 // A peer's stamp, one byte: bit 7, its completion was counted; bits 0-6, the time of its last
 // announce in stamp units, wrapping at 128 units. The unit is 1/64 of the peer timeout (rounded
-// up), so a peer expires 64 or 65 units after its last announce (timeout precision: one unit,
-// 61 s at the default 3900 s; opentracker keeps minutes). Units begin on multiples of the unit
+// up), so a peer expires 65 or 66 units after the start of its last announce's unit
+// (StampClock::expired; timeout precision: one unit, 61 s at the default 3900 s; opentracker
+// keeps minutes). Units begin on multiples of the unit
 // in (frame) Unix time, not at the process's start (StoreLimits::unix_at_zero_s), so a peer's
 // stamp, and the moment it expires, are the same on every cluster node that holds it. The
 // sweep looks at every peer at least once per timeout / 4, so it sees an age of at most
-// 65 + 16 + 1 units < 128: a stale peer is never mistaken for a fresh one.
+// 66 + 16 + 1 units < 128: a stale peer is never mistaken for a fresh one.
 inline constexpr std::uint8_t stamp_completed_bit = 0x80;
 inline constexpr std::uint8_t stamp_time_mask = 0x7f;
 inline constexpr std::uint32_t stamp_units_per_timeout = 64;
-static_assert(stamp_units_per_timeout + 1 + stamp_units_per_timeout / 4 + 1 < stamp_time_mask + 1);
+static_assert(stamp_units_per_timeout + 2 + stamp_units_per_timeout / 4 + 1 < stamp_time_mask + 1);
 
 class StampClock {
  public:
@@ -68,6 +69,13 @@ class StampClock {
   // Seconds since the stamp, in whole units, modulo the 128-unit wrap.
   constexpr std::uint32_t age_s(std::uint8_t stamp, std::uint32_t now_s) const noexcept {
     return ((stamp_of(now_s) - (stamp & stamp_time_mask)) & stamp_time_mask) * unit_s_;
+  }
+  // Past the timeout: the whole unit of the last announce is at least timeout_s ago, so a peer
+  // never goes before its timeout, and goes within one unit after it (at the default 3900 s:
+  // between 3900 and 3965 s after its last announce).
+  constexpr bool expired(std::uint8_t stamp, std::uint32_t now_s,
+                         std::uint32_t timeout_s) const noexcept {
+    return age_s(stamp, now_s) >= timeout_s + unit_s_;
   }
 
  private:
@@ -131,7 +139,7 @@ class PeerSet {
                        OnRemoved&& on_removed) noexcept {
     std::uint32_t removed = 0;
     for (std::uint32_t position = count_; position-- > 0;) {
-      if (clock.age_s(stamps()[position], now_s) <= timeout_s) continue;
+      if (!clock.expired(stamps()[position], now_s, timeout_s)) continue;
       const bool was_seeder = position < seeders_;
       remove(position, arena, secret);
       on_removed(was_seeder);
