@@ -154,10 +154,11 @@ void block_index_erase_position(std::uint8_t* block, std::uint32_t capacity, std
 //  4. retired: the old block, dead, gives its pages back to the kernel `stage_release_bytes` per
 //     step (madvise), then goes back to the arena, whose free is then cheap (an 18 MB free
 //     unmapping resident pages cost 1 ms). No class change starts before it is gone (if one
-//     must, the rest is freed at once: never expected, 400 steps or less against thousands).
-// Growth starts at 80 % of the capacity and copies `stage_peers_per_step` (16) peers per insert or
+//     must, the rest is freed at once: never expected, 1400 steps or less against tens of
+//     thousands).
+// Growth starts at 80 % of the capacity and copies `stage_peers_per_step` (8) peers per insert or
 // remove while a count grows by at most one per insert, so it ends long before the old block is
-// full (capacity 4096: it starts at 3277 peers, then 7 fill steps and about 220 copy steps in 819
+// full (capacity 4096: it starts at 3277 peers, then 7 fill steps and about 470 copy steps in 819
 // inserts of room; the static_assert below holds it for every capacity); an insert
 // that finds the old block full all the same ends it at once (never expected). Shrinking starts
 // when a remove leaves the set under half full, to the class for 1.25 × count; if inserts push
@@ -174,10 +175,13 @@ struct Stage {
   std::uint8_t retired_class = 0;
 };
 
-constexpr std::uint32_t stage_peers_per_step = 16;
+// Per step, not more: a turn may hold 256 inserts into one growing set, and 16 peers a step cost
+// 0.9 ms per such turn (bench/swarm/growth_steps, the next index's random slots miss the cache).
+constexpr std::uint32_t stage_peers_per_step = 8;
 constexpr std::uint32_t stage_fill_slots_per_step = 1024;  // a page or half a page of empties
-// 16 pages: releasing 22 MB costs some 1.3 ms in all, and a turn may hold 256 steps of one set.
-constexpr std::uint32_t stage_release_bytes = 64 * 1024;
+// 4 pages: releasing 22 MB costs some 1.3 ms in all, and a turn may hold 256 steps of one set
+// (64 KB a step made the turn that ends a growth at 735 k peers cost 1.9 ms).
+constexpr std::uint32_t stage_release_bytes = 16 * 1024;
 // Staged blocks come from mimalloc, not from shared slabs: their pages are theirs to release.
 static_assert(staged_capacity_min * 7 > SlabArena::block_size_max);
 // A growth starts this close to full: (capacity - count) inserts of room, each a step.
@@ -284,6 +288,10 @@ void PeerSet<W>::reallocate(std::uint8_t capacity_class, SlabArena& arena,
   TYTO_ASSERT(capacity_new >= count_);
   TYTO_ASSERT(!staging());
   auto* block_new = static_cast<std::uint8_t*>(arena.allocate(bytes_for(capacity_class)));
+  if (block_ != nullptr && class_ >= staged_class_min) {  // a full set's growth: never expected
+    Stage& stage = stage_of<W>(block_, capacity());
+    if (stage.retired != nullptr) arena.deallocate(stage.retired, bytes_for(stage.retired_class));
+  }
   if (block_ != nullptr) {
     std::memcpy(block_new, block_, std::size_t{count_} * W);
     std::memcpy(block_new + std::size_t{capacity_new} * W, stamps(), count_);
@@ -552,7 +560,7 @@ bool PeerSet<W>::class_change_due() const noexcept {
   const bool shrink_due = (count - 1) * 2 < capacity;
   if (class_ < staged_class_min) return count == capacity || shrink_due;
   const Stage& stage = stage_of<W>(block_, capacity);
-  if (stage.retired != nullptr) return true;  // each release step: 400 or less per change
+  if (stage.retired != nullptr) return true;  // each release step: 1400 or less per change
   if (stage.block == nullptr) {
     return count + 1 >= capacity - stage_growth_room(capacity) || shrink_due;
   }
