@@ -163,8 +163,9 @@ void block_index_erase_position(std::uint8_t* block, std::uint32_t capacity, std
 // that finds the old block full all the same ends it at once (never expected). Shrinking starts
 // when a remove leaves the set under half full, to the class for 1.25 × count; if inserts push
 // the count past the next block's capacity first, it is given up (stage_drop) and the next block
-// freed. No shrink starts during a growth. release() frees both blocks; snapshots, expire and
-// copy_window read the old block only, which is complete throughout.
+// freed. No shrink starts during a growth. release() frees every block (the set's, the next, a
+// retired one); snapshots, expire and copy_window read the old block only, which is complete
+// throughout (expire's removals are steps like any other).
 struct Stage {
   std::uint8_t* block = nullptr;    // the next block; nullptr: no class change in progress
   std::uint8_t* retired = nullptr;  // the previous block, being released; or nullptr
