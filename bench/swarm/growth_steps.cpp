@@ -1,11 +1,11 @@
 // Growth steps (issue 21 §2): the longest single operation, and the longest run of
 // `turn_announces` operations (one loop turn's worth), while a table grows from empty to its
 // configured maximum. Not a Google Benchmark: what matters is the worst operation, not the mean.
-//   build-release/bench/swarm/growth_steps [swarms|peers|catalogue|all] [count|0] [turns]
+//   build-release/bench/swarm/growth_steps [swarms|peers|peers6|catalogue|all] [count|0] [turns]
 // - swarms: one SwarmStore filled with new swarms by announces, to limits.swarms_per_shard_max
 //   (8 M), one expire_step per simulated second at 1 M announces per second.
-// - peers: one swarm filled with new IPv4 peers to limits.peers_per_swarm_max (1 M): each class
-//   change reallocates the block and rebuilds the peer index.
+// - peers, peers6: one swarm filled with new IPv4 (IPv6) peers to limits.peers_per_swarm_max
+//   (1 M): from 4096 peers on, each class change is staged over many announces (peer_set.hpp).
 // - catalogue: CatalogueCopy::put_torrent and put_user of new rows, from an empty copy to 8 M.
 // Operations are timed in the thread's CPU time (a shared machine preempts the thread for whole
 // scheduler ticks, which wall time would count); turns in both.
@@ -49,11 +49,14 @@ InfoHash hash_number(std::uint64_t n) {
   return hash;
 }
 
-PeerEndpoint peer_number(std::uint32_t n) {
+PeerEndpoint peer_number(std::uint32_t n, bool ipv6 = false) {
   const std::uint8_t address[4] = {static_cast<std::uint8_t>(1 + (n >> 24)),
                                    static_cast<std::uint8_t>(n >> 16),
                                    static_cast<std::uint8_t>(n >> 8), static_cast<std::uint8_t>(n)};
-  return PeerEndpoint::ipv4(address, 6881);
+  if (!ipv6) return PeerEndpoint::ipv4(address, 6881);
+  std::uint8_t address6[16] = {0x20, 0x01, 0x0d, 0xb8};
+  std::memcpy(address6 + 12, address, 4);
+  return PeerEndpoint::ipv6(address6, 6881);
 }
 
 // The worst operation and the worst turn, with where they happened.
@@ -127,24 +130,25 @@ void swarms(std::uint64_t count) {
               store.memory_bytes() / 1e6);
 }
 
-void peers(std::uint64_t count) {
+void peers(std::uint64_t count, bool ipv6) {
   store::StoreLimits limits;
   const HashSecret secret = HashSecret::from_seed(7);
   swarm::SwarmStore store(limits, secret, 1);
-  std::uint8_t peers_out[6 * 50];
-  Worst worst("peers");
+  std::uint8_t peers_out[18 * 50];
+  Worst worst(ipv6 ? "peers6" : "peers");
   const auto start = Clock::now();
   AnnounceRequest request;
   request.info_hash = hash_number(1);
   request.left_bytes = 1;
   worst.run(count, [&](std::uint64_t i) {
-    request.peer = peer_number(static_cast<std::uint32_t>(i));
+    request.peer = peer_number(static_cast<std::uint32_t>(i), ipv6);
     store.announce(request, 1, peers_out);
   });
   worst.print(std::chrono::duration<double>(Clock::now() - start).count(), count);
-  std::printf("    peers %llu, refused %llu\n",
+  std::printf("    peers %llu, refused %llu, index_growth_step_max_us %llu\n",
               static_cast<unsigned long long>(store.counters().leechers),
-              static_cast<unsigned long long>(store.counters().peers_refused));
+              static_cast<unsigned long long>(store.counters().peers_refused),
+              static_cast<unsigned long long>(store.counters().index_growth_step_max_us));
 }
 
 void catalogue(std::uint64_t count) {
@@ -187,7 +191,12 @@ int main(int argc, char** argv) {
   const std::uint64_t count = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 0;
   time_ops = !(argc > 3 && std::string(argv[3]) == "turns");
   if (what == "swarms" || what == "all") swarms(count != 0 ? count : limits::swarms_per_shard_max);
-  if (what == "peers" || what == "all") peers(count != 0 ? count : limits::peers_per_swarm_max);
+  if (what == "peers" || what == "all") {
+    peers(count != 0 ? count : limits::peers_per_swarm_max, false);
+  }
+  if (what == "peers6" || what == "all") {
+    peers(count != 0 ? count : limits::peers_per_swarm_max, true);
+  }
   if (what == "catalogue" || what == "all") catalogue(count != 0 ? count : 8'000'000);
   return 0;
 }

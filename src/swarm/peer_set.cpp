@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <array>
+#include <new>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "tyto/core/open_addressing.hpp"
 
@@ -50,10 +54,162 @@ constexpr CapacityTable make_capacity_table() {
 
 constexpr CapacityTable capacity_table = make_capacity_table();
 
-std::uint8_t class_for(std::uint32_t peers) noexcept {
+constexpr std::uint8_t class_for(std::uint32_t peers) noexcept {
   std::uint8_t c = 0;
   while (capacity_table.capacities[c] < peers) ++c;
   return c;
+}
+
+// Classes from this one on have capacity >= staged_capacity_min (the table only grows).
+constexpr std::uint8_t staged_class_min = class_for(staged_capacity_min);
+static_assert(capacity_table.capacities[staged_class_min] >= staged_capacity_min);
+
+// A block's layout for `capacity` peers: addresses, stamps, the index (4-byte aligned) from
+// index_capacity_min peers on, then the Stage header (8-byte aligned) from staged_capacity_min on.
+std::uint32_t index_slots_for(std::uint32_t capacity) noexcept {
+  return capacity + capacity / 4;
+}
+
+std::size_t index_offset(std::size_t capacity, std::size_t wire_size) noexcept {
+  return (capacity * (wire_size + 1) + 3) / 4 * 4;
+}
+
+std::size_t stage_offset(std::size_t capacity, std::size_t wire_size) noexcept {
+  const std::size_t entry_bytes = capacity <= narrow_capacity_max ? 2 : 4;
+  return (index_offset(capacity, wire_size) +
+          index_slots_for(static_cast<std::uint32_t>(capacity)) * entry_bytes + 7) /
+         8 * 8;
+}
+
+// Calls visit(entries): the index of the block as a span of its entry type, std::uint16_t or
+// std::uint32_t (one width test per operation, not one per entry read).
+template <std::size_t W, class Visit>
+auto with_index(std::uint8_t* block, std::uint32_t capacity, Visit&& visit) noexcept {
+  TYTO_DEBUG_ASSERT(capacity >= index_capacity_min);
+  std::uint8_t* index = block + index_offset(capacity, W);
+  const std::uint32_t slots = index_slots_for(capacity);
+  if (capacity <= narrow_capacity_max) {
+    return visit(std::span(reinterpret_cast<std::uint16_t*>(index), slots));
+  }
+  return visit(std::span(reinterpret_cast<std::uint32_t*>(index), slots));
+}
+
+// Adds position `position` of the block to the block's index (its address read from the block).
+template <std::size_t W>
+void block_index_insert(std::uint8_t* block, std::uint32_t capacity, std::uint32_t position,
+                        const HashSecret& secret) noexcept {
+  with_index<W>(block, capacity, [&](auto entries) {
+    using Entry = typename decltype(entries)::value_type;
+    const auto slots = static_cast<std::uint32_t>(entries.size());
+    TYTO_DEBUG_ASSERT(position < IndexTraits<Entry>::empty());
+    open_addressing::insert<IndexTraits<Entry>>(
+        entries, index_home<W>(block + std::size_t{position} * W, secret, slots),
+        static_cast<Entry>(position));
+  });
+}
+
+// The slot of the entry naming `position`, on the run from the home of the address the block
+// holds there; the slot count when there is none. By position, not by address: a stage's index
+// may name one address at two positions for the length of a remove.
+template <std::size_t W, class Entry>
+std::uint32_t position_slot(std::span<Entry> entries, const std::uint8_t* block,
+                            std::uint32_t position, const HashSecret& secret) noexcept {
+  const auto slots = static_cast<std::uint32_t>(entries.size());
+  const std::uint32_t slot = open_addressing::find<IndexTraits<Entry>>(
+      entries, index_home<W>(block + std::size_t{position} * W, secret, slots),
+      [position](Entry entry) { return entry == position; });
+  return IndexTraits<Entry>::is_empty(entries[slot]) ? slots : slot;
+}
+
+// Removes the entry naming `position` from the block's index; it must be there.
+template <std::size_t W>
+void block_index_erase_position(std::uint8_t* block, std::uint32_t capacity, std::uint32_t position,
+                                const HashSecret& secret) noexcept {
+  with_index<W>(block, capacity, [&](auto entries) {
+    using Entry = typename decltype(entries)::value_type;
+    const auto slots = static_cast<std::uint32_t>(entries.size());
+    const std::uint32_t slot = position_slot<W>(entries, block, position, secret);
+    TYTO_ASSERT(slot < slots);
+    open_addressing::erase<IndexTraits<Entry>>(entries, slot, [&](Entry entry) {
+      return index_home<W>(block + std::size_t{entry} * W, secret, slots);
+    });
+  });
+}
+
+// A staged class change (sets of staged_capacity_min peers or more). The set's block (the "old"
+// one) stays complete and is the only block any read uses; `block` (the "next" one, of class
+// `capacity_class`) is filled a bounded amount per insert or remove:
+//  1. slots_filled: the next index's slots [0, slots_filled) are empty (the rest is
+//     uninitialised memory), filled `stage_fill_slots_per_step` per step. No peer is copied before
+//     the whole index is empty (peers_copied == 0 until then).
+//  2. peers_copied: positions [0, peers_copied) of the next block hold the same addresses as the
+//     old block's, and the next index holds exactly one entry for each of them, on the run from
+//     the home of that address (read from the next block). Every write to an old position below
+//     peers_copied is mirrored (stage_mirror); a position below it that leaves the set lowers it
+//     (stage_forget): peers_copied <= count always. Stamps are not mirrored (callers write them
+//     through stamp()): the copy writes each one once only to fault its page in (1 MB of fresh
+//     pages cost 0.6 ms on the VM), and the end copies them all again, one byte per peer.
+//  3. the end (stage_finish), at the start of an insert or remove once both cursors are complete:
+//     stamps copied, the next block becomes the set's block, the old one is retired in it.
+//  4. retired: the old block, dead, gives its pages back to the kernel `stage_release_bytes` per
+//     step (madvise), then goes back to the arena, whose free is then cheap (an 18 MB free
+//     unmapping resident pages cost 1 ms). No class change starts before it is gone (if one
+//     must, the rest is freed at once: never expected, 1400 steps or less against tens of
+//     thousands).
+// Growth starts at 80 % of the capacity and copies `stage_peers_per_step` (8) peers per insert or
+// remove while a count grows by at most one per insert, so it ends long before the old block is
+// full (capacity 4096: it starts at 3277 peers, then 7 fill steps and about 470 copy steps in 819
+// inserts of room; the static_assert below holds it for every capacity); an insert
+// that finds the old block full all the same ends it at once (never expected). Shrinking starts
+// when a remove leaves the set under half full, to the class for 1.25 × count; if inserts push
+// the count past the next block's capacity first, it is given up (stage_drop) and the next block
+// freed. No shrink starts during a growth. release() frees every block (the set's, the next, a
+// retired one); snapshots, expire and copy_window read the old block only, which is complete
+// throughout (expire's removals are steps like any other).
+struct Stage {
+  std::uint8_t* block = nullptr;    // the next block; nullptr: no class change in progress
+  std::uint8_t* retired = nullptr;  // the previous block, being released; or nullptr
+  std::uint32_t slots_filled = 0;
+  std::uint32_t peers_copied = 0;
+  std::uint32_t retired_released_bytes = 0;  // from the retired block's first whole page
+  std::uint8_t capacity_class = 0;
+  std::uint8_t retired_class = 0;
+};
+
+// Per step, not more: a turn may hold 256 inserts into one growing set, and 16 peers a step cost
+// 0.9 ms per such turn (bench/swarm/growth_steps, the next index's random slots miss the cache).
+constexpr std::uint32_t stage_peers_per_step = 8;
+constexpr std::uint32_t stage_fill_slots_per_step = 1024;  // a page or half a page of empties
+// 4 pages: releasing 22 MB costs some 1.3 ms in all, and a turn may hold 256 steps of one set
+// (64 KB a step made the turn that ends a growth at 735 k peers cost 1.9 ms).
+constexpr std::uint32_t stage_release_bytes = 16 * 1024;
+// Staged blocks come from mimalloc, not from shared slabs: their pages are theirs to release.
+static_assert(staged_capacity_min * 7 > SlabArena::block_size_max);
+// A growth starts this close to full: (capacity - count) inserts of room, each a step.
+constexpr std::uint32_t stage_growth_room(std::uint32_t capacity) noexcept {
+  return capacity / 5;
+}
+static_assert(stage_growth_room(staged_capacity_min) * (stage_peers_per_step - 1) >
+              staged_capacity_min + (stage_peers_per_step - 1) *
+                                        (staged_capacity_min * 2 / stage_fill_slots_per_step + 1));
+
+template <std::size_t W>
+Stage& stage_of(std::uint8_t* block, std::uint32_t capacity) noexcept {
+  TYTO_DEBUG_ASSERT(capacity >= staged_capacity_min);
+  return *std::launder(reinterpret_cast<Stage*>(block + stage_offset(capacity, W)));
+}
+
+// The class change in progress in a set's block, or nullptr.
+template <std::size_t W>
+Stage* stage_in_progress(std::uint8_t* block, std::uint8_t capacity_class) noexcept {
+  if (block == nullptr || capacity_class < staged_class_min) return nullptr;
+  Stage& stage = stage_of<W>(block, peer_capacity(capacity_class));
+  return stage.block != nullptr ? &stage : nullptr;
+}
+
+std::uint32_t index_slots_of_class(std::uint8_t capacity_class) noexcept {
+  const std::uint32_t capacity = peer_capacity(capacity_class);
+  return capacity >= index_capacity_min ? index_slots_for(capacity) : 0;
 }
 
 }  // namespace
@@ -68,43 +224,37 @@ std::uint8_t peer_capacity_classes() noexcept {
 }
 
 template <std::size_t W>
-std::uint32_t PeerSet<W>::index_slots_for(std::uint32_t capacity) noexcept {
-  return capacity + capacity / 4;
-}
-
-template <std::size_t W>
 std::size_t PeerSet<W>::bytes_for(std::uint8_t capacity_class) noexcept {
-  const std::size_t capacity = peer_capacity(capacity_class);
-  std::size_t bytes = (capacity * (W + 1) + 3) / 4 * 4;
+  const std::uint32_t capacity = peer_capacity(capacity_class);
+  if (capacity >= staged_capacity_min) return stage_offset(capacity, W) + sizeof(Stage);
   if (capacity >= index_capacity_min) {
-    bytes += std::size_t{index_slots_for(static_cast<std::uint32_t>(capacity))} *
-             (capacity <= narrow_capacity_max ? 2 : 4);
+    return index_offset(capacity, W) +
+           std::size_t{index_slots_for(capacity)} * (capacity <= narrow_capacity_max ? 2 : 4);
   }
-  return bytes;
+  return index_offset(capacity, W);
 }
 
 template <std::size_t W>
 std::size_t PeerSet<W>::block_bytes() const noexcept {
-  return block_ == nullptr ? 0 : SlabArena::block_size(bytes_for(class_));
+  if (block_ == nullptr) return 0;
+  std::size_t bytes = SlabArena::block_size(bytes_for(class_));
+  if (class_ < staged_class_min) return bytes;
+  const Stage& stage = stage_of<W>(block_, capacity());
+  if (stage.block != nullptr) bytes += SlabArena::block_size(bytes_for(stage.capacity_class));
+  if (stage.retired != nullptr) bytes += SlabArena::block_size(bytes_for(stage.retired_class));
+  return bytes;
 }
 
 template <std::size_t W>
-template <class Visit>
-auto PeerSet<W>::with_index(Visit&& visit) const noexcept {
-  const std::uint32_t capacity = this->capacity();
-  std::uint8_t* index = block_ + (std::size_t{capacity} * (W + 1) + 3) / 4 * 4;
-  const std::uint32_t slots = index_slots_for(capacity);
-  if (capacity <= narrow_capacity_max) {
-    return visit(std::span(reinterpret_cast<std::uint16_t*>(index), slots));
-  }
-  return visit(std::span(reinterpret_cast<std::uint32_t*>(index), slots));
+bool PeerSet<W>::staging() const noexcept {
+  return stage_in_progress<W>(block_, static_cast<std::uint8_t>(class_)) != nullptr;
 }
 
 template <std::size_t W>
 std::uint32_t PeerSet<W>::find(const std::uint8_t* wire, const HashSecret& secret) const noexcept {
   if (block_ == nullptr) return not_found;
   if (indexed()) {
-    return with_index([&](auto entries) -> std::uint32_t {
+    return with_index<W>(block_, capacity(), [&](auto entries) -> std::uint32_t {
       using Entry = typename decltype(entries)::value_type;
       const Entry entry = entries[index_slot<W>(entries, block_, wire, secret)];
       return IndexTraits<Entry>::is_empty(entry) ? not_found : entry;
@@ -118,19 +268,12 @@ std::uint32_t PeerSet<W>::find(const std::uint8_t* wire, const HashSecret& secre
 
 template <std::size_t W>
 void PeerSet<W>::index_insert(std::uint32_t position, const HashSecret& secret) noexcept {
-  with_index([&](auto entries) {
-    using Entry = typename decltype(entries)::value_type;
-    const std::uint8_t* wire = block_ + std::size_t{position} * W;
-    const auto slots = static_cast<std::uint32_t>(entries.size());
-    TYTO_DEBUG_ASSERT(position < IndexTraits<Entry>::empty());
-    open_addressing::insert<IndexTraits<Entry>>(entries, index_home<W>(wire, secret, slots),
-                                                static_cast<Entry>(position));
-  });
+  block_index_insert<W>(block_, capacity(), position, secret);
 }
 
 template <std::size_t W>
 void PeerSet<W>::index_erase(const std::uint8_t* wire, const HashSecret& secret) noexcept {
-  with_index([&](auto entries) {
+  with_index<W>(block_, capacity(), [&](auto entries) {
     using Entry = typename decltype(entries)::value_type;
     const auto slots = static_cast<std::uint32_t>(entries.size());
     open_addressing::erase<IndexTraits<Entry>>(
@@ -140,20 +283,16 @@ void PeerSet<W>::index_erase(const std::uint8_t* wire, const HashSecret& secret)
 }
 
 template <std::size_t W>
-void PeerSet<W>::index_rebuild(const HashSecret& secret) noexcept {
-  with_index([](auto entries) {
-    using Entry = typename decltype(entries)::value_type;
-    std::fill(entries.begin(), entries.end(), IndexTraits<Entry>::empty());
-  });
-  for (std::uint32_t i = 0; i < count_; ++i) index_insert(i, secret);
-}
-
-template <std::size_t W>
 void PeerSet<W>::reallocate(std::uint8_t capacity_class, SlabArena& arena,
                             const HashSecret& secret) noexcept {
   const std::uint32_t capacity_new = peer_capacity(capacity_class);
   TYTO_ASSERT(capacity_new >= count_);
+  TYTO_ASSERT(!staging());
   auto* block_new = static_cast<std::uint8_t*>(arena.allocate(bytes_for(capacity_class)));
+  if (block_ != nullptr && class_ >= staged_class_min) {  // a full set's growth: never expected
+    Stage& stage = stage_of<W>(block_, capacity());
+    if (stage.retired != nullptr) arena.deallocate(stage.retired, bytes_for(stage.retired_class));
+  }
   if (block_ != nullptr) {
     std::memcpy(block_new, block_, std::size_t{count_} * W);
     std::memcpy(block_new + std::size_t{capacity_new} * W, stamps(), count_);
@@ -161,14 +300,141 @@ void PeerSet<W>::reallocate(std::uint8_t capacity_class, SlabArena& arena,
   }
   block_ = block_new;
   class_ = capacity_class;
-  if (indexed()) index_rebuild(secret);
+  if (capacity_new >= staged_capacity_min) new (&stage_of<W>(block_, capacity_new)) Stage{};
+  if (!indexed()) return;
+  with_index<W>(block_, capacity_new, [](auto entries) {
+    using Entry = typename decltype(entries)::value_type;
+    std::fill(entries.begin(), entries.end(), IndexTraits<Entry>::empty());
+  });
+  for (std::uint32_t i = 0; i < count_; ++i) index_insert(i, secret);
+}
+
+template <std::size_t W>
+void PeerSet<W>::stage_start(std::uint8_t capacity_class, SlabArena& arena) noexcept {
+  TYTO_ASSERT(!staging() && capacity_class != class_);
+  Stage& stage = stage_of<W>(block_, capacity());
+  if (stage.retired != nullptr) {  // never expected (Stage)
+    arena.deallocate(stage.retired, bytes_for(stage.retired_class));
+    stage.retired = nullptr;
+  }
+  stage.block = static_cast<std::uint8_t*>(arena.allocate(bytes_for(capacity_class)));
+  stage.slots_filled = 0;
+  stage.peers_copied = 0;
+  stage.capacity_class = capacity_class;
+}
+
+// One bounded step: fill up to stage_fill_slots_per_step slots of the next index, or else copy
+// up to peers_budget peers; then end the class change if the next block is complete.
+template <std::size_t W>
+void PeerSet<W>::stage_step(std::uint32_t peers_budget, SlabArena& arena,
+                            const HashSecret& secret) noexcept {
+  Stage& stage = stage_of<W>(block_, capacity());
+  if (stage.retired != nullptr) {
+    retire_step(arena);
+    return;
+  }
+  if (stage.block == nullptr) return;
+  const std::uint32_t capacity_next = peer_capacity(stage.capacity_class);
+  if (count_ > capacity_next) {  // a shrink overtaken by inserts
+    stage_drop(arena);
+    return;
+  }
+  const std::uint32_t slots_next = index_slots_of_class(stage.capacity_class);
+  if (stage.slots_filled < slots_next) {
+    const std::uint32_t fill = std::min(slots_next - stage.slots_filled, stage_fill_slots_per_step);
+    with_index<W>(stage.block, capacity_next, [&](auto entries) {
+      using Entry = typename decltype(entries)::value_type;
+      std::fill_n(entries.begin() + stage.slots_filled, fill, IndexTraits<Entry>::empty());
+    });
+    stage.slots_filled += fill;
+    return;
+  }
+  for (std::uint32_t k = 0; k < peers_budget && stage.peers_copied < count_; ++k) {
+    const std::uint32_t position = stage.peers_copied++;
+    std::memcpy(stage.block + std::size_t{position} * W, block_ + std::size_t{position} * W, W);
+    stage.block[std::size_t{capacity_next} * W + position] = stamps()[position];  // page in
+    if (slots_next != 0) block_index_insert<W>(stage.block, capacity_next, position, secret);
+  }
+  if (stage.peers_copied == count_) stage_finish(arena);
+}
+
+template <std::size_t W>
+void PeerSet<W>::stage_finish(SlabArena& arena) noexcept {
+  const Stage stage = stage_of<W>(block_, capacity());
+  const std::uint32_t capacity_next = peer_capacity(stage.capacity_class);
+  TYTO_ASSERT(stage.peers_copied == count_ && count_ <= capacity_next);
+  TYTO_ASSERT(stage.slots_filled == index_slots_of_class(stage.capacity_class));
+  std::memcpy(stage.block + std::size_t{capacity_next} * W, stamps(), count_);
+  std::uint8_t* const retired = block_;
+  const auto retired_class = static_cast<std::uint8_t>(class_);
+  block_ = stage.block;
+  class_ = stage.capacity_class;
+  if (capacity_next < staged_capacity_min) {  // no Stage to retire it in
+    arena.deallocate(retired, bytes_for(retired_class));
+    return;
+  }
+  Stage& next = *new (&stage_of<W>(block_, capacity_next)) Stage{};
+  next.retired = retired;
+  next.retired_class = retired_class;
+}
+
+template <std::size_t W>
+void PeerSet<W>::retire_step(SlabArena& arena) noexcept {
+  Stage& stage = stage_of<W>(block_, capacity());
+  // The retired block's whole pages: [first, last).
+  const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<std::uintptr_t>(stage.retired);
+  const std::uintptr_t first = (begin + page - 1) / page * page;
+  const std::uintptr_t last = (begin + bytes_for(stage.retired_class)) / page * page;
+  const std::size_t bytes = last > first ? last - first : 0;
+  if (stage.retired_released_bytes < bytes) {
+    const std::size_t release =
+        std::min<std::size_t>(bytes - stage.retired_released_bytes, stage_release_bytes);
+    madvise(reinterpret_cast<void*>(first + stage.retired_released_bytes), release, MADV_DONTNEED);
+    stage.retired_released_bytes += static_cast<std::uint32_t>(release);
+    return;
+  }
+  arena.deallocate(stage.retired, bytes_for(stage.retired_class));
+  stage.retired = nullptr;
+  stage.retired_released_bytes = 0;
+}
+
+template <std::size_t W>
+void PeerSet<W>::stage_drop(SlabArena& arena) noexcept {
+  Stage& stage = stage_of<W>(block_, capacity());
+  arena.deallocate(stage.block, bytes_for(stage.capacity_class));
+  stage = Stage{};
+}
+
+template <std::size_t W>
+void PeerSet<W>::stage_mirror(std::uint32_t position, const HashSecret& secret) noexcept {
+  Stage* stage = stage_in_progress<W>(block_, static_cast<std::uint8_t>(class_));
+  if (stage == nullptr || position >= stage->peers_copied) return;
+  const std::uint32_t capacity_next = peer_capacity(stage->capacity_class);
+  const bool indexed_next = capacity_next >= index_capacity_min;
+  // Out under the address it was entered with, in under the new one.
+  if (indexed_next) block_index_erase_position<W>(stage->block, capacity_next, position, secret);
+  std::memcpy(stage->block + std::size_t{position} * W, block_ + std::size_t{position} * W, W);
+  if (indexed_next) block_index_insert<W>(stage->block, capacity_next, position, secret);
+}
+
+template <std::size_t W>
+void PeerSet<W>::stage_forget(std::uint32_t position, const HashSecret& secret) noexcept {
+  Stage* stage = stage_in_progress<W>(block_, static_cast<std::uint8_t>(class_));
+  if (stage == nullptr || position >= stage->peers_copied) return;
+  TYTO_ASSERT(position == count_ && stage->peers_copied == position + 1);
+  const std::uint32_t capacity_next = peer_capacity(stage->capacity_class);
+  if (capacity_next >= index_capacity_min) {
+    block_index_erase_position<W>(stage->block, capacity_next, position, secret);
+  }
+  stage->peers_copied = position;
 }
 
 template <std::size_t W>
 void PeerSet<W>::move(std::uint32_t from, std::uint32_t to, const HashSecret& secret) noexcept {
   // Point the index entry at `to` while the peer is still at `from` (where the probe finds it).
   if (indexed()) {
-    with_index([&](auto entries) {
+    with_index<W>(block_, capacity(), [&](auto entries) {
       entries[index_slot<W>(entries, block_, block_ + std::size_t{from} * W, secret)] =
           static_cast<typename decltype(entries)::value_type>(to);
     });
@@ -181,7 +447,7 @@ template <std::size_t W>
 void PeerSet<W>::swap(std::uint32_t a, std::uint32_t b, const HashSecret& secret) noexcept {
   if (a == b) return;
   if (indexed()) {
-    with_index([&](auto entries) {
+    with_index<W>(block_, capacity(), [&](auto entries) {
       // Both slots first: once one entry is repointed, a probe for the other could stop there.
       const std::uint32_t slot_a =
           index_slot<W>(entries, block_, block_ + std::size_t{a} * W, secret);
@@ -195,6 +461,8 @@ void PeerSet<W>::swap(std::uint32_t a, std::uint32_t b, const HashSecret& secret
   std::memcpy(block_ + std::size_t{a} * W, block_ + std::size_t{b} * W, W);
   std::memcpy(block_ + std::size_t{b} * W, wire, W);
   std::swap(stamps()[a], stamps()[b]);
+  stage_mirror(a, secret);
+  stage_mirror(b, secret);
 }
 
 template <std::size_t W>
@@ -203,6 +471,12 @@ std::uint32_t PeerSet<W>::insert(const std::uint8_t* wire, bool seeder, std::uin
   TYTO_ASSERT(count_ < peers_per_set_max);
   if (block_ == nullptr) {
     reallocate(0, arena, secret);
+  } else if (class_ >= staged_class_min) {
+    stage_step(stage_peers_per_step, arena, secret);
+    if (count_ == capacity()) {  // never expected: a growth ends long before (Stage)
+      while (staging()) stage_step(count_, arena, secret);
+      if (count_ == capacity()) reallocate(static_cast<std::uint8_t>(class_ + 1), arena, secret);
+    }
   } else if (count_ == capacity()) {
     reallocate(static_cast<std::uint8_t>(class_ + 1), arena, secret);
   }
@@ -215,6 +489,14 @@ std::uint32_t PeerSet<W>::insert(const std::uint8_t* wire, bool seeder, std::uin
   std::memcpy(block_ + std::size_t{position} * W, wire, W);
   stamps()[position] = stamp;
   if (indexed()) index_insert(position, secret);
+  if (class_ >= staged_class_min) {
+    stage_mirror(position, secret);  // the position `count_ - 1` moved to is past the copy
+    const std::uint32_t capacity = this->capacity();
+    if (!staging() && count_ >= capacity - stage_growth_room(capacity) &&
+        class_ + 1 < peer_capacity_classes()) {
+      stage_start(static_cast<std::uint8_t>(class_ + 1), arena);
+    }
+  }
   return position;
 }
 
@@ -222,23 +504,36 @@ template <std::size_t W>
 void PeerSet<W>::remove(std::uint32_t position, SlabArena& arena,
                         const HashSecret& secret) noexcept {
   TYTO_ASSERT(position < count_);
+  if (class_ >= staged_class_min) stage_step(stage_peers_per_step, arena, secret);
   if (indexed()) index_erase(block_ + std::size_t{position} * W, secret);
   const std::uint32_t last = count_ - 1;
+  std::uint32_t refilled = last;  // a second position written, if any
   if (position < seeders_) {
     const std::uint32_t last_seeder = seeders_ - 1;
     if (position != last_seeder) move(last_seeder, position, secret);
     if (last != last_seeder) move(last, last_seeder, secret);
+    refilled = last_seeder;
     --seeders_;
   } else if (position != last) {
     move(last, position, secret);
   }
   --count_;
+  if (class_ >= staged_class_min) {
+    if (position < count_) stage_mirror(position, secret);
+    if (refilled < count_) stage_mirror(refilled, secret);
+    stage_forget(count_, secret);
+  }
   if (count_ == 0) {
     release(arena);
-  } else if (count_ * 2 < capacity() && class_ > 0) {
+  } else if (count_ * 2 < capacity() && class_ > 0 && !staging()) {
     // Shrink with hysteresis: to about 1.25× the count, only once half empty.
     const std::uint8_t smaller = class_for(count_ + count_ / 4);
-    if (smaller < class_) reallocate(smaller, arena, secret);
+    if (smaller >= class_) return;
+    if (class_ >= staged_class_min) {
+      stage_start(smaller, arena);
+    } else {
+      reallocate(smaller, arena, secret);
+    }
   }
 }
 
@@ -255,6 +550,25 @@ std::uint32_t PeerSet<W>::set_seeder(std::uint32_t position, bool seeder,
     return --seeders_;
   }
   return position;
+}
+
+template <std::size_t W>
+bool PeerSet<W>::class_change_due() const noexcept {
+  if (block_ == nullptr) return false;
+  const std::uint32_t capacity = this->capacity();
+  if (capacity < staged_capacity_min / 2) return false;
+  const std::uint32_t count = count_;  // >= 1: an empty set has no block
+  const bool shrink_due = (count - 1) * 2 < capacity;
+  if (class_ < staged_class_min) return count == capacity || shrink_due;
+  const Stage& stage = stage_of<W>(block_, capacity);
+  if (stage.retired != nullptr) return true;  // each release step: 1400 or less per change
+  if (stage.block == nullptr) {
+    return count + 1 >= capacity - stage_growth_room(capacity) || shrink_due;
+  }
+  // The end, or giving a shrink up.
+  return (stage.slots_filled == index_slots_of_class(stage.capacity_class) &&
+          count <= stage.peers_copied + stage_peers_per_step) ||
+         count + 1 > peer_capacity(stage.capacity_class);
 }
 
 template <std::size_t W>
@@ -278,6 +592,11 @@ std::uint32_t PeerSet<W>::copy_window(std::uint32_t begin, std::uint32_t end, st
 
 template <std::size_t W>
 void PeerSet<W>::release(SlabArena& arena) noexcept {
+  if (staging()) stage_drop(arena);
+  if (block_ != nullptr && class_ >= staged_class_min) {
+    const Stage& stage = stage_of<W>(block_, capacity());
+    if (stage.retired != nullptr) arena.deallocate(stage.retired, bytes_for(stage.retired_class));
+  }
   if (block_ != nullptr) arena.deallocate(block_, bytes_for(class_));
   block_ = nullptr;
   count_ = 0;
@@ -290,21 +609,70 @@ void PeerSet<W>::verify(const HashSecret& secret) const noexcept {
   TYTO_ASSERT(seeders_ <= count_);
   TYTO_ASSERT(count_ <= capacity());
   TYTO_ASSERT(block_ != nullptr || count_ == 0);
-  for (std::uint32_t i = 0; i < count_; ++i) {
-    for (std::uint32_t j = i + 1; j < count_; ++j) {
-      TYTO_ASSERT(std::memcmp(block_ + std::size_t{i} * W, block_ + std::size_t{j} * W, W) != 0);
+  if (!indexed()) {
+    for (std::uint32_t i = 0; i < count_; ++i) {
+      for (std::uint32_t j = i + 1; j < count_; ++j) {
+        TYTO_ASSERT(std::memcmp(block_ + std::size_t{i} * W, block_ + std::size_t{j} * W, W) != 0);
+      }
     }
-    if (indexed()) TYTO_ASSERT(find(block_ + std::size_t{i} * W, secret) == i);
+    return;
   }
-  if (indexed()) {
-    const std::uint32_t entries_count = with_index([](auto entries) {
-      using Entry = typename decltype(entries)::value_type;
-      return static_cast<std::uint32_t>(
-          std::count_if(entries.begin(), entries.end(),
-                        [](Entry entry) { return !IndexTraits<Entry>::is_empty(entry); }));
-    });
-    TYTO_ASSERT(entries_count == count_);
+  // Each peer found at its own position: no two positions hold one address.
+  for (std::uint32_t i = 0; i < count_; ++i) {
+    TYTO_ASSERT(find(block_ + std::size_t{i} * W, secret) == i);
   }
+  const std::uint32_t entries_count = with_index<W>(block_, capacity(), [](auto entries) {
+    using Entry = typename decltype(entries)::value_type;
+    return static_cast<std::uint32_t>(
+        std::count_if(entries.begin(), entries.end(),
+                      [](Entry entry) { return !IndexTraits<Entry>::is_empty(entry); }));
+  });
+  TYTO_ASSERT(entries_count == count_);
+  verify_stage(secret);
+}
+
+// The Stage invariants (see the struct).
+template <std::size_t W>
+void PeerSet<W>::verify_stage(const HashSecret& secret) const noexcept {
+  if (class_ < staged_class_min) return;
+  const Stage& state = stage_of<W>(block_, capacity());
+  if (state.retired != nullptr) {
+    TYTO_ASSERT(state.retired != block_ && state.retired != state.block);
+    TYTO_ASSERT(state.retired_class < peer_capacity_classes());
+    TYTO_ASSERT(state.retired_released_bytes <= bytes_for(state.retired_class));
+    TYTO_ASSERT(state.block == nullptr);  // no class change before the last one is released
+  } else {
+    TYTO_ASSERT(state.retired_released_bytes == 0);
+  }
+  const Stage* stage = state.block != nullptr ? &state : nullptr;
+  if (stage == nullptr) return;
+  TYTO_ASSERT(stage->capacity_class < peer_capacity_classes());
+  TYTO_ASSERT(stage->capacity_class != class_);
+  const std::uint32_t capacity_next = peer_capacity(stage->capacity_class);
+  const std::uint32_t slots_next = index_slots_of_class(stage->capacity_class);
+  TYTO_ASSERT(stage->slots_filled <= slots_next);
+  TYTO_ASSERT(stage->peers_copied <= count_);
+  TYTO_ASSERT(stage->peers_copied <= capacity_next);
+  TYTO_ASSERT(stage->peers_copied == 0 || stage->slots_filled == slots_next);
+  for (std::uint32_t p = 0; p < stage->peers_copied; ++p) {
+    TYTO_ASSERT(std::memcmp(stage->block + std::size_t{p} * W, block_ + std::size_t{p} * W, W) ==
+                0);
+  }
+  if (slots_next == 0 || stage->slots_filled < slots_next) return;
+  with_index<W>(stage->block, capacity_next, [&](auto entries) {
+    using Entry = typename decltype(entries)::value_type;
+    std::uint32_t entries_count = 0;
+    for (const Entry entry : entries) {
+      if (IndexTraits<Entry>::is_empty(entry)) continue;
+      TYTO_ASSERT(entry < stage->peers_copied);
+      ++entries_count;
+    }
+    TYTO_ASSERT(entries_count == stage->peers_copied);
+    // Each copied position is entered once, reachable from the home of its address.
+    for (std::uint32_t p = 0; p < stage->peers_copied; ++p) {
+      TYTO_ASSERT(position_slot<W>(entries, stage->block, p, secret) < entries.size());
+    }
+  });
 }
 
 template class PeerSet<6>;

@@ -296,6 +296,15 @@ void SwarmStore::note_growth_step(std::int64_t start_ns) noexcept {
   counters_.index_growth_step_max_us = std::max(counters_.index_growth_step_max_us, us);
 }
 
+template <class Peers, class Change>
+auto SwarmStore::peer_set_step(const Peers& peers, Change&& change) noexcept {
+  if (!peers.class_change_due()) return change();
+  const std::int64_t start_ns = thread_cpu_ns();
+  auto result = change();
+  note_growth_step(start_ns);
+  return result;
+}
+
 Swarm* SwarmStore::insert(const InfoHash& info_hash, std::uint64_t hash) noexcept {
   TYTO_ASSERT(records_count_ < records_capacity_);
   // Grow at 80 % load. A migration finishes long before the new index reaches that load:
@@ -393,7 +402,7 @@ AnnounceReply SwarmStore::apply(Swarm& swarm, Peers& peers, const AnnounceReques
     if (position != Peers::not_found) {
       (position < peers.seeders() ? counters_.seeders : counters_.leechers) -= 1;
       --family_gauge;
-      peers.remove(position, arena_, secret_);
+      peer_set_step(peers, [&] { return peers.remove(position, arena_, secret_), true; });
       bump(swarm.activity.leaves);
     }
     return reply;
@@ -414,7 +423,8 @@ AnnounceReply SwarmStore::apply(Swarm& swarm, Peers& peers, const AnnounceReques
       reply.completion_counted = true;
       bump(swarm.activity.unmatched_completions);  // never a leecher here
     }
-    position = peers.insert(wire, seeder, stamp, arena_, secret_);
+    position =
+        peer_set_step(peers, [&] { return peers.insert(wire, seeder, stamp, arena_, secret_); });
     bump(swarm.activity.joins);
     ++(seeder ? counters_.seeders : counters_.leechers);
     ++family_gauge;
@@ -543,7 +553,8 @@ ReplicaResult SwarmStore::upsert_replica(Swarm& swarm, Peers& peers, const Repli
       ++counters_.peers_refused;
       return ReplicaResult::peer_limit;
     }
-    peers.insert(wire, change.seeder, announced, arena_, secret_);
+    peer_set_step(peers,
+                  [&] { return peers.insert(wire, change.seeder, announced, arena_, secret_); });
     ++(change.seeder ? counters_.seeders : counters_.leechers);
     ++family_gauge;
     return ReplicaResult::applied;
@@ -580,7 +591,7 @@ ReplicaResult SwarmStore::replica_removed(const ReplicaChange& change,
     close_window(*swarm, now_s);
     (position < peers.seeders() ? counters_.seeders : counters_.leechers) -= 1;
     --family_gauge;
-    peers.remove(position, arena_, secret_);
+    peer_set_step(peers, [&] { return peers.remove(position, arena_, secret_), true; });
     return true;
   };
   bool removed = false;

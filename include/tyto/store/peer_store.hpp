@@ -68,8 +68,9 @@ struct StoreCounters {
   std::uint64_t peers_expired = 0;
   std::uint64_t swarms_freed = 0;
   // The longest single step of a swarm table growth (mapping the next index, an expiry step's
-  // migration slice, unmapping the old one) in the shard thread's CPU time, since the start; 0
-  // for stores that do not grow.
+  // migration slice, unmapping the old one) or of a large peer set's class change (starting or
+  // ending one, or a whole one of a set of 2048 to 4096 peers), in the shard thread's CPU time,
+  // since the start; 0 for stores that do not grow.
   std::uint64_t index_growth_step_max_us = 0;
 
   static constexpr CounterField<StoreCounters> fields[] = {
@@ -85,7 +86,8 @@ struct StoreCounters {
       {&StoreCounters::peers_expired, "peers_expired", "peers expired"},
       {&StoreCounters::swarms_freed, "swarms_freed", "empty swarms freed"},
       {&StoreCounters::index_growth_step_max_us, "index_growth_step_max_us",
-       "the longest single step of a swarm table growth since the start, in us of thread CPU time",
+       "the longest single step of a swarm table or peer set growth since the start, in us of "
+       "thread CPU time",
        CounterKind::maximum},
   };
 };

@@ -18,7 +18,8 @@
 //  - no growth step stalls a turn (issue 21): the next index is mapped at 70 % load and its
 //    pages faulted in a few per insert before it is needed; the old index's migrated pages go
 //    back to the kernel chunk by chunk as the migration passes them, and lookups never read
-//    them. counters().index_growth_step_max_us is the longest step seen.
+//    them. counters().index_growth_step_max_us is the longest step seen, this growth's or a large
+//    peer set's class change (PeerSet stages those; the store times their rare steps).
 //
 // Ownership: one store per shard, used only on that shard's thread. Peer arrays live in the
 // store's SlabArena; in steady state an announce makes no heap call.
@@ -187,8 +188,12 @@ class SwarmStore final : public store::PeerStore {
   // Whether `slot` of previous_ was migrated (empty for good, its page perhaps released).
   bool migrated(std::uint32_t slot) const noexcept;
   void release_migrated() noexcept;  // gives back [previous_released_, migrate_cursor_)
-  void note_growth_step(std::int64_t start_ns) noexcept;         // start_ns: thread CPU time
-  void expire_due(Swarm& swarm, std::uint32_t now_s) noexcept;   // on first touch in a unit
+  void note_growth_step(std::int64_t start_ns) noexcept;  // start_ns: thread CPU time
+  // Runs change() (an insert into or a removal from `peers`), timed as a growth step when the
+  // set says it may start or end a class change (PeerSet::class_change_due).
+  template <class Peers, class Change>
+  auto peer_set_step(const Peers& peers, Change&& change) noexcept;
+  void expire_due(Swarm& swarm, std::uint32_t now_s) noexcept;  // on first touch in a unit
   bool sweep_swarm(Swarm& swarm, std::uint32_t now_s) noexcept;  // true: erase it
   bool keeps_completed(const Swarm& swarm) const noexcept;
   bool empty_expired(const Swarm& swarm, std::uint32_t now_s) const noexcept;

@@ -1,0 +1,258 @@
+// PeerSet on its own (issue 21 §2): class changes of large sets are staged over many operations
+// (peer_set.cpp, Stage). Checked here: growth to a million peers and back with verify() at each
+// class change; lookups, removals, seeder moves, copies, expiry and release in the middle of a
+// class change; and a randomized differential test against a std::unordered_map model crossing
+// many class changes both ways, for IPv4 (W = 6) and IPv6 (W = 18) peers.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "tyto/swarm/peer_set.hpp"
+
+namespace tyto::swarm {
+namespace {
+
+const HashSecret secret = HashSecret::from_seed(21);
+
+template <std::size_t W>
+std::string address_of(std::uint32_t n) {
+  std::string wire(W, '\0');
+  for (std::size_t i = 0; i < 4; ++i) wire[i] = static_cast<char>(n >> (8 * (3 - i)));
+  wire[W - 1] = static_cast<char>(n * 7);
+  return wire;
+}
+
+const std::uint8_t* bytes(const std::string& wire) {
+  return reinterpret_cast<const std::uint8_t*>(wire.data());
+}
+
+// A change of the set's block or of its staging: where verify() is worth an O(n) pass.
+template <std::size_t W>
+struct Shape {
+  std::uint32_t capacity = 0;
+  bool staging = false;
+  explicit Shape(const PeerSet<W>& peers) : capacity(peers.capacity()), staging(peers.staging()) {}
+  bool operator==(const Shape&) const = default;
+};
+
+TEST(PeerSetStaging, GrowsToAMillionAndShrinksBackVerifyingEachStep) {
+  SlabArena arena;
+  PeerSet<6> peers;
+  constexpr std::uint32_t peers_wanted = 1u << 20;
+  std::uint32_t class_changes = 0;
+  std::uint32_t stages = 0;
+  Shape<6> shape(peers);
+  for (std::uint32_t n = 0; n < peers_wanted; ++n) {
+    ASSERT_EQ(peers.count(), n);
+    peers.insert(bytes(address_of<6>(n)), n % 4 == 0, 1, arena, secret);
+    const Shape<6> now(peers);
+    if (now == shape) continue;
+    class_changes += now.capacity != shape.capacity;
+    stages += now.staging && !shape.staging;
+    shape = now;
+    peers.verify(secret);
+  }
+  EXPECT_GE(stages, 20u);  // 4096 .. 1 M, about 1.25x apart
+  EXPECT_GE(class_changes, 50u);
+  for (std::uint32_t n = 0; n < peers_wanted; n += 4093) {
+    ASSERT_NE(peers.find(bytes(address_of<6>(n)), secret), PeerSet<6>::not_found) << n;
+  }
+  EXPECT_EQ(peers.find(bytes(address_of<6>(peers_wanted)), secret), PeerSet<6>::not_found);
+  stages = 0;
+  for (std::uint32_t n = 0; n < peers_wanted; ++n) {
+    const std::uint32_t position = peers.find(bytes(address_of<6>(n)), secret);
+    ASSERT_NE(position, PeerSet<6>::not_found) << n;
+    peers.remove(position, arena, secret);
+    const Shape<6> now(peers);
+    if (now == shape) continue;
+    stages += now.staging && !shape.staging;
+    shape = now;
+    peers.verify(secret);
+  }
+  EXPECT_GE(stages, 6u);  // a shrink at half full, staged above 4096
+  EXPECT_TRUE(peers.empty());
+  EXPECT_EQ(arena.stats().block_bytes_in_use, 0u);
+}
+
+// Grows a set until a class change is in progress, with seeders and leechers.
+template <std::size_t W>
+std::uint32_t grow_until_staging(PeerSet<W>& peers, SlabArena& arena) {
+  std::uint32_t n = 0;
+  while (!peers.staging()) {
+    peers.insert(bytes(address_of<W>(n)), n % 3 == 0, static_cast<std::uint8_t>(n & 0x7f), arena,
+                 secret);
+    ++n;
+  }
+  return n;
+}
+
+TEST(PeerSetStaging, EveryOperationInTheMiddleOfAGrowthKeepsBothBlocksRight) {
+  SlabArena arena;
+  PeerSet<18> peers;
+  std::uint32_t inserted = grow_until_staging(peers, arena);
+  EXPECT_GE(peers.count(), staged_capacity_min * 4 / 5);
+  // Lookups see every peer at once, and no stranger.
+  for (std::uint32_t n = 0; n < inserted; ++n) {
+    const std::uint32_t position = peers.find(bytes(address_of<18>(n)), secret);
+    ASSERT_NE(position, PeerSet<18>::not_found) << n;
+    ASSERT_EQ(std::memcmp(peers.wire(position), address_of<18>(n).data(), 18), 0);
+  }
+  EXPECT_EQ(peers.find(bytes(address_of<18>(inserted)), secret), PeerSet<18>::not_found);
+  std::mt19937 random(5);
+  std::vector<std::uint8_t> out(18 * 50);
+  std::uint32_t checked = 0;
+  // Seeder moves, removals (of seeders, leechers and the last peer) and inserts, verified
+  // after each, until the class change ends.
+  for (std::uint32_t step = 0; peers.staging(); ++step) {
+    const std::uint32_t position = random() % peers.count();
+    switch (step % 4) {
+      case 0:
+        peers.set_seeder(position, position >= peers.seeders(), secret);
+        break;
+      case 1:
+        peers.remove(step % 8 == 1 ? peers.count() - 1 : position, arena, secret);
+        break;
+      default:
+        peers.insert(bytes(address_of<18>(inserted)), step % 3 == 0, 9, arena, secret);
+        ++inserted;
+    }
+    peers.verify(secret);
+    ++checked;
+    const std::uint32_t copied =
+        peers.copy_window(0, peers.count(), PeerSet<18>::not_found, 50, random(), out.data());
+    ASSERT_EQ(copied, std::min<std::uint32_t>(50, peers.count()));
+    for (std::uint32_t i = 0; i < copied; ++i) {
+      ASSERT_NE(peers.find(out.data() + std::size_t{i} * 18, secret), PeerSet<18>::not_found);
+    }
+  }
+  EXPECT_GE(checked, 100u);
+  EXPECT_GT(peers.capacity(), staged_capacity_min);
+  peers.release(arena);
+  EXPECT_EQ(arena.stats().block_bytes_in_use, 0u);
+}
+
+TEST(PeerSetStaging, ReleaseAndExpiryInTheMiddleOfAClassChange) {
+  SlabArena arena;
+  {
+    PeerSet<6> peers;
+    grow_until_staging(peers, arena);
+    EXPECT_GT(peers.block_bytes(), SlabArena::block_size(peers.capacity() * 7));
+    peers.release(arena);  // both blocks
+    EXPECT_EQ(arena.stats().block_bytes_in_use, 0u);
+  }
+  {
+    // Stamps 0..127 by position: the ones older than the timeout go, the class change
+    // goes on (or ends, or a shrink starts) under the removals.
+    PeerSet<6> peers;
+    const std::uint32_t inserted = grow_until_staging(peers, arena);
+    const StampClock clock(64);  // one unit per second
+    std::uint32_t expected = 0;
+    for (std::uint32_t n = 0; n < inserted; ++n) expected += (n & 0x7f) < 64;
+    const std::uint32_t removed = peers.expire(127, 63, clock, arena, secret, [](bool) {});
+    EXPECT_EQ(removed, expected);
+    EXPECT_EQ(peers.count(), inserted - expected);
+    peers.verify(secret);
+    for (std::uint32_t n = 0; n < inserted; ++n) {
+      const bool kept = (n & 0x7f) >= 64;
+      ASSERT_EQ(peers.find(bytes(address_of<6>(n)), secret) != PeerSet<6>::not_found, kept) << n;
+    }
+    peers.release(arena);
+    EXPECT_EQ(arena.stats().block_bytes_in_use, 0u);
+  }
+}
+
+struct ModelPeer {
+  bool seeder = false;
+  std::uint8_t stamp = 0;
+};
+
+// Random inserts, removals, seeder moves, stamp writes and lookups against a map, the count
+// swinging between a few and tens of thousands so that it crosses staged class changes up and
+// down many times. verify() at each change of block or staging, the whole model every 4096 ops.
+template <std::size_t W>
+void differential(std::uint32_t seed, std::uint32_t operations) {
+  SlabArena arena;
+  PeerSet<W> peers;
+  std::unordered_map<std::string, ModelPeer> model;
+  std::vector<std::string> keys;  // the model's keys, for picking one at random
+  std::mt19937 random(seed);
+  Shape<W> shape(peers);
+  std::uint32_t stages = 0;
+  std::uint32_t target = 0;  // the first phase grows
+  auto check_all = [&] {
+    ASSERT_EQ(peers.count(), model.size());
+    std::uint32_t seeders = 0;
+    for (const auto& [key, peer] : model) {
+      const std::uint32_t position = peers.find(bytes(key), secret);
+      ASSERT_NE(position, PeerSet<W>::not_found);
+      ASSERT_EQ(position < peers.seeders(), peer.seeder);
+      ASSERT_EQ(peers.stamp(position), peer.stamp);
+      seeders += peer.seeder;
+    }
+    ASSERT_EQ(peers.seeders(), seeders);
+  };
+  for (std::uint32_t op = 0; op < operations; ++op) {
+    if (op % 100'000 == 0)
+      target = target > 1000 ? 100 + random() % 200 : 20'000 + random() % 20'000;
+    const bool grow = model.size() < target;
+    const std::uint32_t dice = random() % 100;
+    if (dice < (grow ? 60u : 20u)) {
+      const std::string key = address_of<W>(random());
+      if (model.count(key) != 0) continue;
+      const bool seeder = random() % 2 == 0;
+      const auto stamp = static_cast<std::uint8_t>(random());
+      const std::uint32_t position = peers.insert(bytes(key), seeder, stamp, arena, secret);
+      ASSERT_EQ(std::memcmp(peers.wire(position), key.data(), W), 0);
+      model[key] = {seeder, stamp};
+      keys.push_back(key);
+    } else if (!keys.empty()) {
+      const std::size_t k = random() % keys.size();
+      const std::string key = keys[k];
+      const std::uint32_t position = peers.find(bytes(key), secret);
+      ASSERT_NE(position, PeerSet<W>::not_found);
+      ModelPeer& peer = model[key];
+      ASSERT_EQ(position < peers.seeders(), peer.seeder);
+      ASSERT_EQ(peers.stamp(position), peer.stamp);
+      if (dice < 80) {
+        peers.remove(position, arena, secret);
+        model.erase(key);
+        keys[k] = keys.back();
+        keys.pop_back();
+      } else if (dice < 90) {
+        peer.seeder = !peer.seeder;
+        const std::uint32_t moved = peers.set_seeder(position, peer.seeder, secret);
+        ASSERT_EQ(std::memcmp(peers.wire(moved), key.data(), W), 0);
+      } else {
+        peer.stamp = static_cast<std::uint8_t>(random());
+        peers.stamp(position) = peer.stamp;
+      }
+    }
+    ASSERT_EQ(peers.find(bytes(address_of<W>(0xffffffffu)), secret), PeerSet<W>::not_found);
+    const Shape<W> now(peers);
+    if (!(now == shape)) {
+      stages += now.staging && !shape.staging;
+      shape = now;
+      peers.verify(secret);
+    }
+    if (op % 4096 == 0) check_all();
+  }
+  check_all();
+  EXPECT_GE(stages, 8u) << "the run should cross staged class changes both ways";
+  peers.release(arena);
+  EXPECT_EQ(arena.stats().block_bytes_in_use, 0u);
+}
+
+TEST(PeerSetDifferential, Ipv4AgainstAMapAcrossClassChanges) {
+  differential<6>(1, 400'000);
+}
+TEST(PeerSetDifferential, Ipv6AgainstAMapAcrossClassChanges) {
+  differential<18>(2, 400'000);
+}
+
+}  // namespace
+}  // namespace tyto::swarm
