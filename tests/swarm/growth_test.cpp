@@ -163,7 +163,7 @@ TEST(PeerSetGrowth, AMillionPeersInOneSwarmWithoutAStallOrALostAnnounce) {
   EXPECT_EQ(applied, peers_wanted);
   EXPECT_EQ(counters.leechers, peers_wanted);
   EXPECT_EQ(counters.peers_refused, 0u);
-  EXPECT_EQ(store->scrape(hash_number(1)).leechers, peers_wanted);
+  EXPECT_EQ(store->scrape(hash_number(1), 1).leechers, peers_wanted);
   EXPECT_GT(counters.index_growth_step_max_us, 0u);  // the steps were timed
   if (!TYTO_GROWTH_SANITIZED) {
     EXPECT_LE(counters.index_growth_step_max_us, std::uint64_t{turn_ns_max / 1000});
