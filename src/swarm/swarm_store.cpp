@@ -416,7 +416,7 @@ AnnounceReply SwarmStore::apply(Swarm& swarm, Peers& peers, const AnnounceReques
       reply.status = AnnounceStatus::peer_limit;
       return reply;
     }
-    std::uint8_t stamp = stamps_.stamp_of(now_s);
+    std::uint8_t stamp = stamp_now(now_s);
     if (completed) {  // counted once per peer: the bit remembers it
       stamp |= stamp_completed_bit;
       ++swarm.completed;
@@ -438,7 +438,7 @@ AnnounceReply SwarmStore::apply(Swarm& swarm, Peers& peers, const AnnounceReques
       if (position < peers.seeders()) bump(swarm.activity.unmatched_completions);
     }
     stamp =
-        static_cast<std::uint8_t>(stamps_.stamp_of(now_s) | (counted ? stamp_completed_bit : 0));
+        static_cast<std::uint8_t>(stamp_now(now_s) | (counted ? stamp_completed_bit : 0));
     const bool was_seeder = position < peers.seeders();
     if (was_seeder != seeder) {
       position = peers.set_seeder(position, seeder, secret_);
@@ -690,7 +690,7 @@ bool SwarmStore::empty_expired(const Swarm& swarm, std::uint32_t now_s) const no
 // same, and drop a silent peer at the same moment. A set is swept at most once per unit; any
 // other touch compares one byte.
 void SwarmStore::expire_due(Swarm& swarm, std::uint32_t now_s) noexcept {
-  const std::uint8_t now_stamp = stamps_.stamp_of(now_s);
+  const std::uint8_t now_stamp = stamp_now(now_s);
   const bool ipv4_due = !swarm.ipv4.empty() && swarm.ipv4.expiry_due(now_stamp);
   const bool ipv6_due = swarm.ipv6 != nullptr && swarm.ipv6->expiry_due(now_stamp);
   if (!ipv4_due && !ipv6_due) return;

@@ -82,7 +82,15 @@ class StampClock {
   // between 3900 and 3965 s after its last announce).
   constexpr bool expired(std::uint8_t stamp, std::uint32_t now_s,
                          std::uint32_t timeout_s) const noexcept {
-    return age_s(stamp, now_s) >= timeout_s + unit_s_;
+    return units_since(stamp, stamp_of(now_s)) >= expiry_units(timeout_s);
+  }
+  // The same, in units, for a loop over many stamps: units since `stamp` at `now_stamp`, and the
+  // count at which a peer is expired.
+  static constexpr std::uint32_t units_since(std::uint8_t stamp, std::uint8_t now_stamp) noexcept {
+    return static_cast<std::uint32_t>((now_stamp - (stamp & stamp_time_mask)) & stamp_time_mask);
+  }
+  constexpr std::uint32_t expiry_units(std::uint32_t timeout_s) const noexcept {
+    return (timeout_s + 2 * unit_s_ - 1) / unit_s_;  // units * unit >= timeout + unit
   }
 
  private:
@@ -147,14 +155,16 @@ class PeerSet {
                        SlabArena& arena, const HashSecret& secret,
                        OnRemoved&& on_removed) noexcept {
     std::uint32_t removed = 0;
+    const std::uint8_t now_stamp = clock.stamp_of(now_s);
+    const std::uint32_t expiry_units = clock.expiry_units(timeout_s);
     for (std::uint32_t position = count_; position-- > 0;) {
-      if (!clock.expired(stamps()[position], now_s, timeout_s)) continue;
+      if (StampClock::units_since(stamps()[position], now_stamp) < expiry_units) continue;
       const bool was_seeder = position < seeders_;
       remove(position, arena, secret);
       on_removed(was_seeder);
       ++removed;
     }
-    swept_ = clock.stamp_of(now_s);
+    swept_ = now_stamp;
     return removed;
   }
 

@@ -194,6 +194,14 @@ class SwarmStore final : public store::PeerStore {
   template <class Peers, class Change>
   auto peer_set_step(const Peers& peers, Change&& change) noexcept;
   void expire_due(Swarm& swarm, std::uint32_t now_s) noexcept;  // on first touch in a unit
+  // The stamp of now_s, worked out once a second (a division) rather than per announce.
+  std::uint8_t stamp_now(std::uint32_t now_s) noexcept {
+    if (now_s != stamp_second_) {
+      stamp_second_ = now_s;
+      stamp_now_ = stamps_.stamp_of(now_s);
+    }
+    return stamp_now_;
+  }
   bool sweep_swarm(Swarm& swarm, std::uint32_t now_s) noexcept;  // true: erase it
   bool keeps_completed(const Swarm& swarm) const noexcept;
   bool empty_expired(const Swarm& swarm, std::uint32_t now_s) const noexcept;
@@ -217,6 +225,8 @@ class SwarmStore final : public store::PeerStore {
 
   StoreLimits limits_;
   StampClock stamps_;
+  std::uint32_t stamp_second_ = 0;  // stamp_now()'s cache: now_s is never 0
+  std::uint8_t stamp_now_ = 0;
   HashSecret secret_;
   std::uint64_t random_state_;
   SlabArena arena_;
