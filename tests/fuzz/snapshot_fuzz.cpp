@@ -2,11 +2,16 @@
 // checksum) and the swarm records inside (SwarmStore::restore_snapshot, also the cluster's
 // future transfer format), both hostile input. Never a crash; restored records leave a
 // consistent store, which writes records that restore to the same swarms and peers again.
+// The second store is built only when the first wrote records: a store that holds nothing
+// writes nothing, and restoring nothing into a fresh store checked nothing (it saves the
+// second map and unmap for about a quarter of inputs). The harness's own code is not
+// instrumented for coverage (not_covered.hpp; the library is).
 #include <cstdint>
 #include <cstdlib>
 #include <span>
 #include <vector>
 
+#include "not_covered.hpp"
 #include "tyto/app/snapshot.hpp"
 #include "tyto/swarm/swarm_store.hpp"
 
@@ -23,7 +28,7 @@ tyto::swarm::StoreLimits small_limits() {
 }
 }  // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+extern "C" TYTO_NOT_COVERED int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace tyto;
   const std::vector<std::uint8_t> bytes(data, data + size);
   if (const auto file = app::decode_snapshot(bytes); file.ok()) {
@@ -37,6 +42,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<std::uint8_t> written;
   const std::uint64_t swarms = store.append_snapshot(1000, written);
   check(swarms == store.swarms_count());
+  if (written.empty()) {
+    check(swarms == 0);
+    return 0;
+  }
   swarm::SwarmStore again(small_limits(), HashSecret::from_seed(2), 2);
   const auto reread = again.restore_snapshot(written, 1000, 0, keep_all);
   check(reread.ok());
