@@ -45,6 +45,11 @@ void merge_delta(store::AccountingDelta& sum, const store::AccountingDelta& late
   sum.download_scale = later.download_scale;
   sum.completed |= later.completed;
   sum.closed = later.closed;
+  if (later.stopped_unix_s != 0 && later.stopped_unix_s >= sum.stopped_unix_s) {  // the latest stop
+    sum.stopped_unix_s = later.stopped_unix_s;
+    sum.stopped_uploaded = later.stopped_uploaded;
+    sum.stopped_downloaded = later.stopped_downloaded;
+  }
 }
 
 std::uint64_t PendingDeltas::hash(const store::PeerKey& key) const noexcept {

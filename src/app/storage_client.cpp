@@ -93,7 +93,10 @@ std::string StorageClient::init(const store::CatalogueRows& loaded) {
         next = std::max(next, batch.id.sequence + 1);
       }
       backlog_rows_ += batch.deltas.size() + batch.completions.size();
-      batch.arbitrate = config_.arbitrate;  // its from-baselines were not journalled: see there
+      // Arbitrated as when it was formed: a version-3 record keeps each delta's from-baseline
+      // (an earlier release's has none, so those deltas can only be cut).
+      batch.arbitrate = config_.arbitrate;
+      batch.arbitrate_window_s = config_.arbitrate_window_s;
       recovered_.push_back({std::move(batch), {}, true});
     }
     if (!recovered_.empty()) {

@@ -170,7 +170,10 @@ std::uint64_t Ledger::record(const Spot& spot, const store::PeerKey& key,
     held->from_uploaded = fresh_baseline ? request.uploaded_bytes : held->baseline_uploaded;
     held->from_downloaded = fresh_baseline ? request.downloaded_bytes : held->baseline_downloaded;
     held->from_announced_unix_s = fresh_baseline ? now_unix_s : held->announced_unix_s;
-    held->from_first_sighting = first_sighting && request.event != AnnounceEvent::started;
+    // What came before the from-baseline is this session's, owed by another node's batch or by
+    // nobody, unless a `started` set it (now, or as the baseline held).
+    held->from_continues = fresh_baseline ? request.event != AnnounceEvent::started
+                                          : !held->baseline_starts_session;
   }
   held->upload_scale = static_cast<double>(torrent.upload_factor) * member.upload_factor;
   held->download_scale = static_cast<double>(torrent.download_factor) * member.download_factor;
@@ -203,6 +206,8 @@ std::uint64_t Ledger::record(const Spot& spot, const store::PeerKey& key,
   held->seeding = request.left_bytes == 0;
   held->completed |= request.event == AnnounceEvent::completed;
   held->closed = request.event == AnnounceEvent::stopped;
+  held->baseline_starts_session = request.event == AnnounceEvent::started;
+  if (held->closed) set_stop(*held);
   held->remote = false;
   mark_dirty(position, *held);
   if (ticket_stopped && held->closed && held->ticket == 0) held->ticket = ++tickets_issued_;
@@ -218,8 +223,17 @@ bool Ledger::restore(const store::Baseline& baseline, std::uint32_t now_s,
   held->baseline_uploaded = baseline.uploaded;
   held->baseline_downloaded = baseline.downloaded;
   held->seeding = baseline.seeding;
+  held->baseline_starts_session = false;
   set_announced(*held, baseline.announced_unix_s, now_s, now_unix_s);
   return true;
+}
+
+// The session stops at the entry's baseline (a `stopped`, or an expiry): the pending delta
+// carries where, even if another session starts before it is handed on.
+void Ledger::set_stop(Entry& held) noexcept {
+  held.stopped_unix_s = held.announced_unix_s;
+  held.stopped_uploaded = held.baseline_uploaded;
+  held.stopped_downloaded = held.baseline_downloaded;
 }
 
 void Ledger::set_announced(Entry& held, std::uint64_t announced_unix_s, std::uint32_t now_s,
@@ -256,6 +270,7 @@ Ledger::Adopted Ledger::adopt(const store::Baseline& baseline, bool closed, std:
   held.baseline_uploaded = baseline.uploaded;
   held.baseline_downloaded = baseline.downloaded;
   held.seeding = baseline.seeding;
+  held.baseline_starts_session = false;  // another node's: a session's start is not replicated
   set_announced(held, baseline.announced_unix_s, now_s, now_unix_s);
   held.closed = closed;  // dirty and closed: leaves once its pending delta was handed on
   held.remote = true;
@@ -277,7 +292,10 @@ store::AccountingDelta Ledger::take_delta(const Entry& held) const noexcept {
   delta.from_uploaded = held.from_uploaded;
   delta.from_downloaded = held.from_downloaded;
   delta.from_announced_unix_s = held.from_announced_unix_s;
-  delta.from_first_sighting = held.from_first_sighting;
+  delta.from_continues = held.from_continues;
+  delta.stopped_unix_s = held.stopped_unix_s;
+  delta.stopped_uploaded = held.stopped_uploaded;
+  delta.stopped_downloaded = held.stopped_downloaded;
   delta.upload_scale = held.upload_scale;
   delta.download_scale = held.download_scale;
   delta.seeding = held.seeding;
@@ -290,6 +308,7 @@ void Ledger::clear_delta(std::uint32_t position, Entry& held) noexcept {
   held.uploaded = held.downloaded = held.uploaded_real = held.downloaded_real = 0;
   held.seed_s = held.leech_s = 0;
   held.completed = false;
+  held.stopped_unix_s = held.stopped_uploaded = held.stopped_downloaded = 0;
   held.ticket = 0;
   held.dirty = false;
   if (held.closed) erase(position);
@@ -307,6 +326,7 @@ void Ledger::expire_step(std::uint32_t now_s) noexcept {
       continue;
     }
     held.closed = true;
+    set_stop(held);
     mark_dirty(position, held);
   }
 }

@@ -51,9 +51,25 @@ std::uint32_t add_seconds(std::uint32_t held, std::uint64_t more) noexcept {
   return static_cast<std::uint32_t>(std::min<std::uint64_t>(std::uint64_t{held} + more, UINT32_MAX));
 }
 
-bool extend_first_sighting(AccountingDelta& delta, const Baseline& stored,
-                           std::uint32_t window_s) noexcept {
-  if (!delta.from_first_sighting || window_s == 0 ||
+// What the delta credits past a point (t, u, d) another batch credited up to: each counter's
+// span beyond it, and the seconds after it.
+bool cut_to(AccountingDelta& delta, std::uint64_t t, std::uint64_t u, std::uint64_t d) noexcept {
+  bool changed = cut_counter(delta.baseline_uploaded, u, delta.uploaded_real, delta.uploaded);
+  changed |= cut_counter(delta.baseline_downloaded, d, delta.downloaded_real, delta.downloaded);
+  const std::uint64_t after_s = delta.announced_unix_s > t ? delta.announced_unix_s - t : 0;
+  for (std::uint32_t* seconds : {&delta.seed_s, &delta.leech_s}) {
+    if (*seconds > after_s) {
+      *seconds = static_cast<std::uint32_t>(after_s);
+      changed = true;
+    }
+  }
+  return changed;
+}
+
+// The span from the stored baseline to the delta's from-baseline (arbitrate_delta's second rule).
+bool bridge_from_stored(AccountingDelta& delta, const Baseline& stored,
+                        std::uint32_t window_s) noexcept {
+  if (!delta.from_continues || stored.closed || window_s == 0 ||
       delta.from_announced_unix_s > stored.announced_unix_s + window_s) {
     return false;
   }
@@ -77,6 +93,31 @@ bool extend_first_sighting(AccountingDelta& delta, const Baseline& stored,
 bool arbitrate_delta(AccountingDelta& delta, const Baseline* stored,
                      std::uint32_t window_s) noexcept {
   if (stored == nullptr) return false;
+  // The peer's last stop (a tombstone's is its baseline). A delta whose from-baseline comes
+  // before it belongs to the session that stopped there: cut against the stop, whatever session
+  // the row holds now. One after it belongs to a later session: a tombstone says nothing of it.
+  Baseline stop = *stored;
+  if (stored->stopped_unix_s != 0) {
+    stop.announced_unix_s = stored->stopped_unix_s;
+    stop.uploaded = stored->stopped_uploaded;
+    stop.downloaded = stored->stopped_downloaded;
+  }
+  if (stored->stopped_unix_s != 0 || stored->closed) {
+    // A session's start orders by time alone (its counters start over); a continuing from-baseline
+    // by counters too, as any two baselines (baseline_not_older).
+    const bool before_stop =
+        delta.from_continues
+            ? baseline_not_older(stop.announced_unix_s, stop.uploaded, stop.downloaded,
+                                 delta.from_announced_unix_s, delta.from_uploaded,
+                                 delta.from_downloaded)
+            : delta.from_announced_unix_s < stop.announced_unix_s;
+    if (before_stop) {
+      delta.keeps_stored_baseline = stored->announced_unix_s >= stop.announced_unix_s;
+      return cut_to(delta, stop.announced_unix_s, stop.uploaded, stop.downloaded) ||
+             delta.keeps_stored_baseline;
+    }
+    if (stored->closed) return false;
+  }
   const bool same = stored->announced_unix_s == delta.from_announced_unix_s &&
                     stored->uploaded == delta.from_uploaded &&
                     stored->downloaded == delta.from_downloaded;
@@ -84,22 +125,9 @@ bool arbitrate_delta(AccountingDelta& delta, const Baseline* stored,
   if (!baseline_not_older(stored->announced_unix_s, stored->uploaded, stored->downloaded,
                           delta.from_announced_unix_s, delta.from_uploaded,
                           delta.from_downloaded)) {
-    return extend_first_sighting(delta, *stored, window_s);
+    return bridge_from_stored(delta, *stored, window_s);
   }
-  bool changed = cut_counter(delta.baseline_uploaded, stored->uploaded, delta.uploaded_real,
-                             delta.uploaded);
-  changed |= cut_counter(delta.baseline_downloaded, stored->downloaded, delta.downloaded_real,
-                         delta.downloaded);
-  const std::uint64_t after_s = delta.announced_unix_s > stored->announced_unix_s
-                                    ? delta.announced_unix_s - stored->announced_unix_s
-                                    : 0;
-  for (std::uint32_t* seconds : {&delta.seed_s, &delta.leech_s}) {
-    if (*seconds > after_s) {
-      *seconds = static_cast<std::uint32_t>(after_s);
-      changed = true;
-    }
-  }
-  return changed;
+  return cut_to(delta, stored->announced_unix_s, stored->uploaded, stored->downloaded);
 }
 
 }  // namespace tyto::store

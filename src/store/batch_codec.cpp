@@ -12,10 +12,32 @@ namespace tyto::store {
 
 namespace {
 constexpr std::uint8_t magic[4] = {'T', 'Y', 'J', 'B'};
-// Version 1 has no completions; a batch without any is still written as version 1.
-constexpr std::uint8_t record_version_deltas = 1, record_version_completions = 2;
-constexpr std::uint16_t flag_seeding = 1, flag_completed = 2, flag_closed = 4;
-constexpr std::uint16_t flags_known = flag_seeding | flag_completed | flag_closed;
+// Versions 1 (no completions) and 2 (completions) are read, from journals of earlier releases;
+// version 3 adds each delta's from-baseline, factors and stop, and is the one written.
+constexpr std::uint8_t record_version_deltas = 1, record_version_completions = 2,
+                       record_version_from = 3;
+constexpr std::uint16_t flag_seeding = 1, flag_completed = 2, flag_closed = 4,
+                        flag_from_continues = 8;
+constexpr std::uint16_t flags_known_before_3 = flag_seeding | flag_completed | flag_closed;
+constexpr std::uint16_t flags_known = flags_known_before_3 | flag_from_continues;
+// A delta's factor is the torrent's times the user's, each checked to [0, 100] by the backends.
+constexpr double scale_max = 100.0 * 100.0;
+
+std::size_t delta_wire_size(std::uint8_t version) noexcept {
+  return version == record_version_from ? batch_delta_wire_size : batch_delta_wire_size_before_3;
+}
+
+std::uint64_t bits_of(double value) noexcept {
+  std::uint64_t bits = 0;
+  std::memcpy(&bits, &value, sizeof bits);
+  return bits;
+}
+
+double double_of(std::uint64_t bits) noexcept {
+  double value = 0;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
+}
 
 bool key_less(const PeerKey& a, const PeerKey& b) noexcept {
   if (a.user_id != b.user_id) return a.user_id < b.user_id;
@@ -38,10 +60,19 @@ void write_delta(ByteWriter& out, const AccountingDelta& delta) noexcept {
   out.u64(delta.announced_unix_s);
   out.u16(static_cast<std::uint16_t>((delta.seeding ? flag_seeding : 0) |
                                      (delta.completed ? flag_completed : 0) |
-                                     (delta.closed ? flag_closed : 0)));
+                                     (delta.closed ? flag_closed : 0) |
+                                     (delta.from_continues ? flag_from_continues : 0)));
+  out.u64(delta.from_uploaded);
+  out.u64(delta.from_downloaded);
+  out.u64(delta.from_announced_unix_s);
+  out.u64(bits_of(delta.upload_scale));
+  out.u64(bits_of(delta.download_scale));
+  out.u64(delta.stopped_unix_s);
+  out.u64(delta.stopped_uploaded);
+  out.u64(delta.stopped_downloaded);
 }
 
-bool read_delta(ByteReader& in, AccountingDelta& delta) noexcept {
+bool read_delta(ByteReader& in, AccountingDelta& delta, std::uint8_t version) noexcept {
   delta.key.user_id = in.u64();
   delta.key.torrent_id = in.u64();
   in.copy_to(delta.key.peer_id.bytes);
@@ -58,7 +89,23 @@ bool read_delta(ByteReader& in, AccountingDelta& delta) noexcept {
   delta.seeding = flags & flag_seeding;
   delta.completed = flags & flag_completed;
   delta.closed = flags & flag_closed;
-  return in.ok() && (flags & ~flags_known) == 0 && delta.key.user_id != 0 &&
+  delta.from_continues = flags & flag_from_continues;
+  if (version == record_version_from) {
+    delta.from_uploaded = in.u64();
+    delta.from_downloaded = in.u64();
+    delta.from_announced_unix_s = in.u64();
+    delta.upload_scale = double_of(in.u64());
+    delta.download_scale = double_of(in.u64());
+    delta.stopped_unix_s = in.u64();
+    delta.stopped_uploaded = in.u64();
+    delta.stopped_downloaded = in.u64();
+  }
+  // Earlier versions leave the from-baseline unknown (0) and the factors 1: arbitration can only
+  // cut such a delta, never bridge from it.
+  const bool scales_ok = delta.upload_scale >= 0 && delta.upload_scale <= scale_max &&
+                         delta.download_scale >= 0 && delta.download_scale <= scale_max;
+  const std::uint16_t known = version == record_version_from ? flags_known : flags_known_before_3;
+  return in.ok() && (flags & ~known) == 0 && scales_ok && delta.key.user_id != 0 &&
          delta.key.torrent_id != 0;
 }
 
@@ -68,11 +115,13 @@ bool read_completion(ByteReader& in, CompletionDelta& completion) noexcept {
   return in.ok() && completion.count != 0;
 }
 
-// Version 2's tail after the deltas: the completions, in info_hash order, each once.
-Result<bool, std::string> read_completions(ByteReader& in, AccountingBatch& batch) {
+// The tail after the deltas (versions 2 and 3): the completions, in info_hash order, each once.
+Result<bool, std::string> read_completions(ByteReader& in, AccountingBatch& batch,
+                                           std::uint8_t version) {
   const std::uint32_t count = in.u32();
-  // Zero would re-encode as version 1: one batch, one encoding.
-  if (!in.ok() || count == 0 || count > batch_deltas_max ||
+  // Version 2 with none would have been version 1: one batch, one encoding.
+  const bool none_allowed = version == record_version_from;
+  if (!in.ok() || (count == 0 && !none_allowed) || count > batch_deltas_max ||
       std::uint64_t{count} * batch_completion_wire_size != in.remaining()) {
     return Failure{std::string("completion count does not match the record's size")};
   }
@@ -103,7 +152,7 @@ Result<AccountingBatch, std::string> read_payload(std::span<const std::uint8_t> 
   batch.id.sequence = in.u64();
   const std::uint32_t count = in.u32();
   if (!in.ok() || batch.id.sequence == 0) return Failure{std::string("bad batch id")};
-  const std::uint64_t deltas_size = std::uint64_t{count} * batch_delta_wire_size;
+  const std::uint64_t deltas_size = std::uint64_t{count} * delta_wire_size(version);
   const bool fits = version == record_version_deltas ? deltas_size == in.remaining()
                                                      : deltas_size + 4 <= in.remaining();
   if (count > batch_deltas_max || !fits) {
@@ -111,13 +160,15 @@ Result<AccountingBatch, std::string> read_payload(std::span<const std::uint8_t> 
   }
   batch.deltas.resize(count);
   for (std::uint32_t i = 0; i < count; ++i) {
-    if (!read_delta(in, batch.deltas[i])) return Failure{"bad delta " + std::to_string(i)};
+    if (!read_delta(in, batch.deltas[i], version)) {
+      return Failure{"bad delta " + std::to_string(i)};
+    }
     if (i > 0 && !key_less(batch.deltas[i - 1].key, batch.deltas[i].key)) {
       return Failure{"deltas not in key order at " + std::to_string(i)};
     }
   }
-  if (version == record_version_completions) {
-    auto read = read_completions(in, batch);
+  if (version != record_version_deltas) {
+    auto read = read_completions(in, batch, version);
     if (!read.ok()) return Failure{read.error()};
   }
   TYTO_ASSERT(in.remaining() == 0);
@@ -127,10 +178,9 @@ Result<AccountingBatch, std::string> read_payload(std::span<const std::uint8_t> 
 
 void append_batch_record(const AccountingBatch& batch, std::vector<std::uint8_t>& out) {
   const std::size_t node_size = std::min(batch.id.node.size(), batch_node_size_max);
-  const bool completions = !batch.completions.empty();
-  const std::size_t payload_size =
-      1 + node_size + 4 + 8 + 4 + batch.deltas.size() * batch_delta_wire_size +
-      (completions ? 4 + batch.completions.size() * batch_completion_wire_size : 0);
+  const std::size_t payload_size = 1 + node_size + 4 + 8 + 4 +
+                                   batch.deltas.size() * batch_delta_wire_size + 4 +
+                                   batch.completions.size() * batch_completion_wire_size;
   const std::size_t at = out.size();
   out.resize(at + batch_record_header_size + payload_size);
   ByteWriter payload({out.data() + at + batch_record_header_size, payload_size});
@@ -140,18 +190,16 @@ void append_batch_record(const AccountingBatch& batch, std::vector<std::uint8_t>
   payload.u64(batch.id.sequence);
   payload.u32(static_cast<std::uint32_t>(batch.deltas.size()));
   for (const AccountingDelta& delta : batch.deltas) write_delta(payload, delta);
-  if (completions) {
-    payload.u32(static_cast<std::uint32_t>(batch.completions.size()));
-    for (const CompletionDelta& completion : batch.completions) {
-      TYTO_ASSERT(completion.count != 0);
-      payload.bytes(completion.info_hash.bytes);
-      payload.u64(completion.count);
-    }
+  payload.u32(static_cast<std::uint32_t>(batch.completions.size()));
+  for (const CompletionDelta& completion : batch.completions) {
+    TYTO_ASSERT(completion.count != 0);
+    payload.bytes(completion.info_hash.bytes);
+    payload.u64(completion.count);
   }
   TYTO_ASSERT(payload.ok() && payload.remaining() == 0);
   ByteWriter header({out.data() + at, batch_record_header_size});
   header.bytes(magic);
-  header.u8(completions ? record_version_completions : record_version_deltas);
+  header.u8(record_version_from);
   header.u32(static_cast<std::uint32_t>(payload_size));
   header.u64(XXH3_64bits(out.data() + at + batch_record_header_size, payload_size));
   TYTO_ASSERT(header.ok());
@@ -170,7 +218,8 @@ DecodedRecords decode_batch_records(std::span<const std::uint8_t> bytes) {
       break;
     }
     if (std::memcmp(found_magic.data(), magic, 4) != 0 ||
-        (version != record_version_deltas && version != record_version_completions)) {
+        (version != record_version_deltas && version != record_version_completions &&
+         version != record_version_from)) {
       decoded.stopped_because = "not a batch record (magic or version)";
       break;
     }

@@ -1,6 +1,7 @@
 #include "tyto/store/memory_backend.hpp"
 
 #include <algorithm>
+#include <ctime>
 #include <memory>
 #include <set>
 #include <utility>
@@ -60,7 +61,9 @@ std::optional<UserTotalsRow> MemoryBackend::user_totals(std::uint64_t user_id) c
 std::vector<Baseline> MemoryBackend::baselines() const {
   std::vector<Baseline> out;
   out.reserve(baselines_.size());
-  for (const auto& [key, baseline] : baselines_) out.push_back(baseline);
+  for (const auto& [key, baseline] : baselines_) {
+    if (!baseline.closed) out.push_back(baseline);
+  }
   return out;
 }
 
@@ -142,6 +145,12 @@ Result<bool, std::string> MemoryBackend::write_batch(const AccountingBatch& batc
   TYTO_ASSERT(batch.id.sequence > 0);
   std::uint64_t& mark = marks_[{batch.id.node, batch.id.shard}];
   if (batch.id.sequence <= mark) return false;
+  if (batch.arbitrate) {
+    const auto now_unix_s = static_cast<std::uint64_t>(std::time(nullptr));
+    std::erase_if(baselines_, [&](const auto& held) {
+      return held.second.closed && held.second.announced_unix_s + closed_baseline_keep_s < now_unix_s;
+    });
+  }
   for (AccountingDelta delta : batch.deltas) {
     const PeerMapKey peer_key{
         delta.key.user_id, delta.key.torrent_id,
@@ -164,18 +173,32 @@ Result<bool, std::string> MemoryBackend::write_batch(const AccountingBatch& batc
     UserTotalsRow& totals = user_totals_[delta.key.user_id];
     totals.uploaded += delta.uploaded;
     totals.downloaded += delta.downloaded;
-    if (stored != baselines_.end() &&
-        !baseline_not_older(delta.announced_unix_s, delta.baseline_uploaded,
-                            delta.baseline_downloaded, stored->second.announced_unix_s,
-                            stored->second.uploaded, stored->second.downloaded)) {
-      continue;  // another node's later announce of the peer holds the baseline
+    if (delta.closed && !batch.arbitrate) {
+      if (stored != baselines_.end() &&
+          baseline_not_older(delta.announced_unix_s, delta.baseline_uploaded,
+                             delta.baseline_downloaded, stored->second.announced_unix_s,
+                             stored->second.uploaded, stored->second.downloaded)) {
+        baselines_.erase(stored);
+      }
+      continue;
     }
-    if (delta.closed) {
-      if (stored != baselines_.end()) baselines_.erase(stored);
-    } else {
-      baselines_[peer_key] = Baseline{delta.key, delta.baseline_uploaded, delta.baseline_downloaded,
-                                      delta.announced_unix_s, delta.seeding};
+    Baseline& held = baselines_[peer_key];  // a new row: every field as the delta says below
+    const bool created = stored == baselines_.end();
+    if (const StopPoint stop = stop_of(delta); stop.unix_s > held.stopped_unix_s) {  // first
+      held.stopped_unix_s = stop.unix_s;
+      held.stopped_uploaded = stop.uploaded;
+      held.stopped_downloaded = stop.downloaded;
     }
+    if (created || (!delta.keeps_stored_baseline &&
+                    baseline_replaces(delta.announced_unix_s, delta.baseline_uploaded,
+                                      delta.baseline_downloaded, held))) {
+      held.key = delta.key;
+      held.uploaded = delta.baseline_uploaded;
+      held.downloaded = delta.baseline_downloaded;
+      held.announced_unix_s = delta.announced_unix_s;
+      held.seeding = delta.seeding;
+      held.closed = delta.closed;
+    }  // else another node's later announce of the peer holds the baseline
   }
   for (const CompletionDelta& completion : batch.completions) {
     completions_[completion.info_hash] += completion.count;

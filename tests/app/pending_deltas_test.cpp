@@ -58,6 +58,40 @@ TEST(PendingDeltas, SumsRepeatsOfAKeyAndKeepsTheLatestBaseline) {
   EXPECT_EQ(out[1].uploaded, 0u);
 }
 
+// A stop in one delta and a new session in the next: the sum keeps the stop (a cluster's store
+// cuts the old session's late batches against it), and a later stop replaces it.
+TEST(PendingDeltas, KeepsTheLatestStop) {
+  PendingDeltas pending(HashSecret::from_seed(1));
+  auto stopped = delta_of(7, 3, 'a');
+  stopped.closed = true;
+  stopped.stopped_unix_s = 100;
+  stopped.stopped_uploaded = 700;
+  stopped.stopped_downloaded = 70;
+  auto restarted = delta_of(7, 3, 'a');
+  restarted.baseline_uploaded = 5;
+  restarted.announced_unix_s = 101;
+  EXPECT_TRUE(pending.add(stopped));
+  EXPECT_FALSE(pending.add(restarted));
+  std::vector<store::AccountingDelta> out;
+  pending.take_sorted(out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_FALSE(out[0].closed);
+  EXPECT_EQ(out[0].stopped_unix_s, 100u);
+  EXPECT_EQ(out[0].stopped_uploaded, 700u);
+  EXPECT_EQ(out[0].stopped_downloaded, 70u);
+  auto stopped_again = restarted;
+  stopped_again.closed = true;
+  stopped_again.stopped_unix_s = 160;
+  stopped_again.stopped_uploaded = 9;
+  EXPECT_TRUE(pending.add(out[0]));
+  EXPECT_FALSE(pending.add(stopped_again));
+  out.clear();
+  pending.take_sorted(out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].stopped_unix_s, 160u);
+  EXPECT_EQ(out[0].stopped_uploaded, 9u);
+}
+
 // Many keys, repeated, in random order, over several batches and growths: each batch holds each
 // key once, in (user_id, torrent_id, peer_id) order, with the sum a std::map would hold.
 TEST(PendingDeltas, MatchesAnOrderedMapOverBatches) {

@@ -17,12 +17,14 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
 import private_test
 import private_pg_test
 from private_test import NONE, STARTED, T1, failure, http_announce
+from tracker import STOPPED
 from tracker import Client, Tracker, free_port, http_get, url_data_options
 
 BINARY = None
@@ -118,6 +120,84 @@ class ScriptedClient:
             client.close()
 
 
+class Relay:
+    """A TCP relay on loopback to PostgreSQL's Unix socket that can be cut (every connection
+    closed, new ones refused) and restored: one node's database out of reach, the other's not."""
+
+    def __init__(self, socket_path):
+        self.socket_path = socket_path
+        self.port = free_port()
+        self.listener = None
+        self.connections = []
+        self.threads = []
+        self.lock = threading.Lock()
+        self.restore()
+
+    def restore(self):
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        self.listener = listener
+        self.start(self.accept, listener)
+
+    def start(self, target, *args):
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def accept(self, listener):
+        while True:  # ends when cut() closes the listener
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                server.connect(self.socket_path)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.connections += [client, server]
+            self.start(self.pipe, client, server)
+            self.start(self.pipe, server, client)
+
+    @staticmethod
+    def pipe(source, sink):
+        while True:  # ends when either socket is closed
+            try:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+            except OSError:
+                break
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+        with self.lock:
+            connections, self.connections = self.connections, []
+        for end in connections:
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            end.close()
+
+    def close(self):
+        self.cut()
+        for thread in self.threads:
+            thread.join(timeout=5)
+
+
 @unittest.skipIf(NATS_SERVER is None, "nats-server is not installed")
 class ClusterPrivateBase:
     store_class = None
@@ -167,10 +247,10 @@ class ClusterPrivateBase:
                          for line in text.splitlines()
                          if "warning" in line or "error" in line or "journal" in line)
 
-    def start_node(self, name):
+    def start_node(self, name, storage_uri=None):
         port, metrics_port = self.ports[name]
         node = Tracker(BINARY, [
-            "--private", "--storage", self.store.uri(),
+            "--private", "--storage", storage_uri or self.store.uri(),
             "--storage-journal", os.path.join(self.directory, name + ".journal"),
             "--udp", "127.0.0.1:%d" % port, "--http", "127.0.0.1:%d" % port,
             "--cores", "0-1" if name == "a" else "0",
@@ -281,6 +361,77 @@ class SqliteClusterPrivateTest(ClusterPrivateBase, unittest.TestCase):
                  "PostgreSQL's server is not installed (package postgresql)")
 class PostgresClusterPrivateTest(ClusterPrivateBase, unittest.TestCase):
     store_class = PostgresStore
+
+    def storage(self, node):
+        status, body = http_get(node.metrics_port, "/stats")
+        self.assertEqual(status, 200, body)
+        return json.loads(body)["storage"]
+
+    def test_a_node_whose_database_is_out_of_reach_credits_nothing_twice_or_never(self):
+        """Node A loses its database (B keeps its own connection): A's batch with the clients'
+        next announces goes to A's journal, their baselines travel to B, the clients move to B,
+        which commits first; two stop there, one of them starting again at once. When A's
+        database is back, A's journalled batch lands last and is arbitrated: every byte is
+        credited once (B's batch credited the span A owed; A's is cut to nothing of it)."""
+        pg = self.store.pg
+        relay = Relay(os.path.join(pg.directory, ".s.PGSQL.%d" % pg.port))
+        self.addCleanup(relay.close)
+        code, _, stderr = self.nodes["a"].stop()
+        self.assertEqual(code, 0, stderr[-4000:])
+        a = self.start_node("a", "postgresql://postgres@127.0.0.1:%d/tyto?sslmode=disable&"
+                                 "tyto_timeout_ms=3000" % relay.port)
+        b = self.nodes["b"]
+        clients = [ScriptedClient(i, (1, 4)[i % 2], ("http", "udp")[i // 2]) for i in range(4)]
+        expected = {1: 0, 4: 0}
+        for client in clients:
+            client.announce(a, STARTED)
+        self.wait_baselines(b, len(clients))
+        adopted = self.totals(b).get("cluster_baselines_adopted", 0)
+        relay.cut()
+        for client in clients:
+            client.uploaded += 1000 + client.index
+            client.announce(a)
+        # A's flush fails: the batch is journalled, and its baselines published once it is.
+        deadline = time.time() + 15
+        while self.storage(a)["batches_journalled"] < 1:
+            self.assertLess(time.time(), deadline, "A journalled nothing\n" + a.stderr()[-3000:])
+            time.sleep(0.05)
+        self.wait_baselines(b, adopted + len(clients))
+        written_by_b = self.storage(b)["batches_written"]
+        for client in clients:
+            client.uploaded += 300 + client.index
+            client.announce(b, STOPPED if client.index < 2 else NONE)
+            expected[client.user] += 1300 + 2 * client.index
+        restarted = clients[0]  # started again at once: a new session, its counters from 50
+        restarted.uploaded = 50
+        restarted.announce(b, STARTED)
+        deadline = time.time() + 15
+        while self.storage(b)["batches_written"] == written_by_b:  # B commits first
+            self.assertLess(time.time(), deadline, "B wrote nothing\n" + b.stderr()[-3000:])
+            time.sleep(0.05)
+        time.sleep(1.2)  # and every batch B forms with these
+        credited_by_b = {user: self.store.transfer(user, 10) for user in expected}
+        self.assertEqual(credited_by_b, {user: (2 * real, real) for user, real in
+                                         expected.items()}, self.logs()[-6000:])
+        self.assertGreater(self.storage(a)["journal_bytes"], 0)
+        relay.restore()
+        deadline = time.time() + 40
+        while self.storage(a)["journal_bytes"] != 0:
+            self.assertLess(time.time(), deadline, "A's journal was not written\n" +
+                            a.stderr()[-3000:])
+            time.sleep(0.1)
+        # A's batch landed last and changed nothing: B's had credited A's span already.
+        self.assertEqual({user: self.store.transfer(user, 10) for user in expected},
+                         credited_by_b, self.logs()[-6000:])
+        restarted.uploaded = 250
+        restarted.announce(b)
+        expected[restarted.user] += 200
+        self.stop_nodes()
+        for client in clients:
+            client.close()
+        self.assertEqual({user: self.store.transfer(user, 10) for user in expected},
+                         {user: (2 * real, real) for user, real in expected.items()},
+                         self.logs()[-6000:])
 
 
 if __name__ == "__main__":

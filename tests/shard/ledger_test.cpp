@@ -271,7 +271,36 @@ TEST_F(LedgerTest, SilentPeersAreClosedByTheSweepWithoutCredit) {
   ASSERT_EQ(deltas.size(), 1u);
   EXPECT_TRUE(deltas[0].closed);
   EXPECT_EQ(deltas[0].uploaded, 0u);
+  EXPECT_EQ(deltas[0].stopped_unix_s, 1'700'000'000u + now_s_);  // stopped where it was last
+  EXPECT_EQ(deltas[0].stopped_uploaded, 100u);
   EXPECT_FALSE(ledger_.holds(key));
+}
+
+// A client that stops and starts again before its delta is handed on: one delta, the old
+// session's credit, the new session's baseline, and where the old one stopped (a cluster's store
+// cuts a late batch of the old session against it).
+TEST_F(LedgerTest, AStopAndARestartInOneDeltaCarryTheStop) {
+  const auto key = key_of(1, 10, 'a');
+  record(key, announce(100, 10, 1));
+  take();
+  now_s_ += 60;
+  record(key, announce(400, 30, 1, AnnounceEvent::stopped));
+  const std::uint32_t stopped_s = now_s_;
+  now_s_ += 1;
+  record(key, announce(5, 0, 1, AnnounceEvent::started));
+  auto deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_FALSE(deltas[0].closed);
+  EXPECT_EQ(deltas[0].uploaded, 300u);
+  EXPECT_EQ(deltas[0].baseline_uploaded, 5u);
+  EXPECT_EQ(deltas[0].stopped_unix_s, 1'700'000'000u + stopped_s);
+  EXPECT_EQ(deltas[0].stopped_uploaded, 400u);
+  EXPECT_EQ(deltas[0].stopped_downloaded, 30u);
+  now_s_ += 60;
+  record(key, announce(50, 0, 1));
+  deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_EQ(deltas[0].stopped_unix_s, 0u);  // handed on once
 }
 
 // A baseline persisted by an earlier run: the next announce credits against it (what a crash
@@ -302,7 +331,7 @@ TEST_F(LedgerTest, DeltasCarryTheBaselineTheyStartFrom) {
   EXPECT_EQ(deltas[0].from_uploaded, 100u);
   EXPECT_EQ(deltas[0].from_downloaded, 200u);
   EXPECT_EQ(deltas[0].from_announced_unix_s, 1'700'000'000u + now_s_);
-  EXPECT_TRUE(deltas[0].from_first_sighting);  // it may come from another node
+  EXPECT_TRUE(deltas[0].from_continues);  // it may come from another node
   const std::uint32_t first_s = now_s_;
   now_s_ += 60;
   record(key, announce(150, 300, 1));
@@ -315,13 +344,32 @@ TEST_F(LedgerTest, DeltasCarryTheBaselineTheyStartFrom) {
   EXPECT_EQ(deltas[0].from_downloaded, 200u);
   EXPECT_EQ(deltas[0].from_announced_unix_s, 1'700'000'000u + first_s);
   EXPECT_EQ(deltas[0].baseline_uploaded, 190u);
-  EXPECT_FALSE(deltas[0].from_first_sighting);
+  EXPECT_TRUE(deltas[0].from_continues);  // another node's batch may still owe what came before
   // A `started` first sighting is a new session: nothing to credit from anywhere.
   record(key_of(1, 10, 'b'), announce(5, 5, 1, AnnounceEvent::started));
   deltas = take();
   ASSERT_EQ(deltas.size(), 1u);
-  EXPECT_FALSE(deltas[0].from_first_sighting);
+  EXPECT_FALSE(deltas[0].from_continues);
   EXPECT_EQ(deltas[0].upload_scale, 1.0);
+  // So is a `started` announce of a peer held here: its delta starts there, owing nothing.
+  now_s_ += 60;
+  record(key, announce(3, 4, 1, AnnounceEvent::started));
+  deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_FALSE(deltas[0].from_continues);
+  EXPECT_EQ(deltas[0].from_uploaded, 3u);
+  // And the next delta of that session starts at the `started` announce: nothing before it.
+  now_s_ += 60;
+  record(key, announce(9, 4, 1));
+  deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_FALSE(deltas[0].from_continues);
+  EXPECT_EQ(deltas[0].from_uploaded, 3u);
+  now_s_ += 60;
+  record(key, announce(12, 4, 1));  // then it continues
+  deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_TRUE(deltas[0].from_continues);
 }
 
 // Cluster, private mode: a baseline another node made durable is taken when newer; the next

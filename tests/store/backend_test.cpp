@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <random>
 #include <string>
 #include <vector>
@@ -451,7 +452,7 @@ TYPED_TEST(BackendTest, AFirstSightingIsCreditedFromAnotherNodesStoredBaseline) 
   sighted.baseline_uploaded = sighted.from_uploaded = 1600;
   sighted.baseline_downloaded = sighted.from_downloaded = 40;
   sighted.announced_unix_s = sighted.from_announced_unix_s = 5030;
-  sighted.from_first_sighting = true;
+  sighted.from_continues = true;
   sighted.upload_scale = 2.0;
   auto late = sighted;  // the same, but past the window
   late.key = delta(3, 10, 'b').key;
@@ -479,6 +480,222 @@ TYPED_TEST(BackendTest, AFirstSightingIsCreditedFromAnotherNodesStoredBaseline) 
   ASSERT_TRUE(this->write(batch(3, {alone_a}, "node-a")));
   ASSERT_TRUE(this->write(batch(2, {alone}, "node-b")));
   EXPECT_EQ(this->site.transfer(3, 10)->uploaded_real, 600u);
+}
+
+// The client's counters at one announce, as a from-baseline continuing its session.
+void continue_from(AccountingDelta& made, std::uint64_t uploaded, std::uint64_t announced_unix_s) {
+  made.from_uploaded = uploaded;
+  made.from_announced_unix_s = announced_unix_s;
+  made.from_continues = true;
+}
+
+AccountingBatch arbitrated(AccountingBatch made, std::uint32_t window_s = 3900) {
+  made.arbitrate = true;
+  made.arbitrate_window_s = window_s;
+  return made;
+}
+
+std::uint64_t unix_now() { return static_cast<std::uint64_t>(std::time(nullptr)); }
+
+// A's batch with the client's announce at 1500 is slow to commit (its database was out of reach,
+// or its journal is replayed after a crash), and its baseline reached node B meanwhile (published
+// once journalled), which credits 1500 -> 1800 and commits first. The stored baseline is then
+// behind B's from-baseline: B's batch credits the span A owes (1000 -> 1500), and A's, landing
+// after, is cut to nothing. Whichever commits first, and whether B's peer then stopped (a
+// tombstone stays for A's batch to be cut against), each byte is credited once.
+TYPED_TEST(BackendTest, ABaselineAheadOfTheStoreIsCreditedOnceInEitherOrder) {
+  const std::uint64_t t0 = unix_now() - 600;
+  std::uint64_t round = 0;  // batch sequences rise from round to round
+  for (const bool b_first : {true, false}) {
+    for (const bool b_stopped : {false, true}) {
+      ++round;
+      const std::uint64_t user = 10 + round;
+      auto stored = delta(user, 10, 'a');  // A's committed baseline: 1000 at t0, seeding
+      stored.baseline_uploaded = 1000;
+      stored.announced_unix_s = t0;
+      stored.seeding = true;
+      ASSERT_TRUE(this->write(arbitrated(batch(1 + 2 * round, {stored}, "node-a"))));
+      auto at_a = stored;  // 1000 -> 1500 at A, 60 s seeding
+      continue_from(at_a, 1000, t0);
+      at_a.uploaded = at_a.uploaded_real = 500;
+      at_a.seed_s = 60;
+      at_a.baseline_uploaded = 1500;
+      at_a.announced_unix_s = t0 + 60;
+      auto at_b = stored;  // 1500 -> 1800 at B, from A's journalled baseline, factor 2
+      continue_from(at_b, 1500, t0 + 60);
+      at_b.uploaded_real = 300;
+      at_b.uploaded = 600;
+      at_b.upload_scale = 2.0;
+      at_b.seed_s = 30;
+      at_b.baseline_uploaded = 1800;
+      at_b.announced_unix_s = t0 + 90;
+      at_b.closed = b_stopped;
+      const auto batch_a = arbitrated(batch(2 + 2 * round, {at_a}, "node-a"));
+      const auto batch_b = arbitrated(batch(1 + round, {at_b}, "node-b"));
+      ASSERT_TRUE(this->write(b_first ? batch_b : batch_a));
+      ASSERT_TRUE(this->write(b_first ? batch_a : batch_b));
+      const auto transfer = this->site.transfer(user, 10);
+      ASSERT_TRUE(transfer.has_value());
+      const std::string order = fmt::format("B first: {}, B stopped: {}", b_first, b_stopped);
+      EXPECT_EQ(transfer->uploaded_real, 800u) << order;
+      // B first: the whole span at B's factor; A first: A's 500 at 1, B's 300 at 2.
+      EXPECT_EQ(transfer->uploaded, b_first ? 1600u : 1100u) << order;
+      EXPECT_EQ(transfer->seed_s, 90u) << order;
+      EXPECT_EQ(this->site.user_totals(user)->uploaded, transfer->uploaded) << order;
+      auto held = this->backend().load_baselines();
+      ASSERT_TRUE(held.ok()) << held.error();
+      const auto found = std::find_if(held.value().begin(), held.value().end(),
+                                      [&](const Baseline& b) { return b.key == stored.key; });
+      if (b_stopped) {
+        EXPECT_EQ(found, held.value().end()) << order;  // a tombstone is never loaded
+      } else {
+        ASSERT_NE(found, held.value().end()) << order;
+        EXPECT_EQ(found->uploaded, 1800u) << order;
+      }
+    }
+  }
+}
+
+// B sighted the client first (its baseline had not travelled) at 1600 and then it stopped there
+// at 1700; B's batch commits first and credits 1000 -> 1700 (the first sighting bridged from A's
+// stored baseline). A's batch with the announce at 1400 lands later: the tombstone B left cuts it
+// to nothing, where no row at all would have credited 1000 -> 1400 twice.
+TYPED_TEST(BackendTest, ALateBatchIsCutAgainstATombstone) {
+  const std::uint64_t t0 = unix_now() - 600;
+  auto stored = delta(20, 10, 'a');
+  stored.baseline_uploaded = 1000;
+  stored.announced_unix_s = t0;
+  ASSERT_TRUE(this->write(arbitrated(batch(1, {stored}, "node-a"))));
+  auto at_b = stored;  // sighted at 1600 (t0 + 40), stopped at 1700 (t0 + 50)
+  continue_from(at_b, 1600, t0 + 40);
+  at_b.uploaded = at_b.uploaded_real = 100;
+  at_b.leech_s = 10;
+  at_b.baseline_uploaded = 1700;
+  at_b.announced_unix_s = t0 + 50;
+  at_b.closed = true;
+  ASSERT_TRUE(this->write(arbitrated(batch(1, {at_b}, "node-b"))));
+  EXPECT_EQ(this->site.transfer(20, 10)->uploaded_real, 700u);
+  EXPECT_EQ(this->site.transfer(20, 10)->leech_s, 50u);
+  auto at_a = stored;  // 1000 -> 1400 at A (t0 + 30)
+  continue_from(at_a, 1000, t0);
+  at_a.uploaded = at_a.uploaded_real = 400;
+  at_a.leech_s = 30;
+  at_a.baseline_uploaded = 1400;
+  at_a.announced_unix_s = t0 + 30;
+  ASSERT_TRUE(this->write(arbitrated(batch(2, {at_a}, "node-a"))));
+  EXPECT_EQ(this->site.transfer(20, 10)->uploaded_real, 700u);
+  EXPECT_EQ(this->site.transfer(20, 10)->leech_s, 50u);
+  auto held = this->backend().load_baselines();
+  ASSERT_TRUE(held.ok()) << held.error();
+  EXPECT_TRUE(held.value().empty());  // A's older baseline does not revive the closed peer
+  // A new session after the stop (`started`, its counters from zero) is not the tombstone's
+  // business, however soon it comes: credited in full.
+  auto restarted = stored;
+  restarted.from_uploaded = 0;
+  restarted.from_announced_unix_s = t0 + 51;
+  restarted.from_continues = false;
+  restarted.uploaded = restarted.uploaded_real = 40;
+  restarted.baseline_uploaded = 40;
+  restarted.announced_unix_s = t0 + 52;
+  ASSERT_TRUE(this->write(arbitrated(batch(2, {restarted}, "node-b"))));
+  EXPECT_EQ(this->site.transfer(20, 10)->uploaded_real, 740u);
+  held = this->backend().load_baselines();
+  ASSERT_TRUE(held.ok()) << held.error();
+  ASSERT_EQ(held.value().size(), 1u);  // the new session's baseline replaced the tombstone
+  EXPECT_EQ(held.value()[0].uploaded, 40u);
+  // A still later batch of A's, of the session that stopped (1400 -> 1500): its lower counters
+  // are no longer behind the new session's, but the stop point the row keeps cuts it.
+  auto at_a_again = at_a;
+  continue_from(at_a_again, 1400, t0 + 30);
+  at_a_again.uploaded = at_a_again.uploaded_real = 100;
+  at_a_again.leech_s = 15;
+  at_a_again.baseline_uploaded = 1500;
+  at_a_again.announced_unix_s = t0 + 45;
+  ASSERT_TRUE(this->write(arbitrated(batch(3, {at_a_again}, "node-a"))));
+  EXPECT_EQ(this->site.transfer(20, 10)->uploaded_real, 740u);
+  EXPECT_EQ(this->site.transfer(20, 10)->leech_s, 50u);
+  held = this->backend().load_baselines();
+  ASSERT_TRUE(held.ok()) << held.error();
+  ASSERT_EQ(held.value().size(), 1u);
+  EXPECT_EQ(held.value()[0].uploaded, 40u);
+}
+
+// At B the client stopped at 1700 and started again at once (a new session from 40): one
+// pending delta, credited 1400 -> 1700, its baseline the new session's, its stop 1700. A's
+// batch with the announce at 1400 lands after it: cut against the stop the row keeps, where the
+// new session's lower counters alone would have let it credit 1000 -> 1400 again; and its
+// baseline, 2 s before the new session's, does not replace it.
+TYPED_TEST(BackendTest, AStopAndANewSessionInOneDeltaKeepTheStop) {
+  const std::uint64_t t0 = unix_now() - 600;
+  auto stored = delta(21, 10, 'a');
+  stored.baseline_uploaded = 1000;
+  stored.announced_unix_s = t0;
+  ASSERT_TRUE(this->write(arbitrated(batch(1, {stored}, "node-a"))));
+  auto at_b = stored;
+  continue_from(at_b, 1400, t0 + 50);  // A's journalled baseline, adopted
+  at_b.uploaded = at_b.uploaded_real = 300;
+  at_b.stopped_unix_s = t0 + 51;
+  at_b.stopped_uploaded = 1700;
+  at_b.baseline_uploaded = 40;
+  at_b.announced_unix_s = t0 + 52;
+  ASSERT_TRUE(this->write(arbitrated(batch(1, {at_b}, "node-b"))));
+  EXPECT_EQ(this->site.transfer(21, 10)->uploaded_real, 700u);  // 400 bridged
+  auto at_a = stored;
+  continue_from(at_a, 1000, t0);
+  at_a.uploaded = at_a.uploaded_real = 400;
+  at_a.baseline_uploaded = 1400;
+  at_a.announced_unix_s = t0 + 50;
+  ASSERT_TRUE(this->write(arbitrated(batch(2, {at_a}, "node-a"))));
+  EXPECT_EQ(this->site.transfer(21, 10)->uploaded_real, 700u);
+  auto held = this->backend().load_baselines();
+  ASSERT_TRUE(held.ok()) << held.error();
+  ASSERT_EQ(held.value().size(), 1u);
+  // The new session's: A's higher counters within the 2 s clock allowance do not replace it.
+  EXPECT_EQ(held.value()[0].uploaded, 40u);
+}
+
+// A tombstone lasts closed_baseline_keep_s; a from-baseline that starts a session (`started`) is
+// never bridged from an older stored one, nor is one older than the window.
+TYPED_TEST(BackendTest, TombstonesAgeOutAndOnlyContinuingSessionsAreBridged) {
+  const std::uint64_t old_s = unix_now() - closed_baseline_keep_s - 100;
+  auto stopped = delta(30, 10, 'a');  // a tombstone a day and 100 s old
+  stopped.baseline_uploaded = 5000;
+  stopped.announced_unix_s = old_s;
+  stopped.closed = true;
+  ASSERT_TRUE(this->write(arbitrated(batch(1, {stopped}, "node-b"))));
+  auto late = stopped;  // an older announce of the same session, landing after it
+  late.closed = false;
+  continue_from(late, 4000, old_s - 20);
+  late.uploaded = late.uploaded_real = 900;
+  late.baseline_uploaded = 4900;
+  late.announced_unix_s = old_s - 10;
+  ASSERT_TRUE(this->write(arbitrated(batch(1, {late}, "node-a"))));
+  // The tombstone was deleted before this batch was arbitrated: nothing cut it.
+  EXPECT_EQ(this->site.transfer(30, 10)->uploaded_real, 900u);
+
+  const std::uint64_t t0 = unix_now() - 600;
+  auto base = delta(31, 10, 'a');
+  base.baseline_uploaded = 1000;
+  base.announced_unix_s = t0;
+  ASSERT_TRUE(this->write(arbitrated(batch(2, {base}, "node-a"))));
+  auto started = base;  // a new session at B: from 1200, not continuing
+  started.from_uploaded = 1200;
+  started.from_announced_unix_s = t0 + 10;
+  started.uploaded = started.uploaded_real = 50;
+  started.baseline_uploaded = 1250;
+  started.announced_unix_s = t0 + 20;
+  ASSERT_TRUE(this->write(arbitrated(batch(2, {started}, "node-b"))));
+  EXPECT_EQ(this->site.transfer(31, 10)->uploaded_real, 50u);
+  auto beyond = delta(32, 10, 'a');  // continuing, but 3901 s after the stored baseline
+  beyond.baseline_uploaded = 1000;
+  beyond.announced_unix_s = t0 - 4000;
+  ASSERT_TRUE(this->write(arbitrated(batch(3, {beyond}, "node-a"))));
+  continue_from(beyond, 1200, t0 - 4000 + 3901);
+  beyond.uploaded = beyond.uploaded_real = 50;
+  beyond.baseline_uploaded = 1250;
+  beyond.announced_unix_s = t0 - 4000 + 3950;
+  ASSERT_TRUE(this->write(arbitrated(batch(3, {beyond}, "node-b"))));
+  EXPECT_EQ(this->site.transfer(32, 10)->uploaded_real, 50u);
 }
 
 TYPED_TEST(BackendTest, ABatchIsAppliedAtMostOnce) {

@@ -95,8 +95,8 @@ TEST(PostgresqlBackend, RecordsEachMigrationOnce) {
   auto reopened = site.reopen();
   ASSERT_NE(reopened, nullptr);
   EXPECT_EQ(reopened->migrate(), "");
-  EXPECT_EQ(site.count("tyto_schema_migrations"), 4);
-  EXPECT_EQ(site.count("tyto_schema_migrations WHERE version IN (1, 2, 3, 4)"), 4);
+  EXPECT_EQ(site.count("tyto_schema_migrations"), 5);
+  EXPECT_EQ(site.count("tyto_schema_migrations WHERE version IN (1, 2, 3, 4, 5)"), 5);
   EXPECT_EQ(site.value("SELECT data_type FROM information_schema.columns WHERE table_name = "
                        "'tyto_peers' AND column_name = 'peer_id'"),
             "bytea");

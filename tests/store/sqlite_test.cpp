@@ -27,12 +27,12 @@ TEST(SqliteBackend, UsesWalAndRecordsEachMigrationOnce) {
   SqliteFixture site;
   EXPECT_EQ(site.backend().describe(), "sqlite:" + site.path());
   EXPECT_EQ(site.backend().migrate(), "");
-  EXPECT_EQ(site.count("tyto_schema_migrations"), 4);
-  EXPECT_EQ(site.count("tyto_schema_migrations WHERE version IN (1, 2, 3, 4)"), 4);
+  EXPECT_EQ(site.count("tyto_schema_migrations"), 5);
+  EXPECT_EQ(site.count("tyto_schema_migrations WHERE version IN (1, 2, 3, 4, 5)"), 5);
   auto reopened = site.reopen();
   ASSERT_NE(reopened, nullptr);
   EXPECT_EQ(reopened->migrate(), "");
-  EXPECT_EQ(site.count("tyto_schema_migrations"), 4);
+  EXPECT_EQ(site.count("tyto_schema_migrations"), 5);
   EXPECT_EQ(site.count("pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
 }
 

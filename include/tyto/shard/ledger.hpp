@@ -138,6 +138,7 @@ class Ledger {
   void mark_dirty(std::uint32_t position, Entry& entry) noexcept;
   store::AccountingDelta take_delta(const Entry& entry) const noexcept;
   void clear_delta(std::uint32_t position, Entry& entry) noexcept;
+  static void set_stop(Entry& entry) noexcept;  // the pending delta's stop: the baseline
   // The announce time (Unix) and its place on the shard clock (never before the clock's start).
   static void set_announced(Entry& entry, std::uint64_t announced_unix_s, std::uint32_t now_s,
                             std::uint64_t now_unix_s) noexcept;
@@ -175,6 +176,10 @@ struct Ledger::Entry {
   std::uint64_t from_uploaded = 0;
   std::uint64_t from_downloaded = 0;
   std::uint64_t from_announced_unix_s = 0;
+  // The pending delta's latest stop (AccountingDelta::stopped_*; 0: none).
+  std::uint64_t stopped_unix_s = 0;
+  std::uint64_t stopped_uploaded = 0;
+  std::uint64_t stopped_downloaded = 0;
   double upload_scale = 1.0;  // the torrent's factor × the user's, at the last announce
   double download_scale = 1.0;
   std::uint64_t ticket = 0;  // a reply waits until this delta is durable (0: none)
@@ -187,7 +192,8 @@ struct Ledger::Entry {
   bool completed = false;
   bool closed = false;
   bool remote = false;  // last announced on another cluster node (adopt)
-  bool from_first_sighting = false;
+  bool from_continues = false;  // AccountingDelta::from_continues
+  bool baseline_starts_session = false;  // set by a `started` announce: nothing before it is owed
 };
 
 template <class Give>

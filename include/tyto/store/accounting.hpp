@@ -48,21 +48,33 @@ struct AccountingDelta {
   std::uint64_t baseline_downloaded = 0;
   std::uint64_t announced_unix_s = 0;  // the latest announce this delta covers
   // The baseline the credits were derived against (before this delta's first announce):
-  // from_announced_unix_s 0 when nothing was (a first sighting). A cluster's backends compare it
-  // with the stored baseline so that credits another node committed meanwhile are not counted
-  // again (arbitrate_delta below).
+  // from_announced_unix_s 0 when unknown (a batch recovered from a version-1/2 journal record).
+  // A cluster's backends compare it with the stored baseline so that credits another node
+  // committed meanwhile are not counted again, and so that what the peer moved between a stored
+  // baseline and this one is credited once (arbitrate_delta below).
   std::uint64_t from_uploaded = 0;
   std::uint64_t from_downloaded = 0;
   std::uint64_t from_announced_unix_s = 0;
-  // The from-baseline is a first sighting on this node (not `started`): the peer may have
-  // announced on another node before (arbitrate_delta credits from that node's baseline on).
-  bool from_first_sighting = false;
+  // The from-baseline continues the client's session (neither it nor the announce that set the
+  // baseline it was derived from was `started`): what the peer moved before it, since an older
+  // stored baseline, is real traffic another node may still owe (arbitrate_delta bridges it).
+  bool from_continues = false;
+  // The latest stop this delta covers (a `stopped`, or the peer's expiry; stopped_unix_s 0:
+  // none), with the counters it stopped at. A session may stop and another start within one
+  // delta: a cluster's store keeps where the old one stopped (Baseline::stopped_unix_s).
+  std::uint64_t stopped_unix_s = 0;
+  std::uint64_t stopped_uploaded = 0;
+  std::uint64_t stopped_downloaded = 0;
   // Credited bytes per real byte (the torrent's factor × the user's), for that extension.
   double upload_scale = 1.0;
   double download_scale = 1.0;
   bool seeding = false;                // left = 0 at that announce
   bool completed = false;              // a snatch: counted once per (user, torrent) by the sink
   bool closed = false;                 // stopped or expired: the baseline row is deleted
+  // Set by arbitrate_delta, never sent: the delta belongs to a session that stopped at or before
+  // the stored row's baseline (a tombstone, or a later session's), so its baseline must not
+  // replace the row's, whatever its counters say.
+  bool keeps_stored_baseline = false;
 };
 
 struct BatchId {
@@ -109,6 +121,17 @@ struct Baseline {
   std::uint64_t downloaded = 0;
   std::uint64_t announced_unix_s = 0;
   bool seeding = false;
+  // A cluster's tombstone (batch.arbitrate): the peer stopped or expired here. Kept for
+  // closed_baseline_keep_s so that a late batch of another node is still cut against it; never
+  // loaded (load_baselines) and never bridged from (its session ended).
+  bool closed = false;
+  // The peer's last stop (stopped_unix_s 0: none), from the deltas' stops (AccountingDelta::stopped_unix_s; a closed delta from an earlier release's
+  // journal stops at its baseline), the latest by time: kept when a new session replaces the
+  // tombstone, or starts within the delta that stopped the old one, so that a late batch of the
+  // session that stopped is still cut against where it stopped (arbitrate_delta).
+  std::uint64_t stopped_unix_s = 0;
+  std::uint64_t stopped_uploaded = 0;
+  std::uint64_t stopped_downloaded = 0;
 };
 
 // Credited bytes: real × scale (the torrent's factor × the user's), rounded down. Factors are
@@ -122,23 +145,54 @@ inline std::uint64_t credited_bytes(std::uint64_t real, double scale) noexcept {
 }
 
 // Arbitration between nodes (README "Cluster", private mode). Each node derives credits against
-// the baseline it holds; a peer that moved between nodes may have had a newer baseline committed
-// by another node (its credits up to there counted) that this node had not received yet. Applied
-// inside the batch's transaction, with `stored` the tyto_peers row for the key (nullptr: none):
-// when stored is newer than the delta's from-baseline (not older, and not that very baseline;
-// from_announced_unix_s 0, unknown as in a batch recovered from the journal, is older than any),
-// only what the peer moved past the stored
-// baseline is credited, each counter on its own (credited bytes scaled in proportion to the real
-// ones, so the factors are kept), and the times are cut to the seconds after the stored
-// announce. Never credits more than the delta did.
-// The other way round: a delta whose from-baseline is a first sighting here (the peer came from
-// another node before its baseline did) and older stored baseline, not older than window_s
-// before the sighting: what the peer moved from the stored baseline to the sighting is credited
-// too (each counter that did not go down, scaled by the delta's factors; the seconds between
-// them as seeding or leeching by the stored role), as the node that sighted it never could.
+// the baseline it holds, which may be ahead of or behind the stored one (tyto_peers): a peer that
+// moved between nodes may have had a newer baseline committed by another node (its credits up to
+// there counted) that this node had not received yet, or this node may have received one (or
+// sighted the peer first) whose batch has not been committed yet. Applied inside the batch's
+// transaction, with `stored` the tyto_peers row for the key (nullptr: none), so that each span of
+// a client's counters is credited once, in whichever order the nodes' batches commit:
+//  - Stored newer than the delta's from-baseline (not older, and not that very baseline;
+//    from_announced_unix_s 0, unknown as in a batch recovered from an old journal record, is
+//    older than any): only what the peer moved past the stored baseline is credited, each counter
+//    on its own (credited bytes scaled in proportion to the real ones, so the factors are kept),
+//    and the times are cut to the seconds after the stored announce. Never credits more than the
+//    delta did.
+//  - Stored older than the from-baseline, the from-baseline continuing the session
+//    (from_continues), the stored row not a tombstone, and not older than window_s before it:
+//    the span between them is owed by a batch not committed yet (another node's, holding the
+//    client's previous announces) or by nobody (this node sighted the peer before its baseline
+//    travelled). It is credited here, now, from the stored baseline to the from-baseline (each
+//    counter that did not go down, by the delta's factors; the seconds between them as seeding or
+//    leeching by the stored role), and the owing batch, when it lands, finds a newer stored
+//    baseline and is cut by the rule above to nothing of that span. That is why a closed peer
+//    leaves a tombstone rather than no row in a cluster (Baseline::closed).
+//  - Before both, the peer's last stop (Baseline::stopped_unix_s; a tombstone's is its
+//    baseline): a delta whose from-baseline comes before it (a session's start by time alone, its
+//    counters start over; a continuing one as baseline_not_older orders them) belongs to the
+//    session that stopped there and is cut against the stop by the first rule, whatever session
+//    the row holds now; one after it, against a tombstone, is a later session's and unchanged.
 // Returns whether the delta changed.
 bool arbitrate_delta(AccountingDelta& delta, const Baseline* stored,
                      std::uint32_t window_s = 0) noexcept;
+// The stop a delta carries: its own, or a closed delta's baseline (an earlier release's journal
+// records no stop). stopped_unix_s 0: none.
+struct StopPoint {
+  std::uint64_t unix_s = 0;
+  std::uint64_t uploaded = 0;
+  std::uint64_t downloaded = 0;
+};
+inline StopPoint stop_of(const AccountingDelta& delta) noexcept {
+  if (delta.stopped_unix_s != 0) {
+    return {delta.stopped_unix_s, delta.stopped_uploaded, delta.stopped_downloaded};
+  }
+  if (delta.closed) return {delta.announced_unix_s, delta.baseline_uploaded, delta.baseline_downloaded};
+  return {};
+}
+
+// How long a cluster keeps a closed peer's tombstone (a day): a node's batch that lands later
+// than that (a journal replayed after a day down) may credit again what a tombstoned span's
+// bridge credited.
+inline constexpr std::uint64_t closed_baseline_keep_s = 86'400;
 // Whether a baseline announced at `t` (Unix seconds) with counters (u, d) is at least as recent
 // as one at (t0, u0, d0). Counters order a client's announces within its session (they only
 // grow), and time orders sessions (a restarted client starts low again); nodes' announce times
@@ -154,16 +208,31 @@ inline bool baseline_not_older(std::uint64_t t, std::uint64_t u, std::uint64_t d
   return (u >= u0 && d >= d0 && t + baseline_clock_skew_s >= t0) ||
          t > t0 + baseline_clock_skew_s;
 }
+// Whether a delta's baseline (t, u, d) replaces the stored row (its stop already updated by the
+// delta's): when not older, or when the row's session has ended (its stop not before its
+// baseline: a tombstone, or a row another delta stopped) and the delta's last announce is not
+// before the stop (a session started after it, however soon: its counters start low again).
+// The same rule in the backends' SQL.
+inline bool baseline_replaces(std::uint64_t t, std::uint64_t u, std::uint64_t d,
+                              const Baseline& stored) noexcept {
+  return baseline_not_older(t, u, d, stored.announced_unix_s, stored.uploaded, stored.downloaded) ||
+         (stored.stopped_unix_s != 0 && stored.stopped_unix_s >= stored.announced_unix_s &&
+          t >= stored.stopped_unix_s);
+}
 
 // The sink's effect of one delta, which every backend applies exactly this way:
 //  - tyto_transfers (user_id, torrent_id): uploaded, downloaded, uploaded_real, downloaded_real,
 //    seed_s, leech_s added; completed_at set to announced_unix_s if completed and still unset;
 //    last_announce_at = max(last_announce_at, announced_unix_s). The row is created if absent.
 //  - tyto_user_totals (user_id): uploaded and downloaded (credited) added.
-//  - tyto_peers (user_id, torrent_id, peer_id): the baseline set; deleted if closed; in both
-//    cases only when the delta's baseline is not older than the stored row's
-//    (baseline_not_older, on announced_at, uploaded and downloaded; the same rule in SQL).
-//  With batch.arbitrate, each delta first goes through arbitrate_delta against the stored row.
+//  - tyto_peers (user_id, torrent_id, peer_id): first the delta's stop (stop_of), if any, into
+//    the row's stopped_* when later than the row's; then the baseline set (closed false) when it
+//    replaces the row's (baseline_replaces; the same rule in SQL), or a new row with the stop;
+//    if closed, the row deleted when not older (baseline_not_older), or with batch.arbitrate set
+//    with closed true (a tombstone) when it replaces the row's.
+//  With batch.arbitrate, each delta first goes through arbitrate_delta against the stored row
+//  (a tombstone included), and tombstones announced more than closed_baseline_keep_s before the
+//  batch is written are deleted first.
 // And per completion delta: tyto_completions (info_hash, 40 lowercase hex digits): completed
 // increased by count (the row created if absent).
 // And once per batch: tyto_batches (node, shard) gets the batch's sequence.

@@ -152,6 +152,15 @@ CREATE TABLE tyto_completions (
   info_hash TEXT PRIMARY KEY,
   completed BIGINT NOT NULL DEFAULT 0);
 )sql"},
+    // A cluster's closed peers stay as tombstones for a day, and a peer's last stop stays with
+    // the session after it (Baseline::closed, stopped_*); the index finds tombstones to delete.
+    {5, R"sql(
+ALTER TABLE tyto_peers ADD COLUMN closed BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE tyto_peers ADD COLUMN stopped_at BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE tyto_peers ADD COLUMN stopped_uploaded BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE tyto_peers ADD COLUMN stopped_downloaded BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX tyto_peers_closed ON tyto_peers(announced_at) WHERE closed;
+)sql"},
 };
 
 // The batch path's statements, prepared once per connection (in the first batch's pipeline).
@@ -199,18 +208,24 @@ constexpr Prepared totals_add{"tyto_totals_add",
 constexpr Prepared peers_put{
     "tyto_peers_put",
     "INSERT INTO tyto_peers(user_id, torrent_id, peer_id, uploaded, downloaded, announced_at, "
-    "seeding) SELECT r.user_id, r.torrent_id, decode(r.peer_id, 'hex'), r.uploaded, "
-    "r.downloaded, r.announced_at, r.seeding FROM unnest($1::bigint[], $2::bigint[], "
-    "$3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::boolean[]) "
-    "AS r(user_id, torrent_id, peer_id, uploaded, downloaded, announced_at, seeding) "
+    "seeding, closed, stopped_at, stopped_uploaded, stopped_downloaded) SELECT r.user_id, "
+    "r.torrent_id, decode(r.peer_id, 'hex'), r.uploaded, r.downloaded, r.announced_at, r.seeding, "
+    "r.closed, r.stopped_at, r.stopped_uploaded, r.stopped_downloaded FROM unnest($1::bigint[], "
+    "$2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::boolean[], "
+    "$8::boolean[], $9::bigint[], $10::bigint[], $11::bigint[]) AS r(user_id, torrent_id, "
+    "peer_id, uploaded, downloaded, announced_at, seeding, closed, stopped_at, stopped_uploaded, "
+    "stopped_downloaded) "
     "ON CONFLICT (user_id, torrent_id, peer_id) DO UPDATE SET "
     "uploaded = excluded.uploaded, downloaded = excluded.downloaded, "
-    "announced_at = excluded.announced_at, seeding = excluded.seeding "
+    "announced_at = excluded.announced_at, seeding = excluded.seeding, closed = excluded.closed "
     // Another node's later announce of the peer keeps its baseline (baseline_not_older).
     "WHERE (excluded.uploaded >= tyto_peers.uploaded AND "
     "excluded.downloaded >= tyto_peers.downloaded AND "
     "excluded.announced_at + 2 >= tyto_peers.announced_at) OR "
-    "excluded.announced_at > tyto_peers.announced_at + 2"};
+    "excluded.announced_at > tyto_peers.announced_at + 2 OR "
+    // A tombstone gives way to a session started after the stop (baseline_replaces).
+    "(tyto_peers.stopped_at <> 0 AND tyto_peers.stopped_at >= tyto_peers.announced_at AND "
+    "excluded.announced_at >= tyto_peers.stopped_at)"};
 static_assert(baseline_clock_skew_s == 2, "the SQL above and below says 2");
 constexpr Prepared peers_delete{
     "tyto_peers_delete",
@@ -226,9 +241,23 @@ constexpr Prepared completions_add{"tyto_completions_add",
                                    "SELECT * FROM unnest($1::text[], $2::bigint[]) "
                                    "ON CONFLICT (info_hash) DO UPDATE SET "
                                    "completed = tyto_completions.completed + excluded.completed"};
-constexpr Prepared batch_statements[] = {mark_write, transfers_add, totals_add,
-                                         peers_put,  peers_delete,  completions_add};
-constexpr std::size_t row_statements_count = 5;
+// batch.arbitrate: a cluster's tombstones past closed_baseline_keep_s.
+constexpr Prepared tombstones_delete{"tyto_tombstones_delete",
+                                     "DELETE FROM tyto_peers WHERE closed AND announced_at < $1"};
+// The deltas' stops into their rows that exist (before the upsert, which puts a new row's), each
+// when later.
+constexpr Prepared stops_put{
+    "tyto_stops_put",
+    "UPDATE tyto_peers p SET stopped_at = s.stopped_at, stopped_uploaded = s.stopped_uploaded, "
+    "stopped_downloaded = s.stopped_downloaded FROM unnest($1::bigint[], $2::bigint[], "
+    "$3::text[], $4::bigint[], $5::bigint[], $6::bigint[]) "
+    "AS s(user_id, torrent_id, peer_id, stopped_at, stopped_uploaded, stopped_downloaded) "
+    "WHERE p.user_id = s.user_id AND p.torrent_id = s.torrent_id AND "
+    "p.peer_id = decode(s.peer_id, 'hex') AND p.stopped_at < s.stopped_at"};
+constexpr Prepared batch_statements[] = {mark_write,      transfers_add,     totals_add,
+                                         peers_put,       peers_delete,      completions_add,
+                                         tombstones_delete, stops_put};
+constexpr std::size_t row_statements_count = 7;
 
 // A PostgreSQL array literal built element by element ("{1,2,NULL}").
 class ArrayText {
@@ -281,7 +310,8 @@ struct ConnectionFinish {
 };
 using Connection = std::unique_ptr<PGconn, ConnectionFinish>;
 
-constexpr std::size_t params_max = 10;
+// The most parameters a statement takes (tyto_peers_put: 11 arrays).
+constexpr std::size_t params_max = 11;
 
 // One statement of a pipeline: SQL with parameters, or a prepared statement's name (run, or
 // prepared from `sql`). Parameters are text, except those marked binary (peer_id's bytes).
@@ -980,14 +1010,16 @@ void PostgresBackend::add_rows(std::vector<Query>& queries, const AccountingBatc
   for (ArrayText& column : totals) total.add_owned(std::move(column).done());
 
   const std::size_t deltas_count = batch.deltas.size();
-  std::array<ArrayText, 7> puts{ArrayText(deltas_count), ArrayText(deltas_count),
-                                ArrayText(deltas_count), ArrayText(deltas_count),
-                                ArrayText(deltas_count), ArrayText(deltas_count),
-                                ArrayText(deltas_count)};
+  std::array<ArrayText, 11> puts{ArrayText(deltas_count), ArrayText(deltas_count),
+                                 ArrayText(deltas_count), ArrayText(deltas_count),
+                                 ArrayText(deltas_count), ArrayText(deltas_count),
+                                 ArrayText(deltas_count), ArrayText(deltas_count),
+                                 ArrayText(deltas_count), ArrayText(deltas_count),
+                                 ArrayText(deltas_count)};
   std::array<ArrayText, 6> deletes{ArrayText(0), ArrayText(0), ArrayText(0),
                                    ArrayText(0), ArrayText(0), ArrayText(0)};
   for (const AccountingDelta& delta : batch.deltas) {
-    if (delta.closed) {
+    if (delta.closed && !batch.arbitrate) {  // arbitrated, a tombstone is put instead
       deletes[0].add(delta.key.user_id);
       deletes[1].add(delta.key.torrent_id);
       deletes[2].add_hex(delta.key.peer_id.bytes);
@@ -996,6 +1028,7 @@ void PostgresBackend::add_rows(std::vector<Query>& queries, const AccountingBatc
       deletes[5].add(delta.baseline_downloaded);
       continue;
     }
+    if (delta.keeps_stored_baseline) continue;  // the row is locked: nobody else changes it
     puts[0].add(delta.key.user_id);
     puts[1].add(delta.key.torrent_id);
     puts[2].add_hex(delta.key.peer_id.bytes);
@@ -1003,6 +1036,27 @@ void PostgresBackend::add_rows(std::vector<Query>& queries, const AccountingBatc
     puts[4].add(delta.baseline_downloaded);
     puts[5].add(delta.announced_unix_s);
     puts[6].add_bool(delta.seeding);
+    puts[7].add_bool(delta.closed);
+    const StopPoint stop = stop_of(delta);
+    puts[8].add(stop.unix_s);
+    puts[9].add(stop.uploaded);
+    puts[10].add(stop.downloaded);
+  }
+  {  // stops first: whether a baseline replaces a row depends on the row's stop
+    std::array<ArrayText, 6> stops{ArrayText(0), ArrayText(0), ArrayText(0),
+                                   ArrayText(0), ArrayText(0), ArrayText(0)};
+    for (const AccountingDelta& delta : batch.deltas) {
+      const StopPoint stop = stop_of(delta);
+      if (stop.unix_s == 0) continue;
+      stops[0].add(delta.key.user_id);
+      stops[1].add(delta.key.torrent_id);
+      stops[2].add_hex(delta.key.peer_id.bytes);
+      stops[3].add(stop.unix_s);
+      stops[4].add(stop.uploaded);
+      stops[5].add(stop.downloaded);
+    }
+    Query& stopped = queries.emplace_back(Query::run(stops_put));
+    for (ArrayText& column : stops) stopped.add_owned(std::move(column).done());
   }
   Query& put = queries.emplace_back(Query::run(peers_put));
   for (ArrayText& column : puts) put.add_owned(std::move(column).done());
@@ -1101,9 +1155,14 @@ Result<bool, std::string> PostgresBackend::begin_arbitrated(const AccountingBatc
     keys[1].add(delta.key.torrent_id);
     keys[2].add_hex(delta.key.peer_id.bytes);
   }
+  // Old tombstones go before the baselines are read: what arbitrates is what stays.
+  const auto now_unix_s = static_cast<std::uint64_t>(std::time(nullptr));
+  queries.emplace_back(Query::run(tombstones_delete)).add(now_unix_s - closed_baseline_keep_s);
   Query& read = queries.emplace_back(Query::text(
       "SELECT p.user_id, p.torrent_id, encode(p.peer_id, 'hex'), p.uploaded, p.downloaded, "
-      "p.announced_at, p.seeding FROM tyto_peers p JOIN unnest($1::bigint[], $2::bigint[], $3::text[]) "
+      "p.announced_at, p.seeding, p.closed, p.stopped_at, p.stopped_uploaded, "
+      "p.stopped_downloaded FROM tyto_peers p "
+      "JOIN unnest($1::bigint[], $2::bigint[], $3::text[]) "
       "AS d(user_id, torrent_id, peer_id) ON p.user_id = d.user_id AND "
       "p.torrent_id = d.torrent_id AND p.peer_id = decode(d.peer_id, 'hex') FOR UPDATE OF p"));
   for (ArrayText& column : keys) read.add_owned(std::move(column).done());
@@ -1136,6 +1195,15 @@ Result<bool, std::string> PostgresBackend::begin_arbitrated(const AccountingBatc
     held.downloaded = *downloaded;
     held.announced_unix_s = *announced;
     held.seeding = std::string_view(PQgetvalue(rows, row, 6)) == "t";
+    held.closed = std::string_view(PQgetvalue(rows, row, 7)) == "t";
+    const auto stopped_at = unsigned_of(PQgetvalue(rows, row, 8));
+    const auto stopped_uploaded = unsigned_of(PQgetvalue(rows, row, 9));
+    const auto stopped_downloaded = unsigned_of(PQgetvalue(rows, row, 10));
+    if (stopped_at && stopped_uploaded && stopped_downloaded) {
+      held.stopped_unix_s = *stopped_at;
+      held.stopped_uploaded = *stopped_uploaded;
+      held.stopped_downloaded = *stopped_downloaded;
+    }
   }
   arbitrated.id = batch.id;
   arbitrated.deltas = batch.deltas;
@@ -1166,7 +1234,7 @@ Result<std::uint64_t, std::string> PostgresBackend::last_sequence(std::string_vi
 Result<std::vector<Baseline>, std::string> PostgresBackend::load_baselines() {
   const Query query = Query::text(
       "SELECT user_id, torrent_id, peer_id, uploaded, downloaded, announced_at, seeding "
-      "FROM tyto_peers ORDER BY user_id, torrent_id, peer_id");
+      "FROM tyto_peers WHERE NOT closed ORDER BY user_id, torrent_id, peer_id");
   constexpr std::string_view what = "reading tyto_peers";
   auto results = run({&query, 1}, what);
   if (!results) return Failure{results.error()};

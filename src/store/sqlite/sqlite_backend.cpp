@@ -125,6 +125,15 @@ CREATE TABLE tyto_completions (
   info_hash TEXT PRIMARY KEY,
   completed INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 )sql"},
+    // A cluster's closed peers stay as tombstones for a day, and a peer's last stop stays with
+    // the session after it (Baseline::closed, stopped_*); the index finds tombstones to delete.
+    {5, R"sql(
+ALTER TABLE tyto_peers ADD COLUMN closed BOOLEAN NOT NULL DEFAULT 0;
+ALTER TABLE tyto_peers ADD COLUMN stopped_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tyto_peers ADD COLUMN stopped_uploaded INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tyto_peers ADD COLUMN stopped_downloaded INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX tyto_peers_closed ON tyto_peers(announced_at) WHERE closed;
+)sql"},
 };
 
 struct StatementFinalizer {
@@ -186,7 +195,7 @@ struct ChangedKey {
 // The batch's upserts, each as a one-row statement and a rows_per_statement-row one: a statement
 // per row cost SQLite its per-statement work (step, reset, opening the write) for every row.
 constexpr std::size_t rows_per_statement = 64;
-constexpr int transfer_columns = 10, totals_columns = 3, peer_columns = 7, completion_columns = 2;
+constexpr int transfer_columns = 10, totals_columns = 3, peer_columns = 11, completion_columns = 2;
 static_assert(rows_per_statement * transfer_columns <= 32766);  // SQLITE_MAX_VARIABLE_NUMBER
 
 struct UpsertSql {
@@ -230,16 +239,19 @@ const UpsertSql totals_touch_sql =
     upsert_sql("INSERT OR IGNORE INTO tyto_user_totals(user_id) VALUES", 1, "");
 const UpsertSql peer_sql = upsert_sql(
     "INSERT INTO tyto_peers(user_id, torrent_id, peer_id, uploaded, downloaded, announced_at, "
-    "seeding) VALUES",
+    "seeding, closed, stopped_at, stopped_uploaded, stopped_downloaded) VALUES",
     peer_columns,
     "ON CONFLICT(user_id, torrent_id, peer_id) DO UPDATE SET "
     "uploaded = excluded.uploaded, downloaded = excluded.downloaded, "
-    "announced_at = excluded.announced_at, seeding = excluded.seeding "
+    "announced_at = excluded.announced_at, seeding = excluded.seeding, closed = excluded.closed "
     // Another node's later announce of the peer keeps its baseline (baseline_not_older).
     "WHERE (excluded.uploaded >= tyto_peers.uploaded AND "
     "excluded.downloaded >= tyto_peers.downloaded AND "
     "excluded.announced_at + 2 >= tyto_peers.announced_at) OR "
-    "excluded.announced_at > tyto_peers.announced_at + 2");
+    "excluded.announced_at > tyto_peers.announced_at + 2 OR "
+    // A tombstone gives way to a session started after the stop (baseline_replaces).
+    "(tyto_peers.stopped_at <> 0 AND tyto_peers.stopped_at >= tyto_peers.announced_at AND "
+    "excluded.announced_at >= tyto_peers.stopped_at)");
 static_assert(baseline_clock_skew_s == 2, "the SQL above and below says 2");
 
 const UpsertSql completion_sql =
@@ -280,8 +292,8 @@ void bind_user(sqlite3_stmt* statement, int first, const std::uint64_t& user_id)
   sqlite3_bind_int64(statement, first, stored(user_id));
 }
 
+// A baseline, or with batch.arbitrate a closed peer's tombstone.
 void bind_peer(sqlite3_stmt* statement, int first, const AccountingDelta* delta) noexcept {
-  TYTO_ASSERT(!delta->closed);
   sqlite3_bind_int64(statement, first, stored(delta->key.user_id));
   sqlite3_bind_int64(statement, first + 1, stored(delta->key.torrent_id));
   sqlite3_bind_blob(statement, first + 2, delta->key.peer_id.bytes.data(),
@@ -290,6 +302,12 @@ void bind_peer(sqlite3_stmt* statement, int first, const AccountingDelta* delta)
   sqlite3_bind_int64(statement, first + 4, stored(delta->baseline_downloaded));
   sqlite3_bind_int64(statement, first + 5, stored(delta->announced_unix_s));
   sqlite3_bind_int(statement, first + 6, delta->seeding ? 1 : 0);
+  sqlite3_bind_int(statement, first + 7, delta->closed ? 1 : 0);
+  // A new row's stop (batch.arbitrate; an existing row's is put before: put_stop).
+  const StopPoint stop = stop_of(*delta);
+  sqlite3_bind_int64(statement, first + 8, stored(stop.unix_s));
+  sqlite3_bind_int64(statement, first + 9, stored(stop.uploaded));
+  sqlite3_bind_int64(statement, first + 10, stored(stop.downloaded));
 }
 
 class SqliteBackend final : public Backend {
@@ -328,7 +346,7 @@ class SqliteBackend final : public Backend {
             &mark_write_,      &transfer_add_,    &totals_add_,      &peer_put_,
             &peer_delete_,     &transfers_add_,   &totals_many_add_, &peers_put_,
             &completion_add_,  &completions_add_, &totals_touch_,    &totals_many_touch_,
-            &peer_read_};
+            &peer_read_,       &tombstones_delete_, &stop_put_};
   }
   // Ends a failed write transaction; the error that caused it is what the caller reports.
   void rollback() noexcept;
@@ -336,6 +354,8 @@ class SqliteBackend final : public Backend {
   std::string upsert_rows(std::span<const Row> rows, Statement& many, Statement& one, int columns,
                           Bind bind, std::string_view table);
   std::string delete_baseline(const AccountingDelta& delta);
+  // A delta's stop into its row, when later (before the row's upsert).
+  std::string put_stop(const PeerKey& key, const StopPoint& stop);
   // batch.arbitrate: the deltas against the stored baselines (arbitrate_delta), into arbitrated_.
   std::string arbitrate(std::span<const AccountingDelta> deltas, std::uint32_t window_s);
   std::string apply(const AccountingBatch& batch);
@@ -352,9 +372,10 @@ class SqliteBackend final : public Backend {
   // peers_put_) for the bulk of a batch.
   Statement begin_immediate_, commit_, rollback_, mark_read_, mark_write_, transfer_add_,
       totals_add_, peer_put_, peer_delete_, transfers_add_, totals_many_add_, peers_put_,
-      completion_add_, completions_add_, totals_touch_, totals_many_touch_, peer_read_;
+      completion_add_, completions_add_, totals_touch_, totals_many_touch_, peer_read_,
+      tombstones_delete_, stop_put_;
   std::vector<AccountingDelta> arbitrated_;          // the current batch's, when arbitrated
-  std::vector<const AccountingDelta*> open_deltas_;  // the current batch's not closed
+  std::vector<const AccountingDelta*> open_deltas_;  // the current batch's rows to upsert
   std::vector<UserSum> users_credited_;              // the current batch's users, split by
   std::vector<std::uint64_t> users_uncredited_;      // whether their sums add anything
   BatchSums sums_;                                   // the current batch's, kept for its capacity
@@ -703,8 +724,13 @@ std::string SqliteBackend::prepare_batch_statements() {
        "AND ((?5 >= uploaded AND ?6 >= downloaded AND ?4 + 2 >= announced_at) OR "
        "?4 > announced_at + 2)"},
       {&peer_read_,
-       "SELECT uploaded, downloaded, announced_at, seeding FROM tyto_peers "
+       "SELECT uploaded, downloaded, announced_at, seeding, closed, stopped_at, stopped_uploaded, "
+       "stopped_downloaded FROM tyto_peers "
        "WHERE user_id = ?1 AND torrent_id = ?2 AND peer_id = ?3"},
+      {&tombstones_delete_, "DELETE FROM tyto_peers WHERE closed AND announced_at < ?1"},
+      {&stop_put_,
+       "UPDATE tyto_peers SET stopped_at = ?4, stopped_uploaded = ?5, stopped_downloaded = ?6 "
+       "WHERE user_id = ?1 AND torrent_id = ?2 AND peer_id = ?3 AND stopped_at < ?4"},
   };
   for (const Entry& entry : entries) {
     if (auto failed = prepare(*entry.slot, entry.sql); !failed.empty()) return failed;
@@ -745,6 +771,19 @@ std::string SqliteBackend::delete_baseline(const AccountingDelta& delta) {
   return "";
 }
 
+std::string SqliteBackend::put_stop(const PeerKey& key, const StopPoint& stop) {
+  Use use(stop_put_.get());
+  sqlite3_bind_int64(use.get(), 1, stored(key.user_id));
+  sqlite3_bind_int64(use.get(), 2, stored(key.torrent_id));
+  sqlite3_bind_blob(use.get(), 3, key.peer_id.bytes.data(),
+                    static_cast<int>(key.peer_id.bytes.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(use.get(), 4, stored(stop.unix_s));
+  sqlite3_bind_int64(use.get(), 5, stored(stop.uploaded));
+  sqlite3_bind_int64(use.get(), 6, stored(stop.downloaded));
+  if (sqlite3_step(use.get()) != SQLITE_DONE) return error("writing tyto_peers");
+  return "";
+}
+
 std::string SqliteBackend::arbitrate(std::span<const AccountingDelta> deltas,
                                      std::uint32_t window_s) {
   arbitrated_.assign(deltas.begin(), deltas.end());
@@ -761,7 +800,8 @@ std::string SqliteBackend::arbitrate(std::span<const AccountingDelta> deltas,
     auto column = [&](int index) {
       return static_cast<std::uint64_t>(std::max<sqlite3_int64>(0, sqlite3_column_int64(use.get(), index)));
     };
-    const Baseline held{delta.key, column(0), column(1), column(2), column(3) != 0};
+    const Baseline held{delta.key, column(0),      column(1), column(2), column(3) != 0,
+                        column(4) != 0, column(5), column(6), column(7)};
     arbitrate_delta(delta, &held, window_s);
   }
   return "";
@@ -773,6 +813,10 @@ std::string SqliteBackend::arbitrate(std::span<const AccountingDelta> deltas,
 std::string SqliteBackend::apply(const AccountingBatch& batch) {
   std::span<const AccountingDelta> deltas = batch.deltas;
   if (batch.arbitrate) {
+    Use use(tombstones_delete_.get());
+    const auto now_unix_s = static_cast<std::uint64_t>(std::time(nullptr));
+    sqlite3_bind_int64(use.get(), 1, stored(now_unix_s - closed_baseline_keep_s));
+    if (sqlite3_step(use.get()) != SQLITE_DONE) return error("deleting old tombstones");
     if (std::string failed = arbitrate(deltas, batch.arbitrate_window_s); !failed.empty()) {
       return failed;
     }
@@ -788,9 +832,11 @@ std::string SqliteBackend::apply(const AccountingBatch& batch) {
       users_credited_.push_back(user);
     }
   }
-  open_deltas_.clear();
+  open_deltas_.clear();  // every delta's row, but a closed one's is deleted unless arbitrated
   for (const AccountingDelta& delta : deltas) {
-    if (!delta.closed) open_deltas_.push_back(&delta);
+    if ((!delta.closed || batch.arbitrate) && !delta.keeps_stored_baseline) {
+      open_deltas_.push_back(&delta);
+    }
   }
   std::string failed =
       upsert_rows(std::span<const TransferSum>(sums_.transfers), transfers_add_, transfer_add_,
@@ -803,11 +849,17 @@ std::string SqliteBackend::apply(const AccountingBatch& batch) {
     failed = upsert_rows(std::span<const std::uint64_t>(users_uncredited_), totals_many_touch_,
                          totals_touch_, 1, bind_user, "tyto_user_totals");
   }
+  // Stops first: whether a baseline replaces a row depends on the row's stop (baseline_replaces).
+  for (std::size_t i = 0; i < deltas.size() && failed.empty(); ++i) {
+    if (const StopPoint stop = stop_of(deltas[i]); stop.unix_s != 0) {
+      failed = put_stop(deltas[i].key, stop);
+    }
+  }
   if (failed.empty()) {
     failed = upsert_rows(std::span<const AccountingDelta* const>(open_deltas_), peers_put_,
                          peer_put_, peer_columns, bind_peer, "tyto_peers");
   }
-  for (std::size_t i = 0; i < deltas.size() && failed.empty(); ++i) {
+  for (std::size_t i = 0; i < deltas.size() && failed.empty() && !batch.arbitrate; ++i) {
     if (deltas[i].closed) failed = delete_baseline(deltas[i]);
   }
   if (failed.empty()) {
@@ -885,7 +937,7 @@ Result<std::vector<Baseline>, std::string> SqliteBackend::load_baselines() {
   Statement statement;
   if (auto failed = prepare(statement,
                             "SELECT user_id, torrent_id, peer_id, uploaded, downloaded, "
-                            "announced_at, seeding FROM tyto_peers "
+                            "announced_at, seeding FROM tyto_peers WHERE NOT closed "
                             "ORDER BY user_id, torrent_id, peer_id");
       !failed.empty()) {
     return Failure{failed};
