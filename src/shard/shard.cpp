@@ -207,8 +207,9 @@ bool Shard::turn(bool may_sleep) noexcept {
     work += drain_cluster();
     work += snapshot_step(directory_.cluster_snapshot, cluster_snapshot_);
   }
-  read_ahead_announces();
+  // One walk over the completions; the announces it queued for this shard go as one batch.
   work += ring_.drain([this](const io_uring_cqe& cqe) { on_completion(cqe); });
+  udp_.apply_queued();
   http_.retry_answers();
   publish_mailboxes();
   directory_.control.publish_answers(index_, ring_);
@@ -256,19 +257,6 @@ void Shard::tick() noexcept {
   if (completions_ != nullptr) completions_->prepare();
   scrapes_.expire(now_s_);
   http_.tick(now_s_);
-}
-
-// The UDP announces waiting in the ring for swarms this shard owns: their lookups start loading
-// together before the first is served (a batch of lookups into tables far larger than the cache
-// otherwise waits for each miss in turn).
-void Shard::read_ahead_announces() noexcept {
-  auto& info_hashes = read_ahead_info_hashes_;
-  std::size_t count = 0;
-  ring_.peek([&](const io_uring_cqe& cqe) {
-    if (count == info_hashes.size()) return;
-    if (const auto info_hash = udp_.peek_owned_announce(cqe)) info_hashes[count++] = *info_hash;
-  });
-  store_->prefetch({info_hashes.data(), count});
 }
 
 void Shard::on_completion(const io_uring_cqe& cqe) noexcept {

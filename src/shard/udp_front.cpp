@@ -44,11 +44,27 @@ void UdpFront::on_completion(const io_uring_cqe& cqe) noexcept {
   udp_.recycle(cqe);
 }
 
-std::optional<InfoHash> UdpFront::peek_owned_announce(const io_uring_cqe& cqe) noexcept {
-  if (net::user_data_op(cqe.user_data) != net::Op::udp_recv) return std::nullopt;
-  const auto info_hash = udp::peek_announce_info_hash(udp_.peek_payload(cqe));
-  if (!info_hash || shard_.owner_of(*info_hash) != shard_.index()) return std::nullopt;
-  return info_hash;
+void UdpFront::queue_announce(const ForwardedUdpAnnounce& announce) noexcept {
+  TYTO_DEBUG_ASSERT(shard_.owner_of(announce.request.info_hash) == shard_.index());
+  if (queued_count_ == queued_.size()) apply_queued();
+  TYTO_ASSERT(queued_count_ < queued_.size());
+  queued_[queued_count_++] = announce;
+}
+
+// The batch's lookups start loading together before the first is served: a batch of lookups
+// into tables far larger than the cache otherwise waits for each miss in turn.
+void UdpFront::apply_queued() noexcept {
+  const std::uint32_t count = queued_count_;
+  if (count == 0) return;
+  std::array<InfoHash, store::PeerStore::prefetch_batch_max> info_hashes;
+  for (std::uint32_t i = 0; i < count; ++i) info_hashes[i] = queued_[i].request.info_hash;
+  shard_.peer_store().prefetch({info_hashes.data(), count});
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const ForwardedUdpAnnounce& announce = queued_[i];
+    apply_announce(announce.request, announce.member, announce.transaction_id, announce.route);
+  }
+  TYTO_ASSERT(queued_count_ == count);  // applying queues nothing
+  queued_count_ = 0;
 }
 
 void UdpFront::on_datagram(const net::Datagram& datagram) noexcept {
@@ -129,17 +145,17 @@ void UdpFront::on_announce(const udp::AnnounceRequest& request,
       return;
     }
   }
+  ForwardedUdpAnnounce owned;
+  owned.route = route;
+  owned.transaction_id = request.transaction_id;
+  owned.request = request.announce;
+  owned.member = member;
   const std::uint32_t owner = shard_.owner_of(request.announce.info_hash);
   if (owner == shard_.index()) {
-    apply_announce(request.announce, member, request.transaction_id, route);
+    queue_announce(owned);
     return;
   }
-  ForwardedUdpAnnounce forwarded;
-  forwarded.route = route;
-  forwarded.transaction_id = request.transaction_id;
-  forwarded.request = request.announce;
-  forwarded.member = member;
-  if (shard_.forward(owner, Message{forwarded})) ++shard_.counters().announces_forwarded;
+  if (shard_.forward(owner, Message{owned})) ++shard_.counters().announces_forwarded;
 }
 
 void UdpFront::apply_announce(const AnnounceRequest& request, const Member& member,

@@ -171,7 +171,6 @@ class Shard {
   void on_catalogue_change(const store::CatalogueChange& change) noexcept;
   std::size_t flush_ledger() noexcept;
   void release_held(std::uint64_t ticket) noexcept;
-  void read_ahead_announces() noexcept;
   void on_completion(const io_uring_cqe& cqe) noexcept;
   std::size_t drain_mailboxes() noexcept;
   void on_message(const Message& message, std::uint32_t from) noexcept;
@@ -194,7 +193,6 @@ class Shard {
   net::Ring ring_;
   std::unique_ptr<store::PeerStore> store_;
   ScrapeGather scrapes_;
-  std::array<InfoHash, store::PeerStore::prefetch_batch_max> read_ahead_info_hashes_;
   ShardCounters counters_;
   CoarseClock clock_;
   std::uint32_t now_s_ = 0;

@@ -2,12 +2,19 @@
 // sockets; its only session state is the stateless connection id (a keyed MAC, DESIGN §6).
 //
 // One announce: on_completion (a datagram) → parse → connection id checked → access list →
-// owner = shard_of(info_hash): this shard applies it (apply_announce) and replies, or forwards a
-// ForwardedUdpAnnounce and the owner's UdpFront applies it and replies from its own socket for
-// the same address (SO_REUSEPORT: every shard has one). A full mailbox drops the request,
-// counted: the client retries (DESIGN §3).
+// owner = shard_of(info_hash): this shard queues it, applies it (apply_queued) and replies, or
+// forwards a ForwardedUdpAnnounce and the owner's UdpFront applies it and replies from its own
+// socket for the same address (SO_REUSEPORT: every shard has one). A full mailbox drops the
+// request, counted: the client retries (DESIGN §3).
+//
+// Announces this shard owns are not applied as their datagrams are handled: they are queued
+// (copied: the receive buffer is recycled at once) and applied as a batch by apply_queued(),
+// after the store read ahead over the whole batch (PeerStore::prefetch), so the batch's cache
+// misses overlap. The completions are walked once per turn; the queue is empty again at the end
+// of every step of the turn that fills it.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -18,6 +25,8 @@
 #include "tyto/proto/connection_id.hpp"
 #include "tyto/proto/udp.hpp"
 #include "tyto/shard/ledger.hpp"
+#include "tyto/shard/messages.hpp"
+#include "tyto/store/peer_store.hpp"
 
 namespace tyto::shard {
 
@@ -33,11 +42,11 @@ class UdpFront {
   int fd(std::uint32_t listener) const noexcept { return udp_.fd(listener); }
   std::string open(net::Ring& ring, net::UdpSendMode send_mode);
 
-  // Completions of Op::udp_recv and Op::udp_send.
+  // Completions of Op::udp_recv and Op::udp_send. An announce this shard owns is queued; call
+  // apply_queued() once the turn's completions are handled.
   void on_completion(const io_uring_cqe& cqe) noexcept;
-  // The info_hash of a waiting completion if it is an announce this shard owns (the loop's
-  // read-ahead collects them before the turn's completions are handled).
-  std::optional<InfoHash> peek_owned_announce(const io_uring_cqe& cqe) noexcept;
+  // Applies the queued announces (read ahead over all of them first) and sends their replies.
+  void apply_queued() noexcept;
   // On the owner: applies an announce and sends the reply (request received here or forwarded).
   void apply_announce(const AnnounceRequest& request, const Member& member,
                       std::uint32_t transaction_id, const net::UdpRoute& route) noexcept;
@@ -53,6 +62,8 @@ class UdpFront {
  private:
   void on_datagram(const net::Datagram& datagram) noexcept;
   void on_announce(const proto::udp::AnnounceRequest& request, const net::UdpRoute& route) noexcept;
+  // On the owner: queues an announce for apply_queued() (applying the queue first when full).
+  void queue_announce(const ForwardedUdpAnnounce& announce) noexcept;
   void on_scrape(const proto::udp::ScrapeRequest& request, const net::UdpRoute& route) noexcept;
   void send_connect_reply(std::uint32_t transaction_id, const net::Datagram& datagram) noexcept;
   void send_error(std::uint32_t transaction_id, std::string_view message,
@@ -61,6 +72,9 @@ class UdpFront {
   Shard& shard_;
   proto::ConnectionIds connection_ids_;
   net::UdpSockets udp_;
+  // Announces this shard owns, waiting for apply_queued(): [0, queued_count_).
+  std::array<ForwardedUdpAnnounce, store::PeerStore::prefetch_batch_max> queued_;
+  std::uint32_t queued_count_ = 0;
 };
 
 // The failure reason of a refused announce, for both protocols.
