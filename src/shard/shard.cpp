@@ -530,8 +530,8 @@ const char* Shard::admit_member(std::string_view passkey_segment, const Announce
 }
 
 AnnounceReply Shard::apply_announce(const AnnounceRequest& request, const Member& member,
-                                    std::span<std::uint8_t> peers_out,
-                                    std::uint64_t& ticket) noexcept {
+                                    std::span<std::uint8_t> peers_out, std::uint64_t& ticket,
+                                    const store::SwarmLookup* lookup) noexcept {
   TYTO_DEBUG_ASSERT(owner_of(request.info_hash) == index_);
   ticket = 0;
   if (member.user_id == 0) {
@@ -539,7 +539,7 @@ AnnounceReply Shard::apply_announce(const AnnounceRequest& request, const Member
       ++counters_.announces_denied;  // public mode: the catalogue is the whitelist
       return {AnnounceStatus::torrent_unregistered};
     }
-    AnnounceReply reply = store_->announce(request, now_s_, peers_out);
+    AnnounceReply reply = store_announce(request, lookup, peers_out);
     if (completions_ != nullptr) note_completion(request.info_hash, reply);
     if (config_.cluster) replicate(request, reply);
     return reply;
@@ -567,13 +567,20 @@ AnnounceReply Shard::apply_announce(const AnnounceRequest& request, const Member
     ++private_counters_.refused_ledger_full;  // nothing recorded: the client retries
     return {AnnounceStatus::ledger_full};
   }
-  AnnounceReply reply = store_->announce(request, now_s_, peers_out);
+  AnnounceReply reply = store_announce(request, lookup, peers_out);
   if (reply.status == AnnounceStatus::ok) {
     ticket = ledger_->record(spot, key, request, *torrent, member, now_s_, now_unix_s(), hold);
   }
   if (completions_ != nullptr) note_completion(request.info_hash, reply);
   if (config_.cluster) replicate(request, reply);
   return reply;
+}
+
+AnnounceReply Shard::store_announce(const AnnounceRequest& request,
+                                    const store::SwarmLookup* lookup,
+                                    std::span<std::uint8_t> peers_out) noexcept {
+  return lookup != nullptr ? store_->announce(request, *lookup, now_s_, peers_out)
+                           : store_->announce(request, now_s_, peers_out);
 }
 
 void Shard::hold_reply(const HeldReply& held) noexcept {

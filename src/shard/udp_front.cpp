@@ -48,7 +48,8 @@ void UdpFront::queue_announce(const ForwardedUdpAnnounce& announce) noexcept {
   TYTO_DEBUG_ASSERT(shard_.owner_of(announce.request.info_hash) == shard_.index());
   if (queued_count_ == queued_.size()) apply_queued();
   TYTO_ASSERT(queued_count_ < queued_.size());
-  queued_[queued_count_++] = announce;
+  queued_[queued_count_++] = {announce,
+                              shard_.peer_store().start_lookup(announce.request.info_hash)};
 }
 
 // The batch's lookups start loading together before the first is served: a batch of lookups
@@ -56,12 +57,13 @@ void UdpFront::queue_announce(const ForwardedUdpAnnounce& announce) noexcept {
 void UdpFront::apply_queued() noexcept {
   const std::uint32_t count = queued_count_;
   if (count == 0) return;
-  std::array<InfoHash, store::PeerStore::prefetch_batch_max> info_hashes;
-  for (std::uint32_t i = 0; i < count; ++i) info_hashes[i] = queued_[i].request.info_hash;
-  shard_.peer_store().prefetch({info_hashes.data(), count});
+  std::array<store::SwarmLookup, store::PeerStore::prefetch_batch_max> lookups;
+  for (std::uint32_t i = 0; i < count; ++i) lookups[i] = queued_[i].lookup;
+  shard_.peer_store().prefetch({lookups.data(), count});
   for (std::uint32_t i = 0; i < count; ++i) {
-    const ForwardedUdpAnnounce& announce = queued_[i];
-    apply_announce(announce.request, announce.member, announce.transaction_id, announce.route);
+    const ForwardedUdpAnnounce& announce = queued_[i].announce;
+    apply_announce(announce.request, announce.member, announce.transaction_id, announce.route,
+                   &queued_[i].lookup);
   }
   TYTO_ASSERT(queued_count_ == count);  // applying queues nothing
   queued_count_ = 0;
@@ -159,7 +161,8 @@ void UdpFront::on_announce(const udp::AnnounceRequest& request,
 }
 
 void UdpFront::apply_announce(const AnnounceRequest& request, const Member& member,
-                              std::uint32_t transaction_id, const net::UdpRoute& route) noexcept {
+                              std::uint32_t transaction_id, const net::UdpRoute& route,
+                              const store::SwarmLookup* lookup) noexcept {
   TYTO_DEBUG_ASSERT(shard_.owner_of(request.info_hash) == shard_.index());
   const auto slot = udp_.acquire_send_slot();
   if (!slot) return;
@@ -173,7 +176,7 @@ void UdpFront::apply_announce(const AnnounceRequest& request, const Member& memb
   const AnnounceReply reply = shard_.apply_announce(
       request, member,
       buffer.subspan(limits::udp_announce_reply_header_size, std::size_t{peers_max} * wire_size),
-      ticket);
+      ticket, lookup);
   if (ticket != 0) {
     // A `stopped` selects no peers: the counts are the whole reply, sent once it is durable.
     TYTO_ASSERT(reply.peers_count == 0);

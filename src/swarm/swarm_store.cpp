@@ -457,10 +457,20 @@ AnnounceReply SwarmStore::apply(Swarm& swarm, Peers& peers, const AnnounceReques
 
 AnnounceReply SwarmStore::announce(const AnnounceRequest& request, std::uint32_t now_s,
                                    std::span<std::uint8_t> peers_out) noexcept {
+  return announce(request, SwarmLookup{hash_info_hash(request.info_hash, secret_)}, now_s,
+                  peers_out);
+}
+
+AnnounceReply SwarmStore::announce(const AnnounceRequest& request, const SwarmLookup& lookup,
+                                   std::uint32_t now_s,
+                                   std::span<std::uint8_t> peers_out) noexcept {
   owner_.check();
+  // The carried hash is this store's keyed hash of this info_hash (start_lookup): a wrong one
+  // would file the swarm under another tag.
+  TYTO_DEBUG_ASSERT(lookup.hash == hash_info_hash(request.info_hash, secret_));
   ++counters_.announces;
   migrate(migrate_entries_per_operation);
-  const std::uint64_t hash = hash_info_hash(request.info_hash, secret_);
+  const std::uint64_t hash = lookup.hash;
   Swarm* swarm = find(request.info_hash, hash);
   if (swarm == nullptr) {
     if (request.event == AnnounceEvent::stopped) return {};  // nothing to remove, nothing to make
@@ -624,24 +634,23 @@ ReplicaResult SwarmStore::replica_completed(const ReplicaChange& change,
   return ReplicaResult::applied;
 }
 
-void SwarmStore::prefetch(std::span<const InfoHash> info_hashes) const noexcept {
-  const std::size_t count = std::min(info_hashes.size(), prefetch_batch_max);
-  std::uint32_t homes[prefetch_batch_max];
-  std::uint32_t tags[prefetch_batch_max];
-  for (std::size_t i = 0; i < count; ++i) {
-    tags[i] = tag_of(hash_info_hash(info_hashes[i], secret_));
-    homes[i] = home_of(tags[i], current_.capacity);
-    __builtin_prefetch(&current_.entries[homes[i]]);
-  }
+SwarmLookup SwarmStore::start_lookup(const InfoHash& info_hash) const noexcept {
+  const std::uint64_t hash = hash_info_hash(info_hash, secret_);
+  __builtin_prefetch(&current_.entries[home_of(tag_of(hash), current_.capacity)]);
+  return SwarmLookup{hash};
+}
+
+void SwarmStore::prefetch(std::span<const SwarmLookup> lookups) const noexcept {
+  const std::size_t count = std::min(lookups.size(), prefetch_batch_max);
   // The first entry of the run with the tag, looking no further than the home's cache line or
-  // so: misses here are the ones the first pass overlapped.
+  // so: misses here are the ones start_lookup overlapped.
   constexpr std::uint32_t entries_looked_at_max = 8;
   const Swarm* swarms[prefetch_batch_max];
   std::size_t found = 0;
   for (std::size_t i = 0; i < count; ++i) {
-    const std::uint32_t tag = tags[i];
+    const std::uint32_t tag = tag_of(lookups[i].hash);
     const std::uint32_t slot = open_addressing::find_near<IndexTraits>(
-        current_.slots(), homes[i], entries_looked_at_max,
+        current_.slots(), home_of(tag, current_.capacity), entries_looked_at_max,
         [tag](const IndexEntry& entry) { return entry.tag == tag; });
     if (slot == current_.capacity) continue;
     const Swarm* swarm = &records_[current_.entries[slot].position_plus_one - 1];

@@ -90,9 +90,11 @@ class Shard {
   // registered and the peer admitted by the ledger, then it is accounted), writing peers into
   // peers_out as PeerStore::announce does. `ticket` is set (non-zero) when the reply must be
   // held until the accounting is durable (storage.sync = "always", a `stopped`): the caller
-  // hands the reply to hold_reply() instead of sending it.
+  // hands the reply to hold_reply() instead of sending it. `lookup`: this shard's store began
+  // it for this request's info_hash (start_lookup), or null.
   AnnounceReply apply_announce(const AnnounceRequest& request, const Member& member,
-                               std::span<std::uint8_t> peers_out, std::uint64_t& ticket) noexcept;
+                               std::span<std::uint8_t> peers_out, std::uint64_t& ticket,
+                               const store::SwarmLookup* lookup = nullptr) noexcept;
   // A reply waiting for its durability ticket; released by the storage bridge's `durable`.
   struct HeldUdpReply {
     net::UdpRoute route;
@@ -166,6 +168,8 @@ class Shard {
   // After the store applied an announce: counts its completion for the storage and raises the
   // reply's completed count to the persisted one.
   void note_completion(const InfoHash& info_hash, AnnounceReply& reply) noexcept;
+  AnnounceReply store_announce(const AnnounceRequest& request, const store::SwarmLookup* lookup,
+                               std::span<std::uint8_t> peers_out) noexcept;
   std::size_t flush_completions() noexcept;
   std::size_t drain_storage() noexcept;
   void on_catalogue_change(const store::CatalogueChange& change) noexcept;

@@ -49,7 +49,8 @@ class UdpFront {
   void apply_queued() noexcept;
   // On the owner: applies an announce and sends the reply (request received here or forwarded).
   void apply_announce(const AnnounceRequest& request, const Member& member,
-                      std::uint32_t transaction_id, const net::UdpRoute& route) noexcept;
+                      std::uint32_t transaction_id, const net::UdpRoute& route,
+                      const store::SwarmLookup* lookup = nullptr) noexcept;
   void send_scrape_reply(const PendingScrape& pending) noexcept;
   // A held announce reply without peers (a `stopped`, once durable).
   void send_announce_reply(const AnnounceReply& reply, std::uint32_t transaction_id,
@@ -72,8 +73,14 @@ class UdpFront {
   Shard& shard_;
   proto::ConnectionIds connection_ids_;
   net::UdpSockets udp_;
-  // Announces this shard owns, waiting for apply_queued(): [0, queued_count_).
-  std::array<ForwardedUdpAnnounce, store::PeerStore::prefetch_batch_max> queued_;
+  // An announce this shard owns with its lookup begun (store::SwarmLookup: the info_hash is
+  // hashed once, here, by this shard's store).
+  struct QueuedAnnounce {
+    ForwardedUdpAnnounce announce;
+    store::SwarmLookup lookup;
+  };
+  // Waiting for apply_queued(): [0, queued_count_).
+  std::array<QueuedAnnounce, store::PeerStore::prefetch_batch_max> queued_;
   std::uint32_t queued_count_ = 0;
 };
 

@@ -52,6 +52,7 @@ using store::completions_without_leechers;
 using store::leecher_surge;
 using store::StoreCounters;
 using store::StoreLimits;
+using store::SwarmLookup;
 using store::SwarmStatistics;
 using store::TopOrder;
 
@@ -92,17 +93,21 @@ class SwarmStore final : public store::PeerStore {
   // peers_out. Counts are after the announce. event=stopped removes the peer, selects nothing.
   AnnounceReply announce(const AnnounceRequest& request, std::uint32_t now_s,
                          std::span<std::uint8_t> peers_out) noexcept override;
+  // The same with the lookup start_lookup() made: the info_hash is not hashed again.
+  AnnounceReply announce(const AnnounceRequest& request, const SwarmLookup& lookup,
+                         std::uint32_t now_s, std::span<std::uint8_t> peers_out) noexcept override;
   // A change another cluster node made (PeerStore's contract): as an announce without reply,
   // counted in no statistics window and not in counters().announces.
   ReplicaResult apply_replica(const ReplicaChange& change, std::uint32_t now_s) noexcept override;
   ScrapeEntry scrape(const InfoHash& info_hash, std::uint32_t now_s) noexcept override;
 
-  // Read-ahead for a batch about to be served: starts loading the index entries where lookups
-  // of these info_hashes begin, then the records they name, then the first IPv4 peers of each
-  // record (where a small swarm's lookup reads), so the batch's cache misses overlap
-  // instead of coming one after another. A hint: reads only, changes nothing, finds nothing.
-  // More than prefetch_batch_max are ignored.
-  void prefetch(std::span<const InfoHash> info_hashes) const noexcept override;
+  // Read-ahead for a batch about to be served, so its cache misses overlap instead of coming
+  // one after another. start_lookup: the keyed hash, and a load of the index entry where the
+  // lookup begins. prefetch, over the batch: the records those entries name, then the first
+  // IPv4 peers of each (where a small swarm's lookup reads). Hints: read only, change nothing,
+  // find nothing. More than prefetch_batch_max are ignored.
+  SwarmLookup start_lookup(const InfoHash& info_hash) const noexcept override;
+  void prefetch(std::span<const SwarmLookup> lookups) const noexcept override;
   // Incremental expiry; call about once a second. Sweeps the table in slices so the whole of it
   // is visited within peer_timeout_s / 4, removes peers silent for longer than peer_timeout_s
   // and frees empty swarms; trims the peer arena (SlabArena::trim).
