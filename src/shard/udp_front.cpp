@@ -59,11 +59,11 @@ void UdpFront::apply_queued() noexcept {
   if (count == 0) return;
   std::array<store::SwarmLookup, store::PeerStore::prefetch_batch_max> lookups;
   for (std::uint32_t i = 0; i < count; ++i) lookups[i] = queued_[i].lookup;
-  shard_.peer_store().prefetch({lookups.data(), count});
+  shard_.peer_store().prefetch({lookups.data(), count});  // adds where it saw each record
   for (std::uint32_t i = 0; i < count; ++i) {
     const ForwardedUdpAnnounce& announce = queued_[i].announce;
     apply_announce(announce.request, announce.member, announce.transaction_id, announce.route,
-                   &queued_[i].lookup);
+                   &lookups[i]);
   }
   TYTO_ASSERT(queued_count_ == count);  // applying queues nothing
   queued_count_ = 0;

@@ -145,7 +145,7 @@ class ReferenceStore final : public store::PeerStore {
   }
 
   SwarmLookup start_lookup(const InfoHash&) const noexcept override { return {}; }
-  void prefetch(std::span<const SwarmLookup>) const noexcept override {}
+  void prefetch(std::span<SwarmLookup>) const noexcept override {}
   AnnounceReply announce(const AnnounceRequest& request, const SwarmLookup&, std::uint32_t now_s,
                          std::span<std::uint8_t> peers_out) noexcept override {
     return announce(request, now_s, peers_out);

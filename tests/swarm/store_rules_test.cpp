@@ -238,7 +238,7 @@ TEST_F(StoreTest, CarriedLookupFindsTheSameSwarms) {
     request.info_hash = hash_of(i);
     request.peer = v4(100'000 + i);
     request.left_bytes = 1;
-    const store::SwarmLookup lookup = store_.start_lookup(request.info_hash);
+    store::SwarmLookup lookup = store_.start_lookup(request.info_hash);
     store_.prefetch({&lookup, 1});
     const AnnounceReply reply = store_.announce(request, lookup, now_s_, out_);
     ASSERT_EQ(reply.seeders + reply.leechers, i < 3000 ? 2u : 1u) << i;
@@ -247,6 +247,38 @@ TEST_F(StoreTest, CarriedLookupFindsTheSameSwarms) {
   EXPECT_EQ(store_.swarms_count(), 6000u);
   for (std::uint32_t i = 0; i < 6000; ++i) {
     ASSERT_EQ(store_.scrape(hash_of(i), now_s_).leechers, 1u) << i;
+  }
+}
+
+TEST_F(StoreTest, StaleRecordHintsFindTheRightSwarms) {
+  // A batch read ahead, then served in order: the first half of its announces are `stopped`
+  // and free their swarms, and each erase moves the last record into the hole, so the hints
+  // prefetch() left for the later ones name other swarms' records (or none). Each must still
+  // land in its own swarm.
+  constexpr std::uint32_t swarms = 64;
+  for (std::uint32_t i = 0; i < swarms; ++i) announce(i, v4(i), 1);
+  std::vector<store::SwarmLookup> lookups;
+  for (std::uint32_t i = 0; i < swarms; ++i) lookups.push_back(store_.start_lookup(hash_of(i)));
+  store_.prefetch(lookups);
+  std::uint32_t hinted = 0;
+  for (const auto& lookup : lookups) {
+    hinted += lookup.position_hint != store::SwarmLookup::no_position;
+  }
+  EXPECT_GT(hinted, swarms / 2);  // most records seen near their home
+  for (std::uint32_t i = 0; i < swarms; ++i) {
+    AnnounceRequest request;
+    request.info_hash = hash_of(i);
+    request.left_bytes = 1;
+    const bool leaving = i < swarms / 2;
+    request.peer = leaving ? v4(i) : v4(1000 + i);
+    request.event = leaving ? AnnounceEvent::stopped : AnnounceEvent::none;
+    const AnnounceReply reply = store_.announce(request, lookups[i], now_s_, out_);
+    ASSERT_EQ(reply.leechers, leaving ? 0u : 2u) << i;
+    store_.verify();
+  }
+  EXPECT_EQ(store_.swarms_count(), swarms / 2);
+  for (std::uint32_t i = swarms / 2; i < swarms; ++i) {
+    ASSERT_EQ(store_.scrape(hash_of(i), now_s_).leechers, 2u) << i;
   }
 }
 

@@ -157,9 +157,13 @@ struct SnapshotCursor {
 // An announce's swarm lookup begun ahead of it (the read-ahead over a batch): the store's keyed
 // hash of the info_hash, worked out once by start_lookup() and carried into announce() so the
 // info_hash is hashed once per announce. Made by the store that applies the announce, on its
-// shard (its secret; never from another shard or from the wire).
+// shard (its secret; never from another shard or from the wire). prefetch() may add where it saw
+// the swarm's record: a hint announce() checks (the record's info_hash) before it trusts it, so
+// a record moved or erased since costs one index probe, never a wrong swarm.
 struct SwarmLookup {
+  static constexpr std::uint32_t no_position = UINT32_MAX;
   std::uint64_t hash = 0;
+  std::uint32_t position_hint = no_position;
 };
 
 class PeerStore {
@@ -202,7 +206,7 @@ class PeerStore {
   // (loads what their lookups read next). Both change nothing; a store may ignore the hint.
   static constexpr std::size_t prefetch_batch_max = 64;
   virtual SwarmLookup start_lookup(const InfoHash& info_hash) const noexcept = 0;
-  virtual void prefetch(std::span<const SwarmLookup> lookups) const noexcept = 0;
+  virtual void prefetch(std::span<SwarmLookup> lookups) const noexcept = 0;
   // About once a second: remove peers silent for longer than peer_timeout_s (a bounded slice of
   // the work per call, never a pause proportional to the store's size).
   virtual void expire_step(std::uint32_t now_s) noexcept = 0;

@@ -103,11 +103,12 @@ class SwarmStore final : public store::PeerStore {
 
   // Read-ahead for a batch about to be served, so its cache misses overlap instead of coming
   // one after another. start_lookup: the keyed hash, and a load of the index entry where the
-  // lookup begins. prefetch, over the batch: the records those entries name, then the first
-  // IPv4 peers of each (where a small swarm's lookup reads). Hints: read only, change nothing,
-  // find nothing. More than prefetch_batch_max are ignored.
+  // lookup begins. prefetch, over the batch: the records those entries name (remembered in
+  // each lookup's position_hint, so announce() does not probe the index again), then the first
+  // IPv4 peers of each (where a small swarm's lookup reads). Hints: change nothing in the store.
+  // More than prefetch_batch_max are ignored.
   SwarmLookup start_lookup(const InfoHash& info_hash) const noexcept override;
-  void prefetch(std::span<const SwarmLookup> lookups) const noexcept override;
+  void prefetch(std::span<SwarmLookup> lookups) const noexcept override;
   // Incremental expiry; call about once a second. Sweeps the table in slices so the whole of it
   // is visited within peer_timeout_s / 4, removes peers silent for longer than peer_timeout_s
   // and frees empty swarms; trims the peer arena (SlabArena::trim).
@@ -175,13 +176,26 @@ class SwarmStore final : public store::PeerStore {
   std::span<Swarm> records() noexcept { return {records_, records_count_}; }
   std::span<const Swarm> records() const noexcept { return {records_, records_count_}; }
   static ScrapeEntry entry_of(const Swarm& swarm) noexcept;
-  Swarm* find(const InfoHash& info_hash, std::uint64_t hash) noexcept;
-  const Swarm* find(const InfoHash& info_hash, std::uint64_t hash) const noexcept;
+  // A lookup that finds nothing sets *empty_slot (when asked) to the empty entry of current_
+  // where its probe ended, or no_slot: an insert of that key before current_ changes (only
+  // insert() starts a growth) goes there without probing again (find-or-insert).
+  static constexpr std::uint32_t no_slot = UINT32_MAX;
+  Swarm* find(const InfoHash& info_hash, std::uint64_t hash,
+              std::uint32_t* empty_slot = nullptr) noexcept;
+  const Swarm* find(const InfoHash& info_hash, std::uint64_t hash,
+                    std::uint32_t* empty_slot = nullptr) const noexcept;
+  // The swarm of a lookup whose prefetch saw its record (SwarmLookup::position_hint), checked,
+  // else found through the index.
+  Swarm* find(const InfoHash& info_hash, const SwarmLookup& lookup,
+              std::uint32_t* empty_slot) noexcept;
   // The index and entry position that point at record `position` (which must exist).
   std::pair<Index*, std::uint32_t> entry_of_record(std::uint32_t position) noexcept;
-  Swarm* insert(const InfoHash& info_hash, std::uint64_t hash) noexcept;
+  // empty_slot: what find() said for this key, or no_slot.
+  Swarm* insert(const InfoHash& info_hash, std::uint64_t hash,
+                std::uint32_t empty_slot = no_slot) noexcept;
   // A new swarm at now_s, or nullptr (counted in swarms_refused) when the shard holds swarms_max.
-  Swarm* create(const InfoHash& info_hash, std::uint64_t hash, std::uint32_t now_s) noexcept;
+  Swarm* create(const InfoHash& info_hash, std::uint64_t hash, std::uint32_t now_s,
+                std::uint32_t empty_slot = no_slot) noexcept;
   // Erases the swarm if it is empty and keeps no completed count.
   void erase_if_done(Swarm& swarm) noexcept;
   void erase(std::uint32_t position) noexcept;  // the last record moves into `position`
