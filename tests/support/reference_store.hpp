@@ -144,10 +144,10 @@ class ReferenceStore final : public store::PeerStore {
     return {reply.seeders, reply.leechers, reply.completed};
   }
 
-  SwarmLookup start_lookup(const InfoHash&) const noexcept override { return {}; }
-  void prefetch(std::span<SwarmLookup>) const noexcept override {}
-  AnnounceReply announce(const AnnounceRequest& request, const SwarmLookup&, std::uint32_t now_s,
-                         std::span<std::uint8_t> peers_out) noexcept override {
+  store::SwarmLookup start_lookup(const InfoHash&) const noexcept override { return {}; }
+  void prefetch(std::span<store::SwarmLookup>) const noexcept override {}
+  AnnounceReply announce(const AnnounceRequest& request, const store::SwarmLookup&,
+                         std::uint32_t now_s, std::span<std::uint8_t> peers_out) noexcept override {
     return announce(request, now_s, peers_out);
   }
 
