@@ -252,9 +252,9 @@ TEST_F(StoreTest, CarriedLookupFindsTheSameSwarms) {
 
 TEST_F(StoreTest, StaleRecordHintsFindTheRightSwarms) {
   // A batch read ahead, then served in order: the first half of its announces are `stopped`
-  // and free their swarms, and each erase moves the last record into the hole, so the hints
-  // prefetch() left for the later ones name other swarms' records (or none). Each must still
-  // land in its own swarm.
+  // and free their swarms (each erase moves the last record into the hole), and before the
+  // second half is served new swarms take the freed positions, so the hints prefetch() left
+  // for the second half name other swarms' records. Each must still land in its own swarm.
   constexpr std::uint32_t swarms = 64;
   for (std::uint32_t i = 0; i < swarms; ++i) announce(i, v4(i), 1);
   std::vector<store::SwarmLookup> lookups;
@@ -270,15 +270,19 @@ TEST_F(StoreTest, StaleRecordHintsFindTheRightSwarms) {
     request.info_hash = hash_of(i);
     request.left_bytes = 1;
     const bool leaving = i < swarms / 2;
+    if (i == swarms / 2) {
+      for (std::uint32_t k = 0; k < swarms / 2; ++k) announce(5000 + k, v4(5000 + k), 1);
+    }
     request.peer = leaving ? v4(i) : v4(1000 + i);
     request.event = leaving ? AnnounceEvent::stopped : AnnounceEvent::none;
     const AnnounceReply reply = store_.announce(request, lookups[i], now_s_, out_);
     ASSERT_EQ(reply.leechers, leaving ? 0u : 2u) << i;
     store_.verify();
   }
-  EXPECT_EQ(store_.swarms_count(), swarms / 2);
+  EXPECT_EQ(store_.swarms_count(), swarms);
   for (std::uint32_t i = swarms / 2; i < swarms; ++i) {
     ASSERT_EQ(store_.scrape(hash_of(i), now_s_).leechers, 2u) << i;
+    ASSERT_EQ(store_.scrape(hash_of(5000 + i - swarms / 2), now_s_).leechers, 1u) << i;
   }
 }
 
