@@ -200,6 +200,7 @@ bool Shard::turn(bool may_sleep) noexcept {
   refresh_clock();
   refresh_access_list();
   std::size_t work = drain_mailboxes();
+  udp_.apply_queued();  // the forwarded announces, read ahead as one batch
   work += drain_control();
   work += snapshot_step(directory_.snapshot, snapshot_);
   if (storage_bridge_used()) work += drain_storage();
@@ -332,8 +333,7 @@ std::size_t Shard::drain_mailboxes() noexcept {
 
 void Shard::on_message(const Message& message, std::uint32_t from) noexcept {
   if (const auto* announce = std::get_if<ForwardedUdpAnnounce>(&message)) {
-    udp_.apply_announce(announce->request, announce->member, announce->transaction_id,
-                        announce->route);
+    udp_.queue_announce(*announce);  // copied: the mailbox slot is freed after this drain
   } else if (const auto* part = std::get_if<ScrapePart>(&message)) {
     scrapes_.on_part(*part, from);
   } else if (const auto* answer = std::get_if<ScrapeAnswer>(&message)) {

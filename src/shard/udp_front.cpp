@@ -63,7 +63,7 @@ void UdpFront::apply_queued() noexcept {
   for (std::uint32_t i = 0; i < count; ++i) {
     const ForwardedUdpAnnounce& announce = queued_[i].announce;
     apply_announce(announce.request, announce.member, announce.transaction_id, announce.route,
-                   &lookups[i]);
+                   lookups[i]);
   }
   TYTO_ASSERT(queued_count_ == count);  // applying queues nothing
   queued_count_ = 0;
@@ -162,7 +162,7 @@ void UdpFront::on_announce(const udp::AnnounceRequest& request,
 
 void UdpFront::apply_announce(const AnnounceRequest& request, const Member& member,
                               std::uint32_t transaction_id, const net::UdpRoute& route,
-                              const store::SwarmLookup* lookup) noexcept {
+                              const store::SwarmLookup& lookup) noexcept {
   TYTO_DEBUG_ASSERT(shard_.owner_of(request.info_hash) == shard_.index());
   const auto slot = udp_.acquire_send_slot();
   if (!slot) return;
@@ -176,7 +176,7 @@ void UdpFront::apply_announce(const AnnounceRequest& request, const Member& memb
   const AnnounceReply reply = shard_.apply_announce(
       request, member,
       buffer.subspan(limits::udp_announce_reply_header_size, std::size_t{peers_max} * wire_size),
-      ticket, lookup);
+      ticket, &lookup);
   if (ticket != 0) {
     // A `stopped` selects no peers: the counts are the whole reply, sent once it is durable.
     TYTO_ASSERT(reply.peers_count == 0);

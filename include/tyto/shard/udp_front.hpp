@@ -10,8 +10,9 @@
 // Announces this shard owns are not applied as their datagrams are handled: they are queued
 // (copied: the receive buffer is recycled at once) and applied as a batch by apply_queued(),
 // after the store read ahead over the whole batch (PeerStore::prefetch), so the batch's cache
-// misses overlap. The completions are walked once per turn; the queue is empty again at the end
-// of every step of the turn that fills it.
+// misses overlap. Announces other shards forward are queued the same way as the mailboxes are
+// drained. The completions are walked once per turn; the queue is empty again at the end of
+// every step of the turn that fills it (the mailboxes, the completions).
 #pragma once
 
 #include <array>
@@ -45,27 +46,28 @@ class UdpFront {
   // Completions of Op::udp_recv and Op::udp_send. An announce this shard owns is queued; call
   // apply_queued() once the turn's completions are handled.
   void on_completion(const io_uring_cqe& cqe) noexcept;
+  // On the owner: queues an announce for apply_queued() (applying the queue first when full):
+  // received here, or forwarded by another shard (Shard::on_message), read ahead alike.
+  void queue_announce(const ForwardedUdpAnnounce& announce) noexcept;
   // Applies the queued announces (read ahead over all of them first) and sends their replies.
   void apply_queued() noexcept;
-  // On the owner: applies an announce and sends the reply (request received here or forwarded).
-  void apply_announce(const AnnounceRequest& request, const Member& member,
-                      std::uint32_t transaction_id, const net::UdpRoute& route,
-                      const store::SwarmLookup* lookup = nullptr) noexcept;
   void send_scrape_reply(const PendingScrape& pending) noexcept;
   // A held announce reply without peers (a `stopped`, once durable).
   void send_announce_reply(const AnnounceReply& reply, std::uint32_t transaction_id,
                            const net::UdpRoute& route) noexcept;
   // End of turn: sends what is batched.
   void flush() noexcept { udp_.flush(); }
-  bool idle() const noexcept { return udp_.sends_idle(); }
+  bool idle() const noexcept { return queued_count_ == 0 && udp_.sends_idle(); }
   const net::UdpCounters& counters() const noexcept { return udp_.counters(); }
 
  private:
   void on_datagram(const net::Datagram& datagram) noexcept;
   void on_announce(const proto::udp::AnnounceRequest& request, const net::UdpRoute& route) noexcept;
-  // On the owner: queues an announce for apply_queued() (applying the queue first when full).
-  void queue_announce(const ForwardedUdpAnnounce& announce) noexcept;
   void on_scrape(const proto::udp::ScrapeRequest& request, const net::UdpRoute& route) noexcept;
+  // On the owner: applies a queued announce (its lookup read ahead) and sends the reply.
+  void apply_announce(const AnnounceRequest& request, const Member& member,
+                      std::uint32_t transaction_id, const net::UdpRoute& route,
+                      const store::SwarmLookup& lookup) noexcept;
   void send_connect_reply(std::uint32_t transaction_id, const net::Datagram& datagram) noexcept;
   void send_error(std::uint32_t transaction_id, std::string_view message,
                   const net::UdpRoute& route) noexcept;
