@@ -333,7 +333,9 @@ std::size_t Shard::drain_mailboxes() noexcept {
 
 void Shard::on_message(const Message& message, std::uint32_t from) noexcept {
   if (const auto* announce = std::get_if<ForwardedUdpAnnounce>(&message)) {
-    udp_.queue_announce(*announce);  // copied: the mailbox slot is freed after this drain
+    // Copied: the mailbox slot is freed after this drain.
+    udp_.queue_announce(announce->request, announce->member, announce->transaction_id,
+                        announce->route);
   } else if (const auto* part = std::get_if<ScrapePart>(&message)) {
     scrapes_.on_part(*part, from);
   } else if (const auto* answer = std::get_if<ScrapeAnswer>(&message)) {

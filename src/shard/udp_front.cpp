@@ -44,12 +44,18 @@ void UdpFront::on_completion(const io_uring_cqe& cqe) noexcept {
   udp_.recycle(cqe);
 }
 
-void UdpFront::queue_announce(const ForwardedUdpAnnounce& announce) noexcept {
-  TYTO_DEBUG_ASSERT(shard_.owner_of(announce.request.info_hash) == shard_.index());
+void UdpFront::queue_announce(const AnnounceRequest& request, const Member& member,
+                              std::uint32_t transaction_id, const net::UdpRoute& route) noexcept {
+  TYTO_DEBUG_ASSERT(shard_.owner_of(request.info_hash) == shard_.index());
   if (queued_count_ == queued_.size()) apply_queued();
   TYTO_ASSERT(queued_count_ < queued_.size());
-  queued_[queued_count_++] = {announce,
-                              shard_.peer_store().start_lookup(announce.request.info_hash)};
+  ForwardedUdpAnnounce& queued = queued_[queued_count_];
+  queued.route = route;
+  queued.transaction_id = transaction_id;
+  queued.request = request;
+  queued.member = member;
+  queued_lookups_[queued_count_] = shard_.peer_store().start_lookup(request.info_hash);
+  ++queued_count_;
 }
 
 // The batch's lookups start loading together before the first is served: a batch of lookups
@@ -57,13 +63,12 @@ void UdpFront::queue_announce(const ForwardedUdpAnnounce& announce) noexcept {
 void UdpFront::apply_queued() noexcept {
   const std::uint32_t count = queued_count_;
   if (count == 0) return;
-  std::array<store::SwarmLookup, store::PeerStore::prefetch_batch_max> lookups;
-  for (std::uint32_t i = 0; i < count; ++i) lookups[i] = queued_[i].lookup;
-  shard_.peer_store().prefetch({lookups.data(), count});  // adds where it saw each record
+  // Adds where it saw each record (SwarmLookup::position_hint).
+  shard_.peer_store().prefetch({queued_lookups_.data(), count});
   for (std::uint32_t i = 0; i < count; ++i) {
-    const ForwardedUdpAnnounce& announce = queued_[i].announce;
+    const ForwardedUdpAnnounce& announce = queued_[i];
     apply_announce(announce.request, announce.member, announce.transaction_id, announce.route,
-                   lookups[i]);
+                   queued_lookups_[i]);
   }
   TYTO_ASSERT(queued_count_ == count);  // applying queues nothing
   queued_count_ = 0;
@@ -147,17 +152,17 @@ void UdpFront::on_announce(const udp::AnnounceRequest& request,
       return;
     }
   }
-  ForwardedUdpAnnounce owned;
-  owned.route = route;
-  owned.transaction_id = request.transaction_id;
-  owned.request = request.announce;
-  owned.member = member;
   const std::uint32_t owner = shard_.owner_of(request.announce.info_hash);
   if (owner == shard_.index()) {
-    queue_announce(owned);
+    queue_announce(request.announce, member, request.transaction_id, route);
     return;
   }
-  if (shard_.forward(owner, Message{owned})) ++shard_.counters().announces_forwarded;
+  ForwardedUdpAnnounce forwarded;
+  forwarded.route = route;
+  forwarded.transaction_id = request.transaction_id;
+  forwarded.request = request.announce;
+  forwarded.member = member;
+  if (shard_.forward(owner, Message{forwarded})) ++shard_.counters().announces_forwarded;
 }
 
 void UdpFront::apply_announce(const AnnounceRequest& request, const Member& member,

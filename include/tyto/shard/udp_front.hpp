@@ -48,7 +48,8 @@ class UdpFront {
   void on_completion(const io_uring_cqe& cqe) noexcept;
   // On the owner: queues an announce for apply_queued() (applying the queue first when full):
   // received here, or forwarded by another shard (Shard::on_message), read ahead alike.
-  void queue_announce(const ForwardedUdpAnnounce& announce) noexcept;
+  void queue_announce(const AnnounceRequest& request, const Member& member,
+                      std::uint32_t transaction_id, const net::UdpRoute& route) noexcept;
   // Applies the queued announces (read ahead over all of them first) and sends their replies.
   void apply_queued() noexcept;
   void send_scrape_reply(const PendingScrape& pending) noexcept;
@@ -75,14 +76,11 @@ class UdpFront {
   Shard& shard_;
   proto::ConnectionIds connection_ids_;
   net::UdpSockets udp_;
-  // An announce this shard owns with its lookup begun (store::SwarmLookup: the info_hash is
-  // hashed once, here, by this shard's store).
-  struct QueuedAnnounce {
-    ForwardedUdpAnnounce announce;
-    store::SwarmLookup lookup;
-  };
-  // Waiting for apply_queued(): [0, queued_count_).
-  std::array<QueuedAnnounce, store::PeerStore::prefetch_batch_max> queued_;
+  // Announces this shard owns waiting for apply_queued(), [0, queued_count_), each with its
+  // lookup begun (store::SwarmLookup: the info_hash is hashed once, here, by this shard's
+  // store). The lookups sit apart so the store reads ahead over them in place.
+  std::array<ForwardedUdpAnnounce, store::PeerStore::prefetch_batch_max> queued_;
+  std::array<store::SwarmLookup, store::PeerStore::prefetch_batch_max> queued_lookups_;
   std::uint32_t queued_count_ = 0;
 };
 
