@@ -2,9 +2,10 @@
 // shard_of(info_hash) is its index), its two front ends and its counters; it shares nothing
 // mutable with other shards except the SPSC mailboxes, the bridge queues and its directory entry.
 //
-// Loop turn (turn()): read the clock once → drain inbound mailboxes and bridge queues → read ahead
-// over the UDP announces waiting in the ring → handle completions (each front end parses, applies
-// locally or forwards to the owner) → publish outbound mailboxes and bridge queues, waking only
+// Loop turn (turn()): read the clock once → drain inbound mailboxes (forwarded UDP announces are
+// queued, then applied as one read-ahead batch) and bridge queues → walk the completions once
+// (each front end parses; UDP queues the announces this shard owns and forwards the others, then
+// applies its queue as a batch) → publish outbound mailboxes and bridge queues, waking only
 // sleeping consumers → once a second: tick (expiry, timeouts) → submit; sleep in the kernel only
 // when the turn found nothing.
 //
