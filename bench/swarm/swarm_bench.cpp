@@ -233,10 +233,20 @@ void BM_AnnounceBatch(benchmark::State& state) {
   std::uint8_t out[30 * 6];
   const bool read_ahead = state.range(0) != 0;
   std::size_t first = 0;
+  swarm::SwarmLookup lookups[batch_size];
   for (auto _ : state) {
-    if (read_ahead) store.prefetch({info_hashes.data() + first, batch_size});
-    for (std::size_t i = first; i < first + batch_size; ++i) {
-      benchmark::DoNotOptimize(store.announce(requests[i], 2, out));
+    if (read_ahead) {  // as the shard does: start_lookup as each is queued, then the batch
+      for (std::size_t i = 0; i < batch_size; ++i) {
+        lookups[i] = store.start_lookup(info_hashes[first + i]);
+      }
+      store.prefetch(lookups);
+      for (std::size_t i = 0; i < batch_size; ++i) {
+        benchmark::DoNotOptimize(store.announce(requests[first + i], lookups[i], 2, out));
+      }
+    } else {
+      for (std::size_t i = first; i < first + batch_size; ++i) {
+        benchmark::DoNotOptimize(store.announce(requests[i], 2, out));
+      }
     }
     first = first + batch_size == requests_count ? 0 : first + batch_size;
   }

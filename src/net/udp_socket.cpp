@@ -175,14 +175,6 @@ io_uring_recvmsg_out* UdpSockets::received_header(const io_uring_cqe& cqe) noexc
                                    &sockets_[socket_index].receive_header);
 }
 
-std::span<const std::uint8_t> UdpSockets::peek_payload(const io_uring_cqe& cqe) noexcept {
-  io_uring_recvmsg_out* out = received_header(cqe);
-  if (out == nullptr || (out->flags & MSG_TRUNC)) return {};
-  msghdr& header = sockets_[user_data_index(cqe.user_data)].receive_header;
-  return {static_cast<const std::uint8_t*>(io_uring_recvmsg_payload(out, &header)),
-          io_uring_recvmsg_payload_length(out, cqe.res, &header)};
-}
-
 void UdpSockets::recycle(const io_uring_cqe& cqe) noexcept {
   if (!(cqe.flags & IORING_CQE_F_BUFFER)) return;
   const std::uint32_t buffer_id = cqe.flags >> IORING_CQE_BUFFER_SHIFT;

@@ -200,6 +200,7 @@ bool Shard::turn(bool may_sleep) noexcept {
   refresh_clock();
   refresh_access_list();
   std::size_t work = drain_mailboxes();
+  udp_.apply_queued();  // the forwarded announces, read ahead as one batch
   work += drain_control();
   work += snapshot_step(directory_.snapshot, snapshot_);
   if (storage_bridge_used()) work += drain_storage();
@@ -207,8 +208,9 @@ bool Shard::turn(bool may_sleep) noexcept {
     work += drain_cluster();
     work += snapshot_step(directory_.cluster_snapshot, cluster_snapshot_);
   }
-  read_ahead_announces();
+  // One walk over the completions; the announces it queued for this shard go as one batch.
   work += ring_.drain([this](const io_uring_cqe& cqe) { on_completion(cqe); });
+  udp_.apply_queued();
   http_.retry_answers();
   publish_mailboxes();
   directory_.control.publish_answers(index_, ring_);
@@ -256,19 +258,6 @@ void Shard::tick() noexcept {
   if (completions_ != nullptr) completions_->prepare();
   scrapes_.expire(now_s_);
   http_.tick(now_s_);
-}
-
-// The UDP announces waiting in the ring for swarms this shard owns: their lookups start loading
-// together before the first is served (a batch of lookups into tables far larger than the cache
-// otherwise waits for each miss in turn).
-void Shard::read_ahead_announces() noexcept {
-  auto& info_hashes = read_ahead_info_hashes_;
-  std::size_t count = 0;
-  ring_.peek([&](const io_uring_cqe& cqe) {
-    if (count == info_hashes.size()) return;
-    if (const auto info_hash = udp_.peek_owned_announce(cqe)) info_hashes[count++] = *info_hash;
-  });
-  store_->prefetch({info_hashes.data(), count});
 }
 
 void Shard::on_completion(const io_uring_cqe& cqe) noexcept {
@@ -344,7 +333,8 @@ std::size_t Shard::drain_mailboxes() noexcept {
 
 void Shard::on_message(const Message& message, std::uint32_t from) noexcept {
   if (const auto* announce = std::get_if<ForwardedUdpAnnounce>(&message)) {
-    udp_.apply_announce(announce->request, announce->member, announce->transaction_id,
+    // Copied: the mailbox slot is freed after this drain.
+    udp_.queue_announce(announce->request, announce->member, announce->transaction_id,
                         announce->route);
   } else if (const auto* part = std::get_if<ScrapePart>(&message)) {
     scrapes_.on_part(*part, from);
@@ -542,8 +532,8 @@ const char* Shard::admit_member(std::string_view passkey_segment, const Announce
 }
 
 AnnounceReply Shard::apply_announce(const AnnounceRequest& request, const Member& member,
-                                    std::span<std::uint8_t> peers_out,
-                                    std::uint64_t& ticket) noexcept {
+                                    std::span<std::uint8_t> peers_out, std::uint64_t& ticket,
+                                    const store::SwarmLookup* lookup) noexcept {
   TYTO_DEBUG_ASSERT(owner_of(request.info_hash) == index_);
   ticket = 0;
   if (member.user_id == 0) {
@@ -551,7 +541,7 @@ AnnounceReply Shard::apply_announce(const AnnounceRequest& request, const Member
       ++counters_.announces_denied;  // public mode: the catalogue is the whitelist
       return {AnnounceStatus::torrent_unregistered};
     }
-    AnnounceReply reply = store_->announce(request, now_s_, peers_out);
+    AnnounceReply reply = store_announce(request, lookup, peers_out);
     if (completions_ != nullptr) note_completion(request.info_hash, reply);
     if (config_.cluster) replicate(request, reply);
     return reply;
@@ -579,13 +569,20 @@ AnnounceReply Shard::apply_announce(const AnnounceRequest& request, const Member
     ++private_counters_.refused_ledger_full;  // nothing recorded: the client retries
     return {AnnounceStatus::ledger_full};
   }
-  AnnounceReply reply = store_->announce(request, now_s_, peers_out);
+  AnnounceReply reply = store_announce(request, lookup, peers_out);
   if (reply.status == AnnounceStatus::ok) {
     ticket = ledger_->record(spot, key, request, *torrent, member, now_s_, now_unix_s(), hold);
   }
   if (completions_ != nullptr) note_completion(request.info_hash, reply);
   if (config_.cluster) replicate(request, reply);
   return reply;
+}
+
+AnnounceReply Shard::store_announce(const AnnounceRequest& request,
+                                    const store::SwarmLookup* lookup,
+                                    std::span<std::uint8_t> peers_out) noexcept {
+  return lookup != nullptr ? store_->announce(request, *lookup, now_s_, peers_out)
+                           : store_->announce(request, now_s_, peers_out);
 }
 
 void Shard::hold_reply(const HeldReply& held) noexcept {

@@ -44,11 +44,34 @@ void UdpFront::on_completion(const io_uring_cqe& cqe) noexcept {
   udp_.recycle(cqe);
 }
 
-std::optional<InfoHash> UdpFront::peek_owned_announce(const io_uring_cqe& cqe) noexcept {
-  if (net::user_data_op(cqe.user_data) != net::Op::udp_recv) return std::nullopt;
-  const auto info_hash = udp::peek_announce_info_hash(udp_.peek_payload(cqe));
-  if (!info_hash || shard_.owner_of(*info_hash) != shard_.index()) return std::nullopt;
-  return info_hash;
+void UdpFront::queue_announce(const AnnounceRequest& request, const Member& member,
+                              std::uint32_t transaction_id, const net::UdpRoute& route) noexcept {
+  TYTO_DEBUG_ASSERT(shard_.owner_of(request.info_hash) == shard_.index());
+  if (queued_count_ == queued_.size()) apply_queued();
+  TYTO_ASSERT(queued_count_ < queued_.size());
+  ForwardedUdpAnnounce& queued = queued_[queued_count_];
+  queued.route = route;
+  queued.transaction_id = transaction_id;
+  queued.request = request;
+  queued.member = member;
+  queued_lookups_[queued_count_] = shard_.peer_store().start_lookup(request.info_hash);
+  ++queued_count_;
+}
+
+// The batch's lookups start loading together before the first is served: a batch of lookups
+// into tables far larger than the cache otherwise waits for each miss in turn.
+void UdpFront::apply_queued() noexcept {
+  const std::uint32_t count = queued_count_;
+  if (count == 0) return;
+  // Adds where it saw each record (SwarmLookup::position_hint).
+  shard_.peer_store().prefetch({queued_lookups_.data(), count});
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const ForwardedUdpAnnounce& announce = queued_[i];
+    apply_announce(announce.request, announce.member, announce.transaction_id, announce.route,
+                   queued_lookups_[i]);
+  }
+  TYTO_ASSERT(queued_count_ == count);  // applying queues nothing
+  queued_count_ = 0;
 }
 
 void UdpFront::on_datagram(const net::Datagram& datagram) noexcept {
@@ -131,7 +154,7 @@ void UdpFront::on_announce(const udp::AnnounceRequest& request,
   }
   const std::uint32_t owner = shard_.owner_of(request.announce.info_hash);
   if (owner == shard_.index()) {
-    apply_announce(request.announce, member, request.transaction_id, route);
+    queue_announce(request.announce, member, request.transaction_id, route);
     return;
   }
   ForwardedUdpAnnounce forwarded;
@@ -143,7 +166,8 @@ void UdpFront::on_announce(const udp::AnnounceRequest& request,
 }
 
 void UdpFront::apply_announce(const AnnounceRequest& request, const Member& member,
-                              std::uint32_t transaction_id, const net::UdpRoute& route) noexcept {
+                              std::uint32_t transaction_id, const net::UdpRoute& route,
+                              const store::SwarmLookup& lookup) noexcept {
   TYTO_DEBUG_ASSERT(shard_.owner_of(request.info_hash) == shard_.index());
   const auto slot = udp_.acquire_send_slot();
   if (!slot) return;
@@ -157,7 +181,7 @@ void UdpFront::apply_announce(const AnnounceRequest& request, const Member& memb
   const AnnounceReply reply = shard_.apply_announce(
       request, member,
       buffer.subspan(limits::udp_announce_reply_header_size, std::size_t{peers_max} * wire_size),
-      ticket);
+      ticket, &lookup);
   if (ticket != 0) {
     // A `stopped` selects no peers: the counts are the whole reply, sent once it is durable.
     TYTO_ASSERT(reply.peers_count == 0);

@@ -154,7 +154,9 @@ ScrapeEntry SwarmStore::entry_of(const Swarm& swarm) noexcept {
   return entry;
 }
 
-const Swarm* SwarmStore::find(const InfoHash& info_hash, std::uint64_t hash) const noexcept {
+const Swarm* SwarmStore::find(const InfoHash& info_hash, std::uint64_t hash,
+                              std::uint32_t* empty_slot) const noexcept {
+  if (empty_slot != nullptr) *empty_slot = no_slot;
   const std::uint32_t tag = tag_of(hash);
   const auto matches = [&](const IndexEntry& entry) {
     return entry.tag == tag && records_[entry.position_plus_one - 1].info_hash == info_hash;
@@ -164,15 +166,26 @@ const Swarm* SwarmStore::find(const InfoHash& info_hash, std::uint64_t hash) con
     const std::uint32_t home = home_of(tag, index->capacity);
     // A migrated home is empty, so the run ends there; its page may be released: not read.
     if (index == &previous_ && migrated(home)) continue;
-    const IndexEntry entry =
-        index->entries[open_addressing::find<IndexTraits>(index->slots(), home, matches)];
+    const std::uint32_t slot = open_addressing::find<IndexTraits>(index->slots(), home, matches);
+    const IndexEntry entry = index->entries[slot];
     if (!IndexTraits::is_empty(entry)) return &records_[entry.position_plus_one - 1];
+    if (index == &current_ && empty_slot != nullptr) *empty_slot = slot;
   }
   return nullptr;
 }
 
-Swarm* SwarmStore::find(const InfoHash& info_hash, std::uint64_t hash) noexcept {
-  return const_cast<Swarm*>(std::as_const(*this).find(info_hash, hash));
+Swarm* SwarmStore::find(const InfoHash& info_hash, std::uint64_t hash,
+                        std::uint32_t* empty_slot) noexcept {
+  return const_cast<Swarm*>(std::as_const(*this).find(info_hash, hash, empty_slot));
+}
+
+// Records move only when one is erased (the last fills the hole), and an info_hash has one
+// record at most: a hinted record with this info_hash is its swarm, wherever it came from.
+Swarm* SwarmStore::find(const InfoHash& info_hash, const SwarmLookup& lookup,
+                        std::uint32_t* empty_slot) noexcept {
+  const std::uint32_t hint = lookup.position_hint;
+  if (hint < records_count_ && records_[hint].info_hash == info_hash) return &records_[hint];
+  return find(info_hash, lookup.hash, empty_slot);
 }
 
 std::pair<SwarmStore::Index*, std::uint32_t> SwarmStore::entry_of_record(
@@ -305,7 +318,8 @@ auto SwarmStore::peer_set_step(const Peers& peers, Change&& change) noexcept {
   return result;
 }
 
-Swarm* SwarmStore::insert(const InfoHash& info_hash, std::uint64_t hash) noexcept {
+Swarm* SwarmStore::insert(const InfoHash& info_hash, std::uint64_t hash,
+                          std::uint32_t empty_slot) noexcept {
   TYTO_ASSERT(records_count_ < records_capacity_);
   // Grow at 80 % load. A migration finishes long before the new index reaches that load:
   // it starts at 53 % and every operation migrates at least 16 entries.
@@ -313,13 +327,21 @@ Swarm* SwarmStore::insert(const InfoHash& info_hash, std::uint64_t hash) noexcep
     if (previous_.entries != nullptr) migrate(previous_.capacity);  // finish (never expected)
     start_growth();
     migrate(migrate_entries_per_operation);
+    empty_slot = no_slot;  // current_ is another index now
   } else {
-    prepare_growth();
+    prepare_growth();  // leaves current_ as it is
   }
   const std::uint32_t tag = tag_of(hash);
   const std::uint32_t position = records_count_++;
-  open_addressing::insert<IndexTraits>(current_.slots(), home_of(tag, current_.capacity),
-                                       IndexEntry{tag, position + 1});
+  const IndexEntry entry{tag, position + 1};
+  if (empty_slot != no_slot) {
+    // Where find() ended its probe for this key: the slot the probe below would reach.
+    TYTO_ASSERT(empty_slot < current_.capacity);
+    TYTO_ASSERT(IndexTraits::is_empty(current_.entries[empty_slot]));
+    current_.entries[empty_slot] = entry;
+  } else {
+    open_addressing::insert<IndexTraits>(current_.slots(), home_of(tag, current_.capacity), entry);
+  }
   ++current_.count;
   records_resident_bytes_ =
       std::max(records_resident_bytes_, page_round_up(std::size_t{records_count_} * sizeof(Swarm)));
@@ -330,13 +352,13 @@ Swarm* SwarmStore::insert(const InfoHash& info_hash, std::uint64_t hash) noexcep
   return &swarm;
 }
 
-Swarm* SwarmStore::create(const InfoHash& info_hash, std::uint64_t hash,
-                          std::uint32_t now_s) noexcept {
+Swarm* SwarmStore::create(const InfoHash& info_hash, std::uint64_t hash, std::uint32_t now_s,
+                          std::uint32_t empty_slot) noexcept {
   if (swarms_count() >= limits_.swarms_max) {
     ++counters_.swarms_refused;
     return nullptr;
   }
-  Swarm* swarm = insert(info_hash, hash);
+  Swarm* swarm = insert(info_hash, hash, empty_slot);
   swarm->activity.created_s = now_s;
   swarm->activity.window = window_of(now_s);
   return swarm;
@@ -457,14 +479,24 @@ AnnounceReply SwarmStore::apply(Swarm& swarm, Peers& peers, const AnnounceReques
 
 AnnounceReply SwarmStore::announce(const AnnounceRequest& request, std::uint32_t now_s,
                                    std::span<std::uint8_t> peers_out) noexcept {
+  return announce(request, SwarmLookup{hash_info_hash(request.info_hash, secret_)}, now_s,
+                  peers_out);
+}
+
+AnnounceReply SwarmStore::announce(const AnnounceRequest& request, const SwarmLookup& lookup,
+                                   std::uint32_t now_s,
+                                   std::span<std::uint8_t> peers_out) noexcept {
   owner_.check();
+  // The carried hash is this store's keyed hash of this info_hash (start_lookup): a wrong one
+  // would file the swarm under another tag.
+  TYTO_DEBUG_ASSERT(lookup.hash == hash_info_hash(request.info_hash, secret_));
   ++counters_.announces;
   migrate(migrate_entries_per_operation);
-  const std::uint64_t hash = hash_info_hash(request.info_hash, secret_);
-  Swarm* swarm = find(request.info_hash, hash);
+  std::uint32_t empty_slot = no_slot;
+  Swarm* swarm = find(request.info_hash, lookup, &empty_slot);
   if (swarm == nullptr) {
     if (request.event == AnnounceEvent::stopped) return {};  // nothing to remove, nothing to make
-    swarm = create(request.info_hash, hash, now_s);
+    swarm = create(request.info_hash, lookup.hash, now_s, empty_slot);
     if (swarm == nullptr) {
       AnnounceReply refused;
       refused.status = AnnounceStatus::swarm_limit;
@@ -520,9 +552,10 @@ ReplicaResult SwarmStore::replica_peer(const ReplicaChange& change, std::uint32_
   const std::uint8_t announced = stamps_.stamp_at(announced_s);
   if (stamps_.expired(announced, now_s, limits_.peer_timeout_s)) return ReplicaResult::expired;
   const std::uint64_t hash = hash_info_hash(change.info_hash, secret_);
-  Swarm* swarm = find(change.info_hash, hash);
+  std::uint32_t empty_slot = no_slot;
+  Swarm* swarm = find(change.info_hash, hash, &empty_slot);
   if (swarm == nullptr) {
-    swarm = create(change.info_hash, hash, now_s);
+    swarm = create(change.info_hash, hash, now_s, empty_slot);
     if (swarm == nullptr) return ReplicaResult::swarm_limit;
   }
   close_window(*swarm, now_s);
@@ -610,10 +643,11 @@ ReplicaResult SwarmStore::replica_completed(const ReplicaChange& change,
                                             std::uint32_t now_s) noexcept {
   if (change.completed_count == 0) return ReplicaResult::unchanged;
   const std::uint64_t hash = hash_info_hash(change.info_hash, secret_);
-  Swarm* swarm = find(change.info_hash, hash);
+  std::uint32_t empty_slot = no_slot;
+  Swarm* swarm = find(change.info_hash, hash, &empty_slot);
   if (swarm == nullptr) {
     if (limits_.completed_keep_s == 0) return ReplicaResult::unchanged;  // nothing would keep it
-    swarm = create(change.info_hash, hash, now_s);
+    swarm = create(change.info_hash, hash, now_s, empty_slot);
     if (swarm == nullptr) return ReplicaResult::swarm_limit;
   }
   if (swarm->completed == UINT32_MAX) return ReplicaResult::unchanged;
@@ -624,27 +658,29 @@ ReplicaResult SwarmStore::replica_completed(const ReplicaChange& change,
   return ReplicaResult::applied;
 }
 
-void SwarmStore::prefetch(std::span<const InfoHash> info_hashes) const noexcept {
-  const std::size_t count = std::min(info_hashes.size(), prefetch_batch_max);
-  std::uint32_t homes[prefetch_batch_max];
-  std::uint32_t tags[prefetch_batch_max];
-  for (std::size_t i = 0; i < count; ++i) {
-    tags[i] = tag_of(hash_info_hash(info_hashes[i], secret_));
-    homes[i] = home_of(tags[i], current_.capacity);
-    __builtin_prefetch(&current_.entries[homes[i]]);
-  }
+SwarmLookup SwarmStore::start_lookup(const InfoHash& info_hash) const noexcept {
+  const std::uint64_t hash = hash_info_hash(info_hash, secret_);
+  __builtin_prefetch(&current_.entries[home_of(tag_of(hash), current_.capacity)]);
+  return SwarmLookup{hash};
+}
+
+void SwarmStore::prefetch(std::span<SwarmLookup> lookups) const noexcept {
+  const std::size_t count = std::min(lookups.size(), prefetch_batch_max);
   // The first entry of the run with the tag, looking no further than the home's cache line or
-  // so: misses here are the ones the first pass overlapped.
+  // so: misses here are the ones start_lookup overlapped.
   constexpr std::uint32_t entries_looked_at_max = 8;
   const Swarm* swarms[prefetch_batch_max];
   std::size_t found = 0;
   for (std::size_t i = 0; i < count; ++i) {
-    const std::uint32_t tag = tags[i];
+    const std::uint32_t tag = tag_of(lookups[i].hash);
     const std::uint32_t slot = open_addressing::find_near<IndexTraits>(
-        current_.slots(), homes[i], entries_looked_at_max,
+        current_.slots(), home_of(tag, current_.capacity), entries_looked_at_max,
         [tag](const IndexEntry& entry) { return entry.tag == tag; });
+    lookups[i].position_hint = SwarmLookup::no_position;
     if (slot == current_.capacity) continue;
-    const Swarm* swarm = &records_[current_.entries[slot].position_plus_one - 1];
+    // Its record, by tag only (the record is not here yet): announce() checks the info_hash.
+    lookups[i].position_hint = current_.entries[slot].position_plus_one - 1;
+    const Swarm* swarm = &records_[lookups[i].position_hint];
     const auto* bytes = reinterpret_cast<const char*>(swarm);
     __builtin_prefetch(bytes);
     __builtin_prefetch(bytes + sizeof(Swarm) - 1);  // 72 bytes: often two lines

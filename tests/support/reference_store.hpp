@@ -144,7 +144,12 @@ class ReferenceStore final : public store::PeerStore {
     return {reply.seeders, reply.leechers, reply.completed};
   }
 
-  void prefetch(std::span<const InfoHash>) const noexcept override {}
+  store::SwarmLookup start_lookup(const InfoHash&) const noexcept override { return {}; }
+  void prefetch(std::span<store::SwarmLookup>) const noexcept override {}
+  AnnounceReply announce(const AnnounceRequest& request, const store::SwarmLookup&,
+                         std::uint32_t now_s, std::span<std::uint8_t> peers_out) noexcept override {
+    return announce(request, now_s, peers_out);
+  }
 
   void expire_step(std::uint32_t now_s) noexcept override {
     for (auto swarm = swarms_.begin(); swarm != swarms_.end();) {

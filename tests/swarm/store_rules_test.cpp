@@ -227,13 +227,72 @@ TEST_F(StoreTest, TheTableGrowsWhileServing) {
   for (std::uint32_t i = 1; i < 20000; i += 2) ASSERT_EQ(store_.scrape(hash_of(i), now_s_).leechers, 1u);
 }
 
+TEST_F(StoreTest, CarriedLookupFindsTheSameSwarms) {
+  // An announce with the lookup start_lookup() began (the shard's read-ahead; the info_hash is
+  // hashed there only) lands in the swarm a plain announce made and makes the one it finds
+  // missing, through an index growth: one swarm per info_hash, no second entry.
+  verify_each_ = false;
+  for (std::uint32_t i = 0; i < 3000; ++i) announce(i, v4(i), 0);  // grows the index
+  AnnounceRequest request;
+  for (std::uint32_t i = 0; i < 6000; ++i) {
+    request.info_hash = hash_of(i);
+    request.peer = v4(100'000 + i);
+    request.left_bytes = 1;
+    store::SwarmLookup lookup = store_.start_lookup(request.info_hash);
+    store_.prefetch({&lookup, 1});
+    const AnnounceReply reply = store_.announce(request, lookup, now_s_, out_);
+    ASSERT_EQ(reply.seeders + reply.leechers, i < 3000 ? 2u : 1u) << i;
+  }
+  store_.verify();
+  EXPECT_EQ(store_.swarms_count(), 6000u);
+  for (std::uint32_t i = 0; i < 6000; ++i) {
+    ASSERT_EQ(store_.scrape(hash_of(i), now_s_).leechers, 1u) << i;
+  }
+}
+
+TEST_F(StoreTest, StaleRecordHintsFindTheRightSwarms) {
+  // A batch read ahead, then served in order: the first half of its announces are `stopped`
+  // and free their swarms (each erase moves the last record into the hole), and before the
+  // second half is served new swarms take the freed positions, so the hints prefetch() left
+  // for the second half name other swarms' records. Each must still land in its own swarm.
+  constexpr std::uint32_t swarms = 64;
+  for (std::uint32_t i = 0; i < swarms; ++i) announce(i, v4(i), 1);
+  std::vector<store::SwarmLookup> lookups;
+  for (std::uint32_t i = 0; i < swarms; ++i) lookups.push_back(store_.start_lookup(hash_of(i)));
+  store_.prefetch(lookups);
+  std::uint32_t hinted = 0;
+  for (const auto& lookup : lookups) {
+    hinted += lookup.position_hint != store::SwarmLookup::no_position;
+  }
+  EXPECT_GT(hinted, swarms / 2);  // most records seen near their home
+  for (std::uint32_t i = 0; i < swarms; ++i) {
+    AnnounceRequest request;
+    request.info_hash = hash_of(i);
+    request.left_bytes = 1;
+    const bool leaving = i < swarms / 2;
+    if (i == swarms / 2) {
+      for (std::uint32_t k = 0; k < swarms / 2; ++k) announce(5000 + k, v4(5000 + k), 1);
+    }
+    request.peer = leaving ? v4(i) : v4(1000 + i);
+    request.event = leaving ? AnnounceEvent::stopped : AnnounceEvent::none;
+    const AnnounceReply reply = store_.announce(request, lookups[i], now_s_, out_);
+    ASSERT_EQ(reply.leechers, leaving ? 0u : 2u) << i;
+    store_.verify();
+  }
+  EXPECT_EQ(store_.swarms_count(), swarms);
+  for (std::uint32_t i = swarms / 2; i < swarms; ++i) {
+    ASSERT_EQ(store_.scrape(hash_of(i), now_s_).leechers, 2u) << i;
+    ASSERT_EQ(store_.scrape(hash_of(5000 + i - swarms / 2), now_s_).leechers, 1u) << i;
+  }
+}
+
 TEST_F(StoreTest, ReadingAheadChangesNothingInAnyState) {
   // prefetch() is a hint: over an empty store, a full batch and more, known and unknown hashes,
   // and an index mid-growth, it must leave every swarm as it was (verify() checks the tables).
   verify_each_ = false;
-  std::vector<InfoHash> batch;
+  std::vector<store::SwarmLookup> batch;
   for (std::uint32_t i = 0; i < SwarmStore::prefetch_batch_max + 10; ++i)
-    batch.push_back(hash_of(i));
+    batch.push_back(store_.start_lookup(hash_of(i)));
   store_.prefetch(batch);
   store_.prefetch({});
   EXPECT_EQ(store_.swarms_count(), 0u);
@@ -250,8 +309,8 @@ TEST_F(StoreTest, ReadingAheadChangesNothingInAnyState) {
     announce(i, v4(i), 1, AnnounceEvent::stopped);
   }
   for (std::uint32_t p = 0; p < 200; ++p) announce(3020, v4(10'000 + p), 1);
-  std::vector<InfoHash> late;
-  for (std::uint32_t i = 3000; i <= 3020; ++i) late.push_back(hash_of(i));
+  std::vector<store::SwarmLookup> late;
+  for (std::uint32_t i = 3000; i <= 3020; ++i) late.push_back(store_.start_lookup(hash_of(i)));
   store_.prefetch(late);
   store_.verify();
   EXPECT_EQ(store_.swarms_count(), 3021u);

@@ -75,16 +75,6 @@ class Ring {
     return count;
   }
 
-  // Calls look(const io_uring_cqe&) for every ready completion and leaves them ready.
-  template <class Look>
-  void peek(Look&& look) noexcept {
-    unsigned head;
-    io_uring_cqe* cqe;
-    io_uring_for_each_cqe(&ring_, head, cqe) {
-      look(*cqe);
-    }
-  }
-
   // Posts a wake-up completion (Op::wake) on another ring (IORING_OP_MSG_RING).
   void wake(int target_ring_fd) noexcept;
   // Queues an 8-byte write of 1 to an eventfd (wakes a thread polling it; completes as wake_sent).

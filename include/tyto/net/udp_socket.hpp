@@ -106,9 +106,6 @@ class UdpSockets {
   // multishot.
   std::optional<Datagram> receive(Ring& ring, const io_uring_cqe& cqe) noexcept;
   void recycle(const io_uring_cqe& cqe) noexcept;
-  // The payload of a completion of Op::udp_recv without taking it (no counters, no re-arm), or
-  // an empty span; valid until recycle(cqe). For reading ahead over a batch before serving it.
-  std::span<const std::uint8_t> peek_payload(const io_uring_cqe& cqe) noexcept;
 
   // A reply buffer of limits::udp_reply_size_max bytes, or nullopt when all are in flight
   // (the caller drops the request and it is counted).

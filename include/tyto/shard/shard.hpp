@@ -2,9 +2,10 @@
 // shard_of(info_hash) is its index), its two front ends and its counters; it shares nothing
 // mutable with other shards except the SPSC mailboxes, the bridge queues and its directory entry.
 //
-// Loop turn (turn()): read the clock once → drain inbound mailboxes and bridge queues → read ahead
-// over the UDP announces waiting in the ring → handle completions (each front end parses, applies
-// locally or forwards to the owner) → publish outbound mailboxes and bridge queues, waking only
+// Loop turn (turn()): read the clock once → drain inbound mailboxes (forwarded UDP announces are
+// queued, then applied as one read-ahead batch) and bridge queues → walk the completions once
+// (each front end parses; UDP queues the announces this shard owns and forwards the others, then
+// applies its queue as a batch) → publish outbound mailboxes and bridge queues, waking only
 // sleeping consumers → once a second: tick (expiry, timeouts) → submit; sleep in the kernel only
 // when the turn found nothing.
 //
@@ -90,9 +91,11 @@ class Shard {
   // registered and the peer admitted by the ledger, then it is accounted), writing peers into
   // peers_out as PeerStore::announce does. `ticket` is set (non-zero) when the reply must be
   // held until the accounting is durable (storage.sync = "always", a `stopped`): the caller
-  // hands the reply to hold_reply() instead of sending it.
+  // hands the reply to hold_reply() instead of sending it. `lookup`: this shard's store began
+  // it for this request's info_hash (start_lookup), or null.
   AnnounceReply apply_announce(const AnnounceRequest& request, const Member& member,
-                               std::span<std::uint8_t> peers_out, std::uint64_t& ticket) noexcept;
+                               std::span<std::uint8_t> peers_out, std::uint64_t& ticket,
+                               const store::SwarmLookup* lookup = nullptr) noexcept;
   // A reply waiting for its durability ticket; released by the storage bridge's `durable`.
   struct HeldUdpReply {
     net::UdpRoute route;
@@ -166,12 +169,13 @@ class Shard {
   // After the store applied an announce: counts its completion for the storage and raises the
   // reply's completed count to the persisted one.
   void note_completion(const InfoHash& info_hash, AnnounceReply& reply) noexcept;
+  AnnounceReply store_announce(const AnnounceRequest& request, const store::SwarmLookup* lookup,
+                               std::span<std::uint8_t> peers_out) noexcept;
   std::size_t flush_completions() noexcept;
   std::size_t drain_storage() noexcept;
   void on_catalogue_change(const store::CatalogueChange& change) noexcept;
   std::size_t flush_ledger() noexcept;
   void release_held(std::uint64_t ticket) noexcept;
-  void read_ahead_announces() noexcept;
   void on_completion(const io_uring_cqe& cqe) noexcept;
   std::size_t drain_mailboxes() noexcept;
   void on_message(const Message& message, std::uint32_t from) noexcept;
@@ -194,7 +198,6 @@ class Shard {
   net::Ring ring_;
   std::unique_ptr<store::PeerStore> store_;
   ScrapeGather scrapes_;
-  std::array<InfoHash, store::PeerStore::prefetch_batch_max> read_ahead_info_hashes_;
   ShardCounters counters_;
   CoarseClock clock_;
   std::uint32_t now_s_ = 0;

@@ -154,6 +154,18 @@ struct SnapshotCursor {
   std::uint64_t swarms = 0;      // swarms begun so far (the file header's count)
 };
 
+// An announce's swarm lookup begun ahead of it (the read-ahead over a batch): the store's keyed
+// hash of the info_hash, worked out once by start_lookup() and carried into announce() so the
+// info_hash is hashed once per announce. Made by the store that applies the announce, on its
+// shard (its secret; never from another shard or from the wire). prefetch() may add where it saw
+// the swarm's record: a hint announce() checks (the record's info_hash) before it trusts it, so
+// a record moved or erased since costs one index probe, never a wrong swarm.
+struct SwarmLookup {
+  static constexpr std::uint32_t no_position = UINT32_MAX;
+  std::uint64_t hash = 0;
+  std::uint32_t position_hint = no_position;
+};
+
 class PeerStore {
  public:
   virtual ~PeerStore() = default;
@@ -163,6 +175,10 @@ class PeerStore {
   // peers_out.size() / wire_size peers of the requester's family into peers_out: never mixed
   // families, never the requester, seeders get leechers only. Counts are after the announce.
   virtual AnnounceReply announce(const AnnounceRequest& request, std::uint32_t now_s,
+                                 std::span<std::uint8_t> peers_out) noexcept = 0;
+  // The same, with the lookup start_lookup(request.info_hash) returned (on this store).
+  virtual AnnounceReply announce(const AnnounceRequest& request, const SwarmLookup& lookup,
+                                 std::uint32_t now_s,
                                  std::span<std::uint8_t> peers_out) noexcept = 0;
   // Applies one change another cluster node made (issue 20) as if announced here at now_s, with
   // no reply. Another node's announces are not this store's: StoreCounters::announces and the
@@ -185,10 +201,12 @@ class PeerStore {
                                       std::uint32_t now_s) noexcept = 0;
   // A swarm's counts at now_s (expired peers gone first, see the contract).
   virtual ScrapeEntry scrape(const InfoHash& info_hash, std::uint32_t now_s) noexcept = 0;
-  // A hint before a batch of announces for these swarms (at most prefetch_batch_max): start
-  // loading what their lookups will read. Changes nothing; a store may ignore it.
+  // Read-ahead before a batch of announces (at most prefetch_batch_max): start_lookup() as each
+  // is queued (the hash, and the first load of its lookup), then prefetch() over the batch
+  // (loads what their lookups read next). Both change nothing; a store may ignore the hint.
   static constexpr std::size_t prefetch_batch_max = 64;
-  virtual void prefetch(std::span<const InfoHash> info_hashes) const noexcept = 0;
+  virtual SwarmLookup start_lookup(const InfoHash& info_hash) const noexcept = 0;
+  virtual void prefetch(std::span<SwarmLookup> lookups) const noexcept = 0;
   // About once a second: remove peers silent for longer than peer_timeout_s (a bounded slice of
   // the work per call, never a pause proportional to the store's size).
   virtual void expire_step(std::uint32_t now_s) noexcept = 0;

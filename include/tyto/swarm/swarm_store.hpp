@@ -52,6 +52,7 @@ using store::completions_without_leechers;
 using store::leecher_surge;
 using store::StoreCounters;
 using store::StoreLimits;
+using store::SwarmLookup;
 using store::SwarmStatistics;
 using store::TopOrder;
 
@@ -92,17 +93,22 @@ class SwarmStore final : public store::PeerStore {
   // peers_out. Counts are after the announce. event=stopped removes the peer, selects nothing.
   AnnounceReply announce(const AnnounceRequest& request, std::uint32_t now_s,
                          std::span<std::uint8_t> peers_out) noexcept override;
+  // The same with the lookup start_lookup() made: the info_hash is not hashed again.
+  AnnounceReply announce(const AnnounceRequest& request, const SwarmLookup& lookup,
+                         std::uint32_t now_s, std::span<std::uint8_t> peers_out) noexcept override;
   // A change another cluster node made (PeerStore's contract): as an announce without reply,
   // counted in no statistics window and not in counters().announces.
   ReplicaResult apply_replica(const ReplicaChange& change, std::uint32_t now_s) noexcept override;
   ScrapeEntry scrape(const InfoHash& info_hash, std::uint32_t now_s) noexcept override;
 
-  // Read-ahead for a batch about to be served: starts loading the index entries where lookups
-  // of these info_hashes begin, then the records they name, then the first IPv4 peers of each
-  // record (where a small swarm's lookup reads), so the batch's cache misses overlap
-  // instead of coming one after another. A hint: reads only, changes nothing, finds nothing.
+  // Read-ahead for a batch about to be served, so its cache misses overlap instead of coming
+  // one after another. start_lookup: the keyed hash, and a load of the index entry where the
+  // lookup begins. prefetch, over the batch: the records those entries name (remembered in
+  // each lookup's position_hint, so announce() does not probe the index again), then the first
+  // IPv4 peers of each (where a small swarm's lookup reads). Hints: change nothing in the store.
   // More than prefetch_batch_max are ignored.
-  void prefetch(std::span<const InfoHash> info_hashes) const noexcept override;
+  SwarmLookup start_lookup(const InfoHash& info_hash) const noexcept override;
+  void prefetch(std::span<SwarmLookup> lookups) const noexcept override;
   // Incremental expiry; call about once a second. Sweeps the table in slices so the whole of it
   // is visited within peer_timeout_s / 4, removes peers silent for longer than peer_timeout_s
   // and frees empty swarms; trims the peer arena (SlabArena::trim).
@@ -170,13 +176,26 @@ class SwarmStore final : public store::PeerStore {
   std::span<Swarm> records() noexcept { return {records_, records_count_}; }
   std::span<const Swarm> records() const noexcept { return {records_, records_count_}; }
   static ScrapeEntry entry_of(const Swarm& swarm) noexcept;
-  Swarm* find(const InfoHash& info_hash, std::uint64_t hash) noexcept;
-  const Swarm* find(const InfoHash& info_hash, std::uint64_t hash) const noexcept;
+  // A lookup that finds nothing sets *empty_slot (when asked) to the empty entry of current_
+  // where its probe ended, or no_slot: an insert of that key before current_ changes (only
+  // insert() starts a growth) goes there without probing again (find-or-insert).
+  static constexpr std::uint32_t no_slot = UINT32_MAX;
+  Swarm* find(const InfoHash& info_hash, std::uint64_t hash,
+              std::uint32_t* empty_slot = nullptr) noexcept;
+  const Swarm* find(const InfoHash& info_hash, std::uint64_t hash,
+                    std::uint32_t* empty_slot = nullptr) const noexcept;
+  // The swarm of a lookup whose prefetch saw its record (SwarmLookup::position_hint), checked,
+  // else found through the index.
+  Swarm* find(const InfoHash& info_hash, const SwarmLookup& lookup,
+              std::uint32_t* empty_slot) noexcept;
   // The index and entry position that point at record `position` (which must exist).
   std::pair<Index*, std::uint32_t> entry_of_record(std::uint32_t position) noexcept;
-  Swarm* insert(const InfoHash& info_hash, std::uint64_t hash) noexcept;
+  // empty_slot: what find() said for this key, or no_slot.
+  Swarm* insert(const InfoHash& info_hash, std::uint64_t hash,
+                std::uint32_t empty_slot = no_slot) noexcept;
   // A new swarm at now_s, or nullptr (counted in swarms_refused) when the shard holds swarms_max.
-  Swarm* create(const InfoHash& info_hash, std::uint64_t hash, std::uint32_t now_s) noexcept;
+  Swarm* create(const InfoHash& info_hash, std::uint64_t hash, std::uint32_t now_s,
+                std::uint32_t empty_slot = no_slot) noexcept;
   // Erases the swarm if it is empty and keeps no completed count.
   void erase_if_done(Swarm& swarm) noexcept;
   void erase(std::uint32_t position) noexcept;  // the last record moves into `position`
