@@ -801,11 +801,8 @@ void ClusterClient::finish() noexcept {
     natsConnection_Destroy(nats_connection(connection_));
     connection_ = nullptr;
   }
-  if (options_ != nullptr) {
-    natsOptions_Destroy(static_cast<natsOptions*>(options_));
-    options_ = nullptr;
-    nats_Close();
-  }
+  // Messages still queued go before the library closes: destroying one after nats_Close()
+  // touched its freed state (a SIGSEGV at a stop with batches waiting).
   for (void* message : inbound_) natsMsg_Destroy(static_cast<natsMsg*>(message));
   inbound_.clear();
   for (; inbound_next_ < inbound_taken_.size(); ++inbound_next_) {
@@ -813,6 +810,11 @@ void ClusterClient::finish() noexcept {
   }
   inbound_taken_.clear();
   inbound_next_ = 0;
+  if (options_ != nullptr) {
+    natsOptions_Destroy(static_cast<natsOptions*>(options_));
+    options_ = nullptr;
+    nats_Close();
+  }
   // Pieces the shards handed over and nobody took (the shards stopped).
   snapshots_.release_bridge_side();
   snapshots_.receive([](std::uint32_t, const shard::SnapshotPiece& piece) { delete piece.bytes; });
