@@ -151,11 +151,12 @@ void block_index_erase_position(std::uint8_t* block, std::uint32_t capacity, std
 //     pages cost 0.6 ms on the VM), and the end copies them all again, one byte per peer.
 //  3. the end (stage_finish), at the start of an insert or remove once both cursors are complete:
 //     stamps copied, the next block becomes the set's block, the old one is retired in it.
-//  4. retired: the old block, dead, gives its pages back to the kernel `stage_release_bytes` per
-//     step (madvise), then goes back to the arena, whose free is then cheap (an 18 MB free
-//     unmapping resident pages cost 1 ms). No class change starts before it is gone (if one
-//     must, the rest is freed at once: never expected, 1400 steps or less against tens of
-//     thousands).
+//  4. retired: the old block, dead, gives its pages back to the kernel `stage_release_bytes`
+//     every `stage_release_every_steps` steps (madvise), then goes back to the arena, whose free
+//     is then cheap (an 18 MB free unmapping resident pages cost 1 ms). No class change starts
+//     before it is gone (if one must, the rest is freed at once: never expected, some 13 bytes
+//     per peer of capacity at 4 KB a step, 0.3 % of a capacity in steps, against the 8.6 % of
+//     inserts between the end of one growth and the start of the next).
 // Growth starts at 80 % of the capacity and copies `stage_peers_per_step` (8) peers per insert or
 // remove while a count grows by at most one per insert, so it ends long before the old block is
 // full (capacity 4096: it starts at 3277 peers, then 7 fill steps and about 470 copy steps in 819
@@ -174,15 +175,10 @@ struct Stage {
   std::uint32_t retired_released_bytes = 0;  // from the retired block's first whole page
   std::uint8_t capacity_class = 0;
   std::uint8_t retired_class = 0;
+  std::uint16_t retire_steps = 0;  // steps since the retired block last gave pages back
 };
 
-// Per step, not more: a turn may hold 256 inserts into one growing set, and 16 peers a step cost
-// 0.9 ms per such turn (bench/swarm/growth_steps, the next index's random slots miss the cache).
-constexpr std::uint32_t stage_peers_per_step = 8;
-constexpr std::uint32_t stage_fill_slots_per_step = 1024;  // a page or half a page of empties
-// 4 pages: releasing 22 MB costs some 1.3 ms in all, and a turn may hold 256 steps of one set
-// (64 KB a step made the turn that ends a growth at 735 k peers cost 1.9 ms).
-constexpr std::uint32_t stage_release_bytes = 16 * 1024;
+// The per-step bounds (stage_peers_per_step and the rest) are in peer_set.hpp.
 // Staged blocks come from mimalloc, not from shared slabs: their pages are theirs to release.
 static_assert(staged_capacity_min * 7 > SlabArena::block_size_max);
 // A growth starts this close to full: (capacity - count) inserts of room, each a step.
@@ -213,6 +209,11 @@ std::uint32_t index_slots_of_class(std::uint8_t capacity_class) noexcept {
 }
 
 }  // namespace
+
+PeerSetWork& peer_set_work() noexcept {
+  thread_local PeerSetWork work;
+  return work;
+}
 
 std::uint32_t peer_capacity(std::uint8_t capacity_class) noexcept {
   TYTO_ASSERT(capacity_class < capacity_table.count);
@@ -307,6 +308,7 @@ void PeerSet<W>::reallocate(std::uint8_t capacity_class, SlabArena& arena,
     std::fill(entries.begin(), entries.end(), IndexTraits<Entry>::empty());
   });
   for (std::uint32_t i = 0; i < count_; ++i) index_insert(i, secret);
+  peer_set_work().peers_rehashed += count_;
 }
 
 template <std::size_t W>
@@ -347,6 +349,7 @@ void PeerSet<W>::stage_step(std::uint32_t peers_budget, SlabArena& arena,
       std::fill_n(entries.begin() + stage.slots_filled, fill, IndexTraits<Entry>::empty());
     });
     stage.slots_filled += fill;
+    peer_set_work().index_slots_filled += fill;
     return;
   }
   for (std::uint32_t k = 0; k < peers_budget && stage.peers_copied < count_; ++k) {
@@ -354,6 +357,7 @@ void PeerSet<W>::stage_step(std::uint32_t peers_budget, SlabArena& arena,
     std::memcpy(stage.block + std::size_t{position} * W, block_ + std::size_t{position} * W, W);
     stage.block[std::size_t{capacity_next} * W + position] = stamps()[position];  // page in
     if (slots_next != 0) block_index_insert<W>(stage.block, capacity_next, position, secret);
+    ++peer_set_work().peers_copied;
   }
   if (stage.peers_copied == count_) stage_finish(arena);
 }
@@ -365,6 +369,7 @@ void PeerSet<W>::stage_finish(SlabArena& arena) noexcept {
   TYTO_ASSERT(stage.peers_copied == count_ && count_ <= capacity_next);
   TYTO_ASSERT(stage.slots_filled == index_slots_of_class(stage.capacity_class));
   std::memcpy(stage.block + std::size_t{capacity_next} * W, stamps(), count_);
+  peer_set_work().stamps_copied += count_;
   std::uint8_t* const retired = block_;
   const auto retired_class = static_cast<std::uint8_t>(class_);
   block_ = stage.block;
@@ -388,15 +393,20 @@ void PeerSet<W>::retire_step(SlabArena& arena) noexcept {
   const std::uintptr_t last = (begin + bytes_for(stage.retired_class)) / page * page;
   const std::size_t bytes = last > first ? last - first : 0;
   if (stage.retired_released_bytes < bytes) {
+    if (++stage.retire_steps < stage_release_every_steps) return;
+    stage.retire_steps = 0;
     const std::size_t release =
         std::min<std::size_t>(bytes - stage.retired_released_bytes, stage_release_bytes);
     madvise(reinterpret_cast<void*>(first + stage.retired_released_bytes), release, MADV_DONTNEED);
     stage.retired_released_bytes += static_cast<std::uint32_t>(release);
+    ++peer_set_work().release_calls;
+    peer_set_work().bytes_released += release;
     return;
   }
   arena.deallocate(stage.retired, bytes_for(stage.retired_class));
   stage.retired = nullptr;
   stage.retired_released_bytes = 0;
+  stage.retire_steps = 0;
 }
 
 template <std::size_t W>
@@ -561,7 +571,7 @@ bool PeerSet<W>::class_change_due() const noexcept {
   const bool shrink_due = (count - 1) * 2 < capacity;
   if (class_ < staged_class_min) return count == capacity || shrink_due;
   const Stage& stage = stage_of<W>(block_, capacity);
-  if (stage.retired != nullptr) return true;  // each release step: 1400 or less per change
+  if (stage.retired != nullptr) return true;  // each release step: 0.3 % of the capacity
   if (stage.block == nullptr) {
     return count + 1 >= capacity - stage_growth_room(capacity) || shrink_due;
   }

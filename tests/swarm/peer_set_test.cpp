@@ -5,6 +5,7 @@
 // many class changes both ways, for IPv4 (W = 6) and IPv6 (W = 18) peers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <random>
@@ -76,6 +77,46 @@ TEST(PeerSetStaging, GrowsToAMillionAndShrinksBackVerifyingEachStep) {
   }
   EXPECT_GE(stages, 6u);  // a shrink at half full, staged above 4096
   EXPECT_TRUE(peers.empty());
+  EXPECT_EQ(arena.stats().block_bytes_in_use, 0u);
+}
+
+// Issue 21 §2: no insert does more than a bounded step of a class change, and a turn of 256
+// inserts into one set growing to 1 M peers no more than 256 such steps (peer_set_work(): work
+// counted, not timed; bench/swarm's BM_GrowthTurns times the turns). The whole class changes
+// below staging rehash fewer than staged_capacity_min peers; a staged one's end copies the
+// stamps, one byte per peer, once per class change.
+TEST(PeerSetStaging, EachInsertOfAGrowthToAMillionDoesBoundedWork) {
+  constexpr std::uint32_t turn_inserts = 256;
+  SlabArena arena;
+  PeerSet<6> peers;
+  PeerSetWork before = peer_set_work();
+  PeerSetWork turn_start = before;
+  std::uint64_t stage_ends = 0;
+  std::uint64_t release_calls_turn_max = 0;
+  for (std::uint32_t n = 0; n < (1u << 20); ++n) {
+    if (n % turn_inserts == 0) {
+      release_calls_turn_max = std::max<std::uint64_t>(
+          release_calls_turn_max, peer_set_work().release_calls - turn_start.release_calls);
+      turn_start = peer_set_work();
+    }
+    peers.insert(bytes(address_of<6>(n)), n % 4 == 0, 1, arena, secret);
+    const PeerSetWork after = peer_set_work();
+    ASSERT_LE(after.index_slots_filled - before.index_slots_filled, stage_fill_slots_per_step)
+        << n;
+    ASSERT_LE(after.peers_copied - before.peers_copied, stage_peers_per_step) << n;
+    ASSERT_LE(after.peers_rehashed - before.peers_rehashed, staged_capacity_min) << n;
+    ASSERT_LE(after.release_calls - before.release_calls, 1u) << n;
+    ASSERT_LE(after.bytes_released - before.bytes_released, stage_release_bytes) << n;
+    const std::uint64_t stamps_copied = after.stamps_copied - before.stamps_copied;
+    ASSERT_LE(stamps_copied, peers.count()) << n;
+    stage_ends += stamps_copied != 0;
+    before = after;
+  }
+  // A madvise call on at most one step in stage_release_every_steps.
+  EXPECT_LE(release_calls_turn_max, turn_inserts / stage_release_every_steps + 1);
+  EXPECT_GT(release_calls_turn_max, 0u);
+  EXPECT_GE(stage_ends, 20u);  // 4096 .. 1 M, about 1.25x apart
+  peers.release(arena);
   EXPECT_EQ(arena.stats().block_bytes_in_use, 0u);
 }
 

@@ -22,7 +22,9 @@
 //
 // bench/swarm/growth_steps peers (one swarm to 1 M IPv4 peers; release, shared 2-core VM): before
 // staging, a class change cost under 1 ms of CPU up to about 40 k peers in a set, 2 ms at 79 k,
-// 24 ms at 588 k, 41-76 ms at 735 k and 919 k; staged, no operation took over 0.4 ms.
+// 24 ms at 588 k, 41-76 ms at 735 k and 919 k; staged, no operation took over 0.4 ms, and no
+// turn of 256 announces into the set over 0.55-0.75 ms of thread CPU once the retired block's
+// release was spread (1.1-1.3 ms before: madvise calls, bench/swarm BM_GrowthTurns).
 #pragma once
 
 #include <cstdint>
@@ -105,6 +107,31 @@ inline constexpr std::uint32_t index_capacity_min = 64;       // sets this large
 inline constexpr std::uint32_t narrow_capacity_max = 0xfffe;  // 16-bit index entries up to here
 // Sets this large change class in stages (a Stage header at the block's end).
 inline constexpr std::uint32_t staged_capacity_min = 4096;
+// A staged class change's work per insert or remove (peer_set.cpp, Stage), at most:
+// Per step, not more: a turn may hold 256 inserts into one growing set, and 16 peers a step cost
+// 0.9 ms per such turn (bench/swarm/growth_steps, the next index's random slots miss the cache).
+inline constexpr std::uint32_t stage_peers_per_step = 8;
+// Half a page of empties (a quarter below 65535 peers): the next index's pages fault in as it
+// is filled, 128 of them in a turn of 256 steps of one set (1024 slots: 0.83 ms such a turn).
+inline constexpr std::uint32_t stage_fill_slots_per_step = 512;
+// A madvise call costs about 2 us on the VM besides 0.3 us a page, so the retired block goes
+// 32 KB on every 8th step: 4 KB a step on average, 32 calls in a turn of 256 steps of one set.
+// (16 KB on every step cost 1.1-1.2 ms per turn that ended a growth at 540 k-840 k peers; 4 KB
+// on every step, 0.85 ms; bench/swarm/growth_steps peers.)
+inline constexpr std::uint32_t stage_release_bytes = 32 * 1024;
+inline constexpr std::uint32_t stage_release_every_steps = 8;
+
+// The work this thread's peer sets did, summed: tests bound the work of each operation with
+// it (issue 21 §2) instead of timing them. Counted in the rare steps only, never per lookup.
+struct PeerSetWork {
+  std::uint64_t index_slots_filled = 0;  // a staged class change's next index, emptied
+  std::uint64_t peers_copied = 0;        // into a staged class change's next block
+  std::uint64_t stamps_copied = 0;       // at a staged class change's end, one byte per peer
+  std::uint64_t peers_rehashed = 0;      // a whole class change's index (below staging)
+  std::uint64_t release_calls = 0;       // madvise calls on a retired block
+  std::uint64_t bytes_released = 0;
+};
+PeerSetWork& peer_set_work() noexcept;  // this thread's
 
 template <std::size_t W>
 class PeerSet {
