@@ -68,7 +68,9 @@ struct Worst {
   std::int64_t turn_ns = 0;
   std::int64_t turn_cpu_ns = 0;
   std::uint64_t turn_at = 0;
-  std::vector<std::pair<std::int64_t, std::uint64_t>> slow_ops;  // over 250 us: (ns, at)
+  std::vector<std::pair<std::int64_t, std::uint64_t>> slow_ops;    // over 250 us: (ns, at)
+  std::vector<std::pair<std::int64_t, std::uint64_t>> slow_turns;  // over 700 us CPU: (ns, at)
+  std::vector<std::int64_t> turns_cpu_ns;
 
   template <class Operation>
   void run(std::uint64_t count, Operation&& operation) {
@@ -91,6 +93,8 @@ struct Worst {
       const std::int64_t cpu_ns = thread_cpu_ns() - cpu_start;
       if (ns > turn_ns) turn_ns = ns, turn_at = turn;
       turn_cpu_ns = std::max(turn_cpu_ns, cpu_ns);
+      if (cpu_ns > 700'000 && slow_turns.size() < 20) slow_turns.emplace_back(cpu_ns, turn);
+      turns_cpu_ns.push_back(cpu_ns);
     }
   }
   void print(double total_s, std::uint64_t count) const {
@@ -102,6 +106,17 @@ struct Worst {
         static_cast<unsigned long long>(turn_at), turn_cpu_ns / 1e3);
     for (const auto& [ns, at] : slow_ops) {
       std::printf("    op over 250 us: %8.1f us at %llu\n", ns / 1e3,
+                  static_cast<unsigned long long>(at));
+    }
+    std::vector<std::int64_t> sorted = turns_cpu_ns;
+    std::sort(sorted.begin(), sorted.end());
+    if (!sorted.empty()) {
+      std::printf("    turns' thread CPU: median %.1f us, 99th %.1f us, 99.9th %.1f us\n",
+                  sorted[sorted.size() / 2] / 1e3, sorted[sorted.size() * 99 / 100] / 1e3,
+                  sorted[sorted.size() * 999 / 1000] / 1e3);
+    }
+    for (const auto& [ns, at] : slow_turns) {
+      std::printf("    turn over 700 us CPU: %8.1f us from %llu\n", ns / 1e3,
                   static_cast<unsigned long long>(at));
     }
   }

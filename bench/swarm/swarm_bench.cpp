@@ -8,9 +8,16 @@
 //   batches of 32 with and without the read-ahead a shard does over a receive batch, and in
 //   1 and 2 threads, each a shard with its own store (run that one unpinned or on 2 cores).
 // - Bytes per peer: 10 M IPv4 peers over 1 M swarms (opentracker measured ~20 B at 12 M / ~1 M).
+// - Turns (issue 21 §2): the longest turn of 256 announces of new peers into one swarm growing
+//   to 1 M peers, and the longest store call (a scrape, whose first touch in a stamp unit
+//   expires the set) on a swarm of 1 M peers of which a share has timed out; thread CPU time,
+//   as counters (turn_max_us, call_max_us), one iteration each.
 #include <benchmark/benchmark.h>
 
+#include <time.h>
 #include <unistd.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -254,6 +261,101 @@ void BM_AnnounceBatch(benchmark::State& state) {
 }
 BENCHMARK(BM_AnnounceBatch)->Arg(0)->Arg(1);
 BENCHMARK(BM_AnnounceBatch)->Arg(1)->ThreadRange(1, 2)->UseRealTime();
+
+// ---- turns (issue 21 §2) ----
+
+std::int64_t thread_cpu_ns() {
+  timespec now{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return std::int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
+}
+
+constexpr std::uint32_t turn_announces = 256;  // growth_steps' and the growth test's turn
+
+AnnounceRequest one_swarm_announce() {  // a leecher's, into the one swarm of these benchmarks
+  AnnounceRequest request;
+  request.info_hash = keys(1)[0];
+  request.left_bytes = 1;
+  return request;
+}
+
+// Announces of new peers into one swarm, from empty to the default peers_per_swarm_max (1 M),
+// in turns of 256: every staged class change of the set on the way.
+void BM_GrowthTurns(benchmark::State& state) {
+  const swarm::StoreLimits limits;
+  for (auto _ : state) {
+    auto store = std::make_unique<swarm::SwarmStore>(limits, bench_secret(), 1);
+    AnnounceRequest request = one_swarm_announce();
+    std::uint8_t out[50 * 6];
+    std::vector<std::int64_t> turns_ns;
+    for (std::uint32_t first = 0; first < limits.peers_per_swarm_max; first += turn_announces) {
+      const std::int64_t start = thread_cpu_ns();
+      for (std::uint32_t n = first; n < first + turn_announces; ++n) {
+        request.peer = peer_number(n);
+        benchmark::DoNotOptimize(store->announce(request, 1, out));
+      }
+      turns_ns.push_back(thread_cpu_ns() - start);
+    }
+    std::sort(turns_ns.begin(), turns_ns.end());
+    state.counters["turn_max_us"] = turns_ns.back() / 1e3;
+    state.counters["turn_p999_us"] = turns_ns[turns_ns.size() * 999 / 1000] / 1e3;
+    state.counters["turn_median_us"] = turns_ns[turns_ns.size() / 2] / 1e3;
+    state.counters["peers"] = store->counters().peers_ipv4;
+  }
+}
+BENCHMARK(BM_GrowthTurns)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+// One swarm of 1 M peers, Arg % of them announced a timeout ago and the rest since; then
+// a scrape and an expiry step once a second: the first scrape's touch is due to expire them.
+// call_max_us is the longest of those calls until every timed-out peer is gone (calls: how many
+// seconds that took).
+void BM_ExpireLargeSet(benchmark::State& state) {
+  const swarm::StoreLimits limits;
+  const std::uint32_t peers = 1'000'000;
+  const auto old_peers = static_cast<std::uint32_t>(std::uint64_t{peers} * state.range(0) / 100);
+  for (auto _ : state) {
+    auto store = std::make_unique<swarm::SwarmStore>(limits, bench_secret(), 1);
+    AnnounceRequest request = one_swarm_announce();
+    std::uint8_t out[50 * 6];
+    const std::uint32_t fresh_s = limits.peer_timeout_s;
+    for (std::uint32_t n = 0; n < peers; ++n) {
+      request.peer = peer_number(n);
+      request.left_bytes = n % 4 == 0 ? 0 : 1;
+      store->announce(request, n < old_peers ? 1 : fresh_s, out);
+    }
+    std::uint32_t now_s = fresh_s + limits.peer_timeout_s / 2;  // past the old ones' timeout
+    const std::uint64_t removed_before = swarm::peer_set_work().expiry_peers_removed;
+    std::int64_t scrape_max_ns = 0;
+    std::int64_t step_max_ns = 0;
+    std::uint32_t calls = 0;
+    ScrapeEntry entry;
+    do {
+      const std::int64_t start = thread_cpu_ns();
+      entry = store->scrape(request.info_hash, now_s);
+      const std::int64_t step_start = thread_cpu_ns();
+      store->expire_step(now_s++);  // the background sweep's slice: timed as a call as well
+      scrape_max_ns = std::max(scrape_max_ns, step_start - start);
+      step_max_ns = std::max(step_max_ns, thread_cpu_ns() - step_start);
+      ++calls;
+      // Until the expired peers are removed (at once, or in steps: peer_set_work()).
+    } while (swarm::peer_set_work().expiry_peers_removed - removed_before < old_peers &&
+             calls < 100'000);
+    state.counters["removed"] =
+        static_cast<double>(swarm::peer_set_work().expiry_peers_removed - removed_before);
+    state.counters["call_max_us"] = std::max(scrape_max_ns, step_max_ns) / 1e3;
+    state.counters["scrape_max_us"] = scrape_max_ns / 1e3;
+    state.counters["step_max_us"] = step_max_ns / 1e3;
+    state.counters["calls"] = calls;
+    state.counters["expired"] = static_cast<double>(store->counters().peers_expired);
+    state.counters["left"] = entry.seeders + entry.leechers;
+  }
+}
+BENCHMARK(BM_ExpireLargeSet)
+    ->Arg(0)
+    ->Arg(10)
+    ->Arg(100)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
 
 // ---- memory ----
 

@@ -63,6 +63,7 @@ constexpr std::uint8_t class_for(std::uint32_t peers) noexcept {
 // Classes from this one on have capacity >= staged_capacity_min (the table only grows).
 constexpr std::uint8_t staged_class_min = class_for(staged_capacity_min);
 static_assert(capacity_table.capacities[staged_class_min] >= staged_capacity_min);
+static_assert(staged_class_min == staged_capacity_class_min);
 
 // A block's layout for `capacity` peers: addresses, stamps, the index (4-byte aligned) from
 // index_capacity_min peers on, then the Stage header (8-byte aligned) from staged_capacity_min on.
@@ -151,11 +152,12 @@ void block_index_erase_position(std::uint8_t* block, std::uint32_t capacity, std
 //     pages cost 0.6 ms on the VM), and the end copies them all again, one byte per peer.
 //  3. the end (stage_finish), at the start of an insert or remove once both cursors are complete:
 //     stamps copied, the next block becomes the set's block, the old one is retired in it.
-//  4. retired: the old block, dead, gives its pages back to the kernel `stage_release_bytes` per
-//     step (madvise), then goes back to the arena, whose free is then cheap (an 18 MB free
-//     unmapping resident pages cost 1 ms). No class change starts before it is gone (if one
-//     must, the rest is freed at once: never expected, 1400 steps or less against tens of
-//     thousands).
+//  4. retired: the old block, dead, gives its pages back to the kernel `stage_release_bytes`
+//     every `stage_release_every_steps` steps (madvise), then goes back to the arena, whose free
+//     is then cheap (an 18 MB free unmapping resident pages cost 1 ms). No class change starts
+//     before it is gone (if one must, the rest is freed at once: never expected, some 13 bytes
+//     per peer of capacity at 4 KB a step, 0.3 % of a capacity in steps, against the 8.6 % of
+//     inserts between the end of one growth and the start of the next).
 // Growth starts at 80 % of the capacity and copies `stage_peers_per_step` (8) peers per insert or
 // remove while a count grows by at most one per insert, so it ends long before the old block is
 // full (capacity 4096: it starts at 3277 peers, then 7 fill steps and about 470 copy steps in 819
@@ -166,6 +168,29 @@ void block_index_erase_position(std::uint8_t* block, std::uint32_t capacity, std
 // freed. No shrink starts during a growth. release() frees every block (the set's, the next, a
 // retired one); snapshots, expire and copy_window read the old block only, which is complete
 // throughout (expire's removals are steps like any other).
+//
+// The same header carries a staged set's expiry in steps (PeerSet::expire, issue 21 §2):
+//  E1. expired_seeders / expired_leechers: how many peers of each part are expired and still
+//      held. A held peer is expired exactly when units_since(its stamp, swept_) >=
+//      expiry_units; expire_mark rewrites an expired peer's stamp to exactly expiry_units
+//      before swept_ (no completed bit), so its age grows from there with swept_ and never
+//      wraps into a fresh one (the sweep comes by every 16 units, 66 + 16 < 128), while a live
+//      peer's stamp is newer than that (the store stamps at swept_'s unit, and never inserts an
+//      expired peer; insert counts one all the same).
+//  E2. Parts never change under an expired peer: moves keep a peer in its part, and
+//      set_seeder is only called on live peers (find_live). So the counts change only at
+//      expire_mark (up) and when an expired peer is removed (down, in remove()).
+//  E3. expiry_cursor: expire_step walks positions down from it, in laps from count to 0, and
+//      removes the expired peers it meets. Not every expired peer is below it: expire_mark may
+//      mark some above it, and an insert of a seeder moves the first leecher to the end (a
+//      removal only moves peers down into the hole); the next lap finds them. Each lap looks at
+//      every position, so the counts reach 0 (the cursor is not restarted at a mark: a set of
+//      1 M peers marked once a unit would then walk its live peers again and again).
+//  E4. No shrink below staging starts while any expired peer is held, and one in progress into
+//      such a class (which has no header to carry E1-E3) is given up when expiry starts: the
+//      counts always have a header. A class change's end carries the fields into the next
+//      header. Shrinks to staged classes go on: a set of 1 M peers that all expired gives its
+//      blocks back a step at a time as it empties, not 14 MB at once at its last removal.
 struct Stage {
   std::uint8_t* block = nullptr;    // the next block; nullptr: no class change in progress
   std::uint8_t* retired = nullptr;  // the previous block, being released; or nullptr
@@ -174,15 +199,22 @@ struct Stage {
   std::uint32_t retired_released_bytes = 0;  // from the retired block's first whole page
   std::uint8_t capacity_class = 0;
   std::uint8_t retired_class = 0;
+  std::uint16_t retire_steps = 0;  // steps since the retired block last gave pages back
+  std::uint8_t expiry_units = 0;   // E1: the age, in stamp units, of an expired peer
+  std::uint32_t expired_seeders = 0;
+  std::uint32_t expired_leechers = 0;
+  std::uint32_t expiry_cursor = 0;  // E3
 };
 
-// Per step, not more: a turn may hold 256 inserts into one growing set, and 16 peers a step cost
-// 0.9 ms per such turn (bench/swarm/growth_steps, the next index's random slots miss the cache).
-constexpr std::uint32_t stage_peers_per_step = 8;
-constexpr std::uint32_t stage_fill_slots_per_step = 1024;  // a page or half a page of empties
-// 4 pages: releasing 22 MB costs some 1.3 ms in all, and a turn may hold 256 steps of one set
-// (64 KB a step made the turn that ends a growth at 735 k peers cost 1.9 ms).
-constexpr std::uint32_t stage_release_bytes = 16 * 1024;
+// Carries a staged set's expiry (E1-E3) into the header of its next block.
+void carry_expiry(const Stage& from, Stage& to) noexcept {
+  to.expiry_units = from.expiry_units;
+  to.expired_seeders = from.expired_seeders;
+  to.expired_leechers = from.expired_leechers;
+  to.expiry_cursor = from.expiry_cursor;
+}
+
+// The per-step bounds (stage_peers_per_step and the rest) are in peer_set.hpp.
 // Staged blocks come from mimalloc, not from shared slabs: their pages are theirs to release.
 static_assert(staged_capacity_min * 7 > SlabArena::block_size_max);
 // A growth starts this close to full: (capacity - count) inserts of room, each a step.
@@ -213,6 +245,11 @@ std::uint32_t index_slots_of_class(std::uint8_t capacity_class) noexcept {
 }
 
 }  // namespace
+
+PeerSetWork& peer_set_work() noexcept {
+  thread_local PeerSetWork work;
+  return work;
+}
 
 std::uint32_t peer_capacity(std::uint8_t capacity_class) noexcept {
   TYTO_ASSERT(capacity_class < capacity_table.count);
@@ -289,9 +326,12 @@ void PeerSet<W>::reallocate(std::uint8_t capacity_class, SlabArena& arena,
   TYTO_ASSERT(capacity_new >= count_);
   TYTO_ASSERT(!staging());
   auto* block_new = static_cast<std::uint8_t*>(arena.allocate(bytes_for(capacity_class)));
+  // E1-E3, carried into the new block's header.
+  Stage expiry;
   if (block_ != nullptr && class_ >= staged_class_min) {  // a full set's growth: never expected
     Stage& stage = stage_of<W>(block_, capacity());
     if (stage.retired != nullptr) arena.deallocate(stage.retired, bytes_for(stage.retired_class));
+    carry_expiry(stage, expiry);
   }
   if (block_ != nullptr) {
     std::memcpy(block_new, block_, std::size_t{count_} * W);
@@ -300,13 +340,18 @@ void PeerSet<W>::reallocate(std::uint8_t capacity_class, SlabArena& arena,
   }
   block_ = block_new;
   class_ = capacity_class;
-  if (capacity_new >= staged_capacity_min) new (&stage_of<W>(block_, capacity_new)) Stage{};
+  if (capacity_new >= staged_capacity_min) {
+    carry_expiry(expiry, *new (&stage_of<W>(block_, capacity_new)) Stage{});
+  }
+  TYTO_ASSERT(expiry.expired_seeders + expiry.expired_leechers == 0 ||
+              capacity_new >= staged_capacity_min);  // E4
   if (!indexed()) return;
   with_index<W>(block_, capacity_new, [](auto entries) {
     using Entry = typename decltype(entries)::value_type;
     std::fill(entries.begin(), entries.end(), IndexTraits<Entry>::empty());
   });
   for (std::uint32_t i = 0; i < count_; ++i) index_insert(i, secret);
+  peer_set_work().peers_rehashed += count_;
 }
 
 template <std::size_t W>
@@ -347,6 +392,7 @@ void PeerSet<W>::stage_step(std::uint32_t peers_budget, SlabArena& arena,
       std::fill_n(entries.begin() + stage.slots_filled, fill, IndexTraits<Entry>::empty());
     });
     stage.slots_filled += fill;
+    peer_set_work().index_slots_filled += fill;
     return;
   }
   for (std::uint32_t k = 0; k < peers_budget && stage.peers_copied < count_; ++k) {
@@ -354,6 +400,7 @@ void PeerSet<W>::stage_step(std::uint32_t peers_budget, SlabArena& arena,
     std::memcpy(stage.block + std::size_t{position} * W, block_ + std::size_t{position} * W, W);
     stage.block[std::size_t{capacity_next} * W + position] = stamps()[position];  // page in
     if (slots_next != 0) block_index_insert<W>(stage.block, capacity_next, position, secret);
+    ++peer_set_work().peers_copied;
   }
   if (stage.peers_copied == count_) stage_finish(arena);
 }
@@ -365,15 +412,18 @@ void PeerSet<W>::stage_finish(SlabArena& arena) noexcept {
   TYTO_ASSERT(stage.peers_copied == count_ && count_ <= capacity_next);
   TYTO_ASSERT(stage.slots_filled == index_slots_of_class(stage.capacity_class));
   std::memcpy(stage.block + std::size_t{capacity_next} * W, stamps(), count_);
+  peer_set_work().stamps_copied += count_;
   std::uint8_t* const retired = block_;
   const auto retired_class = static_cast<std::uint8_t>(class_);
   block_ = stage.block;
   class_ = stage.capacity_class;
   if (capacity_next < staged_capacity_min) {  // no Stage to retire it in
+    TYTO_ASSERT(stage.expired_seeders + stage.expired_leechers == 0);  // E4
     arena.deallocate(retired, bytes_for(retired_class));
     return;
   }
   Stage& next = *new (&stage_of<W>(block_, capacity_next)) Stage{};
+  carry_expiry(stage, next);
   next.retired = retired;
   next.retired_class = retired_class;
 }
@@ -388,22 +438,29 @@ void PeerSet<W>::retire_step(SlabArena& arena) noexcept {
   const std::uintptr_t last = (begin + bytes_for(stage.retired_class)) / page * page;
   const std::size_t bytes = last > first ? last - first : 0;
   if (stage.retired_released_bytes < bytes) {
+    if (++stage.retire_steps < stage_release_every_steps) return;
+    stage.retire_steps = 0;
     const std::size_t release =
         std::min<std::size_t>(bytes - stage.retired_released_bytes, stage_release_bytes);
     madvise(reinterpret_cast<void*>(first + stage.retired_released_bytes), release, MADV_DONTNEED);
     stage.retired_released_bytes += static_cast<std::uint32_t>(release);
+    ++peer_set_work().release_calls;
+    peer_set_work().bytes_released += release;
     return;
   }
   arena.deallocate(stage.retired, bytes_for(stage.retired_class));
   stage.retired = nullptr;
   stage.retired_released_bytes = 0;
+  stage.retire_steps = 0;
 }
 
 template <std::size_t W>
 void PeerSet<W>::stage_drop(SlabArena& arena) noexcept {
   Stage& stage = stage_of<W>(block_, capacity());
   arena.deallocate(stage.block, bytes_for(stage.capacity_class));
-  stage = Stage{};
+  Stage dropped{};
+  carry_expiry(stage, dropped);
+  stage = dropped;
 }
 
 template <std::size_t W>
@@ -490,6 +547,10 @@ std::uint32_t PeerSet<W>::insert(const std::uint8_t* wire, bool seeder, std::uin
   stamps()[position] = stamp;
   if (indexed()) index_insert(position, secret);
   if (class_ >= staged_class_min) {
+    if (expired(position)) {  // E1: never from the store, which inserts no expired peer
+      ++(seeder ? stage_of<W>(block_, capacity()).expired_seeders
+                : stage_of<W>(block_, capacity()).expired_leechers);
+    }
     stage_mirror(position, secret);  // the position `count_ - 1` moved to is past the copy
     const std::uint32_t capacity = this->capacity();
     if (!staging() && count_ >= capacity - stage_growth_room(capacity) &&
@@ -504,7 +565,17 @@ template <std::size_t W>
 void PeerSet<W>::remove(std::uint32_t position, SlabArena& arena,
                         const HashSecret& secret) noexcept {
   TYTO_ASSERT(position < count_);
-  if (class_ >= staged_class_min) stage_step(stage_peers_per_step, arena, secret);
+  if (class_ >= staged_class_min) {
+    stage_step(stage_peers_per_step, arena, secret);
+    if (expired(position)) {  // E2: its part's count
+      Stage& stage = stage_of<W>(block_, capacity());
+      std::uint32_t& expired_count =
+          position < seeders_ ? stage.expired_seeders : stage.expired_leechers;
+      TYTO_ASSERT(expired_count > 0);
+      --expired_count;
+      expiring_ = stage.expired_seeders + stage.expired_leechers != 0;
+    }
+  }
   if (indexed()) index_erase(block_ + std::size_t{position} * W, secret);
   const std::uint32_t last = count_ - 1;
   std::uint32_t refilled = last;  // a second position written, if any
@@ -526,8 +597,10 @@ void PeerSet<W>::remove(std::uint32_t position, SlabArena& arena,
   if (count_ == 0) {
     release(arena);
   } else if (count_ * 2 < capacity() && class_ > 0 && !staging()) {
-    // Shrink with hysteresis: to about 1.25× the count, only once half empty.
-    const std::uint8_t smaller = class_for(count_ + count_ / 4);
+    // Shrink with hysteresis: to about 1.25× the count, only once half empty; not below staging
+    // while expired peers are held (E4).
+    std::uint8_t smaller = class_for(count_ + count_ / 4);
+    if (expiry_pending()) smaller = std::max(smaller, staged_class_min);
     if (smaller >= class_) return;
     if (class_ >= staged_class_min) {
       stage_start(smaller, arena);
@@ -561,7 +634,7 @@ bool PeerSet<W>::class_change_due() const noexcept {
   const bool shrink_due = (count - 1) * 2 < capacity;
   if (class_ < staged_class_min) return count == capacity || shrink_due;
   const Stage& stage = stage_of<W>(block_, capacity);
-  if (stage.retired != nullptr) return true;  // each release step: 1400 or less per change
+  if (stage.retired != nullptr) return true;  // each release step: 0.3 % of the capacity
   if (stage.block == nullptr) {
     return count + 1 >= capacity - stage_growth_room(capacity) || shrink_due;
   }
@@ -581,13 +654,141 @@ std::uint32_t PeerSet<W>::copy_window(std::uint32_t begin, std::uint32_t end, st
   std::uint32_t at =
       begin + static_cast<std::uint32_t>((static_cast<unsigned __int128>(random) * size) >> 64);
   std::uint32_t copied = 0;
-  for (std::uint32_t k = 0; k < size; ++k, ++at) {
+  if (!expiry_pending()) {
+    for (std::uint32_t k = 0; k < size; ++k, ++at) {
+      if (at == end) at = begin;
+      if (at == skip) continue;
+      std::memcpy(out + std::size_t{copied} * W, block_ + std::size_t{at} * W, W);
+      if (++copied == peers_max) break;
+    }
+    return copied;
+  }
+  // Expired peers still held are passed over: at most window_positions_max looked at, so a
+  // window of a set that is mostly expired may hold fewer peers than it could (issue 21 §2).
+  const std::uint32_t looked_max = std::min(size, window_positions_max);
+  const std::uint32_t units = stage_of<W>(block_, capacity()).expiry_units;
+  const auto swept = static_cast<std::uint8_t>(swept_);
+  const std::uint8_t* const stamps = this->stamps();
+  std::uint32_t looked = 0;
+  for (; looked < looked_max; ++looked, ++at) {
     if (at == end) at = begin;
-    if (at == skip) continue;
+    if (at == skip || StampClock::units_since(stamps[at], swept) >= units) continue;  // E1
     std::memcpy(out + std::size_t{copied} * W, block_ + std::size_t{at} * W, W);
     if (++copied == peers_max) break;
   }
+  peer_set_work().window_positions_looked += looked;
   return copied;
+}
+
+template <std::size_t W>
+std::uint32_t PeerSet<W>::expired_seeders() const noexcept {
+  if (block_ == nullptr || class_ < staged_class_min) return 0;
+  return stage_of<W>(block_, capacity()).expired_seeders;
+}
+
+template <std::size_t W>
+std::uint32_t PeerSet<W>::expired_leechers() const noexcept {
+  if (block_ == nullptr || class_ < staged_class_min) return 0;
+  return stage_of<W>(block_, capacity()).expired_leechers;
+}
+
+template <std::size_t W>
+bool PeerSet<W>::expired(std::uint32_t position) const noexcept {
+  TYTO_DEBUG_ASSERT(position < count_);
+  if (expiring_ == 0) return false;
+  const Stage& stage = stage_of<W>(block_, capacity());
+  return StampClock::units_since(stamps()[position], static_cast<std::uint8_t>(swept_)) >=
+         stage.expiry_units;
+}
+
+template <std::size_t W>
+std::uint32_t PeerSet<W>::unless_expired(std::uint32_t position, SlabArena& arena,
+                                         const HashSecret& secret) noexcept {
+  if (!expired(position)) return position;
+  remove(position, arena, secret);  // counted as expired already: only its removal was pending
+  ++peer_set_work().expiry_peers_removed;
+  return not_found;
+}
+
+namespace {
+
+// Marks the peers of stamps [0, count) expired at now_stamp (E1); returns how many are.
+// Branch-free, so the compiler vectorizes it: one pass over a byte per peer, once a unit.
+std::uint32_t mark_expired(std::uint8_t* stamps, std::uint32_t count, std::uint8_t now_stamp,
+                           std::uint32_t expiry_units) noexcept {
+  const auto marked = static_cast<std::uint8_t>((now_stamp - expiry_units) & stamp_time_mask);
+  const auto units = static_cast<std::uint8_t>(expiry_units);
+  std::uint32_t expired_count = 0;
+  const auto is_expired = [&](std::uint8_t stamp) {
+    return static_cast<std::uint8_t>((now_stamp - stamp) & stamp_time_mask) >= units;
+  };
+  // In chunks of 255 with a byte-wide count (16 stamps an SSE2 instruction, not 4), read
+  // first: a chunk with no expired peer is not written (most, in a set's usual unit).
+  for (std::uint32_t first = 0; first < count; first += 255) {
+    const std::uint32_t end = std::min(count, first + 255);
+    std::uint8_t chunk_count = 0;
+    for (std::uint32_t i = first; i < end; ++i) {
+      chunk_count = static_cast<std::uint8_t>(chunk_count + is_expired(stamps[i]));
+    }
+    if (chunk_count == 0) continue;
+    expired_count += chunk_count;
+    for (std::uint32_t i = first; i < end; ++i) {
+      stamps[i] = is_expired(stamps[i]) ? marked : stamps[i];
+    }
+  }
+  return expired_count;
+}
+
+}  // namespace
+
+template <std::size_t W>
+typename PeerSet<W>::Expired PeerSet<W>::expire_mark(std::uint8_t now_stamp,
+                                                     std::uint32_t expiry_units,
+                                                     SlabArena& arena) noexcept {
+  TYTO_ASSERT(class_ >= staged_class_min && expiry_units > 0 && expiry_units <= stamp_time_mask);
+  Stage& stage = stage_of<W>(block_, capacity());
+  // E1 holds for a fixed expiry_units only (one store, one timeout).
+  TYTO_ASSERT(!expiry_pending() || stage.expiry_units == expiry_units);
+  const std::uint32_t seeders = mark_expired(stamps(), seeders_, now_stamp, expiry_units);
+  const std::uint32_t leechers =
+      mark_expired(stamps() + seeders_, count_ - seeders_, now_stamp, expiry_units);
+  peer_set_work().expiry_stamps_scanned += count_;
+  // Those expired before are expired still (E1: marked, their age only grew).
+  TYTO_ASSERT(seeders >= stage.expired_seeders && leechers >= stage.expired_leechers);
+  const Expired newly{seeders - stage.expired_seeders, leechers - stage.expired_leechers};
+  stage.expiry_units = static_cast<std::uint8_t>(expiry_units);
+  stage.expired_seeders = seeders;
+  stage.expired_leechers = leechers;
+  expiring_ = seeders + leechers != 0;
+  if (seeders + leechers != 0 && staging() &&
+      peer_capacity(stage.capacity_class) < staged_capacity_min) {
+    stage_drop(arena);  // E4: a shrink below staging, given up
+  }
+  return newly;
+}
+
+template <std::size_t W>
+std::uint32_t PeerSet<W>::expire_step(std::uint32_t removals_max, std::uint32_t stamps_max,
+                                      SlabArena& arena, const HashSecret& secret) noexcept {
+  std::uint32_t removed = 0;
+  std::uint32_t looked = 0;
+  while (removed < removals_max && looked < stamps_max && expiry_pending()) {
+    // Each time: a removal may end a class change, and so move the header.
+    Stage& stage = stage_of<W>(block_, capacity());
+    if (stage.expiry_cursor == 0 || stage.expiry_cursor > count_) stage.expiry_cursor = count_;
+    const std::uint32_t position = stage.expiry_cursor - 1;
+    ++looked;
+    if (!expired(position)) {
+      stage.expiry_cursor = position;
+      continue;
+    }
+    // The peer moved into `position` (if any) is looked at next: the cursor stays.
+    remove(position, arena, secret);
+    ++removed;
+  }
+  peer_set_work().expiry_stamps_looked += looked;
+  peer_set_work().expiry_peers_removed += removed;
+  return removed;
 }
 
 template <std::size_t W>
@@ -602,6 +803,7 @@ void PeerSet<W>::release(SlabArena& arena) noexcept {
   count_ = 0;
   seeders_ = 0;
   class_ = 0;
+  expiring_ = 0;
 }
 
 template <std::size_t W>
@@ -629,6 +831,11 @@ void PeerSet<W>::verify(const HashSecret& secret) const noexcept {
   });
   TYTO_ASSERT(entries_count == count_);
   verify_stage(secret);
+  // E1: the counts of expired peers held, by part.
+  std::uint32_t expired_counts[2] = {0, 0};
+  for (std::uint32_t i = 0; i < count_; ++i) expired_counts[i < seeders_ ? 0 : 1] += expired(i);
+  TYTO_ASSERT(expired_counts[0] == expired_seeders() && expired_counts[1] == expired_leechers());
+  TYTO_ASSERT((expiring_ != 0) == (expired_seeders() + expired_leechers() != 0));
 }
 
 // The Stage invariants (see the struct).

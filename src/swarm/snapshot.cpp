@@ -93,9 +93,9 @@ std::uint64_t restore_peers(const PeerRestore& store, const Swarm& swarm, Peers&
     const std::uint8_t announced =
         store.stamps.stamp_at(std::int64_t{store.now_s} - static_cast<std::int64_t>(age_s));
     if (store.stamps.expired(announced, store.now_s, store.limits.peer_timeout_s)) continue;
-    if (peers.find(wire, store.secret) != Peers::not_found) continue;  // held already
+    if (peers.find_live(wire, store.arena, store.secret) != Peers::not_found) continue;  // held
     const std::uint32_t total =
-        swarm.ipv4.count() + (swarm.ipv6 != nullptr ? swarm.ipv6->count() : 0);
+        swarm.ipv4.live_count() + (swarm.ipv6 != nullptr ? swarm.ipv6->live_count() : 0);
     if (total >= store.limits.peers_per_swarm_max) {
       ++store.counters.peers_refused;
       continue;

@@ -83,13 +83,21 @@ void bump(std::uint16_t& counter) noexcept {
 
 // Boyer-Moore majority vote over the peers' address prefixes, then a count of the candidate:
 // the number of peers in the prefix that holds more than half of them, or 0 when none does.
+// Sets over concentration_sample_max peers: that many, evenly spaced (issue 21 §2: a sweep
+// visit of a set of 1 M peers spent 2.5 ms here), and the count scaled back to the set's.
+constexpr std::uint32_t concentration_sample_max = 4096;
+
 template <class Peers>
 std::uint32_t majority_prefix_count(const Peers& peers, std::size_t prefix_bytes) noexcept {
-  const std::uint32_t count = peers.count();
+  const std::uint32_t total = peers.count();
+  const std::uint32_t count = std::min(total, concentration_sample_max);
+  const auto position = [&](std::uint32_t i) {  // the i-th of `count` evenly spaced
+    return static_cast<std::uint32_t>(std::uint64_t{i} * total / count);
+  };
   const std::uint8_t* candidate = nullptr;
   std::uint32_t votes = 0;
   for (std::uint32_t i = 0; i < count; ++i) {
-    const std::uint8_t* wire = peers.wire(i);
+    const std::uint8_t* wire = peers.wire(position(i));
     if (votes == 0) {
       candidate = wire;
       votes = 1;
@@ -99,9 +107,10 @@ std::uint32_t majority_prefix_count(const Peers& peers, std::size_t prefix_bytes
   }
   std::uint32_t in_candidate = 0;
   for (std::uint32_t i = 0; i < count; ++i) {
-    in_candidate += std::memcmp(peers.wire(i), candidate, prefix_bytes) == 0;
+    in_candidate += std::memcmp(peers.wire(position(i)), candidate, prefix_bytes) == 0;
   }
-  return 2 * in_candidate > count ? in_candidate : 0;
+  if (2 * in_candidate <= count) return 0;
+  return static_cast<std::uint32_t>(std::uint64_t{in_candidate} * total / count);
 }
 
 constexpr std::uint32_t concentration_peers_min = 16;
@@ -148,8 +157,11 @@ std::uint64_t SwarmStore::next_random() noexcept {
 
 ScrapeEntry SwarmStore::entry_of(const Swarm& swarm) noexcept {
   ScrapeEntry entry;
-  entry.seeders = swarm.ipv4.seeders() + (swarm.ipv6 != nullptr ? swarm.ipv6->seeders() : 0);
-  entry.leechers = swarm.ipv4.leechers() + (swarm.ipv6 != nullptr ? swarm.ipv6->leechers() : 0);
+  // The live peers: a staged set's expired peers still held are no one's business (expire()).
+  entry.seeders =
+      swarm.ipv4.live_seeders() + (swarm.ipv6 != nullptr ? swarm.ipv6->live_seeders() : 0);
+  entry.leechers =
+      swarm.ipv4.live_leechers() + (swarm.ipv6 != nullptr ? swarm.ipv6->live_leechers() : 0);
   entry.completed = swarm.completed;
   return entry;
 }
@@ -419,7 +431,7 @@ AnnounceReply SwarmStore::apply(Swarm& swarm, Peers& peers, const AnnounceReques
   AnnounceReply reply;
   const std::uint8_t* wire = request.peer.wire.data();
   const bool seeder = request.left_bytes == 0;
-  std::uint32_t position = peers.find(wire, secret_);
+  std::uint32_t position = peers.find_live(wire, arena_, secret_);
   if (request.event == AnnounceEvent::stopped) {  // BEP 3: the peer leaves the swarm
     if (position != Peers::not_found) {
       (position < peers.seeders() ? counters_.seeders : counters_.leechers) -= 1;
@@ -432,7 +444,7 @@ AnnounceReply SwarmStore::apply(Swarm& swarm, Peers& peers, const AnnounceReques
   const bool completed = request.event == AnnounceEvent::completed;
   if (position == Peers::not_found) {
     const std::uint32_t total =
-        swarm.ipv4.count() + (swarm.ipv6 != nullptr ? swarm.ipv6->count() : 0);
+        swarm.ipv4.live_count() + (swarm.ipv6 != nullptr ? swarm.ipv6->live_count() : 0);
     if (total >= limits_.peers_per_swarm_max) {
       ++counters_.peers_refused;
       reply.status = AnnounceStatus::peer_limit;
@@ -518,8 +530,9 @@ AnnounceReply SwarmStore::announce(const AnnounceRequest& request, const SwarmLo
   reply.seeders = entry.seeders;
   reply.leechers = entry.leechers;
   reply.completed = entry.completed;
-  // Stopped (or refused) into an empty swarm: it goes, unless it keeps a completed count.
-  if (entry.seeders + entry.leechers == 0 && !keeps_completed(*swarm)) {
+  // Stopped (or refused) into an empty swarm: it goes, unless it keeps a completed count. Not
+  // while a set holds expired peers (counted out already): the sweep takes it once they are gone.
+  if (swarm->ipv4.empty() && swarm->ipv6 == nullptr && !keeps_completed(*swarm)) {
     erase(static_cast<std::uint32_t>(swarm - records_));
   }
   return reply;
@@ -578,10 +591,10 @@ ReplicaResult SwarmStore::upsert_replica(Swarm& swarm, Peers& peers, const Repli
                                          std::uint64_t& family_gauge) noexcept {
   const std::uint8_t* wire = change.peer.wire.data();
   TYTO_ASSERT((announced & stamp_completed_bit) == 0);
-  std::uint32_t position = peers.find(wire, secret_);
+  std::uint32_t position = peers.find_live(wire, arena_, secret_);
   if (position == Peers::not_found) {
     const std::uint32_t total =
-        swarm.ipv4.count() + (swarm.ipv6 != nullptr ? swarm.ipv6->count() : 0);
+        swarm.ipv4.live_count() + (swarm.ipv6 != nullptr ? swarm.ipv6->live_count() : 0);
     if (total >= limits_.peers_per_swarm_max) {
       ++counters_.peers_refused;
       return ReplicaResult::peer_limit;
@@ -619,7 +632,7 @@ ReplicaResult SwarmStore::replica_removed(const ReplicaChange& change,
   // As a local stopped: the window closes first (an emptied swarm's keep time counts from it);
   // no leave is counted.
   auto remove = [&](auto& peers, std::uint64_t& family_gauge) {
-    const std::uint32_t position = peers.find(change.peer.wire.data(), secret_);
+    const std::uint32_t position = peers.find_live(change.peer.wire.data(), arena_, secret_);
     if (position == std::remove_reference_t<decltype(peers)>::not_found) return false;
     close_window(*swarm, now_s);
     (position < peers.seeders() ? counters_.seeders : counters_.leechers) -= 1;
@@ -697,8 +710,8 @@ ScrapeEntry SwarmStore::scrape(const InfoHash& info_hash, std::uint32_t now_s) n
   if (swarm == nullptr) return {};
   expire_due(*swarm, now_s);
   const ScrapeEntry entry = entry_of(*swarm);
-  // Every peer had expired: the swarm goes, as the sweep would take it.
-  if (entry.seeders + entry.leechers == 0 && !keeps_completed(*swarm)) {
+  // Every peer had expired: the swarm goes, as the sweep would take it (once none is held).
+  if (swarm->ipv4.empty() && swarm->ipv6 == nullptr && !keeps_completed(*swarm)) {
     erase(static_cast<std::uint32_t>(swarm - records_));
   }
   return entry;
@@ -725,24 +738,81 @@ bool SwarmStore::empty_expired(const Swarm& swarm, std::uint32_t now_s) const no
 // never from where the background sweep happens to be: nodes holding the same peers answer the
 // same, and drop a silent peer at the same moment. A set is swept at most once per unit; any
 // other touch compares one byte.
+//
+// A large (staged) set's expired peers are counted out at once but removed in steps (issue 21
+// §2, PeerSet::expire): a few on each touch, and `expiry_removals_per_step` per expiry step
+// from the sets followed in expiring_ (up to expiring_swarms_max swarms; one more waits for
+// touches and the sweep's visits, correct all the same, only held longer).
 void SwarmStore::expire_due(Swarm& swarm, std::uint32_t now_s) noexcept {
   const std::uint8_t now_stamp = stamp_now(now_s);
   const bool ipv4_due = !swarm.ipv4.empty() && swarm.ipv4.expiry_due(now_stamp);
   const bool ipv6_due = swarm.ipv6 != nullptr && swarm.ipv6->expiry_due(now_stamp);
-  if (!ipv4_due && !ipv6_due) return;
+  if (!ipv4_due && !ipv6_due) {
+    expire_touch_step(swarm);
+    return;
+  }
   close_window(swarm, now_s);  // leaves count in the window they happen in
   auto expire = [&](auto& peers, std::uint64_t& family_gauge) {
     counters_.peers_expired +=
-        peers.expire(now_s, limits_.peer_timeout_s, stamps_, arena_, secret_, [&](bool was_seeder) {
-          --(was_seeder ? counters_.seeders : counters_.leechers);
-          --family_gauge;
-          bump(swarm.activity.leaves);
-        });
+        peers.expire(now_s, limits_.peer_timeout_s, stamps_, arena_, secret_,
+                     [&](std::uint32_t seeders, std::uint32_t leechers) {
+                       counters_.seeders -= seeders;
+                       counters_.leechers -= leechers;
+                       family_gauge -= seeders + leechers;
+                       const std::uint32_t leaves = swarm.activity.leaves + seeders + leechers;
+                       swarm.activity.leaves =
+                           static_cast<std::uint16_t>(std::min<std::uint32_t>(leaves, 0xffff));
+                     });
+    if (peers.expiry_pending()) follow_expiry(swarm.info_hash);
   };
   if (ipv4_due) expire(swarm.ipv4, counters_.peers_ipv4);
   if (ipv6_due) {
     expire(*swarm.ipv6, counters_.peers_ipv6);
     if (swarm.ipv6->empty()) free_swarm(swarm);
+  }
+}
+
+void SwarmStore::expire_touch_step(Swarm& swarm) noexcept {
+  if (swarm.ipv4.expiry_pending()) {
+    swarm.ipv4.expire_step(expiry_removals_per_touch, expiry_stamps_per_touch, arena_, secret_);
+  }
+  if (swarm.ipv6 != nullptr && swarm.ipv6->expiry_pending()) {
+    swarm.ipv6->expire_step(expiry_removals_per_touch, expiry_stamps_per_touch, arena_, secret_);
+    if (swarm.ipv6->empty()) free_swarm(swarm);
+  }
+}
+
+void SwarmStore::follow_expiry(const InfoHash& info_hash) noexcept {
+  const auto followed = expiring_.begin() + expiring_count_;
+  if (std::find(expiring_.begin(), followed, info_hash) != followed) return;
+  if (expiring_count_ < expiring_.size()) expiring_[expiring_count_++] = info_hash;
+}
+
+// The expiry step's removals from the followed sets: expiry_removals_per_step in all (the
+// first followed gets them until it is done; 16 sets' looks at their stamps cost some 0.1 ms
+// at most); a swarm whose sets hold no expired peer any more (or that is gone) is no longer
+// followed.
+void SwarmStore::expire_followed() noexcept {
+  std::uint32_t removals = expiry_removals_per_step;  // stamps looked at: as many per set
+  auto step = [&](auto& peers) {
+    if (!peers.expiry_pending() || removals == 0) return;
+    removals -= peers.expire_step(removals, expiry_stamps_per_step, arena_, secret_);
+  };
+  for (std::uint32_t i = 0; i < expiring_count_;) {
+    Swarm* swarm = find(expiring_[i], hash_info_hash(expiring_[i], secret_));
+    if (swarm != nullptr) {
+      step(swarm->ipv4);
+      if (swarm->ipv6 != nullptr) {
+        step(*swarm->ipv6);
+        if (swarm->ipv6->empty()) free_swarm(*swarm);
+      }
+    }
+    if (swarm != nullptr && (swarm->ipv4.expiry_pending() ||
+                             (swarm->ipv6 != nullptr && swarm->ipv6->expiry_pending()))) {
+      ++i;
+    } else {
+      expiring_[i] = expiring_[--expiring_count_];
+    }
   }
 }
 
@@ -884,6 +954,7 @@ void SwarmStore::expire_step(std::uint32_t now_s) noexcept {
             migrate_entries_per_operation);
     note_growth_step(start_ns);
   }
+  expire_followed();
   const std::uint32_t budget = share(records_count_);
   for (std::uint32_t visited = 0; visited < budget && records_count_ > 0;) {
     if (sweep_cursor_ >= records_count_) sweep_cursor_ = 0;
@@ -913,13 +984,13 @@ void SwarmStore::verify() const noexcept {
   for (const Swarm& swarm : records()) {
     TYTO_ASSERT(find(swarm.info_hash, hash_info_hash(swarm.info_hash, secret_)) == &swarm);
     swarm.ipv4.verify(secret_);
-    peers4 += swarm.ipv4.count();
-    seeders += swarm.ipv4.seeders();
+    peers4 += swarm.ipv4.live_count();
+    seeders += swarm.ipv4.live_seeders();
     if (swarm.ipv6 != nullptr) {
       TYTO_ASSERT(!swarm.ipv6->empty());
       swarm.ipv6->verify(secret_);
-      peers6 += swarm.ipv6->count();
-      seeders += swarm.ipv6->seeders();
+      peers6 += swarm.ipv6->live_count();
+      seeders += swarm.ipv6->live_seeders();
     }
     // An empty swarm is kept only for its completed count.
     TYTO_ASSERT(!swarm.ipv4.empty() || swarm.ipv6 != nullptr || keeps_completed(swarm));

@@ -6,6 +6,7 @@
 // different schedules: expiry follows from the announces and the time alone.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -144,6 +145,91 @@ TEST(ClusterAgreement, NodesThatBeganAtOtherTimesDropASilentPeerInTheSameSecond)
       EXPECT_EQ(node->store->counters().peers_ipv4, 0u);
       node->store->verify();
     }
+  }
+}
+
+// Issue 21 §2: a large swarm's peer set (staged, 4096 peers or more) is expired in steps, a
+// few removals per touch and a bounded share per expiry step, yet every node answers the same
+// at every second, no peer goes before its timeout (the stamp rule, StampClock::expired, from
+// its last announce) and none stays after it. a hears 12,000 announces over five stamp units
+// (some peers again later), b their replicated changes; b's sweep runs every second, a's rarely.
+// Each call's expiry work is bounded: one pass over the stamps at most, and a bounded count of
+// removals.
+TEST(ClusterAgreement, ALargeSwarmExpiresInStepsAndAlikeEverywhere) {
+  constexpr std::uint32_t peers_count = 12'000;
+  std::mt19937 random(2126);
+  const std::uint64_t start_unix_s = 1'796'000'000 + random() % 100'000;
+  Node a(start_unix_s - 1'000 - random() % 5'000, 1);
+  Node b(start_unix_s - 50'000 - random() % 50'000, 2);
+  const StampClock clock_a(StoreLimits{}.peer_timeout_s, a.zero_s);
+  const std::uint32_t timeout_s = StoreLimits{}.peer_timeout_s;
+  const InfoHash info_hash = hash_of(7);
+  std::vector<std::uint64_t> last_unix_s(peers_count, 0);  // each peer's last announce
+  std::multimap<std::uint64_t, std::uint32_t> announces;   // Unix second -> peer
+  for (std::uint32_t peer = 0; peer < peers_count; ++peer) {
+    const std::uint64_t first_s = start_unix_s + random() % 300;
+    announces.emplace(first_s, peer);
+    if (peer % 5 == 0) announces.emplace(first_s + 400 + random() % 1'500, peer);
+  }
+  auto endpoint = [](std::uint32_t peer) {
+    const std::uint8_t address[4] = {10, 3, static_cast<std::uint8_t>(peer >> 8),
+                                     static_cast<std::uint8_t>(peer)};
+    return PeerEndpoint::ipv4(address, 6881);
+  };
+  std::uint8_t out[6 * 50];
+  std::uint32_t live_max = 0;
+  const std::uint64_t end_unix_s = start_unix_s + 300 + 1'900 + timeout_s + 200;
+  for (std::uint64_t unix_s = start_unix_s; unix_s < end_unix_s; ++unix_s) {
+    for (auto [at, end] = announces.equal_range(unix_s); at != end; ++at) {
+      AnnounceRequest request;
+      request.info_hash = info_hash;
+      request.peer = endpoint(at->second);
+      request.left_bytes = at->second % 3;
+      ASSERT_EQ(a.store->announce(request, a.now_s(unix_s), out).status, AnnounceStatus::ok);
+      ReplicaChange change;
+      change.kind = ReplicaChange::Kind::peer;
+      change.info_hash = info_hash;
+      change.peer = request.peer;
+      change.seeder = request.left_bytes == 0;
+      change.announced_s = static_cast<std::int32_t>(unix_s - b.zero_s);
+      b.store->apply_replica(change, b.now_s(unix_s));
+      last_unix_s[at->second] = unix_s;
+    }
+    if (unix_s % 131 == 0) a.store->expire_step(a.now_s(unix_s));
+    const PeerSetWork before = peer_set_work();
+    b.store->expire_step(b.now_s(unix_s));
+    const PeerSetWork after_step = peer_set_work();
+    const ScrapeEntry at_a = a.store->scrape(info_hash, a.now_s(unix_s));
+    const ScrapeEntry at_b = b.store->scrape(info_hash, b.now_s(unix_s));
+    const PeerSetWork after = peer_set_work();
+    ASSERT_EQ(at_a, at_b) << "second " << unix_s - start_unix_s;
+    // The rule, peer by peer: live exactly while its last announce's stamp is not expired.
+    std::uint32_t live = 0;
+    for (std::uint32_t peer = 0; peer < peers_count; ++peer) {
+      if (last_unix_s[peer] == 0) continue;
+      live += !clock_a.expired(clock_a.stamp_of(a.now_s(last_unix_s[peer])), a.now_s(unix_s),
+                               timeout_s);
+    }
+    ASSERT_EQ(at_a.seeders + at_a.leechers, live) << "second " << unix_s - start_unix_s;
+    live_max = std::max(live_max, live);
+    // Bounded work: a step removes at most its share of one followed set, plus a sweep
+    // visit's touch; each scrape at most a touch's removals; one pass over the stamps a call.
+    ASSERT_LE(after_step.expiry_peers_removed - before.expiry_peers_removed,
+              expiry_removals_per_step + expiry_removals_per_touch);
+    ASSERT_LE(after.expiry_peers_removed - after_step.expiry_peers_removed,
+              2 * expiry_removals_per_touch);
+    ASSERT_LE(after_step.expiry_stamps_scanned - before.expiry_stamps_scanned, peers_count);
+    ASSERT_LE(after.expiry_stamps_scanned - after_step.expiry_stamps_scanned, 2 * peers_count);
+    if (unix_s % 509 == 0) {
+      a.store->verify();
+      b.store->verify();
+    }
+  }
+  EXPECT_EQ(live_max, peers_count);
+  EXPECT_GT(peer_set_work().expiry_peers_removed, 0u);
+  for (Node* node : {&a, &b}) {
+    EXPECT_EQ(node->store->counters().peers_ipv4, 0u);
+    node->store->verify();
   }
 }
 

@@ -20,9 +20,16 @@
 // Smaller sets change class in one step: a copy and an index rebuild of fewer than
 // staged_capacity_min peers. Invariants next to the Stage struct in peer_set.cpp.
 //
+// Expiry of a staged set is in steps as well (issue 21 §2): expire() counts and marks the expired
+// peers in one pass over the stamps (a byte per peer, vectorized: 0.17-0.4 ms at 1 M), and from
+// then on no read sees them (live counts, find_live, copy_window), while expire_step removes them
+// a bounded number at a time. Invariants E1-E4 next to the Stage struct.
+//
 // bench/swarm/growth_steps peers (one swarm to 1 M IPv4 peers; release, shared 2-core VM): before
 // staging, a class change cost under 1 ms of CPU up to about 40 k peers in a set, 2 ms at 79 k,
-// 24 ms at 588 k, 41-76 ms at 735 k and 919 k; staged, no operation took over 0.4 ms.
+// 24 ms at 588 k, 41-76 ms at 735 k and 919 k; staged, no operation took over 0.4 ms, and no
+// turn of 256 announces into the set over 0.55-0.75 ms of thread CPU once the retired block's
+// release was spread (1.1-1.3 ms before: madvise calls, bench/swarm BM_GrowthTurns).
 #pragma once
 
 #include <cstdint>
@@ -105,6 +112,52 @@ inline constexpr std::uint32_t index_capacity_min = 64;       // sets this large
 inline constexpr std::uint32_t narrow_capacity_max = 0xfffe;  // 16-bit index entries up to here
 // Sets this large change class in stages (a Stage header at the block's end).
 inline constexpr std::uint32_t staged_capacity_min = 4096;
+// The first class of capacity >= staged_capacity_min (4340; checked in peer_set.cpp): reads
+// of a smaller set's expiry state need no look at its block.
+inline constexpr std::uint8_t staged_capacity_class_min = 35;
+// A staged class change's work per insert or remove (peer_set.cpp, Stage), at most:
+// Per step, not more: a turn may hold 256 inserts into one growing set, and 16 peers a step cost
+// 0.9 ms per such turn (bench/swarm/growth_steps, the next index's random slots miss the cache).
+inline constexpr std::uint32_t stage_peers_per_step = 8;
+// Half a page of empties (a quarter below 65535 peers): the next index's pages fault in as it
+// is filled, 128 of them in a turn of 256 steps of one set (1024 slots: 0.83 ms such a turn).
+inline constexpr std::uint32_t stage_fill_slots_per_step = 512;
+// A madvise call costs about 2 us on the VM besides 0.3 us a page, so the retired block goes
+// 32 KB on every 8th step: 4 KB a step on average, 32 calls in a turn of 256 steps of one set.
+// (16 KB on every step cost 1.1-1.2 ms per turn that ended a growth at 540 k-840 k peers; 4 KB
+// on every step, 0.85 ms; bench/swarm/growth_steps peers.)
+inline constexpr std::uint32_t stage_release_bytes = 32 * 1024;
+inline constexpr std::uint32_t stage_release_every_steps = 8;
+// A staged set's expiry in steps (PeerSet::expire): expired peers removed by a touch (an
+// announce, scrape or replica of its swarm), and by the store's expiry step once a second for
+// each set it follows. A removal from a set of 1 M peers costs 1-12 us (random index slots, and
+// a staging step's 8 copies when a class change is under way), so one a touch adds at most
+// about what a growing set's insert costs, and 64 a step stay under 1 ms (128: 1.5 ms under
+// load, bench/swarm BM_ExpireLargeSet/100). A set of 1 M expired peers nobody asks for is freed
+// in some 4.5 hours, its memory held till then; reads never see them.
+inline constexpr std::uint32_t expiry_removals_per_touch = 1;
+inline constexpr std::uint32_t expiry_stamps_per_touch = 64;
+inline constexpr std::uint32_t expiry_removals_per_step = 64;
+inline constexpr std::uint32_t expiry_stamps_per_step = 16 * 1024;
+// copy_window looks at this many positions at most while expired peers are held: a reply of a
+// set most of whose peers expired at once may hold fewer peers than it could until they go.
+inline constexpr std::uint32_t window_positions_max = 512;
+
+// The work this thread's peer sets did, summed: tests bound the work of each operation with
+// it (issue 21 §2) instead of timing them. Counted in the rare steps only, never per lookup.
+struct PeerSetWork {
+  std::uint64_t index_slots_filled = 0;  // a staged class change's next index, emptied
+  std::uint64_t peers_copied = 0;        // into a staged class change's next block
+  std::uint64_t stamps_copied = 0;       // at a staged class change's end, one byte per peer
+  std::uint64_t peers_rehashed = 0;      // a whole class change's index (below staging)
+  std::uint64_t release_calls = 0;       // madvise calls on a retired block
+  std::uint64_t bytes_released = 0;
+  std::uint64_t expiry_stamps_scanned = 0;    // a staged set's expiry: stamps counted, once a unit
+  std::uint64_t expiry_stamps_looked = 0;     // stamps looked at for peers to remove
+  std::uint64_t expiry_peers_removed = 0;     // expired peers removed from staged sets
+  std::uint64_t window_positions_looked = 0;  // copy_window, past expired peers
+};
+PeerSetWork& peer_set_work() noexcept;  // this thread's
 
 template <std::size_t W>
 class PeerSet {
@@ -112,13 +165,33 @@ class PeerSet {
   static constexpr std::size_t wire_size = W;
   static constexpr std::uint32_t not_found = 0xffffffffu;
 
+  // Positions: every peer held, expired ones waiting for removal included (expire()).
   std::uint32_t count() const noexcept { return count_; }
   std::uint32_t seeders() const noexcept { return seeders_; }
   std::uint32_t leechers() const noexcept { return count_ - seeders_; }
+  // The peers a read sees: those not expired (all of them but in a staged set's expiry).
+  std::uint32_t live_seeders() const noexcept {
+    return expiring_ == 0 ? seeders_ : seeders_ - expired_seeders();
+  }
+  std::uint32_t live_leechers() const noexcept {
+    return expiring_ == 0 ? count_ - seeders_ : count_ - seeders_ - expired_leechers();
+  }
+  std::uint32_t live_count() const noexcept { return live_seeders() + live_leechers(); }
+  // An expired peer is still held (its removal pending): no read may show it. A bit of the set,
+  // so that no read of a set that holds none looks at its block's header.
+  bool expiry_pending() const noexcept { return expiring_ != 0; }
+  bool expired(std::uint32_t position) const noexcept;
   std::uint32_t capacity() const noexcept { return block_ == nullptr ? 0 : peer_capacity(class_); }
   bool empty() const noexcept { return count_ == 0; }
 
   std::uint32_t find(const std::uint8_t* wire, const HashSecret& secret) const noexcept;
+  // find(), for a read or a write: an expired peer found is removed now and not_found returned.
+  std::uint32_t find_live(const std::uint8_t* wire, SlabArena& arena,
+                          const HashSecret& secret) noexcept {
+    const std::uint32_t position = find(wire, secret);
+    if (position == not_found || expiring_ == 0) return position;
+    return unless_expired(position, arena, secret);
+  }
   // Adds a peer (must not be present); returns its position. The set grows by capacity class.
   std::uint32_t insert(const std::uint8_t* wire, bool seeder, std::uint8_t stamp, SlabArena& arena,
                        const HashSecret& secret) noexcept;
@@ -140,7 +213,8 @@ class PeerSet {
   }
 
   // Copies at most `peers_max` peers from positions [begin, end) into out, starting at a random
-  // offset and wrapping, skipping `skip` (the requester). Returns how many were copied.
+  // offset and wrapping, skipping `skip` (the requester) and expired peers (looking at no more
+  // than window_positions_max positions). Returns how many were copied.
   std::uint32_t copy_window(std::uint32_t begin, std::uint32_t end, std::uint32_t skip,
                             std::uint32_t peers_max, std::uint64_t random,
                             std::uint8_t* out) const noexcept;
@@ -149,24 +223,41 @@ class PeerSet {
   // no read ever shows a peer past its timeout, whenever the background sweep comes by).
   bool expiry_due(std::uint8_t now_stamp) const noexcept { return swept_ != now_stamp; }
 
-  // Removes peers older than timeout_s; calls on_removed(was_seeder) for each. Returns the count.
-  template <class OnRemoved>
+  // Expires the peers older than timeout_s: calls on_expired(seeders, leechers) with how many
+  // of each part expired, and returns their count. From then on no read sees them (live_*(),
+  // find_live, copy_window; snapshots write them with an age that restores nothing).
+  //  - below staged_capacity_min peers of capacity: all removed at once (fewer than 4096).
+  //  - a staged set: one pass over its stamps counts them (and marks them, peer_set.cpp
+  //    expire_mark), then expire_step removes at most `expiry_removals_per_touch` of them;
+  //    the rest go in later steps, on touches and the store's expiry step (issue 21 §2).
+  template <class OnExpired>
   std::uint32_t expire(std::uint32_t now_s, std::uint32_t timeout_s, const StampClock& clock,
                        SlabArena& arena, const HashSecret& secret,
-                       OnRemoved&& on_removed) noexcept {
-    std::uint32_t removed = 0;
+                       OnExpired&& on_expired) noexcept {
     const std::uint8_t now_stamp = clock.stamp_of(now_s);
     const std::uint32_t expiry_units = clock.expiry_units(timeout_s);
+    if (block_ != nullptr && class_ >= staged_capacity_class_min) {
+      const auto [seeders, leechers] = expire_mark(now_stamp, expiry_units, arena);
+      swept_ = now_stamp;
+      if (seeders + leechers != 0) on_expired(seeders, leechers);
+      expire_step(expiry_removals_per_touch, expiry_stamps_per_touch, arena, secret);
+      return seeders + leechers;
+    }
+    std::uint32_t seeders = 0;
+    std::uint32_t leechers = 0;
     for (std::uint32_t position = count_; position-- > 0;) {
       if (StampClock::units_since(stamps()[position], now_stamp) < expiry_units) continue;
-      const bool was_seeder = position < seeders_;
+      ++(position < seeders_ ? seeders : leechers);
       remove(position, arena, secret);
-      on_removed(was_seeder);
-      ++removed;
     }
     swept_ = now_stamp;
-    return removed;
+    if (seeders + leechers != 0) on_expired(seeders, leechers);
+    return seeders + leechers;
   }
+  // Removes up to removals_max expired peers, looking at up to stamps_max stamps; returns how
+  // many it removed. Resumes where the last step stopped.
+  std::uint32_t expire_step(std::uint32_t removals_max, std::uint32_t stamps_max, SlabArena& arena,
+                            const HashSecret& secret) noexcept;
 
   // Frees the block, the next block of a class change in progress and a retired one.
   void release(SlabArena& arena) noexcept;
@@ -190,6 +281,18 @@ class PeerSet {
 
  private:
   std::uint8_t* stamps() const noexcept { return block_ + std::size_t{capacity()} * W; }
+  // find_live's end: the position, or not_found once an expired peer there is removed.
+  std::uint32_t unless_expired(std::uint32_t position, SlabArena& arena,
+                               const HashSecret& secret) noexcept;
+  std::uint32_t expired_seeders() const noexcept;
+  std::uint32_t expired_leechers() const noexcept;
+  struct Expired {
+    std::uint32_t seeders = 0;
+    std::uint32_t leechers = 0;
+  };
+  // A staged set's expiry at now_stamp: marks and counts the peers newly expired.
+  Expired expire_mark(std::uint8_t now_stamp, std::uint32_t expiry_units,
+                      SlabArena& arena) noexcept;
   bool indexed() const noexcept { return block_ != nullptr && capacity() >= index_capacity_min; }
   static std::size_t bytes_for(std::uint8_t capacity_class) noexcept;
 
@@ -217,7 +320,9 @@ class PeerSet {
   std::uint32_t seeders_ : 24 = 0;
   // The stamp (time bits) of the unit expire() last ran in. Never older than the sweep's
   // period (timeout / 4, 16 units) when compared: no wrap can fake a match.
-  std::uint32_t swept_ : 8 = 0;
+  std::uint32_t swept_ : 7 = 0;
+  // A staged set holds expired peers: its Stage's counts are not both 0 (peer_set.cpp, E1).
+  std::uint32_t expiring_ : 1 = 0;
 };
 
 using Ipv4Peers = PeerSet<6>;

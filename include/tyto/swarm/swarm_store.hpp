@@ -25,6 +25,7 @@
 // store's SlabArena; in steady state an announce makes no heap call.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -213,6 +214,9 @@ class SwarmStore final : public store::PeerStore {
   template <class Peers, class Change>
   auto peer_set_step(const Peers& peers, Change&& change) noexcept;
   void expire_due(Swarm& swarm, std::uint32_t now_s) noexcept;  // on first touch in a unit
+  void expire_touch_step(Swarm& swarm) noexcept;  // a few of a large set's expired peers out
+  void follow_expiry(const InfoHash& info_hash) noexcept;  // into expiring_, if room
+  void expire_followed() noexcept;                         // the expiry step's share
   // The stamp of now_s, worked out once a second (a division) rather than per announce.
   std::uint8_t stamp_now(std::uint32_t now_s) noexcept {
     if (now_s != stamp_second_) {
@@ -262,6 +266,10 @@ class SwarmStore final : public store::PeerStore {
   std::uint32_t migrate_stop_ = 0;       // the empty entry where migration started and ends
   std::uint32_t previous_released_ = 0;  // previous_'s pages before it (from the start) released
   std::uint32_t sweep_cursor_ = 0;       // next record the expiry sweep visits
+  // Swarms with a large set whose expired peers are being removed (expire_due).
+  static constexpr std::uint32_t expiring_swarms_max = 16;
+  std::array<InfoHash, expiring_swarms_max> expiring_{};
+  std::uint32_t expiring_count_ = 0;
   std::uint32_t last_expire_s_ = 0;
   StoreCounters counters_;
   OwnerThread owner_;  // the shard's thread; debug builds check every operation
