@@ -8,6 +8,7 @@
 #include <span>
 #include <vector>
 
+#include "tyto/core/bytes.hpp"
 #include "tyto/store/batch_codec.hpp"
 
 namespace {
@@ -26,10 +27,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (const AccountingBatch& batch : decoded.batches) {
     check(batch.deltas.size() <= batch_deltas_max);
     check(at + batch_record_header_size <= decoded.bytes_used);
-    const std::uint8_t version = bytes[at + 4];
-    const std::size_t record_size =
-        batch_record_header_size + (std::size_t{bytes[at + 5]} << 24 | std::size_t{bytes[at + 6]} << 16 |
-                                    std::size_t{bytes[at + 7]} << 8 | std::size_t{bytes[at + 8]});
+    tyto::ByteReader header(bytes.subspan(at, batch_record_header_size));
+    header.bytes(4);  // the magic
+    const std::uint8_t version = header.u8();
+    const std::size_t record_size = batch_record_header_size + header.u32();
     std::vector<std::uint8_t> again;
     append_batch_record(batch, again);
     if (version == 3) {

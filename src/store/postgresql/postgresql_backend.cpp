@@ -1016,16 +1016,28 @@ void PostgresBackend::add_rows(std::vector<Query>& queries, const AccountingBatc
                                  ArrayText(deltas_count), ArrayText(deltas_count),
                                  ArrayText(deltas_count), ArrayText(deltas_count),
                                  ArrayText(deltas_count)};
-  std::array<ArrayText, 6> deletes{ArrayText(0), ArrayText(0), ArrayText(0),
-                                   ArrayText(0), ArrayText(0), ArrayText(0)};
+  // A peer's key and a point of its counters (a close's baseline, a stop), as deletes and stops
+  // take them.
+  using KeyPoint = std::array<ArrayText, 6>;
+  const auto add_key_point = [](KeyPoint& columns, const PeerKey& key, std::uint64_t unix_s,
+                                std::uint64_t uploaded, std::uint64_t downloaded) {
+    columns[0].add(key.user_id);
+    columns[1].add(key.torrent_id);
+    columns[2].add_hex(key.peer_id.bytes);
+    columns[3].add(unix_s);
+    columns[4].add(uploaded);
+    columns[5].add(downloaded);
+  };
+  KeyPoint deletes{ArrayText(0), ArrayText(0), ArrayText(0),
+                   ArrayText(0), ArrayText(0), ArrayText(0)};
+  KeyPoint stops{ArrayText(0), ArrayText(0), ArrayText(0),
+                 ArrayText(0), ArrayText(0), ArrayText(0)};
   for (const AccountingDelta& delta : batch.deltas) {
+    const StopPoint stop = stop_of(delta);
+    if (stop.unix_s != 0) add_key_point(stops, delta.key, stop.unix_s, stop.uploaded, stop.downloaded);
     if (delta.closed && !batch.arbitrate) {  // arbitrated, a tombstone is put instead
-      deletes[0].add(delta.key.user_id);
-      deletes[1].add(delta.key.torrent_id);
-      deletes[2].add_hex(delta.key.peer_id.bytes);
-      deletes[3].add(delta.announced_unix_s);
-      deletes[4].add(delta.baseline_uploaded);
-      deletes[5].add(delta.baseline_downloaded);
+      add_key_point(deletes, delta.key, delta.announced_unix_s, delta.baseline_uploaded,
+                    delta.baseline_downloaded);
       continue;
     }
     if (delta.keeps_stored_baseline) continue;  // the row is locked: nobody else changes it
@@ -1037,27 +1049,13 @@ void PostgresBackend::add_rows(std::vector<Query>& queries, const AccountingBatc
     puts[5].add(delta.announced_unix_s);
     puts[6].add_bool(delta.seeding);
     puts[7].add_bool(delta.closed);
-    const StopPoint stop = stop_of(delta);
     puts[8].add(stop.unix_s);
     puts[9].add(stop.uploaded);
     puts[10].add(stop.downloaded);
   }
-  {  // stops first: whether a baseline replaces a row depends on the row's stop
-    std::array<ArrayText, 6> stops{ArrayText(0), ArrayText(0), ArrayText(0),
-                                   ArrayText(0), ArrayText(0), ArrayText(0)};
-    for (const AccountingDelta& delta : batch.deltas) {
-      const StopPoint stop = stop_of(delta);
-      if (stop.unix_s == 0) continue;
-      stops[0].add(delta.key.user_id);
-      stops[1].add(delta.key.torrent_id);
-      stops[2].add_hex(delta.key.peer_id.bytes);
-      stops[3].add(stop.unix_s);
-      stops[4].add(stop.uploaded);
-      stops[5].add(stop.downloaded);
-    }
-    Query& stopped = queries.emplace_back(Query::run(stops_put));
-    for (ArrayText& column : stops) stopped.add_owned(std::move(column).done());
-  }
+  // Stops first: whether a baseline replaces a row depends on the row's stop.
+  Query& stopped = queries.emplace_back(Query::run(stops_put));
+  for (ArrayText& column : stops) stopped.add_owned(std::move(column).done());
   Query& put = queries.emplace_back(Query::run(peers_put));
   for (ArrayText& column : puts) put.add_owned(std::move(column).done());
   Query& erase = queries.emplace_back(Query::run(peers_delete));
