@@ -264,7 +264,7 @@ class SqliteFixture {
 
  private:
   std::unique_ptr<Backend> open_sqlite() {
-    auto opened = open_backend("sqlite:" + path_ + "?busy_timeout_ms=50");
+    auto opened = open_backend("sqlite:" + path_ + "?busy_timeout_ms=50&cache_mib=8");
     EXPECT_TRUE(opened.ok()) << opened.error();
     return opened.ok() ? std::move(opened.value()) : nullptr;
   }

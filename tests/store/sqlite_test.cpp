@@ -20,6 +20,11 @@ TEST(OpenBackend, KnowsItsSchemesAndSqliteOptions) {
   EXPECT_FALSE(open_backend("sqlite:/tmp/x.db?busy_timeout_ms=").ok());
   EXPECT_FALSE(open_backend("sqlite:/tmp/x.db?busy_timeout_ms=5x").ok());
   EXPECT_FALSE(open_backend("sqlite:/tmp/x.db?busy_timeout_ms=600001").ok());
+  EXPECT_FALSE(open_backend("sqlite:/tmp/x.db?cache_mib=").ok());
+  EXPECT_FALSE(open_backend("sqlite:/tmp/x.db?cache_mib=65537").ok());
+  EXPECT_FALSE(open_backend("sqlite:/tmp/x.db?busy_timeout_ms=50&cache_mib=x").ok());
+  EXPECT_FALSE(open_backend("sqlite:/tmp/x.db?busy_timeout_ms=50&").ok());
+  EXPECT_FALSE(open_backend("sqlite:/tmp/x.db?busy_timeout_ms").ok());
   EXPECT_FALSE(open_backend("sqlite:/nonexistent-dir/tyto.db").ok());
 }
 

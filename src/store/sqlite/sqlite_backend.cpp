@@ -27,6 +27,11 @@ namespace {
 
 constexpr std::uint32_t busy_timeout_ms_default = 5000;
 constexpr std::uint32_t busy_timeout_ms_max = 600000;
+// SQLite's page cache (its own, per connection; the default is 2 MiB). A batch's upserts land on
+// pages spread over tyto_peers and tyto_transfers, and a page not in the cache is read back with
+// a pread each time. Memory is taken as pages are used, up to the limit.
+constexpr std::uint32_t cache_mib_default = 64;
+constexpr std::uint32_t cache_mib_max = 65536;
 
 // Each migration runs once, in its own transaction, recorded in tyto_schema_migrations. Never
 // edit one that shipped: add the next number.
@@ -989,7 +994,33 @@ Result<std::vector<CompletionCount>, std::string> SqliteBackend::load_completion
 struct Location {
   std::string path;
   std::uint32_t busy_timeout_ms = busy_timeout_ms_default;
+  std::uint32_t cache_mib = cache_mib_default;
 };
+
+// One `name=N` option of the location's query into `value` (0..max).
+std::string parse_option(std::string_view option, Location& parsed) {
+  const auto equals = option.find('=');
+  const std::string_view name = option.substr(0, equals);
+  std::uint32_t* value = nullptr;
+  std::uint32_t max = 0;
+  if (name == "busy_timeout_ms") {
+    value = &parsed.busy_timeout_ms;
+    max = busy_timeout_ms_max;
+  } else if (name == "cache_mib") {
+    value = &parsed.cache_mib;
+    max = cache_mib_max;
+  }
+  if (value == nullptr || equals == std::string_view::npos) {
+    return fmt::format("sqlite: unknown option '{}' (busy_timeout_ms=N, cache_mib=N)", option);
+  }
+  const std::string_view text = option.substr(equals + 1);
+  const char* end = text.data() + text.size();
+  const auto [at, failed] = std::from_chars(text.data(), end, *value);
+  if (text.empty() || failed != std::errc{} || at != end || *value > max) {
+    return fmt::format("sqlite: {} '{}' is not 0..{}", name, text, max);
+  }
+  return "";
+}
 
 Result<Location, std::string> parse_location(std::string_view location) {
   Location parsed;
@@ -998,20 +1029,15 @@ Result<Location, std::string> parse_location(std::string_view location) {
   if (parsed.path.empty())
     return Failure{std::string("sqlite: the URI names no file (sqlite:PATH)")};
   if (query_at == std::string_view::npos) return parsed;
-  constexpr std::string_view option = "busy_timeout_ms=";
-  const std::string_view query = location.substr(query_at + 1);
-  if (!query.starts_with(option)) {
-    return Failure{fmt::format("sqlite: unknown option '{}' (busy_timeout_ms=N)", query)};
+  std::string_view query = location.substr(query_at + 1);
+  while (true) {
+    const auto amp = query.find('&');
+    if (std::string failed = parse_option(query.substr(0, amp), parsed); !failed.empty()) {
+      return Failure{std::move(failed)};
+    }
+    if (amp == std::string_view::npos) return parsed;
+    query.remove_prefix(amp + 1);
   }
-  const std::string_view value = query.substr(option.size());
-  const char* end = value.data() + value.size();
-  const auto [at, failed] = std::from_chars(value.data(), end, parsed.busy_timeout_ms);
-  if (value.empty() || failed != std::errc{} || at != end ||
-      parsed.busy_timeout_ms > busy_timeout_ms_max) {
-    return Failure{
-        fmt::format("sqlite: busy_timeout_ms '{}' is not 0..{}", value, busy_timeout_ms_max)};
-  }
-  return parsed;
 }
 
 }  // namespace
@@ -1033,7 +1059,9 @@ Result<std::unique_ptr<Backend>, std::string> open(std::string_view location) {
   sqlite3_busy_timeout(db, static_cast<int>(parsed.value().busy_timeout_ms));
   // WAL: the site reads while tyto writes. FULL: a committed batch survives a power cut (WAL's
   // default NORMAL may lose the last commits, and with them their baselines).
-  const char* setup[] = {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL"};
+  const std::string cache_size =
+      fmt::format("PRAGMA cache_size=-{}", std::uint64_t{parsed.value().cache_mib} * 1024);
+  const char* setup[] = {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", cache_size.c_str()};
   for (const char* sql : setup) {
     sqlite3_stmt* statement = nullptr;
     if (sqlite3_prepare_v2(db, sql, -1, &statement, nullptr) != SQLITE_OK) {
