@@ -98,8 +98,36 @@ bool RowTable<Row, Key>::migrated(std::uint32_t slot) const noexcept {
 
 template <class Row, class Key>
 const Row* RowTable<Row, Key>::find(const Key& key) const noexcept {
+  return find(key, hash(key));
+}
+
+template <class Row, class Key>
+std::uint64_t RowTable<Row, Key>::start_find(const Key& key) const noexcept {
+  const std::uint64_t key_hash = hash(key);
+  __builtin_prefetch(&current_.entries[oa::home_of(oa::tag_of(key_hash), current_.capacity)]);
+  return key_hash;
+}
+
+template <class Row, class Key>
+void RowTable<Row, Key>::prefetch_row(std::uint64_t key_hash) const noexcept {
+  // The home's cache line or so: further entries are misses start_find did not overlap.
+  constexpr std::uint32_t entries_looked_at_max = 8;
+  const std::uint32_t tag = oa::tag_of(key_hash);
+  const std::uint32_t slot = oa::find_near<IndexTraits>(
+      std::span<const std::uint64_t>(current_.entries, current_.capacity),
+      oa::home_of(tag, current_.capacity), entries_looked_at_max,
+      [tag](std::uint64_t entry) { return IndexTraits::tag(entry) == tag; });
+  if (slot == current_.capacity) return;
+  const auto* bytes = reinterpret_cast<const char*>(&row(IndexTraits::position(current_.entries[slot])));
+  __builtin_prefetch(bytes);
+  if constexpr (sizeof(Row) > 64) __builtin_prefetch(bytes + sizeof(Row) - 1);  // straddles
+}
+
+template <class Row, class Key>
+const Row* RowTable<Row, Key>::find(const Key& key, std::uint64_t key_hash) const noexcept {
+  TYTO_DEBUG_ASSERT(key_hash == hash(key));
   // entry_of changes nothing; it is non-const only to hand out entries put and remove write.
-  const std::uint64_t* entry = const_cast<RowTable*>(this)->entry_of(key, hash(key)).second;
+  const std::uint64_t* entry = const_cast<RowTable*>(this)->entry_of(key, key_hash).second;
   return entry == nullptr ? nullptr : &row(IndexTraits::position(*entry));
 }
 

@@ -505,7 +505,48 @@ const char* Shard::admit_member(std::string_view passkey_segment, const Announce
     return "passkey required: use the announce URL from your account page";
   }
   const auto passkey = passkey_of(passkey_segment);
-  const store::UserRow* user = passkey ? catalogue_->user(*passkey) : nullptr;
+  return admit_user(passkey ? catalogue_->user(*passkey) : nullptr, request, member);
+}
+
+std::optional<store::Passkey> Shard::parse_passkey(std::string_view passkey_segment) noexcept {
+  return passkey_of(passkey_segment);
+}
+
+void Shard::begin_read_ahead(const InfoHash& info_hash, const store::Passkey* passkey,
+                             PrivateReadAhead& ahead) const noexcept {
+  TYTO_DEBUG_ASSERT(private_tracker());
+  ahead.has_passkey = passkey != nullptr;
+  if (passkey != nullptr) {
+    ahead.passkey = *passkey;
+    ahead.user_hash = catalogue_->users().start_find(*passkey);
+  }
+  ahead.torrent_hash = catalogue_->torrents().start_find(info_hash);
+  ahead.torrent = nullptr;
+  ahead.refused = false;
+}
+
+void Shard::read_ahead_rows(const PrivateReadAhead& ahead) const noexcept {
+  if (ahead.has_passkey) catalogue_->users().prefetch_row(ahead.user_hash);
+  catalogue_->torrents().prefetch_row(ahead.torrent_hash);
+}
+
+const char* Shard::finish_read_ahead(PrivateReadAhead& ahead, const AnnounceRequest& request,
+                                     Member& member) noexcept {
+  if (ahead.has_passkey) {
+    const char* refusal =
+        admit_user(catalogue_->users().find(ahead.passkey, ahead.user_hash), &request, member);
+    if (refusal != nullptr) return refusal;
+  }
+  ahead.torrent = catalogue_->torrents().find(request.info_hash, ahead.torrent_hash);
+  if (ahead.torrent != nullptr && member.user_id != 0) {
+    ledger_->prefetch({member.user_id, ahead.torrent->torrent_id, request.peer_id});
+  }
+  return nullptr;
+}
+
+const char* Shard::admit_user(const store::UserRow* user, const AnnounceRequest* request,
+                              Member& member) noexcept {
+  member = Member{};
   if (user == nullptr) {
     ++private_counters_.refused_passkey_unknown;
     return "unknown passkey";
@@ -533,7 +574,8 @@ const char* Shard::admit_member(std::string_view passkey_segment, const Announce
 
 AnnounceReply Shard::apply_announce(const AnnounceRequest& request, const Member& member,
                                     std::span<std::uint8_t> peers_out, std::uint64_t& ticket,
-                                    const store::SwarmLookup* lookup) noexcept {
+                                    const store::SwarmLookup* lookup,
+                                    const PrivateReadAhead* ahead) noexcept {
   TYTO_DEBUG_ASSERT(owner_of(request.info_hash) == index_);
   ticket = 0;
   if (member.user_id == 0) {
@@ -547,7 +589,9 @@ AnnounceReply Shard::apply_announce(const AnnounceRequest& request, const Member
     return reply;
   }
   TYTO_ASSERT(private_tracker());
-  const store::TorrentRow* torrent = catalogue_->torrent(request.info_hash);
+  const store::TorrentRow* torrent =
+      ahead != nullptr ? ahead->torrent : catalogue_->torrent(request.info_hash);
+  TYTO_DEBUG_ASSERT(torrent == catalogue_->torrent(request.info_hash));
   if (torrent == nullptr) {
     ++private_counters_.refused_torrent_unregistered;
     return {AnnounceStatus::torrent_unregistered};
@@ -790,7 +834,7 @@ void Shard::open_completions() {
   }
 }
 
-void Shard::note_completion(const InfoHash& info_hash, AnnounceReply& reply) noexcept {
+void Shard::note_completion(const InfoHash& info_hash, const AnnounceReply& reply) noexcept {
   if (reply.status != AnnounceStatus::ok) return;
   if (reply.completion_counted && !completions_->count(info_hash)) {
     TYTO_LOG_LIMITED(log::Level::warning,
@@ -798,7 +842,6 @@ void Shard::note_completion(const InfoHash& info_hash, AnnounceReply& reply) noe
                      "memory only",
                      index_, completions_->capacity());
   }
-  reply.completed = std::max(reply.completed, clamp32(completions_->completed(info_hash)));
 }
 
 ScrapeEntry Shard::scrape(const InfoHash& info_hash) noexcept {

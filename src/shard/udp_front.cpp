@@ -45,7 +45,8 @@ void UdpFront::on_completion(const io_uring_cqe& cqe) noexcept {
 }
 
 void UdpFront::queue_announce(const AnnounceRequest& request, const Member& member,
-                              std::uint32_t transaction_id, const net::UdpRoute& route) noexcept {
+                              std::uint32_t transaction_id, const net::UdpRoute& route,
+                              const store::Passkey* passkey) noexcept {
   TYTO_DEBUG_ASSERT(shard_.owner_of(request.info_hash) == shard_.index());
   if (queued_count_ == queued_.size()) apply_queued();
   TYTO_ASSERT(queued_count_ < queued_.size());
@@ -55,6 +56,9 @@ void UdpFront::queue_announce(const AnnounceRequest& request, const Member& memb
   queued.request = request;
   queued.member = member;
   queued_lookups_[queued_count_] = shard_.peer_store().start_lookup(request.info_hash);
+  if (shard_.private_tracker()) {
+    shard_.begin_read_ahead(request.info_hash, passkey, queued_private_[queued_count_]);
+  }
   ++queued_count_;
 }
 
@@ -65,10 +69,23 @@ void UdpFront::apply_queued() noexcept {
   if (count == 0) return;
   // Adds where it saw each record (SwarmLookup::position_hint).
   shard_.peer_store().prefetch({queued_lookups_.data(), count});
+  const bool private_tracker = shard_.private_tracker();
+  if (private_tracker) {
+    for (std::uint32_t i = 0; i < count; ++i) shard_.read_ahead_rows(queued_private_[i]);
+    for (std::uint32_t i = 0; i < count; ++i) {
+      ForwardedUdpAnnounce& announce = queued_[i];
+      if (const char* refusal =
+              shard_.finish_read_ahead(queued_private_[i], announce.request, announce.member)) {
+        send_error(announce.transaction_id, refusal, announce.route);
+        queued_private_[i].refused = true;  // answered: not applied below
+      }
+    }
+  }
   for (std::uint32_t i = 0; i < count; ++i) {
     const ForwardedUdpAnnounce& announce = queued_[i];
+    if (private_tracker && queued_private_[i].refused) continue;
     apply_announce(announce.request, announce.member, announce.transaction_id, announce.route,
-                   queued_lookups_[i]);
+                   queued_lookups_[i], private_tracker ? &queued_private_[i] : nullptr);
   }
   TYTO_ASSERT(queued_count_ == count);  // applying queues nothing
   queued_count_ = 0;
@@ -133,6 +150,7 @@ void UdpFront::on_announce(const udp::AnnounceRequest& request,
     send_error(request.transaction_id, not_allowed_reason, route);
     return;
   }
+  const std::uint32_t owner = shard_.owner_of(request.announce.info_hash);
   Member member;
   if (shard_.private_tracker()) {
     // BEP 41: udp://host:port/<passkey>/announce sends "/<passkey>/announce" as URL data.
@@ -147,12 +165,18 @@ void UdpFront::on_announce(const udp::AnnounceRequest& request,
                            passkey) != proto::http::Path::announce) {
       passkey = {};
     }
+    // An owned announce with a well-formed passkey is admitted in its batch (read ahead).
+    if (owner == shard_.index()) {
+      if (const auto parsed = Shard::parse_passkey(passkey)) {
+        queue_announce(request.announce, member, request.transaction_id, route, &*parsed);
+        return;
+      }
+    }
     if (const char* refusal = shard_.admit_member(passkey, &request.announce, member)) {
       send_error(request.transaction_id, refusal, route);
       return;
     }
   }
-  const std::uint32_t owner = shard_.owner_of(request.announce.info_hash);
   if (owner == shard_.index()) {
     queue_announce(request.announce, member, request.transaction_id, route);
     return;
@@ -167,7 +191,8 @@ void UdpFront::on_announce(const udp::AnnounceRequest& request,
 
 void UdpFront::apply_announce(const AnnounceRequest& request, const Member& member,
                               std::uint32_t transaction_id, const net::UdpRoute& route,
-                              const store::SwarmLookup& lookup) noexcept {
+                              const store::SwarmLookup& lookup,
+                              const PrivateReadAhead* ahead) noexcept {
   TYTO_DEBUG_ASSERT(shard_.owner_of(request.info_hash) == shard_.index());
   const auto slot = udp_.acquire_send_slot();
   if (!slot) return;
@@ -181,7 +206,7 @@ void UdpFront::apply_announce(const AnnounceRequest& request, const Member& memb
   const AnnounceReply reply = shard_.apply_announce(
       request, member,
       buffer.subspan(limits::udp_announce_reply_header_size, std::size_t{peers_max} * wire_size),
-      ticket, &lookup);
+      ticket, &lookup, ahead);
   if (ticket != 0) {
     // A `stopped` selects no peers: the counts are the whole reply, sent once it is durable.
     TYTO_ASSERT(reply.peers_count == 0);

@@ -6,8 +6,8 @@ import json
 import os
 import random
 import socket
-import socket
 import sqlite3
+import struct
 import subprocess
 import sys
 import tempfile
@@ -179,6 +179,62 @@ class PrivateTest(unittest.TestCase):
         self.assertIsNone(self.site.transfer(2, 10))
         self.assertEqual(self.site.execute("SELECT count(*) FROM tyto_peers WHERE user_id = 2")[0][0],
                          0)
+
+    def test_refusals_over_udp_in_one_burst_each_get_their_reason(self):
+        # An owned UDP announce is admitted by passkey in its batch (UdpFront::apply_queued reads
+        # the batch's users, torrents and ledger entries ahead): sent back to back, refused and
+        # admitted announces share batches, and each must get its own answer.
+        self.start()
+        client = Client(("127.0.0.1", self.port))
+        client.connect()
+        peer = b"-lt0D80-" + b"b" * 12
+        cases = [
+            (None, T1, peer, "passkey required"),
+            ("nobody", T1, peer, "unknown passkey"),
+            ("alice-key_1", T1, peer, "unknown passkey"),  # case matters
+            ("bob", T1, peer, "account disabled"),
+            ("%62o%62", T1, peer, "account disabled"),  # percent-encoded: bob
+            ("carol", T1, peer, "may not download"),
+            ("alice-Key_1", T3, peer, "not registered"),
+            ("alice-Key_1", T1, b"-BAD001-" + b"b" * 12, "client not allowed"),
+        ]
+        admitted = [("alice-Key_1", T1, b"-lt0D80-%012d" % i, None) for i in range(2)] + [
+            ("alice-Key_1", T2, b"-lt0D80-%012d" % i, None) for i in range(2)]
+        burst = [cases[i // 2] if i % 2 == 0 else admitted[i // 2 % len(admitted)]
+                 for i in range(2 * len(cases))]
+        expected = {}
+        for index, (passkey, info_hash, peer_id, reason) in enumerate(burst):
+            transaction_id = 1000 + index
+            options = b"" if passkey is None else url_data_options(
+                b"/" + passkey.encode() + b"/announce")
+            client.sock.sendto(struct.pack(
+                ">QII20s20sQQQIIIiH", client.connection_id, 1, transaction_id, info_hash, peer_id,
+                0, 10, 0, 0, 0, 0, -1, 6881) + options, client.address)
+            expected[transaction_id] = reason
+        answers = {}
+        deadline = time.monotonic() + 10
+        while len(answers) < len(expected) and time.monotonic() < deadline:
+            reply, _ = client.sock.recvfrom(4096)
+            action, transaction_id = struct.unpack(">II", reply[:8])
+            answers[transaction_id] = reply[8:].decode() if action == 3 else None
+            self.assertIn(action, (1, 3), reply)
+        self.assertEqual(len(answers), len(expected))
+        for transaction_id, reason in expected.items():
+            if reason is None:
+                self.assertIsNone(answers[transaction_id], transaction_id)
+            else:
+                self.assertIn(reason, answers[transaction_id] or "", transaction_id)
+        client.close()
+        counters = self.stop()
+        self.assertEqual(counters["private_refused_passkey_missing"], 1)
+        self.assertEqual(counters["private_refused_passkey_unknown"], 2)
+        self.assertEqual(counters["private_refused_user_disabled"], 2)
+        self.assertEqual(counters["private_refused_leech_not_allowed"], 1)
+        self.assertEqual(counters["private_refused_torrent_unregistered"], 1)
+        self.assertEqual(counters["private_refused_client"], 1)
+        # Only alice's four peers were recorded (a graceful stop writes every baseline).
+        self.assertEqual(self.site.execute(
+            "SELECT user_id, count(*) FROM tyto_peers GROUP BY user_id"), [(1, 4)])
 
     def test_http_accounting_credits_deltas_with_factors_and_a_snatch(self):
         self.start(cores="0-1")

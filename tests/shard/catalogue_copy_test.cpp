@@ -31,6 +31,12 @@ TEST(CatalogueCopy, UsersByExactPasskey) {
   EXPECT_EQ(copy.user(*store::Passkey::parse("Abc"))->user_id, 1u);
   EXPECT_EQ(copy.user(*store::Passkey::parse("abc")), nullptr);  // case matters
   EXPECT_EQ(copy.user(*store::Passkey::parse("Abcd")), nullptr);
+  for (const char* text : {"Abc", "abc", "Abcd"}) {  // the batch read-ahead's lookup alike
+    const store::Passkey passkey = *store::Passkey::parse(text);
+    const std::uint64_t key_hash = copy.users().start_find(passkey);
+    copy.users().prefetch_row(key_hash);
+    EXPECT_EQ(copy.users().find(passkey, key_hash), copy.user(passkey)) << text;
+  }
   auto disabled = user(1, "Abc");
   disabled.enabled = false;
   copy.put_user(disabled);  // replaces
@@ -111,6 +117,11 @@ TEST(CatalogueCopy, TorrentsStayFoundWhileTheIndexGrowsIncrementally) {
       ASSERT_NE(copy.torrent(hash), nullptr) << step;
       ASSERT_EQ(copy.torrent(hash)->torrent_id, step + 1) << step;
     }
+    // The batch read-ahead's lookup (start_find, prefetch_row, find by hash) finds the same
+    // row in either index, growing or not.
+    const std::uint64_t key_hash = copy.torrents().start_find(hash);
+    copy.torrents().prefetch_row(key_hash);
+    ASSERT_EQ(copy.torrents().find(hash, key_hash), copy.torrent(hash)) << step;
     if (step % 25'000 == 0 || (copy.growing() && step % 997 == 0)) {
       checkpoints_growing += copy.growing();
       copy.verify();

@@ -43,6 +43,14 @@ class RowTable {
   // Start-up, on an empty table: an index for rows_count rows that needs no growth on the way.
   void reserve(std::size_t rows_count);
   const Row* find(const Key& key) const noexcept;
+  // Read-ahead over a batch of lookups (the misses of a table far larger than the cache
+  // overlap): start_find hashes the key and prefetches its home entry; prefetch_row, once that
+  // entry has had time to arrive, prefetches the row of the first entry near the home whose
+  // tag matches (the key is not compared); find(key, hash) then finds without hashing again.
+  // Only the current index is read ahead: a growing table's previous one is left to find().
+  std::uint64_t start_find(const Key& key) const noexcept;
+  void prefetch_row(std::uint64_t key_hash) const noexcept;
+  const Row* find(const Key& key, std::uint64_t key_hash) const noexcept;
   void put(const Row& row);  // inserts, or replaces the row with the same key
   bool remove(const Key& key) noexcept;
   std::size_t size() const noexcept { return size_; }
@@ -111,6 +119,9 @@ class CatalogueCopy {
   const store::TorrentRow* torrent(const InfoHash& info_hash) const noexcept {
     return torrents_.find(info_hash);
   }
+  // Read-ahead (RowTable::start_find, prefetch_row) for a batch of announces.
+  const RowTable<store::UserRow, store::Passkey>& users() const noexcept { return users_; }
+  const RowTable<store::TorrentRow, InfoHash>& torrents() const noexcept { return torrents_; }
   // A matching denied prefix refuses; with any allowed prefix held, only matching clients pass.
   bool client_allowed(const PeerId& peer_id) const noexcept;
 

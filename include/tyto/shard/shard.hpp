@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <variant>
@@ -87,15 +88,29 @@ class Shard {
   // announce (its left and peer_id are checked), or null for a scrape. Public mode: always on.
   const char* admit_member(std::string_view passkey_segment, const AnnounceRequest* request,
                            Member& member) noexcept;
+  // The passkey a URL path segment names (percent-decoded), or nullopt when none could.
+  static std::optional<store::Passkey> parse_passkey(std::string_view passkey_segment) noexcept;
+  // Private mode's read-ahead over a batch of owned announces (UdpFront::apply_queued), in three
+  // steps each a pass over the batch, so the batch's cache misses overlap: begin (when queued:
+  // hashes, index entries), rows (the user's and the torrent's rows), finish (admission by the
+  // passkey when `passkey` was given, else the member came admitted; the torrent found; the
+  // ledger's entry read ahead): nullptr, or the refusal as admit_member gives it.
+  void begin_read_ahead(const InfoHash& info_hash, const store::Passkey* passkey,
+                        PrivateReadAhead& ahead) const noexcept;
+  void read_ahead_rows(const PrivateReadAhead& ahead) const noexcept;
+  const char* finish_read_ahead(PrivateReadAhead& ahead, const AnnounceRequest& request,
+                                Member& member) noexcept;
   // On the owner: applies an announce for `member` (private mode: the torrent must be
   // registered and the peer admitted by the ledger, then it is accounted), writing peers into
   // peers_out as PeerStore::announce does. `ticket` is set (non-zero) when the reply must be
   // held until the accounting is durable (storage.sync = "always", a `stopped`): the caller
   // hands the reply to hold_reply() instead of sending it. `lookup`: this shard's store began
-  // it for this request's info_hash (start_lookup), or null.
+  // it for this request's info_hash (start_lookup), or null. `ahead`: finish_read_ahead found
+  // the torrent for this request, or null.
   AnnounceReply apply_announce(const AnnounceRequest& request, const Member& member,
                                std::span<std::uint8_t> peers_out, std::uint64_t& ticket,
-                               const store::SwarmLookup* lookup = nullptr) noexcept;
+                               const store::SwarmLookup* lookup = nullptr,
+                               const PrivateReadAhead* ahead = nullptr) noexcept;
   // A reply waiting for its durability ticket; released by the storage bridge's `durable`.
   struct HeldUdpReply {
     net::UdpRoute route;
@@ -166,9 +181,13 @@ class Shard {
   bool storage_bridge_used() const noexcept {
     return catalogue_ != nullptr || completions_ != nullptr;
   }
-  // After the store applied an announce: counts its completion for the storage and raises the
-  // reply's completed count to the persisted one.
-  void note_completion(const InfoHash& info_hash, AnnounceReply& reply) noexcept;
+  // After the store applied an announce: counts its completion for the storage. The persisted
+  // total is not looked up: no announce answer carries a completed count (BEP 15's has none,
+  // and the HTTP answer says complete and incomplete), only a scrape's (scrape() raises it).
+  void note_completion(const InfoHash& info_hash, const AnnounceReply& reply) noexcept;
+  // admit_member with the passkey's user found (nullptr: unknown passkey).
+  const char* admit_user(const store::UserRow* user, const AnnounceRequest* request,
+                         Member& member) noexcept;
   AnnounceReply store_announce(const AnnounceRequest& request, const store::SwarmLookup* lookup,
                                std::span<std::uint8_t> peers_out) noexcept;
   std::size_t flush_completions() noexcept;

@@ -11,7 +11,9 @@
 // (copied: the receive buffer is recycled at once) and applied as a batch by apply_queued(),
 // after the store read ahead over the whole batch (PeerStore::prefetch), so the batch's cache
 // misses overlap. Announces other shards forward are queued the same way as the mailboxes are
-// drained. The completions are walked once per turn; the queue is empty again at the end of
+// drained. In private mode the batch also reads ahead the passkey's user, the torrent and the
+// ledger entry, and admits by passkey there (an owned announce's passkey is checked in the
+// batch, not as its datagram is handled). The completions are walked once per turn; the queue is empty again at the end of
 // every step of the turn that fills it (the mailboxes, the completions).
 #pragma once
 
@@ -27,12 +29,24 @@
 #include "tyto/proto/udp.hpp"
 #include "tyto/shard/ledger.hpp"
 #include "tyto/shard/messages.hpp"
+#include "tyto/store/catalogue.hpp"
 #include "tyto/store/peer_store.hpp"
 
 namespace tyto::shard {
 
 class Shard;
 struct PendingScrape;
+
+// Private mode: what the owner reads ahead for a queued announce (Shard::begin_read_ahead,
+// read_ahead_rows, finish_read_ahead) before the batch is applied.
+struct PrivateReadAhead {
+  store::Passkey passkey;  // to admit by, when has_passkey (else the member came admitted)
+  bool has_passkey = false;
+  std::uint64_t user_hash = 0;
+  std::uint64_t torrent_hash = 0;
+  const store::TorrentRow* torrent = nullptr;  // finish_read_ahead's (nullptr: unregistered)
+  bool refused = false;  // finish_read_ahead refused it (answered; not to be applied)
+};
 
 class UdpFront {
  public:
@@ -48,8 +62,11 @@ class UdpFront {
   void on_completion(const io_uring_cqe& cqe) noexcept;
   // On the owner: queues an announce for apply_queued() (applying the queue first when full):
   // received here, or forwarded by another shard (Shard::on_message), read ahead alike.
+  // In private mode `passkey`, when given, is still to be checked: the batch admits it (a
+  // refusal is answered from apply_queued).
   void queue_announce(const AnnounceRequest& request, const Member& member,
-                      std::uint32_t transaction_id, const net::UdpRoute& route) noexcept;
+                      std::uint32_t transaction_id, const net::UdpRoute& route,
+                      const store::Passkey* passkey = nullptr) noexcept;
   // Applies the queued announces (read ahead over all of them first) and sends their replies.
   void apply_queued() noexcept;
   void send_scrape_reply(const PendingScrape& pending) noexcept;
@@ -68,7 +85,7 @@ class UdpFront {
   // On the owner: applies a queued announce (its lookup read ahead) and sends the reply.
   void apply_announce(const AnnounceRequest& request, const Member& member,
                       std::uint32_t transaction_id, const net::UdpRoute& route,
-                      const store::SwarmLookup& lookup) noexcept;
+                      const store::SwarmLookup& lookup, const PrivateReadAhead* ahead) noexcept;
   void send_connect_reply(std::uint32_t transaction_id, const net::Datagram& datagram) noexcept;
   void send_error(std::uint32_t transaction_id, std::string_view message,
                   const net::UdpRoute& route) noexcept;
@@ -81,6 +98,8 @@ class UdpFront {
   // store). The lookups sit apart so the store reads ahead over them in place.
   std::array<ForwardedUdpAnnounce, store::PeerStore::prefetch_batch_max> queued_;
   std::array<store::SwarmLookup, store::PeerStore::prefetch_batch_max> queued_lookups_;
+  // Private mode: each queued announce's read-ahead (Shard::begin_read_ahead), same index.
+  std::array<PrivateReadAhead, store::PeerStore::prefetch_batch_max> queued_private_;
   std::uint32_t queued_count_ = 0;
 };
 
