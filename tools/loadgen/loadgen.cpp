@@ -5,11 +5,10 @@
 // HTTP mode: --sockets TCP connections, each from its own source address. --keep-alive 1 (the
 // default) keeps them open with up to --inflight requests pipelined on each; --keep-alive 0 sends
 // one request per connection with "Connection: close" and reconnects (what trackers that close
-// after each response, like opentracker, get from clients), on io_uring (HttpCloseGenerator).
-// A response counts when it is a whole HTTP 200 with a bencoded body of the right kind; a failure
-// reason or another status is an error. The result line also gives the generator's own CPU
-// (load_cpu_share of a core, load_cpu_us_per_response): below a whole core, it waited for the
-// server; at a whole core, the generator was the limit.
+// after each response, like opentracker, get from clients). A response counts when it is a whole
+// HTTP 200 with a bencoded body of the right kind; a failure reason or another status is an error.
+// The result line also gives the generator's own CPU (load_cpu_share of a core,
+// load_cpu_us_per_response): below a whole core, it waited for the server.
 //
 // One thread pinned to --core, busy-polling non-blocking sockets with sendmmsg/recvmmsg. Each
 // socket has its own source address in 127.0.0.0/8 (127.0.0.2, .3, ...), so tracker peers differ
@@ -52,7 +51,6 @@
 
 #include <strings.h>
 #include <algorithm>
-#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -60,7 +58,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <memory>
 #include <random>
 #include <string>
 #include <string_view>
@@ -69,7 +66,6 @@
 #include "tyto/core/bytes.hpp"
 #include "tyto/core/types.hpp"
 #include "tyto/net/address.hpp"
-#include "tyto/net/ring.hpp"
 
 namespace {
 
@@ -629,111 +625,12 @@ class Generator : Workload {
   std::uint64_t unsent_ = 0;      // built but refused by the kernel (count against the rate)
 };
 
-// What both HTTP generators share: the request text (BEP 3 announce, BEP 48 scrape) and the
-// check of a response by its Content-Length.
-class HttpWorkload : protected Workload {
+// HTTP mode. Connections are driven by epoll; each keeps a FIFO of what it asked (pipelined
+// responses come back in order) and reads responses by their Content-Length.
+class HttpGenerator : Workload {
  public:
-  explicit HttpWorkload(const Config& config) : Workload(config) {}
+  explicit HttpGenerator(const Config& config) : Workload(config) {}
   using Workload::first_error;
-
- protected:
-  enum Kind : std::uint8_t { announce = 2, scrape = 3 };
-
-  static void append_escaped(std::string& out, std::span<const std::uint8_t> bytes) {
-    static constexpr char hex[] = "0123456789ABCDEF";
-    for (const std::uint8_t byte : bytes) {
-      out += '%';
-      out += hex[byte >> 4];
-      out += hex[byte & 15];
-    }
-  }
-
-  static void append_passkey(std::string& out, std::uint32_t user) {
-    char passkey[passkey_size_max];
-    const std::size_t passkey_size = passkey_of(user, passkey);
-    out += '/';
-    out.append(passkey, passkey_size);
-  }
-
-  Kind append_request(std::string& out) {
-    Kind kind;
-    if (pick_scrape()) {
-      kind = scrape;
-      out += "GET ";
-      // Private: a scrape needs a passkey too; users take turns (no draw from the model's random).
-      if (config_.passkeys != 0) append_passkey(out, scrapes_built_++ % config_.passkeys);
-      out += "/scrape?";
-      for (std::uint32_t i = 0; i < config_.scrape_hashes; ++i) {
-        out += i == 0 ? "info_hash=" : "&info_hash=";
-        append_escaped(out, hashes_[pick_torrent()].bytes);
-      }
-    } else {
-      kind = announce;
-      const auto [peer, torrent] = pick_peer(0);  // no fill mode over HTTP
-      std::uint8_t peer_id[20];
-      peer_id_of(peer, peer_id);
-      out += "GET ";
-      if (config_.passkeys != 0) {
-        append_passkey(out, static_cast<std::uint32_t>(peer % config_.passkeys));
-      }
-      out += "/announce?info_hash=";
-      append_escaped(out, hashes_[torrent].bytes);
-      out += "&peer_id=";
-      append_escaped(out, peer_id);
-      out += "&port=" + std::to_string(peer_port(peer));
-      out += "&uploaded=0&downloaded=0&left=";
-      out += pick_seeder() ? "0" : "1048576";
-      out += "&numwant=" + std::to_string(config_.numwant) + "&compact=1&key=";
-      out += std::to_string(static_cast<std::uint32_t>(peer));
-    }
-    out += config_.keep_alive ? " HTTP/1.1\r\nHost: tracker\r\n\r\n"
-                              : " HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\n\r\n";
-    return kind;
-  }
-
-  // One whole response at the front of `input`, asked as `kind`: counts it and returns its
-  // size, or 0 if incomplete.
-  std::size_t take_response(std::string_view input, Kind kind, Totals& totals) {
-    const std::size_t head_end = input.find("\r\n\r\n");
-    if (head_end == std::string_view::npos) return 0;
-    const std::string_view head = input.substr(0, head_end);
-    std::size_t length = std::string_view::npos;
-    for (std::size_t line = head.find("\r\n"); line != std::string_view::npos;
-         line = head.find("\r\n", line + 2)) {
-      const std::string_view field = head.substr(line + 2, 16);
-      if (field.size() == 16 && strncasecmp(field.data(), "content-length: ", 16) == 0) {
-        length = std::strtoul(head.data() + line + 18, nullptr, 10);
-      }
-    }
-    if (length == std::string_view::npos) {
-      ++totals.errors;  // both trackers measured send it
-      note_error(head);
-      return input.size();
-    }
-    if (input.size() < head_end + 4 + length) return 0;
-    const std::string_view body = input.substr(head_end + 4, length);
-    const bool ok = head.substr(0, 12) == "HTTP/1.1 200" || head.substr(0, 12) == "HTTP/1.0 200";
-    if (ok && kind == announce && body.find("8:intervali") != std::string_view::npos) {
-      ++totals.announces;
-    } else if (ok && kind == scrape && body.find("5:filesd") != std::string_view::npos) {
-      ++totals.scrapes;
-    } else {
-      ++totals.errors;  // another status, or a failure reason (a refused passkey, say)
-      note_error(body.size() > 0 ? body : head);
-    }
-    return head_end + 4 + length;
-  }
-
- private:
-  std::uint32_t scrapes_built_ = 0;
-};
-
-// HTTP with keep-alive. Connections are driven by epoll; each keeps a FIFO of what it asked
-// (pipelined responses come back in order) and reads responses by their Content-Length.
-class HttpGenerator : HttpWorkload {
- public:
-  explicit HttpGenerator(const Config& config) : HttpWorkload(config) {}
-  using HttpWorkload::first_error;
   ~HttpGenerator() {
     for (Connection& connection : connections_)
       if (connection.fd >= 0) ::close(connection.fd);
@@ -746,7 +643,7 @@ class HttpGenerator : HttpWorkload {
     if (epoll_ < 0) return false;
     connections_.resize(config_.sockets);
     for (std::uint32_t i = 0; i < config_.sockets; ++i) {
-      connections_[i].requests.resize(config_.inflight);
+      connections_[i].requests.resize(config_.keep_alive ? config_.inflight : 1);
       if (!connect(i, Clock::now())) return false;
     }
     return true;
@@ -801,6 +698,7 @@ class HttpGenerator : HttpWorkload {
   }
 
  private:
+  enum Kind : std::uint8_t { announce = 2, scrape = 3 };
   struct Request {
     Kind kind = announce;
     Clock::time_point sent;
@@ -808,6 +706,7 @@ class HttpGenerator : HttpWorkload {
   struct Connection {
     int fd = -1;
     bool connecting = false;
+    bool closing = false;  // Connection: close sent and answered; waiting for the server's FIN
     std::vector<Request> requests;  // FIFO ring of outstanding requests
     std::uint32_t first = 0, outstanding = 0;
     std::vector<char> input;
@@ -831,6 +730,7 @@ class HttpGenerator : HttpWorkload {
       return false;
     }
     connection.connecting = true;
+    connection.closing = false;
     connection.first = connection.outstanding = 0;
     connection.input.clear();
     connection.output.clear();
@@ -853,9 +753,10 @@ class HttpGenerator : HttpWorkload {
     epoll_ctl(epoll_, operation, connections_[index].fd, &event);
   }
 
-  // Requests up to the connection's depth (--inflight).
+  // Requests up to the connection's depth (1 without keep-alive, and only once).
   void fill(std::uint32_t index, Totals& totals, Clock::time_point now) {
     Connection& connection = connections_[index];
+    if (connection.closing) return;
     const auto depth = static_cast<std::uint32_t>(connection.requests.size());
     std::string batch;
     while (connection.outstanding < depth) {
@@ -864,6 +765,10 @@ class HttpGenerator : HttpWorkload {
       request.kind = append_request(batch);
       ++connection.outstanding;
       ++totals.sent;
+      if (!config_.keep_alive) {
+        connection.closing = true;
+        break;
+      }
     }
     if (batch.empty()) return;
     if (!connection.output.empty()) {
@@ -887,6 +792,58 @@ class HttpGenerator : HttpWorkload {
     if (connection.output.empty()) watch(index, EPOLLIN, EPOLL_CTL_MOD);
   }
 
+  static void append_escaped(std::string& out, std::span<const std::uint8_t> bytes) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    for (const std::uint8_t byte : bytes) {
+      out += '%';
+      out += hex[byte >> 4];
+      out += hex[byte & 15];
+    }
+  }
+
+  static void append_passkey(std::string& out, std::uint32_t user) {
+    char passkey[passkey_size_max];
+    const std::size_t passkey_size = passkey_of(user, passkey);
+    out += '/';
+    out.append(passkey, passkey_size);
+  }
+
+  Kind append_request(std::string& out) {
+    Kind kind;
+    if (pick_scrape()) {
+      kind = scrape;
+      out += "GET ";
+      // Private: a scrape needs a passkey too; users take turns (no draw from the model's random).
+      if (config_.passkeys != 0) append_passkey(out, scrapes_built_++ % config_.passkeys);
+      out += "/scrape?";
+      for (std::uint32_t i = 0; i < config_.scrape_hashes; ++i) {
+        out += i == 0 ? "info_hash=" : "&info_hash=";
+        append_escaped(out, hashes_[pick_torrent()].bytes);
+      }
+    } else {
+      kind = announce;
+      const auto [peer, torrent] = pick_peer(0);  // no fill mode over HTTP
+      std::uint8_t peer_id[20];
+      peer_id_of(peer, peer_id);
+      out += "GET ";
+      if (config_.passkeys != 0) {
+        append_passkey(out, static_cast<std::uint32_t>(peer % config_.passkeys));
+      }
+      out += "/announce?info_hash=";
+      append_escaped(out, hashes_[torrent].bytes);
+      out += "&peer_id=";
+      append_escaped(out, peer_id);
+      out += "&port=" + std::to_string(peer_port(peer));
+      out += "&uploaded=0&downloaded=0&left=";
+      out += pick_seeder() ? "0" : "1048576";
+      out += "&numwant=" + std::to_string(config_.numwant) + "&compact=1&key=";
+      out += std::to_string(static_cast<std::uint32_t>(peer));
+    }
+    out += config_.keep_alive ? " HTTP/1.1\r\nHost: tracker\r\n\r\n"
+                              : " HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\n\r\n";
+    return kind;
+  }
+
   void read(std::uint32_t index, Totals& totals, Histogram& latency, Clock::time_point now,
             bool warm) {
     Connection& connection = connections_[index];
@@ -905,10 +862,7 @@ class HttpGenerator : HttpWorkload {
     }
     std::size_t consumed = 0;
     while (connection.outstanding > 0) {
-      const std::string_view input(connection.input.data() + consumed,
-                                   connection.input.size() - consumed);
-      const std::size_t size =
-          take_response(input, connection.requests[connection.first].kind, totals);
+      const std::size_t size = take_response(connection, consumed, totals);
       if (size == 0) break;
       consumed += size;
       const auto depth = static_cast<std::uint32_t>(connection.requests.size());
@@ -930,6 +884,40 @@ class HttpGenerator : HttpWorkload {
     fill(index, totals, now);
   }
 
+  // One whole response at input[at...]: counts it and returns its size, or 0 if incomplete.
+  std::size_t take_response(Connection& connection, std::size_t at, Totals& totals) {
+    const std::string_view input(connection.input.data() + at, connection.input.size() - at);
+    const std::size_t head_end = input.find("\r\n\r\n");
+    if (head_end == std::string_view::npos) return 0;
+    const std::string_view head = input.substr(0, head_end);
+    std::size_t length = std::string_view::npos;
+    for (std::size_t line = head.find("\r\n"); line != std::string_view::npos;
+         line = head.find("\r\n", line + 2)) {
+      const std::string_view field = head.substr(line + 2, 16);
+      if (field.size() == 16 && strncasecmp(field.data(), "content-length: ", 16) == 0) {
+        length = std::strtoul(head.data() + line + 18, nullptr, 10);
+      }
+    }
+    if (length == std::string_view::npos) {
+      ++totals.errors;  // both trackers measured send it
+      note_error(head);
+      return input.size();
+    }
+    if (input.size() < head_end + 4 + length) return 0;
+    const std::string_view body = input.substr(head_end + 4, length);
+    const Kind kind = connection.requests[connection.first].kind;
+    const bool ok = head.substr(0, 12) == "HTTP/1.1 200" || head.substr(0, 12) == "HTTP/1.0 200";
+    if (ok && kind == announce && body.find("8:intervali") != std::string_view::npos) {
+      ++totals.announces;
+    } else if (ok && kind == scrape && body.find("5:filesd") != std::string_view::npos) {
+      ++totals.scrapes;
+    } else {
+      ++totals.errors;  // another status, or a failure reason (a refused passkey, say)
+      note_error(body.size() > 0 ? body : head);
+    }
+    return head_end + 4 + length;
+  }
+
   // A request unanswered after --timeout-ms: counted lost, and its connection starts over.
   void close_stalled(Totals& totals, Clock::time_point now) {
     const auto timeout = std::chrono::milliseconds(config_.timeout_ms);
@@ -944,222 +932,7 @@ class HttpGenerator : HttpWorkload {
 
   int epoll_ = -1;
   std::vector<Connection> connections_;
-};
-
-// HTTP with one request per connection (--keep-alive 0) on io_uring. Per connection the
-// generator makes three system calls (socket, the IP_BIND_ADDRESS_NO_PORT option, bind to the
-// slot's source address) and queues connect → send → receive as one linked chain; the receive
-// is queued again until the server's FIN (end of file), then the socket goes out in a queued
-// close and the slot starts its next connection. One io_uring_enter per loop turn submits and
-// reaps them all (the epoll loop made about twelve calls per connection).
-//
-// That barely moves the generator's CPU per connection (issue 21): over 90 % of it is the
-// kernel's TCP path, and about half of that is the server's side of the connection — on
-// loopback a segment is received in the softirq of the core that sent it, so the server's SYN,
-// request and FIN-to-TIME_WAIT processing run on the generator's core (and the client's receive
-// of the server's segments on the server's core), the same for every server measured.
-//
-// The server sees what it saw from the epoll loop: a fresh connection (SYN, handshake), one
-// request in one segment, its FIN answered by ours after it (the client closes second, so the
-// server, which closes first, keeps the TIME_WAIT as with real clients).
-class HttpCloseGenerator : HttpWorkload {
- public:
-  explicit HttpCloseGenerator(const Config& config)
-      : HttpWorkload(config), slots_(config.sockets) {}
-  using HttpWorkload::first_error;
-  ~HttpCloseGenerator() {
-    // Closing the ring first ends what is in flight; the descriptors go after it.
-    ring_.reset();
-    for (Slot& slot : slots_)
-      if (slot.fd >= 0) ::close(slot.fd);
-  }
-
-  bool open() {
-    if (!parse_target()) return false;
-    ring_ = std::make_unique<tyto::net::Ring>();
-    // Three entries per connection at a time (connect, send, receive; or a close): no
-    // submission waits for room, and the CQ (4×) holds every slot's completions.
-    unsigned entries = 64;
-    while (entries < 4 * config_.sockets && entries < 8192) entries *= 2;
-    if (const std::string error = ring_->init(entries, true); !error.empty()) {
-      std::fprintf(stderr, "tyto-load: %s\n", error.c_str());
-      return false;
-    }
-    const auto now = Clock::now();
-    for (std::uint32_t i = 0; i < config_.sockets; ++i)
-      if (!start(i, now)) return false;
-    return true;
-  }
-
-  Totals run(Histogram& latency, double& measured_s) {
-    const Window window(config_);
-    Totals& totals = totals_;
-    Totals at_warmup = Totals{}.stamp();  // replaced at the end of the warm-up
-    bool warm = config_.warmup_s <= 0;
-    auto next_timeout_check = window.start;
-    for (;;) {
-      const auto now = Clock::now();
-      if (now >= window.deadline) break;
-      if (!warm && now >= window.measure_from) {
-        warm = true;
-        at_warmup = totals.stamp();
-        latency = Histogram();
-      }
-      if (now >= next_timeout_check) {
-        shut_stalled(now);
-        next_timeout_check = now + std::chrono::milliseconds(10);
-      }
-      ring_->submit_and_wait(1);
-      ring_->drain([&](const io_uring_cqe& cqe) { complete(cqe, latency, now, warm); });
-    }
-    measured_s = std::chrono::duration<double>(Clock::now() - window.measure_from).count();
-    return totals.stamp().since(at_warmup);
-  }
-
- private:
-  static constexpr std::size_t input_size_max = 8192;  // a reply to 30 peers or 4 hashes: < 1 KiB
-  enum Step : std::uint8_t { step_connect = 1, step_send = 2, step_receive = 3, step_close = 4 };
-
-  struct Slot {
-    int fd = -1;
-    std::uint32_t generation = 0;  // tells a completion of this connection from an earlier one's
-    Kind kind = announce;
-    bool answered = false;
-    bool stalled = false;  // counted lost and shut down after --timeout-ms
-    Clock::time_point sent;
-    std::string request;
-    std::uint32_t input_size = 0;
-    std::array<char, input_size_max> input;
-  };
-
-  // user_data: step in the top byte, the slot's generation in the next 24 bits, the slot index
-  // (below 2^32) in the low 32.
-  static std::uint64_t user_data(Step step, std::uint32_t generation, std::uint32_t index) {
-    return (std::uint64_t{step} << 56) | (std::uint64_t{generation & 0xffffff} << 32) | index;
-  }
-
-  // A new connection on slot `index`: socket, source address, then connect → send → receive.
-  bool start(std::uint32_t index, Clock::time_point now) {
-    Slot& slot = slots_[index];
-    TYTO_ASSERT(slot.fd < 0);
-    slot.fd = ::socket(target_.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (slot.fd < 0) {
-      std::perror("tyto-load: socket");
-      return false;
-    }
-    // The port is chosen at connect, per destination (ports last longer that way). No
-    // TCP_NODELAY: the one request goes out in one segment, with nothing unacknowledged before.
-    const int one = 1;
-    setsockopt(slot.fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-    if (!bind_source(slot.fd, index)) return false;
-    ++slot.generation;
-    slot.answered = slot.stalled = false;
-    slot.input_size = 0;
-    slot.sent = now;
-    slot.request.clear();
-    slot.kind = append_request(slot.request);
-    ring_->reserve(3);
-    // Connect and send post a completion only when they fail; the receive then fails too
-    // (-ECANCELED), and the slot moves on from there.
-    io_uring_sqe* sqe = ring_->sqe();
-    io_uring_prep_connect(sqe, slot.fd, target_.get(), target_.size);
-    io_uring_sqe_set_data64(sqe, user_data(step_connect, slot.generation, index));
-    sqe->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
-    sqe = ring_->sqe();
-    io_uring_prep_send(sqe, slot.fd, slot.request.data(), slot.request.size(), MSG_NOSIGNAL);
-    io_uring_sqe_set_data64(sqe, user_data(step_send, slot.generation, index));
-    sqe->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
-    receive(index);
-    ++totals_.sent;
-    return true;
-  }
-
-  void receive(std::uint32_t index) {
-    Slot& slot = slots_[index];
-    TYTO_ASSERT(slot.input_size < input_size_max);
-    io_uring_sqe* sqe = ring_->sqe();
-    io_uring_prep_recv(sqe, slot.fd, slot.input.data() + slot.input_size,
-                       input_size_max - slot.input_size, 0);
-    io_uring_sqe_set_data64(sqe, user_data(step_receive, slot.generation, index));
-  }
-
-  // The connection on slot `index` is over: its socket closes in the ring, the next one starts.
-  void finish(std::uint32_t index, Clock::time_point now) {
-    Slot& slot = slots_[index];
-    io_uring_sqe* sqe = ring_->sqe();
-    io_uring_prep_close(sqe, slot.fd);
-    io_uring_sqe_set_data64(sqe, user_data(step_close, slot.generation, index));
-    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-    slot.fd = -1;
-    if (!start(index, now)) std::exit(1);
-  }
-
-  void complete(const io_uring_cqe& cqe, Histogram& latency, Clock::time_point now, bool warm) {
-    const auto step = static_cast<Step>(cqe.user_data >> 56);
-    const auto index = static_cast<std::uint32_t>(cqe.user_data);
-    TYTO_ASSERT(index < slots_.size());
-    Slot& slot = slots_[index];
-    // Only receives move a slot on; a failed connect or send is seen as its receive's -ECANCELED.
-    if (step != step_receive) {
-      if (cqe.res < 0) note_errno(step == step_connect ? "connect" : "send", -cqe.res);
-      return;
-    }
-    TYTO_ASSERT(((cqe.user_data >> 32) & 0xffffff) == (slot.generation & 0xffffff));
-    if (cqe.res < 0) {
-      if (cqe.res != -ECANCELED) note_errno("receive", -cqe.res);
-      if (!slot.stalled) ++totals_.errors;  // refused, reset, or the chain broke at connect/send
-      finish(index, now);
-      return;
-    }
-    if (cqe.res == 0) {  // the server's FIN
-      if (!slot.answered && !slot.stalled) ++totals_.lost;
-      finish(index, now);
-      return;
-    }
-    if (slot.input_size == 0) ++totals_.connects;  // the first bytes: the handshake went through
-    slot.input_size += static_cast<std::uint32_t>(cqe.res);
-    if (!slot.answered) {
-      const std::size_t size =
-          take_response(std::string_view(slot.input.data(), slot.input_size), slot.kind, totals_);
-      if (size != 0) {
-        slot.answered = true;
-        if (warm) {
-          latency.add(
-              static_cast<std::uint64_t>(std::chrono::nanoseconds(now - slot.sent).count()));
-        }
-      }
-    }
-    if (slot.input_size == input_size_max) {  // more than any answer: give up on it
-      if (!slot.answered) ++totals_.errors;
-      finish(index, now);
-      return;
-    }
-    receive(index);
-  }
-
-  // A connection unanswered after --timeout-ms is counted lost and shut down: its pending
-  // receive (or connect) then completes, and the slot starts over.
-  void shut_stalled(Clock::time_point now) {
-    const auto timeout = std::chrono::milliseconds(config_.timeout_ms);
-    for (Slot& slot : slots_) {
-      if (slot.answered || slot.stalled || now - slot.sent < timeout) continue;
-      ++totals_.lost;
-      slot.stalled = true;
-      ::shutdown(slot.fd, SHUT_RDWR);
-    }
-  }
-
-  // The first failed operation's error, as the first error reply's text would be.
-  void note_errno(const char* step, int error) {
-    if (errno_noted_) return;
-    errno_noted_ = true;
-    std::fprintf(stderr, "tyto-load: first failed %s: %s\n", step, std::strerror(error));
-  }
-
-  std::unique_ptr<tyto::net::Ring> ring_;
-  std::vector<Slot> slots_;
-  bool errno_noted_ = false;
-  Totals totals_;
+  std::uint32_t scrapes_built_ = 0;
 };
 
 // --stall-probe-s: reads the clock in a tight loop on this core; a gap between two reads is time
@@ -1302,12 +1075,7 @@ int main(int argc, char** argv) {
   double measured_s = 0;
   Totals totals;
   std::string first_error;
-  if (config.http && !config.keep_alive) {
-    HttpCloseGenerator generator(config);
-    if (!generator.open()) return 1;
-    totals = generator.run(latencies.all, measured_s);
-    first_error = generator.first_error();
-  } else if (config.http) {
+  if (config.http) {
     HttpGenerator generator(config);
     if (!generator.open()) return 1;
     totals = generator.run(latencies.all, measured_s);
