@@ -7,6 +7,8 @@
 // one request per connection with "Connection: close" and reconnects (what trackers that close
 // after each response, like opentracker, get from clients). A response counts when it is a whole
 // HTTP 200 with a bencoded body of the right kind; a failure reason or another status is an error.
+// The result line also gives the generator's own CPU (load_cpu_share of a core,
+// load_cpu_us_per_response): below a whole core, it waited for the server.
 //
 // One thread pinned to --core, busy-polling non-blocking sockets with sendmmsg/recvmmsg. Each
 // socket has its own source address in 127.0.0.0/8 (127.0.0.2, .3, ...), so tracker peers differ
@@ -187,12 +189,26 @@ struct Socket {
   std::uint32_t sequence = 0;
 };
 
+// CPU time (user + system) this process has used: what the generator costs per response.
+std::uint64_t process_cpu_ns() {
+  timespec used{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &used);
+  return std::uint64_t(used.tv_sec) * 1'000'000'000 + std::uint64_t(used.tv_nsec);
+}
+
 struct Totals {
   std::uint64_t connects = 0, announces = 0, scrapes = 0, errors = 0, lost = 0, sent = 0;
+  std::uint64_t cpu_ns = 0;  // process_cpu_ns() when taken (stamp())
 
+  Totals stamp() const {
+    Totals stamped = *this;
+    stamped.cpu_ns = process_cpu_ns();
+    return stamped;
+  }
   Totals since(const Totals& earlier) const {
     return {connects - earlier.connects, announces - earlier.announces, scrapes - earlier.scrapes,
-            errors - earlier.errors,     lost - earlier.lost,           sent - earlier.sent};
+            errors - earlier.errors,     lost - earlier.lost,           sent - earlier.sent,
+            cpu_ns - earlier.cpu_ns};
   }
 };
 
@@ -383,7 +399,7 @@ class Generator : Workload {
     const Window window(config_);
     const auto [start, measure_from, deadline] = window;
     Totals totals;
-    Totals at_warmup;
+    Totals at_warmup = Totals{}.stamp();  // replaced at the end of the warm-up
     bool warm = config_.fill_peers != 0 || config_.warmup_s <= 0;
     std::uint8_t packets[64][2048];
     mmsghdr messages[64];
@@ -393,7 +409,7 @@ class Generator : Workload {
       if (pass_start >= deadline) break;
       if (!warm && pass_start >= measure_from) {
         warm = true;
-        at_warmup = totals;
+        at_warmup = totals.stamp();
         latencies = Latencies();
         last_pass_start_ = pass_start;
       }
@@ -421,7 +437,7 @@ class Generator : Workload {
     measured_s =
         std::chrono::duration<double>(Clock::now() - (config_.fill_peers ? start : measure_from))
             .count();
-    return totals.since(at_warmup);
+    return totals.stamp().since(at_warmup);
   }
 
  private:
@@ -636,7 +652,7 @@ class HttpGenerator : Workload {
   Totals run(Histogram& latency, double& measured_s) {
     const Window window(config_);
     Totals totals;
-    Totals at_warmup;
+    Totals at_warmup = Totals{}.stamp();  // replaced at the end of the warm-up
     bool warm = config_.warmup_s <= 0;
     epoll_event events[256];
     auto next_timeout_check = window.start;
@@ -645,7 +661,7 @@ class HttpGenerator : Workload {
       if (now >= window.deadline) break;
       if (!warm && now >= window.measure_from) {
         warm = true;
-        at_warmup = totals;
+        at_warmup = totals.stamp();
         latency = Histogram();
       }
       if (now >= next_timeout_check) {
@@ -678,7 +694,7 @@ class HttpGenerator : Workload {
       }
     }
     measured_s = std::chrono::duration<double>(Clock::now() - window.measure_from).count();
-    return totals.since(at_warmup);
+    return totals.stamp().since(at_warmup);
   }
 
  private:
@@ -1082,7 +1098,7 @@ int main(int argc, char** argv) {
       "connects=%llu errors=%llu lost=%llu sent=%llu seconds=%.2f "
       "p50_us=%.1f p99_us=%.1f p999_us=%.1f read_delay_p99_us=%.1f "
       "p99_second_median_us=%.1f p99_second_min_us=%.1f p99_second_max_us=%.1f "
-      "passes_over_1ms=%llu\n",
+      "passes_over_1ms=%llu load_cpu_share=%.3f load_cpu_us_per_response=%.2f\n",
       responses / measured_s, static_cast<double>(totals.announces) / measured_s,
       static_cast<double>(totals.scrapes) / measured_s,
       static_cast<unsigned long long>(totals.connects),
@@ -1091,7 +1107,9 @@ int main(int argc, char** argv) {
       latency.percentile_ns(0.99) / 1e3, latency.percentile_ns(0.999) / 1e3,
       latencies.read_delay.percentile_ns(0.99) / 1e3, latencies.secondly.median_ns() / 1e3,
       latencies.secondly.min_ns() / 1e3, latencies.secondly.max_ns() / 1e3,
-      static_cast<unsigned long long>(latencies.slow_passes));
+      static_cast<unsigned long long>(latencies.slow_passes),
+      static_cast<double>(totals.cpu_ns) / 1e9 / measured_s,
+      static_cast<double>(totals.cpu_ns) / 1e3 / std::max(responses, 1.0));
   if (!config.latency_file.empty() && !latency.write_cdf(config.latency_file)) {
     std::perror("tyto-load: --latency-file");
     return 1;
