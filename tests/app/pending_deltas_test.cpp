@@ -150,6 +150,13 @@ TEST(PendingDeltas, KeepsSmallArraysAndGivesLargeOnesBack) {
   pending.take_sorted(out);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].uploaded, 6u);
+  // Appended behind rows `out` holds already (copied, not handed over), in order all the same.
+  for (std::uint64_t user = 10000; user >= 1; --user) pending.add(delta_of(user, 3, 'a'));
+  pending.take_sorted(out);
+  ASSERT_EQ(out.size(), 10001u);
+  EXPECT_EQ(out[0].key.torrent_id, 2u);
+  for (std::size_t row = 1; row < out.size(); ++row) EXPECT_EQ(out[row].key.user_id, row);
+  EXPECT_EQ(pending.capacity(), 0u);
 }
 
 }  // namespace

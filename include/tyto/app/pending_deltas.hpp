@@ -8,7 +8,8 @@
 // largest cost after SQLite (perf: KeyLess alone 4 % of the process under the private bench).
 // Owner: the storage thread. add() may allocate (growth by doubling), never per delta in
 // steady state; take_sorted() keeps the arrays for the next batch up to 4096 rows and gives
-// larger ones back (what a burst's batch left is not held per peer until the next burst).
+// larger ones back (what a burst's batch left is not held per peer until the next burst); a
+// burst's rows are sorted in place and handed over as the batch's array, not copied.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +41,7 @@ class PendingDeltas {
  private:
   std::uint64_t hash(const store::PeerKey& key) const noexcept;
   void rebuild(std::size_t capacity);
+  void permute_in_place() noexcept;  // rows_ into order_'s order
 
   HashSecret secret_;
   std::vector<store::AccountingDelta> rows_;
