@@ -23,8 +23,38 @@ std::uint32_t add_capped(std::uint32_t a, std::uint32_t b) noexcept {
 }
 }  // namespace
 
+template <class Record, std::uint32_t chunk_records>
+Ledger::Pool<Record, chunk_records>::Pool(std::uint32_t capacity)
+    : chunks_((capacity + chunk_records - 1) / chunk_records) {
+  free_.reserve(capacity);
+}
+
+template <class Record, std::uint32_t chunk_records>
+std::uint32_t Ledger::Pool<Record, chunk_records>::take() noexcept {
+  std::uint32_t index = 0;
+  if (!free_.empty()) {
+    index = free_.back();
+    free_.pop_back();
+  } else {
+    TYTO_ASSERT(used_ < chunks_.size() * chunk_records);  // more in use than the capacity
+    index = used_++;
+    auto& chunk = chunks_[index / chunk_records];
+    if (chunk == nullptr) chunk = std::make_unique<Record[]>(chunk_records);
+  }
+  (*this)[index] = Record{};
+  return index;
+}
+
+template <class Record, std::uint32_t chunk_records>
+void Ledger::Pool<Record, chunk_records>::give_back(std::uint32_t index) noexcept {
+  TYTO_ASSERT(index < used_ && free_.size() < used_);
+  free_.push_back(index);  // within the reserve: at most `capacity` were handed out
+}
+
 Ledger::Ledger(const LedgerLimits& limits, const HashSecret& secret)
-    : limits_(limits), secret_(secret) {
+    : limits_(limits), secret_(secret), pendings_(limits.peers_max), stoppings_(limits.peers_max) {
+  // What a peer costs (issue 19: the entry was 192 B with its pending delta inside).
+  static_assert(sizeof(Entry) == 112 && sizeof(Pending) == 40 && sizeof(Stopping) == 72);
   TYTO_ASSERT(limits.peers_max > 0 && limits.peers_max <= (1u << 30));
   TYTO_ASSERT(limits.peers_per_user_torrent_max > 0);
   index_.assign(std::bit_ceil(std::size_t{2} * limits.peers_max), IndexTraits::empty());
@@ -40,6 +70,16 @@ Ledger::Entry& Ledger::entry(std::uint32_t position) const noexcept {
   return chunks_[position / chunk_entries][position % chunk_entries];
 }
 
+Ledger::Pending& Ledger::pending_of(const Entry& held) const noexcept {
+  TYTO_DEBUG_ASSERT(held.dirty());
+  return held.stopping ? stoppings_[held.pending_index].sums : pendings_[held.pending_index];
+}
+
+std::uint64_t Ledger::ticket_of(const Entry& held) const noexcept {
+  TYTO_DEBUG_ASSERT(held.dirty());
+  return held.stopping ? stoppings_[held.pending_index].ticket : 0;
+}
+
 std::uint32_t Ledger::home(const store::PeerKey& key, std::uint32_t& tag) const noexcept {
   std::uint8_t pair[16];
   std::memcpy(pair, &key.user_id, 8);
@@ -53,7 +93,7 @@ std::uint32_t Ledger::find(const store::PeerKey& key) const noexcept {
   const std::uint32_t start = home(key, tag);
   const std::uint32_t slot =
       oa::find<IndexTraits>(std::span<const std::uint64_t>(index_), start, [&](std::uint64_t e) {
-        return IndexTraits::tag(e) == tag && entry(IndexTraits::position(e)).key == key;
+        return IndexTraits::tag(e) == tag && entry(IndexTraits::position(e)).holds(key);
       });
   return IndexTraits::is_empty(index_[slot]) ? absent : IndexTraits::position(index_[slot]);
 }
@@ -76,12 +116,12 @@ LedgerVerdict Ledger::admit(const store::PeerKey& key, Spot& spot) const noexcep
        ++probes, slot = oa::next_slot(slot, capacity)) {
     if (IndexTraits::tag(index_[slot]) != tag) continue;
     const Entry& held = entry(IndexTraits::position(index_[slot]));
-    if (held.key == key) {
+    if (held.holds(key)) {
       spot.position = IndexTraits::position(index_[slot]);
       return LedgerVerdict::ok;  // known peer
     }
     same_pair_active +=
-        held.key.user_id == key.user_id && held.key.torrent_id == key.torrent_id && !held.closed;
+        held.user_id == key.user_id && held.torrent_id == key.torrent_id && !held.closed;
   }
   if (same_pair_active >= limits_.peers_per_user_torrent_max) {
     return LedgerVerdict::user_torrent_full;
@@ -112,17 +152,20 @@ std::uint32_t Ledger::insert(const store::PeerKey& key, std::uint32_t tag,
                           IndexTraits::make(tag, position));
   ++entries_count_;
   Entry& fresh = entry(position);
+  TYTO_ASSERT(!fresh.live && !fresh.dirty());  // erased clean, its pending record given back
   fresh = Entry{};
-  fresh.key = key;
+  fresh.user_id = key.user_id;
+  fresh.torrent_id = key.torrent_id;
+  fresh.peer_id = key.peer_id;
   fresh.live = true;
   return position;
 }
 
 void Ledger::erase(std::uint32_t position) noexcept {
   Entry& gone = entry(position);
-  TYTO_ASSERT(gone.live && !gone.dirty);
+  TYTO_ASSERT(gone.live && !gone.dirty());
   std::uint32_t tag = 0;
-  std::uint32_t slot = home(gone.key, tag);
+  std::uint32_t slot = home(gone.key(), tag);
   const auto capacity = static_cast<std::uint32_t>(index_.size());
   while (IndexTraits::position(index_[slot]) != position) {
     TYTO_ASSERT(!IndexTraits::is_empty(index_[slot]));
@@ -141,12 +184,16 @@ void Ledger::drop_flushed() noexcept {
   dirty_head_ = 0;
 }
 
-void Ledger::mark_dirty(std::uint32_t position, Entry& held) noexcept {
-  if (held.dirty) return;
-  held.dirty = true;
+Ledger::Pending& Ledger::mark_dirty(std::uint32_t position, Entry& held) noexcept {
+  if (held.dirty()) return pending_of(held);
+  // One record per dirty entry, so a pool never holds more than peers_max.
+  TYTO_DEBUG_ASSERT(!held.stopping && !held.completed);  // clean: nothing pending
+  held.pending_index = pendings_.take();
+  Pending& fresh = pendings_[held.pending_index];
   // Each entry is queued at most once, so the live part never passes peers_max (the reserve).
   if (dirty_.size() == dirty_.capacity()) drop_flushed();
   dirty_.push_back(position);
+  return fresh;
 }
 
 std::uint64_t Ledger::record(const Spot& spot, const store::PeerKey& key,
@@ -156,7 +203,7 @@ std::uint64_t Ledger::record(const Spot& spot, const store::PeerKey& key,
   TYTO_ASSERT(key.user_id == member.user_id && key.torrent_id == torrent.torrent_id);
   // The spot is admit's for this key, and nothing changed the ledger since (paired: admit).
   TYTO_DEBUG_ASSERT(spot.position == find(key));
-  TYTO_ASSERT(spot.position == absent || entry(spot.position).key == key);
+  TYTO_ASSERT(spot.position == absent || entry(spot.position).holds(key));
   std::uint32_t position = spot.position;
   const bool first_sighting = position == absent || entry(position).closed;
   if (position == absent) {
@@ -166,7 +213,7 @@ std::uint64_t Ledger::record(const Spot& spot, const store::PeerKey& key,
   }
   Entry* held = &entry(position);
   const bool fresh_baseline = first_sighting || request.event == AnnounceEvent::started;
-  if (!held->dirty) {  // a new pending delta: its credits start from here
+  if (!held->dirty()) {  // a new pending delta: its credits start from here
     held->from_uploaded = fresh_baseline ? request.uploaded_bytes : held->baseline_uploaded;
     held->from_downloaded = fresh_baseline ? request.downloaded_bytes : held->baseline_downloaded;
     held->from_announced_unix_s = fresh_baseline ? now_unix_s : held->announced_unix_s;
@@ -175,6 +222,7 @@ std::uint64_t Ledger::record(const Spot& spot, const store::PeerKey& key,
     held->from_continues = fresh_baseline ? request.event != AnnounceEvent::started
                                           : !held->baseline_starts_session;
   }
+  Pending& pending = mark_dirty(position, *held);
   held->upload_scale = static_cast<double>(torrent.upload_factor) * member.upload_factor;
   held->download_scale = static_cast<double>(torrent.download_factor) * member.download_factor;
   if (fresh_baseline) {
@@ -183,20 +231,20 @@ std::uint64_t Ledger::record(const Spot& spot, const store::PeerKey& key,
   } else {
     const std::uint32_t elapsed_s = std::min(now_s - held->announced_s, limits_.peer_timeout_s);
     if (held->seeding) {
-      held->seed_s = add_capped(held->seed_s, elapsed_s);
+      pending.seed_s = add_capped(pending.seed_s, elapsed_s);
     } else {
-      held->leech_s = add_capped(held->leech_s, elapsed_s);
+      pending.leech_s = add_capped(pending.leech_s, elapsed_s);
     }
     // Each counter on its own: one that went down resets its baseline and credits nothing.
     if (request.uploaded_bytes >= held->baseline_uploaded) {
       const std::uint64_t real = request.uploaded_bytes - held->baseline_uploaded;
-      held->uploaded_real += real;
-      held->uploaded += store::credited_bytes(real, held->upload_scale);
+      pending.uploaded_real += real;
+      pending.uploaded += store::credited_bytes(real, held->upload_scale);
     }
     if (request.downloaded_bytes >= held->baseline_downloaded) {
       const std::uint64_t real = request.downloaded_bytes - held->baseline_downloaded;
-      held->downloaded_real += real;
-      held->downloaded += store::credited_bytes(real, held->download_scale);
+      pending.downloaded_real += real;
+      pending.downloaded += store::credited_bytes(real, held->download_scale);
     }
   }
   held->baseline_uploaded = request.uploaded_bytes;
@@ -204,14 +252,14 @@ std::uint64_t Ledger::record(const Spot& spot, const store::PeerKey& key,
   held->announced_s = now_s;
   held->announced_unix_s = now_unix_s;
   held->seeding = request.left_bytes == 0;
-  held->completed |= request.event == AnnounceEvent::completed;
+  held->completed = held->completed || request.event == AnnounceEvent::completed;
   held->closed = request.event == AnnounceEvent::stopped;
   held->baseline_starts_session = request.event == AnnounceEvent::started;
-  if (held->closed) set_stop(*held);
   held->remote = false;
-  mark_dirty(position, *held);
-  if (ticket_stopped && held->closed && held->ticket == 0) held->ticket = ++tickets_issued_;
-  return held->closed ? held->ticket : 0;
+  if (!held->closed) return 0;
+  Stopping& stop = set_stop(*held);
+  if (ticket_stopped && stop.ticket == 0) stop.ticket = ++tickets_issued_;
+  return stop.ticket;
 }
 
 bool Ledger::restore(const store::Baseline& baseline, std::uint32_t now_s,
@@ -229,11 +277,22 @@ bool Ledger::restore(const store::Baseline& baseline, std::uint32_t now_s,
 }
 
 // The session stops at the entry's baseline (a `stopped`, or an expiry): the pending delta
-// carries where, even if another session starts before it is handed on.
-void Ledger::set_stop(Entry& held) noexcept {
-  held.stopped_unix_s = held.announced_unix_s;
-  held.stopped_uploaded = held.baseline_uploaded;
-  held.stopped_downloaded = held.baseline_downloaded;
+// carries where, even if another session starts before it is handed on. Its sums move to a
+// Stopping record the first time.
+Ledger::Stopping& Ledger::set_stop(Entry& held) noexcept {
+  TYTO_ASSERT(held.dirty());
+  if (!held.stopping) {
+    const std::uint32_t sums_index = held.pending_index;
+    held.pending_index = stoppings_.take();
+    stoppings_[held.pending_index].sums = pendings_[sums_index];
+    pendings_.give_back(sums_index);
+    held.stopping = true;
+  }
+  Stopping& stop = stoppings_[held.pending_index];
+  stop.stopped_unix_s = held.announced_unix_s;
+  stop.stopped_uploaded = held.baseline_uploaded;
+  stop.stopped_downloaded = held.baseline_downloaded;
+  return stop;
 }
 
 void Ledger::set_announced(Entry& held, std::uint64_t announced_unix_s, std::uint32_t now_s,
@@ -263,7 +322,7 @@ Ledger::Adopted Ledger::adopt(const store::Baseline& baseline, bool closed, std:
     }
   }
   Entry& held = entry(position);
-  if (closed && !held.dirty) {
+  if (closed && !held.dirty()) {
     erase(position);
     return Adopted::adopted;
   }
@@ -278,14 +337,15 @@ Ledger::Adopted Ledger::adopt(const store::Baseline& baseline, bool closed, std:
 }
 
 store::AccountingDelta Ledger::take_delta(const Entry& held) const noexcept {
+  const Pending& summed = pending_of(held);
   store::AccountingDelta delta;
-  delta.key = held.key;
-  delta.uploaded = held.uploaded;
-  delta.downloaded = held.downloaded;
-  delta.uploaded_real = held.uploaded_real;
-  delta.downloaded_real = held.downloaded_real;
-  delta.seed_s = held.seed_s;
-  delta.leech_s = held.leech_s;
+  delta.key = held.key();
+  delta.uploaded = summed.uploaded;
+  delta.downloaded = summed.downloaded;
+  delta.uploaded_real = summed.uploaded_real;
+  delta.downloaded_real = summed.downloaded_real;
+  delta.seed_s = summed.seed_s;
+  delta.leech_s = summed.leech_s;
   delta.baseline_uploaded = held.baseline_uploaded;
   delta.baseline_downloaded = held.baseline_downloaded;
   delta.announced_unix_s = held.announced_unix_s;
@@ -293,9 +353,12 @@ store::AccountingDelta Ledger::take_delta(const Entry& held) const noexcept {
   delta.from_downloaded = held.from_downloaded;
   delta.from_announced_unix_s = held.from_announced_unix_s;
   delta.from_continues = held.from_continues;
-  delta.stopped_unix_s = held.stopped_unix_s;
-  delta.stopped_uploaded = held.stopped_uploaded;
-  delta.stopped_downloaded = held.stopped_downloaded;
+  if (held.stopping) {
+    const Stopping& stop = stoppings_[held.pending_index];
+    delta.stopped_unix_s = stop.stopped_unix_s;
+    delta.stopped_uploaded = stop.stopped_uploaded;
+    delta.stopped_downloaded = stop.stopped_downloaded;
+  }
   delta.upload_scale = held.upload_scale;
   delta.download_scale = held.download_scale;
   delta.seeding = held.seeding;
@@ -304,13 +367,17 @@ store::AccountingDelta Ledger::take_delta(const Entry& held) const noexcept {
   return delta;
 }
 
+// The delta was handed on: its record goes back to its pool.
 void Ledger::clear_delta(std::uint32_t position, Entry& held) noexcept {
-  held.uploaded = held.downloaded = held.uploaded_real = held.downloaded_real = 0;
-  held.seed_s = held.leech_s = 0;
+  TYTO_ASSERT(held.dirty());
+  if (held.stopping) {
+    stoppings_.give_back(held.pending_index);
+  } else {
+    pendings_.give_back(held.pending_index);
+  }
+  held.pending_index = Entry::no_pending;
+  held.stopping = false;
   held.completed = false;
-  held.stopped_unix_s = held.stopped_uploaded = held.stopped_downloaded = 0;
-  held.ticket = 0;
-  held.dirty = false;
   if (held.closed) erase(position);
 }
 
@@ -322,12 +389,12 @@ void Ledger::expire_step(std::uint32_t now_s) noexcept {
     Entry& held = entry(position);
     if (!held.live || held.closed || now_s - held.announced_s <= limits_.peer_timeout_s) continue;
     if (held.remote) {  // the node it announced at last closes it in the database
-      if (!held.dirty) erase(position);
+      if (!held.dirty()) erase(position);
       continue;
     }
     held.closed = true;
-    set_stop(held);
     mark_dirty(position, held);
+    set_stop(held);
   }
 }
 

@@ -303,6 +303,105 @@ TEST_F(LedgerTest, AStopAndARestartInOneDeltaCarryTheStop) {
   EXPECT_EQ(deltas[0].stopped_unix_s, 0u);  // handed on once
 }
 
+// The same with credits summed before the stop, the stop's ticket and credits of the new session,
+// all in one delta while the bridge refuses it: the stop keeps what was summed (its record moves
+// to the stops' pool), and the records given back are clean when another peer takes them.
+TEST_F(LedgerTest, AStopKeepsWhatWasSummedBeforeItAndItsTicket) {
+  const auto key = key_of(1, 10, 'a');
+  const std::uint64_t unix_origin = 1'700'000'000;
+  auto refuse = [](const store::AccountingDelta&, std::uint64_t) { return false; };
+  record(key, announce(100, 10, 1));
+  take();
+  now_s_ += 60;
+  record(key, announce(300, 20, 1));  // 200 and 10 pending
+  EXPECT_EQ(ledger_.flush(refuse, SIZE_MAX), 0u);
+  now_s_ += 60;
+  const std::uint64_t ticket =
+      ledger_.record(key, announce(400, 30, 1, AnnounceEvent::stopped), torrent_, member_, now_s_,
+                     unix_origin + now_s_, true);
+  EXPECT_NE(ticket, 0u);
+  const std::uint32_t stopped_s = now_s_;
+  EXPECT_EQ(ledger_.flush(refuse, SIZE_MAX), 0u);
+  now_s_ += 1;
+  record(key, announce(0, 0, 1, AnnounceEvent::started));
+  now_s_ += 60;
+  record(key, announce(50, 5, 1));
+  std::vector<std::uint64_t> tickets;
+  std::vector<store::AccountingDelta> deltas;
+  ledger_.flush(
+      [&](const store::AccountingDelta& delta, std::uint64_t carried) {
+        deltas.push_back(delta);
+        tickets.push_back(carried);
+        return true;
+      },
+      SIZE_MAX);
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_EQ(tickets, std::vector<std::uint64_t>{ticket});  // the reply still waits on it
+  EXPECT_EQ(deltas[0].uploaded, 350u);
+  EXPECT_EQ(deltas[0].downloaded, 25u);
+  EXPECT_EQ(deltas[0].uploaded_real, 350u);
+  EXPECT_EQ(deltas[0].leech_s, 180u);
+  EXPECT_EQ(deltas[0].stopped_unix_s, unix_origin + stopped_s);
+  EXPECT_EQ(deltas[0].stopped_uploaded, 400u);
+  EXPECT_EQ(deltas[0].stopped_downloaded, 30u);
+  EXPECT_EQ(deltas[0].baseline_uploaded, 50u);
+  EXPECT_FALSE(deltas[0].closed);
+  EXPECT_EQ(deltas[0].from_uploaded, 100u);  // the delta starts before the first announce it sums
+  EXPECT_TRUE(deltas[0].from_continues);
+  // Other peers take the records back: nothing of the first peer's delta is left in them.
+  for (std::uint8_t peer : {'b', 'c'}) {
+    record(key_of(1, 10, peer), announce(7, 7, 1));
+    now_s_ += 10;
+    record(key_of(1, 10, peer), announce(8, 7, 1, AnnounceEvent::stopped));
+  }
+  ledger_.flush(
+      [&](const store::AccountingDelta& delta, std::uint64_t carried) {
+        EXPECT_EQ(carried, 0u);
+        EXPECT_EQ(delta.uploaded, 1u);
+        EXPECT_EQ(delta.downloaded, 0u);
+        EXPECT_EQ(delta.leech_s, 10u);
+        EXPECT_EQ(delta.stopped_uploaded, 8u);
+        EXPECT_TRUE(delta.closed);
+        return true;
+      },
+      SIZE_MAX);
+  record(key, announce(60, 5, 1));
+  deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_EQ(deltas[0].uploaded, 10u);
+  EXPECT_EQ(deltas[0].stopped_unix_s, 0u);
+}
+
+// A delta that an expiry opens carries no credit, and the from-baseline and factors of the
+// peer's last delta (the entry keeps them between deltas; a cluster's store arbitrates by them).
+TEST_F(LedgerTest, ADeltaAnExpiryOpensCarriesTheLastDeltasFromBaselineAndFactors) {
+  const auto key = key_of(1, 10, 'a');
+  torrent_.upload_factor = 2.0f;
+  member_.download_factor = 0.5f;
+  record(key, announce(100, 200, 1));
+  take();
+  now_s_ += 60;
+  record(key, announce(150, 260, 1));
+  const std::uint32_t from_s = now_s_ - 60;
+  auto deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_EQ(deltas[0].uploaded, 100u);
+  EXPECT_EQ(deltas[0].downloaded, 30u);
+  ledger_.expire_step(now_s_ + 3901);
+  deltas = take();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_TRUE(deltas[0].closed);
+  EXPECT_EQ(deltas[0].uploaded + deltas[0].downloaded + deltas[0].seed_s + deltas[0].leech_s, 0u);
+  EXPECT_EQ(deltas[0].from_uploaded, 100u);
+  EXPECT_EQ(deltas[0].from_downloaded, 200u);
+  EXPECT_EQ(deltas[0].from_announced_unix_s, 1'700'000'000u + from_s);
+  EXPECT_TRUE(deltas[0].from_continues);
+  EXPECT_EQ(deltas[0].upload_scale, 2.0);
+  EXPECT_EQ(deltas[0].download_scale, 0.5);
+  EXPECT_EQ(deltas[0].stopped_uploaded, 150u);
+  EXPECT_FALSE(ledger_.holds(key));
+}
+
 // A baseline persisted by an earlier run: the next announce credits against it (what a crash
 // left unwritten is re-derived).
 TEST_F(LedgerTest, RestoredBaselinesAreCreditedAgainst) {

@@ -7,7 +7,9 @@
 // std::map whose node allocation and 17-deep key compares per delta were the storage thread's
 // largest cost after SQLite (perf: KeyLess alone 4 % of the process under the private bench).
 // Owner: the storage thread. add() may allocate (growth by doubling), never per delta in
-// steady state; take_sorted() keeps every capacity for the next batch.
+// steady state; take_sorted() keeps the arrays for the next batch up to 4096 rows and gives
+// larger ones back (what a burst's batch left is not held per peer until the next burst); a
+// burst's rows are sorted in place and handed over as the batch's array, not copied.
 #pragma once
 
 #include <cstdint>
@@ -28,14 +30,18 @@ class PendingDeltas {
   // true: a new key (a new row); false: summed into the key's row.
   bool add(const store::AccountingDelta& delta);
   // Appends every row to `out` sorted by (user_id, torrent_id, peer_id), then empties itself.
+  // May free (arrays over 4096 rows).
   void take_sorted(std::vector<store::AccountingDelta>& out);
 
   std::size_t size() const noexcept { return rows_.size(); }
+  // Rows the arrays hold room for (tests: what take_sorted keeps).
+  std::size_t capacity() const noexcept { return rows_.capacity(); }
   bool empty() const noexcept { return rows_.empty(); }
 
  private:
   std::uint64_t hash(const store::PeerKey& key) const noexcept;
   void rebuild(std::size_t capacity);
+  void permute_in_place() noexcept;  // rows_ into order_'s order
 
   HashSecret secret_;
   std::vector<store::AccountingDelta> rows_;

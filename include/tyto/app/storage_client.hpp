@@ -163,6 +163,7 @@ class StorageClient final : public shard::BridgeThread::Client {
   AccountingJournal journal_;
   std::size_t backlog_rows_ = 0;
   bool urgent_ = false;  // a ticket waits: write now
+  std::size_t rows_freed_ = 0;  // rows of batches written since the heap was last collected
   // The mirror: what the shards hold, to route removals and diff reloads.
   std::unordered_map<std::uint64_t, store::UserRow> users_;
   std::unordered_map<std::uint64_t, store::TorrentRow> torrents_;

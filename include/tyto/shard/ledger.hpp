@@ -17,10 +17,18 @@
 // once its last delta was taken. Entries are never evicted for room: when the table is full a
 // new peer is refused (the announce gets a failure and nothing is recorded).
 //
-// Owner: its shard's thread only. Fixed capacity, allocated at construction (entries in chunks
-// allocated as they are first used, the index whole); nothing allocates afterwards except a new
-// chunk of entries. The index hashes (user, torrent) only, so one user's peers in one torrent
-// sit in one probe run: the per-(user, torrent) peer limit counts them without a second table.
+// Owner: its shard's thread only. Fixed capacity, allocated at construction (entries and pending
+// deltas in chunks allocated as they are first used, the index whole); nothing allocates
+// afterwards except a new chunk. The index hashes (user, torrent) only, so one user's peers in
+// one torrent sit in one probe run: the per-(user, torrent) peer limit counts them without a
+// second table.
+//
+// Memory (issue 19; the entry was 192 B with its pending delta inside): an entry holds what a
+// peer needs between deltas (112 B). What only a pending delta needs sits in a record taken from
+// a pool when the entry turns dirty and given back when the bridge took the delta: its credits
+// and times (Pending, 40 B), or, once the delta holds a stop, those with the stop and its ticket
+// (Stopping, 72 B; a stop is rare beside announces). A pool is as large as the most records ever
+// in use at once, not as the table.
 #pragma once
 
 #include <cstdint>
@@ -130,6 +138,25 @@ class Ledger {
 
  private:
   struct Entry;
+  struct Pending;
+  struct Stopping;
+  // Records in chunks allocated as they are first used; the latest given back is reused first
+  // (warm). At most `capacity` in use; nothing allocates but a new chunk.
+  template <class Record, std::uint32_t chunk_records>
+  class Pool {
+   public:
+    explicit Pool(std::uint32_t capacity);
+    std::uint32_t take() noexcept;  // a zeroed record's index
+    void give_back(std::uint32_t index) noexcept;
+    Record& operator[](std::uint32_t index) const noexcept {
+      return chunks_[index / chunk_records][index % chunk_records];
+    }
+
+   private:
+    std::vector<std::unique_ptr<Record[]>> chunks_;
+    std::vector<std::uint32_t> free_;
+    std::uint32_t used_ = 0;  // records ever handed out
+  };
   static constexpr std::uint32_t chunk_entries = 4096;
 
   static constexpr std::uint32_t absent = UINT32_MAX;
@@ -137,14 +164,19 @@ class Ledger {
   std::uint32_t find(const store::PeerKey& key) const noexcept;
   Spot locate(const store::PeerKey& key) const noexcept;
   Entry& entry(std::uint32_t position) const noexcept;
+  Pending& pending_of(const Entry& entry) const noexcept;  // the entry is dirty
+  std::uint64_t ticket_of(const Entry& entry) const noexcept;  // the entry is dirty
   std::uint32_t home(const store::PeerKey& key, std::uint32_t& tag) const noexcept;
   std::uint32_t insert(const store::PeerKey& key) noexcept;  // absent when full
   std::uint32_t insert(const store::PeerKey& key, std::uint32_t tag, std::uint32_t start) noexcept;
   void erase(std::uint32_t position) noexcept;
-  void mark_dirty(std::uint32_t position, Entry& entry) noexcept;
+  // The entry's pending delta, taken from the pool (and the entry queued) if it had none.
+  Pending& mark_dirty(std::uint32_t position, Entry& entry) noexcept;
   store::AccountingDelta take_delta(const Entry& entry) const noexcept;
   void clear_delta(std::uint32_t position, Entry& entry) noexcept;
-  static void set_stop(Entry& entry) noexcept;  // the pending delta's stop: the baseline
+  // The pending delta's stop: the baseline (its record moves to the Stopping pool). Returns the
+  // record, for its ticket.
+  Stopping& set_stop(Entry& entry) noexcept;
   // The announce time (Unix) and its place on the shard clock (never before the clock's start).
   static void set_announced(Entry& entry, std::uint64_t announced_unix_s, std::uint32_t now_s,
                             std::uint64_t now_unix_s) noexcept;
@@ -152,6 +184,9 @@ class Ledger {
   LedgerLimits limits_;
   HashSecret secret_;
   std::vector<std::unique_ptr<Entry[]>> chunks_;
+  // The pending deltas: one record per dirty entry, in one pool or the other (Entry::stopping).
+  Pool<Pending, 1024> pendings_;
+  Pool<Stopping, 256> stoppings_;
   std::vector<std::uint64_t> index_;  // (tag << 32) | (position + 1); 0 empty; ≤ half full
   std::vector<std::uint32_t> free_positions_;
   std::uint32_t positions_used_ = 0;  // positions ever handed out (free ones are reused first)
@@ -166,40 +201,68 @@ class Ledger {
   std::uint64_t tickets_issued_ = 0;
 };
 
-// Each dirty entry appears once in dirty_, so a flush visits each once.
+// Each dirty entry appears once in dirty_, so a flush visits each once. What every entry holds,
+// dirty or not, packed to 112 B: the key without PeerKey's padding, the clock in its place.
 struct Ledger::Entry {
-  store::PeerKey key;
+  static constexpr std::uint32_t no_pending = UINT32_MAX;
+  std::uint64_t user_id = 0;  // the key (store::PeerKey's fields)
+  std::uint64_t torrent_id = 0;
+  PeerId peer_id;
+  std::uint32_t announced_s = 0;  // shard clock
   std::uint64_t baseline_uploaded = 0;
   std::uint64_t baseline_downloaded = 0;
-  // The pending delta: summed since the bridge last took this entry's.
+  std::uint64_t announced_unix_s = 0;
+  // The baseline the pending delta's credits start from (AccountingDelta::from_*), set when an
+  // announce turns the entry dirty. Kept after the delta was handed on: a delta that an expiry
+  // opens carries the last one's, as it did when these sat beside the credits.
+  std::uint64_t from_uploaded = 0;
+  std::uint64_t from_downloaded = 0;
+  std::uint64_t from_announced_unix_s = 0;
+  // The torrent's factor × the user's, at the last announce (exact: two floats' product fits a
+  // double's 53 bits). Kept between deltas, for the delta an expiry opens.
+  double upload_scale = 1.0;
+  double download_scale = 1.0;
+  // The pending delta's record (in stoppings_ when `stopping`, else in pendings_); no_pending:
+  // clean.
+  std::uint32_t pending_index = no_pending;
+  bool live : 1 = false;  // in use
+  bool stopping : 1 = false;  // the pending delta holds a stop
+  bool seeding : 1 = false;
+  bool completed : 1 = false;  // the pending delta's snatch (false while clean)
+  bool closed : 1 = false;
+  bool remote : 1 = false;                   // last announced on another cluster node (adopt)
+  bool from_continues : 1 = false;           // AccountingDelta::from_continues
+  bool baseline_starts_session : 1 = false;  // set by a `started` announce: nothing before it is owed
+
+  bool dirty() const noexcept { return pending_index != no_pending; }
+  store::PeerKey key() const noexcept { return {user_id, torrent_id, peer_id}; }
+  bool holds(const store::PeerKey& key) const noexcept {
+    return user_id == key.user_id && torrent_id == key.torrent_id && peer_id == key.peer_id;
+  }
+};
+static_assert(sizeof(PeerId) == 20 && alignof(PeerId) == 1);  // announced_s fits after it
+
+// A dirty entry's pending delta, summed since the bridge last took this entry's; zeroed when it
+// is taken from its pool.
+struct Ledger::Pending {
   std::uint64_t uploaded = 0;
   std::uint64_t downloaded = 0;
   std::uint64_t uploaded_real = 0;
   std::uint64_t downloaded_real = 0;
-  std::uint64_t announced_unix_s = 0;
-  // The baseline the pending delta's credits start from (AccountingDelta::from_*), set when the
-  // entry turns dirty.
-  std::uint64_t from_uploaded = 0;
-  std::uint64_t from_downloaded = 0;
-  std::uint64_t from_announced_unix_s = 0;
-  // The pending delta's latest stop (AccountingDelta::stopped_*; 0: none).
+  std::uint32_t seed_s = 0;
+  std::uint32_t leech_s = 0;
+};
+
+// A pending delta that holds a stop: kept until the delta is handed on, even when another session
+// starts before (the stop and the new baseline travel in one delta).
+struct Ledger::Stopping {
+  Pending sums;
+  // The latest stop (AccountingDelta::stopped_*).
   std::uint64_t stopped_unix_s = 0;
   std::uint64_t stopped_uploaded = 0;
   std::uint64_t stopped_downloaded = 0;
-  double upload_scale = 1.0;  // the torrent's factor × the user's, at the last announce
-  double download_scale = 1.0;
-  std::uint64_t ticket = 0;  // a reply waits until this delta is durable (0: none)
-  std::uint32_t seed_s = 0;
-  std::uint32_t leech_s = 0;
-  std::uint32_t announced_s = 0;  // shard clock
-  bool live = false;              // in use
-  bool dirty = false;
-  bool seeding = false;
-  bool completed = false;
-  bool closed = false;
-  bool remote = false;  // last announced on another cluster node (adopt)
-  bool from_continues = false;  // AccountingDelta::from_continues
-  bool baseline_starts_session = false;  // set by a `started` announce: nothing before it is owed
+  // A `stopped` reply waits until this delta is durable (0: none). Only a stop has one.
+  std::uint64_t ticket = 0;
 };
 
 template <class Give>
@@ -208,7 +271,7 @@ std::size_t Ledger::flush(Give&& give, std::size_t count_max) {
   while (dirty_head_ < dirty_.size() && given < count_max) {
     const std::uint32_t position = dirty_[dirty_head_];
     Entry& held = entry(position);
-    if (!give(take_delta(held), held.ticket)) break;
+    if (!give(take_delta(held), ticket_of(held))) break;
     ++given;
     ++dirty_head_;
     clear_delta(position, held);
