@@ -72,13 +72,15 @@ struct PeerRestore {
   std::uint32_t extra_age_s;
 };
 
-// Reads `count` peer records of one family into `peers` (one of `swarm`'s sets), skipping
+// Reads `count` peer records of one family into `peers` (one of `swarm`'s sets; `ipv6` is its
+// IPv6 set, or nullptr), skipping
 // expired, duplicate and over-the-limit ones; returns how many were restored. A peer the set
 // holds already (listed twice, or live in a swarm that existed before: a warm start among
 // replicated changes) is left as it is: the record is never fresher news than the store.
 template <class Peers>
-std::uint64_t restore_peers(const PeerRestore& store, const Swarm& swarm, Peers& peers,
-                            std::uint64_t count, ByteReader& in, std::uint64_t& family_gauge) {
+std::uint64_t restore_peers(const PeerRestore& store, const Swarm& swarm, const Ipv6Peers* ipv6,
+                            Peers& peers, std::uint64_t count, ByteReader& in,
+                            std::uint64_t& family_gauge) {
   std::uint64_t restored = 0;
   for (std::uint64_t i = 0; i < count; ++i) {
     const std::uint8_t* wire = in.bytes(Peers::wire_size).data();
@@ -95,7 +97,7 @@ std::uint64_t restore_peers(const PeerRestore& store, const Swarm& swarm, Peers&
     if (store.stamps.expired(announced, store.now_s, store.limits.peer_timeout_s)) continue;
     if (peers.find_live(wire, store.arena, store.secret) != Peers::not_found) continue;  // held
     const std::uint32_t total =
-        swarm.ipv4.live_count() + (swarm.ipv6 != nullptr ? swarm.ipv6->live_count() : 0);
+        swarm.ipv4.live_count() + (ipv6 != nullptr ? ipv6->live_count() : 0);
     if (total >= store.limits.peers_per_swarm_max) {
       ++store.counters.peers_refused;
       continue;
@@ -117,7 +119,7 @@ std::uint64_t SwarmStore::append_snapshot(std::uint32_t now_s,
                                           std::vector<std::uint8_t>& out) const {
   std::uint64_t swarms = 0;
   for (const Swarm& swarm : records()) {
-    const std::uint32_t ipv6_count = swarm.ipv6 != nullptr ? swarm.ipv6->count() : 0;
+    const std::uint32_t ipv6_count = swarm.activity.has_ipv6 ? ipv6_of(swarm)->count() : 0;
     const std::size_t at = out.size();
     out.resize(at + swarm_header_size + peers_size(swarm.ipv4.count(), ipv6_count));
     ByteWriter record{std::span(out).subspan(at)};
@@ -127,7 +129,7 @@ std::uint64_t SwarmStore::append_snapshot(std::uint32_t now_s,
     record.u32(swarm.ipv4.count());
     record.u32(ipv6_count);
     write_peers(swarm.ipv4, stamps_, now_s, record);
-    if (swarm.ipv6 != nullptr) write_peers(*swarm.ipv6, stamps_, now_s, record);
+    if (swarm.activity.has_ipv6) write_peers(*ipv6_of(swarm), stamps_, now_s, record);
     TYTO_ASSERT(record.ok() && record.remaining() == 0);  // the size above matches the writes
     ++swarms;
   }
@@ -160,7 +162,8 @@ bool SwarmStore::append_snapshot_slice(store::SnapshotCursor& cursor, std::uint3
     const Swarm& swarm = records_[cursor.position - 1];
     if (cursor.peers_done > 0 && !(swarm.info_hash == cursor.info_hash)) cursor.peers_done = 0;
     const std::uint32_t ipv4_total = swarm.ipv4.count();
-    const std::uint32_t total = ipv4_total + (swarm.ipv6 != nullptr ? swarm.ipv6->count() : 0);
+    const std::uint32_t total =
+        ipv4_total + (swarm.activity.has_ipv6 ? ipv6_of(swarm)->count() : 0);
     // Peers this record takes: what the budget has room for, at least one (progress). A swarm
     // that fits a whole slice but not this one's rest waits for the next slice (no split).
     const std::size_t room = budget_bytes - (out.size() - start);
@@ -184,7 +187,8 @@ bool SwarmStore::append_snapshot_slice(store::SnapshotCursor& cursor, std::uint3
     record.u32(ipv4_to - ipv4_from);
     record.u32(ipv6_to - ipv6_from);
     write_peers(swarm.ipv4, stamps_, now_s, record, ipv4_from, ipv4_to);
-    if (swarm.ipv6 != nullptr) write_peers(*swarm.ipv6, stamps_, now_s, record, ipv6_from, ipv6_to);
+    if (swarm.activity.has_ipv6)
+      write_peers(*ipv6_of(swarm), stamps_, now_s, record, ipv6_from, ipv6_to);
     TYTO_ASSERT(record.ok() && record.remaining() == 0);  // the size above matches the writes
     cursor.swarms += from == 0;
     if (to == total) {
@@ -227,18 +231,16 @@ Result<SwarmStore::Restored, std::string> SwarmStore::restore_snapshot(
     }
     swarm->completed = std::max(swarm->completed, record.completed);
     ByteReader peers_in(record.peer_bytes);
-    restored.peers += restore_peers(store, *swarm, swarm->ipv4, record.ipv4_count, peers_in,
-                                    counters_.peers_ipv4);
+    restored.peers += restore_peers(store, *swarm, ipv6_of(*swarm), swarm->ipv4, record.ipv4_count,
+                                    peers_in, counters_.peers_ipv4);
     if (record.ipv6_count > 0) {
-      if (swarm->ipv6 == nullptr) {
-        swarm->ipv6 = new (arena_.allocate(sizeof(Ipv6Peers))) Ipv6Peers();
-      }
-      restored.peers += restore_peers(store, *swarm, *swarm->ipv6, record.ipv6_count, peers_in,
+      Ipv6Peers& ipv6 = make_ipv6(*swarm);
+      restored.peers += restore_peers(store, *swarm, &ipv6, ipv6, record.ipv6_count, peers_in,
                                       counters_.peers_ipv6);
-      if (swarm->ipv6->empty()) free_swarm(*swarm);
+      if (ipv6_of(*swarm)->empty()) free_swarm(*swarm);
     }
     // Every peer had expired: the swarm goes, unless it keeps a completed count.
-    if (swarm->ipv4.empty() && swarm->ipv6 == nullptr && !keeps_completed(*swarm)) {
+    if (swarm->ipv4.empty() && !swarm->activity.has_ipv6 && !keeps_completed(*swarm)) {
       erase(static_cast<std::uint32_t>(swarm - records_));
       continue;
     }

@@ -123,11 +123,18 @@ SwarmStore::SwarmStore(const StoreLimits& limits, const HashSecret& secret,
   TYTO_ASSERT(limits.swarms_max > 0);
   // Address space for every record the limit allows; where it is short (ulimit -v, valgrind)
   // the reservation halves, and the swarm limit with it.
+  // The IPv6 side array takes an eighth of that again.
   records_capacity_ = limits.swarms_max;
   for (;;) {
     records_ = static_cast<Swarm*>(
         map_zeroed(std::size_t{records_capacity_} * sizeof(Swarm), /*reserve_only=*/true));
-    if (records_ != nullptr) break;
+    ipv6_sets_ = static_cast<Ipv6Peers**>(
+        map_zeroed(std::size_t{records_capacity_} * sizeof(Ipv6Peers*), /*reserve_only=*/true));
+    if (records_ != nullptr && ipv6_sets_ != nullptr) break;
+    if (records_ != nullptr) munmap(records_, std::size_t{records_capacity_} * sizeof(Swarm));
+    if (ipv6_sets_ != nullptr) {
+      munmap(ipv6_sets_, std::size_t{records_capacity_} * sizeof(Ipv6Peers*));
+    }
     TYTO_ASSERT(records_capacity_ > record_reservation_min);
     records_capacity_ /= 2;
   }
@@ -142,6 +149,7 @@ SwarmStore::~SwarmStore() {
     free_swarm(swarm);
   }
   munmap(records_, std::size_t{records_capacity_} * sizeof(Swarm));
+  munmap(ipv6_sets_, std::size_t{records_capacity_} * sizeof(Ipv6Peers*));
   unmap_array(current_.entries, current_.capacity);
   unmap_array(previous_.entries, previous_.capacity);
   unmap_array(next_.entries, next_.capacity);
@@ -155,13 +163,13 @@ std::uint64_t SwarmStore::next_random() noexcept {
   return static_cast<std::uint64_t>(product) ^ static_cast<std::uint64_t>(product >> 64);
 }
 
-ScrapeEntry SwarmStore::entry_of(const Swarm& swarm) noexcept {
+ScrapeEntry SwarmStore::entry_of(const Swarm& swarm) const noexcept {
   ScrapeEntry entry;
   // The live peers: a staged set's expired peers still held are no one's business (expire()).
   entry.seeders =
-      swarm.ipv4.live_seeders() + (swarm.ipv6 != nullptr ? swarm.ipv6->live_seeders() : 0);
+      swarm.ipv4.live_seeders() + (swarm.activity.has_ipv6 ? ipv6_of(swarm)->live_seeders() : 0);
   entry.leechers =
-      swarm.ipv4.live_leechers() + (swarm.ipv6 != nullptr ? swarm.ipv6->live_leechers() : 0);
+      swarm.ipv4.live_leechers() + (swarm.activity.has_ipv6 ? ipv6_of(swarm)->live_leechers() : 0);
   entry.completed = swarm.completed;
   return entry;
 }
@@ -378,7 +386,7 @@ Swarm* SwarmStore::create(const InfoHash& info_hash, std::uint64_t hash, std::ui
 
 void SwarmStore::erase_if_done(Swarm& swarm) noexcept {
   TYTO_ASSERT(&swarm >= records_ && &swarm < records_ + records_count_);
-  if (swarm.ipv4.empty() && swarm.ipv6 == nullptr && !keeps_completed(swarm)) {
+  if (swarm.ipv4.empty() && !swarm.activity.has_ipv6 && !keeps_completed(swarm)) {
     erase(static_cast<std::uint32_t>(&swarm - records_));
   }
 }
@@ -391,11 +399,17 @@ void SwarmStore::erase(std::uint32_t position) noexcept {
     return home_of(entry.tag, capacity);
   });
   --index->count;
+  // Only an empty swarm goes, so no IPv6 set is lost: its side entry is empty already.
+  TYTO_ASSERT(!records_[position].activity.has_ipv6);
   const std::uint32_t last = records_count_ - 1;
   if (position != last) {  // the last record fills the hole; its entry follows it
     const auto [last_index, last_slot] = entry_of_record(last);
     last_index->entries[last_slot].position_plus_one = position + 1;
     records_[position] = records_[last];
+    if (records_[position].activity.has_ipv6) {  // and so does its IPv6 set
+      ipv6_sets_[position] = ipv6_sets_[last];
+      ipv6_sets_[last] = nullptr;
+    }
   }
   --records_count_;
   --counters_.swarms;
@@ -414,14 +428,34 @@ void SwarmStore::release_record_pages() noexcept {
   auto* base = reinterpret_cast<std::uint8_t*>(records_);
   madvise(base + used_bytes, records_resident_bytes_ - used_bytes, MADV_DONTNEED);
   records_resident_bytes_ = used_bytes;
+  // The side array's tail with it: entries past records_count_ are all empty (erase).
+  const std::size_t ipv6_used_bytes =
+      page_round_up(std::size_t{records_count_} * sizeof(Ipv6Peers*));
+  if (ipv6_sets_resident_bytes_ > ipv6_used_bytes) {
+    madvise(reinterpret_cast<std::uint8_t*>(ipv6_sets_) + ipv6_used_bytes,
+            ipv6_sets_resident_bytes_ - ipv6_used_bytes, MADV_DONTNEED);
+    ipv6_sets_resident_bytes_ = ipv6_used_bytes;
+  }
 }
 
 void SwarmStore::free_swarm(Swarm& swarm) noexcept {
-  if (swarm.ipv6 != nullptr) {
-    swarm.ipv6->release(arena_);
-    arena_.deallocate(swarm.ipv6, sizeof(Ipv6Peers));
-    swarm.ipv6 = nullptr;
-  }
+  if (!swarm.activity.has_ipv6) return;
+  Ipv6Peers*& set = ipv6_sets_[position_of(swarm)];
+  set->release(arena_);
+  arena_.deallocate(set, sizeof(Ipv6Peers));
+  set = nullptr;
+  swarm.activity.has_ipv6 = 0;
+}
+
+Ipv6Peers& SwarmStore::make_ipv6(Swarm& swarm) noexcept {
+  const std::uint32_t position = position_of(swarm);
+  if (swarm.activity.has_ipv6) return *ipv6_sets_[position];
+  TYTO_ASSERT(ipv6_sets_[position] == nullptr);
+  ipv6_sets_[position] = new (arena_.allocate(sizeof(Ipv6Peers))) Ipv6Peers();
+  swarm.activity.has_ipv6 = 1;
+  ipv6_sets_resident_bytes_ = std::max(
+      ipv6_sets_resident_bytes_, page_round_up(std::size_t{position + 1} * sizeof(Ipv6Peers*)));
+  return *ipv6_sets_[position];
 }
 
 template <class Peers>
@@ -444,7 +478,7 @@ AnnounceReply SwarmStore::apply(Swarm& swarm, Peers& peers, const AnnounceReques
   const bool completed = request.event == AnnounceEvent::completed;
   if (position == Peers::not_found) {
     const std::uint32_t total =
-        swarm.ipv4.live_count() + (swarm.ipv6 != nullptr ? swarm.ipv6->live_count() : 0);
+        swarm.ipv4.live_count() + (swarm.activity.has_ipv6 ? ipv6_of(swarm)->live_count() : 0);
     if (total >= limits_.peers_per_swarm_max) {
       ++counters_.peers_refused;
       reply.status = AnnounceStatus::peer_limit;
@@ -521,10 +555,9 @@ AnnounceReply SwarmStore::announce(const AnnounceRequest& request, const SwarmLo
   AnnounceReply reply;
   if (request.peer.family == AddressFamily::ipv4) {
     reply = apply(*swarm, swarm->ipv4, request, now_s, peers_out, counters_.peers_ipv4);
-  } else if (swarm->ipv6 != nullptr || request.event != AnnounceEvent::stopped) {
-    if (swarm->ipv6 == nullptr) swarm->ipv6 = new (arena_.allocate(sizeof(Ipv6Peers))) Ipv6Peers();
-    reply = apply(*swarm, *swarm->ipv6, request, now_s, peers_out, counters_.peers_ipv6);
-    if (swarm->ipv6->empty()) free_swarm(*swarm);
+  } else if (swarm->activity.has_ipv6 || request.event != AnnounceEvent::stopped) {
+    reply = apply(*swarm, make_ipv6(*swarm), request, now_s, peers_out, counters_.peers_ipv6);
+    if (ipv6_of(*swarm)->empty()) free_swarm(*swarm);
   }
   const ScrapeEntry entry = entry_of(*swarm);
   reply.seeders = entry.seeders;
@@ -532,7 +565,7 @@ AnnounceReply SwarmStore::announce(const AnnounceRequest& request, const SwarmLo
   reply.completed = entry.completed;
   // Stopped (or refused) into an empty swarm: it goes, unless it keeps a completed count. Not
   // while a set holds expired peers (counted out already): the sweep takes it once they are gone.
-  if (swarm->ipv4.empty() && swarm->ipv6 == nullptr && !keeps_completed(*swarm)) {
+  if (swarm->ipv4.empty() && !swarm->activity.has_ipv6 && !keeps_completed(*swarm)) {
     erase(static_cast<std::uint32_t>(swarm - records_));
   }
   return reply;
@@ -577,9 +610,9 @@ ReplicaResult SwarmStore::replica_peer(const ReplicaChange& change, std::uint32_
   if (change.peer.family == AddressFamily::ipv4) {
     result = upsert_replica(*swarm, swarm->ipv4, change, announced, now_s, counters_.peers_ipv4);
   } else {
-    if (swarm->ipv6 == nullptr) swarm->ipv6 = new (arena_.allocate(sizeof(Ipv6Peers))) Ipv6Peers();
-    result = upsert_replica(*swarm, *swarm->ipv6, change, announced, now_s, counters_.peers_ipv6);
-    if (swarm->ipv6->empty()) free_swarm(*swarm);
+    result =
+        upsert_replica(*swarm, make_ipv6(*swarm), change, announced, now_s, counters_.peers_ipv6);
+    if (ipv6_of(*swarm)->empty()) free_swarm(*swarm);
   }
   erase_if_done(*swarm);  // a swarm made for a peer that was refused
   return result;
@@ -594,7 +627,7 @@ ReplicaResult SwarmStore::upsert_replica(Swarm& swarm, Peers& peers, const Repli
   std::uint32_t position = peers.find_live(wire, arena_, secret_);
   if (position == Peers::not_found) {
     const std::uint32_t total =
-        swarm.ipv4.live_count() + (swarm.ipv6 != nullptr ? swarm.ipv6->live_count() : 0);
+        swarm.ipv4.live_count() + (swarm.activity.has_ipv6 ? ipv6_of(swarm)->live_count() : 0);
     if (total >= limits_.peers_per_swarm_max) {
       ++counters_.peers_refused;
       return ReplicaResult::peer_limit;
@@ -643,9 +676,9 @@ ReplicaResult SwarmStore::replica_removed(const ReplicaChange& change,
   bool removed = false;
   if (change.peer.family == AddressFamily::ipv4) {
     removed = remove(swarm->ipv4, counters_.peers_ipv4);
-  } else if (swarm->ipv6 != nullptr) {
-    removed = remove(*swarm->ipv6, counters_.peers_ipv6);
-    if (swarm->ipv6->empty()) free_swarm(*swarm);
+  } else if (swarm->activity.has_ipv6) {
+    removed = remove(*ipv6_of(*swarm), counters_.peers_ipv6);
+    if (ipv6_of(*swarm)->empty()) free_swarm(*swarm);
   }
   if (!removed) return ReplicaResult::unchanged;
   erase_if_done(*swarm);
@@ -695,13 +728,16 @@ void SwarmStore::prefetch(std::span<SwarmLookup> lookups) const noexcept {
     lookups[i].position_hint = current_.entries[slot].position_plus_one - 1;
     const Swarm* swarm = &records_[lookups[i].position_hint];
     const auto* bytes = reinterpret_cast<const char*>(swarm);
-    __builtin_prefetch(bytes);
-    __builtin_prefetch(bytes + sizeof(Swarm) - 1);  // 72 bytes: often two lines
+    __builtin_prefetch(bytes);  // 64 bytes from a mapped (page-aligned) array: one line
     swarms[found++] = swarm;
   }
   // The IPv4 peers of each record found (where UDP announces mostly go): by now the records
-  // asked for first have arrived, so reading their peer pointers waits little.
-  for (std::size_t i = 0; i < found; ++i) swarms[i]->ipv4.prefetch();
+  // asked for first have arrived, so reading their peer pointers waits little. A swarm with an
+  // IPv6 set: its side entry too (every reply's counts read it).
+  for (std::size_t i = 0; i < found; ++i) {
+    swarms[i]->ipv4.prefetch();
+    if (swarms[i]->activity.has_ipv6) __builtin_prefetch(&ipv6_sets_[swarms[i] - records_]);
+  }
 }
 
 ScrapeEntry SwarmStore::scrape(const InfoHash& info_hash, std::uint32_t now_s) noexcept {
@@ -711,7 +747,7 @@ ScrapeEntry SwarmStore::scrape(const InfoHash& info_hash, std::uint32_t now_s) n
   expire_due(*swarm, now_s);
   const ScrapeEntry entry = entry_of(*swarm);
   // Every peer had expired: the swarm goes, as the sweep would take it (once none is held).
-  if (swarm->ipv4.empty() && swarm->ipv6 == nullptr && !keeps_completed(*swarm)) {
+  if (swarm->ipv4.empty() && !swarm->activity.has_ipv6 && !keeps_completed(*swarm)) {
     erase(static_cast<std::uint32_t>(swarm - records_));
   }
   return entry;
@@ -746,7 +782,7 @@ bool SwarmStore::empty_expired(const Swarm& swarm, std::uint32_t now_s) const no
 void SwarmStore::expire_due(Swarm& swarm, std::uint32_t now_s) noexcept {
   const std::uint8_t now_stamp = stamp_now(now_s);
   const bool ipv4_due = !swarm.ipv4.empty() && swarm.ipv4.expiry_due(now_stamp);
-  const bool ipv6_due = swarm.ipv6 != nullptr && swarm.ipv6->expiry_due(now_stamp);
+  const bool ipv6_due = swarm.activity.has_ipv6 && ipv6_of(swarm)->expiry_due(now_stamp);
   if (!ipv4_due && !ipv6_due) {
     expire_touch_step(swarm);
     return;
@@ -767,8 +803,8 @@ void SwarmStore::expire_due(Swarm& swarm, std::uint32_t now_s) noexcept {
   };
   if (ipv4_due) expire(swarm.ipv4, counters_.peers_ipv4);
   if (ipv6_due) {
-    expire(*swarm.ipv6, counters_.peers_ipv6);
-    if (swarm.ipv6->empty()) free_swarm(swarm);
+    expire(*ipv6_of(swarm), counters_.peers_ipv6);
+    if (ipv6_of(swarm)->empty()) free_swarm(swarm);
   }
 }
 
@@ -776,9 +812,10 @@ void SwarmStore::expire_touch_step(Swarm& swarm) noexcept {
   if (swarm.ipv4.expiry_pending()) {
     swarm.ipv4.expire_step(expiry_removals_per_touch, expiry_stamps_per_touch, arena_, secret_);
   }
-  if (swarm.ipv6 != nullptr && swarm.ipv6->expiry_pending()) {
-    swarm.ipv6->expire_step(expiry_removals_per_touch, expiry_stamps_per_touch, arena_, secret_);
-    if (swarm.ipv6->empty()) free_swarm(swarm);
+  if (swarm.activity.has_ipv6 && ipv6_of(swarm)->expiry_pending()) {
+    ipv6_of(swarm)->expire_step(expiry_removals_per_touch, expiry_stamps_per_touch, arena_,
+                                secret_);
+    if (ipv6_of(swarm)->empty()) free_swarm(swarm);
   }
 }
 
@@ -802,13 +839,13 @@ void SwarmStore::expire_followed() noexcept {
     Swarm* swarm = find(expiring_[i], hash_info_hash(expiring_[i], secret_));
     if (swarm != nullptr) {
       step(swarm->ipv4);
-      if (swarm->ipv6 != nullptr) {
-        step(*swarm->ipv6);
-        if (swarm->ipv6->empty()) free_swarm(*swarm);
+      if (swarm->activity.has_ipv6) {
+        step(*ipv6_of(*swarm));
+        if (ipv6_of(*swarm)->empty()) free_swarm(*swarm);
       }
     }
     if (swarm != nullptr && (swarm->ipv4.expiry_pending() ||
-                             (swarm->ipv6 != nullptr && swarm->ipv6->expiry_pending()))) {
+                             (swarm->activity.has_ipv6 && ipv6_of(*swarm)->expiry_pending()))) {
       ++i;
     } else {
       expiring_[i] = expiring_[--expiring_count_];
@@ -817,7 +854,7 @@ void SwarmStore::expire_followed() noexcept {
 }
 
 bool SwarmStore::sweep_swarm(Swarm& swarm, std::uint32_t now_s) noexcept {
-  if (swarm.ipv4.empty() && swarm.ipv6 == nullptr) return empty_expired(swarm, now_s);
+  if (swarm.ipv4.empty() && !swarm.activity.has_ipv6) return empty_expired(swarm, now_s);
   close_window(swarm, now_s);
   expire_due(swarm, now_s);
   // Address concentration: the sweep visits every swarm's peers anyway.
@@ -828,11 +865,11 @@ bool SwarmStore::sweep_swarm(Swarm& swarm, std::uint32_t now_s) noexcept {
     share = std::max(share, in_prefix * 255 / peers.count());
   };
   concentration(swarm.ipv4, 3);                              // /24
-  if (swarm.ipv6 != nullptr) concentration(*swarm.ipv6, 6);  // /48
+  if (swarm.activity.has_ipv6) concentration(*ipv6_of(swarm), 6);  // /48
   swarm.activity.prefix_share = static_cast<std::uint8_t>(share);
   swarm.activity.flags = static_cast<std::uint8_t>((swarm.activity.flags & ~address_concentration) |
                                                    (share != 0 ? address_concentration : 0));
-  return swarm.ipv4.empty() && swarm.ipv6 == nullptr && !keeps_completed(swarm);
+  return swarm.ipv4.empty() && !swarm.activity.has_ipv6 && !keeps_completed(swarm);
 }
 
 std::uint16_t SwarmStore::window_of(std::uint32_t now_s) const noexcept {
@@ -905,7 +942,7 @@ bool SwarmStore::statistics(const InfoHash& info_hash, std::uint32_t now_s,
   Swarm* swarm = find(info_hash, hash_info_hash(info_hash, secret_));
   if (swarm == nullptr) return false;
   expire_due(*swarm, now_s);
-  if (!swarm->ipv4.empty() || swarm->ipv6 != nullptr) close_window(*swarm, now_s);  // see sweep
+  if (!swarm->ipv4.empty() || swarm->activity.has_ipv6) close_window(*swarm, now_s);  // see sweep
   out = statistics_of(*swarm, now_s);
   return true;
 }
@@ -921,7 +958,7 @@ std::uint32_t SwarmStore::top(TopOrder order, std::uint32_t now_s,
   std::size_t size = 0;
   for (Swarm& swarm : records()) {
     expire_due(swarm, now_s);  // an emptied swarm stays for the sweep: records() is walked
-    if (!swarm.ipv4.empty() || swarm.ipv6 != nullptr) close_window(swarm, now_s);  // see sweep
+    if (!swarm.ipv4.empty() || swarm.activity.has_ipv6) close_window(swarm, now_s);  // see sweep
     const SwarmStatistics candidate = statistics_of(swarm, now_s);
     if (size < out.size()) {
       out[size++] = candidate;
@@ -970,7 +1007,7 @@ void SwarmStore::expire_step(std::uint32_t now_s) noexcept {
 }
 
 std::size_t SwarmStore::memory_bytes() const noexcept {
-  return records_resident_bytes_ +
+  return records_resident_bytes_ + ipv6_sets_resident_bytes_ +
          (std::size_t{current_.capacity} + previous_.capacity +
           std::min(next_faulted_, next_.capacity)) *
              sizeof(IndexEntry) +
@@ -986,14 +1023,15 @@ void SwarmStore::verify() const noexcept {
     swarm.ipv4.verify(secret_);
     peers4 += swarm.ipv4.live_count();
     seeders += swarm.ipv4.live_seeders();
-    if (swarm.ipv6 != nullptr) {
-      TYTO_ASSERT(!swarm.ipv6->empty());
-      swarm.ipv6->verify(secret_);
-      peers6 += swarm.ipv6->live_count();
-      seeders += swarm.ipv6->live_seeders();
+    TYTO_ASSERT((ipv6_sets_[position_of(swarm)] != nullptr) == swarm.activity.has_ipv6);
+    if (swarm.activity.has_ipv6) {
+      TYTO_ASSERT(!ipv6_of(swarm)->empty());
+      ipv6_of(swarm)->verify(secret_);
+      peers6 += ipv6_of(swarm)->live_count();
+      seeders += ipv6_of(swarm)->live_seeders();
     }
     // An empty swarm is kept only for its completed count.
-    TYTO_ASSERT(!swarm.ipv4.empty() || swarm.ipv6 != nullptr || keeps_completed(swarm));
+    TYTO_ASSERT(!swarm.ipv4.empty() || swarm.activity.has_ipv6 || keeps_completed(swarm));
   }
   std::uint64_t entries = 0;
   for (const Index* index : {&current_, &previous_}) {

@@ -2,7 +2,7 @@
 // the PeerStore boundary. Callers see announce / scrape / expire_step on core's plain request and
 // reply types, never the table, the peer sets or the arena.
 //
-// Swarm table: the 72-byte swarm records sit in one dense array, found through an
+// Swarm table: the 64-byte swarm records sit in one dense array, found through an
 // open-addressing index of 8-byte entries {tag, position + 1} (after ankerl::unordered_dense):
 //  - records: mapped once for swarms_max of them (address space only; pages become resident as
 //    the array grows, so a growth never copies or re-touches a record). Erasing a swarm moves the
@@ -68,19 +68,24 @@ struct SwarmActivity {
   std::uint16_t last_joins = 0;
   std::uint16_t last_leaves = 0;
   std::uint16_t leechers_average = 0;  // moving average of leechers at window ends (weight 1/4)
-  std::uint8_t flags = 0;              // SwarmFlag bits
-  std::uint8_t prefix_share = 0;       // majority /24 (/48) share of peers in 1/255, 0 = none
+  std::uint8_t flags : 7 = 0;          // SwarmFlag bits
+  // Not activity, a bit of room: the swarm has an IPv6 set (SwarmStore::ipv6_sets_).
+  std::uint8_t has_ipv6 : 1 = 0;
+  std::uint8_t prefix_share = 0;  // majority /24 (/48) share of peers in 1/255, 0 = none
 };
 static_assert(sizeof(SwarmActivity) == 24);
+static_assert(announce_flood < (1 << 7), "SwarmFlag bits fit SwarmActivity::flags");
 
+// The record: 64 bytes, the per-swarm memory cost besides its peers and index entry (at 10
+// IPv4 peers a swarm, 6.4 of the bytes per peer). The IPv6 set, which most swarms lack, is not
+// in it: SwarmStore keeps it in a side array by position, read only when has_ipv6 says so.
 struct Swarm {
   InfoHash info_hash;
   std::uint32_t completed = 0;
   Ipv4Peers ipv4;
-  Ipv6Peers* ipv6 = nullptr;  // arena-allocated on the first IPv6 peer
   SwarmActivity activity;
 };
-static_assert(sizeof(Swarm) == 72, "the record is the per-swarm memory cost");
+static_assert(sizeof(Swarm) == 64, "the record is the per-swarm memory cost");
 
 class SwarmStore final : public store::PeerStore {
  public:
@@ -120,6 +125,7 @@ class SwarmStore final : public store::PeerStore {
   // records could not be reserved (ulimit -v); new swarms beyond it are refused and counted.
   std::uint32_t swarms_max() const noexcept override { return limits_.swarms_max; }
   std::size_t memory_bytes() const noexcept override;
+  const ArenaStats& arena_stats() const noexcept { return arena_.stats(); }  // the peers' blocks
   std::size_t swarms_count() const noexcept { return records_count_; }
 
   template <class Visit>  // visit(const InfoHash&, const ScrapeEntry&); not for the hot path
@@ -176,7 +182,16 @@ class SwarmStore final : public store::PeerStore {
 
   std::span<Swarm> records() noexcept { return {records_, records_count_}; }
   std::span<const Swarm> records() const noexcept { return {records_, records_count_}; }
-  static ScrapeEntry entry_of(const Swarm& swarm) noexcept;
+  ScrapeEntry entry_of(const Swarm& swarm) const noexcept;
+  std::uint32_t position_of(const Swarm& swarm) const noexcept {
+    TYTO_DEBUG_ASSERT(&swarm >= records_ && &swarm < records_ + records_count_);
+    return static_cast<std::uint32_t>(&swarm - records_);
+  }
+  // The swarm's IPv6 set, or nullptr: the side array is read only for a swarm that has one.
+  Ipv6Peers* ipv6_of(const Swarm& swarm) const noexcept {
+    return swarm.activity.has_ipv6 ? ipv6_sets_[position_of(swarm)] : nullptr;
+  }
+  Ipv6Peers& make_ipv6(Swarm& swarm) noexcept;  // the swarm's IPv6 set, made on first use
   // A lookup that finds nothing sets *empty_slot (when asked) to the empty entry of current_
   // where its probe ended, or no_slot: an insert of that key before current_ changes (only
   // insert() starts a growth) goes there without probing again (find-or-insert).
@@ -257,6 +272,15 @@ class SwarmStore final : public store::PeerStore {
   std::uint32_t records_capacity_ = 0;
   std::uint32_t records_count_ = 0;
   std::size_t records_resident_bytes_ = 0;  // high-water of the array since pages were released
+  // IPv6 sets by record position. Invariant (verify() checks it): ipv6_sets_[p] is non-null
+  // exactly when p < records_count_ and records_[p].activity.has_ipv6, and is then that
+  // swarm's set (arena-allocated, never empty); it moves with its record (erase), and every other
+  // entry is null, so a position a new record takes holds no set. Read only behind has_ipv6.
+  // Mapped for records_capacity_ pointers, address space only: a page becomes resident when a
+  // swarm among its 512 positions gets an IPv6 set, so a table of IPv4 swarms spends nothing
+  // here, and one where IPv6 is common spends the 8 bytes a swarm the record's pointer cost.
+  Ipv6Peers** ipv6_sets_ = nullptr;
+  std::size_t ipv6_sets_resident_bytes_ = 0;  // high-water, as records_resident_bytes_
   Index current_;
   Index previous_;                       // being migrated into current_ (empty when not growing)
   Index next_;                           // mapped ahead of the growth, count 0 (else empty)
