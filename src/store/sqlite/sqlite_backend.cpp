@@ -27,10 +27,12 @@ namespace {
 
 constexpr std::uint32_t busy_timeout_ms_default = 5000;
 constexpr std::uint32_t busy_timeout_ms_max = 600000;
-// SQLite's page cache (its own, per connection; the default is 2 MiB). A batch's upserts land on
-// pages spread over tyto_peers and tyto_transfers, and a page not in the cache is read back with
-// a pread each time. Memory is taken as pages are used, up to the limit.
-constexpr std::uint32_t cache_mib_default = 64;
+// SQLite's page cache (its own, per connection), taken as pages are used, up to the limit. The
+// default is SQLite's own. A page not in it is read back from the OS's page cache with a pread
+// (perf on the private bench showed that copy gone at 64 MiB), but the private bench (bench/run,
+// the storage thread on the shard's core) served no more announces at 64 or 256 MiB than at
+// 2 MiB, within its noise, while the cache added its whole size to the resident memory.
+constexpr std::uint32_t cache_mib_default = 2;
 constexpr std::uint32_t cache_mib_max = 65536;
 
 // Each migration runs once, in its own transaction, recorded in tyto_schema_migrations. Never
