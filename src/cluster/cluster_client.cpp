@@ -355,7 +355,11 @@ void ClusterClient::turn(std::span<const pollfd>) {
     TYTO_LOG(log::Level::warning, "cluster: warm-up for {} stalled; abandoned", serve_reply_);
     serving_ = false;
   }
-  if (!warm_ && connected) {
+  if (warm_streamed_) {
+    if (!warm_ && outbox_empty() && records_.empty()) {
+      become_warm(("streamed by " + warm_from_ + ", restored by every shard").c_str());
+    }
+  } else if (!warm_ && connected) {
     if (warm_nonce_ == 0) {
       request_warm(now);
     } else if (now >= warm_deadline_) {
@@ -618,13 +622,16 @@ void ClusterClient::on_warm_answer(std::span<const std::uint8_t> bytes) {
     refuse(refusal, "warm-up answer");
     return;
   }
-  if (warm_ || message.nonce != warm_nonce_ || message.kind == WarmKind::request) return;
+  if (warm_ || warm_streamed_ || message.nonce != warm_nonce_ ||
+      message.kind == WarmKind::request) {
+    return;
+  }
   if (warm_from_.empty()) warm_from_ = message.origin;
   if (message.origin != warm_from_) return;  // another responder's: one is enough
   const auto now = Clock::now();
   if (message.kind == WarmKind::done) {
     if (message.index == warm_pieces_) {
-      become_warm(("streamed by " + warm_from_).c_str());
+      warm_streamed_ = true;  // warm once the shards restored every piece (turn)
     } else {
       TYTO_LOG(log::Level::warning, "cluster: warm-up from {} sent {} pieces, {} came; again",
                warm_from_, message.index, warm_pieces_);

@@ -20,9 +20,11 @@
 //    after a pause, waits in the handover queue, bounded as above, rather than being dropped);
 //  - warms the node at start: subscribed to the batches first, it asks `tyto.<name>.warm` (a
 //    queue group: one warm node answers) and restores the snapshot records streamed back into
-//    its inbox; warm once the responder's `done` says every piece came (a gap asks again), or
-//    when no other node was heard from within warm_wait (the first node of a cluster is warm
-//    alone), or when others are heard but none answered within 3 × warm_wait (all cold);
+//    its inbox; warm once the responder's `done` says every piece came (a gap asks again) and
+//    every shard has restored every piece (so a warm node's answers, and the warm-ups it serves
+//    in turn, hold the swarms it was sent), or when no other node was heard from within
+//    warm_wait (the first node of a cluster is warm alone), or when others are heard but none
+//    answered within 3 × warm_wait (all cold);
 //  - once warm, answers other nodes' warm requests: the shards slice their swarms through the
 //    cluster's snapshot bridge into pieces of one NATS message each, sent as they come.
 // When NATS is unreachable the node serves alone: changes past libnats's reconnect buffer are
@@ -203,6 +205,8 @@ class ClusterClient final : public shard::BridgeThread::Client {
 
   // Warm-up (this node's).
   bool warm_ = false;
+  // Every piece came; warm once the shards restored them all (records_ empty).
+  bool warm_streamed_ = false;
   std::uint64_t warm_nonce_ = 0;
   std::string warm_from_;  // the responder whose pieces are taken
   std::uint32_t warm_pieces_ = 0;
