@@ -89,21 +89,24 @@ void PendingDeltas::take_sorted(std::vector<store::AccountingDelta>& out) {
     // A burst's rows become the batch in place (no second array of them), and every array goes.
     permute_in_place();
     out.swap(rows_);
-    std::vector<store::AccountingDelta>().swap(rows_);
-    std::vector<std::uint64_t>().swap(index_);  // add() rebuilds it from index_capacity_min
-    std::vector<std::uint32_t>().swap(order_);
+    release_arrays();
     return;
   }
   out.reserve(out.size() + rows_.size());
   for (const std::uint32_t position : order_) out.push_back(rows_[position]);
   if (rows_.capacity() > rows_kept_max) {
-    std::vector<store::AccountingDelta>().swap(rows_);
-    std::vector<std::uint64_t>().swap(index_);
-    std::vector<std::uint32_t>().swap(order_);
+    release_arrays();
     return;
   }
   rows_.clear();
   std::fill(index_.begin(), index_.end(), IndexTraits::empty());
+}
+
+// A burst's arrays go back to the heap; add() rebuilds the index from index_capacity_min.
+void PendingDeltas::release_arrays() noexcept {
+  std::vector<store::AccountingDelta>().swap(rows_);
+  std::vector<std::uint64_t>().swap(index_);
+  std::vector<std::uint32_t>().swap(order_);
 }
 
 // rows_[k] becomes rows_[order_[k]] for every k, one cycle of the permutation at a time (each

@@ -42,6 +42,7 @@ class PendingDeltas {
   std::uint64_t hash(const store::PeerKey& key) const noexcept;
   void rebuild(std::size_t capacity);
   void permute_in_place() noexcept;  // rows_ into order_'s order
+  void release_arrays() noexcept;
 
   HashSecret secret_;
   std::vector<store::AccountingDelta> rows_;
