@@ -104,7 +104,75 @@ class MemoryFixture {
   std::unique_ptr<MemoryBackend> backend_;
 };
 
-class SqliteFixture {
+// The catalogue as a site writes it in SQL, the same text on SQLite and PostgreSQL, for the
+// fixtures that play the site through a real database (CRTP: Site has sql(text), and
+// boolean(value), a BOOLEAN column's value as that site would write the raw integer).
+template <class Site>
+class SiteSql {
+ public:
+  static std::string quote(std::string_view text) {
+    std::string quoted = "'";
+    for (const char c : text) quoted += c == '\'' ? std::string("''") : std::string(1, c);
+    return quoted + "'";
+  }
+
+  void put_user(const SiteUser& user) {
+    sql(fmt::format(
+        "INSERT INTO tyto_users(user_id, passkey, enabled, can_leech, upload_factor, "
+        "download_factor) VALUES ({}, {}, {}, {}, {}, {}) ON CONFLICT(user_id) DO UPDATE SET "
+        "passkey = excluded.passkey, enabled = excluded.enabled, can_leech = excluded.can_leech, "
+        "upload_factor = excluded.upload_factor, download_factor = excluded.download_factor",
+        user.user_id, quote(user.passkey), Site::boolean(user.enabled),
+        Site::boolean(user.can_leech), user.upload_factor, user.download_factor));
+  }
+  // The site renumbers a user: `user` is the row under its new id.
+  void change_user_id(std::int64_t from, const SiteUser& user) {
+    sql(fmt::format("UPDATE tyto_users SET user_id = {} WHERE user_id = {}", user.user_id, from));
+  }
+  void remove_user(std::int64_t user_id) {
+    sql(fmt::format("DELETE FROM tyto_users WHERE user_id = {}", user_id));
+  }
+  void put_torrent(const SiteTorrent& torrent) {
+    sql(fmt::format(
+        "INSERT INTO tyto_torrents(torrent_id, info_hash, upload_factor, download_factor) "
+        "VALUES ({}, {}, {}, {}) ON CONFLICT(torrent_id) DO UPDATE SET "
+        "info_hash = excluded.info_hash, upload_factor = excluded.upload_factor, "
+        "download_factor = excluded.download_factor",
+        torrent.torrent_id, quote(torrent.info_hash), torrent.upload_factor,
+        torrent.download_factor));
+  }
+  void remove_torrent(std::int64_t torrent_id) {
+    sql(fmt::format("DELETE FROM tyto_torrents WHERE torrent_id = {}", torrent_id));
+  }
+  void put_client_rule(std::string_view prefix, bool allowed) {
+    sql(
+        fmt::format("INSERT INTO tyto_client_rules(peer_id_prefix, allowed) VALUES ({}, {}) "
+                    "ON CONFLICT(peer_id_prefix) DO UPDATE SET allowed = excluded.allowed",
+                    quote(prefix), Site::boolean(allowed ? 1 : 0)));
+  }
+  void remove_client_rule(std::string_view prefix) {
+    sql(fmt::format("DELETE FROM tyto_client_rules WHERE peer_id_prefix = {}", quote(prefix)));
+  }
+  // One row per refusal reason; backend_test.cpp counts them.
+  void put_invalid_rows() {
+    sql("INSERT INTO tyto_users(user_id, passkey) VALUES (901, 'has space')");
+    sql("INSERT INTO tyto_users(user_id, passkey) VALUES (902, '" + std::string(65, 'k') + "')");
+    sql("INSERT INTO tyto_users(user_id, passkey, upload_factor) VALUES (903, 'neg', -1)");
+    sql("INSERT INTO tyto_torrents(torrent_id, info_hash) VALUES (901, '" + std::string(39, 'a') +
+        "')");
+    sql("INSERT INTO tyto_torrents(torrent_id, info_hash) VALUES (902, '" + std::string(39, 'a') +
+        "g')");
+    sql("INSERT INTO tyto_torrents(torrent_id, info_hash, download_factor) VALUES (903, '" +
+        std::string(40, 'b') + "', 1000)");
+    sql("INSERT INTO tyto_client_rules(peer_id_prefix, allowed) VALUES ('" + std::string(21, 'p') +
+        "', " + Site::boolean(1) + ")");
+  }
+
+ private:
+  void sql(const std::string& text) { static_cast<Site*>(this)->sql(text); }
+};
+
+class SqliteFixture : public SiteSql<SqliteFixture> {
  public:
   static constexpr std::string_view name = "sqlite";
   static constexpr bool holds_invalid_rows = true;
@@ -144,62 +212,8 @@ class SqliteFixture {
     EXPECT_EQ(result, SQLITE_OK) << text << ": " << (message != nullptr ? message : "");
     sqlite3_free(message);
   }
-  static std::string quote(std::string_view text) {
-    std::string quoted = "'";
-    for (const char c : text) quoted += c == '\'' ? std::string("''") : std::string(1, c);
-    return quoted + "'";
-  }
-
-  void put_user(const SiteUser& user) {
-    sql(fmt::format(
-        "INSERT INTO tyto_users(user_id, passkey, enabled, can_leech, upload_factor, "
-        "download_factor) VALUES ({}, {}, {}, {}, {}, {}) ON CONFLICT(user_id) DO UPDATE SET "
-        "passkey = excluded.passkey, enabled = excluded.enabled, can_leech = excluded.can_leech, "
-        "upload_factor = excluded.upload_factor, download_factor = excluded.download_factor",
-        user.user_id, quote(user.passkey), user.enabled, user.can_leech, user.upload_factor,
-        user.download_factor));
-  }
-  void change_user_id(std::int64_t from, const SiteUser& user) {
-    sql(fmt::format("UPDATE tyto_users SET user_id = {} WHERE user_id = {}", user.user_id, from));
-  }
-  void remove_user(std::int64_t user_id) {
-    sql(fmt::format("DELETE FROM tyto_users WHERE user_id = {}", user_id));
-  }
-  void put_torrent(const SiteTorrent& torrent) {
-    sql(fmt::format(
-        "INSERT INTO tyto_torrents(torrent_id, info_hash, upload_factor, download_factor) "
-        "VALUES ({}, {}, {}, {}) ON CONFLICT(torrent_id) DO UPDATE SET "
-        "info_hash = excluded.info_hash, upload_factor = excluded.upload_factor, "
-        "download_factor = excluded.download_factor",
-        torrent.torrent_id, quote(torrent.info_hash), torrent.upload_factor,
-        torrent.download_factor));
-  }
-  void remove_torrent(std::int64_t torrent_id) {
-    sql(fmt::format("DELETE FROM tyto_torrents WHERE torrent_id = {}", torrent_id));
-  }
-  void put_client_rule(std::string_view prefix, bool allowed) {
-    sql(
-        fmt::format("INSERT INTO tyto_client_rules(peer_id_prefix, allowed) VALUES ({}, {}) "
-                    "ON CONFLICT(peer_id_prefix) DO UPDATE SET allowed = excluded.allowed",
-                    quote(prefix), allowed ? 1 : 0));
-  }
-  void remove_client_rule(std::string_view prefix) {
-    sql(fmt::format("DELETE FROM tyto_client_rules WHERE peer_id_prefix = {}", quote(prefix)));
-  }
-  // One row per refusal reason; backend_test.cpp counts them.
-  void put_invalid_rows() {
-    sql("INSERT INTO tyto_users(user_id, passkey) VALUES (901, 'has space')");
-    sql("INSERT INTO tyto_users(user_id, passkey) VALUES (902, '" + std::string(65, 'k') + "')");
-    sql("INSERT INTO tyto_users(user_id, passkey, upload_factor) VALUES (903, 'neg', -1)");
-    sql("INSERT INTO tyto_torrents(torrent_id, info_hash) VALUES (901, '" + std::string(39, 'a') +
-        "')");
-    sql("INSERT INTO tyto_torrents(torrent_id, info_hash) VALUES (902, '" + std::string(39, 'a') +
-        "g')");
-    sql("INSERT INTO tyto_torrents(torrent_id, info_hash, download_factor) VALUES (903, '" +
-        std::string(40, 'b') + "', 1000)");
-    sql("INSERT INTO tyto_client_rules(peer_id_prefix, allowed) VALUES ('" + std::string(21, 'p') +
-        "', 1)");
-  }
+  // A BOOLEAN column's value, raw (SQLite keeps what the site wrote).
+  static std::string boolean(std::int64_t value) { return fmt::format("{}", value); }
 
   int put_completion_rows() {
     sql("INSERT INTO tyto_completions(info_hash, completed) VALUES ('" + std::string(39, 'c') +
