@@ -80,11 +80,15 @@ std::uint64_t Ledger::ticket_of(const Entry& held) const noexcept {
   return held.stopping ? stoppings_[held.pending_index].ticket : 0;
 }
 
-std::uint32_t Ledger::home(const store::PeerKey& key, std::uint32_t& tag) const noexcept {
+std::uint32_t Ledger::tag_of(const store::PeerKey& key) const noexcept {
   std::uint8_t pair[16];
   std::memcpy(pair, &key.user_id, 8);
   std::memcpy(pair + 8, &key.torrent_id, 8);
-  tag = oa::tag_of(hash_bytes(pair, secret_));
+  return oa::tag_of(hash_bytes(pair, secret_));
+}
+
+std::uint32_t Ledger::home(const store::PeerKey& key, std::uint32_t& tag) const noexcept {
+  tag = tag_of(key);
   return oa::home_of(tag, static_cast<std::uint32_t>(index_.size()));
 }
 
@@ -105,9 +109,10 @@ Ledger::Spot Ledger::locate(const store::PeerKey& key) const noexcept {
   return spot;
 }
 
-LedgerVerdict Ledger::admit(const store::PeerKey& key, Spot& spot) const noexcept {
-  std::uint32_t tag = 0;
-  std::uint32_t slot = home(key, tag);
+LedgerVerdict Ledger::admit(const store::PeerKey& key, Spot& spot,
+                            std::uint32_t tag) const noexcept {
+  TYTO_DEBUG_ASSERT(tag == tag_of(key));
+  std::uint32_t slot = oa::home_of(tag, static_cast<std::uint32_t>(index_.size()));
   spot = Spot{absent, tag, slot};
   std::uint32_t same_pair_active = 0;
   const auto capacity = static_cast<std::uint32_t>(index_.size());
@@ -219,8 +224,8 @@ std::uint64_t Ledger::record(const Spot& spot, const store::PeerKey& key,
     held->from_announced_unix_s = fresh_baseline ? now_unix_s : held->announced_unix_s;
     // What came before the from-baseline is this session's, owed by another node's batch or by
     // nobody, unless a `started` set it (now, or as the baseline held).
-    held->from_continues = fresh_baseline ? request.event != AnnounceEvent::started
-                                          : !held->baseline_starts_session;
+    held->from_continues =
+        fresh_baseline ? request.event != AnnounceEvent::started : !held->baseline_starts_session;
   }
   Pending& pending = mark_dirty(position, *held);
   held->upload_scale = static_cast<double>(torrent.upload_factor) * member.upload_factor;
@@ -315,9 +320,10 @@ Ledger::Adopted Ledger::adopt(const store::Baseline& baseline, bool closed, std:
     const bool same = baseline.announced_unix_s == held.announced_unix_s &&
                       baseline.uploaded == held.baseline_uploaded &&
                       baseline.downloaded == held.baseline_downloaded;
-    if ((same && !closed) || !store::baseline_not_older(baseline.announced_unix_s, baseline.uploaded,
-                                           baseline.downloaded, held.announced_unix_s,
-                                           held.baseline_uploaded, held.baseline_downloaded)) {
+    if ((same && !closed) ||
+        !store::baseline_not_older(baseline.announced_unix_s, baseline.uploaded,
+                                   baseline.downloaded, held.announced_unix_s,
+                                   held.baseline_uploaded, held.baseline_downloaded)) {
       return Adopted::unchanged;
     }
   }

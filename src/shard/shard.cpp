@@ -539,7 +539,8 @@ const char* Shard::finish_read_ahead(PrivateReadAhead& ahead, const AnnounceRequ
   }
   ahead.torrent = catalogue_->torrents().find(request.info_hash, ahead.torrent_hash);
   if (ahead.torrent != nullptr && member.user_id != 0) {
-    ledger_->prefetch({member.user_id, ahead.torrent->torrent_id, request.peer_id});
+    ahead.ledger_tag =
+        ledger_->prefetch({member.user_id, ahead.torrent->torrent_id, request.peer_id});
   }
   return nullptr;
 }
@@ -598,7 +599,9 @@ AnnounceReply Shard::apply_announce(const AnnounceRequest& request, const Member
   }
   const store::PeerKey key{member.user_id, torrent->torrent_id, request.peer_id};
   Ledger::Spot spot;  // where admit found the key: record uses it without probing again
-  switch (ledger_->admit(key, spot)) {
+  // The read-ahead hashed the key when it found the torrent (finish_read_ahead).
+  const bool tag_known = ahead != nullptr && ahead->torrent != nullptr;
+  switch (tag_known ? ledger_->admit(key, spot, ahead->ledger_tag) : ledger_->admit(key, spot)) {
     case LedgerVerdict::user_torrent_full:
       ++private_counters_.refused_user_torrent_full;
       return {AnnounceStatus::user_torrent_full};

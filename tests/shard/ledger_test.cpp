@@ -86,6 +86,37 @@ TEST_F(LedgerTest, FirstSightingSetsTheBaselineAndCreditsNothing) {
   EXPECT_TRUE(take().empty());  // handed on: nothing waits
 }
 
+// The UDP batch's read-ahead hashes a key once (prefetch) and admits by that tag: held keys
+// are found where record() put them, a pair's fourth peer is refused, a new key joins its pair's
+// run; and a record through that spot is found by the next admit. (A tag that is not the key's
+// fails the debug assertion in admit; one that shifts the home misses held keys here.)
+TEST_F(LedgerTest, AdmitByTheReadAheadsTagFindsWhatRecordPut) {
+  for (std::uint8_t peer = 1; peer <= 3; ++peer) record(key_of(1, 10, peer), announce(0, 0, 10));
+  for (std::uint64_t user = 2; user <= 20; ++user) record(key_of(user, 11, 'a'), announce(0, 0, 1));
+  for (std::uint64_t user = 1; user <= 20; ++user) {
+    const auto key = user == 1 ? key_of(1, 10, 2) : key_of(user, 11, 'a');
+    Ledger::Spot spot;
+    EXPECT_EQ(ledger_.admit(key, spot, ledger_.prefetch(key)), LedgerVerdict::ok);
+    ASSERT_NE(spot.position, UINT32_MAX) << user;
+    EXPECT_TRUE(ledger_.holds(key));
+  }
+  Ledger::Spot spot;
+  const auto fourth = key_of(1, 10, 4);
+  EXPECT_EQ(ledger_.admit(fourth, spot, ledger_.prefetch(fourth)),
+            LedgerVerdict::user_torrent_full);
+  const auto fresh = key_of(21, 11, 'a');
+  ASSERT_EQ(ledger_.admit(fresh, spot, ledger_.prefetch(fresh)), LedgerVerdict::ok);
+  EXPECT_EQ(spot.position, UINT32_MAX);
+  store::TorrentRow torrent = torrent_;
+  torrent.torrent_id = 11;
+  Member member = member_;
+  member.user_id = 21;
+  ledger_.record(spot, fresh, announce(0, 0, 1), torrent, member, now_s_, 1'700'000'000);
+  EXPECT_TRUE(ledger_.holds(fresh));
+  EXPECT_EQ(ledger_.admit(fresh, spot, ledger_.prefetch(fresh)), LedgerVerdict::ok);
+  EXPECT_NE(spot.position, UINT32_MAX);
+}
+
 TEST_F(LedgerTest, CreditsTheGrowthScaledByBothFactorsAndKeepsRealBytes) {
   const auto key = key_of(1, 10, 'a');
   torrent_.upload_factor = 2.0f;    // double upload
@@ -489,8 +520,7 @@ TEST_F(LedgerTest, AdoptedBaselinesAreCreditedAgainstAndOlderOnesIgnored) {
   EXPECT_EQ(ledger_.adopt(older, false, now_s_, now_unix), Ledger::Adopted::unchanged);
   store::Baseline same_second_lower = there;
   same_second_lower.uploaded = 1500;
-  EXPECT_EQ(ledger_.adopt(same_second_lower, false, now_s_, now_unix),
-            Ledger::Adopted::unchanged);
+  EXPECT_EQ(ledger_.adopt(same_second_lower, false, now_s_, now_unix), Ledger::Adopted::unchanged);
   record(key, announce(1700, 50, 0));
   const auto deltas = take();
   ASSERT_EQ(deltas.size(), 1u);
@@ -508,8 +538,7 @@ TEST_F(LedgerTest, RemoteEntriesCountExpireSilentlyAndCloseWithTheOtherNode) {
   const std::uint64_t unix_origin = 1'700'000'000;
   for (std::uint8_t peer : {'a', 'b', 'c'}) {
     store::Baseline there{key_of(1, 10, peer), 10, 10, unix_origin + now_s_, false};
-    EXPECT_EQ(ledger_.adopt(there, false, now_s_, unix_origin + now_s_),
-              Ledger::Adopted::adopted);
+    EXPECT_EQ(ledger_.adopt(there, false, now_s_, unix_origin + now_s_), Ledger::Adopted::adopted);
   }
   EXPECT_EQ(ledger_.admit(key_of(1, 10, 'd')), LedgerVerdict::user_torrent_full);
   store::Baseline closed{key_of(1, 10, 'c'), 20, 20, unix_origin + now_s_ + 1, false};

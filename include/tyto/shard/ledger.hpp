@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "tyto/core/hash.hpp"
+#include "tyto/core/open_addressing.hpp"
 #include "tyto/core/request.hpp"
 #include "tyto/store/accounting.hpp"
 #include "tyto/store/catalogue.hpp"
@@ -82,12 +83,19 @@ class Ledger {
     Spot spot;
     return admit(key, spot);
   }
-  LedgerVerdict admit(const store::PeerKey& key, Spot& spot) const noexcept;
+  LedgerVerdict admit(const store::PeerKey& key, Spot& spot) const noexcept {
+    return admit(key, spot, tag_of(key));
+  }
+  // The same with the key's tag from prefetch() (the key hashed once; the index's size is fixed
+  // at construction, so the tag's home is the same whenever admit runs).
+  LedgerVerdict admit(const store::PeerKey& key, Spot& spot, std::uint32_t tag) const noexcept;
   // Read-ahead over a batch of announces (UdpFront::apply_queued): the index entry where the
-  // key's run starts, so admit's first probe finds it in the cache.
-  void prefetch(const store::PeerKey& key) const noexcept {
-    std::uint32_t tag = 0;
-    __builtin_prefetch(&index_[home(key, tag)]);
+  // key's run starts, so admit's first probe finds it in the cache. Returns the key's tag.
+  std::uint32_t prefetch(const store::PeerKey& key) const noexcept {
+    const std::uint32_t tag = tag_of(key);
+    const auto capacity = static_cast<std::uint32_t>(index_.size());
+    __builtin_prefetch(&index_[open_addressing::home_of(tag, capacity)]);
+    return tag;
   }
   // After the peer store accepted the announce (admit said ok). now_s is the shard clock,
   // now_unix_s Unix time (written to the database). With `ticket_stopped`, a `stopped` that
@@ -164,8 +172,9 @@ class Ledger {
   std::uint32_t find(const store::PeerKey& key) const noexcept;
   Spot locate(const store::PeerKey& key) const noexcept;
   Entry& entry(std::uint32_t position) const noexcept;
-  Pending& pending_of(const Entry& entry) const noexcept;  // the entry is dirty
+  Pending& pending_of(const Entry& entry) const noexcept;      // the entry is dirty
   std::uint64_t ticket_of(const Entry& entry) const noexcept;  // the entry is dirty
+  std::uint32_t tag_of(const store::PeerKey& key) const noexcept;
   std::uint32_t home(const store::PeerKey& key, std::uint32_t& tag) const noexcept;
   std::uint32_t insert(const store::PeerKey& key) noexcept;  // absent when full
   std::uint32_t insert(const store::PeerKey& key, std::uint32_t tag, std::uint32_t start) noexcept;
@@ -225,14 +234,15 @@ struct Ledger::Entry {
   // The pending delta's record (in stoppings_ when `stopping`, else in pendings_); no_pending:
   // clean.
   std::uint32_t pending_index = no_pending;
-  bool live : 1 = false;  // in use
+  bool live : 1 = false;      // in use
   bool stopping : 1 = false;  // the pending delta holds a stop
   bool seeding : 1 = false;
   bool completed : 1 = false;  // the pending delta's snatch (false while clean)
   bool closed : 1 = false;
-  bool remote : 1 = false;                   // last announced on another cluster node (adopt)
-  bool from_continues : 1 = false;           // AccountingDelta::from_continues
-  bool baseline_starts_session : 1 = false;  // set by a `started` announce: nothing before it is owed
+  bool remote : 1 = false;          // last announced on another cluster node (adopt)
+  bool from_continues : 1 = false;  // AccountingDelta::from_continues
+  // Set by a `started` announce: nothing before it is owed.
+  bool baseline_starts_session : 1 = false;
 
   bool dirty() const noexcept { return pending_index != no_pending; }
   store::PeerKey key() const noexcept { return {user_id, torrent_id, peer_id}; }

@@ -13,8 +13,8 @@
 // misses overlap. Announces other shards forward are queued the same way as the mailboxes are
 // drained. In private mode the batch also reads ahead the passkey's user, the torrent and the
 // ledger entry, and admits by passkey there (an owned announce's passkey is checked in the
-// batch, not as its datagram is handled). The completions are walked once per turn; the queue is empty again at the end of
-// every step of the turn that fills it (the mailboxes, the completions).
+// batch, not as its datagram is handled). The completions are walked once per turn; the queue is
+// empty again at the end of every step of the turn that fills it (the mailboxes, the completions).
 #pragma once
 
 #include <array>
@@ -45,7 +45,8 @@ struct PrivateReadAhead {
   std::uint64_t user_hash = 0;
   std::uint64_t torrent_hash = 0;
   const store::TorrentRow* torrent = nullptr;  // finish_read_ahead's (nullptr: unregistered)
-  bool refused = false;  // finish_read_ahead refused it (answered; not to be applied)
+  std::uint32_t ledger_tag = 0;  // Ledger::prefetch's, when torrent and the member's user are set
+  bool refused = false;          // finish_read_ahead refused it (answered; not to be applied)
 };
 
 class UdpFront {
