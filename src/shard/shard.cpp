@@ -15,6 +15,14 @@ namespace {
 constexpr unsigned ring_entries = 4096;
 // A sleeping shard still ticks once a second.
 constexpr unsigned idle_wait_ms = 1000;
+// A shard whose accounting deltas (or completions) wait for room in the storage bridge's full
+// queue sleeps this long at most: the storage thread frees the room without waking it, and at a
+// second a turn an idle shard handed on one queue's worth (4096) a second, so a ledger left
+// holding a burst's deltas took minutes to be written after the burst (issue 19: the writer "did
+// not catch up within 60 s"). At 2 ms, up to 2 M deltas a second can go, more than any writer
+// takes; while the database is down (the storage thread's backlog full) it costs 500 wake-ups a
+// second.
+constexpr unsigned room_wait_ms = 2;
 constexpr unsigned stop_drain_ms = 2000;
 
 std::unique_ptr<store::PeerStore> make_store(const ShardConfig& config, const TimeFrame& frame,
@@ -193,6 +201,13 @@ bool Shard::mail_waiting() const noexcept {
           (directory_.cluster.waiting(index_) || directory_.cluster_snapshot.waiting(index_)));
 }
 
+// Deltas or completions the storage bridge's full queue refused (flush_ledger and
+// flush_completions hand on all they hold, up to a turn's bound, unless the queue is full).
+bool Shard::storage_waiting() const noexcept {
+  return (ledger_ != nullptr && ledger_->dirty_count() != 0) ||
+         (completions_ != nullptr && completions_->pending_count() != 0);
+}
+
 bool Shard::turn(bool may_sleep) noexcept {
   owner_.check();
   ++counters_.loop_turns;
@@ -241,7 +256,7 @@ bool Shard::turn(bool may_sleep) noexcept {
   self.sleeping.store(true, std::memory_order_seq_cst);
   if (!mail_waiting() && !directory_.stopping.load(std::memory_order_seq_cst)) {
     ++counters_.sleeps;
-    ring_.submit_and_wait(idle_wait_ms);
+    ring_.submit_and_wait(storage_waiting() ? room_wait_ms : idle_wait_ms);
   } else {
     ring_.submit();
   }

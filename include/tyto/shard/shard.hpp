@@ -173,6 +173,7 @@ class Shard {
   void drain() noexcept;
   bool quiet() const noexcept;
   bool mail_waiting() const noexcept;
+  bool storage_waiting() const noexcept;
   void refresh_clock() noexcept;
   void refresh_access_list() noexcept;
   std::string restore_snapshot();
