@@ -11,7 +11,8 @@
 // - Turns (issue 21 §2): the longest turn of 256 announces of new peers into one swarm growing
 //   to 1 M peers, and the longest store call (a scrape, whose first touch in a stamp unit
 //   expires the set) on a swarm of 1 M peers of which a share has timed out; thread CPU time,
-//   as counters (turn_max_us, call_max_us), one iteration each.
+//   as counters (turn_max_us, call_max_us), one iteration each. And the same call on sets just
+//   under staging, which expire in one call (BM_ExpireSmallSet).
 #include <benchmark/benchmark.h>
 
 #include <time.h>
@@ -20,6 +21,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <random>
@@ -354,6 +356,71 @@ BENCHMARK(BM_ExpireLargeSet)
     ->Arg(0)
     ->Arg(10)
     ->Arg(100)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+
+// Sets that expire in one call (issue 21 §2): one swarm whose set holds range(0) peers, IPv4
+// (range(1) = 4), IPv6 (6) or both (46: one call expires both sets), range(2) % of them
+// announced a timeout ago; then one scrape, whose touch expires the set(s). Sizes: the three
+// largest capacities below staging, full (the largest is the longest call there is), and 4095
+// (a staged class: counted and marked in one pass, removed in steps). Rounds of a fresh
+// store each; call_max_us is the longest call over the rounds, in thread CPU time. range(3) = 1
+// evicts the caches before each timed call (64 MiB written), as for a swarm cold in the cache.
+void BM_ExpireSmallSet(benchmark::State& state) {
+  const swarm::StoreLimits limits;
+  const auto peers = static_cast<std::uint32_t>(state.range(0));
+  const bool ipv4 = state.range(1) != 6;
+  const bool ipv6 = state.range(1) != 4;
+  const auto old_peers = static_cast<std::uint32_t>(std::uint64_t{peers} * state.range(2) / 100);
+  const bool cold = state.range(3) != 0;
+  const std::uint32_t rounds = cold ? 50 : 200;
+  std::vector<std::uint8_t> eviction(cold ? 64u << 20 : 0);
+  std::vector<std::int64_t> calls_ns;
+  for (auto _ : state) {
+    for (std::uint32_t round = 0; round < rounds; ++round) {
+      auto store = std::make_unique<swarm::SwarmStore>(limits, bench_secret(), 1);
+      AnnounceRequest request = one_swarm_announce();
+      std::uint8_t out[50 * 18];
+      const std::uint32_t fresh_s = limits.peer_timeout_s;
+      for (std::uint32_t n = 0; n < peers; ++n) {
+        request.left_bytes = n % 4 == 0 ? 0 : 1;
+        const std::uint32_t now_s = n < old_peers ? 1 : fresh_s;
+        if (ipv4) {
+          request.peer = peer_number(n);
+          store->announce(request, now_s, std::span(out, 0));
+        }
+        if (ipv6) {
+          std::uint8_t address[16] = {0x20, 0x01, 0x0d, 0xb8};
+          std::memcpy(address + 12, peer_number(n).wire.data(), 4);
+          request.peer = PeerEndpoint::ipv6(address, peer_number(n).port());
+          store->announce(request, now_s, std::span(out, 0));
+        }
+      }
+      const std::uint32_t now_s = fresh_s + limits.peer_timeout_s / 2;  // past the old ones'
+      for (std::size_t i = 0; i < eviction.size(); i += 64) {
+        eviction[i] = static_cast<std::uint8_t>(i + round);
+      }
+      benchmark::ClobberMemory();
+      const std::int64_t start = thread_cpu_ns();
+      const ScrapeEntry entry = store->scrape(request.info_hash, now_s);
+      calls_ns.push_back(thread_cpu_ns() - start);
+      const std::uint32_t left = (ipv4 + ipv6) * (peers - old_peers);
+      if (entry.seeders + entry.leechers != left) state.SkipWithError("peers left differ");
+    }
+  }
+  std::sort(calls_ns.begin(), calls_ns.end());
+  state.counters["call_max_us"] = calls_ns.back() / 1e3;
+  state.counters["call_p99_us"] = calls_ns[calls_ns.size() * 99 / 100] / 1e3;
+  state.counters["call_median_us"] = calls_ns[calls_ns.size() / 2] / 1e3;
+}
+BENCHMARK(BM_ExpireSmallSet)
+    ->Apply([](benchmark::internal::Benchmark* benchmark) {
+      std::vector<std::int64_t> sizes = {4095};
+      for (std::uint8_t below = 1; below <= 3; ++below) {
+        sizes.push_back(swarm::peer_capacity(swarm::staged_capacity_class_min - below));
+      }
+      benchmark->ArgsProduct({sizes, {4, 6, 46}, {0, 10, 100}, {0, 1}});
+    })
     ->Iterations(1)
     ->Unit(benchmark::kMillisecond);
 
