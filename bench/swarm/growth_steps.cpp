@@ -5,7 +5,7 @@
 // - swarms: one SwarmStore filled with new swarms by announces, to limits.swarms_per_shard_max
 //   (8 M), one expire_step per simulated second at 1 M announces per second.
 // - peers, peers6: one swarm filled with new IPv4 (IPv6) peers to limits.peers_per_swarm_max
-//   (1 M): from 4096 peers on, each class change is staged over many announces (peer_set.hpp).
+//   (1 M): from capacity 1778 on, each class change is staged over many announces (peer_set.hpp).
 // - catalogue: CatalogueCopy::put_torrent and put_user of new rows, from an empty copy to 8 M.
 // Operations are timed in the thread's CPU time (a shared machine preempts the thread for whole
 // scheduler ticks, which wall time would count); turns in both.

@@ -67,11 +67,11 @@ static_assert(staged_class_min == staged_capacity_class_min);
 
 // A block's layout for `capacity` peers: addresses, stamps, the index (4-byte aligned) from
 // index_capacity_min peers on, then the Stage header (8-byte aligned) from staged_capacity_min on.
-std::uint32_t index_slots_for(std::uint32_t capacity) noexcept {
+constexpr std::uint32_t index_slots_for(std::uint32_t capacity) noexcept {
   return capacity + capacity / 4;
 }
 
-std::size_t index_offset(std::size_t capacity, std::size_t wire_size) noexcept {
+constexpr std::size_t index_offset(std::size_t capacity, std::size_t wire_size) noexcept {
   return (capacity * (wire_size + 1) + 3) / 4 * 4;
 }
 
@@ -216,7 +216,10 @@ void carry_expiry(const Stage& from, Stage& to) noexcept {
 
 // The per-step bounds (stage_peers_per_step and the rest) are in peer_set.hpp.
 // Staged blocks come from mimalloc, not from shared slabs: their pages are theirs to release.
-static_assert(staged_capacity_min * 7 > SlabArena::block_size_max);
+// The smallest is the first staged class's IPv4 block (1778 peers: 16,890 bytes with its index).
+static_assert(index_offset(capacity_table.capacities[staged_class_min], 6) +
+                  index_slots_for(capacity_table.capacities[staged_class_min]) * 2 >
+              SlabArena::block_size_max);
 // A growth starts this close to full: (capacity - count) inserts of room, each a step.
 constexpr std::uint32_t stage_growth_room(std::uint32_t capacity) noexcept {
   return capacity / 5;
@@ -417,7 +420,7 @@ void PeerSet<W>::stage_finish(SlabArena& arena) noexcept {
   const auto retired_class = static_cast<std::uint8_t>(class_);
   block_ = stage.block;
   class_ = stage.capacity_class;
-  if (capacity_next < staged_capacity_min) {  // no Stage to retire it in
+  if (capacity_next < staged_capacity_min) {                           // no Stage to retire it in
     TYTO_ASSERT(stage.expired_seeders + stage.expired_leechers == 0);  // E4
     arena.deallocate(retired, bytes_for(retired_class));
     return;

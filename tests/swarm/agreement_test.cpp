@@ -148,7 +148,7 @@ TEST(ClusterAgreement, NodesThatBeganAtOtherTimesDropASilentPeerInTheSameSecond)
   }
 }
 
-// Issue 21 §2: a large swarm's peer set (staged, 4096 peers or more) is expired in steps, a
+// Issue 21 §2: a large swarm's peer set (staged, capacity 1778 or more) is expired in steps, a
 // few removals per touch and a bounded share per expiry step, yet every node answers the same
 // at every second, no peer goes before its timeout (the stamp rule, StampClock::expired, from
 // its last announce) and none stays after it. a hears 12,000 announces over five stamp units

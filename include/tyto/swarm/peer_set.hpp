@@ -110,11 +110,19 @@ std::uint32_t peer_capacity(std::uint8_t capacity_class) noexcept;
 std::uint8_t peer_capacity_classes() noexcept;
 inline constexpr std::uint32_t index_capacity_min = 64;       // sets this large carry an index
 inline constexpr std::uint32_t narrow_capacity_max = 0xfffe;  // 16-bit index entries up to here
-// Sets this large change class in stages (a Stage header at the block's end).
-inline constexpr std::uint32_t staged_capacity_min = 4096;
-// The first class of capacity >= staged_capacity_min (4340; checked in peer_set.cpp): reads
+// Sets this large change class, and expire, in stages (a Stage header at the block's end).
+// Smaller sets expire in one call that removes the expired peers one by one. The longest such
+// call (bench/swarm BM_ExpireSmallSet: all of a full set expired; release, shared 2-core VM at
+// load 4, thread CPU, median / max of 200): with 4096 here, 3472 peers, 370 / 560 us for IPv4,
+// 525 / 830 us for IPv6, 1.0 / 1.5 ms for a swarm's two sets in one touch. 1536 is as low as the
+// staged layout goes (the first staged class's blocks must come from mimalloc, peer_set.cpp):
+// 1422 peers, 181 / 259 us IPv4, 198 / 306 us IPv6, 403 / 602 us both sets (cold caches: 158 /
+// 230, 180 / 250, 335 / 507 us); 10 % expired, 107 us max (148 cold, both sets). Still over 250
+// us at worst: lower needs a cheaper bulk removal, not a lower threshold (issue 21 §2).
+inline constexpr std::uint32_t staged_capacity_min = 1536;
+// The first class of capacity >= staged_capacity_min (1778; checked in peer_set.cpp): reads
 // of a smaller set's expiry state need no look at its block.
-inline constexpr std::uint8_t staged_capacity_class_min = 35;
+inline constexpr std::uint8_t staged_capacity_class_min = 31;
 // A staged class change's work per insert or remove (peer_set.cpp, Stage), at most:
 // Per step, not more: a turn may hold 256 inserts into one growing set, and 16 peers a step cost
 // 0.9 ms per such turn (bench/swarm/growth_steps, the next index's random slots miss the cache).
@@ -226,7 +234,7 @@ class PeerSet {
   // Expires the peers older than timeout_s: calls on_expired(seeders, leechers) with how many
   // of each part expired, and returns their count. From then on no read sees them (live_*(),
   // find_live, copy_window; snapshots write them with an age that restores nothing).
-  //  - below staged_capacity_min peers of capacity: all removed at once (fewer than 4096).
+  //  - below staged_capacity_min peers of capacity: all removed at once (at most 1422).
   //  - a staged set: one pass over its stamps counts them (and marks them, peer_set.cpp
   //    expire_mark), then expire_step removes at most `expiry_removals_per_touch` of them;
   //    the rest go in later steps, on touches and the store's expiry step (issue 21 §2).
