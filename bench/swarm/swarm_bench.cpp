@@ -361,7 +361,8 @@ BENCHMARK(BM_ExpireLargeSet)
 
 // Sets that expire in one call (issue 21 §2): one swarm whose set holds range(0) peers, IPv4
 // (range(1) = 4), IPv6 (6) or both (46: one call expires both sets), range(2) % of them
-// announced a timeout ago; then one scrape, whose touch expires the set(s). Sizes: the three
+// announced a timeout ago (12 and 13 % sit either side of PeerSet::expire_at_once_fraction, 1/8);
+// then one scrape, whose touch expires the set(s). Sizes: the three
 // largest capacities below staging, full (the largest is the longest call there is), and 4095
 // (a staged class: counted and marked in one pass, removed in steps). Rounds of a fresh
 // store each; call_max_us is the longest call over the rounds, in thread CPU time. range(3) = 1
@@ -419,7 +420,7 @@ BENCHMARK(BM_ExpireSmallSet)
       for (std::uint8_t below = 1; below <= 3; ++below) {
         sizes.push_back(swarm::peer_capacity(swarm::staged_capacity_class_min - below));
       }
-      benchmark->ArgsProduct({sizes, {4, 6, 46}, {0, 10, 100}, {0, 1}});
+      benchmark->ArgsProduct({sizes, {4, 6, 46}, {0, 10, 12, 13, 50, 100}, {0, 1}});
     })
     ->Iterations(1)
     ->Unit(benchmark::kMillisecond);

@@ -795,6 +795,46 @@ std::uint32_t PeerSet<W>::expire_step(std::uint32_t removals_max, std::uint32_t 
 }
 
 template <std::size_t W>
+typename PeerSet<W>::Expired PeerSet<W>::expire_at_once(std::uint8_t now_stamp,
+                                                        std::uint32_t expiry_units,
+                                                        SlabArena& arena,
+                                                        const HashSecret& secret) noexcept {
+  TYTO_ASSERT(block_ != nullptr && class_ < staged_class_min);
+  Expired expired;
+  std::uint8_t* const stamps = this->stamps();
+  std::uint32_t kept = 0;
+  std::uint32_t seeders_kept = 0;
+  for (std::uint32_t position = 0; position < count_; ++position) {
+    if (StampClock::units_since(stamps[position], now_stamp) >= expiry_units) {
+      ++(position < seeders_ ? expired.seeders : expired.leechers);
+      continue;
+    }
+    if (kept != position) {
+      std::memcpy(block_ + std::size_t{kept} * W, block_ + std::size_t{position} * W, W);
+      stamps[kept] = stamps[position];
+    }
+    seeders_kept += position < seeders_;
+    ++kept;
+  }
+  TYTO_ASSERT(kept + expired.seeders + expired.leechers == count_);
+  TYTO_ASSERT(seeders_kept + expired.seeders == seeders_);
+  if (kept == count_) return expired;
+  count_ = kept;
+  seeders_ = seeders_kept;
+  if (count_ == 0) {
+    release(arena);
+    return expired;
+  }
+  // The index still names the old positions: rebuilt by the copy into the new block.
+  auto capacity_class = static_cast<std::uint8_t>(class_);
+  if (count_ * 2 < capacity() && class_ > 0) {
+    capacity_class = std::min(capacity_class, class_for(count_ + count_ / 4));
+  }
+  reallocate(capacity_class, arena, secret);
+  return expired;
+}
+
+template <std::size_t W>
 void PeerSet<W>::release(SlabArena& arena) noexcept {
   if (staging()) stage_drop(arena);
   if (block_ != nullptr && class_ >= staged_class_min) {

@@ -294,6 +294,63 @@ TEST(PeerSetExpiry, AMillionPeerSetExpiresInBoundedSteps) {
   EXPECT_EQ(arena.stats().block_bytes_in_use, 0u);
 }
 
+// A set below staging expires in one call: a removal per peer while few expired, else the
+// survivors moved down and one index rebuild (PeerSet::expire_at_once). On both sides of that
+// fraction and at every share: the reported counts by part, every survivor found where it is
+// and still a seeder or a leecher as before, no expired one found, verify() after each.
+template <std::size_t W>
+void expire_below_staging_at_every_share() {
+  const StampClock clock(64);  // one unit per second
+  const std::uint32_t peers_count = peer_capacity(staged_capacity_class_min - 1);
+  for (const std::uint32_t percent : {0u, 1u, 12u, 13u, 50u, 99u, 100u}) {
+    SlabArena arena;
+    PeerSet<W> peers;
+    std::mt19937 random(percent);
+    std::vector<bool> old(peers_count);
+    std::uint32_t old_seeders = 0;
+    std::uint32_t old_leechers = 0;
+    for (std::uint32_t n = 0; n < peers_count; ++n) {
+      old[n] = random() % 100 < percent;
+      const bool seeder = n % 3 == 0;
+      if (old[n]) ++(seeder ? old_seeders : old_leechers);
+      peers.insert(bytes(address_of<W>(n)), seeder, old[n] ? 0 : 60, arena, secret);
+    }
+    ASSERT_FALSE(peers.staging());
+    std::uint32_t reported_seeders = 0;
+    std::uint32_t reported_leechers = 0;
+    const std::uint32_t expired = peers.expire(70, 63, clock, arena, secret,
+                                               [&](std::uint32_t seeders, std::uint32_t leechers) {
+                                                 reported_seeders += seeders;
+                                                 reported_leechers += leechers;
+                                               });
+    EXPECT_EQ(expired, old_seeders + old_leechers) << percent;
+    EXPECT_EQ(reported_seeders, old_seeders) << percent;
+    EXPECT_EQ(reported_leechers, old_leechers) << percent;
+    ASSERT_EQ(peers.count(), peers_count - expired) << percent;
+    EXPECT_FALSE(peers.expiry_pending());
+    if (!peers.empty()) peers.verify(secret);
+    for (std::uint32_t n = 0; n < peers_count; ++n) {
+      const std::uint32_t position = peers.find(bytes(address_of<W>(n)), secret);
+      if (old[n]) {
+        ASSERT_EQ(position, PeerSet<W>::not_found) << percent << " " << n;
+        continue;
+      }
+      ASSERT_NE(position, PeerSet<W>::not_found) << percent << " " << n;
+      ASSERT_EQ(std::memcmp(peers.wire(position), address_of<W>(n).data(), W), 0);
+      ASSERT_EQ(position < peers.seeders(), n % 3 == 0) << percent << " " << n;
+    }
+    peers.release(arena);
+    EXPECT_EQ(arena.stats().block_bytes_in_use, 0u);
+  }
+}
+
+TEST(PeerSetExpiry, BelowStagingOneCallAtEveryShareIpv4) {
+  expire_below_staging_at_every_share<6>();
+}
+TEST(PeerSetExpiry, BelowStagingOneCallAtEveryShareIpv6) {
+  expire_below_staging_at_every_share<18>();
+}
+
 // Expiry in the middle of everything: a staged set takes random inserts (some already expired),
 // removals, seeder moves and expiries at advancing seconds, with steps between; verify() (E1-E4
 // included) after each, and the live counts against a model.

@@ -111,14 +111,15 @@ std::uint8_t peer_capacity_classes() noexcept;
 inline constexpr std::uint32_t index_capacity_min = 64;       // sets this large carry an index
 inline constexpr std::uint32_t narrow_capacity_max = 0xfffe;  // 16-bit index entries up to here
 // Sets this large change class, and expire, in stages (a Stage header at the block's end).
-// Smaller sets expire in one call that removes the expired peers one by one. The longest such
-// call (bench/swarm BM_ExpireSmallSet: all of a full set expired; release, shared 2-core VM at
-// load 4, thread CPU, median / max of 200): with 4096 here, 3472 peers, 370 / 560 us for IPv4,
-// 525 / 830 us for IPv6, 1.0 / 1.5 ms for a swarm's two sets in one touch. 1536 is as low as the
-// staged layout goes (the first staged class's blocks must come from mimalloc, peer_set.cpp):
-// 1422 peers, 181 / 259 us IPv4, 198 / 306 us IPv6, 403 / 602 us both sets (cold caches: 158 /
-// 230, 180 / 250, 335 / 507 us); 10 % expired, 107 us max (148 cold, both sets). Still over 250
-// us at worst: lower needs a cheaper bulk removal, not a lower threshold (issue 21 §2).
+// Smaller sets expire in one call: a removal per peer while at most 1/8 of the set expired, else
+// the survivors moved down and the index rebuilt once (PeerSet::expire_at_once). The longest
+// such call (bench/swarm BM_ExpireSmallSet; release, shared 2-core VM at load 2-4, thread CPU,
+// median / max of 200): with 4096 here and a removal per peer, 3472 peers all expired took
+// 370 / 560 us for IPv4, 525 / 830 us for IPv6, 1.0 / 1.5 ms for a swarm's two sets in one
+// touch. 1536 is as low as the staged layout goes (the first staged class's blocks must come
+// from mimalloc, peer_set.cpp): 1422 peers, 181 / 259, 198 / 306, 403 / 602 us. With
+// expire_at_once the worst is at 12-13 % expired, either side of 1/8: 52-56 / 136 us IPv4,
+// 55-65 / 149 us IPv6, 121 / 201 us both sets; all expired, 5-18 / 86 us.
 inline constexpr std::uint32_t staged_capacity_min = 1536;
 // The first class of capacity >= staged_capacity_min (1778; checked in peer_set.cpp): reads
 // of a smaller set's expiry state need no look at its block.
@@ -234,7 +235,8 @@ class PeerSet {
   // Expires the peers older than timeout_s: calls on_expired(seeders, leechers) with how many
   // of each part expired, and returns their count. From then on no read sees them (live_*(),
   // find_live, copy_window; snapshots write them with an age that restores nothing).
-  //  - below staged_capacity_min peers of capacity: all removed at once (at most 1422).
+  //  - below staged_capacity_min peers of capacity: all removed at once (at most 1422), one by
+  //    one or, when over 1/8 expired, by moving the survivors down (expire_at_once).
   //  - a staged set: one pass over its stamps counts them (and marks them, peer_set.cpp
   //    expire_mark), then expire_step removes at most `expiry_removals_per_touch` of them;
   //    the rest go in later steps, on touches and the store's expiry step (issue 21 §2).
@@ -251,12 +253,23 @@ class PeerSet {
       expire_step(expiry_removals_per_touch, expiry_stamps_per_touch, arena, secret);
       return seeders + leechers;
     }
+    std::uint32_t expired_count = 0;
+    for (std::uint32_t position = 0; position < count_; ++position) {
+      expired_count += StampClock::units_since(stamps()[position], now_stamp) >= expiry_units;
+    }
     std::uint32_t seeders = 0;
     std::uint32_t leechers = 0;
-    for (std::uint32_t position = count_; position-- > 0;) {
-      if (StampClock::units_since(stamps()[position], now_stamp) < expiry_units) continue;
-      ++(position < seeders_ ? seeders : leechers);
-      remove(position, arena, secret);
+    if (expired_count > count_ / expire_at_once_fraction) {
+      const Expired expired = expire_at_once(now_stamp, expiry_units, arena, secret);
+      seeders = expired.seeders;
+      leechers = expired.leechers;
+    } else {
+      for (std::uint32_t position = count_; expired_count != 0 && position-- > 0;) {
+        if (StampClock::units_since(stamps()[position], now_stamp) < expiry_units) continue;
+        ++(position < seeders_ ? seeders : leechers);
+        --expired_count;
+        remove(position, arena, secret);
+      }
     }
     swept_ = now_stamp;
     if (seeders + leechers != 0) on_expired(seeders, leechers);
@@ -298,6 +311,13 @@ class PeerSet {
     std::uint32_t seeders = 0;
     std::uint32_t leechers = 0;
   };
+  // An unstaged set's expiry when over 1 / expire_at_once_fraction of it expired: the survivors
+  // moved down in order (seeders first still), then one index rebuild in the class a removal per
+  // peer would have shrunk to. A removal per peer costs 100-165 ns on the VM (index erase,
+  // moves, shrinks), a rebuild about 40 ns per survivor.
+  static constexpr std::uint32_t expire_at_once_fraction = 8;
+  Expired expire_at_once(std::uint8_t now_stamp, std::uint32_t expiry_units, SlabArena& arena,
+                         const HashSecret& secret) noexcept;
   // A staged set's expiry at now_stamp: marks and counts the peers newly expired.
   Expired expire_mark(std::uint8_t now_stamp, std::uint32_t expiry_units,
                       SlabArena& arena) noexcept;
