@@ -7,11 +7,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <iterator>
 #include <string>
+#include <vector>
 
 namespace tyto::net {
 namespace {
@@ -20,29 +22,56 @@ class TcpServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_EQ(ring_.init(256, true), "");
-    // Find a free port, then listen on it.
-    const int probe = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(bind(probe, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-    socklen_t size = sizeof address;
-    getsockname(probe, reinterpret_cast<sockaddr*>(&address), &size);
-    close(probe);
-    port_ = ntohs(address.sin_port);
-    const auto listen = parse_socket_address("127.0.0.1:" + std::to_string(port_));
-    ASSERT_EQ(server_.open(ring_, std::span(&*listen, 1), 4), "");
+    port_ = free_port(AF_INET);
+    port6_ = free_port(AF_INET6);
+    const SocketAddress listen[] = {
+        *parse_socket_address("127.0.0.1:" + std::to_string(port_)),
+        *parse_socket_address("[::1]:" + std::to_string(port6_)),
+    };
+    ASSERT_EQ(server_.open(ring_, listen, connections_max_), "");
     server_.arm_all(ring_);
     ring_.submit();
   }
 
-  int connect_client() {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port_);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  // A port free on the loopback address of `family` (bound, read, released).
+  static std::uint16_t free_port(int family) {
+    const int probe = socket(family, SOCK_STREAM, 0);
+    sockaddr_storage address = loopback(family, 0);
+    EXPECT_EQ(bind(probe, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    socklen_t size = sizeof address;
+    getsockname(probe, reinterpret_cast<sockaddr*>(&address), &size);
+    close(probe);
+    return family == AF_INET ? ntohs(reinterpret_cast<sockaddr_in*>(&address)->sin_port)
+                             : ntohs(reinterpret_cast<sockaddr_in6*>(&address)->sin6_port);
+  }
+
+  // 127.0.0.<host> (host 1 unless given) or ::1, with a port.
+  static sockaddr_storage loopback(int family, std::uint16_t port, std::uint8_t host = 1) {
+    sockaddr_storage storage{};
+    if (family == AF_INET) {
+      auto* in = reinterpret_cast<sockaddr_in*>(&storage);
+      in->sin_family = AF_INET;
+      in->sin_port = htons(port);
+      in->sin_addr.s_addr = htonl((INADDR_LOOPBACK & ~0xffu) | host);
+    } else {
+      auto* in6 = reinterpret_cast<sockaddr_in6*>(&storage);
+      in6->sin6_family = AF_INET6;
+      in6->sin6_port = htons(port);
+      in6->sin6_addr = in6addr_loopback;
+    }
+    return storage;
+  }
+
+  // A client of the IPv4 listener (or the IPv6 one), from 127.0.0.<source_host> when given.
+  int connect_client(int family = AF_INET, std::uint8_t source_host = 0) {
+    const int fd = socket(family, SOCK_STREAM, 0);
+    if (source_host != 0) {
+      sockaddr_storage source = loopback(AF_INET, 0, source_host);
+      EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&source), sizeof(sockaddr_in)), 0);
+    }
+    sockaddr_storage address = loopback(family, family == AF_INET ? port_ : port6_);
+    const socklen_t size = family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), size), 0);
     timeval timeout{5, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     return fd;
@@ -79,6 +108,7 @@ class TcpServerTest : public ::testing::Test {
   }
 
   void answer(ConnectionRef connection) {
+    credited_.push_back(server_.peer(connection));
     for (;;) {
       const auto input = server_.input(connection);
       const auto* end =
@@ -106,8 +136,11 @@ class TcpServerTest : public ::testing::Test {
 
   Ring ring_;
   TcpServer server_;
-  std::uint16_t port_ = 0;
+  std::uint32_t connections_max_ = 4;
+  std::uint16_t port_ = 0;   // the IPv4 listener's (127.0.0.1)
+  std::uint16_t port6_ = 0;  // the IPv6 listener's (::1)
   std::uint32_t now_s_ = 1;
+  std::vector<PeerEndpoint> credited_;  // the peer of each input answered, in order
 };
 
 TEST_F(TcpServerTest, AnswersPipelinedAndSplitInputInOrder) {
@@ -228,6 +261,50 @@ TEST_F(TcpServerTest, IdleConnectionsAreClosedAndTheTableCapHolds) {
   EXPECT_EQ(server_.counters().accepted, 5u);
   for (int client : clients) close(client);
   close(late);
+}
+
+class TcpServerAddressTest : public TcpServerTest {
+ protected:
+  void SetUp() override {
+    connections_max_ = 128;
+    TcpServerTest::SetUp();
+  }
+};
+
+// Each connection is credited with its own client's address and port, IPv4 and IPv6, also when
+// many connections wait at once and one turn accepts them all (an address read from a buffer
+// the accepts share would credit one client's address to others).
+TEST_F(TcpServerAddressTest, CreditsEachConnectionWithItsClientsAddressAndPort) {
+  constexpr int clients_per_family = 48;
+  std::vector<int> clients;
+  std::vector<PeerEndpoint> expected;
+  for (int i = 0; i < 2 * clients_per_family; ++i) {
+    const bool ipv4 = i % 2 == 0;
+    // IPv4 clients from 127.0.0.2 to 127.0.0.7, so addresses differ as well as ports.
+    const int client = ipv4 ? connect_client(AF_INET, static_cast<std::uint8_t>(2 + i % 6))
+                            : connect_client(AF_INET6);
+    sockaddr_storage source{};
+    socklen_t size = sizeof source;
+    ASSERT_EQ(getsockname(client, reinterpret_cast<sockaddr*>(&source), &size), 0);
+    expected.push_back(*endpoint_of(reinterpret_cast<sockaddr*>(&source), size));
+    ASSERT_EQ(expected.back().family, ipv4 ? AddressFamily::ipv4 : AddressFamily::ipv6);
+    clients.push_back(client);
+  }
+  // All wait in the backlogs before the ring looks (data sent: TCP_DEFER_ACCEPT holds them
+  // until then), so one turn finds more than its accepts can take.
+  for (const int client : clients) ASSERT_EQ(send(client, "x\n", 2, 0), 2);
+  run_until([&] { return credited_.size() == clients.size(); });
+  ASSERT_EQ(credited_.size(), clients.size());
+  EXPECT_EQ(server_.counters().accepted, clients.size());
+  const auto order = [](const PeerEndpoint& a, const PeerEndpoint& b) {
+    return std::pair(a.family, a.wire) < std::pair(b.family, b.wire);
+  };
+  std::sort(expected.begin(), expected.end(), order);
+  std::sort(credited_.begin(), credited_.end(), order);
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(to_string(credited_[i]), to_string(expected[i])) << i;
+  }
+  for (const int client : clients) close(client);
 }
 
 }  // namespace
