@@ -6,6 +6,8 @@
 //
 // - first: a fresh database (no baselines, transfers or totals yet): every row is an insert.
 // - steady: the same keys again with new credits, the steady state (every row an update).
+// - growing, large: new peers at random keys into ever larger tables; large starts from tables
+//   of millions of rows and also counts the writer's system calls and bytes per row.
 // Argument: rows per user in the batch (10: a site's mix, users with several torrents and a few
 // with two clients on one torrent; 1: every row another user).
 // SQLite's rows/s are per CPU second of the writing thread (what the storage thread spends; the
@@ -17,14 +19,17 @@
 #include <fmt/core.h>
 #include <libpq-fe.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <memory>
 #include <random>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -224,6 +229,94 @@ void BM_SqliteGrowing(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * rows));
 }
 BENCHMARK(BM_SqliteGrowing)->Arg(20000)->Arg(60000)->Iterations(24)->Unit(benchmark::kMillisecond);
+
+// The same new peers into tables already holding millions of rows (the load model's after a
+// few seconds at full rate), where each row lands on its own page of each big B-tree.
+// Arguments: rows written before the timed batches (in batches of prefill_batch_rows,
+// untimed), rows per timed batch; 20 timed batches. Counters: the writing thread's CPU
+// microseconds per row and rows per wall second (fsyncs and checkpoints included).
+constexpr std::size_t prefill_batch_rows = 100000;
+
+double thread_cpu_s() {
+  timespec now{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
+}
+
+double wall_s() {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
+}
+
+// The process's read and write system calls and bytes so far (/proc/self/io: syscr, syscw,
+// rchar, wchar), which unlike CPU time do not move with the host's load.
+struct IoCounts {
+  double reads = 0, writes = 0, read_bytes = 0, written_bytes = 0;
+};
+
+IoCounts io_counts() {
+  IoCounts counts;
+  std::FILE* file = std::fopen("/proc/self/io", "r");
+  if (file == nullptr) return counts;
+  char name[32];
+  double value = 0;
+  while (std::fscanf(file, "%31[^:]: %lf\n", name, &value) == 2) {
+    const std::string_view field(name);
+    if (field == "syscr") counts.reads = value;
+    if (field == "syscw") counts.writes = value;
+    if (field == "rchar") counts.read_bytes = value;
+    if (field == "wchar") counts.written_bytes = value;
+  }
+  std::fclose(file);
+  return counts;
+}
+
+void BM_SqliteLarge(benchmark::State& state) {
+  SqliteFile file;
+  auto backend = open_migrated(file.uri());
+  if (backend == nullptr) {
+    state.SkipWithError("cannot open a SQLite file");
+    return;
+  }
+  std::mt19937_64 random(11);
+  std::uint64_t sequence = 0;
+  const auto prefill_rows = static_cast<std::size_t>(state.range(0));
+  const auto rows = static_cast<std::size_t>(state.range(1));
+  for (std::size_t written = 0; written < prefill_rows; written += prefill_batch_rows) {
+    ++sequence;
+    const std::size_t count = std::min(prefill_batch_rows, prefill_rows - written);
+    if (!write(state, *backend, batch_of(new_peers(count, random, sequence), sequence))) return;
+  }
+  double cpu_s_total = 0, wall_s_total = 0;
+  const IoCounts io_start = io_counts();
+  for (auto _ : state) {
+    state.PauseTiming();
+    ++sequence;
+    const AccountingBatch batch = batch_of(new_peers(rows, random, sequence), sequence);
+    state.ResumeTiming();
+    const double cpu_s_start = thread_cpu_s(), wall_s_start = wall_s();
+    if (!write(state, *backend, batch)) break;
+    cpu_s_total += thread_cpu_s() - cpu_s_start;
+    wall_s_total += wall_s() - wall_s_start;
+  }
+  const auto rows_total = static_cast<double>(state.iterations() * rows);
+  const IoCounts io_end = io_counts();
+  state.counters["reads_per_row"] = (io_end.reads - io_start.reads) / rows_total;
+  state.counters["writes_per_row"] = (io_end.writes - io_start.writes) / rows_total;
+  state.counters["read_kib_per_row"] =
+      (io_end.read_bytes - io_start.read_bytes) / 1024 / rows_total;
+  state.counters["written_kib_per_row"] =
+      (io_end.written_bytes - io_start.written_bytes) / 1024 / rows_total;
+  state.counters["cpu_us_per_row"] = cpu_s_total * 1e6 / rows_total;
+  state.counters["rows_per_s_wall"] = rows_total / wall_s_total;
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * rows));
+}
+BENCHMARK(BM_SqliteLarge)
+    ->Args({2000000, 20000})
+    ->Args({4000000, 20000})
+    ->Iterations(20)
+    ->Unit(benchmark::kMillisecond);
 
 #ifdef TYTO_BENCH_POSTGRES
 using tyto::store::testing::PostgresServer;
