@@ -69,8 +69,8 @@ struct StoreCounters {
   std::uint64_t swarms_freed = 0;
   // The longest single step of a swarm table growth (mapping the next index, an expiry step's
   // migration slice, unmapping the old one) or of a large peer set's class change (starting or
-  // ending one, or a whole one of a set of 2048 to 4096 peers), in the shard thread's CPU time,
-  // since the start; 0 for stores that do not grow.
+  // ending one, or a whole one of a set below staging, swarm/peer_set.hpp), in the shard
+  // thread's CPU time, since the start; 0 for stores that do not grow.
   std::uint64_t index_growth_step_max_us = 0;
 
   static constexpr CounterField<StoreCounters> fields[] = {
