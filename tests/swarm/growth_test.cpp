@@ -123,7 +123,8 @@ TEST(SwarmTableGrowth, FourMillionSwarmsFromEmptyWithoutAStallOrALostAnnounce) {
 // Issue 21 §2, the peer sets: one swarm filled from empty to limits.peers_per_swarm_max (1 M)
 // IPv4 peers by announces. Each class change of the swarm's peer set above staged_capacity_min
 // is staged over many announces; the store times the rare steps (start, end, each release step
-// of the old block, a whole class change of 768 to 1536 peers) into index_growth_step_max_us.
+// of the old block, a whole class change of a set below staging, 1422 peers at most) into
+// index_growth_step_max_us.
 // Asserted: every announce applied, every peer held, and no timed step over 2 ms outside
 // sanitizer builds. The worst turn is reported, not asserted (page faults of fresh memory, a
 // few per announce at most, add up over a turn of announces into one growing set).

@@ -339,6 +339,11 @@ void expire_below_staging_at_every_share() {
       ASSERT_EQ(std::memcmp(peers.wire(position), address_of<W>(n).data(), W), 0);
       ASSERT_EQ(position < peers.seeders(), n % 3 == 0) << percent << " " << n;
     }
+    // The survivors kept their own ages: at 100 s (40 after their announce, under the timeout)
+    // none of them expires.
+    EXPECT_EQ(peers.expire(100, 63, clock, arena, secret, [](std::uint32_t, std::uint32_t) {}),
+              0u)
+        << percent;
     peers.release(arena);
     EXPECT_EQ(arena.stats().block_bytes_in_use, 0u);
   }
