@@ -38,6 +38,17 @@ struct CatalogueRows {
   std::vector<ClientRuleRow> client_rules;
 };
 
+// What a backend's own background work did, for /metrics (tyto_storage_wal_*). SQLite's WAL
+// checkpointer thread (src/store/sqlite) fills it; zero where a backend has none (memory,
+// PostgreSQL).
+struct BackendStatus {
+  std::uint64_t wal_checkpoints = 0;          // checkpoints that reached the end of the WAL
+  std::uint64_t wal_checkpoint_failures = 0;  // checkpoints that failed (each logged, retried)
+  std::uint64_t wal_bytes = 0;                // the WAL after the last commit
+  std::uint64_t wal_bytes_max = 0;            // the largest WAL after a commit
+  std::uint64_t wal_over_bound = 0;  // writes begun past the WAL's bound, not checkpointed in time
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -74,6 +85,8 @@ class Backend {
 
   // Rows skipped as invalid since the backend was opened.
   virtual std::uint64_t rows_refused() const noexcept = 0;
+  // Its background work since it was opened (a snapshot; cheap: read every storage thread turn).
+  virtual BackendStatus status() const noexcept { return {}; }
   // For logs: "sqlite:/var/lib/tyto/tyto.db" (no password ever).
   virtual std::string describe() const = 0;
 };

@@ -1,19 +1,27 @@
 // The `sqlite:PATH` backend: one file shared with the site, which writes the catalogue tables
 // by plain SQL while tyto writes the accounting tables. WAL lets the site read while tyto
-// writes; busy_timeout lets each wait for the other's short write transactions.
+// writes; busy_timeout lets each wait for the other's short write transactions. The WAL is
+// checkpointed by a thread of the backend's own (Checkpointer, below), not by the writer.
 #include "store/sqlite/sqlite_backend.hpp"
 
 #include <fmt/core.h>
 #include <sqlite3.h>
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <atomic>
 #include <charconv>
+#include <chrono>
+#include <condition_variable>
 #include <ctime>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <set>
 #include <span>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -34,6 +42,24 @@ constexpr std::uint32_t busy_timeout_ms_max = 600000;
 // 2 MiB, within its noise, while the cache added its whole size to the resident memory.
 constexpr std::uint32_t cache_mib_default = 2;
 constexpr std::uint32_t cache_mib_max = 65536;
+// The WAL's bound (issue 19). Past it, the writer's next batch first waits (busy_timeout_ms at
+// most) for the checkpointer to have copied every committed frame into the database file, so
+// that batch starts the WAL over from its beginning. A batch of the storage thread's
+// batch_rows_max (100 000 rows) writes ~3.6 KB of WAL per row (~5.7 KB at 20 000): ~350 MiB.
+// 1024 MiB holds about three of them, so in a burst each batch goes on while the checkpointer
+// copies the ones before; the disk holds that much only during a burst (journal_size_limit).
+constexpr std::uint32_t wal_mib_max_default = 1024;
+constexpr std::uint32_t wal_mib_max_max = 65536;
+// The WAL file is reused from its start after a checkpoint, not shrunk; the writer's first
+// commit after that truncates it to this size (PRAGMA journal_size_limit), so a burst's GiB goes
+// back to the disk while a steady second's batch (a few MB to tens of MB) reuses the file.
+constexpr std::uint64_t journal_size_limit_bytes = std::uint64_t{64} << 20;
+// Each WAL frame: a page and its 24-byte header (the file's own 32-byte header is left out).
+constexpr std::uint64_t wal_frame_header_bytes = 24;
+// A checkpoint stopped short (a reader's snapshot, another connection's checkpoint, an error)
+// is retried after this, doubled each time up to the max, and at once after the next commit.
+constexpr auto checkpoint_retry_min = std::chrono::milliseconds(20);
+constexpr auto checkpoint_retry_max = std::chrono::milliseconds(1000);
 
 // Each migration runs once, in its own transaction, recorded in tyto_schema_migrations. Never
 // edit one that shipped: add the next number.
@@ -317,12 +343,215 @@ void bind_peer(sqlite3_stmt* statement, int first, const AccountingDelta* delta)
   sqlite3_bind_int64(statement, first + 10, stored(stop.downloaded));
 }
 
+// The WAL checkpointer (issue 19). SQLite's automatic checkpoint ran inside the writer's COMMIT:
+// after nearly every large batch it copied the batch's pages into the database file and
+// fsync'd it on the storage thread, the largest wall cost of a batch (BM_SqliteLarge). The
+// writer's connection turns it off (wal_autocheckpoint=0 and a WAL hook of ours) and tells this
+// thread after each commit; the thread runs PASSIVE checkpoints on its own connection while the
+// writer's next batch goes on (sqlite.org/wal.html: checkpoints may run "in a separate thread").
+//
+// Invariants:
+//  - db_, the checkpointer's own connection (SQLITE_OPEN_NOMUTEX), is used by its thread alone
+//    while the thread runs; the destructor only calls sqlite3_interrupt on it (which SQLite
+//    allows from any thread) before the join, and closes it after. The writer's connection is
+//    never touched here: committed() and before_write() run on the writer's thread (the backend's
+//    one thread, backend.hpp) and share only the members under mutex_ and the atomics.
+//  - Stop: the destructor sets stop_ under mutex_, wakes the thread and interrupts a checkpoint
+//    in progress (its copy loop checks the flag at every page; the WAL's backfill mark moves
+//    only after the database file's fsync, so an interrupted checkpoint changes nothing) and
+//    joins. No sleep: the join waits at most for the page being copied or one fsync.
+//  - Durability: db_ is synchronous=FULL like the writer's, so a checkpoint syncs the WAL before
+//    copying and the database file before the WAL may be reused. A batch is durable at its
+//    COMMIT as before (the writer's connection syncs the WAL there); checkpoints only decide
+//    when its pages reach the database file.
+//  - Failures never stop anything: PASSIVE never waits on a lock (nor on the busy handler), so
+//    it never blocks the writer or the site. A checkpoint that fails (SQLITE_BUSY: another
+//    connection, the site's own autocheckpoint, holds the checkpoint lock; an I/O error) is
+//    counted and logged with its reason; one stopped short by a reader's older snapshot is not
+//    a failure. Both are retried with back-off, and at once after the next commit.
+//  - The bound: the WAL only starts over when every frame was checkpointed as a write begins, so
+//    under back-to-back batches it would grow for ever. Past frames_max_, before_write() waits
+//    (at most `wait`) until every committed frame is in the database file; the write then
+//    starts the WAL over. If the wait ends first (a reader of the site holds an old snapshot:
+//    no checkpoint can pass it, nor the WAL start over, however long tyto waits), the batch is
+//    written all the same (accounting is not held up by a site's reader) and the WAL grows:
+//    counted (wal_over_bound), logged with the reason, and not waited for again until a
+//    checkpoint reaches the WAL's end.
+class Checkpointer {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // `db`: the checkpointer's connection, open and set up; owned from here on.
+  Checkpointer(sqlite3* db, std::string path, std::uint64_t frame_bytes, std::uint64_t frames_max)
+      : db_(db), path_(std::move(path)), frame_bytes_(frame_bytes), frames_max_(frames_max) {
+    TYTO_ASSERT(db_ != nullptr);
+    TYTO_ASSERT(frame_bytes_ > wal_frame_header_bytes);
+    TYTO_ASSERT(frames_max_ > 0);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~Checkpointer() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_one();
+    sqlite3_interrupt(db_);
+    thread_.join();
+    sqlite3_close_v2(db_);
+  }
+  Checkpointer(const Checkpointer&) = delete;
+  Checkpointer& operator=(const Checkpointer&) = delete;
+
+  // The writer, after each commit (its WAL hook): the WAL now holds `frames`.
+  void committed(int frames) noexcept {
+    TYTO_ASSERT(frames >= 0);
+    const std::uint64_t bytes = static_cast<std::uint64_t>(frames) * frame_bytes_;
+    wal_bytes_.store(bytes, std::memory_order_relaxed);
+    if (bytes > wal_bytes_max_.load(std::memory_order_relaxed)) {
+      wal_bytes_max_.store(bytes, std::memory_order_relaxed);  // one writer: no lost update
+    }
+    {
+      std::lock_guard lock(mutex_);
+      ++commits_;
+      wal_frames_ = static_cast<std::uint64_t>(frames);
+    }
+    wake_.notify_one();
+  }
+
+  // The writer, before a write transaction: past the bound, waits up to `wait` for every frame
+  // committed so far to be checkpointed (the class comment says what happens if it is not).
+  void before_write(std::chrono::milliseconds wait) {
+    std::unique_lock lock(mutex_);
+    if (wal_frames_ <= frames_max_ || commits_checkpointed_ == commits_) return;
+    if (waited_in_vain_ && commits_checkpointed_ == checkpointed_when_waited_) return;
+    const bool caught_up =
+        done_.wait_for(lock, wait, [this] { return commits_checkpointed_ == commits_; });
+    waited_in_vain_ = !caught_up;
+    if (caught_up) return;
+    checkpointed_when_waited_ = commits_checkpointed_;
+    const std::uint64_t frames = wal_frames_;
+    const std::string reason = last_outcome_;
+    lock.unlock();
+    wal_over_bound_.fetch_add(1, std::memory_order_relaxed);
+    TYTO_LOG_LIMITED(log::Level::warning,
+                     "storage sqlite:{}: the WAL holds {:.1f} MiB, past its bound of {:.1f} MiB, "
+                     "and was not checkpointed within {} ms ({}); writing on, the WAL grows until "
+                     "a checkpoint reaches its end",
+                     path_, mib(frames), mib(frames_max_), wait.count(),
+                     reason.empty() ? "a checkpoint is running" : reason);
+  }
+
+  double mib(std::uint64_t frames) const noexcept {
+    return static_cast<double>(frames * frame_bytes_) / (1 << 20);
+  }
+
+  BackendStatus status() const noexcept {
+    BackendStatus status;
+    status.wal_checkpoints = checkpoints_.load(std::memory_order_relaxed);
+    status.wal_checkpoint_failures = failures_.load(std::memory_order_relaxed);
+    status.wal_bytes = wal_bytes_.load(std::memory_order_relaxed);
+    status.wal_bytes_max = wal_bytes_max_.load(std::memory_order_relaxed);
+    status.wal_over_bound = wal_over_bound_.load(std::memory_order_relaxed);
+    return status;
+  }
+
+ private:
+  // The thread: a checkpoint after each commit (several commits during one checkpoint make one
+  // more), and retries while one stopped short.
+  void run() {
+    pthread_setname_np(pthread_self(), "tyto-checkpoint");
+    auto retry = checkpoint_retry_min;
+    Clock::time_point retry_at = Clock::time_point::max();  // max: nothing to retry
+    std::unique_lock lock(mutex_);
+    while (true) {
+      while (!stop_ && commits_ == commits_tried_ && Clock::now() < retry_at) {
+        if (retry_at == Clock::time_point::max()) {
+          wake_.wait(lock);
+        } else {
+          wake_.wait_until(lock, retry_at);
+        }
+      }
+      if (stop_) return;
+      const std::uint64_t target = commits_;
+      commits_tried_ = target;
+      lock.unlock();
+      int log_frames = -1, checkpointed_frames = -1;
+      const int result = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                                   &log_frames, &checkpointed_frames);
+      const bool complete = result == SQLITE_OK && log_frames == checkpointed_frames;
+      std::string outcome;
+      if (result != SQLITE_OK) {
+        outcome = fmt::format("the last checkpoint failed: {}", sqlite3_errmsg(db_));
+      } else if (!complete) {
+        outcome = fmt::format(
+            "the last checkpoint stopped at frame {} of {}: a reader holds an older snapshot",
+            checkpointed_frames, log_frames);
+      }
+      lock.lock();
+      if (stop_) return;  // an interrupted checkpoint is not a failure
+      last_outcome_ = outcome;
+      if (complete) {
+        commits_checkpointed_ = target;
+        checkpoints_.fetch_add(1, std::memory_order_relaxed);
+        retry = checkpoint_retry_min;
+        retry_at = Clock::time_point::max();
+      } else {
+        retry_at = Clock::now() + retry;
+        retry = std::min(retry * 2, checkpoint_retry_max);
+      }
+      done_.notify_all();
+      if (result != SQLITE_OK) {
+        failures_.fetch_add(1, std::memory_order_relaxed);
+        lock.unlock();
+        TYTO_LOG_LIMITED(log::Level::warning, "storage sqlite:{}: WAL checkpoint: {} (retried)",
+                         path_, outcome);
+        lock.lock();
+      }
+    }
+  }
+
+  sqlite3* db_;  // the thread's alone (see the class comment)
+  const std::string path_;
+  const std::uint64_t frame_bytes_;  // a page and its frame header
+  const std::uint64_t frames_max_;   // the bound
+  std::thread thread_;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;  // to the thread: a commit, or stop
+  std::condition_variable done_;  // to the writer: a checkpoint ended
+  bool stop_ = false;
+  std::uint64_t commits_ = 0;               // the writer's commits so far
+  std::uint64_t commits_tried_ = 0;         // commits_ when the last checkpoint began
+  std::uint64_t commits_checkpointed_ = 0;  // the last checkpoint reaching the WAL's end began here
+  std::uint64_t wal_frames_ = 0;            // after the writer's last commit
+  bool waited_in_vain_ = false;             // the writer's last wait ended before a checkpoint did
+  std::uint64_t checkpointed_when_waited_ = 0;  // commits_checkpointed_ then
+  std::string last_outcome_;                    // why the last checkpoint stopped short; "" if not
+
+  std::atomic<std::uint64_t> checkpoints_{0};
+  std::atomic<std::uint64_t> failures_{0};
+  std::atomic<std::uint64_t> wal_bytes_{0};
+  std::atomic<std::uint64_t> wal_bytes_max_{0};
+  std::atomic<std::uint64_t> wal_over_bound_{0};
+};
+
+// The writer connection's WAL hook (sqlite3_wal_hook): called after each commit, on the writer's
+// thread. Registering it is also what turns SQLite's own autocheckpoint off.
+int wal_committed(void* checkpointer, sqlite3*, const char*, int frames) {
+  static_cast<Checkpointer*>(checkpointer)->committed(frames);
+  return SQLITE_OK;
+}
+
 class SqliteBackend final : public Backend {
  public:
   SqliteBackend(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {
     TYTO_ASSERT(db_ != nullptr);
   }
   ~SqliteBackend() override {
+    // The checkpointer first (stopped and joined, its connection closed), so that this
+    // connection is the last and its close checkpoints what the WAL still holds.
+    sqlite3_wal_hook(db_, nullptr, nullptr);
+    checkpointer_.reset();
     // Statements first: a connection with live statements does not close.
     for (Statement* statement : batch_statements()) statement->reset();
     sqlite3_close_v2(db_);
@@ -339,7 +568,20 @@ class SqliteBackend final : public Backend {
   Result<std::vector<Baseline>, std::string> load_baselines() override;
   Result<std::vector<CompletionCount>, std::string> load_completions() override;
   std::uint64_t rows_refused() const noexcept override { return rows_refused_; }
+  BackendStatus status() const noexcept override {
+    return checkpointer_ == nullptr ? BackendStatus{} : checkpointer_->status();
+  }
   std::string describe() const override { return "sqlite:" + path_; }
+
+  // At open, once this connection is set up: hands the WAL's checkpoints to a checkpointer on
+  // `checkpointer_db` (open and set up; owned from here on) and turns this connection's own off.
+  void start_checkpointer(sqlite3* checkpointer_db, std::uint64_t frame_bytes,
+                          std::uint64_t frames_max, std::chrono::milliseconds wal_wait) {
+    TYTO_ASSERT(checkpointer_ == nullptr);
+    checkpointer_ = std::make_unique<Checkpointer>(checkpointer_db, path_, frame_bytes, frames_max);
+    wal_wait_ = wal_wait;
+    sqlite3_wal_hook(db_, wal_committed, checkpointer_.get());
+  }
 
  private:
   std::string error(std::string_view what) const {
@@ -386,6 +628,8 @@ class SqliteBackend final : public Backend {
   std::vector<UserSum> users_credited_;              // the current batch's users, split by
   std::vector<std::uint64_t> users_uncredited_;      // whether their sums add anything
   BatchSums sums_;                                   // the current batch's, kept for its capacity
+  std::unique_ptr<Checkpointer> checkpointer_;       // null only while open() sets the backend up
+  std::chrono::milliseconds wal_wait_{0};            // before_write's wait past the WAL's bound
 };
 
 std::string SqliteBackend::exec(const char* sql, std::string_view what) {
@@ -879,6 +1123,7 @@ std::string SqliteBackend::apply(const AccountingBatch& batch) {
 Result<bool, std::string> SqliteBackend::write_batch(const AccountingBatch& batch) {
   TYTO_ASSERT(batch.id.sequence > 0);
   TYTO_ASSERT(batch.id.sequence <= static_cast<std::uint64_t>(INT64_MAX));
+  if (checkpointer_ != nullptr) checkpointer_->before_write(wal_wait_);
   if (auto failed = prepare_batch_statements(); !failed.empty()) return Failure{failed};
   {
     Use use(begin_immediate_.get());
@@ -992,11 +1237,12 @@ Result<std::vector<CompletionCount>, std::string> SqliteBackend::load_completion
   return counts;
 }
 
-// PATH[?busy_timeout_ms=N]
+// PATH[?busy_timeout_ms=N&cache_mib=N&wal_mib_max=N]
 struct Location {
   std::string path;
   std::uint32_t busy_timeout_ms = busy_timeout_ms_default;
   std::uint32_t cache_mib = cache_mib_default;
+  std::uint32_t wal_mib_max = wal_mib_max_default;
 };
 
 // One `name=N` option of the location's query into `value` (0..max).
@@ -1011,15 +1257,20 @@ std::string parse_option(std::string_view option, Location& parsed) {
   } else if (name == "cache_mib") {
     value = &parsed.cache_mib;
     max = cache_mib_max;
+  } else if (name == "wal_mib_max") {
+    value = &parsed.wal_mib_max;
+    max = wal_mib_max_max;
   }
   if (value == nullptr || equals == std::string_view::npos) {
-    return fmt::format("sqlite: unknown option '{}' (busy_timeout_ms=N, cache_mib=N)", option);
+    return fmt::format(
+        "sqlite: unknown option '{}' (busy_timeout_ms=N, cache_mib=N, wal_mib_max=N)", option);
   }
+  const std::uint32_t min = name == "wal_mib_max" ? 1 : 0;
   const std::string_view text = option.substr(equals + 1);
   const char* end = text.data() + text.size();
   const auto [at, failed] = std::from_chars(text.data(), end, *value);
-  if (text.empty() || failed != std::errc{} || at != end || *value > max) {
-    return fmt::format("sqlite: {} '{}' is not 0..{}", name, text, max);
+  if (text.empty() || failed != std::errc{} || at != end || *value < min || *value > max) {
+    return fmt::format("sqlite: {} '{}' is not {}..{}", name, text, min, max);
   }
   return "";
 }
@@ -1042,6 +1293,64 @@ Result<Location, std::string> parse_location(std::string_view location) {
   }
 }
 
+// Runs one statement of a connection's set-up; with `wal`, checks that it answered "wal".
+// Error text or "".
+std::string set_up(sqlite3* db, const std::string& path, const std::string& sql, bool wal) {
+  sqlite3_stmt* statement = nullptr;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &statement, nullptr) != SQLITE_OK) {
+    return fmt::format("sqlite: {} on {}: {}", sql, path, sqlite3_errmsg(db));
+  }
+  const int step = sqlite3_step(statement);
+  const bool wal_refused =
+      wal && (step != SQLITE_ROW || sqlite3_column_type(statement, 0) != SQLITE_TEXT ||
+              std::string_view(reinterpret_cast<const char*>(sqlite3_column_text(statement, 0))) !=
+                  "wal");
+  sqlite3_finalize(statement);
+  if (step != SQLITE_ROW && step != SQLITE_DONE) {
+    return fmt::format("sqlite: {} on {}: {}", sql, path, sqlite3_errmsg(db));
+  }
+  if (wal_refused) return fmt::format("sqlite: {} cannot use WAL journal mode", path);
+  return "";
+}
+
+// An integer PRAGMA's value, or -1.
+std::int64_t pragma_integer(sqlite3* db, const char* sql) {
+  sqlite3_stmt* statement = nullptr;
+  if (sqlite3_prepare_v2(db, sql, -1, &statement, nullptr) != SQLITE_OK) return -1;
+  const std::int64_t value =
+      sqlite3_step(statement) == SQLITE_ROW ? sqlite3_column_int64(statement, 0) : -1;
+  sqlite3_finalize(statement);
+  return value;
+}
+
+// The checkpointer's own connection to the file the writer's connection made WAL. Its
+// synchronous=FULL makes its checkpoints sync (the class comment of Checkpointer); its busy
+// timeout bounds what waits on a lock here (reading the WAL's index): PASSIVE itself never
+// waits. The caller owns the connection returned.
+Result<sqlite3*, std::string> open_checkpointer_db(const Location& location) {
+  const std::string& path = location.path;
+  sqlite3* db = nullptr;
+  // NOMUTEX: one thread uses it (and sqlite3_interrupt, which needs no mutex).
+  const int opened =
+      sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (db == nullptr) return Failure{fmt::format("sqlite: opening {}: out of memory", path)};
+  std::string failed;
+  if (opened != SQLITE_OK) failed = fmt::format("sqlite: opening {}: {}", path, sqlite3_errmsg(db));
+  if (failed.empty()) {
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, static_cast<int>(location.busy_timeout_ms));
+    // Reading the journal mode opens the WAL here, so the first checkpoint finds it.
+    failed = set_up(db, path, "PRAGMA journal_mode=WAL", true);
+  }
+  if (failed.empty()) failed = set_up(db, path, "PRAGMA synchronous=FULL", false);
+  if (failed.empty()) failed = set_up(db, path, "PRAGMA wal_autocheckpoint=0", false);
+  if (!failed.empty()) {
+    sqlite3_close_v2(db);
+    return Failure{std::move(failed)};
+  }
+  return db;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Backend>, std::string> open(std::string_view location) {
@@ -1060,26 +1369,29 @@ Result<std::unique_ptr<Backend>, std::string> open(std::string_view location) {
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, static_cast<int>(parsed.value().busy_timeout_ms));
   // WAL: the site reads while tyto writes. FULL: a committed batch survives a power cut (WAL's
-  // default NORMAL may lose the last commits, and with them their baselines).
-  const std::string cache_size =
-      fmt::format("PRAGMA cache_size=-{}", std::uint64_t{parsed.value().cache_mib} * 1024);
-  const char* setup[] = {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", cache_size.c_str()};
-  for (const char* sql : setup) {
-    sqlite3_stmt* statement = nullptr;
-    if (sqlite3_prepare_v2(db, sql, -1, &statement, nullptr) != SQLITE_OK) {
-      return Failure{fmt::format("sqlite: {} on {}: {}", sql, path, sqlite3_errmsg(db))};
+  // default NORMAL may lose the last commits, and with them their baselines). No autocheckpoint:
+  // the checkpointer thread checkpoints (start_checkpointer registers the WAL hook that tells it).
+  const std::string setup[] = {
+      "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+      fmt::format("PRAGMA cache_size=-{}", std::uint64_t{parsed.value().cache_mib} * 1024),
+      "PRAGMA wal_autocheckpoint=0",
+      fmt::format("PRAGMA journal_size_limit={}", journal_size_limit_bytes)};
+  for (const std::string& sql : setup) {
+    if (auto failed = set_up(db, path, sql, sql == setup[0]); !failed.empty()) {
+      return Failure{std::move(failed)};
     }
-    const int step = sqlite3_step(statement);
-    const bool wal_refused =
-        step == SQLITE_ROW && std::string_view(sql) == "PRAGMA journal_mode=WAL" &&
-        sqlite3_column_type(statement, 0) == SQLITE_TEXT &&
-        std::string_view(reinterpret_cast<const char*>(sqlite3_column_text(statement, 0))) != "wal";
-    sqlite3_finalize(statement);
-    if (step != SQLITE_ROW && step != SQLITE_DONE) {
-      return Failure{fmt::format("sqlite: {} on {}: {}", sql, path, sqlite3_errmsg(db))};
-    }
-    if (wal_refused) return Failure{fmt::format("sqlite: {} cannot use WAL journal mode", path)};
   }
+  const std::int64_t page_size = pragma_integer(db, "PRAGMA page_size");
+  if (page_size <= 0) {
+    return Failure{fmt::format("sqlite: PRAGMA page_size on {}: {}", path, sqlite3_errmsg(db))};
+  }
+  auto checkpointer_db = open_checkpointer_db(parsed.value());
+  if (!checkpointer_db) return Failure{checkpointer_db.error()};
+  const std::uint64_t frame_bytes = static_cast<std::uint64_t>(page_size) + wal_frame_header_bytes;
+  const std::uint64_t frames_max =
+      std::max<std::uint64_t>(1, (std::uint64_t{parsed.value().wal_mib_max} << 20) / frame_bytes);
+  backend->start_checkpointer(checkpointer_db.value(), frame_bytes, frames_max,
+                              std::chrono::milliseconds(parsed.value().busy_timeout_ms));
   return std::unique_ptr<Backend>(std::move(backend));
 }
 
