@@ -65,6 +65,16 @@ std::vector<shard::CounterRow> StorageStatus::rows() const {
        true, read(journal_bytes)},
       {"tickets_confirmed", "held `stopped` replies released once durable (storage.sync always)",
        false, read(tickets_confirmed)},
+      {"wal_checkpoints", "SQLite: WAL checkpoints by the checkpointer thread that reached its end",
+       false, read(wal_checkpoints)},
+      {"wal_checkpoint_failures", "SQLite: WAL checkpoints that failed (logged, retried)", false,
+       read(wal_checkpoint_failures)},
+      {"wal_bytes", "SQLite: bytes in the WAL after the last commit", true, read(wal_bytes)},
+      {"wal_bytes_max", "SQLite: the largest WAL after a commit since start", true,
+       read(wal_bytes_max)},
+      {"wal_over_bound",
+       "SQLite: batches begun with the WAL past its bound, not checkpointed in time", false,
+       read(wal_over_bound)},
   };
 }
 
@@ -480,6 +490,12 @@ void StorageClient::send_changes() {
 
 void StorageClient::update_status(Clock::time_point now) {
   status_.backlog_rows.store(backlog_rows_, std::memory_order_relaxed);
+  const store::BackendStatus backend = backend_.status();
+  status_.wal_checkpoints.store(backend.wal_checkpoints, std::memory_order_relaxed);
+  status_.wal_checkpoint_failures.store(backend.wal_checkpoint_failures, std::memory_order_relaxed);
+  status_.wal_bytes.store(backend.wal_bytes, std::memory_order_relaxed);
+  status_.wal_bytes_max.store(backend.wal_bytes_max, std::memory_order_relaxed);
+  status_.wal_over_bound.store(backend.wal_over_bound, std::memory_order_relaxed);
   Clock::time_point oldest{};
   for (const ShardState& state : states_) {
     if (state.oldest_pending != Clock::time_point{} &&

@@ -290,6 +290,18 @@ class PrivateTest(unittest.TestCase):
         self.assertGreaterEqual(int(metrics["tyto_storage_rows_written_total"]), 1)
         self.assertEqual(int(metrics["tyto_storage_batch_failures_total"]), 0)
         self.assertIn("tyto_storage_backlog_rows", metrics)
+        # SQLite's WAL checkpointer: the batch's commit grew the WAL, and the checkpointer thread
+        # copied it into the database file (the storage thread exports both at its next turn).
+        deadline = time.monotonic() + 10
+        while (int(metrics["tyto_storage_wal_checkpoints_total"]) == 0
+               and time.monotonic() < deadline):
+            time.sleep(0.1)
+            metrics = dict(line.split(" ") for line in get("/metrics").splitlines()
+                           if line.startswith("tyto_storage_"))
+        self.assertGreaterEqual(int(metrics["tyto_storage_wal_checkpoints_total"]), 1)
+        self.assertGreater(int(metrics["tyto_storage_wal_bytes_max"]), 0)
+        self.assertEqual(int(metrics["tyto_storage_wal_checkpoint_failures_total"]), 0)
+        self.assertEqual(int(metrics["tyto_storage_wal_over_bound_total"]), 0)
         stats = json.loads(get("/stats"))
         self.assertGreaterEqual(stats["storage"]["batches_written"], 1)
         self.assertEqual(stats["totals"]["ledger_peers"], 1)

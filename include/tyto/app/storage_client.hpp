@@ -85,6 +85,12 @@ struct StorageStatus {
   std::atomic<std::uint64_t> batches_journalled{0};
   std::atomic<std::uint64_t> journal_bytes{0};
   std::atomic<std::uint64_t> tickets_confirmed{0};
+  // The backend's own (store::BackendStatus: SQLite's WAL checkpointer; 0 on the others).
+  std::atomic<std::uint64_t> wal_checkpoints{0};
+  std::atomic<std::uint64_t> wal_checkpoint_failures{0};
+  std::atomic<std::uint64_t> wal_bytes{0};
+  std::atomic<std::uint64_t> wal_bytes_max{0};
+  std::atomic<std::uint64_t> wal_over_bound{0};
 
   // Every field, named for /metrics (tyto_storage_NAME), /stats and the dashboard.
   // Every field as a row (shard/counters.hpp), as the shards' counters are exported.
