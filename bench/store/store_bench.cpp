@@ -130,7 +130,11 @@ class SqliteFile {
   }
   SqliteFile(const SqliteFile&) = delete;
   SqliteFile& operator=(const SqliteFile&) = delete;
-  std::string uri() const { return "sqlite:" + dir_ + "/tyto.db"; }
+  // $TYTO_BENCH_SQLITE_OPTIONS, e.g. "?wal_mib_max=256", is appended (sqlite_backend.hpp).
+  std::string uri() const {
+    const char* options = ::getenv("TYTO_BENCH_SQLITE_OPTIONS");
+    return "sqlite:" + dir_ + "/tyto.db" + (options != nullptr ? options : "");
+  }
 
  private:
   std::string dir_;
