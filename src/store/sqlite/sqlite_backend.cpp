@@ -44,14 +44,20 @@ constexpr std::uint32_t cache_mib_default = 2;
 constexpr std::uint32_t cache_mib_max = 65536;
 // The WAL's bound (issue 19). Past it, the writer's next batch first waits (busy_timeout_ms at
 // most) for the checkpointer to have copied every committed frame into the database file, so
-// that batch starts the WAL over from its beginning. A batch of the storage thread's
-// batch_rows_max (100 000 rows) writes ~3.6 KB of WAL per row (~5.7 KB at 20 000): ~350 MiB.
-// 1024 MiB holds about three of them, so in a burst each batch goes on while the checkpointer
-// copies the ones before; the disk holds that much only during a burst (journal_size_limit).
-constexpr std::uint32_t wal_mib_max_default = 1024;
+// that batch starts the WAL over from its beginning. Larger lets more batches go on while the
+// checkpointer copies the ones before, but a large WAL costs CPU: every page the writer reads
+// is looked up in a longer WAL index, and a file grown to the bound and cut back to
+// journal_size_limit after each restart has its page cache freed and zeroed again.
+// BM_SqliteLarge (20 000-row batches, ~110 MiB of WAL each, 2 CPUs, means of 2 runs): 256 MiB
+// (64k pages of 4 KiB) wrote 49.3k/36.1k rows per wall second into 2 M/4 M-row tables at
+// 18.8/23.8 us of process CPU per row, 1024 MiB 46.5k/34.8k at 22.1/30.0 us, 128 MiB
+// 48.1k/32.4k at 17.9/21.3 us. A batch of the storage thread's batch_rows_max (100 000 rows,
+// ~350 MiB) is over it alone: in such a burst each batch waits for the one before to be
+// checkpointed, as before this thread.
+constexpr std::uint32_t wal_mib_max_default = 256;
 constexpr std::uint32_t wal_mib_max_max = 65536;
 // The WAL file is reused from its start after a checkpoint, not shrunk; the writer's first
-// commit after that truncates it to this size (PRAGMA journal_size_limit), so a burst's GiB goes
+// commit after that truncates it to this size (PRAGMA journal_size_limit), so a burst's WAL goes
 // back to the disk while a steady second's batch (a few MB to tens of MB) reuses the file.
 constexpr std::uint64_t journal_size_limit_bytes = std::uint64_t{64} << 20;
 // Each WAL frame: a page and its 24-byte header (the file's own 32-byte header is left out).
