@@ -46,8 +46,7 @@ constexpr std::uint32_t cache_mib_max = 65536;
 // most) for the checkpointer to have copied every committed frame into the database file, so
 // that batch starts the WAL over from its beginning. Larger lets more batches go on while the
 // checkpointer copies the ones before, but a large WAL costs CPU: every page the writer reads
-// is looked up in a longer WAL index, and a file grown to the bound and cut back to
-// journal_size_limit after each restart has its page cache freed and zeroed again.
+// is looked up in a longer WAL index, and the WAL's file is that much more page cache.
 // BM_SqliteLarge (20 000-row batches, ~110 MiB of WAL each, 2 CPUs, means of 2 runs): 256 MiB
 // (64k pages of 4 KiB) wrote 49.3k/36.1k rows per wall second into 2 M/4 M-row tables at
 // 18.8/23.8 us of process CPU per row, 1024 MiB 46.5k/34.8k at 22.1/30.0 us, 128 MiB
@@ -57,9 +56,14 @@ constexpr std::uint32_t cache_mib_max = 65536;
 constexpr std::uint32_t wal_mib_max_default = 256;
 constexpr std::uint32_t wal_mib_max_max = 65536;
 // The WAL file is reused from its start after a checkpoint, not shrunk; the writer's first
-// commit after that truncates it to this size (PRAGMA journal_size_limit), so a burst's WAL goes
-// back to the disk while a steady second's batch (a few MB to tens of MB) reuses the file.
-constexpr std::uint64_t journal_size_limit_bytes = std::uint64_t{64} << 20;
+// commit after that truncates it to journal_size_limit, which open() sets to the bound: a WAL
+// that passed the bound (a reader held open) gives the excess back, while the usual WAL is
+// reused whole. A limit of 64 MiB cut the file back after nearly every batch, and the pages
+// written again had to be allocated and zeroed in the page cache again: BM_SqliteLarge, 2 M
+// rows, one CPU, two runs each against the writer's own autocheckpoint: process CPU per row
+// 14.7-16.0 us before, 17.7-18.2 with 64 MiB, 16.5-16.7 with the bound; rows per wall second
+// 44.7k-47.2k before, 42.6k-43.8k with 64 MiB, 47.2k-47.5k with the bound. Two CPUs, the
+// bound: 46.2k-47.5k before, 54.6k-55.7k after (4 M rows: 34.5k-36.3k before, 39.9k-40.1k).
 // Each WAL frame: a page and its 24-byte header (the file's own 32-byte header is left out).
 constexpr std::uint64_t wal_frame_header_bytes = 24;
 // A checkpoint stopped short (a reader's snapshot, another connection's checkpoint, an error)
@@ -1381,7 +1385,7 @@ Result<std::unique_ptr<Backend>, std::string> open(std::string_view location) {
       "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
       fmt::format("PRAGMA cache_size=-{}", std::uint64_t{parsed.value().cache_mib} * 1024),
       "PRAGMA wal_autocheckpoint=0",
-      fmt::format("PRAGMA journal_size_limit={}", journal_size_limit_bytes)};
+      fmt::format("PRAGMA journal_size_limit={}", std::uint64_t{parsed.value().wal_mib_max} << 20)};
   for (const std::string& sql : setup) {
     if (auto failed = set_up(db, path, sql, sql == setup[0]); !failed.empty()) {
       return Failure{std::move(failed)};
