@@ -93,14 +93,22 @@ class PeriodicSnapshots(unittest.TestCase):
                 self.assertIn("tyto_snapshot_written_total ", metrics)
                 # No loop turn over 1 ms came from the snapshots (a turn spends at most
                 # ~200 us of slices). Shared CPUs preempt a turn past 1 ms now and then, with or
-                # without snapshots: one is tolerated. Under ASan (-O0, turns several times
-                # slower, the shards busy through each snapshot) fewer than one per snapshot is:
-                # slicing without the bound passes 1 ms on every snapshot.
+                # without snapshots: one is tolerated in a release build. Sanitizer builds
+                # (ASan: -O0, turns several times slower, the shards busy through each
+                # snapshot) report and do not assert, as issue 21 §2 asks of its turn checks:
+                # on a VM whose host takes a CPU away for 1-8 ms several times a second (Linux
+                # 6.18, firecracker: 28 such stalls in 5 s of an idle core, and the thread's CPU
+                # clock runs on through them), 3 to 7 turns of the shards' busy seconds passed
+                # 1 ms with the bound in place, as many as slicing without it would add.
                 snapshots = after_stats["snapshot"]["written"] - written_before
-                allowed = snapshots - 1 if sanitized(BINARY) else 1
-                self.assertLessEqual(stalls_after - stalls_before, max(1, allowed),
-                                     "loop_turns_over_1ms rose during %d periodic snapshots" %
-                                     snapshots)
+                stalls = stalls_after - stalls_before
+                if sanitized(BINARY):
+                    print("snapshot_e2e: loop_turns_over_1ms rose by %d during %d periodic "
+                          "snapshots (sanitizer build: reported, not asserted)" %
+                          (stalls, snapshots), file=sys.stderr)
+                else:
+                    self.assertLessEqual(stalls, 1, "loop_turns_over_1ms rose during %d "
+                                         "periodic snapshots" % snapshots)
             finally:
                 stderr = tracker.kill()
             self.assertIn(PERIODIC + "%d swarms" % len(hashes), stderr)
