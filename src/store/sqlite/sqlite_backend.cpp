@@ -68,10 +68,10 @@ constexpr std::uint32_t wal_mib_max_max = 65536;
 // bound: 46.2k-47.5k before, 54.6k-55.7k after (4 M rows: 34.5k-36.3k before, 39.9k-40.1k).
 // Each WAL frame: a page and its 24-byte header (the file's own 32-byte header is left out).
 constexpr std::uint64_t wal_frame_header_bytes = 24;
-// A checkpoint stopped short (a reader's snapshot, another connection's checkpoint, an error)
-// is retried after this, doubled each time up to the max, and at once after the next commit.
 // The checkpointer thread's nice value (run()).
 constexpr int checkpointer_nice = 10;
+// A checkpoint stopped short (a reader's snapshot, another connection's checkpoint, an error)
+// is retried after this, doubled each time up to the max, and at once after the next commit.
 constexpr auto checkpoint_retry_min = std::chrono::milliseconds(20);
 constexpr auto checkpoint_retry_max = std::chrono::milliseconds(1000);
 
@@ -359,7 +359,8 @@ void bind_peer(sqlite3_stmt* statement, int first, const AccountingDelta* delta)
 
 // The WAL checkpointer (issue 19). SQLite's automatic checkpoint ran inside the writer's COMMIT:
 // after nearly every large batch it copied the batch's pages into the database file and
-// fsync'd it on the storage thread, the largest wall cost of a batch (BM_SqliteLarge). The
+// fsync'd it on the storage thread, which waited for the fsync (on the bench VM, where an fsync
+// is cheap, the cost was mostly the CPU of the page copies: BM_SqliteLarge, numbers above). The
 // writer's connection turns it off (wal_autocheckpoint=0 and a WAL hook of ours) and tells this
 // thread after each commit; the thread runs PASSIVE checkpoints on its own connection while the
 // writer's next batch goes on (sqlite.org/wal.html: checkpoints may run "in a separate thread").
